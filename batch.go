@@ -1,0 +1,93 @@
+package usersync
+
+import "context"
+
+// UserFields selects user fields that an upsert overwrites on an existing user.
+type UserFields uint16
+
+const (
+	FieldEmail UserFields = 1 << iota
+	FieldFirstName
+	FieldLastName
+	FieldType
+	FieldEnabled
+	FieldAuthMethod
+	FieldSource     // source and source id together
+	FieldAttributes // the upsert's attributes are merged in; an empty value removes the key
+)
+
+// ProfileFields are the fields a source owns once it owns a user.
+const ProfileFields = FieldEmail | FieldFirstName | FieldLastName | FieldEnabled | FieldAttributes
+
+// UserUpsert creates or updates one user, matched by username.
+type UserUpsert struct {
+	User   User
+	Create bool       // create the user when missing (otherwise it is skipped)
+	Update UserFields // fields overwritten when the user exists
+}
+
+// GroupFields selects group fields that an upsert overwrites.
+type GroupFields uint16
+
+const (
+	FieldDescription GroupFields = 1 << iota
+	FieldAlias
+	FieldGroupSource
+	FieldGroupAttributes
+)
+
+// GroupUpsert creates or updates one group, matched by name.
+type GroupUpsert struct {
+	Group  Group
+	Create bool
+	Update GroupFields
+}
+
+// MemberChange adds a user to a group or removes it, both named.
+type MemberChange struct {
+	Group    string `json:"group"`
+	Username string `json:"username"`
+	Remove   bool   `json:"remove,omitempty"`
+}
+
+// Batch is a set of writes applied in one transaction, all or nothing.
+// Groups and users are applied before memberships, so a membership may name
+// a user or group created by the same batch. Applying a batch whose effect
+// is already in place writes nothing and appends no change events.
+type Batch struct {
+	Users   []UserUpsert
+	Groups  []GroupUpsert
+	Members []MemberChange
+}
+
+// BatchResult counts what a batch did.
+type BatchResult struct {
+	UsersCreated    int   `json:"usersCreated"`
+	UsersUpdated    int   `json:"usersUpdated"`
+	UsersUnchanged  int   `json:"usersUnchanged"`
+	UsersSkipped    int   `json:"usersSkipped"` // missing and not to be created
+	GroupsCreated   int   `json:"groupsCreated"`
+	GroupsUpdated   int   `json:"groupsUpdated"`
+	GroupsUnchanged int   `json:"groupsUnchanged"`
+	GroupsSkipped   int   `json:"groupsSkipped"`
+	MembersAdded    int   `json:"membersAdded"`
+	MembersRemoved  int   `json:"membersRemoved"`
+	RowsWritten     int64 `json:"rowsWritten"` // rows inserted, updated or deleted, change events included
+}
+
+// BatchApplier applies batches.
+type BatchApplier interface {
+	ApplyBatch(ctx context.Context, b *Batch) (*BatchResult, error)
+}
+
+// Directory is everything a storage backend provides.
+type Directory interface {
+	UserService
+	GroupService
+	FolderService
+	TokenService
+	SettingService
+	ChangeLog
+	BatchApplier
+	Close() error
+}

@@ -1,0 +1,159 @@
+package usersync
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// DefaultGroupName is the built-in group that always exists and cannot be
+// deleted or renamed. Syncs add users to it unless told not to.
+const DefaultGroupName = "Default Group"
+
+// FolderSeparator separates the folder path from the group's own name:
+// "app:test:group5" is group "group5" in folder "app:test".
+const FolderSeparator = ":"
+
+// MaxGroupNameLength bounds a group's full name, path included.
+const MaxGroupNameLength = 512
+
+// Group is a named set of members. Its full name may carry a folder path.
+type Group struct {
+	ID          int64             `json:"id"`
+	Name        string            `json:"name"` // full name, e.g. "app:test:group5" or "Sales"
+	Description string            `json:"description"`
+	Alias       string            `json:"alias"` // the source's object id, e.g. an Entra objectId
+	Source      string            `json:"source"`
+	SourceID    string            `json:"sourceId"`
+	Attributes  map[string]string `json:"attributes"`
+	CreatedAt   time.Time         `json:"createdAt"`
+	UpdatedAt   time.Time         `json:"updatedAt"`
+	Version     int64             `json:"version"`
+}
+
+// GroupNameKey is the form group names are compared and indexed in.
+func GroupNameKey(name string) string { return strings.ToLower(name) }
+
+// FolderPath returns the folder a group name lives in ("" for the root).
+func FolderPath(name string) string {
+	if i := strings.LastIndex(name, FolderSeparator); i >= 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// FolderPrefixes returns every folder on the way to name's folder,
+// outermost first: "a:b:c" gives ["a", "a:b"].
+func FolderPrefixes(name string) []string {
+	var out []string
+	for i := 0; i < len(name); i++ {
+		if strings.HasPrefix(name[i:], FolderSeparator) {
+			out = append(out, name[:i])
+		}
+	}
+	return out
+}
+
+// Normalize fills the defaults of a new group.
+func (g *Group) Normalize() {
+	if g.Source == "" {
+		g.Source = SourceLocal
+	}
+	if g.Attributes == nil {
+		g.Attributes = map[string]string{}
+	}
+}
+
+// Validate reports the first problem with g's fields.
+func (g *Group) Validate() error {
+	if err := ValidatePath("group name", g.Name, MaxGroupNameLength); err != nil {
+		return err
+	}
+	if g.Source == "" {
+		return Errorf(EINVALID, "group %q: source is empty", g.Name)
+	}
+	return ValidateAttributes("group "+quote(g.Name), g.Attributes)
+}
+
+// ValidatePath checks a group name or folder path: non-empty segments
+// separated by ":", no white space at a segment's ends, no control characters.
+func ValidatePath(what, path string, max int) error {
+	if path == "" {
+		return Errorf(EINVALID, "%s is empty", what)
+	}
+	if len(path) > max {
+		return Errorf(EINVALID, "%s %q is longer than %d characters", what, path[:40]+"…", max)
+	}
+	if strings.IndexFunc(path, unicode.IsControl) >= 0 {
+		return Errorf(EINVALID, "%s %q contains a control character", what, path)
+	}
+	for _, seg := range strings.Split(path, FolderSeparator) {
+		if seg == "" || strings.TrimSpace(seg) != seg {
+			return Errorf(EINVALID, "%s %q has an empty part or white space around a %q", what, path, FolderSeparator)
+		}
+	}
+	return nil
+}
+
+// GroupUpdate names the fields to change; nil fields stay as they are.
+type GroupUpdate struct {
+	Name        *string
+	Description *string
+	Alias       *string
+	Source      *string
+	SourceID    *string
+	Attributes  map[string]*string
+}
+
+// GroupFilter selects groups for listing.
+type GroupFilter struct {
+	Source string
+	Folder *string // groups directly in this folder ("" = root), nil for all
+	Search string  // case-insensitive substring of the name
+	Offset int
+	Limit  int
+}
+
+// GroupService manages groups and their members.
+type GroupService interface {
+	CreateGroup(ctx context.Context, g *Group) error
+	FindGroupByID(ctx context.Context, id int64) (*Group, error)
+	FindGroupByName(ctx context.Context, name string) (*Group, error)
+	FindGroups(ctx context.Context, f GroupFilter) ([]*Group, int, error)
+	UpdateGroup(ctx context.Context, id int64, upd GroupUpdate, expectVersion int64) (*Group, error)
+	DeleteGroup(ctx context.Context, id int64) error
+
+	// AddMembers adds users to a group; users already in it are left alone.
+	// It returns how many were added.
+	AddMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error)
+	// RemoveMembers removes users from a group and returns how many were in it.
+	RemoveMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error)
+	// Members lists a group's member users ordered by username.
+	Members(ctx context.Context, groupID int64, offset, limit int) ([]*User, int, error)
+	// GroupsOf lists the groups a user is a direct member of, by name.
+	GroupsOf(ctx context.Context, userID int64) ([]*Group, error)
+}
+
+// Folder is a node of the group name hierarchy. Folders exist for every path
+// prefix of every group name and may carry attributes.
+type Folder struct {
+	ID         int64             `json:"id"`
+	Path       string            `json:"path"`
+	Attributes map[string]string `json:"attributes"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	UpdatedAt  time.Time         `json:"updatedAt"`
+	Version    int64             `json:"version"`
+}
+
+// FolderService manages folders. Folders are made on demand when a group is
+// created inside them; CreateFolder makes an empty one.
+type FolderService interface {
+	CreateFolder(ctx context.Context, path string) (*Folder, error)
+	FindFolder(ctx context.Context, path string) (*Folder, error)
+	FindFolders(ctx context.Context, under string) ([]*Folder, error)
+	// SetFolderAttributes merges attrs: a key mapped to nil is removed.
+	SetFolderAttributes(ctx context.Context, path string, attrs map[string]*string) (*Folder, error)
+	// DeleteFolder removes an empty folder (no groups, no sub-folders).
+	DeleteFolder(ctx context.Context, path string) error
+}

@@ -1,0 +1,336 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/usersync/usersync"
+)
+
+// ApplyBatch applies b in one transaction: groups, then users, then
+// memberships. Everything is validated before anything is written; an
+// invalid entry fails the whole batch. Entries whose effect is in place
+// already write nothing. Updates are optimistic: a user or group changed by
+// another writer between this batch's read and its write fails the batch
+// with ECONFLICT instead of being overwritten.
+func (d *DB) ApplyBatch(ctx context.Context, b *usersync.Batch) (*usersync.BatchResult, error) {
+	if err := validateBatch(b); err != nil {
+		return nil, err
+	}
+	var res *usersync.BatchResult
+	err := d.update(ctx, func(t *tx) error {
+		res = &usersync.BatchResult{}
+		groups, err := t.applyGroups(b.Groups, res)
+		if err != nil {
+			return err
+		}
+		users, skipped, err := t.applyUsers(b.Users, res)
+		if err != nil {
+			return err
+		}
+		if err := t.applyMembers(b.Members, groups, users, skipped, res); err != nil {
+			return err
+		}
+		res.RowsWritten = t.rows
+		if len(t.events) > 0 {
+			res.RowsWritten += int64(len(t.events)) + 1 // the events and the counter row, written at commit
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func validateBatch(b *usersync.Batch) error {
+	seen := map[string]bool{}
+	for i := range b.Users {
+		u := &b.Users[i].User
+		u.Normalize()
+		if err := u.Validate(); err != nil {
+			return err
+		}
+		k := usersync.UsernameKey(u.Username)
+		if seen[k] {
+			return usersync.Errorf(usersync.EINVALID, "batch names user %q twice", u.Username)
+		}
+		seen[k] = true
+	}
+	seen = map[string]bool{}
+	for i := range b.Groups {
+		g := &b.Groups[i].Group
+		g.Normalize()
+		if err := g.Validate(); err != nil {
+			return err
+		}
+		k := usersync.GroupNameKey(g.Name)
+		if seen[k] {
+			return usersync.Errorf(usersync.EINVALID, "batch names group %q twice", g.Name)
+		}
+		seen[k] = true
+	}
+	for _, m := range b.Members {
+		if m.Group == "" || m.Username == "" {
+			return usersync.Errorf(usersync.EINVALID, "batch has a membership change with an empty group or username (%q, %q)", m.Group, m.Username)
+		}
+	}
+	return nil
+}
+
+// applyGroups upserts groups and returns every group of the batch by name key.
+func (t *tx) applyGroups(ups []usersync.GroupUpsert, res *usersync.BatchResult) (map[string]usersync.ObjectRef, error) {
+	out := map[string]usersync.ObjectRef{}
+	for i := range ups {
+		up := &ups[i]
+		key := usersync.GroupNameKey(up.Group.Name)
+		old, err := scanGroup(t.queryRow(`SELECT `+groupCols+` FROM groups WHERE name_key = ?`, key))
+		switch {
+		case err == sql.ErrNoRows && !up.Create:
+			res.GroupsSkipped++
+			continue
+		case err == sql.ErrNoRows:
+			g := up.Group
+			if err := t.createGroup(&g); err != nil {
+				return nil, err
+			}
+			res.GroupsCreated++
+			out[key] = groupRef(&g)
+			continue
+		case err != nil:
+			return nil, t.d.wrapErr("read group", err)
+		}
+		next := *old
+		next.Attributes = mergeAttrs(old.Attributes, up.Group.Attributes, up.Update&usersync.FieldGroupAttributes != 0)
+		if up.Update&usersync.FieldDescription != 0 {
+			next.Description = up.Group.Description
+		}
+		if up.Update&usersync.FieldAlias != 0 {
+			next.Alias = up.Group.Alias
+		}
+		if up.Update&usersync.FieldGroupSource != 0 {
+			next.Source, next.SourceID = up.Group.Source, up.Group.SourceID
+		}
+		before := t.rows
+		if err := t.saveGroup(old, &next); err != nil {
+			return nil, err
+		}
+		if t.rows > before {
+			res.GroupsUpdated++
+		} else {
+			res.GroupsUnchanged++
+		}
+		out[key] = groupRef(&next)
+	}
+	return out, nil
+}
+
+// mergeAttrs returns cur with upd merged in when merge is set: an empty
+// value removes the key.
+func mergeAttrs(cur, upd map[string]string, merge bool) map[string]string {
+	if !merge || len(upd) == 0 {
+		return cur
+	}
+	out := make(map[string]string, len(cur)+len(upd))
+	for k, v := range cur {
+		out[k] = v
+	}
+	for k, v := range upd {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// applyUsers upserts users. It returns every user of the batch that exists
+// afterwards, by username key, and the keys of users skipped as missing.
+func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (map[string]usersync.ObjectRef, map[string]bool, error) {
+	keys := make([]string, len(ups))
+	for i := range ups {
+		keys[i] = usersync.UsernameKey(ups[i].User.Username)
+	}
+	existing, err := t.usersByKey(keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]usersync.ObjectRef, len(ups))
+	skipped := map[string]bool{}
+	var create []*usersync.User
+	for i := range ups {
+		up, key := &ups[i], keys[i]
+		old, ok := existing[key]
+		if !ok {
+			if !up.Create {
+				res.UsersSkipped++
+				skipped[key] = true
+				continue
+			}
+			u := up.User
+			create = append(create, &u)
+			continue
+		}
+		next := mergeUser(old, up)
+		before := t.rows
+		if err := t.saveUser(old, next); err != nil {
+			return nil, nil, err
+		}
+		if t.rows > before {
+			res.UsersUpdated++
+		} else {
+			res.UsersUnchanged++
+		}
+		out[key] = userRef(next)
+	}
+	if err := t.createUsers(create); err != nil {
+		return nil, nil, err
+	}
+	res.UsersCreated = len(create)
+	for _, u := range create {
+		out[usersync.UsernameKey(u.Username)] = userRef(u)
+	}
+	return out, skipped, nil
+}
+
+// mergeUser returns old with the upsert's selected fields written over it.
+func mergeUser(old *usersync.User, up *usersync.UserUpsert) *usersync.User {
+	next := *old
+	src, f := &up.User, up.Update
+	if f&usersync.FieldEmail != 0 {
+		next.Email = src.Email
+	}
+	if f&usersync.FieldFirstName != 0 {
+		next.FirstName = src.FirstName
+	}
+	if f&usersync.FieldLastName != 0 {
+		next.LastName = src.LastName
+	}
+	if f&usersync.FieldType != 0 {
+		next.Type = src.Type
+	}
+	if f&usersync.FieldEnabled != 0 {
+		next.Enabled = src.Enabled
+	}
+	if f&usersync.FieldAuthMethod != 0 {
+		next.AuthMethod = src.AuthMethod
+	}
+	if f&usersync.FieldSource != 0 {
+		next.Source, next.SourceID = src.Source, src.SourceID
+	}
+	next.Attributes = mergeAttrs(old.Attributes, src.Attributes, f&usersync.FieldAttributes != 0)
+	return &next
+}
+
+// usersByKey loads the users with the given username keys.
+func (t *tx) usersByKey(keys []string) (map[string]*usersync.User, error) {
+	out := make(map[string]*usersync.User, len(keys))
+	const chunk = 500
+	args := make([]any, 0, chunk)
+	for start := 0; start < len(keys); start += chunk {
+		part := keys[start:min(start+chunk, len(keys))]
+		args = args[:0]
+		for _, k := range part {
+			args = append(args, k)
+		}
+		rows, err := t.query(`SELECT `+userCols+` FROM users WHERE username_key IN `+inClause(len(part)), args...)
+		if err != nil {
+			return nil, t.d.wrapErr("read users", err)
+		}
+		for rows.Next() {
+			u, err := scanUser(rows)
+			if err != nil {
+				rows.Close()
+				return nil, t.d.wrapErr("read users", err)
+			}
+			out[usersync.UsernameKey(u.Username)] = u
+		}
+		if err := rows.Close(); err != nil {
+			return nil, t.d.wrapErr("read users", err)
+		}
+	}
+	return out, nil
+}
+
+// applyMembers resolves the named groups and users and adds or removes
+// memberships group by group, in the order the groups first appear.
+func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[string]usersync.ObjectRef, skipped map[string]bool, res *usersync.BatchResult) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	var missingUsers []string
+	for _, m := range changes {
+		k := usersync.UsernameKey(m.Username)
+		if _, ok := users[k]; !ok && !skipped[k] {
+			missingUsers = append(missingUsers, k)
+			users[k] = usersync.ObjectRef{} // asked once
+		}
+	}
+	found, err := t.usersByKey(missingUsers)
+	if err != nil {
+		return err
+	}
+	for _, k := range missingUsers {
+		if u, ok := found[k]; ok {
+			users[k] = userRef(u)
+		} else {
+			delete(users, k)
+		}
+	}
+	type work struct {
+		group         usersync.ObjectRef
+		adds, removes []int64
+	}
+	byGroup := map[string]*work{}
+	var order []string
+	names := map[int64]string{}
+	for _, m := range changes {
+		gk, uk := usersync.GroupNameKey(m.Group), usersync.UsernameKey(m.Username)
+		w := byGroup[gk]
+		if w == nil {
+			g, ok := groups[gk]
+			if !ok {
+				found, err := scanGroup(t.queryRow(`SELECT `+groupCols+` FROM groups WHERE name_key = ?`, gk))
+				if err == sql.ErrNoRows {
+					return usersync.Errorf(usersync.ENOTFOUND, "membership change names group %q, which does not exist", m.Group)
+				} else if err != nil {
+					return t.d.wrapErr("read group", err)
+				}
+				g = groupRef(found)
+			}
+			w = &work{group: g}
+			byGroup[gk] = w
+			order = append(order, gk)
+		}
+		u, ok := users[uk]
+		switch {
+		case skipped[uk]:
+			continue // the user was not created, so neither is its membership
+		case !ok && m.Remove:
+			continue // a user that does not exist is in no group
+		case !ok:
+			return usersync.Errorf(usersync.ENOTFOUND, "membership change adds user %q to group %q, and the user does not exist", m.Username, m.Group)
+		}
+		names[u.ID] = u.Name
+		if m.Remove {
+			w.removes = append(w.removes, u.ID)
+		} else {
+			w.adds = append(w.adds, u.ID)
+		}
+	}
+	for _, gk := range order {
+		w := byGroup[gk]
+		n, err := t.changeMembers(w.group, w.adds, names, false)
+		if err != nil {
+			return err
+		}
+		res.MembersAdded += n
+		n, err = t.changeMembers(w.group, w.removes, names, true)
+		if err != nil {
+			return err
+		}
+		res.MembersRemoved += n
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+// Package sqlstore implements the usersync directory on SQL databases: an
+// embedded SQLite file (pure Go, no cgo) and PostgreSQL. Both share one
+// implementation; the few statements that differ are chosen by dialect.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/usersync/usersync"
+)
+
+// DefaultPath is the SQLite file used when no database is named.
+const DefaultPath = "usersync.db"
+
+// Ensure DB implements the whole directory.
+var _ usersync.Directory = (*DB)(nil)
+
+type dialect struct {
+	name      string // "sqlite" or "postgres"
+	dollar    bool   // placeholders are $1, $2, … instead of ?
+	forUpdate string // row-locking suffix for SELECTs inside write transactions
+	maxParams int    // bind parameters per statement
+}
+
+var (
+	sqliteDialect   = dialect{name: "sqlite", maxParams: 32766}
+	postgresDialect = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE", maxParams: 65535}
+)
+
+// DB is a directory stored in SQLite or PostgreSQL.
+type DB struct {
+	db      *sql.DB
+	dialect dialect
+	where   string // the database, for messages, without credentials
+
+	// SQLite has one writer per file; serialising writers in-process spares
+	// them the busy-wait polling that SQLite would otherwise do.
+	writeMu sync.Mutex
+
+	rebound sync.Map // query with ? → query in the dialect's placeholders
+
+	// hookBeforeCommit, set by tests, runs after a write transaction has
+	// numbered its change events and before it commits.
+	hookBeforeCommit func()
+}
+
+// Open opens (creating if needed) the directory named by dsn and brings its
+// schema up to date. dsn is a postgres:// or postgresql:// URL, or a SQLite
+// file path (optionally prefixed sqlite:); "" means DefaultPath.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	return open(ctx, dsn, len(migrations(sqliteDialect)))
+}
+
+func open(ctx context.Context, dsn string, upTo int) (*DB, error) {
+	d, err := connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.migrate(ctx, upTo); err != nil {
+		d.db.Close()
+		return nil, err
+	}
+	if err := d.ensureDefaultGroup(ctx); err != nil {
+		d.db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func connect(ctx context.Context, dsn string) (*DB, error) {
+	if dsn == "" {
+		dsn = DefaultPath
+	}
+	scheme := ""
+	if i := strings.Index(dsn, "://"); i > 0 {
+		scheme = strings.ToLower(dsn[:i])
+	}
+	switch {
+	case scheme == "postgres" || scheme == "postgresql":
+		return connectPostgres(ctx, dsn)
+	case scheme != "":
+		return nil, usersync.Errorf(usersync.EINVALID, "database %q: unsupported scheme %q (give a SQLite file path or a postgres:// URL)", redactDSN(dsn), scheme)
+	}
+	return connectSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+}
+
+func connectSQLite(ctx context.Context, path string) (*DB, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, usersync.Errorf(usersync.EINVALID, "database path %q is empty or contains ? or #", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, usersync.Errorf(usersync.EINVALID, "database %q: folder %q does not exist", path, dir)
+		}
+	}
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate") // take the write lock at BEGIN, so transactions never deadlock on upgrade
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, usersync.Errorf(usersync.EINVALID, "database %q: %v", path, err)
+	}
+	d := &DB{db: db, dialect: sqliteDialect, where: path}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, d.wrapOpenErr(err)
+	}
+	return d, nil
+}
+
+func connectPostgres(ctx context.Context, dsn string) (*DB, error) {
+	if _, err := pgx.ParseConfig(dsn); err != nil {
+		return nil, usersync.Errorf(usersync.EINVALID, "database URL %q is malformed: %v", redactDSN(dsn), stripDSN(err, dsn))
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, usersync.Errorf(usersync.EINVALID, "database URL %q: %v", redactDSN(dsn), stripDSN(err, dsn))
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	d := &DB{db: db, dialect: postgresDialect, where: redactDSN(dsn)}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, usersync.Errorf(usersync.EUNAVAILABLE, "cannot connect to PostgreSQL %s: %v", d.where, stripDSN(err, dsn))
+	}
+	return d, nil
+}
+
+func (d *DB) wrapOpenErr(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+		return usersync.Errorf(usersync.EINVALID, "database %q is not a usersync SQLite database (%v)", d.where, err)
+	}
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CANTOPEN {
+		return usersync.Errorf(usersync.EINVALID, "database %q cannot be opened: %v", d.where, err)
+	}
+	return fmt.Errorf("open database %q: %w", d.where, err)
+}
+
+// redactDSN hides the password of a database URL.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		if i := strings.LastIndex(dsn, "@"); i > 0 {
+			if j := strings.Index(dsn, "://"); j > 0 && j < i {
+				return dsn[:j+3] + "…@" + dsn[i+1:]
+			}
+		}
+		return dsn
+	}
+	return u.Redacted()
+}
+
+// stripDSN removes the password from an error message, should a driver repeat it.
+func stripDSN(err error, dsn string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// Dialect reports "sqlite" or "postgres".
+func (d *DB) Dialect() string { return d.dialect.name }
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// q returns query with its ? placeholders in the dialect's form.
+func (d *DB) q(query string) string {
+	if !d.dialect.dollar {
+		return query
+	}
+	if v, ok := d.rebound.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	inStr := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			inStr = !inStr
+			b.WriteByte(c)
+		case c == '?' && !inStr:
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	out := b.String()
+	if len(query) < 4096 { // multi-row statements vary in length; caching them all would grow without bound
+		d.rebound.Store(query, out)
+	}
+	return out
+}
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,420 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+
+	"github.com/usersync/usersync"
+)
+
+const groupCols = `id, name, description, alias, source, source_id, attributes, created_at, updated_at, version`
+
+func scanGroup(s scanner) (*usersync.Group, error) {
+	var g usersync.Group
+	var attrs string
+	var created, updated int64
+	if err := s.Scan(&g.ID, &g.Name, &g.Description, &g.Alias, &g.Source, &g.SourceID, &attrs, &created, &updated, &g.Version); err != nil {
+		return nil, err
+	}
+	var err error
+	if g.Attributes, err = decodeAttrs(attrs); err != nil {
+		return nil, err
+	}
+	g.CreatedAt, g.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &g, nil
+}
+
+func groupRef(g *usersync.Group) usersync.ObjectRef {
+	return usersync.ObjectRef{Type: usersync.ObjectGroup, ID: g.ID, Name: g.Name}
+}
+
+func groupFields(g *usersync.Group) map[string]string {
+	m := map[string]string{"name": g.Name, "description": g.Description, "alias": g.Alias, "source": g.Source, "sourceId": g.SourceID}
+	for k, v := range g.Attributes {
+		m["attributes."+k] = v
+	}
+	return m
+}
+
+// CreateGroup validates g, stores it, and makes the folders on its path.
+func (d *DB) CreateGroup(ctx context.Context, g *usersync.Group) error {
+	g.Normalize()
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	return d.update(ctx, func(t *tx) error { return t.createGroup(g) })
+}
+
+func (t *tx) createGroup(g *usersync.Group) error {
+	if err := t.ensureFolders(usersync.FolderPrefixes(g.Name)); err != nil {
+		return err
+	}
+	g.CreatedAt, g.UpdatedAt, g.Version = fromMicros(t.now), fromMicros(t.now), 1
+	err := t.queryRow(`INSERT INTO groups (name, name_key, folder_key, description, alias, source, source_id, attributes, created_at, updated_at, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id`,
+		g.Name, usersync.GroupNameKey(g.Name), usersync.GroupNameKey(usersync.FolderPath(g.Name)), g.Description, g.Alias, g.Source, g.SourceID,
+		encodeAttrs(g.Attributes), t.now, t.now).Scan(&g.ID)
+	if isUniqueViolation(err) {
+		return usersync.Errorf(usersync.ECONFLICT, "group %q already exists", g.Name)
+	} else if err != nil {
+		return t.d.wrapErr("create group", err)
+	}
+	t.rows++
+	t.change(usersync.GroupCreated, groupRef(g), nil, diffFields(nil, groupFields(g)))
+	return nil
+}
+
+// FindGroupByID returns a group or ENOTFOUND.
+func (d *DB) FindGroupByID(ctx context.Context, id int64) (*usersync.Group, error) {
+	g, err := scanGroup(d.db.QueryRowContext(ctx, d.q(`SELECT `+groupCols+` FROM groups WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "group with id %d not found", id)
+	}
+	return g, d.wrapErr("find group", err)
+}
+
+// FindGroupByName returns a group, matched case-insensitively, or ENOTFOUND.
+func (d *DB) FindGroupByName(ctx context.Context, name string) (*usersync.Group, error) {
+	g, err := scanGroup(d.db.QueryRowContext(ctx, d.q(`SELECT `+groupCols+` FROM groups WHERE name_key = ?`), usersync.GroupNameKey(name)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "group %q not found", name)
+	}
+	return g, d.wrapErr("find group", err)
+}
+
+// FindGroups lists groups ordered by name, with the total that match.
+func (d *DB) FindGroups(ctx context.Context, f usersync.GroupFilter) ([]*usersync.Group, int, error) {
+	var where []string
+	var args []any
+	if f.Source != "" {
+		where, args = append(where, "source = ?"), append(args, f.Source)
+	}
+	if f.Folder != nil {
+		where, args = append(where, "folder_key = ?"), append(args, usersync.GroupNameKey(*f.Folder))
+	}
+	if f.Search != "" {
+		where, args = append(where, `name_key LIKE ? ESCAPE '\'`), append(args, likePattern(f.Search))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM groups`+cond), args...).Scan(&total); err != nil {
+		return nil, 0, d.wrapErr("count groups", err)
+	}
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+groupCols+` FROM groups`+cond+` ORDER BY name_key`+limitClause(f.Offset, f.Limit)), args...)
+	if err != nil {
+		return nil, 0, d.wrapErr("list groups", err)
+	}
+	defer rows.Close()
+	var out []*usersync.Group
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, 0, d.wrapErr("list groups", err)
+		}
+		out = append(out, g)
+	}
+	return out, total, d.wrapErr("list groups", rows.Err())
+}
+
+func (t *tx) lockGroup(id int64) (*usersync.Group, error) {
+	g, err := scanGroup(t.queryRow(`SELECT `+groupCols+` FROM groups WHERE id = ?`+t.d.dialect.forUpdate, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "group with id %d not found", id)
+	}
+	return g, t.d.wrapErr("read group", err)
+}
+
+// UpdateGroup applies upd to a group. The Default Group cannot be renamed.
+func (d *DB) UpdateGroup(ctx context.Context, id int64, upd usersync.GroupUpdate, expectVersion int64) (*usersync.Group, error) {
+	var out *usersync.Group
+	err := d.update(ctx, func(t *tx) error {
+		g, err := t.lockGroup(id)
+		if err != nil {
+			return err
+		}
+		if expectVersion != 0 && g.Version != expectVersion {
+			return usersync.Errorf(usersync.ECONFLICT, "group %q was changed meanwhile (version %d, expected %d)", g.Name, g.Version, expectVersion)
+		}
+		next := *g
+		next.Attributes = applyAttrs(g.Attributes, upd.Attributes)
+		set(&next.Name, upd.Name)
+		set(&next.Description, upd.Description)
+		set(&next.Alias, upd.Alias)
+		set(&next.Source, upd.Source)
+		set(&next.SourceID, upd.SourceID)
+		if usersync.GroupNameKey(g.Name) == usersync.GroupNameKey(usersync.DefaultGroupName) && next.Name != g.Name {
+			return usersync.Errorf(usersync.EFORBIDDEN, "the %s is built in and cannot be renamed", usersync.DefaultGroupName)
+		}
+		if err := next.Validate(); err != nil {
+			return err
+		}
+		if err := t.saveGroup(g, &next); err != nil {
+			return err
+		}
+		out = &next
+		return nil
+	})
+	return out, err
+}
+
+func (t *tx) saveGroup(old, next *usersync.Group) error {
+	diff := diffFields(groupFields(old), groupFields(next))
+	if len(diff) == 0 {
+		return nil
+	}
+	if next.Name != old.Name {
+		if err := t.ensureFolders(usersync.FolderPrefixes(next.Name)); err != nil {
+			return err
+		}
+	}
+	next.Version, next.UpdatedAt = old.Version+1, fromMicros(t.now)
+	n, err := t.exec(`UPDATE groups SET name = ?, name_key = ?, folder_key = ?, description = ?, alias = ?, source = ?, source_id = ?, attributes = ?,
+		updated_at = ?, version = ? WHERE id = ? AND version = ?`,
+		next.Name, usersync.GroupNameKey(next.Name), usersync.GroupNameKey(usersync.FolderPath(next.Name)), next.Description, next.Alias,
+		next.Source, next.SourceID, encodeAttrs(next.Attributes), t.now, next.Version, next.ID, old.Version)
+	if isUniqueViolation(err) {
+		return usersync.Errorf(usersync.ECONFLICT, "cannot rename group %q: %q already exists", old.Name, next.Name)
+	} else if err != nil {
+		return t.d.wrapErr("update group", err)
+	} else if n == 0 {
+		return usersync.Errorf(usersync.ECONFLICT, "group %q was changed or deleted by another writer meanwhile; try again", old.Name)
+	}
+	t.change(usersync.GroupUpdated, groupRef(next), nil, diff)
+	return nil
+}
+
+// DeleteGroup removes a group and its memberships; its folders stay.
+func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
+	return d.update(ctx, func(t *tx) error {
+		g, err := t.lockGroup(id)
+		if err != nil {
+			return err
+		}
+		if usersync.GroupNameKey(g.Name) == usersync.GroupNameKey(usersync.DefaultGroupName) {
+			return usersync.Errorf(usersync.EFORBIDDEN, "the %s is built in and cannot be deleted", usersync.DefaultGroupName)
+		}
+		rows, err := t.query(`DELETE FROM memberships WHERE group_id = ? RETURNING member_type, member_id`, id)
+		if err != nil {
+			return t.d.wrapErr("delete memberships", err)
+		}
+		var ids []int64
+		for rows.Next() {
+			var typ string
+			var mid int64
+			if err := rows.Scan(&typ, &mid); err != nil {
+				rows.Close()
+				return t.d.wrapErr("delete memberships", err)
+			}
+			t.rows++
+			if typ == usersync.ObjectUser {
+				ids = append(ids, mid)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return t.d.wrapErr("delete memberships", err)
+		}
+		names, err := t.usernames(ids)
+		if err != nil {
+			return err
+		}
+		ref := groupRef(g)
+		for _, mid := range ids {
+			t.change(usersync.MemberRemoved, ref, &usersync.ObjectRef{Type: usersync.ObjectUser, ID: mid, Name: names[mid]}, nil)
+		}
+		if _, err := t.exec(`DELETE FROM groups WHERE id = ?`, id); err != nil {
+			return t.d.wrapErr("delete group", err)
+		}
+		t.change(usersync.GroupDeleted, ref, nil, diffFields(groupFields(g), nil))
+		return nil
+	})
+}
+
+// usernames maps user ids to usernames; ids not found are absent.
+func (t *tx) usernames(ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := t.query(`SELECT id, username FROM users WHERE id IN `+inClause(len(chunk)), args...)
+		if err != nil {
+			return nil, t.d.wrapErr("read users", err)
+		}
+		for rows.Next() {
+			var id int64
+			var name string
+			if err := rows.Scan(&id, &name); err != nil {
+				rows.Close()
+				return nil, t.d.wrapErr("read users", err)
+			}
+			out[id] = name
+		}
+		if err := rows.Close(); err != nil {
+			return nil, t.d.wrapErr("read users", err)
+		}
+	}
+	return out, nil
+}
+
+// AddMembers adds users to a group; users already in it are left alone.
+func (d *DB) AddMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error) {
+	var n int
+	err := d.update(ctx, func(t *tx) error {
+		g, err := t.lockGroup(groupID)
+		if err != nil {
+			return err
+		}
+		names, err := t.usernames(userIDs)
+		if err != nil {
+			return err
+		}
+		for _, id := range userIDs {
+			if _, ok := names[id]; !ok {
+				return usersync.Errorf(usersync.ENOTFOUND, "user with id %d not found", id)
+			}
+		}
+		n, err = t.changeMembers(groupRef(g), userIDs, names, false)
+		return err
+	})
+	return n, err
+}
+
+// RemoveMembers removes users from a group.
+func (d *DB) RemoveMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error) {
+	var n int
+	err := d.update(ctx, func(t *tx) error {
+		g, err := t.lockGroup(groupID)
+		if err != nil {
+			return err
+		}
+		names, err := t.usernames(userIDs)
+		if err != nil {
+			return err
+		}
+		n, err = t.changeMembers(groupRef(g), userIDs, names, true)
+		return err
+	})
+	return n, err
+}
+
+// changeMembers adds or removes user members of one group and records an
+// event for each membership that really changed. INSERT … ON CONFLICT DO
+// NOTHING RETURNING and DELETE … RETURNING report exactly those, so a no-op
+// writes no row and no event.
+func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int64]string, remove bool) (int, error) {
+	ids := dedupe(userIDs)
+	changed := 0
+	record := func(rows *sql.Rows) error {
+		var mid int64
+		if err := rows.Scan(&mid); err != nil {
+			return err
+		}
+		changed++
+		kind := usersync.MemberAdded
+		if remove {
+			kind = usersync.MemberRemoved
+		}
+		t.change(kind, g, &usersync.ObjectRef{Type: usersync.ObjectUser, ID: mid, Name: names[mid]}, nil)
+		return nil
+	}
+	if !remove {
+		err := t.insertRows("memberships (group_id, member_type, member_id, created_at)", 4, len(ids),
+			" ON CONFLICT DO NOTHING RETURNING member_id",
+			func(i int, args []any) []any { return append(args, g.ID, usersync.ObjectUser, ids[i], t.now) }, record)
+		return changed, err
+	}
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := []any{g.ID}
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := t.query(`DELETE FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `+inClause(len(chunk))+` RETURNING member_id`, args...)
+		if err != nil {
+			return 0, t.d.wrapErr("remove members", err)
+		}
+		for rows.Next() {
+			t.rows++
+			if err := record(rows); err != nil {
+				rows.Close()
+				return 0, t.d.wrapErr("remove members", err)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return 0, t.d.wrapErr("remove members", err)
+		}
+	}
+	return changed, nil
+}
+
+func dedupe(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Members lists a group's member users ordered by username.
+func (d *DB) Members(ctx context.Context, groupID int64, offset, limit int) ([]*usersync.User, int, error) {
+	if _, err := d.FindGroupByID(ctx, groupID); err != nil {
+		return nil, 0, err
+	}
+	var total int
+	if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM memberships WHERE group_id = ? AND member_type = 'user'`), groupID).Scan(&total); err != nil {
+		return nil, 0, d.wrapErr("count members", err)
+	}
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+prefixCols("u.", userCols)+` FROM memberships m JOIN users u ON u.id = m.member_id
+		WHERE m.group_id = ? AND m.member_type = 'user' ORDER BY u.username_key`+limitClause(offset, limit)), groupID)
+	if err != nil {
+		return nil, 0, d.wrapErr("list members", err)
+	}
+	defer rows.Close()
+	var out []*usersync.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, 0, d.wrapErr("list members", err)
+		}
+		out = append(out, u)
+	}
+	return out, total, d.wrapErr("list members", rows.Err())
+}
+
+// GroupsOf lists the groups a user is a direct member of, by name.
+func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]*usersync.Group, error) {
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+prefixCols("g.", groupCols)+` FROM memberships m JOIN groups g ON g.id = m.group_id
+		WHERE m.member_type = 'user' AND m.member_id = ? ORDER BY g.name_key`), userID)
+	if err != nil {
+		return nil, d.wrapErr("list groups of user", err)
+	}
+	defer rows.Close()
+	var out []*usersync.Group
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, d.wrapErr("list groups of user", err)
+		}
+		out = append(out, g)
+	}
+	return out, d.wrapErr("list groups of user", rows.Err())
+}
+
+func prefixCols(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = prefix + parts[i]
+	}
+	return strings.Join(parts, ", ")
+}

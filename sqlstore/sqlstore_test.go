@@ -1,0 +1,292 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/storetest"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("USERSYNC_KILL_HELPER") != "" {
+		killHelper() // never returns
+	}
+	os.Exit(pgtest.Main(m))
+}
+
+// backends returns a fresh-database DSN maker for each backend.
+func backends() map[string]func(t testing.TB) string {
+	return map[string]func(t testing.TB) string{
+		"sqlite":   func(t testing.TB) string { return filepath.Join(t.TempDir(), "dir.db") },
+		"postgres": func(t testing.TB) string { return pgtest.NewDatabase(t) },
+	}
+}
+
+func openDB(t testing.TB, dsn string) *DB {
+	t.Helper()
+	d, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestConformance(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Run(t, func(t *testing.T) usersync.Directory { return openDB(t, dsn(t)) })
+		})
+	}
+}
+
+// TestChangeLogNoSkip makes writers commit out of the order in which naive
+// sequence numbers would be handed out: each holds its transaction open for
+// a random while after numbering its events. A consumer following the log
+// must still see every event, each once.
+func TestChangeLogNoSkip(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := openDB(t, dsn(t))
+			d.hookBeforeCommit = func() { time.Sleep(time.Duration(rand.Intn(3000)) * time.Microsecond) }
+			ctx := context.Background()
+			start, _ := d.LastChangeSeq(ctx)
+			const writers, each = 8, 30
+			var wg sync.WaitGroup
+			for w := 0; w < writers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for i := 0; i < each; i++ {
+						if err := d.CreateUser(ctx, &usersync.User{Username: fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}(w)
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			seen, cursor, finished := map[int64]int{}, start, false
+			for {
+				select {
+				case <-done:
+					finished = true
+				default:
+				}
+				cs, err := d.ChangesAfter(ctx, cursor, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range cs {
+					seen[c.Seq]++
+					cursor = c.Seq
+				}
+				if finished && len(cs) == 0 {
+					break
+				}
+			}
+			last, _ := d.LastChangeSeq(ctx)
+			if last-start != writers*each {
+				t.Fatalf("%d events logged, want %d", last-start, writers*each)
+			}
+			for s := start + 1; s <= last; s++ {
+				if seen[s] != 1 {
+					t.Fatalf("the consumer saw event %d %d times", s, seen[s])
+				}
+			}
+		})
+	}
+}
+
+func TestMigrateInPlace(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			ctx := context.Background()
+			old, err := open(ctx, url, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := old.SchemaVersion(ctx); v != 1 {
+				t.Fatalf("version %d, want 1", v)
+			}
+			if err := old.CreateUser(ctx, &usersync.User{Username: "kept"}); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+			d := openDB(t, url)
+			if v, _ := d.SchemaVersion(ctx); v != len(migrations(d.dialect)) {
+				t.Fatalf("not upgraded: version %d", v)
+			}
+			if _, err := d.FindUserByUsername(ctx, "kept"); err != nil {
+				t.Fatalf("data lost in upgrade: %v", err)
+			}
+			if err := d.SetCursor(ctx, "c", 1); err != nil {
+				t.Fatalf("new table missing: %v", err)
+			}
+			// Re-opening an up-to-date database changes nothing.
+			d2 := openDB(t, url)
+			if _, n, _ := d2.FindGroups(ctx, usersync.GroupFilter{}); n != 1 {
+				t.Fatalf("groups after reopen: %d", n)
+			}
+			// A database from a newer usersync is refused, not damaged.
+			d2.db.Exec(d2.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)`), 999)
+			_, err = Open(ctx, url)
+			if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), "newer") {
+				t.Fatalf("newer schema: %v", err)
+			}
+		})
+	}
+}
+
+func TestTokensStoredHashed(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			d := openDB(t, dsn(t))
+			ctx := context.Background()
+			u := &usersync.User{Username: "admin", Type: usersync.UserAdministrator, Enabled: true}
+			d.CreateUser(ctx, u)
+			clear, _, err := d.CreateToken(ctx, u.ID, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := d.db.Query(`SELECT * FROM api_tokens`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			cols, _ := rows.Columns()
+			for rows.Next() {
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				rows.Scan(ptrs...)
+				for i, v := range vals {
+					s := fmt.Sprint(v)
+					if b, ok := v.([]byte); ok {
+						s = string(b)
+					}
+					if strings.Contains(s, clear[len(usersync.TokenPrefix):len(clear)-4]) {
+						t.Fatalf("column %s holds the clear token", cols[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	notDB := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(notDB, []byte(strings.Repeat("this is not a database\n", 100)), 0o644)
+	cases := []struct{ dsn, code, says string }{
+		{"mysql://localhost/x", usersync.EINVALID, `unsupported scheme "mysql"`},
+		{"postgres://user:hunter2@[::1/x", usersync.EINVALID, "malformed"},
+		{filepath.Join(t.TempDir(), "missing", "dir.db"), usersync.EINVALID, "does not exist"},
+		{notDB, usersync.EINVALID, "not a usersync SQLite database"},
+		{"postgres://user:hunter2@127.0.0.1:1/x?connect_timeout=2", usersync.EUNAVAILABLE, "cannot connect"},
+	}
+	for _, c := range cases {
+		_, err := Open(ctx, c.dsn)
+		if usersync.ErrorCode(err) != c.code || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("Open(%q) = %v, want %s saying %q", c.dsn, err, c.code, c.says)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q) error shows the password: %v", c.dsn, err)
+		}
+	}
+}
+
+// TestKillDuringBatch kills a process in the middle of a large batch and
+// checks that the database holds either none or all of the batch.
+func TestKillDuringBatch(t *testing.T) {
+	const users = 20000
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			openDB(t, url).Close() // migrate first, so the kill lands in the batch
+			for round, delay := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), "USERSYNC_KILL_HELPER="+url, fmt.Sprintf("USERSYNC_KILL_USERS=%d", users), fmt.Sprintf("USERSYNC_KILL_ROUND=%d", round))
+				out, _ := cmd.StdoutPipe()
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 16)
+				out.Read(buf) // "applying\n": the batch has begun
+				time.Sleep(delay)
+				cmd.Process.Signal(syscall.SIGKILL)
+				cmd.Wait()
+
+				d := openDB(t, url)
+				ctx := context.Background()
+				_, n, err := d.FindUsers(ctx, usersync.UserFilter{Search: fmt.Sprintf("r%d-", round)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				g, gerr := d.FindGroupByName(ctx, fmt.Sprintf("Round %d", round))
+				events, _ := d.ChangesAfter(ctx, 0, 0)
+				_ = events
+				switch n {
+				case 0:
+					if gerr == nil {
+						t.Fatalf("round %d: no users but the group exists", round)
+					}
+				case users:
+					if gerr != nil {
+						t.Fatalf("round %d: users without their group", round)
+					}
+					if _, m, _ := d.Members(ctx, g.ID, 0, 1); m != users {
+						t.Fatalf("round %d: %d of %d memberships", round, m, users)
+					}
+				default:
+					t.Fatalf("round %d (killed after %v): %d of %d users — half-applied", round, delay, n, users)
+				}
+				t.Logf("round %d killed after %v: %d users present", round, delay, n)
+				d.Close()
+			}
+		})
+	}
+}
+
+func killHelper() {
+	url := os.Getenv("USERSYNC_KILL_HELPER")
+	var n, round int
+	fmt.Sscan(os.Getenv("USERSYNC_KILL_USERS"), &n)
+	fmt.Sscan(os.Getenv("USERSYNC_KILL_ROUND"), &round)
+	d, err := Open(context.Background(), url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	group := fmt.Sprintf("Round %d", round)
+	b := &usersync.Batch{Groups: []usersync.GroupUpsert{{Group: usersync.Group{Name: group}, Create: true}}}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("r%d-%06d", round, i)
+		b.Users = append(b.Users, usersync.UserUpsert{User: usersync.User{Username: name, Enabled: true}, Create: true})
+		b.Members = append(b.Members, usersync.MemberChange{Group: group, Username: name})
+	}
+	fmt.Println("applying")
+	if _, err := d.ApplyBatch(context.Background(), b); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(4)
+	}
+	time.Sleep(time.Hour) // finished before the kill: wait for it
+	os.Exit(0)
+}

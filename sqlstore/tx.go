@@ -1,0 +1,185 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/usersync/usersync"
+)
+
+// tx is a write transaction. Change events are collected while it runs and
+// numbered and inserted at its very end (see flushChanges).
+type tx struct {
+	d      *DB
+	sqlTx  *sql.Tx
+	ctx    context.Context
+	actor  string
+	now    int64 // one timestamp for the whole transaction
+	events []*usersync.Change
+	rows   int64 // rows inserted, updated or deleted
+}
+
+// update runs fn in a write transaction and commits it when fn returns nil.
+func (d *DB) update(ctx context.Context, fn func(*tx) error) error {
+	if d.dialect.name == "sqlite" {
+		d.writeMu.Lock()
+		defer d.writeMu.Unlock()
+	}
+	sqlTx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.wrapErr("begin transaction", err)
+	}
+	t := &tx{d: d, sqlTx: sqlTx, ctx: ctx, actor: usersync.ActorFrom(ctx), now: micros(now())}
+	if err := fn(t); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := t.flushChanges(); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if d.hookBeforeCommit != nil && len(t.events) > 0 {
+		d.hookBeforeCommit()
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return d.wrapErr("commit", err)
+	}
+	return nil
+}
+
+// wrapErr turns a database failure into an error that says what failed.
+func (d *DB) wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(*usersync.Error); ok {
+		return err
+	}
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		return usersync.Errorf(usersync.EUNAVAILABLE, "%s: %v", what, err)
+	}
+	return fmt.Errorf("%s on %s database: %w", what, d.dialect.name, err)
+}
+
+func (t *tx) exec(query string, args ...any) (int64, error) {
+	res, err := t.sqlTx.ExecContext(t.ctx, t.d.q(query), args...)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	t.rows += n
+	return n, nil
+}
+
+func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	return t.sqlTx.QueryContext(t.ctx, t.d.q(query), args...)
+}
+
+func (t *tx) queryRow(query string, args ...any) *sql.Row {
+	return t.sqlTx.QueryRowContext(t.ctx, t.d.q(query), args...)
+}
+
+// change records an event to be appended when the transaction commits.
+func (t *tx) change(kind usersync.ChangeKind, obj usersync.ObjectRef, member *usersync.ObjectRef, fields map[string]usersync.FieldChange) {
+	t.events = append(t.events, &usersync.Change{Kind: kind, Object: obj, Member: member, Fields: fields, Actor: t.actor})
+}
+
+// flushChanges numbers the collected events and inserts them. The counter
+// row is updated last thing before commit: on PostgreSQL its row lock is
+// held until commit, so a transaction that takes numbers after another waits
+// until that one has committed or rolled back. Sequence order is therefore
+// commit order, a reader that has seen event N has seen every event below N,
+// and a rolled-back transaction leaves no gap.
+func (t *tx) flushChanges() error {
+	n := len(t.events)
+	if n == 0 {
+		return nil
+	}
+	var last int64
+	if err := t.queryRow(`UPDATE change_counter SET last = last + ? WHERE id = 1 RETURNING last`, n).Scan(&last); err != nil {
+		return t.d.wrapErr("number change events", err)
+	}
+	t.rows++
+	first := last - int64(n) + 1
+	const cols = 11
+	return t.insertRows("changes (seq, at, kind, object_type, object_id, object_name, member_type, member_id, member_name, fields, actor)", cols, n, "",
+		func(i int, args []any) []any {
+			e := t.events[i]
+			e.Seq, e.At = first+int64(i), fromMicros(t.now)
+			var mt, mn, fields any
+			var mid any
+			if e.Member != nil {
+				mt, mid, mn = e.Member.Type, e.Member.ID, e.Member.Name
+			}
+			if len(e.Fields) > 0 {
+				b, _ := json.Marshal(e.Fields)
+				fields = string(b)
+			}
+			return append(args, e.Seq, t.now, string(e.Kind), e.Object.Type, e.Object.ID, e.Object.Name, mt, mid, mn, fields, e.Actor)
+		}, nil)
+}
+
+// insertRows inserts n rows with multi-row INSERT statements sized to the
+// dialect's parameter limit. row appends row i's values to args. When
+// returning is not empty, each returned row is passed to scan.
+func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int, args []any) []any, scan func(*sql.Rows) error) error {
+	per := min(t.d.dialect.maxParams/cols, 500)
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	args := make([]any, 0, per*cols)
+	for start := 0; start < n; start += per {
+		end := min(start+per, n)
+		args = args[:0]
+		for i := start; i < end; i++ {
+			args = row(i, args)
+		}
+		stmt := "INSERT INTO " + table + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", end-start), ",") + suffix
+		if scan == nil {
+			if _, err := t.exec(stmt, args...); err != nil {
+				return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
+			}
+			continue
+		}
+		rows, err := t.query(stmt, args...)
+		if err != nil {
+			return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
+		}
+		for rows.Next() {
+			t.rows++
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
+		}
+	}
+	return nil
+}
+
+func encodeAttrs(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m) // keys are sorted, so equal maps encode equally
+	return string(b)
+}
+
+func decodeAttrs(s string) (map[string]string, error) {
+	m := map[string]string{}
+	if s == "" || s == "{}" {
+		return m, nil
+	}
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("decode attributes %q: %w", s, err)
+	}
+	return m, nil
+}
+
+// inClause returns "(?,?,…)" for n values.
+func inClause(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
+}

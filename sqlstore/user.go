@@ -1,0 +1,310 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/usersync/usersync"
+)
+
+const userCols = `id, username, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, created_at, updated_at, version`
+
+type scanner interface{ Scan(...any) error }
+
+func scanUser(s scanner) (*usersync.User, error) {
+	var u usersync.User
+	var attrs string
+	var created, updated int64
+	if err := s.Scan(&u.ID, &u.Username, &u.Email, &u.FirstName, &u.LastName, &u.Type, &u.Enabled, &u.AuthMethod,
+		&u.Source, &u.SourceID, &attrs, &created, &updated, &u.Version); err != nil {
+		return nil, err
+	}
+	var err error
+	if u.Attributes, err = decodeAttrs(attrs); err != nil {
+		return nil, err
+	}
+	u.CreatedAt, u.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &u, nil
+}
+
+func userRef(u *usersync.User) usersync.ObjectRef {
+	return usersync.ObjectRef{Type: usersync.ObjectUser, ID: u.ID, Name: u.Username}
+}
+
+// userFields returns the fields of u as strings, for change events.
+func userFields(u *usersync.User) map[string]string {
+	m := map[string]string{
+		"username": u.Username, "email": u.Email, "firstName": u.FirstName, "lastName": u.LastName,
+		"type": string(u.Type), "enabled": strconv.FormatBool(u.Enabled), "authMethod": string(u.AuthMethod),
+		"source": u.Source, "sourceId": u.SourceID,
+	}
+	for k, v := range u.Attributes {
+		m["attributes."+k] = v
+	}
+	return m
+}
+
+// diffFields returns the fields whose values differ between two field maps.
+func diffFields(from, to map[string]string) map[string]usersync.FieldChange {
+	out := map[string]usersync.FieldChange{}
+	for k, v := range to {
+		if from[k] != v {
+			out[k] = usersync.FieldChange{From: from[k], To: v}
+		}
+	}
+	for k, v := range from {
+		if _, ok := to[k]; !ok && v != "" {
+			out[k] = usersync.FieldChange{From: v}
+		}
+	}
+	return out
+}
+
+// CreateUser validates u, stores it and fills its id, times and version.
+func (d *DB) CreateUser(ctx context.Context, u *usersync.User) error {
+	u.Normalize()
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	return d.update(ctx, func(t *tx) error { return t.createUsers([]*usersync.User{u}) })
+}
+
+// createUsers inserts users in multi-row statements and records their events.
+func (t *tx) createUsers(users []*usersync.User) error {
+	if len(users) == 0 {
+		return nil
+	}
+	byKey := make(map[string]*usersync.User, len(users))
+	for _, u := range users {
+		u.CreatedAt, u.UpdatedAt, u.Version = fromMicros(t.now), fromMicros(t.now), 1
+		byKey[usersync.UsernameKey(u.Username)] = u
+	}
+	err := t.insertRows("users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, created_at, updated_at, version)",
+		14, len(users), " RETURNING id, username_key",
+		func(i int, args []any) []any {
+			u := users[i]
+			return append(args, u.Username, usersync.UsernameKey(u.Username), u.Email, u.FirstName, u.LastName, string(u.Type), u.Enabled,
+				string(u.AuthMethod), u.Source, u.SourceID, encodeAttrs(u.Attributes), t.now, t.now, int64(1))
+		},
+		func(rows *sql.Rows) error {
+			var id int64
+			var key string
+			if err := rows.Scan(&id, &key); err != nil {
+				return err
+			}
+			byKey[key].ID = id
+			return nil
+		})
+	if isUniqueViolation(err) {
+		if len(users) == 1 {
+			return usersync.Errorf(usersync.ECONFLICT, "user %q already exists", users[0].Username)
+		}
+		return usersync.Errorf(usersync.ECONFLICT, "a username in the batch exists already (usernames are compared case-insensitively)")
+	} else if err != nil {
+		return err
+	}
+	for _, u := range users {
+		t.change(usersync.UserCreated, userRef(u), nil, diffFields(nil, userFields(u)))
+	}
+	return nil
+}
+
+// FindUserByID returns a user or ENOTFOUND.
+func (d *DB) FindUserByID(ctx context.Context, id int64) (*usersync.User, error) {
+	u, err := scanUser(d.db.QueryRowContext(ctx, d.q(`SELECT `+userCols+` FROM users WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "user with id %d not found", id)
+	}
+	return u, d.wrapErr("find user", err)
+}
+
+// FindUserByUsername returns a user, matched case-insensitively, or ENOTFOUND.
+func (d *DB) FindUserByUsername(ctx context.Context, username string) (*usersync.User, error) {
+	u, err := scanUser(d.db.QueryRowContext(ctx, d.q(`SELECT `+userCols+` FROM users WHERE username_key = ?`), usersync.UsernameKey(username)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "user %q not found", username)
+	}
+	return u, d.wrapErr("find user", err)
+}
+
+// FindUsers lists users ordered by username, with the total that match.
+func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.User, int, error) {
+	var where []string
+	var args []any
+	if f.Source != "" {
+		where, args = append(where, "source = ?"), append(args, f.Source)
+	}
+	if f.Search != "" {
+		p := likePattern(f.Search)
+		where = append(where, `(username_key LIKE ? ESCAPE '\' OR LOWER(email) LIKE ? ESCAPE '\' OR LOWER(first_name || ' ' || last_name) LIKE ? ESCAPE '\')`)
+		args = append(args, p, p, p)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM users`+cond), args...).Scan(&total); err != nil {
+		return nil, 0, d.wrapErr("count users", err)
+	}
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+userCols+` FROM users`+cond+` ORDER BY username_key`+limitClause(f.Offset, f.Limit)), args...)
+	if err != nil {
+		return nil, 0, d.wrapErr("list users", err)
+	}
+	defer rows.Close()
+	var out []*usersync.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, 0, d.wrapErr("list users", err)
+		}
+		out = append(out, u)
+	}
+	return out, total, d.wrapErr("list users", rows.Err())
+}
+
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(s)) + "%"
+}
+
+func limitClause(offset, limit int) string {
+	s := ""
+	if limit > 0 {
+		s = " LIMIT " + strconv.Itoa(limit)
+	} else if offset > 0 {
+		s = " LIMIT 9223372036854775807" // SQLite allows OFFSET only after LIMIT
+	}
+	if offset > 0 {
+		s += " OFFSET " + strconv.Itoa(offset)
+	}
+	return s
+}
+
+// UpdateUser applies upd to a user.
+func (d *DB) UpdateUser(ctx context.Context, id int64, upd usersync.UserUpdate, expectVersion int64) (*usersync.User, error) {
+	var out *usersync.User
+	err := d.update(ctx, func(t *tx) error {
+		u, err := t.lockUser(id)
+		if err != nil {
+			return err
+		}
+		if expectVersion != 0 && u.Version != expectVersion {
+			return usersync.Errorf(usersync.ECONFLICT, "user %q was changed meanwhile (version %d, expected %d)", u.Username, u.Version, expectVersion)
+		}
+		next := *u
+		next.Attributes = applyAttrs(u.Attributes, upd.Attributes)
+		set(&next.Username, upd.Username)
+		set(&next.Email, upd.Email)
+		set(&next.FirstName, upd.FirstName)
+		set(&next.LastName, upd.LastName)
+		set(&next.Type, upd.Type)
+		set(&next.Enabled, upd.Enabled)
+		set(&next.AuthMethod, upd.AuthMethod)
+		set(&next.Source, upd.Source)
+		set(&next.SourceID, upd.SourceID)
+		if err := next.Validate(); err != nil {
+			return err
+		}
+		if err := t.saveUser(u, &next); err != nil {
+			return err
+		}
+		out = &next
+		return nil
+	})
+	return out, err
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func applyAttrs(cur map[string]string, upd map[string]*string) map[string]string {
+	out := make(map[string]string, len(cur)+len(upd))
+	for k, v := range cur {
+		out[k] = v
+	}
+	for k, v := range upd {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = *v
+		}
+	}
+	return out
+}
+
+func (t *tx) lockUser(id int64) (*usersync.User, error) {
+	u, err := scanUser(t.queryRow(`SELECT `+userCols+` FROM users WHERE id = ?`+t.d.dialect.forUpdate, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "user with id %d not found", id)
+	}
+	return u, t.d.wrapErr("read user", err)
+}
+
+// saveUser writes next over old when they differ, bumping the version and
+// recording the changed fields. It writes nothing when they are equal.
+func (t *tx) saveUser(old, next *usersync.User) error {
+	diff := diffFields(userFields(old), userFields(next))
+	if len(diff) == 0 {
+		return nil
+	}
+	next.Version, next.UpdatedAt = old.Version+1, fromMicros(t.now)
+	n, err := t.exec(`UPDATE users SET username = ?, username_key = ?, email = ?, first_name = ?, last_name = ?, user_type = ?, enabled = ?,
+		auth_method = ?, source = ?, source_id = ?, attributes = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
+		next.Username, usersync.UsernameKey(next.Username), next.Email, next.FirstName, next.LastName, string(next.Type), next.Enabled,
+		string(next.AuthMethod), next.Source, next.SourceID, encodeAttrs(next.Attributes), t.now, next.Version, next.ID, old.Version)
+	if isUniqueViolation(err) {
+		return usersync.Errorf(usersync.ECONFLICT, "cannot rename user %q: %q already exists", old.Username, next.Username)
+	} else if err != nil {
+		return t.d.wrapErr("update user", err)
+	} else if n == 0 {
+		return usersync.Errorf(usersync.ECONFLICT, "user %q was changed or deleted by another writer meanwhile; try again", old.Username)
+	}
+	t.change(usersync.UserUpdated, userRef(next), nil, diff)
+	return nil
+}
+
+// DeleteUser removes a user, its memberships and its tokens.
+func (d *DB) DeleteUser(ctx context.Context, id int64) error {
+	return d.update(ctx, func(t *tx) error {
+		u, err := t.lockUser(id)
+		if err != nil {
+			return err
+		}
+		rows, err := t.query(`SELECT g.id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.member_type = 'user' AND m.member_id = ? ORDER BY g.name_key`, id)
+		if err != nil {
+			return t.d.wrapErr("read memberships", err)
+		}
+		var groups []usersync.ObjectRef
+		for rows.Next() {
+			g := usersync.ObjectRef{Type: usersync.ObjectGroup}
+			if err := rows.Scan(&g.ID, &g.Name); err != nil {
+				rows.Close()
+				return t.d.wrapErr("read memberships", err)
+			}
+			groups = append(groups, g)
+		}
+		rows.Close()
+		ref := userRef(u)
+		for _, g := range groups {
+			t.change(usersync.MemberRemoved, g, &ref, nil)
+		}
+		if _, err := t.exec(`DELETE FROM memberships WHERE member_type = 'user' AND member_id = ?`, id); err != nil {
+			return t.d.wrapErr("delete memberships", err)
+		}
+		if _, err := t.exec(`DELETE FROM api_tokens WHERE user_id = ?`, id); err != nil {
+			return t.d.wrapErr("delete tokens", err)
+		}
+		if _, err := t.exec(`DELETE FROM users WHERE id = ?`, id); err != nil {
+			return t.d.wrapErr("delete user", err)
+		}
+		t.change(usersync.UserDeleted, ref, nil, diffFields(userFields(u), nil))
+		return nil
+	})
+}

@@ -1,0 +1,755 @@
+// Package storetest is the conformance suite every directory backend must
+// pass. A backend's own test calls Run with a function that opens a fresh,
+// empty directory; the suite exercises it only through usersync.Directory.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/usersync/usersync"
+)
+
+// Opener returns a new, empty directory; it is closed when the test ends.
+type Opener func(t *testing.T) usersync.Directory
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, usersync.Directory)
+	}{
+		{"Users", testUsers},
+		{"UserValidation", testUserValidation},
+		{"UserUpdate", testUserUpdate},
+		{"UserList", testUserList},
+		{"Groups", testGroups},
+		{"DefaultGroup", testDefaultGroup},
+		{"Members", testMembers},
+		{"Folders", testFolders},
+		{"Tokens", testTokens},
+		{"Settings", testSettings},
+		{"ChangeLog", testChangeLog},
+		{"Cursors", testCursors},
+		{"Batch", testBatch},
+		{"BatchIdempotent", testBatchIdempotent},
+		{"BatchAllOrNothing", testBatchAllOrNothing},
+		{"BatchUpdateFields", testBatchUpdateFields},
+		{"ConcurrentWriters", testConcurrentWriters},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+func ctxAs(actor string) context.Context { return usersync.WithActor(context.Background(), actor) }
+
+var ctx = ctxAs("test")
+
+func mustCreateUser(t *testing.T, d usersync.Directory, name string) *usersync.User {
+	t.Helper()
+	u := &usersync.User{Username: name, Email: strings.ToLower(name) + "@example.com", FirstName: "F" + name, LastName: "L" + name, Enabled: true}
+	if err := d.CreateUser(ctx, u); err != nil {
+		t.Fatalf("create user %s: %v", name, err)
+	}
+	return u
+}
+
+func mustCreateGroup(t *testing.T, d usersync.Directory, name string) *usersync.Group {
+	t.Helper()
+	g := &usersync.Group{Name: name}
+	if err := d.CreateGroup(ctx, g); err != nil {
+		t.Fatalf("create group %s: %v", name, err)
+	}
+	return g
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := usersync.ErrorCode(err); got != code {
+		t.Fatalf("error code = %q (%v), want %q", got, err, code)
+	}
+}
+
+func lastSeq(t *testing.T, d usersync.Directory) int64 {
+	t.Helper()
+	n, err := d.LastChangeSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func changesSince(t *testing.T, d usersync.Directory, after int64) []*usersync.Change {
+	t.Helper()
+	var out []*usersync.Change
+	for {
+		cs, err := d.ChangesAfter(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) == 0 {
+			return out
+		}
+		out = append(out, cs...)
+		after = cs[len(cs)-1].Seq
+	}
+}
+
+func testUsers(t *testing.T, d usersync.Directory) {
+	u := &usersync.User{Username: "Alice@Example.com", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Enabled: true,
+		Attributes: map[string]string{"department": "Sales"}}
+	if err := d.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if u.ID == 0 || u.Version != 1 || u.CreatedAt.IsZero() {
+		t.Fatalf("created user lacks id, version or time: %+v", u)
+	}
+	if u.Type != usersync.UserRegular || u.AuthMethod != usersync.AuthPassword || u.Source != usersync.SourceLocal {
+		t.Fatalf("defaults not filled: %+v", u)
+	}
+	got, err := d.FindUserByUsername(ctx, "alice@EXAMPLE.com")
+	if err != nil {
+		t.Fatalf("lookup is not case-insensitive: %v", err)
+	}
+	if got.ID != u.ID || got.Username != "Alice@Example.com" || got.Attributes["department"] != "Sales" || got.LastName != "Liddell" || !got.Enabled {
+		t.Fatalf("found %+v, want %+v", got, u)
+	}
+	if byID, err := d.FindUserByID(ctx, u.ID); err != nil || byID.Username != u.Username || !byID.CreatedAt.Equal(u.CreatedAt) {
+		t.Fatalf("by id: %+v, %v", byID, err)
+	}
+	before := lastSeq(t, d)
+	err = d.CreateUser(ctx, &usersync.User{Username: "ALICE@example.COM"})
+	wantCode(t, err, usersync.ECONFLICT)
+	if !strings.Contains(err.Error(), "ALICE@example.COM") {
+		t.Fatalf("conflict message does not name the user: %v", err)
+	}
+	if lastSeq(t, d) != before {
+		t.Fatal("a refused create appended a change event")
+	}
+	_, err = d.FindUserByUsername(ctx, "nobody")
+	wantCode(t, err, usersync.ENOTFOUND)
+	_, err = d.FindUserByID(ctx, 987654)
+	wantCode(t, err, usersync.ENOTFOUND)
+
+	g := mustCreateGroup(t, d, "Sales")
+	if _, err := d.AddMembers(ctx, g.ID, []int64{u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.CreateToken(ctx, u.ID, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.FindUserByID(ctx, u.ID)
+	wantCode(t, err, usersync.ENOTFOUND)
+	if _, n, err := d.Members(ctx, g.ID, 0, 0); err != nil || n != 0 {
+		t.Fatalf("members after user delete: %d, %v", n, err)
+	}
+	if toks, _ := d.FindTokens(ctx, 0); len(toks) != 0 {
+		t.Fatalf("tokens survive their user: %+v", toks)
+	}
+	wantCode(t, d.DeleteUser(ctx, u.ID), usersync.ENOTFOUND)
+}
+
+func testUserValidation(t *testing.T, d usersync.Directory) {
+	bad := []usersync.User{
+		{Username: ""},
+		{Username: " padded"},
+		{Username: "ctl\x01"},
+		{Username: strings.Repeat("x", usersync.MaxUsernameLength+1)},
+		{Username: "bob", Email: "not-an-email"},
+		{Username: "bob", Type: "superuser"},
+		{Username: "bob", AuthMethod: "kerberos"},
+		{Username: "bob", Attributes: map[string]string{"": "x"}},
+	}
+	for _, u := range bad {
+		u := u
+		wantCode(t, d.CreateUser(ctx, &u), usersync.EINVALID)
+	}
+	if _, n, _ := d.FindUsers(ctx, usersync.UserFilter{}); n != 0 {
+		t.Fatalf("invalid users were stored: %d", n)
+	}
+}
+
+func testUserUpdate(t *testing.T, d usersync.Directory) {
+	u := mustCreateUser(t, d, "bob")
+	seq := lastSeq(t, d)
+	email, enabled, typ := "robert@example.com", false, usersync.UserPowerUser
+	dept := "R&D"
+	got, err := d.UpdateUser(ctxAs("admin"), u.ID, usersync.UserUpdate{Email: &email, Enabled: &enabled, Type: &typ,
+		Attributes: map[string]*string{"department": &dept}}, u.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != u.Version+1 || got.Email != email || got.Enabled || got.Type != typ || got.Attributes["department"] != dept || !got.UpdatedAt.After(u.CreatedAt) && !got.UpdatedAt.Equal(u.CreatedAt) {
+		t.Fatalf("update not applied: %+v", got)
+	}
+	cs := changesSince(t, d, seq)
+	if len(cs) != 1 || cs[0].Kind != usersync.UserUpdated || cs[0].Actor != "admin" || cs[0].Object.ID != u.ID {
+		t.Fatalf("update events: %+v", cs)
+	}
+	f := cs[0].Fields
+	if f["email"] != (usersync.FieldChange{From: "bob@example.com", To: email}) || f["enabled"] != (usersync.FieldChange{From: "true", To: "false"}) ||
+		f["attributes.department"] != (usersync.FieldChange{To: dept}) || len(f) != 4 {
+		t.Fatalf("changed fields: %+v", f)
+	}
+	// A stale version is refused and changes nothing.
+	name := "x"
+	_, err = d.UpdateUser(ctx, u.ID, usersync.UserUpdate{FirstName: &name}, u.Version)
+	wantCode(t, err, usersync.ECONFLICT)
+	// An update to the same values writes nothing.
+	seq = lastSeq(t, d)
+	same, err := d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Email: &email}, 0)
+	if err != nil || same.Version != got.Version || lastSeq(t, d) != seq {
+		t.Fatalf("no-op update bumped version or logged: %+v %v", same, err)
+	}
+	// Removing an attribute, renaming, and renaming onto another user.
+	mustCreateUser(t, d, "carol")
+	newName := "Bobby"
+	got, err = d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Username: &newName, Attributes: map[string]*string{"department": nil}}, 0)
+	if err != nil || got.Username != "Bobby" || len(got.Attributes) != 0 {
+		t.Fatalf("rename: %+v %v", got, err)
+	}
+	taken := "CAROL"
+	_, err = d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Username: &taken}, 0)
+	wantCode(t, err, usersync.ECONFLICT)
+	badEmail := "nope"
+	_, err = d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Email: &badEmail}, 0)
+	wantCode(t, err, usersync.EINVALID)
+	if cur, _ := d.FindUserByID(ctx, u.ID); cur.Email != email || cur.Username != "Bobby" {
+		t.Fatalf("refused updates changed the user: %+v", cur)
+	}
+	_, err = d.UpdateUser(ctx, 424242, usersync.UserUpdate{Email: &email}, 0)
+	wantCode(t, err, usersync.ENOTFOUND)
+}
+
+func testUserList(t *testing.T, d usersync.Directory) {
+	for i := 0; i < 25; i++ {
+		u := &usersync.User{Username: fmt.Sprintf("user%02d", i), Email: fmt.Sprintf("u%02d@example.com", i)}
+		if i%5 == 0 {
+			u.Source, u.SourceID = "okta:example.okta.com", fmt.Sprint("00u", i)
+		}
+		if err := d.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, total, err := d.FindUsers(ctx, usersync.UserFilter{Offset: 10, Limit: 5})
+	if err != nil || total != 25 || len(page) != 5 || page[0].Username != "user10" || page[4].Username != "user14" {
+		t.Fatalf("page: total %d, %d users, %v", total, len(page), err)
+	}
+	tail, _, _ := d.FindUsers(ctx, usersync.UserFilter{Offset: 20})
+	if len(tail) != 5 || tail[4].Username != "user24" {
+		t.Fatalf("offset without limit: %d users", len(tail))
+	}
+	okta, total, _ := d.FindUsers(ctx, usersync.UserFilter{Source: "okta:example.okta.com"})
+	if total != 5 || len(okta) != 5 {
+		t.Fatalf("by source: %d", total)
+	}
+	found, total, _ := d.FindUsers(ctx, usersync.UserFilter{Search: "U07@EXAMPLE"})
+	if total != 1 || found[0].Username != "user07" {
+		t.Fatalf("search by email: %d", total)
+	}
+	if _, total, _ := d.FindUsers(ctx, usersync.UserFilter{Search: "%"}); total != 0 {
+		t.Fatalf("search treats %% as a wildcard: %d", total)
+	}
+}
+
+func testGroups(t *testing.T, d usersync.Directory) {
+	g := &usersync.Group{Name: "app:test:group5", Description: "five", Alias: "0f1e", Attributes: map[string]string{"azure": "true"}}
+	if err := d.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"app", "app:test"} {
+		if _, err := d.FindFolder(ctx, p); err != nil {
+			t.Fatalf("folder %s not made for group: %v", p, err)
+		}
+	}
+	got, err := d.FindGroupByName(ctx, "APP:Test:Group5")
+	if err != nil || got.ID != g.ID || got.Description != "five" || got.Alias != "0f1e" || got.Attributes["azure"] != "true" {
+		t.Fatalf("find: %+v %v", got, err)
+	}
+	wantCode(t, d.CreateGroup(ctx, &usersync.Group{Name: "app:TEST:group5"}), usersync.ECONFLICT)
+	for _, bad := range []string{"", "a::b", ":a", "a:", " a", "a\nb"} {
+		wantCode(t, d.CreateGroup(ctx, &usersync.Group{Name: bad}), usersync.EINVALID)
+	}
+	folder := "app:test"
+	in, n, err := d.FindGroups(ctx, usersync.GroupFilter{Folder: &folder})
+	if err != nil || n != 1 || in[0].Name != g.Name {
+		t.Fatalf("groups in folder: %d %v", n, err)
+	}
+	newName, desc := "app:prod:group5", "moved"
+	upd, err := d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &newName, Description: &desc}, g.Version)
+	if err != nil || upd.Name != newName || upd.Version != 2 {
+		t.Fatalf("rename: %+v %v", upd, err)
+	}
+	if _, err := d.FindFolder(ctx, "app:prod"); err != nil {
+		t.Fatalf("rename did not make the new folder: %v", err)
+	}
+	mustCreateGroup(t, d, "Other")
+	taken := "other"
+	_, err = d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &taken}, 0)
+	wantCode(t, err, usersync.ECONFLICT)
+	_, err = d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &desc}, 1)
+	wantCode(t, err, usersync.ECONFLICT)
+	u := mustCreateUser(t, d, "dave")
+	d.AddMembers(ctx, g.ID, []int64{u.ID})
+	seq := lastSeq(t, d)
+	if err := d.DeleteGroup(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.DeleteGroup(ctx, g.ID), usersync.ENOTFOUND)
+	cs := changesSince(t, d, seq)
+	if len(cs) != 2 || cs[0].Kind != usersync.MemberRemoved || cs[0].Member.Name != "dave" || cs[1].Kind != usersync.GroupDeleted || cs[1].Object.Name != newName {
+		t.Fatalf("delete events: %+v", cs)
+	}
+	if gs, _ := d.GroupsOf(ctx, u.ID); len(gs) != 0 {
+		t.Fatalf("membership survived group delete: %+v", gs)
+	}
+}
+
+func testDefaultGroup(t *testing.T, d usersync.Directory) {
+	g, err := d.FindGroupByName(ctx, usersync.DefaultGroupName)
+	if err != nil {
+		t.Fatalf("the Default Group is missing: %v", err)
+	}
+	wantCode(t, d.DeleteGroup(ctx, g.ID), usersync.EFORBIDDEN)
+	name := "Renamed"
+	_, err = d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &name}, 0)
+	wantCode(t, err, usersync.EFORBIDDEN)
+	desc := "everyone"
+	if _, err := d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Description: &desc}, 0); err != nil {
+		t.Fatalf("the Default Group's description cannot change: %v", err)
+	}
+}
+
+func testMembers(t *testing.T, d usersync.Directory) {
+	g := mustCreateGroup(t, d, "Sales")
+	var ids []int64
+	for _, n := range []string{"zoe", "adam", "Mia"} {
+		ids = append(ids, mustCreateUser(t, d, n).ID)
+	}
+	seq := lastSeq(t, d)
+	n, err := d.AddMembers(ctxAs("sync"), g.ID, append(ids, ids[0]))
+	if err != nil || n != 3 {
+		t.Fatalf("add: %d %v", n, err)
+	}
+	if n, _ := d.AddMembers(ctx, g.ID, ids); n != 0 {
+		t.Fatalf("adding members again added %d", n)
+	}
+	cs := changesSince(t, d, seq)
+	if len(cs) != 3 {
+		t.Fatalf("want 3 member.added events, got %d", len(cs))
+	}
+	for _, c := range cs {
+		if c.Kind != usersync.MemberAdded || c.Object.ID != g.ID || c.Member == nil || c.Member.Type != usersync.ObjectUser || c.Actor != "sync" {
+			t.Fatalf("bad event %+v", c)
+		}
+	}
+	members, total, err := d.Members(ctx, g.ID, 0, 0)
+	if err != nil || total != 3 || members[0].Username != "adam" || members[1].Username != "Mia" || members[2].Username != "zoe" {
+		t.Fatalf("members: %d %v", total, err)
+	}
+	if page, _, _ := d.Members(ctx, g.ID, 1, 1); len(page) != 1 || page[0].Username != "Mia" {
+		t.Fatalf("members page: %+v", page)
+	}
+	_, err = d.AddMembers(ctx, g.ID, []int64{ids[0], 999999})
+	wantCode(t, err, usersync.ENOTFOUND)
+	_, err = d.AddMembers(ctx, 999999, ids)
+	wantCode(t, err, usersync.ENOTFOUND)
+	if n, _ := d.RemoveMembers(ctx, g.ID, []int64{ids[1], 999999}); n != 1 {
+		t.Fatalf("remove: %d", n)
+	}
+	if n, _ := d.RemoveMembers(ctx, g.ID, []int64{ids[1]}); n != 0 {
+		t.Fatalf("removing a non-member removed %d", n)
+	}
+	gs, err := d.GroupsOf(ctx, ids[0])
+	if err != nil || len(gs) != 1 || gs[0].Name != "Sales" {
+		t.Fatalf("groups of: %+v %v", gs, err)
+	}
+}
+
+func testFolders(t *testing.T, d usersync.Directory) {
+	f, err := d.CreateFolder(ctx, "corp:emea")
+	if err != nil || f.Path != "corp:emea" {
+		t.Fatalf("create: %+v %v", f, err)
+	}
+	_, err = d.CreateFolder(ctx, "CORP:emea")
+	wantCode(t, err, usersync.ECONFLICT)
+	_, err = d.CreateFolder(ctx, "corp::x")
+	wantCode(t, err, usersync.EINVALID)
+	v := "blue"
+	f, err = d.SetFolderAttributes(ctx, "corp", map[string]*string{"color": &v})
+	if err != nil || f.Attributes["color"] != "blue" || f.Version != 2 {
+		t.Fatalf("set attr: %+v %v", f, err)
+	}
+	seq := lastSeq(t, d)
+	if f2, _ := d.SetFolderAttributes(ctx, "corp", map[string]*string{"color": &v}); f2.Version != 2 || lastSeq(t, d) != seq {
+		t.Fatal("setting the same attribute again wrote a change")
+	}
+	f, _ = d.SetFolderAttributes(ctx, "corp", map[string]*string{"color": nil})
+	if len(f.Attributes) != 0 {
+		t.Fatalf("unset attr: %+v", f.Attributes)
+	}
+	_, err = d.SetFolderAttributes(ctx, "nowhere", map[string]*string{"color": &v})
+	wantCode(t, err, usersync.ENOTFOUND)
+	mustCreateGroup(t, d, "corp:emea:Sales")
+	mustCreateGroup(t, d, "corpx:Other")
+	fs, _ := d.FindFolders(ctx, "corp")
+	if len(fs) != 1 || fs[0].Path != "corp:emea" {
+		t.Fatalf("folders under corp: %+v", fs)
+	}
+	all, _ := d.FindFolders(ctx, "")
+	if len(all) != 3 {
+		t.Fatalf("all folders: %d", len(all))
+	}
+	err = d.DeleteFolder(ctx, "corp")
+	wantCode(t, err, usersync.ECONFLICT)
+	if !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("message: %v", err)
+	}
+	wantCode(t, d.DeleteFolder(ctx, "corp:emea"), usersync.ECONFLICT)
+	g, _ := d.FindGroupByName(ctx, "corp:emea:Sales")
+	d.DeleteGroup(ctx, g.ID)
+	if err := d.DeleteFolder(ctx, "corp:emea"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteFolder(ctx, "corp"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.DeleteFolder(ctx, "corp"), usersync.ENOTFOUND)
+}
+
+func testTokens(t *testing.T, d usersync.Directory) {
+	u := mustCreateUser(t, d, "admin")
+	clear, tok, err := d.CreateToken(ctx, u.ID, "entra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(clear, usersync.TokenPrefix) || len(clear) < 40 || tok.Hint != clear[len(clear)-4:] || tok.Username != "admin" {
+		t.Fatalf("token %q %+v", clear, tok)
+	}
+	clear2, _, _ := d.CreateToken(ctx, u.ID, "okta")
+	if clear2 == clear {
+		t.Fatal("two tokens are equal")
+	}
+	got, err := d.Authenticate(ctx, clear)
+	if err != nil || got.ID != u.ID {
+		t.Fatalf("authenticate: %+v %v", got, err)
+	}
+	toks, _ := d.FindTokens(ctx, u.ID)
+	if len(toks) != 2 || toks[0].LastUsedAt == nil || toks[1].LastUsedAt != nil {
+		t.Fatalf("tokens: %+v", toks)
+	}
+	for _, bad := range []string{"", "ust_wrong", clear + "x", strings.TrimPrefix(clear, usersync.TokenPrefix)} {
+		_, err := d.Authenticate(ctx, bad)
+		wantCode(t, err, usersync.EUNAUTHORIZED)
+	}
+	if err := d.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.Authenticate(ctx, clear)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	wantCode(t, d.RevokeToken(ctx, tok.ID), usersync.ENOTFOUND)
+	off := false
+	d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Enabled: &off}, 0)
+	_, err = d.Authenticate(ctx, clear2)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	_, _, err = d.CreateToken(ctx, 999999, "x")
+	wantCode(t, err, usersync.ENOTFOUND)
+}
+
+func testSettings(t *testing.T, d usersync.Directory) {
+	s, err := d.Setting(ctx, "SCIM_REMOVE_USER_ON_SOFT_DELETE")
+	if err != nil || s.Value != "N" || s.IsSet || s.Bool() {
+		t.Fatalf("default: %+v %v", s, err)
+	}
+	s, err = d.SetSetting(ctx, "SCIM_REMOVE_USER_ON_SOFT_DELETE", "yes")
+	if err != nil || s.Value != "Y" || !s.IsSet || !s.Bool() {
+		t.Fatalf("set: %+v %v", s, err)
+	}
+	_, err = d.SetSetting(ctx, "SCIM_REMOVE_USER_ON_SOFT_DELETE", "maybe")
+	wantCode(t, err, usersync.EINVALID)
+	if s, _ := d.Setting(ctx, "SCIM_REMOVE_USER_ON_SOFT_DELETE"); s.Value != "Y" {
+		t.Fatalf("a refused value changed the setting to %q", s.Value)
+	}
+	_, err = d.SetSetting(ctx, "SCIM_REMOVE_USER_ON_SOFTDELETE", "Y")
+	wantCode(t, err, usersync.EINVALID)
+	_, err = d.Setting(ctx, "NOPE")
+	wantCode(t, err, usersync.EINVALID)
+	d.SetSetting(ctx, "O365_USERSYNC_CLIENT_SECRET", "s3cret")
+	all, err := d.Settings(ctx)
+	if err != nil || len(all) != len(usersync.SettingDefs) {
+		t.Fatalf("settings: %d %v", len(all), err)
+	}
+	for _, s := range all {
+		if s.Key == "O365_USERSYNC_CLIENT_SECRET" && (s.Value != "s3cret" || s.Shown() == "s3cret") {
+			t.Fatalf("secret setting: value %q shown %q", s.Value, s.Shown())
+		}
+	}
+	if err := d.ResetSetting(ctx, "SCIM_REMOVE_USER_ON_SOFT_DELETE"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := d.Setting(ctx, "SCIM_REMOVE_USER_ON_SOFT_DELETE"); s.Value != "N" || s.IsSet {
+		t.Fatalf("reset: %+v", s)
+	}
+}
+
+func testChangeLog(t *testing.T, d usersync.Directory) {
+	start := lastSeq(t, d)
+	u := mustCreateUser(t, d, "erin")
+	g := mustCreateGroup(t, d, "ops:oncall")
+	d.AddMembers(ctxAs("cli"), g.ID, []int64{u.ID})
+	d.RemoveMembers(ctxAs("cli"), g.ID, []int64{u.ID})
+	d.DeleteUser(ctxAs("scim"), u.ID)
+	cs := changesSince(t, d, start)
+	var kinds []string
+	for i, c := range cs {
+		kinds = append(kinds, string(c.Kind))
+		if c.Seq != start+int64(i)+1 {
+			t.Fatalf("sequence is not contiguous: event %d has seq %d", i, c.Seq)
+		}
+		if c.At.IsZero() {
+			t.Fatalf("event %d has no time", c.Seq)
+		}
+	}
+	want := "user.created folder.created group.created member.added member.removed user.deleted"
+	if strings.Join(kinds, " ") != want {
+		t.Fatalf("kinds = %s, want %s", strings.Join(kinds, " "), want)
+	}
+	if cs[0].Fields["username"].To != "erin" || cs[0].Fields["email"].To != "erin@example.com" || cs[0].Actor != "test" {
+		t.Fatalf("create event: %+v", cs[0])
+	}
+	if cs[3].Actor != "cli" || cs[3].Member.Name != "erin" || cs[3].Object.Name != "ops:oncall" {
+		t.Fatalf("member event: %+v", cs[3])
+	}
+	if cs[5].Actor != "scim" || cs[5].Fields["username"].From != "erin" || cs[5].Fields["username"].To != "" {
+		t.Fatalf("delete event: %+v", cs[5])
+	}
+	page, _ := d.ChangesAfter(ctx, start, 2)
+	if len(page) != 2 || page[1].Seq != start+2 {
+		t.Fatalf("limit: %d", len(page))
+	}
+	if lastSeq(t, d) != cs[len(cs)-1].Seq {
+		t.Fatal("LastChangeSeq is not the last event")
+	}
+}
+
+func testCursors(t *testing.T, d usersync.Directory) {
+	if n, err := d.Cursor(ctx, "entra-groups"); err != nil || n != 0 {
+		t.Fatalf("new cursor: %d %v", n, err)
+	}
+	d.SetCursor(ctx, "entra-groups", 42)
+	d.SetCursor(ctx, "entra-groups", 57)
+	if n, _ := d.Cursor(ctx, "entra-groups"); n != 57 {
+		t.Fatalf("cursor = %d", n)
+	}
+	wantCode(t, d.SetCursor(ctx, "", 1), usersync.EINVALID)
+}
+
+func sampleBatch(n int) *usersync.Batch {
+	b := &usersync.Batch{Groups: []usersync.GroupUpsert{
+		{Group: usersync.Group{Name: "o365:Engineering", Alias: "g-1", Source: "o365:t"}, Create: true, Update: usersync.FieldAlias},
+	}}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("eng%04d@contoso.com", i)
+		b.Users = append(b.Users, usersync.UserUpsert{
+			User:   usersync.User{Username: name, Email: name, FirstName: "Eng", LastName: fmt.Sprint(i), Enabled: true, Source: "o365:t", SourceID: fmt.Sprint("id-", i)},
+			Create: true, Update: usersync.ProfileFields,
+		})
+		b.Members = append(b.Members, usersync.MemberChange{Group: "o365:Engineering", Username: name},
+			usersync.MemberChange{Group: usersync.DefaultGroupName, Username: name})
+	}
+	return b
+}
+
+func testBatch(t *testing.T, d usersync.Directory) {
+	seq := lastSeq(t, d)
+	res, err := d.ApplyBatch(ctxAs("o365:t"), sampleBatch(1200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UsersCreated != 1200 || res.GroupsCreated != 1 || res.MembersAdded != 2400 || res.RowsWritten == 0 {
+		t.Fatalf("result: %+v", res)
+	}
+	g, _ := d.FindGroupByName(ctx, "o365:engineering")
+	if _, n, _ := d.Members(ctx, g.ID, 0, 0); n != 1200 {
+		t.Fatalf("members = %d", n)
+	}
+	u, err := d.FindUserByUsername(ctx, "ENG0042@contoso.com")
+	if err != nil || u.SourceID != "id-42" || u.LastName != "42" || !u.Enabled {
+		t.Fatalf("user: %+v %v", u, err)
+	}
+	cs := changesSince(t, d, seq)
+	count := map[usersync.ChangeKind]int{}
+	for _, c := range cs {
+		count[c.Kind]++
+		if c.Actor != "o365:t" {
+			t.Fatalf("actor %q", c.Actor)
+		}
+	}
+	if count[usersync.UserCreated] != 1200 || count[usersync.MemberAdded] != 2400 || count[usersync.GroupCreated] != 1 || count[usersync.FolderCreated] != 1 {
+		t.Fatalf("events: %v", count)
+	}
+	// Removing members and skipping users that are not to be created.
+	b := &usersync.Batch{
+		Users: []usersync.UserUpsert{{User: usersync.User{Username: "new@contoso.com"}, Create: false}},
+		Members: []usersync.MemberChange{
+			{Group: "o365:Engineering", Username: "eng0001@contoso.com", Remove: true},
+			{Group: "o365:Engineering", Username: "new@contoso.com"},
+			{Group: "o365:Engineering", Username: "ghost@contoso.com", Remove: true},
+		},
+	}
+	res, err = d.ApplyBatch(ctx, b)
+	if err != nil || res.MembersRemoved != 1 || res.UsersSkipped != 1 || res.MembersAdded != 0 {
+		t.Fatalf("second batch: %+v %v", res, err)
+	}
+	if _, err := d.FindUserByUsername(ctx, "new@contoso.com"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatal("a user with Create=false was created")
+	}
+}
+
+func testBatchIdempotent(t *testing.T, d usersync.Directory) {
+	if _, err := d.ApplyBatch(ctx, sampleBatch(700)); err != nil {
+		t.Fatal(err)
+	}
+	seq := lastSeq(t, d)
+	before, _ := d.FindUserByUsername(ctx, "eng0007@contoso.com")
+	res, err := d.ApplyBatch(ctx, sampleBatch(700))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RowsWritten != 0 || res.UsersUnchanged != 700 || res.UsersCreated+res.UsersUpdated+res.MembersAdded+res.GroupsCreated+res.GroupsUpdated != 0 || res.GroupsUnchanged != 1 {
+		t.Fatalf("re-apply wrote: %+v", res)
+	}
+	if lastSeq(t, d) != seq {
+		t.Fatalf("re-apply appended %d events", lastSeq(t, d)-seq)
+	}
+	after, _ := d.FindUserByUsername(ctx, "eng0007@contoso.com")
+	if after.Version != before.Version || !after.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Fatal("re-apply touched a user")
+	}
+}
+
+func testBatchAllOrNothing(t *testing.T, d usersync.Directory) {
+	seq := lastSeq(t, d)
+	b := sampleBatch(300)
+	b.Users[150].User.Email = "broken"
+	_, err := d.ApplyBatch(ctx, b)
+	wantCode(t, err, usersync.EINVALID)
+	if !strings.Contains(err.Error(), "eng0150@contoso.com") {
+		t.Fatalf("error does not name the user: %v", err)
+	}
+	// Fails only at the membership step, after users were written in the transaction.
+	b = sampleBatch(300)
+	b.Members = append(b.Members, usersync.MemberChange{Group: "o365:Engineering", Username: "stranger@contoso.com"})
+	_, err = d.ApplyBatch(ctx, b)
+	wantCode(t, err, usersync.ENOTFOUND)
+	b = sampleBatch(300)
+	b.Members = append(b.Members, usersync.MemberChange{Group: "No Such Group", Username: "eng0001@contoso.com"})
+	_, err = d.ApplyBatch(ctx, b)
+	wantCode(t, err, usersync.ENOTFOUND)
+	b = sampleBatch(3)
+	b.Users = append(b.Users, b.Users[0])
+	b.Users[3].User.Username = "ENG0000@contoso.com"
+	_, err = d.ApplyBatch(ctx, b)
+	wantCode(t, err, usersync.EINVALID)
+	if _, n, _ := d.FindUsers(ctx, usersync.UserFilter{}); n != 0 {
+		t.Fatalf("failed batches left %d users", n)
+	}
+	if _, err := d.FindGroupByName(ctx, "o365:Engineering"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatal("failed batch left its group")
+	}
+	if lastSeq(t, d) != seq {
+		t.Fatal("failed batches appended events")
+	}
+}
+
+func testBatchUpdateFields(t *testing.T, d usersync.Directory) {
+	manual := &usersync.User{Username: "pat@contoso.com", Email: "pat@home.example", FirstName: "Pat", Type: usersync.UserAdministrator,
+		Attributes: map[string]string{"keep": "1", "drop": "2"}}
+	if err := d.CreateUser(ctx, manual); err != nil {
+		t.Fatal(err)
+	}
+	src := usersync.User{Username: "PAT@contoso.com", Email: "pat@contoso.com", FirstName: "Patricia", Type: usersync.UserRegular,
+		Source: "o365:t", Attributes: map[string]string{"dept": "Ops", "drop": ""}}
+	// Without fields to update the user is left alone.
+	res, err := d.ApplyBatch(ctx, &usersync.Batch{Users: []usersync.UserUpsert{{User: src, Create: true}}})
+	if err != nil || res.UsersUnchanged != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	res, err = d.ApplyBatch(ctx, &usersync.Batch{Users: []usersync.UserUpsert{{User: src, Create: true, Update: usersync.FieldEmail | usersync.FieldAttributes}}})
+	if err != nil || res.UsersUpdated != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	got, _ := d.FindUserByID(ctx, manual.ID)
+	if got.Email != "pat@contoso.com" || got.FirstName != "Pat" || got.Type != usersync.UserAdministrator || got.Source != usersync.SourceLocal || got.Username != "pat@contoso.com" {
+		t.Fatalf("fields outside the mask changed: %+v", got)
+	}
+	keys := make([]string, 0)
+	for k, v := range got.Attributes {
+		keys = append(keys, k+"="+v)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, ",") != "dept=Ops,keep=1" {
+		t.Fatalf("attributes merged to %v", keys)
+	}
+}
+
+// testConcurrentWriters runs writers side by side with a reader that follows
+// the change log as a consumer would, and checks that the reader saw every
+// event exactly once, in order.
+func testConcurrentWriters(t *testing.T, d usersync.Directory) {
+	const writers, each = 4, 25
+	start := lastSeq(t, d)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := d.CreateUser(ctx, &usersync.User{Username: fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	seen := map[int64]bool{}
+	cursor := start
+	for finished := false; ; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		cs, err := d.ChangesAfter(ctx, cursor, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Seq != cursor+1 {
+				t.Fatalf("reader at %d got %d next", cursor, c.Seq)
+			}
+			seen[c.Seq], cursor = true, c.Seq
+		}
+		if finished && len(cs) == 0 {
+			break
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("reader saw %d events, want %d", len(seen), writers*each)
+	}
+}

@@ -1,0 +1,168 @@
+package usersync
+
+import (
+	"context"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// UserType is the kind of account a user has in the directory.
+type UserType string
+
+const (
+	UserRegular       UserType = "regular"
+	UserPowerUser     UserType = "power_user"
+	UserAdministrator UserType = "administrator"
+)
+
+// UserTypes lists the valid user types in the order they are shown.
+var UserTypes = []UserType{UserRegular, UserPowerUser, UserAdministrator}
+
+// AuthMethod is how a user signs in.
+type AuthMethod string
+
+const (
+	AuthPassword AuthMethod = "password"
+	AuthSSO      AuthMethod = "sso"
+)
+
+// SourceLocal owns users and groups made by hand (CLI, UI, API).
+const SourceLocal = "local"
+
+// MaxUsernameLength bounds usernames (a userPrincipalName can reach 113
+// characters; the SCIM endpoint applies its own, stricter limit).
+const MaxUsernameLength = 256
+
+// User is a person in the directory. Usernames are unique, compared
+// case-insensitively.
+type User struct {
+	ID         int64             `json:"id"`
+	Username   string            `json:"username"`
+	Email      string            `json:"email"`
+	FirstName  string            `json:"firstName"`
+	LastName   string            `json:"lastName"`
+	Type       UserType          `json:"type"`
+	Enabled    bool              `json:"enabled"`
+	AuthMethod AuthMethod        `json:"authMethod"`
+	Source     string            `json:"source"`   // who owns the user: "local", "scim", "o365:<tenant>", "okta:<host>"
+	SourceID   string            `json:"sourceId"` // the user's id at that source
+	Attributes map[string]string `json:"attributes"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	UpdatedAt  time.Time         `json:"updatedAt"`
+	Version    int64             `json:"version"` // changes on every update
+}
+
+// UsernameKey is the form usernames are compared and indexed in.
+func UsernameKey(username string) string { return strings.ToLower(username) }
+
+// Normalize fills the defaults of a new user.
+func (u *User) Normalize() {
+	if u.Type == "" {
+		u.Type = UserRegular
+	}
+	if u.AuthMethod == "" {
+		u.AuthMethod = AuthPassword
+	}
+	if u.Source == "" {
+		u.Source = SourceLocal
+	}
+	if u.Attributes == nil {
+		u.Attributes = map[string]string{}
+	}
+}
+
+// Validate reports the first problem with u's fields.
+func (u *User) Validate() error {
+	if err := ValidateUsername(u.Username); err != nil {
+		return err
+	}
+	if u.Email != "" {
+		if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
+			return Errorf(EINVALID, "user %q: email %q is not a valid address", u.Username, u.Email)
+		}
+	}
+	if err := ValidateUserType(string(u.Type)); err != nil {
+		return err
+	}
+	if u.AuthMethod != AuthPassword && u.AuthMethod != AuthSSO {
+		return Errorf(EINVALID, "user %q: authentication method %q is not one of password, sso", u.Username, u.AuthMethod)
+	}
+	if u.Source == "" {
+		return Errorf(EINVALID, "user %q: source is empty", u.Username)
+	}
+	return ValidateAttributes("user "+quote(u.Username), u.Attributes)
+}
+
+// ValidateUsername checks a username on its own.
+func ValidateUsername(name string) error {
+	switch {
+	case name == "":
+		return Errorf(EINVALID, "username is empty")
+	case len(name) > MaxUsernameLength:
+		return Errorf(EINVALID, "username %q is longer than %d characters", name[:40]+"…", MaxUsernameLength)
+	case strings.TrimSpace(name) != name:
+		return Errorf(EINVALID, "username %q starts or ends with white space", name)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return Errorf(EINVALID, "username %q contains a control character", name)
+	}
+	return nil
+}
+
+// ValidateUserType checks that t names a user type.
+func ValidateUserType(t string) error {
+	for _, v := range UserTypes {
+		if string(v) == t {
+			return nil
+		}
+	}
+	return Errorf(EINVALID, "user type %q is not one of regular, power_user, administrator", t)
+}
+
+// ValidateAttributes checks the names of custom attributes of an object.
+func ValidateAttributes(owner string, attrs map[string]string) error {
+	for k := range attrs {
+		if k == "" || strings.TrimSpace(k) != k || strings.IndexFunc(k, unicode.IsControl) >= 0 {
+			return Errorf(EINVALID, "%s: attribute name %q is empty or has white space or control characters at its ends", owner, k)
+		}
+	}
+	return nil
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
+// UserUpdate names the fields to change; nil fields stay as they are.
+// Attributes are merged: a key mapped to nil is removed.
+type UserUpdate struct {
+	Username   *string
+	Email      *string
+	FirstName  *string
+	LastName   *string
+	Type       *UserType
+	Enabled    *bool
+	AuthMethod *AuthMethod
+	Source     *string
+	SourceID   *string
+	Attributes map[string]*string
+}
+
+// UserFilter selects users for listing.
+type UserFilter struct {
+	Source string // exact source, or "" for all
+	Search string // case-insensitive substring of username, email or name
+	Offset int
+	Limit  int // 0 means no limit
+}
+
+// UserService manages users.
+type UserService interface {
+	CreateUser(ctx context.Context, u *User) error
+	FindUserByID(ctx context.Context, id int64) (*User, error)
+	FindUserByUsername(ctx context.Context, username string) (*User, error)
+	FindUsers(ctx context.Context, f UserFilter) ([]*User, int, error)
+	// UpdateUser applies upd and, when expectVersion is not 0, fails with
+	// ECONFLICT unless the stored version equals it.
+	UpdateUser(ctx context.Context, id int64, upd UserUpdate, expectVersion int64) (*User, error)
+	DeleteUser(ctx context.Context, id int64) error
+}
