@@ -184,6 +184,9 @@ func stripDSN(err error, dsn string) string {
 // Dialect reports "sqlite" or "postgres".
 func (d *DB) Dialect() string { return d.dialect.name }
 
+// Where names the database without credentials: a file path or a redacted URL.
+func (d *DB) Where() string { return d.where }
+
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cli runs usersync in-process against the database db.
+func cli(t *testing.T, db string, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"--db", db}, args...), strings.NewReader(stdin), &out, &errOut)
+	return result{code, out.String(), errOut.String()}
+}
+
+func ok(t *testing.T, r result) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func fails(t *testing.T, r result, code int, says string) {
+	t.Helper()
+	if r.code != code || !strings.Contains(r.stderr, says) {
+		t.Fatalf("exit %d, stderr %q; want exit %d saying %q", r.code, r.stderr, code, says)
+	}
+}
+
+func TestCLIWorkflow(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "users", "create", "--username", "alice@example.com", "--email", "alice@example.com", "--first-name", "Alice", "--type", "administrator", "--attr", "dept=IT"))
+	ok(t, cli(t, db, "", "users", "create", "--username", "bob", "--email", "bob@example.com"))
+	ok(t, cli(t, db, "", "groups", "create", "app:test:group5", "--description", "five"))
+	r := ok(t, cli(t, db, "", "groups", "members", "add", "app:test:group5", "alice@example.com", "BOB"))
+	if !strings.Contains(r.stdout, "added 2 of 2") {
+		t.Fatalf("members add said %q", r.stdout)
+	}
+	r = ok(t, cli(t, db, "", "-o", "json", "groups", "members", "list", "app:test:group5"))
+	var members struct {
+		Total   int `json:"total"`
+		Members []struct {
+			Username string `json:"username"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &members); err != nil || members.Total != 2 || members.Members[0].Username != "alice@example.com" {
+		t.Fatalf("members JSON %q: %v", r.stdout, err)
+	}
+	r = ok(t, cli(t, db, "", "users", "show", "ALICE@example.com"))
+	for _, want := range []string{"administrator", "dept=IT", "app:test:group5"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("users show lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	ok(t, cli(t, db, "", "users", "update", "bob", "--disable", "--last-name", "Builder", "--unset-attr", "none"))
+	r = ok(t, cli(t, db, "", "-o", "json", "users", "show", "bob"))
+	if !strings.Contains(r.stdout, `"enabled": false`) || !strings.Contains(r.stdout, `"lastName": "Builder"`) {
+		t.Fatalf("update not applied: %s", r.stdout)
+	}
+	r = ok(t, cli(t, db, "", "folders", "list"))
+	if !strings.Contains(r.stdout, "app:test") {
+		t.Fatalf("folders: %s", r.stdout)
+	}
+	ok(t, cli(t, db, "", "folders", "set-attr", "app", "owner=it", "tier=1"))
+	r = ok(t, cli(t, db, "", "folders", "show", "app"))
+	if !strings.Contains(r.stdout, "owner=it, tier=1") {
+		t.Fatalf("folder attrs: %s", r.stdout)
+	}
+
+	// tokens create prints the clear token alone on stdout.
+	r = ok(t, cli(t, db, "", "tokens", "create", "--user", "alice@example.com", "--name", "entra"))
+	token := strings.TrimSpace(r.stdout)
+	if !strings.HasPrefix(token, "ust_") || strings.Contains(token, "\n") || strings.Contains(r.stderr, token) {
+		t.Fatalf("token output %q / %q", r.stdout, r.stderr)
+	}
+	r = ok(t, cli(t, db, "", "tokens", "list"))
+	if strings.Contains(r.stdout, token) || !strings.Contains(r.stdout, token[len(token)-4:]) {
+		t.Fatalf("tokens list shows the token or lacks its hint: %s", r.stdout)
+	}
+	ok(t, cli(t, db, "", "tokens", "revoke", "1"))
+
+	// Secrets are set from stdin and never shown.
+	ok(t, cli(t, db, "hunter2\n", "settings", "set", "O365_USERSYNC_CLIENT_SECRET", "-"))
+	for _, args := range [][]string{{"settings", "list"}, {"settings", "get", "O365_USERSYNC_CLIENT_SECRET"}, {"-o", "json", "settings", "list"}} {
+		if r := ok(t, cli(t, db, "", args...)); strings.Contains(r.stdout, "hunter2") {
+			t.Fatalf("%v shows the secret", args)
+		}
+	}
+	if r := ok(t, cli(t, db, "", "settings", "get", "--reveal", "O365_USERSYNC_CLIENT_SECRET")); strings.TrimSpace(r.stdout) != "hunter2" {
+		t.Fatalf("--reveal: %q", r.stdout)
+	}
+
+	r = ok(t, cli(t, db, "", "changes", "--after", "0"))
+	for _, want := range []string{"user.created", "member.added", "folder.updated", "user.updated", `lastName: ""→"Builder"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("changes lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	ok(t, cli(t, db, "", "groups", "delete", "app:test:group5"))
+	ok(t, cli(t, db, "", "users", "delete", "bob"))
+}
+
+// TestCLIBadInput checks that mistakes get a message naming the problem, a
+// non-zero exit, and change nothing.
+func TestCLIBadInput(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "users", "create", "--username", "carol", "--email", "carol@example.com"))
+	ok(t, cli(t, db, "", "groups", "create", "Sales"))
+	before := ok(t, cli(t, db, "", "-o", "json", "changes")).stdout
+
+	fails(t, cli(t, db, "", "users", "create", "--username", "CAROL", "--email", "c2@example.com"), 1, `user "CAROL" already exists`)
+	fails(t, cli(t, db, "", "users", "create", "--username", "dan", "--email", "not-an-email"), 1, `email "not-an-email" is not a valid address`)
+	fails(t, cli(t, db, "", "users", "create", "--username", "dan", "--type", "root"), 1, `user type "root" is not one of`)
+	fails(t, cli(t, db, "", "groups", "members", "add", "Marketing", "carol"), 1, `group "Marketing" not found`)
+	fails(t, cli(t, db, "", "groups", "members", "add", "Sales", "carol", "nobody"), 1, `user "nobody" not found`)
+	fails(t, cli(t, db, "", "groups", "delete", "Default Group"), 1, "built in and cannot be deleted")
+	fails(t, cli(t, db, "", "settings", "set", "SCIM_REMOVE_USER_ON_SOFT_DELETE", "perhaps"), 1, `takes Y or N, not "perhaps"`)
+	fails(t, cli(t, db, "", "settings", "set", "NO_SUCH_SETTING", "1"), 1, `unknown setting "NO_SUCH_SETTING"`)
+	fails(t, cli(t, db, "", "tokens", "revoke", "abc"), 2, `token ID "abc" is not a number`)
+	fails(t, cli(t, db, "", "users", "show"), 2, "accepts 1 arg")
+	fails(t, cli(t, db, "", "users", "create", "--email", "x@example.com"), 2, "needs --username")
+	fails(t, cli(t, db, "", "users", "list", "--bogus"), 2, "unknown flag: --bogus")
+	fails(t, cli(t, db, "", "users", "frobnicate"), 2, `unknown command "frobnicate"`)
+	fails(t, cli(t, db, "", "-o", "yaml", "users", "list"), 2, "--output must be table or json")
+	fails(t, cli(t, db, "", "users", "update", "carol", "--attr", "novalue"), 2, `attribute "novalue" is not in the form name=value`)
+
+	if after := ok(t, cli(t, db, "", "-o", "json", "changes")).stdout; after != before {
+		t.Fatalf("refused commands changed the directory:\nbefore %s\nafter %s", before, after)
+	}
+	r := ok(t, cli(t, db, "", "-o", "json", "groups", "members", "list", "Sales"))
+	if !strings.Contains(r.stdout, `"total": 0`) {
+		t.Fatalf("a failed members add added someone: %s", r.stdout)
+	}
+	if s := ok(t, cli(t, db, "", "settings", "get", "SCIM_REMOVE_USER_ON_SOFT_DELETE")).stdout; strings.TrimSpace(s) != "N" {
+		t.Fatalf("a refused setting changed it to %q", s)
+	}
+
+	fails(t, cli(t, "mysql://db.example.com/x", "", "users", "list"), 1, `unsupported scheme "mysql"`)
+	fails(t, cli(t, filepath.Join(t.TempDir(), "no", "such", "dir.db"), "", "users", "list"), 1, "does not exist")
+	fails(t, cli(t, "postgres://u:secretpw@[bad", "", "users", "list"), 1, "malformed")
+	if r := cli(t, "postgres://u:secretpw@[bad", "", "users", "list"); strings.Contains(r.stderr, "secretpw") {
+		t.Fatalf("the database password reached the error: %s", r.stderr)
+	}
+}
+
+func TestCLIDemo(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+	r := ok(t, cli(t, db, "", "demo"))
+	for _, want := range []string{"6 users created", "2. Apply the same batch again       : 0 users created, 0 updated, 6 unchanged; 0 groups created; 0 memberships added, 0 removed; 0 rows written",
+		`lastName: "Lovelace"→"Lovelace-King"`, "demo:Engineering   ada@example.com, alan@example.com"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}

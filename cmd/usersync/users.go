@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+func (a *app) usersCommand() *cobra.Command {
+	c := &cobra.Command{Use: "users", Short: "List and manage users"}
+	c.AddCommand(a.usersList(), a.usersShow(), a.usersCreate(), a.usersUpdate(), a.usersDelete())
+	return c
+}
+
+func (a *app) usersList() *cobra.Command {
+	var f usersync.UserFilter
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List users ordered by username",
+		Args:  cobra.NoArgs,
+	}
+	c.Flags().StringVar(&f.Source, "source", "", "only users owned by this source (local, scim, o365:<tenant>, okta:<host>)")
+	c.Flags().StringVar(&f.Search, "search", "", "only users whose username, email or name contains this text")
+	c.Flags().IntVar(&f.Limit, "limit", 0, "show at most this many users (0: all)")
+	c.Flags().IntVar(&f.Offset, "offset", 0, "skip this many users")
+	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		users, total, err := d.FindUsers(ctx, f)
+		if err != nil {
+			return err
+		}
+		return a.emit(map[string]any{"total": total, "users": nonNil(users)}, func(w io.Writer) {
+			row(w, "USERNAME", "EMAIL", "NAME", "TYPE", "ENABLED", "AUTH", "SOURCE")
+			for _, u := range users {
+				row(w, u.Username, orDash(u.Email), orDash(u.FirstName+" "+u.LastName), u.Type, u.Enabled, u.AuthMethod, u.Source)
+			}
+			if len(users) < total {
+				row(w, fmt.Sprintf("(%d of %d users)", len(users), total))
+			}
+		})
+	})
+	return c
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (a *app) usersShow() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show USERNAME",
+		Short: "Show one user and the groups it belongs to",
+		Args:  cobra.ExactArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			u, err := d.FindUserByUsername(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			groups, err := d.GroupsOf(ctx, u.ID)
+			if err != nil {
+				return err
+			}
+			names := make([]string, len(groups))
+			for i, g := range groups {
+				names[i] = g.Name
+			}
+			return a.emit(struct {
+				*usersync.User
+				Groups []string `json:"groups"`
+			}{u, names}, func(w io.Writer) {
+				row(w, "Username:", u.Username)
+				row(w, "ID:", u.ID)
+				row(w, "Email:", orDash(u.Email))
+				row(w, "First name:", orDash(u.FirstName))
+				row(w, "Last name:", orDash(u.LastName))
+				row(w, "Type:", u.Type)
+				row(w, "Enabled:", u.Enabled)
+				row(w, "Authentication:", u.AuthMethod)
+				row(w, "Source:", u.Source)
+				row(w, "Source ID:", orDash(u.SourceID))
+				row(w, "Attributes:", fmtAttrs(u.Attributes))
+				row(w, "Groups:", orDash(joinComma(names)))
+				row(w, "Created:", fmtTime(u.CreatedAt))
+				row(w, "Updated:", fmtTime(u.UpdatedAt))
+				row(w, "Version:", u.Version)
+			})
+		}),
+	}
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += v
+	}
+	return out
+}
+
+func (a *app) usersCreate() *cobra.Command {
+	var u usersync.User
+	var typ, auth string
+	var disabled bool
+	var attrs []string
+	c := &cobra.Command{
+		Use:   "create --username U --email E [--first-name F] [--last-name L] [--type regular|power_user|administrator]",
+		Short: "Create a user",
+		Args:  cobra.NoArgs,
+	}
+	c.Flags().StringVar(&u.Username, "username", "", "username (unique, compared case-insensitively)")
+	c.Flags().StringVar(&u.Email, "email", "", "email address")
+	c.Flags().StringVar(&u.FirstName, "first-name", "", "first name")
+	c.Flags().StringVar(&u.LastName, "last-name", "", "last name")
+	c.Flags().StringVarP(&typ, "type", "t", "regular", "user type: regular, power_user or administrator")
+	c.Flags().StringVar(&auth, "auth-method", "password", "authentication method: password or sso")
+	c.Flags().BoolVar(&disabled, "disabled", false, "create the user disabled")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, "custom attribute name=value (repeatable)")
+	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		if u.Username == "" {
+			return usageError{fmt.Errorf("users create needs --username")}
+		}
+		u.Type, u.AuthMethod, u.Enabled = usersync.UserType(typ), usersync.AuthMethod(auth), !disabled
+		set, err := parseAttrs(attrs, nil)
+		if err != nil {
+			return err
+		}
+		u.Attributes = map[string]string{}
+		for k, v := range set {
+			u.Attributes[k] = *v
+		}
+		if err := d.CreateUser(ctx, &u); err != nil {
+			return err
+		}
+		return a.emit(&u, func(w io.Writer) { row(w, "created user", u.Username, "(id", fmt.Sprint(u.ID)+")") })
+	})
+	return c
+}
+
+func (a *app) usersUpdate() *cobra.Command {
+	var rename, email, first, last, typ, auth string
+	var enable, disable bool
+	var attrs, unset []string
+	c := &cobra.Command{
+		Use:   "update USERNAME [flags]",
+		Short: "Change fields of a user; fields not named stay as they are",
+		Args:  cobra.ExactArgs(1),
+	}
+	c.Flags().StringVar(&rename, "rename", "", "new username")
+	c.Flags().StringVar(&email, "email", "", "email address")
+	c.Flags().StringVar(&first, "first-name", "", "first name")
+	c.Flags().StringVar(&last, "last-name", "", "last name")
+	c.Flags().StringVarP(&typ, "type", "t", "", "user type: regular, power_user or administrator")
+	c.Flags().StringVar(&auth, "auth-method", "", "authentication method: password or sso")
+	c.Flags().BoolVar(&enable, "enable", false, "enable the user")
+	c.Flags().BoolVar(&disable, "disable", false, "disable the user")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, "set custom attribute name=value (repeatable)")
+	c.Flags().StringArrayVar(&unset, "unset-attr", nil, "remove custom attribute (repeatable)")
+	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		if enable && disable {
+			return usageError{fmt.Errorf("--enable and --disable exclude each other")}
+		}
+		var upd usersync.UserUpdate
+		fl := c.Flags()
+		if fl.Changed("rename") {
+			upd.Username = &rename
+		}
+		if fl.Changed("email") {
+			upd.Email = &email
+		}
+		if fl.Changed("first-name") {
+			upd.FirstName = &first
+		}
+		if fl.Changed("last-name") {
+			upd.LastName = &last
+		}
+		if fl.Changed("type") {
+			t := usersync.UserType(typ)
+			upd.Type = &t
+		}
+		if fl.Changed("auth-method") {
+			m := usersync.AuthMethod(auth)
+			upd.AuthMethod = &m
+		}
+		if enable || disable {
+			upd.Enabled = &enable
+		}
+		var err error
+		if upd.Attributes, err = parseAttrs(attrs, unset); err != nil {
+			return err
+		}
+		u, err := d.FindUserByUsername(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		u, err = d.UpdateUser(ctx, u.ID, upd, 0)
+		if err != nil {
+			return err
+		}
+		return a.emit(u, func(w io.Writer) { row(w, "updated user", u.Username, "(version", fmt.Sprint(u.Version)+")") })
+	})
+	return c
+}
+
+func (a *app) usersDelete() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete USERNAME",
+		Short: "Delete a user with its memberships and API tokens",
+		Args:  cobra.ExactArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			u, err := d.FindUserByUsername(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if err := d.DeleteUser(ctx, u.ID); err != nil {
+				return err
+			}
+			return a.emit(map[string]any{"deleted": u.Username}, func(w io.Writer) { row(w, "deleted user", u.Username) })
+		}),
+	}
+}
