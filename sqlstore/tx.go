@@ -20,6 +20,25 @@ type tx struct {
 	now    int64 // one timestamp for the whole transaction
 	events []*usersync.Change
 	rows   int64 // rows inserted, updated or deleted
+	stmts  map[string]*sql.Stmt
+}
+
+// prepared returns query prepared once for this transaction. Bulk statements
+// of the same shape repeat hundreds of times in a batch; parsing each once
+// matters when one holds thousands of placeholders.
+func (t *tx) prepared(query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.sqlTx.PrepareContext(t.ctx, t.d.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[query] = st
+	return st, nil
 }
 
 // update runs fn in a write transaction and commits it when fn returns nil.
@@ -135,14 +154,20 @@ func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int
 		for i := start; i < end; i++ {
 			args = row(i, args)
 		}
-		stmt := "INSERT INTO " + table + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", end-start), ",") + suffix
+		st, err := t.prepared("INSERT INTO " + table + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", end-start), ",") + suffix)
+		if err != nil {
+			return t.d.wrapErr("prepare insert into "+strings.Fields(table)[0], err)
+		}
 		if scan == nil {
-			if _, err := t.exec(stmt, args...); err != nil {
+			res, err := st.ExecContext(t.ctx, args...)
+			if err != nil {
 				return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
 			}
+			n, _ := res.RowsAffected()
+			t.rows += n
 			continue
 		}
-		rows, err := t.query(stmt, args...)
+		rows, err := st.QueryContext(t.ctx, args...)
 		if err != nil {
 			return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
 		}

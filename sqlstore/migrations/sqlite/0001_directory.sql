@@ -83,7 +83,7 @@ CREATE TABLE change_counter (
 INSERT INTO change_counter (id, last) VALUES (1, 0);
 
 CREATE TABLE changes (
-	seq         BIGINT PRIMARY KEY,
+	seq         INTEGER PRIMARY KEY, -- the rowid: no separate index
 	at          BIGINT NOT NULL,
 	kind        TEXT   NOT NULL,
 	object_type TEXT   NOT NULL,
