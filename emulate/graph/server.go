@@ -1,0 +1,437 @@
+package graph
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options are the emulator's credentials and knobs.
+type Options struct {
+	ClientID      string
+	ClientSecret  string
+	TokenLifetime time.Duration // default 3599 s, as the real service
+	Latency       time.Duration // added to every Graph request
+	// Throttling: more than RequestBudget Graph requests within Window get
+	// 429 with Retry-After (seconds, rounded up). 0 disables it.
+	RequestBudget int
+	Window        time.Duration
+	FailRate      float64 // share of Graph requests answered 503 without Retry-After
+	Seed          int64   // for FailRate
+}
+
+// Server serves a Tenant over the Graph and token wire protocols.
+type Server struct {
+	tenant *Tenant
+	opts   Options
+
+	mu          sync.Mutex
+	tokens      map[string]time.Time // access token → expiry
+	counts      map[string]int       // endpoint → requests
+	windowStart time.Time
+	inWindow    int
+	rng         *mrand.Rand
+}
+
+// NewServer returns an emulator for tenant.
+func NewServer(tenant *Tenant, o Options) *Server {
+	if o.TokenLifetime == 0 {
+		o.TokenLifetime = 3599 * time.Second
+	}
+	if o.Window == 0 {
+		o.Window = 10 * time.Second
+	}
+	return &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed))}
+}
+
+// Tenant returns the tenant being served.
+func (s *Server) Tenant() *Tenant { return s.tenant }
+
+// Requests returns how many requests each endpoint got ("token",
+// "groups", "group", "members", "users", "user"; throttled and failed
+// requests count too, under "429" and "503" as well).
+func (s *Server) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.counts))
+	for k, v := range s.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// ExpireTokens makes every issued access token expired, as if an hour passed.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.tokens {
+		s.tokens[k] = time.Time{}
+	}
+}
+
+func (s *Server) count(endpoint string) {
+	s.mu.Lock()
+	s.counts[endpoint]++
+	s.mu.Unlock()
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") {
+		s.count("token")
+		s.token(w, r)
+		return
+	}
+	if !strings.HasPrefix(r.URL.Path, "/v1.0/") {
+		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", "Resource not found for the segment '"+r.URL.Path+"'.")
+		return
+	}
+	if s.opts.Latency > 0 {
+		time.Sleep(s.opts.Latency)
+	}
+	if !s.authorized(r) {
+		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
+		return
+	}
+	if retry, ok := s.throttle(); !ok {
+		s.count("429")
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		graphError(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.")
+		return
+	}
+	if s.fail() {
+		s.count("503")
+		graphError(w, http.StatusServiceUnavailable, "serviceNotAvailable", "The service is temporarily unavailable.")
+		return
+	}
+	if r.Method != http.MethodGet {
+		graphError(w, http.StatusMethodNotAllowed, "Request_BadRequest", "Only GET is emulated for "+r.URL.Path+".")
+		return
+	}
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/")
+	switch {
+	case parts[0] == "groups" && len(parts) == 1:
+		s.count("groups")
+		s.listGroups(w, r)
+	case parts[0] == "groups" && len(parts) == 2:
+		s.count("group")
+		s.getGroup(w, r, parts[1])
+	case parts[0] == "groups" && (len(parts) == 3 || len(parts) == 4) && (parts[2] == "members" || parts[2] == "transitiveMembers"):
+		if len(parts) == 4 && parts[3] != "microsoft.graph.user" {
+			graphError(w, http.StatusBadRequest, "Request_BadRequest", "Unsupported type cast '"+parts[3]+"'.")
+			return
+		}
+		s.count("members")
+		s.members(w, r, parts[1], parts[2] == "members", len(parts) == 4)
+	case parts[0] == "users" && len(parts) == 1:
+		s.count("users")
+		s.listUsers(w, r)
+	case parts[0] == "users" && len(parts) == 2:
+		s.count("user")
+		s.getUser(w, r, parts[1])
+	default:
+		graphError(w, http.StatusBadRequest, "Request_BadRequest", "Unsupported segment in '"+r.URL.Path+"'.")
+	}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.tokens[tok]
+	return ok && time.Now().Before(exp)
+}
+
+func (s *Server) throttle() (int, bool) {
+	if s.opts.RequestBudget <= 0 {
+		return 0, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Sub(s.windowStart) >= s.opts.Window {
+		s.windowStart, s.inWindow = now, 0
+	}
+	s.inWindow++
+	if s.inWindow <= s.opts.RequestBudget {
+		return 0, true
+	}
+	wait := s.opts.Window - now.Sub(s.windowStart)
+	return int((wait + time.Second - 1) / time.Second), false
+}
+
+func (s *Server) fail() bool {
+	if s.opts.FailRate <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.Float64() < s.opts.FailRate
+}
+
+// token implements the client-credentials grant of the identity platform.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	tenant := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/oauth2/v2.0/token")
+	if r.Method != http.MethodPost || r.ParseForm() != nil {
+		tokenError(w, 400, "invalid_request", "AADSTS900561: The endpoint only accepts POST requests.")
+		return
+	}
+	switch {
+	case tenant != s.tenant.ID && tenant != "contoso.example":
+		tokenError(w, 400, "invalid_request", fmt.Sprintf("AADSTS90002: Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
+	case r.PostForm.Get("grant_type") != "client_credentials":
+		tokenError(w, 400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
+	case r.PostForm.Get("client_id") != s.opts.ClientID:
+		tokenError(w, 400, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", r.PostForm.Get("client_id"), tenant))
+	case r.PostForm.Get("client_secret") != s.opts.ClientSecret:
+		tokenError(w, 401, "invalid_client", fmt.Sprintf("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.opts.ClientID))
+	case !strings.HasSuffix(r.PostForm.Get("scope"), "/.default"):
+		tokenError(w, 400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.")
+	default:
+		b := make([]byte, 24)
+		rand.Read(b)
+		tok := "emu." + hex.EncodeToString(b)
+		s.mu.Lock()
+		s.tokens[tok] = time.Now().Add(s.opts.TokenLifetime)
+		s.mu.Unlock()
+		secs := int(s.opts.TokenLifetime / time.Second)
+		writeJSON(w, 200, map[string]any{"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok})
+	}
+}
+
+func tokenError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]any{"error": code, "error_description": desc + "\r\nTrace ID: 00000000-0000-0000-0000-000000000000", "error_codes": []int{}})
+}
+
+func graphError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg,
+		"innerError": map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "request-id": "emu", "client-request-id": "emu"}}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// eqFilter parses "prop eq 'value'" with '' as an escaped quote.
+func eqFilter(filter, prop string) (string, bool, error) {
+	if filter == "" {
+		return "", false, nil
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(filter), prop+" eq '")
+	if !ok || !strings.HasSuffix(rest, "'") {
+		return "", false, fmt.Errorf("Invalid filter clause: only \"%s eq '…'\" is supported by the emulator", prop)
+	}
+	inner := rest[:len(rest)-1]
+	if strings.Count(strings.ReplaceAll(inner, "''", ""), "'") > 0 {
+		return "", false, fmt.Errorf("Invalid filter clause: unbalanced quotes")
+	}
+	return strings.ReplaceAll(inner, "''", "'"), true, nil
+}
+
+// page cuts items by $top and $skiptoken and writes a collection answer.
+func page(w http.ResponseWriter, r *http.Request, items []map[string]any) {
+	q := r.URL.Query()
+	top := 100
+	if v := q.Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 999 {
+			graphError(w, 400, "Request_BadRequest", fmt.Sprintf("Invalid page size specified: '%s'. Must be between 1 and 999 inclusive.", v))
+			return
+		}
+		top = n
+	}
+	offset := 0
+	if v := q.Get("$skiptoken"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err == nil {
+			offset, err = strconv.Atoi(strings.TrimPrefix(string(b), "o:"))
+		}
+		if err != nil || offset < 0 || offset > len(items) {
+			graphError(w, 400, "Request_BadRequest", "Invalid skip token.")
+			return
+		}
+	}
+	end := min(offset+top, len(items))
+	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata", "value": items[offset:end]}
+	if end < len(items) {
+		q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte("o:"+strconv.Itoa(end))))
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		body["@odata.nextLink"] = (&url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
+	}
+	writeJSON(w, 200, body)
+}
+
+func selectSet(r *http.Request) map[string]bool {
+	v := r.URL.Query().Get("$select")
+	if v == "" {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, f := range strings.Split(v, ",") {
+		out[strings.TrimSpace(f)] = true
+	}
+	return out
+}
+
+// defaultUserProps are returned when no $select is given, as Graph does;
+// accountEnabled, onPremisesImmutableId and extensions need $select.
+var defaultUserProps = []string{"id", "displayName", "givenName", "jobTitle", "mail", "surname", "userPrincipalName"}
+
+func userJSON(u *User, sel map[string]bool) map[string]any {
+	all := map[string]any{"id": u.ID, "userPrincipalName": u.UserPrincipalName, "displayName": u.DisplayName, "givenName": u.GivenName,
+		"surname": u.Surname, "mail": u.Mail, "accountEnabled": u.AccountEnabled, "department": u.Department, "jobTitle": u.JobTitle,
+		"employeeId": u.EmployeeID, "onPremisesImmutableId": u.OnPremisesImmutableID, "usageLocation": u.UsageLocation}
+	out := map[string]any{"@odata.type": "#microsoft.graph.user"}
+	if sel == nil {
+		for _, k := range defaultUserProps {
+			out[k] = all[k]
+		}
+		return out
+	}
+	for k := range sel {
+		if v, ok := all[k]; ok {
+			out[k] = v
+		} else if strings.HasPrefix(k, "extension_") {
+			if v, ok := u.Extensions[k]; ok {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+func groupJSON(g *Group, sel map[string]bool) map[string]any {
+	all := map[string]any{"id": g.ID, "displayName": g.DisplayName, "description": g.Description, "securityEnabled": true,
+		"mailEnabled": false, "groupTypes": []string{}}
+	out := map[string]any{"@odata.type": "#microsoft.graph.group"}
+	for k, v := range all {
+		if sel == nil || sel[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	name, filtered, err := eqFilter(r.URL.Query().Get("$filter"), "displayName")
+	if err != nil {
+		graphError(w, 400, "Request_UnsupportedQuery", err.Error())
+		return
+	}
+	sel := selectSet(r)
+	var items []map[string]any
+	if filtered {
+		for _, g := range s.tenant.GroupsNamed(name) {
+			items = append(items, groupJSON(&g, sel))
+		}
+	} else {
+		s.tenant.mu.RLock()
+		for _, id := range s.tenant.order {
+			items = append(items, groupJSON(s.tenant.groups[id], sel))
+		}
+		s.tenant.mu.RUnlock()
+	}
+	page(w, r, nonNil(items))
+}
+
+func nonNil(items []map[string]any) []map[string]any {
+	if items == nil {
+		return []map[string]any{}
+	}
+	return items
+}
+
+func notFound(w http.ResponseWriter, id string) {
+	graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id))
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
+	g, ok := s.tenant.Group(id)
+	if !ok {
+		notFound(w, id)
+		return
+	}
+	writeJSON(w, 200, groupJSON(&g, selectSet(r)))
+}
+
+func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, direct, usersOnly bool) {
+	g, ok := s.tenant.Group(id)
+	if !ok {
+		notFound(w, id)
+		return
+	}
+	sel := selectSet(r)
+	var items []map[string]any
+	for _, u := range s.tenant.transitiveUsers(id, direct) {
+		items = append(items, userJSON(u, sel))
+	}
+	if !usersOnly {
+		s.tenant.mu.RLock()
+		for _, m := range g.Members {
+			if sub, ok := s.tenant.groups[m]; ok {
+				items = append(items, groupJSON(sub, sel))
+			}
+		}
+		s.tenant.mu.RUnlock()
+	}
+	page(w, r, nonNil(items))
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	upn, filtered, err := eqFilter(r.URL.Query().Get("$filter"), "userPrincipalName")
+	if err != nil {
+		graphError(w, 400, "Request_UnsupportedQuery", err.Error())
+		return
+	}
+	sel := selectSet(r)
+	var items []map[string]any
+	s.tenant.mu.RLock()
+	for _, u := range s.tenant.users {
+		if !filtered || strings.EqualFold(u.UserPrincipalName, upn) {
+			items = append(items, userJSON(u, sel))
+		}
+	}
+	s.tenant.mu.RUnlock()
+	sort.Slice(items, func(i, j int) bool { return items[i]["id"].(string) < items[j]["id"].(string) }) // stable pages
+	page(w, r, nonNil(items))
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, key string) {
+	s.tenant.mu.RLock()
+	u, ok := s.tenant.users[key]
+	if !ok {
+		for _, c := range s.tenant.users {
+			if strings.EqualFold(c.UserPrincipalName, key) {
+				u, ok = c, true
+				break
+			}
+		}
+	}
+	var body map[string]any
+	if ok {
+		body = userJSON(u, selectSet(r))
+	}
+	s.tenant.mu.RUnlock()
+	if !ok {
+		notFound(w, key)
+		return
+	}
+	writeJSON(w, 200, body)
+}

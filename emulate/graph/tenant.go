@@ -1,0 +1,202 @@
+// Package graph emulates the parts of Microsoft Graph and the Microsoft
+// identity platform that usersync uses: client-credentials tokens, groups,
+// users, members and transitive members with paging, $filter and $select,
+// Graph error bodies, throttling with Retry-After, latency and injected
+// faults (see shared/docs/graph-and-okta-wire-facts.md). It is product code:
+// tests, the demo and benchmarks run it in-process, and `usersync emulate
+// graph` serves it for people.
+package graph
+
+import (
+	"fmt"
+	"math/rand"
+	"sort"
+	"sync"
+)
+
+// User is an Entra user as Graph returns it.
+type User struct {
+	ID                    string            `json:"id"`
+	UserPrincipalName     string            `json:"userPrincipalName"`
+	DisplayName           string            `json:"displayName"`
+	GivenName             string            `json:"givenName"`
+	Surname               string            `json:"surname"`
+	Mail                  *string           `json:"mail"`
+	AccountEnabled        bool              `json:"accountEnabled"`
+	Department            string            `json:"department"`
+	JobTitle              string            `json:"jobTitle"`
+	EmployeeID            string            `json:"employeeId"`
+	OnPremisesImmutableID string            `json:"onPremisesImmutableId"`
+	UsageLocation         string            `json:"usageLocation"`
+	Extensions            map[string]string `json:"extensions,omitempty"` // "extension_<appid>_<name>" → value
+}
+
+// Group is an Entra group; Members holds user and group ids.
+type Group struct {
+	ID          string   `json:"id"`
+	DisplayName string   `json:"displayName"`
+	Description string   `json:"description"`
+	Members     []string `json:"members"`
+}
+
+// Tenant is an in-memory directory. Its methods are safe for concurrent use.
+type Tenant struct {
+	mu     sync.RWMutex
+	ID     string
+	users  map[string]*User
+	groups map[string]*Group
+	order  []string // group ids in creation order
+}
+
+// NewTenant returns an empty tenant.
+func NewTenant(id string) *Tenant {
+	return &Tenant{ID: id, users: map[string]*User{}, groups: map[string]*Group{}}
+}
+
+// AddUser stores a user (replacing one with the same id).
+func (t *Tenant) AddUser(u User) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.users[u.ID] = &u
+}
+
+// AddGroup stores a group (replacing one with the same id).
+func (t *Tenant) AddGroup(g Group) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.groups[g.ID]; !ok {
+		t.order = append(t.order, g.ID)
+	}
+	t.groups[g.ID] = &g
+}
+
+// UpdateUser changes a user in place; it reports whether the user exists.
+func (t *Tenant) UpdateUser(id string, fn func(*User)) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u, ok := t.users[id]
+	if ok {
+		fn(u)
+	}
+	return ok
+}
+
+// SetMembers replaces a group's member list; it reports whether the group exists.
+func (t *Tenant) SetMembers(groupID string, members []string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[groupID]
+	if ok {
+		g.Members = append([]string(nil), members...)
+	}
+	return ok
+}
+
+// Group returns a copy of a group.
+func (t *Tenant) Group(id string) (Group, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	g, ok := t.groups[id]
+	if !ok {
+		return Group{}, false
+	}
+	c := *g
+	c.Members = append([]string(nil), g.Members...)
+	return c, true
+}
+
+// GroupsNamed returns the groups with exactly this display name, in creation order.
+func (t *Tenant) GroupsNamed(name string) []Group {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []Group
+	for _, id := range t.order {
+		if g := t.groups[id]; g.DisplayName == name {
+			out = append(out, *g)
+		}
+	}
+	return out
+}
+
+// transitiveUsers returns the users reachable from a group through nested
+// groups, each once, in first-seen order.
+func (t *Tenant) transitiveUsers(groupID string, direct bool) []*User {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []*User
+	seenUser, seenGroup := map[string]bool{}, map[string]bool{groupID: true}
+	queue := []string{groupID}
+	for len(queue) > 0 {
+		g := t.groups[queue[0]]
+		queue = queue[1:]
+		for _, m := range g.Members {
+			if u, ok := t.users[m]; ok && !seenUser[m] {
+				seenUser[m] = true
+				out = append(out, u)
+			} else if _, ok := t.groups[m]; ok && !seenGroup[m] && !direct {
+				seenGroup[m] = true
+				queue = append(queue, m)
+			}
+		}
+	}
+	return out
+}
+
+// Generate builds a tenant from a seed: users with realistic attributes, a
+// group "All Users" holding every user, and groups of varied sizes (each
+// about half the previous one), the last of which nests the one before it.
+func Generate(seed int64, users, groups int) *Tenant {
+	r := rand.New(rand.NewSource(seed))
+	t := NewTenant(fmt.Sprintf("%08x-0000-4000-8000-%012x", r.Uint32(), seed))
+	first := []string{"Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Radia", "Donald"}
+	last := []string{"Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Allen", "Dijkstra", "Perlman", "Knuth"}
+	depts := []string{"Engineering", "Sales", "Finance", "Support", "Marketing", "Legal"}
+	ids := make([]string, users)
+	for i := 0; i < users; i++ {
+		f, l := first[r.Intn(len(first))], last[r.Intn(len(last))]
+		upn := fmt.Sprintf("%s.%s%d@contoso.example", lower(f), lower(l), i)
+		mail := upn
+		u := User{ID: guid(r), UserPrincipalName: upn, DisplayName: f + " " + l, GivenName: f, Surname: l, Mail: &mail,
+			AccountEnabled: r.Intn(20) != 0, Department: depts[r.Intn(len(depts))], JobTitle: "Staff",
+			EmployeeID: fmt.Sprintf("E%06d", i), UsageLocation: "US"}
+		if i%10 == 0 {
+			u.Mail = nil // Graph's mail is often null
+		}
+		ids[i] = u.ID
+		t.users[u.ID] = &u
+	}
+	all := Group{ID: guid(r), DisplayName: "All Users", Description: "Every user of the tenant", Members: append([]string(nil), ids...)}
+	t.groups[all.ID], t.order = &all, append(t.order, all.ID)
+	size := users / 2
+	for g := 0; g < groups-1; g++ {
+		if size < 1 {
+			size = 1
+		}
+		perm := r.Perm(users)[:min(size, users)]
+		sort.Ints(perm)
+		grp := Group{ID: guid(r), DisplayName: fmt.Sprintf("Group %d", g+1), Description: fmt.Sprintf("%d members", len(perm))}
+		for _, p := range perm {
+			grp.Members = append(grp.Members, ids[p])
+		}
+		t.groups[grp.ID], t.order = &grp, append(t.order, grp.ID)
+		size /= 2
+	}
+	return t
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+func guid(r *rand.Rand) string {
+	b := make([]byte, 16)
+	r.Read(b)
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,227 @@
+// Package graph is a Microsoft Graph client for pulling groups and their
+// users: OAuth2 client credentials against the tenant's token endpoint,
+// @odata.nextLink paging with the largest page size, $select of only the
+// needed properties, and retries that honour Retry-After. Hosts are
+// configurable for national clouds and the emulator. Errors are usersync
+// domain errors whose messages say what failed and never hold the secret.
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/usersync/usersync"
+)
+
+// Public cloud endpoints; see the wire-facts document for national clouds.
+const (
+	DefaultAuthorityURL = "https://login.microsoftonline.com"
+	DefaultGraphURL     = "https://graph.microsoft.com"
+)
+
+// Config configures a Client.
+type Config struct {
+	AuthorityURL string // default DefaultAuthorityURL
+	GraphURL     string // default DefaultGraphURL; the token scope follows it
+	Tenant       string
+	ClientID     string
+	ClientSecret string
+	HTTPClient   *http.Client // default: one that honours HTTPS_PROXY
+	MaxRetries   int          // per request for 429/5xx; default 8
+	// Sleep waits between retries; tests may replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client talks to Microsoft Graph. It is safe for concurrent use.
+type Client struct {
+	cfg Config
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// New checks cfg and returns a client. It does not contact the service.
+func New(cfg Config) (*Client, error) {
+	if cfg.AuthorityURL == "" {
+		cfg.AuthorityURL = DefaultAuthorityURL
+	}
+	if cfg.GraphURL == "" {
+		cfg.GraphURL = DefaultGraphURL
+	}
+	cfg.AuthorityURL, cfg.GraphURL = strings.TrimRight(cfg.AuthorityURL, "/"), strings.TrimRight(cfg.GraphURL, "/")
+	for name, v := range map[string]string{"authority URL": cfg.AuthorityURL, "Graph URL": cfg.GraphURL} {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, usersync.Errorf(usersync.EINVALID, "%s %q is not an http(s) URL", name, v)
+		}
+	}
+	switch {
+	case cfg.Tenant == "":
+		return nil, usersync.Errorf(usersync.EINVALID, "no tenant given (--tenant or O365_USERSYNC_TENANT)")
+	case cfg.ClientID == "":
+		return nil, usersync.Errorf(usersync.EINVALID, "no client id given (--client-id or O365_USERSYNC_CLIENT_ID)")
+	case cfg.ClientSecret == "":
+		return nil, usersync.Errorf(usersync.EINVALID, "no client secret given (--client-secret or O365_USERSYNC_CLIENT_SECRET)")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 8}}
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 8
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+				return nil
+			}
+		}
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// accessToken returns a cached token, fetching a new one shortly before expiry.
+func (c *Client) accessToken(ctx context.Context, renew bool) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !renew && c.token != "" && time.Now().Before(c.expires) {
+		return c.token, nil
+	}
+	form := url.Values{"client_id": {c.cfg.ClientID}, "client_secret": {c.cfg.ClientSecret},
+		"grant_type": {"client_credentials"}, "scope": {c.cfg.GraphURL + "/.default"}}
+	endpoint := c.cfg.AuthorityURL + "/" + url.PathEscape(c.cfg.Tenant) + "/oauth2/v2.0/token"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return "", usersync.Errorf(usersync.EUNAVAILABLE, "cannot reach the token endpoint %s: %v", c.cfg.AuthorityURL, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return "", usersync.Errorf(usersync.EUNAVAILABLE, "token endpoint %s answered %s with a body that is not JSON", c.cfg.AuthorityURL, resp.Status)
+	}
+	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+		return "", usersync.Errorf(usersync.EUNAUTHORIZED, "sign-in to tenant %q failed: %s", c.cfg.Tenant, firstSentence(body.Error, body.Description))
+	}
+	c.token = body.AccessToken
+	c.expires = time.Now().Add(time.Duration(max(body.ExpiresIn-120, 30)) * time.Second) // renew two minutes early
+	return c.token, nil
+}
+
+// firstSentence reduces an AADSTS description to its code and first sentence.
+func firstSentence(code, desc string) string {
+	desc = strings.SplitN(desc, "\r\n", 2)[0]
+	if i := strings.Index(desc, ". "); i > 0 {
+		desc = desc[:i+1]
+	}
+	if desc == "" {
+		return code
+	}
+	return desc + " (" + code + ")"
+}
+
+// graphError is the body of a failed Graph request.
+type graphError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// get fetches a Graph URL (absolute, or a path below GraphURL) into v,
+// retrying throttled and failed requests and renewing an expired token once.
+// what names the request in errors; perm is the permission it needs.
+func (c *Client) get(ctx context.Context, target, what, perm string, v any) error {
+	if !strings.HasPrefix(target, "http") {
+		target = c.cfg.GraphURL + target
+	}
+	renewed := false
+	for attempt := 0; ; attempt++ {
+		tok, err := c.accessToken(ctx, false)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Accept", "application/json")
+		resp, err := c.cfg.HTTPClient.Do(req)
+		if err != nil {
+			if ctx.Err() != nil || attempt >= c.cfg.MaxRetries {
+				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach Graph at %s: %v", what, c.cfg.GraphURL, err)
+			}
+			if err := c.cfg.Sleep(ctx, backoff(attempt)); err != nil {
+				return err
+			}
+			continue
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: reading Graph's answer: %v", what, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(body, v); err != nil {
+				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph answered with JSON this client cannot read: %v", what, err)
+			}
+			return nil
+		}
+		var ge graphError
+		json.Unmarshal(body, &ge)
+		switch code := resp.StatusCode; {
+		case code == http.StatusUnauthorized && !renewed:
+			renewed = true
+			c.mu.Lock()
+			c.token = ""
+			c.mu.Unlock()
+			continue
+		case code == http.StatusUnauthorized:
+			return usersync.Errorf(usersync.EUNAUTHORIZED, "%s: Graph refused the access token: %s", what, ge.Error.Message)
+		case code == http.StatusForbidden:
+			return usersync.Errorf(usersync.EFORBIDDEN, "%s: the application lacks a Graph permission (it needs %s, granted with admin consent): %s", what, perm, ge.Error.Message)
+		case code == http.StatusNotFound:
+			return usersync.Errorf(usersync.ENOTFOUND, "%s: not found in tenant %q (%s)", what, c.cfg.Tenant, ge.Error.Code)
+		case code == http.StatusTooManyRequests || code >= 500:
+			if attempt >= c.cfg.MaxRetries {
+				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph still answers %s after %d retries", what, resp.Status, attempt)
+			}
+			wait := backoff(attempt)
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+				wait = time.Duration(s) * time.Second
+			}
+			if err := c.cfg.Sleep(ctx, wait); err != nil {
+				return err
+			}
+		default:
+			return usersync.Errorf(usersync.EINVALID, "%s: Graph answered %s: %s %s", what, resp.Status, ge.Error.Code, ge.Error.Message)
+		}
+	}
+}
+
+// backoff is exponential with jitter, from 0.5 s up to 30 s.
+func backoff(attempt int) time.Duration {
+	d := time.Duration(500*(1<<min(attempt, 6))) * time.Millisecond
+	d = min(d, 30*time.Second)
+	return d/2 + time.Duration(rand.Int63n(int64(d/2)+1))
+}
