@@ -241,8 +241,25 @@ func TestKillDuringBatch(t *testing.T) {
 					t.Fatal(err)
 				}
 				g, gerr := d.FindGroupByName(ctx, fmt.Sprintf("Round %d", round))
-				events, _ := d.ChangesAfter(ctx, 0, 0)
-				_ = events
+				created := 0 // the change log must be all-or-nothing too
+				for after := int64(0); ; {
+					cs, err := d.ChangesAfter(ctx, after, 5000)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(cs) == 0 {
+						break
+					}
+					for _, c := range cs {
+						if c.Kind == usersync.UserCreated && strings.HasPrefix(c.Object.Name, fmt.Sprintf("r%d-", round)) {
+							created++
+						}
+					}
+					after = cs[len(cs)-1].Seq
+				}
+				if created != n {
+					t.Fatalf("round %d: %d users but %d user.created events", round, n, created)
+				}
 				switch n {
 				case 0:
 					if gerr == nil {

@@ -226,7 +226,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// eqFilter parses "prop eq 'value'" with '' as an escaped quote.
+// eqFilter parses "prop eq 'value'" with ” as an escaped quote.
 func eqFilter(filter, prop string) (string, bool, error) {
 	if filter == "" {
 		return "", false, nil
