@@ -161,6 +161,9 @@ type UserService interface {
 	FindUserByID(ctx context.Context, id int64) (*User, error)
 	FindUserByUsername(ctx context.Context, username string) (*User, error)
 	FindUsers(ctx context.Context, f UserFilter) ([]*User, int, error)
+	// UsersByUsername returns the users among usernames that exist, keyed by
+	// UsernameKey.
+	UsersByUsername(ctx context.Context, usernames []string) (map[string]*User, error)
 	// UpdateUser applies upd and, when expectVersion is not 0, fails with
 	// ECONFLICT unless the stored version equals it.
 	UpdateUser(ctx context.Context, id int64, upd UserUpdate, expectVersion int64) (*User, error)

@@ -94,6 +94,9 @@ func (t *tx) exec(query string, args ...any) (int64, error) {
 }
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	if t.sqlTx == nil { // a read outside any transaction
+		return t.d.db.QueryContext(t.ctx, t.d.q(query), args...)
+	}
 	return t.sqlTx.QueryContext(t.ctx, t.d.q(query), args...)
 }
 

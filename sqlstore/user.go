@@ -166,6 +166,16 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	return out, total, d.wrapErr("list users", rows.Err())
 }
 
+// UsersByUsername returns the existing users among usernames, keyed by
+// UsernameKey, reading them in chunks.
+func (d *DB) UsersByUsername(ctx context.Context, usernames []string) (map[string]*usersync.User, error) {
+	keys := make([]string, len(usernames))
+	for i, n := range usernames {
+		keys[i] = usersync.UsernameKey(n)
+	}
+	return (&tx{d: d, ctx: ctx}).usersByKey(keys) // no transaction: plain reads from the pool
+}
+
 func likePattern(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + r.Replace(strings.ToLower(s)) + "%"

@@ -251,6 +251,10 @@ func testUserList(t *testing.T, d usersync.Directory) {
 	if total != 5 || len(okta) != 5 {
 		t.Fatalf("by source: %d", total)
 	}
+	byName, err := d.UsersByUsername(ctx, []string{"USER03", "user04", "nobody"})
+	if err != nil || len(byName) != 2 || byName["user03"].Username != "user03" || byName["user04"] == nil {
+		t.Fatalf("UsersByUsername: %v %v", byName, err)
+	}
 	found, total, _ := d.FindUsers(ctx, usersync.UserFilter{Search: "U07@EXAMPLE"})
 	if total != 1 || found[0].Username != "user07" {
 		t.Fatalf("search by email: %d", total)
