@@ -32,6 +32,9 @@ type Options struct {
 	SkipDefaultGroup bool
 	SyncUserLimit    int      // a group with more users is refused whole; 0: no limit
 	MapAttrToGroup   []string // each user also joins the group named by each of these attributes
+	// OnlyUser limits the sync to one username: its profile and its
+	// membership of the group; no other member is added or removed.
+	OnlyUser string
 }
 
 // Mass-removal guard: a plan that removes more than this share of a group's
@@ -123,6 +126,9 @@ func PlanGroup(ctx context.Context, dir usersync.Directory, src Source, name str
 		return nil, err
 	}
 	p.SourceUsers = len(users)
+	if o.OnlyUser != "" {
+		users = onlyUser(users, o.OnlyUser)
+	}
 	if err := planUsers(ctx, dir, src, p, target, users, o); err != nil {
 		return nil, err
 	}
@@ -205,18 +211,30 @@ func planUsers(ctx context.Context, dir usersync.Directory, src Source, p *Plan,
 	}
 	var removals []string
 	for key, m := range current {
+		if o.OnlyUser != "" && key != usersync.UsernameKey(o.OnlyUser) {
+			continue
+		}
 		if !inSource[key] {
 			removals = append(removals, m.Username)
 		}
 	}
 	sort.Strings(removals)
-	if n := len(removals); n > 0 && !o.Force && (len(inSource) == 0 || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(len(current)))) {
+	if n := len(removals); n > 0 && !o.Force && o.OnlyUser == "" && (len(inSource) == 0 || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(len(current)))) {
 		return usersync.Errorf(usersync.ECONFLICT, "syncing group %q would remove %d of its %d members (source group %q has %d users); refused as a likely mistake — run with --force to apply",
 			p.Group, n, len(current), p.SourceGroup, len(inSource))
 	}
 	for _, name := range removals {
 		p.Actions = append(p.Actions, Action{Kind: RemoveMember, User: name, Group: p.Group, Reason: "no longer in source group " + p.SourceGroup})
 		p.batch.Members = append(p.batch.Members, usersync.MemberChange{Group: p.Group, Username: name, Remove: true})
+	}
+	return nil
+}
+
+func onlyUser(users []User, name string) []User {
+	for _, u := range users {
+		if usersync.UsernameKey(u.Username) == usersync.UsernameKey(name) {
+			return []User{u}
+		}
 	}
 	return nil
 }

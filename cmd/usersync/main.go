@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -42,7 +43,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, stdin: stdin}
 	root := a.rootCommand()
-	root.SetArgs(args)
+	root.SetArgs(joinOptionalValues(args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -64,6 +65,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "usersync: details: %v\n", err)
 	}
 	return 1
+}
+
+// optionalValues are the flags whose value may be left out (argparse's
+// nargs='?' in the seeds). As argparse does, such a flag takes the next word
+// as its value unless that word is an option: "--auto-create all" means
+// --auto-create=all and "--auto-create Sales" is a usage error, while a bare
+// "--auto-create" before another flag or at the end means all. pflag itself
+// only takes such values after "=".
+var optionalValues = map[string]func(next string) bool{
+	"--auto-create": notAnOption,
+	"-a":            notAnOption,
+}
+
+func notAnOption(v string) bool { return !strings.HasPrefix(v, "-") }
+
+func joinOptionalValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--" {
+			return append(out, args[i:]...)
+		}
+		if takes, ok := optionalValues[args[i]]; ok && i+1 < len(args) && takes(args[i+1]) {
+			out = append(out, args[i]+"="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
 
 // exitError ends the command with a status after it has reported its own outcome.
@@ -98,7 +128,7 @@ groups, folders and memberships, pulls groups and their users from Microsoft
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.usersCommand(), a.groupsCommand(), a.foldersCommand(), a.tokensCommand(),
-		a.settingsCommand(), a.changesCommand(), a.demoCommand())
+		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.demoCommand())
 	markUsage(root)
 	return root
 }

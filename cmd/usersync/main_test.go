@@ -163,3 +163,20 @@ func TestCLIDemo(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinOptionalValues(t *testing.T) {
+	cases := map[string]string{
+		"o365 provision --auto-create all G":     "o365 provision --auto-create=all G",
+		"o365 provision -a groups G":             "o365 provision -a=groups G",
+		"o365 provision --auto-create --force G": "o365 provision --auto-create --force G",
+		"o365 provision G --auto-create":         "o365 provision G --auto-create",
+		"o365 provision --auto-create Sales":     "o365 provision --auto-create=Sales",
+		"o365 provision -- --auto-create all":    "o365 provision -- --auto-create all",
+		"o365 provision --auto-create=groups G":  "o365 provision --auto-create=groups G",
+	}
+	for in, want := range cases {
+		if got := strings.Join(joinOptionalValues(strings.Fields(in)), " "); got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/pull"
+	"github.com/usersync/usersync/source/graph"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// provisionFlags are the flags that o365 and okta provision share (the seeds' common set).
+type provisionFlags struct {
+	verbose, dryRun, noSummary, fullSummary bool
+	userType                                string
+	autoCreate                              string
+	force, skipDefault                      bool
+	syncUserLimit                           int
+	targetGroup                             string
+}
+
+func (f *provisionFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "write diagnostics (every planned action, warnings) to standard error")
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "plan only: print what would change and write nothing (implies -v)")
+	fl.BoolVarP(&f.noSummary, "no-summary", "q", false, "do not print the summary at the end")
+	fl.BoolVar(&f.fullSummary, "full-summary", false, "list every affected user and group in the summary")
+	fl.StringVarP(&f.userType, "user-type", "t", "regular", "type of created users: regular, administrator or power_user")
+	fl.StringVarP(&f.autoCreate, "auto-create", "a", "", "all (or no value): create missing groups and users; groups: create groups, only update existing users; absent: only users of existing groups are created and updated")
+	fl.Lookup("auto-create").NoOptDefVal = "all"
+	fl.BoolVar(&f.force, "force", false, "overwrite profiles of users this source does not own, and apply removals of more than 20% of a group")
+	fl.BoolVar(&f.skipDefault, "skip-default-group", false, "do not add synced users to the Default Group")
+	fl.IntVar(&f.syncUserLimit, "sync-user-limit", 10000, "refuse, whole, a group with more users than this")
+	fl.StringVar(&f.targetGroup, "target-group", "", "sync into this directory group instead of one named like the source group")
+}
+
+func (f *provisionFlags) options() (pull.Options, error) {
+	o := pull.Options{Force: f.force, SkipDefaultGroup: f.skipDefault, SyncUserLimit: f.syncUserLimit, TargetGroup: f.targetGroup}
+	if err := usersync.ValidateUserType(f.userType); err != nil {
+		return o, usageError{fmt.Errorf("--user-type: %v", err)}
+	}
+	o.UserType = usersync.UserType(f.userType)
+	switch f.autoCreate {
+	case "":
+		o.AutoCreate = pull.CreateUsers
+	case "all":
+		o.AutoCreate = pull.CreateAll
+	case "groups":
+		o.AutoCreate = pull.CreateGroups
+	default:
+		return o, usageError{fmt.Errorf("--auto-create takes all or groups, not %q", f.autoCreate)}
+	}
+	if f.syncUserLimit < 1 {
+		return o, usageError{fmt.Errorf("--sync-user-limit must be at least 1, not %d", f.syncUserLimit)}
+	}
+	if f.dryRun {
+		f.verbose = true
+	}
+	return o, nil
+}
+
+// credential returns the flag's value, else the environment's, else the setting's.
+func credential(ctx context.Context, d *sqlstore.DB, flag, key string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if v := os.Getenv(key); v != "" {
+		return v, nil
+	}
+	s, err := d.Setting(ctx, key)
+	return s.Value, err
+}
+
+func (a *app) o365Command() *cobra.Command {
+	c := &cobra.Command{Use: "o365", Short: "Pull groups and users from Microsoft 365 / Entra ID (Microsoft Graph)"}
+	var pf provisionFlags
+	var tenant, clientID, clientSecret, authority, graphURL, proxy string
+	var m graph.Mapping
+	var customAttrs, mapAttrs, transforms, username string
+	p := &cobra.Command{
+		Use:   "provision [flags] GROUP...",
+		Short: "Sync the named Entra groups (names or object ids) and their users into the directory",
+		Long: `Sync the named Entra groups and their users into the directory.
+
+Membership is mirrored: users no longer in the source group leave the
+directory group (they are not deleted). A plan that would remove more than
+20% (and more than 10) of a group's members, or empty it, is refused unless
+--force is given. A user who exists already and is not owned by this tenant
+joins the group and keeps its profile; --force overwrites the profile and
+makes this tenant its owner. A group name shared by several Entra groups is
+an error that lists their object ids; pass one of them instead.
+
+Credentials come from the flags, else the environment or settings
+O365_USERSYNC_TENANT, O365_USERSYNC_CLIENT_ID, O365_USERSYNC_CLIENT_SECRET.
+Prefer the environment or settings for the secret: flags show in process lists.
+
+Exit status: 0 every group synced (skipped groups are warned about),
+1 a group failed (the others still apply), 2 usage error.`,
+		Args: cobra.ArbitraryArgs,
+	}
+	pf.register(p)
+	fl := p.Flags()
+	fl.StringVar(&tenant, "tenant", "", "directory (tenant) id, GUID or domain name")
+	fl.StringVar(&clientID, "client-id", "", "application (client) id")
+	fl.StringVar(&clientSecret, "client-secret", "", "client secret value")
+	fl.StringVar(&m.UsernameAttr, "username-attr", "userPrincipalName", "user property for the username")
+	fl.StringVar(&m.FirstNameAttr, "first-name-attr", "givenName", "user property for the first name")
+	fl.StringVar(&m.LastNameAttr, "last-name-attr", "surname", "user property for the last name")
+	fl.StringVar(&m.EmailAttr, "email-attr", "mail", "user property for the email address")
+	fl.StringVar(&customAttrs, "custom-user-attribute", "", "custom attributes to sync, comma-separated: attr1,attr2")
+	fl.StringVar(&mapAttrs, "map-attr-to-group", "", "also add each user to the group named by these attributes' values: attr1,attr2")
+	fl.StringVar(&m.CustomAttrAppID, "custom-attr-app-id", "", "application id whose directory extensions hold the custom attributes")
+	fl.StringVar(&m.TrustedServerUsernameAttr, "trusted-server-username-attr", "", "user property stored as the attribute trusted_server_username")
+	fl.StringVar(&transforms, "attributes-transformation", "", `transformations: [{'attr_name': 'trusted_server_username', 'action': '^([a-zA-Z0-9._%+-]+)@'}] (the first capture group becomes the value)`)
+	fl.StringVar(&username, "username", "", "sync only this user (its profile and its membership of the named groups)")
+	fl.StringVar(&proxy, "proxy", "", "HTTPS proxy URL (default: HTTPS_PROXY from the environment)")
+	fl.StringVar(&authority, "authority-url", envOr("O365_USERSYNC_AUTHORITY_URL", graph.DefaultAuthorityURL), "identity platform host (national clouds, emulator); env O365_USERSYNC_AUTHORITY_URL")
+	fl.StringVar(&graphURL, "graph-url", envOr("O365_USERSYNC_GRAPH_URL", graph.DefaultGraphURL), "Microsoft Graph host (national clouds, emulator); env O365_USERSYNC_GRAPH_URL")
+	p.RunE = func(cmd *cobra.Command, groups []string) error {
+		o, err := pf.options()
+		if err != nil {
+			return err
+		}
+		if len(groups) == 0 {
+			return usageError{fmt.Errorf("o365 provision needs at least one group name or object id")}
+		}
+		o.OnlyUser = username
+		o.MapAttrToGroup = splitList(mapAttrs)
+		m.CustomAttrs = append(splitList(customAttrs), o.MapAttrToGroup...)
+		if m.Transformations, err = graph.ParseTransformations(transforms); err != nil {
+			return usageError{err}
+		}
+		ctx := cmd.Context()
+		d, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		cfg := graph.Config{AuthorityURL: authority, GraphURL: graphURL}
+		if cfg.Tenant, err = credential(ctx, d, tenant, "O365_USERSYNC_TENANT"); err != nil {
+			return err
+		}
+		if cfg.ClientID, err = credential(ctx, d, clientID, "O365_USERSYNC_CLIENT_ID"); err != nil {
+			return err
+		}
+		if cfg.ClientSecret, err = credential(ctx, d, clientSecret, "O365_USERSYNC_CLIENT_SECRET"); err != nil {
+			return err
+		}
+		if proxy != "" {
+			pu, err := url.Parse(proxy)
+			if err != nil || pu.Host == "" {
+				return usageError{fmt.Errorf("--proxy %q is not a URL", proxy)}
+			}
+			cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+		}
+		client, err := graph.New(cfg)
+		if err != nil {
+			if usersync.ErrorCode(err) == usersync.EINVALID {
+				return usageError{err}
+			}
+			return err
+		}
+		return a.provision(usersync.WithActor(ctx, "o365:"+cfg.Tenant), d, client.Source(m), groups, o, &pf)
+	}
+	c.AddCommand(p)
+	return c
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// groupOutcome is one group's plan and result, for the summary.
+type groupOutcome struct {
+	Name   string                `json:"name"`
+	Plan   *pull.Plan            `json:"plan,omitempty"`
+	Result *usersync.BatchResult `json:"result,omitempty"`
+	Error  string                `json:"error,omitempty"`
+}
+
+// provision plans and applies each group in turn; one group's failure does
+// not stop the others. It prints the summary and sets the exit status.
+func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Source, groups []string, o pull.Options, pf *provisionFlags) error {
+	var outcomes []groupOutcome
+	failed := false
+	for _, name := range groups {
+		out := groupOutcome{Name: name}
+		plan, err := pull.PlanGroup(ctx, d, src, name, o)
+		if err == nil {
+			out.Plan = plan
+			if pf.verbose {
+				a.logPlan(plan)
+			}
+			if !pf.dryRun {
+				out.Result, err = pull.Apply(ctx, d, plan)
+			}
+		}
+		if err != nil {
+			failed = true
+			out.Error = usersync.ErrorMessage(err)
+			fmt.Fprintf(a.stderr, "usersync: group %q failed: %s\n", name, out.Error)
+		}
+		outcomes = append(outcomes, out)
+	}
+	if !pf.noSummary {
+		if a.output == "json" {
+			a.emit(map[string]any{"source": src.Owner(), "dryRun": pf.dryRun, "groups": outcomes}, nil)
+		} else {
+			a.printSummary(outcomes, pf)
+		}
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
+}
+
+func (a *app) logPlan(p *pull.Plan) {
+	if p.Skipped != "" {
+		fmt.Fprintf(a.stderr, "warning: skipping %s\n", p.Skipped)
+		return
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
+	for _, act := range p.Actions {
+		fmt.Fprintf(a.stderr, "plan: %-13s %s\n", act.Kind, describe(act))
+	}
+}
+
+func describe(act pull.Action) string {
+	s := act.User
+	if act.Group != "" && act.User != "" {
+		s += " in " + act.Group
+	} else if act.Group != "" {
+		s = act.Group
+	}
+	keys := make([]string, 0, len(act.Fields))
+	for k := range act.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s += fmt.Sprintf(" %s: %q→%q", k, act.Fields[k].From, act.Fields[k].To)
+	}
+	return s + " (" + act.Reason + ")"
+}
+
+func (a *app) printSummary(outcomes []groupOutcome, pf *provisionFlags) {
+	w := a.stdout
+	if pf.dryRun {
+		fmt.Fprintln(w, "Dry run: nothing was written. Planned:")
+	} else {
+		fmt.Fprintln(w, "Summary:")
+	}
+	for _, o := range outcomes {
+		switch {
+		case o.Error != "":
+			fmt.Fprintf(w, "  %s: FAILED: %s\n", o.Name, o.Error)
+		case o.Plan.Skipped != "":
+			fmt.Fprintf(w, "  %s: skipped: %s\n", o.Name, o.Plan.Skipped)
+		default:
+			c := o.Plan.Counts()
+			fmt.Fprintf(w, "  %s → %s: %d source users; users created %d, updated %d, skipped %d; groups created %d; members added %d, removed %d\n",
+				o.Plan.SourceGroup, o.Plan.Group, o.Plan.SourceUsers, c[pull.CreateUser], c[pull.UpdateUser], c[pull.SkipUser], c[pull.CreateGroup], c[pull.AddMember], c[pull.RemoveMember])
+			if pf.fullSummary {
+				printActions(w, o.Plan)
+			}
+		}
+	}
+}
+
+func printActions(w io.Writer, p *pull.Plan) {
+	for _, act := range p.Actions {
+		fmt.Fprintf(w, "      %-13s %s\n", act.Kind, describe(act))
+	}
+}

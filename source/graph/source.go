@@ -1,0 +1,179 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/pull"
+)
+
+// Mapping says which Graph user properties fill which directory fields.
+type Mapping struct {
+	UsernameAttr  string // default userPrincipalName
+	FirstNameAttr string // default givenName
+	LastNameAttr  string // default surname
+	EmailAttr     string // default mail
+	// CustomAttrs are copied into the user's attributes under their own
+	// names; with CustomAttrAppID set, attribute x is read from the
+	// directory extension property extension_<appId without dashes>_x.
+	CustomAttrs     []string
+	CustomAttrAppID string
+	// TrustedServerUsernameAttr, when set, fills the attribute
+	// trusted_server_username from this property.
+	TrustedServerUsernameAttr string
+	Transformations           []Transformation
+}
+
+// Transformation replaces an attribute's value by the first capture group
+// of Pattern when it matches; a value that does not match is kept as is.
+type Transformation struct {
+	Attr    string
+	Pattern *regexp.Regexp
+}
+
+// ParseTransformations reads the seed's form,
+// [{'attr_name': 'trusted_server_username', 'action': '^([a-zA-Z0-9._%+-]+)@'}],
+// with single or double quotes.
+func ParseTransformations(s string) ([]Transformation, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	js, err := pythonToJSON(s)
+	if err != nil {
+		return nil, usersync.Errorf(usersync.EINVALID, "--attributes-transformation: %v", err)
+	}
+	var raw []struct {
+		Attr   *string `json:"attr_name"`
+		Action *string `json:"action"`
+	}
+	if err := json.Unmarshal([]byte(js), &raw); err != nil {
+		return nil, usersync.Errorf(usersync.EINVALID, "--attributes-transformation must be a list of {'attr_name': …, 'action': …}: %v", err)
+	}
+	out := make([]Transformation, 0, len(raw))
+	for i, r := range raw {
+		if r.Attr == nil || *r.Attr == "" || r.Action == nil {
+			return nil, usersync.Errorf(usersync.EINVALID, "--attributes-transformation entry %d needs attr_name and action", i+1)
+		}
+		re, err := regexp.Compile(*r.Action)
+		if err != nil {
+			return nil, usersync.Errorf(usersync.EINVALID, "--attributes-transformation entry %d: action %q is not a valid regular expression: %v", i+1, *r.Action, err)
+		}
+		if re.NumSubexp() < 1 {
+			return nil, usersync.Errorf(usersync.EINVALID, "--attributes-transformation entry %d: action %q has no capture group to take the value from", i+1, *r.Action)
+		}
+		out = append(out, Transformation{Attr: *r.Attr, Pattern: re})
+	}
+	return out, nil
+}
+
+// pythonToJSON turns single-quoted strings into JSON strings; everything
+// outside strings is kept.
+func pythonToJSON(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\'' && c != '"' {
+			b.WriteByte(c)
+			continue
+		}
+		quote, j := c, i+1
+		var val strings.Builder
+		for ; j < len(s) && s[j] != quote; j++ {
+			if s[j] == '\\' && j+1 < len(s) && (s[j+1] == quote || s[j+1] == '\\') {
+				j++
+			}
+			val.WriteByte(s[j])
+		}
+		if j >= len(s) {
+			return "", usersync.Errorf(usersync.EINVALID, "unterminated string starting at character %d", i+1)
+		}
+		enc, _ := json.Marshal(val.String())
+		b.Write(enc)
+		i = j
+	}
+	return b.String(), nil
+}
+
+func (m *Mapping) defaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&m.UsernameAttr, "userPrincipalName")
+	def(&m.FirstNameAttr, "givenName")
+	def(&m.LastNameAttr, "surname")
+	def(&m.EmailAttr, "mail")
+}
+
+// property returns the Graph property that holds custom attribute name.
+func (m *Mapping) property(name string) string {
+	if m.CustomAttrAppID == "" {
+		return name
+	}
+	return "extension_" + strings.ReplaceAll(m.CustomAttrAppID, "-", "") + "_" + name
+}
+
+// Source adapts the client to the sync engine.
+func (c *Client) Source(m Mapping) pull.Source {
+	m.defaults()
+	return &source{c: c, m: m}
+}
+
+type source struct {
+	c *Client
+	m Mapping
+}
+
+func (s *source) Owner() string { return "o365:" + s.c.cfg.Tenant }
+
+func (s *source) FindGroup(ctx context.Context, nameOrID string) (pull.Group, error) {
+	g, err := s.c.FindGroup(ctx, nameOrID)
+	return pull.Group{ID: g.ID, Name: g.DisplayName, Description: g.Description}, err
+}
+
+func (s *source) props() []string {
+	p := []string{"accountEnabled", s.m.UsernameAttr, s.m.FirstNameAttr, s.m.LastNameAttr, s.m.EmailAttr}
+	for _, a := range s.m.CustomAttrs {
+		p = append(p, s.m.property(a))
+	}
+	if s.m.TrustedServerUsernameAttr != "" {
+		p = append(p, s.m.TrustedServerUsernameAttr)
+	}
+	return p
+}
+
+func (s *source) Members(ctx context.Context, g pull.Group, fn func([]pull.User) error) error {
+	return s.c.Members(ctx, g.ID, s.props(), func(page []User) error {
+		out := make([]pull.User, len(page))
+		for i, u := range page {
+			out[i] = s.toUser(u)
+		}
+		return fn(out)
+	})
+}
+
+// toUser maps a Graph user; a user without accountEnabled counts as enabled.
+func (s *source) toUser(u User) pull.User {
+	enabled := true
+	if v, ok := u["accountEnabled"].(bool); ok {
+		enabled = v
+	}
+	pu := pull.User{ID: u.ID(), Username: u.String(s.m.UsernameAttr), Email: u.String(s.m.EmailAttr),
+		FirstName: u.String(s.m.FirstNameAttr), LastName: u.String(s.m.LastNameAttr), Enabled: enabled, Attributes: map[string]string{}}
+	for _, a := range s.m.CustomAttrs {
+		pu.Attributes[a] = u.String(s.m.property(a))
+	}
+	if s.m.TrustedServerUsernameAttr != "" {
+		pu.Attributes["trusted_server_username"] = u.String(s.m.TrustedServerUsernameAttr)
+	}
+	for _, t := range s.m.Transformations {
+		if m := t.Pattern.FindStringSubmatch(pu.Attributes[t.Attr]); m != nil {
+			pu.Attributes[t.Attr] = m[1]
+		}
+	}
+	return pu
+}
