@@ -128,7 +128,7 @@ groups, folders and memberships, pulls groups and their users from Microsoft
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.usersCommand(), a.groupsCommand(), a.foldersCommand(), a.tokensCommand(),
-		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.demoCommand())
+		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.emulateCommand(), a.demoCommand())
 	markUsage(root)
 	return root
 }
