@@ -81,7 +81,7 @@ func (d *DB) FindFolders(ctx context.Context, under string) ([]*usersync.Folder,
 	query, args := `SELECT `+folderCols+` FROM folders`, []any{}
 	if under != "" {
 		query += ` WHERE path_key LIKE ? ESCAPE '\'`
-		args = append(args, likePattern(under + usersync.FolderSeparator)[1:])
+		args = append(args, prefixPattern(under+usersync.FolderSeparator))
 	}
 	rows, err := d.db.QueryContext(ctx, d.q(query+` ORDER BY path_key`), args...)
 	if err != nil {
@@ -158,7 +158,7 @@ func (d *DB) DeleteFolder(ctx context.Context, path string) error {
 		if err := t.queryRow(`SELECT COUNT(*) FROM groups WHERE folder_key = ?`, key).Scan(&groups); err != nil {
 			return t.d.wrapErr("count groups in folder", err)
 		}
-		if err := t.queryRow(`SELECT COUNT(*) FROM folders WHERE path_key LIKE ? ESCAPE '\'`, likePattern(key + usersync.FolderSeparator)[1:]).Scan(&subs); err != nil {
+		if err := t.queryRow(`SELECT COUNT(*) FROM folders WHERE path_key LIKE ? ESCAPE '\'`, prefixPattern(key+usersync.FolderSeparator)).Scan(&subs); err != nil {
 			return t.d.wrapErr("count sub-folders", err)
 		}
 		if groups+subs > 0 {

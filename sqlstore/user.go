@@ -176,9 +176,14 @@ func (d *DB) UsersByUsername(ctx context.Context, usernames []string) (map[strin
 	return (&tx{d: d, ctx: ctx}).usersByKey(keys) // no transaction: plain reads from the pool
 }
 
-func likePattern(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(s)) + "%"
+// prefixPattern is a LIKE pattern (ESCAPE '\') for values starting with s.
+func prefixPattern(s string) string { return escapeLike(strings.ToLower(s)) + "%" }
+
+// likePattern is a LIKE pattern (ESCAPE '\') for values containing s.
+func likePattern(s string) string { return "%" + prefixPattern(s) }
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 func limitClause(offset, limit int) string {

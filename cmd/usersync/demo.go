@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -55,17 +56,9 @@ func (a *app) demoCommand() *cobra.Command {
 				return err
 			}
 			return a.emit(cs, func(tw io.Writer) {
-				row(tw, "SEQ", "ACTOR", "KIND", "OBJECT", "DETAILS")
+				row(tw, "SEQ", "TIME", "ACTOR", "KIND", "OBJECT", "DETAILS")
 				for _, c := range cs {
-					obj := c.Object.Type + " " + c.Object.Name
-					if c.Member != nil {
-						obj += " ← " + c.Member.Name
-					}
-					detail := "-"
-					if f, ok := c.Fields["lastName"]; ok && c.Kind == usersync.UserUpdated {
-						detail = fmt.Sprintf("lastName: %q→%q", f.From, f.To)
-					}
-					row(tw, c.Seq, c.Actor, c.Kind, obj, detail)
+					printChange(tw, c)
 				}
 			})
 		}),
@@ -86,7 +79,7 @@ func (a *app) printDemoGroups(ctx context.Context, d *sqlstore.DB, w io.Writer) 
 		for _, m := range members {
 			names = append(names, m.Username)
 		}
-		fmt.Fprintf(w, "  %-18s %s\n", g.Name, joinComma(names))
+		fmt.Fprintf(w, "  %-18s %s\n", g.Name, strings.Join(names, ", "))
 	}
 	return nil
 }

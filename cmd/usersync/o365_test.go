@@ -61,14 +61,15 @@ func TestO365Provision(t *testing.T) {
 
 	// A change at the source arrives; a member who left is removed from the group only.
 	g := emu.Tenant().GroupsNamed("Group 2")[0]
-	gone := g.Members[0]
 	emu.Tenant().SetMembers(g.ID, g.Members[1:])
 	emu.Tenant().UpdateUser(g.Members[1], func(u *graphemu.User) { u.Surname = "Renamed" })
 	r = ok(t, cli(t, db, "", append(args, "-a", "--full-summary", "Group 2")...))
 	if !strings.Contains(r.stdout, "updated 1") || !strings.Contains(r.stdout, "removed 1") || !strings.Contains(r.stdout, `lastName: `) {
 		t.Fatalf("after a change:\n%s", r.stdout)
 	}
-	_ = gone
+	if r := ok(t, cli(t, db, "", "-o", "json", "users", "list")); !strings.Contains(r.stdout, `"total": 75`) {
+		t.Fatalf("a user who left the source group was deleted: %s", r.stdout[:80])
+	}
 
 	// One group failing does not stop the others; exit status 1.
 	r = cli(t, db, "", append(args, "-a", "all", "No Such Group", "Group 3")...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -86,24 +87,13 @@ func (a *app) usersShow() *cobra.Command {
 				row(w, "Source:", u.Source)
 				row(w, "Source ID:", orDash(u.SourceID))
 				row(w, "Attributes:", fmtAttrs(u.Attributes))
-				row(w, "Groups:", orDash(joinComma(names)))
+				row(w, "Groups:", orDash(strings.Join(names, ", ")))
 				row(w, "Created:", fmtTime(u.CreatedAt))
 				row(w, "Updated:", fmtTime(u.UpdatedAt))
 				row(w, "Version:", u.Version)
 			})
 		}),
 	}
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, v := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += v
-	}
-	return out
 }
 
 func (a *app) usersCreate() *cobra.Command {

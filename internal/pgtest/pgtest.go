@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -91,21 +92,13 @@ func (s *Server) NewDatabase() (string, func(), error) {
 	return u, drop, nil
 }
 
-func withDatabase(url, name string) string {
-	// URLs here are ours: postgres://user@host:port/db?params
-	for i := len("postgres://"); i < len(url); i++ {
-		if url[i] == '/' {
-			rest := ""
-			for j := i + 1; j < len(url); j++ {
-				if url[j] == '?' {
-					rest = url[j:]
-					break
-				}
-			}
-			return url[:i+1] + name + rest
-		}
+func withDatabase(dsn, name string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		panic("pgtest: server URL " + dsn + ": " + err.Error()) // ours, or the caller's env: a setup mistake
 	}
-	return url + "/" + name
+	u.Path = "/" + name
+	return u.String()
 }
 
 // Start initialises a data directory in a temporary folder and starts a
