@@ -28,6 +28,9 @@ type Options struct {
 	Window        time.Duration
 	FailRate      float64 // share of Graph requests answered 503 without Retry-After
 	Seed          int64   // for FailRate
+	// DeltaTokenLifetime: older delta tokens get 410 Gone; default seven
+	// days, as for directory objects.
+	DeltaTokenLifetime time.Duration
 }
 
 // Server serves a Tenant over the Graph and token wire protocols.
@@ -50,6 +53,9 @@ func NewServer(tenant *Tenant, o Options) *Server {
 	}
 	if o.Window == 0 {
 		o.Window = 10 * time.Second
+	}
+	if o.DeltaTokenLifetime == 0 {
+		o.DeltaTokenLifetime = 7 * 24 * time.Hour
 	}
 	return &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed))}
 }
@@ -102,6 +108,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
 		return
 	}
+	s.count("http")
+	if r.Method == http.MethodPost && r.URL.Path == "/v1.0/$batch" {
+		s.batch(w, r)
+		return
+	}
+	s.serveOne(w, r)
+}
+
+// serveOne answers one Graph request, alone or inside a $batch.
+func (s *Server) serveOne(w http.ResponseWriter, r *http.Request) {
 	if retry, ok := s.throttle(); !ok {
 		s.count("429")
 		w.Header().Set("Retry-After", strconv.Itoa(retry))
@@ -119,19 +135,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/")
 	switch {
+	case len(parts) == 2 && parts[1] == "delta" && (parts[0] == "users" || parts[0] == "groups"):
+		s.count(parts[0] + "/delta")
+		s.delta(w, r, parts[0])
 	case parts[0] == "groups" && len(parts) == 1:
 		s.count("groups")
 		s.listGroups(w, r)
 	case parts[0] == "groups" && len(parts) == 2:
 		s.count("group")
 		s.getGroup(w, r, parts[1])
-	case parts[0] == "groups" && (len(parts) == 3 || len(parts) == 4) && (parts[2] == "members" || parts[2] == "transitiveMembers"):
-		if len(parts) == 4 && parts[3] != "microsoft.graph.user" {
-			graphError(w, http.StatusBadRequest, "Request_BadRequest", "Unsupported type cast '"+parts[3]+"'.")
+	case parts[0] == "groups" && len(parts) >= 3 && len(parts) <= 5 && (parts[2] == "members" || parts[2] == "transitiveMembers"):
+		cast, count := "", false
+		if len(parts) >= 4 && parts[len(parts)-1] == "$count" {
+			count, parts = true, parts[:len(parts)-1]
+		}
+		if len(parts) == 4 {
+			cast = parts[3]
+			if cast != "microsoft.graph.user" && cast != "microsoft.graph.group" {
+				graphError(w, http.StatusBadRequest, "Request_BadRequest", "Unsupported type cast '"+cast+"'.")
+				return
+			}
+		}
+		if len(parts) == 5 {
+			graphError(w, http.StatusBadRequest, "Request_BadRequest", "Unsupported segment in '"+r.URL.Path+"'.")
 			return
 		}
 		s.count("members")
-		s.members(w, r, parts[1], parts[2] == "members", len(parts) == 4)
+		s.members(w, r, parts[1], parts[2] == "members", cast, count)
 	case parts[0] == "users" && len(parts) == 1:
 		s.count("users")
 		s.listUsers(w, r)
@@ -371,25 +401,41 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 	writeJSON(w, 200, groupJSON(&g, selectSet(r)))
 }
 
-func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, direct, usersOnly bool) {
+// members lists a group's direct or transitive members, optionally cast to
+// one type, or counts them ($count, an advanced query that needs the
+// ConsistencyLevel: eventual header).
+func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, direct bool, cast string, count bool) {
 	g, ok := s.tenant.Group(id)
 	if !ok {
 		notFound(w, id)
 		return
 	}
+	if count && !strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual") {
+		graphError(w, 400, "Request_BadRequest", "Count is not currently supported without the header ConsistencyLevel: eventual.")
+		return
+	}
 	sel := selectSet(r)
 	var items []map[string]any
-	for _, u := range s.tenant.transitiveUsers(id, direct) {
-		items = append(items, userJSON(u, sel))
-	}
-	if !usersOnly {
-		s.tenant.mu.RLock()
-		for _, m := range g.Members {
-			if sub, ok := s.tenant.groups[m]; ok {
-				items = append(items, groupJSON(sub, sel))
+	if cast != "microsoft.graph.group" {
+		for _, u := range s.tenant.transitiveUsers(id, direct) {
+			if count {
+				items = append(items, nil)
+			} else {
+				items = append(items, userJSON(u, sel))
 			}
 		}
+	}
+	if cast != "microsoft.graph.user" {
+		s.tenant.mu.RLock()
+		for _, gid := range s.tenant.subgroups(g.ID, direct) {
+			items = append(items, groupJSON(s.tenant.groups[gid], sel))
+		}
 		s.tenant.mu.RUnlock()
+	}
+	if count {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, len(items))
+		return
 	}
 	page(w, r, nonNil(items))
 }

@@ -8,7 +8,9 @@
 package graph
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand"
 	"sort"
 	"sync"
@@ -40,13 +42,31 @@ type Group struct {
 }
 
 // Tenant is an in-memory directory. Its methods are safe for concurrent use.
+// Every change after creation is kept in a journal, numbered, so that delta
+// queries can answer "what changed since".
 type Tenant struct {
-	mu     sync.RWMutex
-	ID     string
-	users  map[string]*User
-	groups map[string]*Group
-	order  []string // group ids in creation order
+	mu      sync.RWMutex
+	ID      string
+	users   map[string]*User
+	groups  map[string]*Group
+	order   []string // group ids in creation order
+	journal []change // changes in order; journal[i].seq == i+1
+	epoch   int      // delta tokens of another epoch are expired
 }
+
+// change is one journal entry: a user created, changed or deleted, a group
+// created or changed (member ""), or a group's member added or removed.
+type change struct {
+	user    string // user id, or ""
+	group   string // group id for member changes
+	member  string // member id for member changes
+	removed bool
+}
+
+func (t *Tenant) record(c change) { t.journal = append(t.journal, c) }
+
+// seq is the number of the latest change; tokens mark positions in the journal.
+func (t *Tenant) seq() int64 { return int64(len(t.journal)) }
 
 // NewTenant returns an empty tenant.
 func NewTenant(id string) *Tenant {
@@ -58,16 +78,69 @@ func (t *Tenant) AddUser(u User) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.users[u.ID] = &u
+	t.record(change{user: u.ID})
+}
+
+// DeleteUser removes a user and its memberships; it reports whether the user existed.
+func (t *Tenant) DeleteUser(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.users[id]; !ok {
+		return false
+	}
+	delete(t.users, id)
+	t.record(change{user: id, removed: true})
+	for _, gid := range t.order {
+		g := t.groups[gid]
+		if i := indexOf(g.Members, id); i >= 0 {
+			g.Members = append(g.Members[:i:i], g.Members[i+1:]...)
+			t.record(change{group: gid, member: id, removed: true})
+		}
+	}
+	return true
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
 }
 
 // AddGroup stores a group (replacing one with the same id).
 func (t *Tenant) AddGroup(g Group) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.groups[g.ID]; !ok {
+	old, ok := t.groups[g.ID]
+	if !ok {
 		t.order = append(t.order, g.ID)
+		old = &Group{}
 	}
 	t.groups[g.ID] = &g
+	t.record(change{group: g.ID})
+	t.recordMembers(g.ID, old.Members, g.Members)
+}
+
+// recordMembers journals the difference between two member lists.
+func (t *Tenant) recordMembers(groupID string, before, after []string) {
+	was := make(map[string]bool, len(before))
+	for _, m := range before {
+		was[m] = true
+	}
+	now := make(map[string]bool, len(after))
+	for _, m := range after {
+		now[m] = true
+		if !was[m] {
+			t.record(change{group: groupID, member: m})
+		}
+	}
+	for _, m := range before {
+		if !now[m] {
+			t.record(change{group: groupID, member: m, removed: true})
+		}
+	}
 }
 
 // UpdateUser changes a user in place; it reports whether the user exists.
@@ -77,6 +150,8 @@ func (t *Tenant) UpdateUser(id string, fn func(*User)) bool {
 	u, ok := t.users[id]
 	if ok {
 		fn(u)
+		u.ID = id
+		t.record(change{user: id})
 	}
 	return ok
 }
@@ -87,9 +162,53 @@ func (t *Tenant) SetMembers(groupID string, members []string) bool {
 	defer t.mu.Unlock()
 	g, ok := t.groups[groupID]
 	if ok {
+		t.recordMembers(groupID, g.Members, members)
 		g.Members = append([]string(nil), members...)
 	}
 	return ok
+}
+
+// AddMember adds a user or group to a group (no-op when already a member);
+// it reports whether both exist.
+func (t *Tenant) AddMember(groupID, memberID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[groupID]
+	_, isUser := t.users[memberID]
+	_, isGroup := t.groups[memberID]
+	if !ok || !(isUser || isGroup) {
+		return false
+	}
+	if indexOf(g.Members, memberID) < 0 {
+		g.Members = append(g.Members, memberID)
+		t.record(change{group: groupID, member: memberID})
+	}
+	return true
+}
+
+// RemoveMember takes a member out of a group; it reports whether it was one.
+func (t *Tenant) RemoveMember(groupID, memberID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[groupID]
+	if !ok {
+		return false
+	}
+	i := indexOf(g.Members, memberID)
+	if i < 0 {
+		return false
+	}
+	g.Members = append(g.Members[:i:i], g.Members[i+1:]...)
+	t.record(change{group: groupID, member: memberID, removed: true})
+	return true
+}
+
+// ExpireDeltaTokens makes every delta token issued so far expired, as if
+// seven days passed: the next delta call with one answers 410 Gone.
+func (t *Tenant) ExpireDeltaTokens() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.epoch++
 }
 
 // Group returns a copy of a group.
@@ -199,4 +318,94 @@ func guid(r *rand.Rand) string {
 	r.Read(b)
 	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// tenantFile is the JSON form of a tenant, for `usersync emulate graph --tenant-file`.
+type tenantFile struct {
+	ID     string  `json:"id"`
+	Users  []User  `json:"users"`
+	Groups []Group `json:"groups"`
+}
+
+// LoadTenant reads a tenant from its JSON form: {"id": …, "users": […],
+// "groups": […]}, members by id. Unknown member ids and duplicate ids are
+// errors, named.
+func LoadTenant(r io.Reader) (*Tenant, error) {
+	var f tenantFile
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("tenant file: %w", err)
+	}
+	if f.ID == "" {
+		return nil, fmt.Errorf("tenant file: \"id\" (the tenant id) is missing")
+	}
+	t := NewTenant(f.ID)
+	for i, u := range f.Users {
+		if u.ID == "" {
+			return nil, fmt.Errorf("tenant file: user %d has no id", i+1)
+		}
+		if _, dup := t.users[u.ID]; dup {
+			return nil, fmt.Errorf("tenant file: user id %q appears twice", u.ID)
+		}
+		u := u
+		t.users[u.ID] = &u
+	}
+	for i, g := range f.Groups {
+		if g.ID == "" {
+			return nil, fmt.Errorf("tenant file: group %d (%q) has no id", i+1, g.DisplayName)
+		}
+		if _, dup := t.groups[g.ID]; dup || t.users[g.ID] != nil {
+			return nil, fmt.Errorf("tenant file: id %q appears twice", g.ID)
+		}
+		g := g
+		t.groups[g.ID], t.order = &g, append(t.order, g.ID)
+	}
+	for _, g := range t.groups {
+		for _, m := range g.Members {
+			if t.users[m] == nil && t.groups[m] == nil {
+				return nil, fmt.Errorf("tenant file: group %q has member %q, which is neither a user nor a group", g.DisplayName, m)
+			}
+		}
+	}
+	return t, nil
+}
+
+// WriteJSON writes the tenant in the form LoadTenant reads.
+func (t *Tenant) WriteJSON(w io.Writer) error {
+	t.mu.RLock()
+	f := tenantFile{ID: t.ID, Users: make([]User, 0, len(t.users)), Groups: make([]Group, 0, len(t.order))}
+	for _, u := range t.users {
+		f.Users = append(f.Users, *u)
+	}
+	for _, id := range t.order {
+		f.Groups = append(f.Groups, *t.groups[id])
+	}
+	t.mu.RUnlock()
+	sort.Slice(f.Users, func(i, j int) bool { return f.Users[i].ID < f.Users[j].ID })
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(f)
+}
+
+// subgroups returns the groups nested in a group, directly or at any depth,
+// each once. The caller holds t.mu.
+func (t *Tenant) subgroups(groupID string, direct bool) []string {
+	var out []string
+	seen := map[string]bool{groupID: true}
+	queue := []string{groupID}
+	for len(queue) > 0 {
+		g := t.groups[queue[0]]
+		queue = queue[1:]
+		for _, m := range g.Members {
+			if _, ok := t.groups[m]; ok && !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+				if !direct {
+					queue = append(queue, m)
+				}
+			}
+		}
+	}
+	return out
 }
