@@ -89,5 +89,6 @@ type Directory interface {
 	SettingService
 	ChangeLog
 	BatchApplier
+	SyncStateService
 	Close() error
 }

@@ -6,7 +6,10 @@
 // plan whole before anything is written.
 package pull
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Group is a group as a source names it.
 type Group struct {
@@ -37,3 +40,35 @@ type Source interface {
 	// Members streams a group's users, nested groups flattened, page by page.
 	Members(ctx context.Context, g Group, fn func(page []User) error) error
 }
+
+// Counter is a Source that can tell a group's size before reading it, so
+// that a group over the user limit is refused before anything is fetched or
+// written, and a group within it can be applied page by page as it arrives.
+type Counter interface {
+	CountMembers(ctx context.Context, g Group) (int, error)
+}
+
+// Changes is what happened to a group and its users since a saved state.
+type Changes struct {
+	Added   []User   // users who joined the group, with their profiles
+	Removed []string // source ids of users who left it (or were deleted)
+	Updated []User   // users whose profile changed; not all are members
+	State   string   // the state to save once these changes are applied
+}
+
+// DeltaSource is a Source that can report changes since a saved state
+// instead of a full read (Graph delta queries).
+type DeltaSource interface {
+	Source
+	// DeltaStart marks "now", before a full read, so that the next run can
+	// ask for changes since. ok is false when the group cannot be followed
+	// by changes (e.g. nested groups) and must always be read in full.
+	DeltaStart(ctx context.Context, g Group) (state string, ok bool, err error)
+	// Changes reports what changed since state. ErrFullSyncNeeded means
+	// the state expired or cannot tell; the engine then reads in full.
+	Changes(ctx context.Context, g Group, state string) (*Changes, error)
+}
+
+// ErrFullSyncNeeded is returned by DeltaSource.Changes when only a full read
+// can tell what changed.
+var ErrFullSyncNeeded = errors.New("a full read is needed")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/usersync/usersync"
 )
@@ -40,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchAllOrNothing", testBatchAllOrNothing},
 		{"BatchUpdateFields", testBatchUpdateFields},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"SyncState", testSyncState},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -755,5 +757,41 @@ func testConcurrentWriters(t *testing.T, d usersync.Directory) {
 	}
 	if len(seen) != writers*each {
 		t.Fatalf("reader saw %d events, want %d", len(seen), writers*each)
+	}
+}
+
+func testSyncState(t *testing.T, d usersync.Directory) {
+	ctx := context.Background()
+	if _, err := d.SyncState(ctx, "o365:t", "g1"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatalf("missing state: %v", err)
+	}
+	full := time.Now().Add(-time.Hour).Truncate(time.Microsecond).UTC()
+	if err := d.SaveSyncState(ctx, usersync.SyncState{Source: "o365:t", Key: "g1", Value: `{"a":1}`, FullAt: full}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SaveSyncState(ctx, usersync.SyncState{Source: "okta:h", Key: "g1", Value: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.SyncState(ctx, "o365:t", "g1")
+	if err != nil || got.Value != `{"a":1}` || !got.FullAt.Equal(full) || got.UpdatedAt.IsZero() {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+	if err := d.SaveSyncState(ctx, usersync.SyncState{Source: "o365:t", Key: "g1", Value: "v2", FullAt: full}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.SyncState(ctx, "o365:t", "g1"); got.Value != "v2" {
+		t.Fatalf("replace: %+v", got)
+	}
+	if err := d.SaveSyncState(ctx, usersync.SyncState{Key: "g1"}); usersync.ErrorCode(err) != usersync.EINVALID {
+		t.Fatalf("state without source: %v", err)
+	}
+	if err := d.DeleteSyncState(ctx, "o365:t", "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SyncState(ctx, "o365:t", "g1"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatalf("deleted state: %v", err)
+	}
+	if got, err := d.SyncState(ctx, "okta:h", "g1"); err != nil || got.Value != "other" {
+		t.Fatalf("another source's state was touched: %+v %v", got, err)
 	}
 }

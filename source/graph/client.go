@@ -7,6 +7,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -151,6 +152,24 @@ type graphError struct {
 // retrying throttled and failed requests and renewing an expired token once.
 // what names the request in errors; perm is the permission it needs.
 func (c *Client) get(ctx context.Context, target, what, perm string, v any) error {
+	return c.do(ctx, call{method: http.MethodGet, target: target, what: what, perm: perm}, v)
+}
+
+// call is one Graph request.
+type call struct {
+	method, target string
+	body           []byte      // JSON, for POST
+	header         http.Header // extra headers, e.g. ConsistencyLevel
+	what, perm     string      // for errors: what was asked, which permission it needs
+}
+
+// ErrSyncStateExpired is returned for a delta link Graph no longer knows
+// (410 Gone, or a syncStateNotFound/resyncRequired code): start over with a
+// full read.
+var ErrSyncStateExpired = usersync.Errorf(usersync.ECONFLICT, "the Graph delta token has expired; a full read is needed")
+
+func (c *Client) do(ctx context.Context, cl call, v any) error {
+	target, what, perm := cl.target, cl.what, cl.perm
 	if !strings.HasPrefix(target, "http") {
 		target = c.cfg.GraphURL + target
 	}
@@ -160,12 +179,22 @@ func (c *Client) get(ctx context.Context, target, what, perm string, v any) erro
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		var reqBody io.Reader
+		if cl.body != nil {
+			reqBody = bytes.NewReader(cl.body)
+		}
+		req, err := http.NewRequestWithContext(ctx, cl.method, target, reqBody)
 		if err != nil {
 			return err
 		}
+		for k, vs := range cl.header {
+			req.Header[k] = vs
+		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
+		if cl.body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := c.cfg.HTTPClient.Do(req)
 		if err != nil {
 			if ctx.Err() != nil || attempt >= c.cfg.MaxRetries {
@@ -190,6 +219,8 @@ func (c *Client) get(ctx context.Context, target, what, perm string, v any) erro
 		var ge graphError
 		json.Unmarshal(body, &ge)
 		switch code := resp.StatusCode; {
+		case code == http.StatusGone || ge.Error.Code == "syncStateNotFound" || ge.Error.Code == "resyncRequired" || ge.Error.Code == "syncStateInvalid":
+			return ErrSyncStateExpired
 		case code == http.StatusUnauthorized && !renewed:
 			renewed = true
 			c.mu.Lock()

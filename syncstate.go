@@ -1,0 +1,26 @@
+package usersync
+
+import (
+	"context"
+	"time"
+)
+
+// SyncState is what a pull keeps between runs for one source group: an
+// opaque value (delta links) and when the group was last read in full.
+type SyncState struct {
+	Source    string    `json:"source"` // e.g. "o365:<tenant>"
+	Key       string    `json:"key"`    // e.g. the source group's id
+	Value     string    `json:"value"`
+	FullAt    time.Time `json:"fullAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// SyncStateService stores sync states.
+type SyncStateService interface {
+	// SyncState returns a saved state; ENOTFOUND when there is none.
+	SyncState(ctx context.Context, source, key string) (SyncState, error)
+	// SaveSyncState creates or replaces a state.
+	SaveSyncState(ctx context.Context, s SyncState) error
+	// DeleteSyncState forgets a state; forgetting a missing one is not an error.
+	DeleteSyncState(ctx context.Context, source, key string) error
+}
