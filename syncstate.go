@@ -21,6 +21,8 @@ type SyncStateService interface {
 	SyncState(ctx context.Context, source, key string) (SyncState, error)
 	// SaveSyncState creates or replaces a state.
 	SaveSyncState(ctx context.Context, s SyncState) error
+	// SyncStates lists a source's states, by key.
+	SyncStates(ctx context.Context, source string) ([]SyncState, error)
 	// DeleteSyncState forgets a state; forgetting a missing one is not an error.
 	DeleteSyncState(ctx context.Context, source, key string) error
 }

@@ -42,3 +42,23 @@ func (d *DB) DeleteSyncState(ctx context.Context, source, key string) error {
 		return t.d.wrapErr("delete sync state", err)
 	})
 }
+
+// SyncStates lists a source's sync states, by key.
+func (d *DB) SyncStates(ctx context.Context, source string) ([]usersync.SyncState, error) {
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT key, value, full_at, updated_at FROM sync_state WHERE source = ? ORDER BY key`), source)
+	if err != nil {
+		return nil, d.wrapErr("list sync states", err)
+	}
+	defer rows.Close()
+	var out []usersync.SyncState
+	for rows.Next() {
+		s := usersync.SyncState{Source: source}
+		var full, updated int64
+		if err := rows.Scan(&s.Key, &s.Value, &full, &updated); err != nil {
+			return nil, d.wrapErr("list sync states", err)
+		}
+		s.FullAt, s.UpdatedAt = fromMicros(full), fromMicros(updated)
+		out = append(out, s)
+	}
+	return out, d.wrapErr("list sync states", rows.Err())
+}

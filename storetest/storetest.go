@@ -785,6 +785,10 @@ func testSyncState(t *testing.T, d usersync.Directory) {
 	if err := d.SaveSyncState(ctx, usersync.SyncState{Key: "g1"}); usersync.ErrorCode(err) != usersync.EINVALID {
 		t.Fatalf("state without source: %v", err)
 	}
+	d.SaveSyncState(ctx, usersync.SyncState{Source: "o365:t", Key: "g0", Value: "v0"})
+	if list, err := d.SyncStates(ctx, "o365:t"); err != nil || len(list) != 2 || list[0].Key != "g0" || list[1].Value != "v2" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
 	if err := d.DeleteSyncState(ctx, "o365:t", "g1"); err != nil {
 		t.Fatal(err)
 	}

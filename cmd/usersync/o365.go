@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -87,6 +86,8 @@ func (a *app) o365Command() *cobra.Command {
 	var tenant, clientID, clientSecret, authority, graphURL, proxy string
 	var m graph.Mapping
 	var customAttrs, mapAttrs, transforms, username string
+	var full bool
+	var fullEvery time.Duration
 	p := &cobra.Command{
 		Use:   "provision [flags] GROUP...",
 		Short: "Sync the named Entra groups (names or object ids) and their users into the directory",
@@ -99,6 +100,15 @@ directory group (they are not deleted). A plan that would remove more than
 joins the group and keeps its profile; --force overwrites the profile and
 makes this tenant its owner. A group name shared by several Entra groups is
 an error that lists their object ids; pass one of them instead.
+
+Runs after the first are incremental: Graph delta links kept in the directory
+bring only what changed (membership and user profiles). A group is read in
+full on the first run, with --full, when the last full read is older than
+--full-every, when the options change, when Graph says the delta token expired,
+and always for groups with nested groups.
+
+With --username and no group, the user is synced in every group synced before
+from this tenant.
 
 Credentials come from the flags, else the environment or settings
 O365_USERSYNC_TENANT, O365_USERSYNC_CLIENT_ID, O365_USERSYNC_CLIENT_SECRET.
@@ -122,7 +132,9 @@ Exit status: 0 every group synced (skipped groups are warned about),
 	fl.StringVar(&m.CustomAttrAppID, "custom-attr-app-id", "", "application id whose directory extensions hold the custom attributes")
 	fl.StringVar(&m.TrustedServerUsernameAttr, "trusted-server-username-attr", "", "user property stored as the attribute trusted_server_username")
 	fl.StringVar(&transforms, "attributes-transformation", "", `transformations: [{'attr_name': 'trusted_server_username', 'action': '^([a-zA-Z0-9._%+-]+)@'}] (the first capture group becomes the value)`)
-	fl.StringVar(&username, "username", "", "sync only this user (its profile and its membership of the named groups)")
+	fl.StringVar(&username, "username", "", "sync only this user: its profile and its membership of the named groups, or of every group synced before")
+	fl.BoolVar(&full, "full", false, "read the groups in full instead of the changes since the last run")
+	fl.DurationVar(&fullEvery, "full-every", 24*time.Hour, "read a group in full when its last full read is older than this (0: only when needed)")
 	fl.StringVar(&proxy, "proxy", "", "HTTPS proxy URL (default: HTTPS_PROXY from the environment)")
 	fl.StringVar(&authority, "authority-url", envOr("O365_USERSYNC_AUTHORITY_URL", graph.DefaultAuthorityURL), "identity platform host (national clouds, emulator); env O365_USERSYNC_AUTHORITY_URL")
 	fl.StringVar(&graphURL, "graph-url", envOr("O365_USERSYNC_GRAPH_URL", graph.DefaultGraphURL), "Microsoft Graph host (national clouds, emulator); env O365_USERSYNC_GRAPH_URL")
@@ -131,10 +143,13 @@ Exit status: 0 every group synced (skipped groups are warned about),
 		if err != nil {
 			return err
 		}
-		if len(groups) == 0 {
-			return usageError{fmt.Errorf("o365 provision needs at least one group name or object id")}
+		if len(groups) == 0 && username == "" {
+			return usageError{fmt.Errorf("o365 provision needs at least one group name or object id (or --username)")}
 		}
-		o.OnlyUser = username
+		if fullEvery < 0 {
+			return usageError{fmt.Errorf("--full-every must not be negative")}
+		}
+		o.OnlyUser, o.Full, o.FullEvery = username, full, fullEvery
 		o.MapAttrToGroup = splitList(mapAttrs)
 		m.CustomAttrs = append(splitList(customAttrs), o.MapAttrToGroup...)
 		if m.Transformations, err = graph.ParseTransformations(transforms); err != nil {
@@ -170,7 +185,24 @@ Exit status: 0 every group synced (skipped groups are warned about),
 			}
 			return err
 		}
-		return a.provision(usersync.WithActor(ctx, "o365:"+cfg.Tenant), d, client.Source(m), groups, o, &pf)
+		src := client.Source(m)
+		refs := make([]groupRef, len(groups))
+		for i, g := range groups {
+			refs[i] = groupRef{Name: g}
+		}
+		if len(groups) == 0 {
+			synced, err := pull.SyncedGroups(ctx, d, src.Owner())
+			if err != nil {
+				return err
+			}
+			if len(synced) == 0 {
+				return fmt.Errorf("--username %q without a group: no group of tenant %q was synced before; name the groups", username, cfg.Tenant)
+			}
+			for _, g := range synced {
+				refs = append(refs, groupRef{Name: g.SourceID, Target: g.Target})
+			}
+		}
+		return a.provision(usersync.WithActor(ctx, "o365:"+cfg.Tenant), d, src, refs, o, &pf)
 	}
 	c.AddCommand(p)
 	return c
@@ -193,32 +225,45 @@ func splitList(s string) []string {
 	return out
 }
 
-// groupOutcome is one group's plan and result, for the summary.
+// groupOutcome is one group's result, for the summary.
 type groupOutcome struct {
-	Name   string                `json:"name"`
-	Plan   *pull.Plan            `json:"plan,omitempty"`
-	Result *usersync.BatchResult `json:"result,omitempty"`
-	Error  string                `json:"error,omitempty"`
+	Name   string       `json:"name"`
+	Result *pull.Result `json:"result,omitempty"`
+	Error  string       `json:"error,omitempty"`
 }
 
-// provision plans and applies each group in turn; one group's failure does
-// not stop the others. It prints the summary and sets the exit status.
-func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Source, groups []string, o pull.Options, pf *provisionFlags) error {
+// provision syncs each group in turn; one group's failure does not stop the
+// others. It prints the summary and sets the exit status.
+// groupRef names a source group to sync and, when it differs from the
+// options', the directory group it goes into.
+type groupRef struct {
+	Name, Target string
+}
+
+func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Source, groups []groupRef, o pull.Options, pf *provisionFlags) error {
+	o.DryRun = pf.dryRun
+	o.KeepActions = pf.fullSummary
+	if pf.verbose {
+		o.OnAction = func(act pull.Action) { fmt.Fprintf(a.stderr, "plan: %-13s %s\n", act.Kind, describe(act)) }
+	}
 	var outcomes []groupOutcome
 	failed := false
-	for _, name := range groups {
-		out := groupOutcome{Name: name}
-		plan, err := pull.PlanGroup(ctx, d, src, name, o)
-		if err == nil {
-			out.Plan = plan
-			if pf.verbose {
-				a.logPlan(plan)
-			}
-			if !pf.dryRun {
-				out.Result, err = pull.Apply(ctx, d, plan)
-			}
+	for _, g := range groups {
+		name, o := g.Name, o
+		if g.Target != "" {
+			o.TargetGroup = g.Target
 		}
-		if err != nil {
+		out := groupOutcome{Name: name}
+		bar := a.progress(name, pf)
+		o.Progress = bar.update
+		res, err := pull.Sync(ctx, d, src, name, o)
+		bar.done()
+		if err == nil {
+			out.Result = res
+			if pf.verbose {
+				a.logResult(res)
+			}
+		} else {
 			failed = true
 			out.Error = usersync.ErrorMessage(err)
 			fmt.Fprintf(a.stderr, "usersync: group %q failed: %s\n", name, out.Error)
@@ -238,16 +283,16 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 	return nil
 }
 
-func (a *app) logPlan(p *pull.Plan) {
-	if p.Skipped != "" {
-		fmt.Fprintf(a.stderr, "warning: skipping %s\n", p.Skipped)
+func (a *app) logResult(r *pull.Result) {
+	if r.Skipped != "" {
+		fmt.Fprintf(a.stderr, "warning: skipping %s\n", r.Skipped)
 		return
 	}
-	for _, w := range p.Warnings {
+	for _, w := range r.Warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", w)
 	}
-	for _, act := range p.Actions {
-		fmt.Fprintf(a.stderr, "plan: %-13s %s\n", act.Kind, describe(act))
+	if r.FullReason != "" {
+		fmt.Fprintf(a.stderr, "read %q in full: %s\n", r.SourceGroup, r.FullReason)
 	}
 }
 
@@ -280,21 +325,22 @@ func (a *app) printSummary(outcomes []groupOutcome, pf *provisionFlags) {
 		switch {
 		case o.Error != "":
 			fmt.Fprintf(w, "  %s: FAILED: %s\n", o.Name, o.Error)
-		case o.Plan.Skipped != "":
-			fmt.Fprintf(w, "  %s: skipped: %s\n", o.Name, o.Plan.Skipped)
+		case o.Result.Skipped != "":
+			fmt.Fprintf(w, "  %s: skipped: %s\n", o.Name, o.Result.Skipped)
 		default:
-			c := o.Plan.Counts()
-			fmt.Fprintf(w, "  %s → %s: %d source users; users created %d, updated %d, skipped %d; groups created %d; members added %d, removed %d\n",
-				o.Plan.SourceGroup, o.Plan.Group, o.Plan.SourceUsers, c[pull.CreateUser], c[pull.UpdateUser], c[pull.SkipUser], c[pull.CreateGroup], c[pull.AddMember], c[pull.RemoveMember])
+			r := o.Result
+			c := r.Counts
+			read := fmt.Sprintf("%d source users", r.SourceUsers)
+			if r.Mode == pull.ModeIncremental {
+				read = fmt.Sprintf("incremental, %d changed users", r.SourceUsers)
+			}
+			fmt.Fprintf(w, "  %s → %s: %s; users created %d, updated %d, skipped %d; groups created %d; members added %d, removed %d\n",
+				r.SourceGroup, r.Group, read, c[pull.CreateUser], c[pull.UpdateUser], c[pull.SkipUser], c[pull.CreateGroup], c[pull.AddMember], c[pull.RemoveMember])
 			if pf.fullSummary {
-				printActions(w, o.Plan)
+				for _, act := range r.Actions {
+					fmt.Fprintf(w, "      %-13s %s\n", act.Kind, describe(act))
+				}
 			}
 		}
-	}
-}
-
-func printActions(w io.Writer, p *pull.Plan) {
-	for _, act := range p.Actions {
-		fmt.Fprintf(w, "      %-13s %s\n", act.Kind, describe(act))
 	}
 }

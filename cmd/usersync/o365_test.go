@@ -84,7 +84,7 @@ func TestO365Provision(t *testing.T) {
 	}
 	// The user limit refuses a group whole.
 	r = cli(t, db, "", append(args, "-a", "--sync-user-limit", "100", "Group 1")...)
-	if r.code != 1 || !strings.Contains(r.stderr, "more than 100 users") {
+	if r.code != 1 || !strings.Contains(r.stderr, "has 150 users, more than the --sync-user-limit of 100; nothing of it was applied") {
 		t.Fatalf("limit: %d %s", r.code, r.stderr)
 	}
 }
@@ -98,11 +98,13 @@ func TestO365ProvisionCredentialsAndErrors(t *testing.T) {
 	var out struct {
 		Groups []struct {
 			Result struct {
-				UsersCreated int `json:"usersCreated"`
+				Written struct {
+					UsersCreated int `json:"usersCreated"`
+				} `json:"written"`
 			} `json:"result"`
 		} `json:"groups"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Groups[0].Result.UsersCreated != 37 {
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Groups[0].Result.Written.UsersCreated != 37 {
 		t.Fatalf("JSON summary %s: %v", r.stdout, err)
 	}
 	// A wrong secret names the AADSTS code and never shows the secret.

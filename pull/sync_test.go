@@ -57,17 +57,14 @@ func openDir(t *testing.T) *sqlstore.DB {
 	return d
 }
 
-func sync(t *testing.T, d usersync.Directory, src Source, group string, o Options) (*Plan, *usersync.BatchResult) {
+func sync(t *testing.T, d usersync.Directory, src Source, group string, o Options) (*Result, *usersync.BatchResult) {
 	t.Helper()
-	p, err := PlanGroup(context.Background(), d, src, group, o)
+	o.KeepActions = true
+	r, err := Sync(context.Background(), d, src, group, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Apply(context.Background(), d, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, res
+	return r, &r.Written
 }
 
 func members(t *testing.T, d usersync.Directory, group string) []string {
@@ -98,7 +95,7 @@ func TestAutoCreateModes(t *testing.T) {
 	// Existing group, no --auto-create: users are created.
 	d.CreateGroup(ctx, &usersync.Group{Name: "Sales"})
 	p, res := sync(t, d, src, "Sales", Options{})
-	if res.UsersCreated != 4 || len(members(t, d, "Sales")) != 4 || p.Counts()[CreateUser] != 4 {
+	if res.UsersCreated != 4 || len(members(t, d, "Sales")) != 4 || p.Counts[CreateUser] != 4 {
 		t.Fatalf("users of an existing group: %+v", res)
 	}
 
@@ -106,8 +103,8 @@ func TestAutoCreateModes(t *testing.T) {
 	d = openDir(t)
 	d.CreateUser(ctx, &usersync.User{Username: "p01@x.example", Email: "mine@x.example"})
 	p, res = sync(t, d, src, "Sales", Options{AutoCreate: CreateGroups})
-	if res.GroupsCreated != 1 || res.UsersCreated != 0 || p.Counts()[SkipUser] != 3 {
-		t.Fatalf("--auto-create groups: %+v %v", res, p.Counts())
+	if res.GroupsCreated != 1 || res.UsersCreated != 0 || p.Counts[SkipUser] != 3 {
+		t.Fatalf("--auto-create groups: %+v %v", res, p.Counts)
 	}
 	if m := members(t, d, "Sales"); len(m) != 1 || m[0] != "p01@x.example" {
 		t.Fatalf("members %v", m)
@@ -148,7 +145,7 @@ func TestNoOpRerunAndUpdates(t *testing.T) {
 	src.groups["Eng"][3].LastName = "Changed"
 	src.groups["Eng"][4].Enabled = false
 	p, res = sync(t, d, src, "Eng", Options{AutoCreate: CreateAll})
-	if res.UsersUpdated != 2 || p.Counts()[UpdateUser] != 2 {
+	if res.UsersUpdated != 2 || p.Counts[UpdateUser] != 2 {
 		t.Fatalf("updates: %+v %v", res, p.Actions)
 	}
 	if p.Actions[0].Fields["lastName"].To != "Changed" && p.Actions[1].Fields["lastName"].To != "Changed" {
@@ -178,23 +175,23 @@ func TestMirrorAndMassRemovalGuard(t *testing.T) {
 	sync(t, d, src, "Big", Options{AutoCreate: CreateAll})
 	src.groups["Big"] = src.groups["Big"][:55] // 5 leave: within the threshold
 	p, res := sync(t, d, src, "Big", Options{AutoCreate: CreateAll})
-	if res.MembersRemoved != 5 || p.Counts()[RemoveMember] != 5 || len(members(t, d, "Big")) != 55 {
+	if res.MembersRemoved != 5 || p.Counts[RemoveMember] != 5 || len(members(t, d, "Big")) != 55 {
 		t.Fatalf("mirror: %+v", res)
 	}
 	if _, err := d.FindUserByUsername(ctx, "p59@x.example"); err != nil {
 		t.Fatal("a user who left the group was deleted")
 	}
 	src.groups["Big"] = src.groups["Big"][:20] // 35 of 55 would go
-	_, err := PlanGroup(ctx, d, src, "Big", Options{AutoCreate: CreateAll})
+	_, err := Sync(ctx, d, src, "Big", Options{AutoCreate: CreateAll})
 	if usersync.ErrorCode(err) != usersync.ECONFLICT || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("mass removal: %v", err)
 	}
 	src.groups["Big"] = nil
-	if _, err := PlanGroup(ctx, d, src, "Big", Options{AutoCreate: CreateAll}); usersync.ErrorCode(err) != usersync.ECONFLICT {
+	if _, err := Sync(ctx, d, src, "Big", Options{AutoCreate: CreateAll}); usersync.ErrorCode(err) != usersync.ECONFLICT {
 		t.Fatalf("emptied group: %v", err)
 	}
 	if len(members(t, d, "Big")) != 55 {
-		t.Fatal("a refused plan changed the group")
+		t.Fatal("refused removals changed the group")
 	}
 	_, res = sync(t, d, src, "Big", Options{AutoCreate: CreateAll, Force: true})
 	if res.MembersRemoved != 55 {
@@ -206,7 +203,7 @@ func TestLimitTargetAndMapping(t *testing.T) {
 	ctx := context.Background()
 	src := &memSource{groups: map[string][]User{"Staff": append(people(3, "dept", "Ops"), people(5, "dept", "Dev")[3:]...)}}
 	d := openDir(t)
-	_, err := PlanGroup(ctx, d, src, "Staff", Options{AutoCreate: CreateAll, SyncUserLimit: 4})
+	_, err := Sync(ctx, d, src, "Staff", Options{AutoCreate: CreateAll, SyncUserLimit: 4})
 	if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), "--sync-user-limit") {
 		t.Fatalf("limit: %v", err)
 	}
