@@ -193,7 +193,9 @@ type deltaState struct {
 	Select string `json:"select"`
 }
 
-func (s *source) selectList() string { return strings.Join(dedupe(append([]string{"id"}, s.props()...)), ",") }
+func (s *source) selectList() string {
+	return strings.Join(dedupe(append([]string{"id"}, s.props()...)), ",")
+}
 
 // DeltaStart takes both delta links from "now" before the full read, so a
 // change made during the read comes again next time (applied idempotently)
