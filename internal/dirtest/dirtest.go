@@ -1,0 +1,40 @@
+// Package dirtest runs tests above the directory against every storage
+// backend: a SQLite file and a real PostgreSQL server (see pgtest).
+package dirtest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// Main starts the PostgreSQL test server; call it from TestMain:
+// func TestMain(m *testing.M) { os.Exit(dirtest.Main(m)) }.
+func Main(m *testing.M) int { return pgtest.Main(m) }
+
+// Opener returns a new, empty directory, closed when the test ends.
+type Opener func(t *testing.T) usersync.Directory
+
+// Backends runs fn once per backend, as subtests "sqlite" and "postgres".
+func Backends(t *testing.T, fn func(t *testing.T, open Opener)) {
+	t.Run("sqlite", func(t *testing.T) {
+		fn(t, func(t *testing.T) usersync.Directory { return open(t, filepath.Join(t.TempDir(), "d.db")) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, func(t *testing.T) usersync.Directory { return open(t, pgtest.NewDatabase(t)) })
+	})
+}
+
+func open(t *testing.T, dsn string) usersync.Directory {
+	t.Helper()
+	d, err := sqlstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
