@@ -409,3 +409,14 @@ func (t *Tenant) subgroups(groupID string, direct bool) []string {
 	}
 	return out
 }
+
+// User returns a copy of a user.
+func (t *Tenant) User(id string) (User, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	u, ok := t.users[id]
+	if !ok {
+		return User{}, false
+	}
+	return *u, true
+}
