@@ -3,107 +3,110 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/sqlstore"
+	graphemu "github.com/usersync/usersync/emulate/graph"
 )
+
+// demoDB is the demo's own SQLite file, made afresh on every run unless
+// --db (or USERSYNC_DB) names another directory.
+const demoDB = "usersync-demo.db"
 
 func (a *app) demoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",
-		Short: "Show the directory at work on the embedded SQLite database: a batch applied, re-applied, changed",
-		Args:  cobra.NoArgs,
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			ctx = usersync.WithActor(ctx, "demo")
-			w := a.stdout
-			fmt.Fprintf(w, "Directory: %s (%s)\n\n", d.Where(), d.Dialect())
-			start, err := d.LastChangeSeq(ctx)
-			if err != nil {
-				return err
-			}
-			batch := demoBatch()
-			step := func(title string) error {
-				res, err := d.ApplyBatch(ctx, batch)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "%s: %d users created, %d updated, %d unchanged; %d groups created; %d memberships added, %d removed; %d rows written\n",
-					title, res.UsersCreated, res.UsersUpdated, res.UsersUnchanged, res.GroupsCreated, res.MembersAdded, res.MembersRemoved, res.RowsWritten)
-				return nil
-			}
-			if err := step("1. Apply a batch of 6 users in 2 groups"); err != nil {
-				return err
-			}
-			if err := step("2. Apply the same batch again       "); err != nil {
-				return err
-			}
-			batch.Users[0].User.LastName = "Lovelace-King"
-			batch.Members = append(batch.Members, usersync.MemberChange{Group: "demo:Engineering", Username: "grace@example.com", Remove: true})
-			if err := step("3. Rename one user, remove a member "); err != nil {
-				return err
-			}
-			fmt.Fprintln(w, "\nGroups and members now:")
-			if err := a.printDemoGroups(ctx, d, w); err != nil {
-				return err
-			}
-			fmt.Fprintln(w, "\nChange log of this run (usersync changes --after", start, "shows it again):")
-			cs, err := d.ChangesAfter(ctx, start, 0)
-			if err != nil {
-				return err
-			}
-			return a.emit(cs, func(tw io.Writer) {
-				row(tw, "SEQ", "TIME", "ACTOR", "KIND", "OBJECT", "DETAILS")
-				for _, c := range cs {
-					printChange(tw, c)
-				}
-			})
-		}),
+		Short: "Pull a group from an emulated Microsoft 365 tenant, change the tenant, pull again (no network, no setup)",
+		Long: `Start the Graph emulator in-process on loopback with a generated tenant, run
+"o365 provision --auto-create all --full-summary" of a sample group into an
+embedded SQLite directory (` + demoDB + `, made afresh, unless --db names
+another), change the tenant, and run it again: the second run is incremental
+and applies only that change.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.demo(cmd.Context())
+		},
 	}
 }
 
-func (a *app) printDemoGroups(ctx context.Context, d *sqlstore.DB, w io.Writer) error {
-	for _, name := range []string{"demo:Engineering", "demo:Sales"} {
-		g, err := d.FindGroupByName(ctx, name)
-		if err != nil {
-			return err
+func (a *app) demo(ctx context.Context) error {
+	w := a.stdout
+	db := a.dbFlag
+	if db == "" && os.Getenv("USERSYNC_DB") == "" {
+		db = demoDB
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(db + suffix); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("demo: cannot start afresh: %w", err)
+			}
 		}
-		members, _, err := d.Members(ctx, g.ID, 0, 0)
-		if err != nil {
-			return err
-		}
-		var names []string
-		for _, m := range members {
-			names = append(names, m.Username)
-		}
-		fmt.Fprintf(w, "  %-18s %s\n", g.Name, strings.Join(names, ", "))
+	} else if db == "" {
+		db = os.Getenv("USERSYNC_DB")
 	}
+
+	tenant := graphemu.Generate(7, 200, 6)
+	const clientID, secret = "usersync-demo", "demo-secret-not-for-production"
+	emu := graphemu.NewServer(tenant, graphemu.Options{ClientID: clientID, ClientSecret: secret})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: start the Graph emulator on loopback: %w", err)
+	}
+	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String()
+
+	const group = "Group 3"
+	g := tenant.GroupsNamed(group)[0]
+	fmt.Fprintf(w, "Graph emulator (in-process) at %s: tenant %s, 200 users, 6 groups; %q has %d members.\n", url, tenant.ID, group, len(g.Members))
+	fmt.Fprintf(w, "Directory: %s (SQLite)\n", db)
+
+	provision := func() error {
+		fmt.Fprintf(w, "\n$ usersync o365 provision --auto-create all --full-summary %q\n", group)
+		before := emu.Requests()["http"]
+		args := []string{"--db", db, "o365", "provision", "--authority-url", url, "--graph-url", url, "--tenant", tenant.ID,
+			"--client-id", clientID, "--client-secret", secret, "--auto-create", "all", "--full-summary", group}
+		if code := run(ctx, args, strings.NewReader(""), w, a.stderr); code != 0 {
+			return exitError{code}
+		}
+		fmt.Fprintf(w, "(%d Graph requests)\n", emu.Requests()["http"]-before)
+		return nil
+	}
+	if err := provision(); err != nil {
+		return err
+	}
+
+	changed, _ := tenant.User(g.Members[0])
+	leaver, _ := tenant.User(g.Members[1])
+	var joiner graphemu.User
+	all := tenant.GroupsNamed("All Users")[0]
+	for _, id := range all.Members {
+		if !contains(g.Members, id) {
+			joiner, _ = tenant.User(id)
+			break
+		}
+	}
+	tenant.UpdateUser(changed.ID, func(u *graphemu.User) { u.Surname += "-Smith" })
+	tenant.RemoveMember(g.ID, leaver.ID)
+	tenant.AddMember(g.ID, joiner.ID)
+	fmt.Fprintf(w, "\nIn the tenant: %s's surname becomes %q; %s leaves %q; %s joins it.\n",
+		changed.UserPrincipalName, changed.Surname+"-Smith", leaver.UserPrincipalName, group, joiner.UserPrincipalName)
+	if err := provision(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nLook around: usersync --db %s users list; usersync --db %s changes\n", db, db)
 	return nil
 }
 
-func demoBatch() *usersync.Batch {
-	people := []struct{ user, first, last, group string }{
-		{"ada@example.com", "Ada", "Lovelace", "demo:Engineering"},
-		{"grace@example.com", "Grace", "Hopper", "demo:Engineering"},
-		{"alan@example.com", "Alan", "Turing", "demo:Engineering"},
-		{"mary@example.com", "Mary", "Jackson", "demo:Sales"},
-		{"katherine@example.com", "Katherine", "Johnson", "demo:Sales"},
-		{"dorothy@example.com", "Dorothy", "Vaughan", "demo:Sales"},
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
 	}
-	b := &usersync.Batch{Groups: []usersync.GroupUpsert{
-		{Group: usersync.Group{Name: "demo:Engineering", Description: "Builds things", Source: "demo"}, Create: true, Update: usersync.FieldDescription},
-		{Group: usersync.Group{Name: "demo:Sales", Description: "Sells things", Source: "demo"}, Create: true, Update: usersync.FieldDescription},
-	}}
-	for _, p := range people {
-		b.Users = append(b.Users, usersync.UserUpsert{
-			User:   usersync.User{Username: p.user, Email: p.user, FirstName: p.first, LastName: p.last, Enabled: true, Source: "demo"},
-			Create: true, Update: usersync.ProfileFields,
-		})
-		b.Members = append(b.Members, usersync.MemberChange{Group: p.group, Username: p.user},
-			usersync.MemberChange{Group: usersync.DefaultGroupName, Username: p.user})
-	}
-	return b
+	return false
 }

@@ -110,12 +110,27 @@ func (m *Mapping) defaults() {
 	def(&m.EmailAttr, "mail")
 }
 
-// property returns the Graph property that holds custom attribute name.
+// property returns the Graph property that holds custom attribute name:
+// a standard user property by its own name, else, with CustomAttrAppID set,
+// the directory extension extension_<appId without dashes>_<name>.
 func (m *Mapping) property(name string) string {
-	if m.CustomAttrAppID == "" {
+	if m.CustomAttrAppID == "" || standardProps[name] || strings.HasPrefix(name, "extension_") {
 		return name
 	}
 	return "extension_" + strings.ReplaceAll(m.CustomAttrAppID, "-", "") + "_" + name
+}
+
+// standardProps are Microsoft Graph user properties (v1.0 user resource)
+// that an attribute name means before any directory extension.
+var standardProps = map[string]bool{}
+
+func init() {
+	for _, p := range strings.Fields(`id userPrincipalName displayName givenName surname mail mailNickname accountEnabled
+		department jobTitle companyName officeLocation employeeId employeeType employeeHireDate city state country
+		postalCode streetAddress usageLocation preferredLanguage mobilePhone businessPhones onPremisesImmutableId
+		onPremisesSamAccountName onPremisesUserPrincipalName onPremisesDomainName`) {
+		standardProps[p] = true
+	}
 }
 
 // Source adapts the client to the sync engine; the result is also a
