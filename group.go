@@ -131,6 +131,9 @@ type GroupService interface {
 	RemoveMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error)
 	// Members lists a group's member users ordered by username.
 	Members(ctx context.Context, groupID int64, offset, limit int) ([]*User, int, error)
+	// MemberRefs lists every user member of a group by name and owner only:
+	// what a sync compares, without reading whole profiles.
+	MemberRefs(ctx context.Context, groupID int64) ([]MemberRef, error)
 	// GroupsOf lists the groups a user is a direct member of, by name.
 	GroupsOf(ctx context.Context, userID int64) ([]*Group, error)
 }
@@ -156,4 +159,11 @@ type FolderService interface {
 	SetFolderAttributes(ctx context.Context, path string, attrs map[string]*string) (*Folder, error)
 	// DeleteFolder removes an empty folder (no groups, no sub-folders).
 	DeleteFolder(ctx context.Context, path string) error
+}
+
+// MemberRef names a group member and who owns it.
+type MemberRef struct {
+	Username string
+	Source   string
+	SourceID string
 }

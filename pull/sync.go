@@ -298,10 +298,11 @@ func (s *syncer) savedState(ctx context.Context) (usersync.SyncState, string, er
 }
 
 func (s *syncer) loadMembers(ctx context.Context) error {
-	members, _, err := s.dir.Members(ctx, s.target.ID, 0, 0)
+	members, err := s.dir.MemberRefs(ctx, s.target.ID)
 	if err != nil {
 		return err
 	}
+	s.current = make(map[string]member, len(members))
 	for _, m := range members {
 		s.current[usersync.UsernameKey(m.Username)] = member{username: m.Username, source: m.Source, sourceID: m.SourceID}
 	}
@@ -370,6 +371,21 @@ func (s *syncer) full(ctx context.Context, sg Group) error {
 	prog := Progress{Group: sg.Name, Total: total}
 	for page := range pages {
 		prog.Pages++
+		// Group commit: when writing fell behind fetching, take every page
+		// that is waiting into one transaction (fewer, larger commits).
+		for more := true; more && len(page) < applyChunk*5; {
+			select {
+			case next, ok := <-pages:
+				if !ok {
+					more = false
+					break
+				}
+				page = append(page[:len(page):len(page)], next...)
+				prog.Pages++
+			default:
+				more = false
+			}
+		}
 		prog.Fetched += len(page)
 		if limit > 0 && prog.Fetched > limit {
 			if stream {

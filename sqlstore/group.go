@@ -392,6 +392,25 @@ func (d *DB) Members(ctx context.Context, groupID int64, offset, limit int) ([]*
 	return out, total, d.wrapErr("list members", rows.Err())
 }
 
+// MemberRefs lists a group's user members by username, source and source id.
+func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRef, error) {
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT u.username, u.source, u.source_id FROM memberships m JOIN users u ON u.id = m.member_id
+		WHERE m.group_id = ? AND m.member_type = 'user'`), groupID)
+	if err != nil {
+		return nil, d.wrapErr("list members", err)
+	}
+	defer rows.Close()
+	var out []usersync.MemberRef
+	for rows.Next() {
+		var m usersync.MemberRef
+		if err := rows.Scan(&m.Username, &m.Source, &m.SourceID); err != nil {
+			return nil, d.wrapErr("list members", err)
+		}
+		out = append(out, m)
+	}
+	return out, d.wrapErr("list members", rows.Err())
+}
+
 // GroupsOf lists the groups a user is a direct member of, by name.
 func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]*usersync.Group, error) {
 	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+prefixCols("g.", groupCols)+` FROM memberships m JOIN groups g ON g.id = m.group_id

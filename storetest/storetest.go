@@ -345,6 +345,9 @@ func testMembers(t *testing.T, d usersync.Directory) {
 	if err != nil || n != 3 {
 		t.Fatalf("add: %d %v", n, err)
 	}
+	if refs, err := d.MemberRefs(ctx, g.ID); err != nil || len(refs) != 3 || refs[0].Source != usersync.SourceLocal {
+		t.Fatalf("member refs: %+v %v", refs, err)
+	}
 	if n, _ := d.AddMembers(ctx, g.ID, ids); n != 0 {
 		t.Fatalf("adding members again added %d", n)
 	}

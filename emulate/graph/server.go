@@ -274,6 +274,12 @@ func eqFilter(filter, prop string) (string, bool, error) {
 
 // page cuts items by $top and $skiptoken and writes a collection answer.
 func page(w http.ResponseWriter, r *http.Request, items []map[string]any) {
+	pageOf(w, r, len(items), func(i int) map[string]any { return items[i] })
+}
+
+// pageOf is page for n items made on demand: only the page's items are
+// rendered, so reading a large collection page by page stays linear.
+func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) map[string]any) {
 	q := r.URL.Query()
 	top := 100
 	if v := q.Get("$top"); v != "" {
@@ -290,14 +296,18 @@ func page(w http.ResponseWriter, r *http.Request, items []map[string]any) {
 		if err == nil {
 			offset, err = strconv.Atoi(strings.TrimPrefix(string(b), "o:"))
 		}
-		if err != nil || offset < 0 || offset > len(items) {
+		if err != nil || offset < 0 || offset > n {
 			graphError(w, 400, "Request_BadRequest", "Invalid skip token.")
 			return
 		}
 	}
-	end := min(offset+top, len(items))
-	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata", "value": items[offset:end]}
-	if end < len(items) {
+	end := min(offset+top, n)
+	items := make([]map[string]any, 0, end-offset)
+	for i := offset; i < end; i++ {
+		items = append(items, item(i))
+	}
+	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata", "value": items}
+	if end < n {
 		q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte("o:"+strconv.Itoa(end))))
 		scheme := "http"
 		if r.TLS != nil {
@@ -415,29 +425,31 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, dire
 		return
 	}
 	sel := selectSet(r)
-	var items []map[string]any
+	var users []*User
 	if cast != "microsoft.graph.group" {
-		for _, u := range s.tenant.transitiveUsers(id, direct) {
-			if count {
-				items = append(items, nil)
-			} else {
-				items = append(items, userJSON(u, sel))
-			}
-		}
+		users = s.tenant.transitiveUsers(id, direct)
 	}
+	var groups []map[string]any
 	if cast != "microsoft.graph.user" {
 		s.tenant.mu.RLock()
 		for _, gid := range s.tenant.subgroups(g.ID, direct) {
-			items = append(items, groupJSON(s.tenant.groups[gid], sel))
+			groups = append(groups, groupJSON(s.tenant.groups[gid], sel))
 		}
 		s.tenant.mu.RUnlock()
 	}
 	if count {
 		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprint(w, len(items))
+		fmt.Fprint(w, len(users)+len(groups))
 		return
 	}
-	page(w, r, nonNil(items))
+	s.tenant.mu.RLock() // users are read while rendered
+	defer s.tenant.mu.RUnlock()
+	pageOf(w, r, len(users)+len(groups), func(i int) map[string]any {
+		if i < len(users) {
+			return userJSON(users[i], sel)
+		}
+		return groups[i-len(users)]
+	})
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {

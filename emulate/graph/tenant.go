@@ -52,6 +52,9 @@ type Tenant struct {
 	order   []string // group ids in creation order
 	journal []change // changes in order; journal[i].seq == i+1
 	epoch   int      // delta tokens of another epoch are expired
+
+	cacheMu sync.Mutex
+	cache   map[string]memberCache // transitiveUsers answers
 }
 
 // change is one journal entry: a user created, changed or deleted, a group
@@ -238,10 +241,18 @@ func (t *Tenant) GroupsNamed(name string) []Group {
 }
 
 // transitiveUsers returns the users reachable from a group through nested
-// groups, each once, in first-seen order.
+// groups, each once, in first-seen order. The answer is kept until the
+// tenant changes, so paging through a large group stays linear.
 func (t *Tenant) transitiveUsers(groupID string, direct bool) []*User {
 	t.mu.RLock()
-	defer t.mu.RUnlock()
+	key := fmt.Sprintf("%s/%v", groupID, direct)
+	t.cacheMu.Lock()
+	c, ok := t.cache[key]
+	t.cacheMu.Unlock()
+	if ok && c.seq == t.seq() && c.epoch == t.epoch {
+		t.mu.RUnlock()
+		return c.users
+	}
 	var out []*User
 	seenUser, seenGroup := map[string]bool{}, map[string]bool{groupID: true}
 	queue := []string{groupID}
@@ -258,7 +269,22 @@ func (t *Tenant) transitiveUsers(groupID string, direct bool) []*User {
 			}
 		}
 	}
+	seq, epoch := t.seq(), t.epoch
+	t.mu.RUnlock()
+	t.cacheMu.Lock()
+	if t.cache == nil {
+		t.cache = map[string]memberCache{}
+	}
+	t.cache[key] = memberCache{seq: seq, epoch: epoch, users: out}
+	t.cacheMu.Unlock()
 	return out
+}
+
+// memberCache is a group's flattened user list as of a journal position.
+type memberCache struct {
+	seq   int64
+	epoch int
+	users []*User
 }
 
 // Generate builds a tenant from a seed: users with realistic attributes, a
