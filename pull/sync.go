@@ -209,6 +209,7 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 		r.FullReason = reason
 	}
 	r.Mode = ModeFull
+	counted := s.count(ctx, sg) // in parallel with DeltaStart: they are independent
 	var start string
 	if tracks && !o.DryRun {
 		var ok bool
@@ -219,7 +220,7 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 			r.FullReason = "the group has nested groups; it is always read in full"
 		}
 	}
-	if err := s.full(ctx, sg); err != nil {
+	if err := s.full(ctx, sg, counted); err != nil {
 		return nil, err
 	}
 	if record {
@@ -327,16 +328,13 @@ func (s *syncer) warn(format string, args ...any) {
 // limit, each page is planned and written as it arrives while the next is
 // fetched; otherwise the group is held until its size is known, so a group
 // over the limit is refused with nothing of it written.
-func (s *syncer) full(ctx context.Context, sg Group) error {
+func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult) error {
 	limit := s.o.SyncUserLimit
 	total := -1
-	if c, ok := s.src.(Counter); ok {
-		n, err := c.CountMembers(ctx, sg)
-		if err != nil {
-			s.warn("could not count the group's members first (%s); it is read whole before writing", usersync.ErrorMessage(err))
-		} else {
-			total = n
-		}
+	if c := <-counted; c.err != nil {
+		s.warn("could not count the group's members first (%s); it is read whole before writing", usersync.ErrorMessage(c.err))
+	} else {
+		total = c.n
 	}
 	tooMany := func(n int) error {
 		return usersync.Errorf(usersync.EINVALID, "group %q has %d users, more than the --sync-user-limit of %d; nothing of it was applied", sg.Name, n, limit)
@@ -428,6 +426,26 @@ func (s *syncer) full(ctx context.Context, sg Group) error {
 		}
 	}
 	return s.remove(ctx, leave, len(s.inSource) == 0 && s.o.OnlyUser == "")
+}
+
+type countResult struct {
+	n   int // -1: the source cannot count
+	err error
+}
+
+// count asks the source for the group's size in the background.
+func (s *syncer) count(ctx context.Context, sg Group) <-chan countResult {
+	ch := make(chan countResult, 1)
+	c, ok := s.src.(Counter)
+	if !ok {
+		ch <- countResult{n: -1}
+		return ch
+	}
+	go func() {
+		n, err := c.CountMembers(ctx, sg)
+		ch <- countResult{n, err}
+	}()
+	return ch
 }
 
 func (s *syncer) progress(p Progress) {

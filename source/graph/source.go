@@ -222,10 +222,17 @@ func (s *source) DeltaStart(ctx context.Context, g pull.Group) (string, bool, er
 		return "", false, err
 	}
 	st := deltaState{Select: s.selectList()}
-	if st.Groups, err = s.c.LatestDelta(ctx, "groups", url.Values{"$filter": {"id eq '" + g.ID + "'"}, "$select": {"members"}}); err != nil {
-		return "", false, err
+	groupsErr := make(chan error, 1)
+	go func() { // both links at once: one round trip instead of two
+		var err error
+		st.Groups, err = s.c.LatestDelta(ctx, "groups", url.Values{"$filter": {"id eq '" + g.ID + "'"}, "$select": {"members"}})
+		groupsErr <- err
+	}()
+	st.Users, err = s.c.LatestDelta(ctx, "users", url.Values{"$select": {st.Select}})
+	if gerr := <-groupsErr; gerr != nil {
+		return "", false, gerr
 	}
-	if st.Users, err = s.c.LatestDelta(ctx, "users", url.Values{"$select": {st.Select}}); err != nil {
+	if err != nil {
 		return "", false, err
 	}
 	b, _ := json.Marshal(st)
