@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 
 func (a *app) emulateCommand() *cobra.Command {
 	c := &cobra.Command{Use: "emulate", Short: "Serve emulated identity providers on loopback for demos, staging and benchmarks"}
-	var listen, tenantID, clientID, clientSecret string
+	var listen, tenantID, clientID, clientSecret, tenantFile string
 	var users, groups int
 	var seed int64
 	var o graphemu.Options
@@ -35,6 +36,7 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 	fl.IntVar(&users, "users", 1000, "users in the generated tenant")
 	fl.IntVar(&groups, "groups", 10, "groups in the generated tenant, All Users included")
 	fl.Int64Var(&seed, "seed", 1, "seed of the generated tenant")
+	fl.StringVar(&tenantFile, "tenant-file", "", `serve this tenant instead of a generated one: JSON {"id", "users": [...], "groups": [...]}`)
 	fl.StringVar(&tenantID, "tenant", "", "tenant id (default: derived from the seed)")
 	fl.StringVar(&clientID, "client-id", "", "accepted client id (default: generated and printed)")
 	fl.StringVar(&clientSecret, "client-secret", "", "accepted client secret (default: generated and printed)")
@@ -46,6 +48,17 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 			return usageError{errors.New("--users must be ≥ 0, --groups ≥ 1 and --fail-rate between 0 and 1")}
 		}
 		tenant := graphemu.Generate(seed, users, groups)
+		if tenantFile != "" {
+			f, err := os.Open(tenantFile)
+			if err != nil {
+				return usageError{fmt.Errorf("--tenant-file: %w", err)}
+			}
+			tenant, err = graphemu.LoadTenant(f)
+			f.Close()
+			if err != nil {
+				return usageError{fmt.Errorf("--tenant-file %s: %w", tenantFile, err)}
+			}
+		}
 		if tenantID != "" {
 			tenant.ID = tenantID
 		}
@@ -62,7 +75,8 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 		}
 		addr := "http://" + ln.Addr().String()
 		fmt.Fprintf(a.stdout, "Graph emulator listening on %s\n", addr)
-		fmt.Fprintf(a.stdout, "  tenant %s: %d users, %d groups\n", tenant.ID, users, groups)
+		nu, ng := tenant.Size()
+		fmt.Fprintf(a.stdout, "  tenant %s: %d users, %d groups\n", tenant.ID, nu, ng)
 		fmt.Fprintf(a.stdout, "  usersync o365 provision --authority-url %s --graph-url %s --tenant %s --client-id %s --client-secret %s --auto-create all \"All Users\"\n",
 			addr, addr, tenant.ID, clientID, clientSecret)
 		srv := &http.Server{Handler: graphemu.NewServer(tenant, o), ReadHeaderTimeout: 10 * time.Second}

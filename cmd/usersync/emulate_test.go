@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,11 +14,28 @@ import (
 // TestEmulateGraphServes starts `usersync emulate graph` on a free port and
 // syncs from it with the command line it prints.
 func TestEmulateGraphServes(t *testing.T) {
+	serveAndSync(t, []string{"--users", "40", "--groups", "3"}, "Group 1", "Group 1 → Group 1: 20 source users; users created 20")
+}
+
+// TestEmulateGraphTenantFile serves a tenant loaded from a JSON file.
+func TestEmulateGraphTenantFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tenant.json")
+	os.WriteFile(file, []byte(`{"id": "contoso-test", "users": [
+		{"id": "u1", "userPrincipalName": "ann@contoso.example", "givenName": "Ann", "accountEnabled": true},
+		{"id": "u2", "userPrincipalName": "bob@contoso.example", "accountEnabled": true}],
+		"groups": [{"id": "g1", "displayName": "Team", "members": ["u1", "u2"]}]}`), 0o600)
+	serveAndSync(t, []string{"--tenant-file", file}, "Team", "Team → Team: 2 source users; users created 2")
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"id": "x", "groups": [{"id": "g", "members": ["ghost"]}]}`), 0o600)
+	fails(t, cli(t, filepath.Join(t.TempDir(), "d.db"), "", "emulate", "graph", "--tenant-file", bad), 2, `member "ghost"`)
+}
+
+func serveAndSync(t *testing.T, flags []string, group, want string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"emulate", "graph", "--listen", "127.0.0.1:0", "--users", "40", "--groups", "3", "--client-secret", "s3cr3t-value"}, strings.NewReader(""), pw, io.Discard)
+		done <- run(ctx, append([]string{"emulate", "graph", "--listen", "127.0.0.1:0", "--client-secret", "s3cr3t-value"}, flags...), strings.NewReader(""), pw, io.Discard)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -33,10 +51,10 @@ func TestEmulateGraphServes(t *testing.T) {
 		t.Fatal("the emulator printed no provision command")
 	}
 	args := strings.Fields(strings.TrimPrefix(provision, "usersync "))
-	args = append(args[:len(args)-2], "Group 1") // replace `"All Users"` (quoted for a shell)
+	args = append(args[:len(args)-2], group) // replace `"All Users"` (quoted for a shell)
 	db := filepath.Join(t.TempDir(), "d.db")
 	r := ok(t, cli(t, db, "", args...))
-	if !strings.Contains(r.stdout, "Group 1 → Group 1: 20 source users; users created 20") {
+	if !strings.Contains(r.stdout, want) {
 		t.Fatalf("sync from the served emulator:\n%s", r.stdout)
 	}
 	cancel()

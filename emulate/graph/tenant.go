@@ -446,3 +446,10 @@ func (t *Tenant) User(id string) (User, bool) {
 	}
 	return *u, true
 }
+
+// Size returns how many users and groups the tenant holds.
+func (t *Tenant) Size() (users, groups int) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.users), len(t.groups)
+}

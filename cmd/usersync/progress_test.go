@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	graphemu "github.com/usersync/usersync/emulate/graph"
+)
+
+// TestProgressBarOnTerminal runs a sync with standard error on a pseudo
+// terminal (a bar is drawn) and on a pipe (nothing but the summary).
+func TestProgressBarOnTerminal(t *testing.T) {
+	tenant := graphemu.Generate(12, 3000, 1)
+	emu := graphemu.NewServer(tenant, graphemu.Options{ClientID: "app-1", ClientSecret: emuSecret, Latency: 30 * time.Millisecond})
+	srv := httptest.NewServer(emu)
+	defer srv.Close()
+	args := func(db string) []string {
+		return []string{"--db", db, "o365", "provision", "--tenant", tenant.ID, "--client-id", "app-1", "--client-secret", emuSecret,
+			"--authority-url", srv.URL, "--graph-url", srv.URL, "-a", "all", "All Users"}
+	}
+
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo terminal here: %v", err)
+	}
+	defer ptmx.Close()
+	var screen bytes.Buffer
+	read := make(chan struct{})
+	go func() { io.Copy(&screen, ptmx); close(read) }()
+	var out bytes.Buffer
+	if code := run(context.Background(), args(filepath.Join(t.TempDir(), "a.db")), strings.NewReader(""), &out, tty); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	tty.Close()
+	select {
+	case <-read:
+	case <-time.After(5 * time.Second):
+	}
+	if !strings.Contains(screen.String(), "users fetched") || !strings.Contains(screen.String(), "All Users") {
+		t.Fatalf("no progress bar on the terminal: %q", screen.String())
+	}
+
+	// Piped: stderr is a pipe, not a terminal.
+	pr, pw, _ := os.Pipe()
+	var piped bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&piped, pr); close(done) }()
+	if code := run(context.Background(), args(filepath.Join(t.TempDir(), "b.db")), strings.NewReader(""), &out, pw); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	pw.Close()
+	<-done
+	if piped.Len() != 0 {
+		t.Fatalf("piped standard error got %q", piped.String())
+	}
+}
