@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,8 +221,22 @@ func TestSyncThroughFaults(t *testing.T) {
 		// Throttled past 5 requests per 20 ms window, 30% of requests fail
 		// with 503, and the access token expires after the second page.
 		emu := graphemu.NewServer(tenant, graphemu.Options{ClientID: "app-1", ClientSecret: secret, RequestBudget: 5, Window: 20 * time.Millisecond, FailRate: 0.3, Seed: 5})
-		pages, expired := 0, false
+		// Besides the emulator's own (timing-dependent) throttling, every
+		// fourth Graph request is answered 429 here, so throttling always happens.
+		pages, expired, graphCalls, throttled := 0, false, 0, 0
+		var mu sync.Mutex // requests come concurrently (the count beside the delta start)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			if strings.HasPrefix(r.URL.Path, "/v1.0/") {
+				if graphCalls++; graphCalls%4 == 0 {
+					throttled++
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(http.StatusTooManyRequests)
+					w.Write([]byte(`{"error":{"code":"TooManyRequests","message":"Too many requests."}}`))
+					return
+				}
+			}
 			if strings.Contains(r.URL.Path, "/transitiveMembers/") && !strings.HasSuffix(r.URL.Path, "$count") {
 				if pages++; pages == 3 {
 					emu.ExpireTokens()
@@ -241,7 +256,9 @@ func TestSyncThroughFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		req := emu.Requests()
-		if req["429"] == 0 || req["503"] == 0 || req["token"] < 2 || !expired {
+		mu.Lock()
+		defer mu.Unlock()
+		if throttled == 0 || req["503"] == 0 || req["token"] < 2 || !expired {
 			t.Fatalf("the faults did not happen: %v", req)
 		}
 		if r.Written.UsersCreated != 3000 {
