@@ -26,7 +26,9 @@ func (a *app) progress(group string, pf *provisionFlags) *progressBar {
 	}
 	return &progressBar{bar: progressbar.NewOptions(-1, progressbar.OptionSetWriter(f), progressbar.OptionSetDescription(group),
 		progressbar.OptionShowCount(), progressbar.OptionSetItsString("users"), progressbar.OptionShowIts(),
-		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionSpinnerType(14))}
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionSpinnerType(14),
+		// No spinner ticker: its goroutine reads the bar without the lock (a data race in v3.19).
+		progressbar.OptionSetSpinnerChangeInterval(0))}
 }
 
 func (b *progressBar) update(p pull.Progress) {
