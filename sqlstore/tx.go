@@ -137,8 +137,7 @@ func (t *tx) flushChanges() error {
 				mt, mid, mn = e.Member.Type, e.Member.ID, e.Member.Name
 			}
 			if len(e.Fields) > 0 {
-				b, _ := json.Marshal(e.Fields)
-				fields = string(b)
+				fields = encodeFields(e.Fields)
 			}
 			return append(args, e.Seq, t.now, string(e.Kind), e.Object.Type, e.Object.ID, e.Object.Name, mt, mid, mn, fields, e.Actor)
 		}, nil)
