@@ -27,6 +27,10 @@ type User struct {
 	LastName   string
 	Enabled    bool
 	Attributes map[string]string // custom attributes asked for
+	// NoCreate, when set, says why this user must not be created in the
+	// directory (e.g. deprovisioned at the source); an existing one is
+	// still updated, so it is disabled there.
+	NoCreate string
 }
 
 // Source is where groups and users are pulled from. A new identity provider

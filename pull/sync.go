@@ -541,6 +541,9 @@ func (s *syncer) applyUsers(ctx context.Context, page []User, join bool) error {
 		case !exists && s.o.AutoCreate == CreateGroups:
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: "not in the directory; --auto-create groups creates only groups"})
 			continue
+		case !exists && su.NoCreate != "":
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: su.NoCreate})
+			continue
 		case !exists:
 			s.act(Action{Kind: CreateUser, User: su.Username, Reason: s.reasonIn})
 			b.Users = append(b.Users, usersync.UserUpsert{User: next, Create: true})

@@ -76,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 var optionalValues = map[string]func(next string) bool{
 	"--auto-create": notAnOption,
 	"-a":            notAnOption,
+	"--okta-token":  notAnOption,
+	"-P":            notAnOption,
 }
 
 func notAnOption(v string) bool { return !strings.HasPrefix(v, "-") }
@@ -128,7 +130,7 @@ groups, folders and memberships, pulls groups and their users from Microsoft
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.usersCommand(), a.groupsCommand(), a.foldersCommand(), a.tokensCommand(),
-		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.emulateCommand(), a.demoCommand())
+		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.oktaCommand(), a.emulateCommand(), a.demoCommand())
 	markUsage(root)
 	return root
 }

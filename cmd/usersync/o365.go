@@ -171,12 +171,8 @@ Exit status: 0 every group synced (skipped groups are warned about),
 		if cfg.ClientSecret, err = credential(ctx, d, clientSecret, "O365_USERSYNC_CLIENT_SECRET"); err != nil {
 			return err
 		}
-		if proxy != "" {
-			pu, err := url.Parse(proxy)
-			if err != nil || pu.Host == "" {
-				return usageError{fmt.Errorf("--proxy %q is not a URL", proxy)}
-			}
-			cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+		if cfg.HTTPClient, err = proxyClient(proxy); err != nil {
+			return err
 		}
 		client, err := graph.New(cfg)
 		if err != nil {
@@ -206,6 +202,19 @@ Exit status: 0 every group synced (skipped groups are warned about),
 	}
 	c.AddCommand(p)
 	return c
+}
+
+// proxyClient returns an HTTP client that goes through proxy, or nil (the
+// client's default, which honours HTTPS_PROXY) when proxy is empty.
+func proxyClient(proxy string) (*http.Client, error) {
+	if proxy == "" {
+		return nil, nil
+	}
+	pu, err := url.Parse(proxy)
+	if err != nil || pu.Host == "" {
+		return nil, usageError{fmt.Errorf("--proxy %q is not a URL", proxy)}
+	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}, nil
 }
 
 func envOr(key, def string) string {

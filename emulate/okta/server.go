@@ -1,0 +1,363 @@
+package okta
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+		mrand "math/rand"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxLimit is the largest page of group members Okta serves.
+const MaxLimit = 1000
+
+// Options are the emulator's token and knobs.
+type Options struct {
+	Token string
+	// RateLimit is how many requests each endpoint family takes per Window
+	// (default 600 per minute, Okta's list-users default); over it, 429
+	// E0000047. Every answer carries the X-Rate-Limit-* headers.
+	RateLimit int
+	Window    time.Duration
+	MaxPage   int           // largest page of group members served; default and at most 1000
+	Latency   time.Duration // added to every API request
+	FailRate  float64       // share of API requests answered 500 E0000009
+	Seed      int64         // for FailRate
+}
+
+// Server serves an Org over the Okta management API.
+type Server struct {
+	org  *Org
+	opts Options
+
+	mu      sync.Mutex
+	revoked bool
+	buckets map[string]*bucket
+	counts  map[string]int
+	rng     *mrand.Rand
+}
+
+type bucket struct {
+	start time.Time
+	used  int
+}
+
+// NewServer returns an emulator for org.
+func NewServer(org *Org, o Options) *Server {
+	if o.RateLimit == 0 {
+		o.RateLimit = 600
+	}
+	if o.Window == 0 {
+		o.Window = time.Minute
+	}
+	if o.MaxPage <= 0 || o.MaxPage > MaxLimit {
+		o.MaxPage = MaxLimit
+	}
+	return &Server{org: org, opts: o, buckets: map[string]*bucket{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed))}
+}
+
+// Org returns the org being served.
+func (s *Server) Org() *Org { return s.org }
+
+// RevokeToken makes the API token invalid, as when it expired unused.
+func (s *Server) RevokeToken() {
+	s.mu.Lock()
+	s.revoked = true
+	s.mu.Unlock()
+}
+
+// Requests returns how many requests each endpoint family got ("groups",
+// "group", "members", "user"), and how many were answered 429, 500 or 401.
+func (s *Server) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.counts))
+	for k, v := range s.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// apiError writes Okta's error body.
+func apiError(w http.ResponseWriter, status int, code, summary string) {
+	id := make([]byte, 8)
+	rand.Read(id)
+	writeJSON(w, status, map[string]any{"errorCode": code, "errorSummary": summary, "errorLink": code, "errorId": "oae" + hex.EncodeToString(id), "errorCauses": []any{}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/api/v1/") {
+		apiError(w, 404, "E0000022", "The endpoint does not support the provided HTTP method")
+		return
+	}
+	if s.opts.Latency > 0 {
+		time.Sleep(s.opts.Latency)
+	}
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v1/"), "/"), "/")
+	family := "other"
+	switch {
+	case parts[0] == "groups" && len(parts) == 1:
+		family = "groups"
+	case parts[0] == "groups" && len(parts) == 2:
+		family = "group"
+	case parts[0] == "groups" && len(parts) == 3 && parts[2] == "users":
+		family = "members"
+	case parts[0] == "users" && len(parts) == 2:
+		family = "user"
+	}
+	s.mu.Lock()
+	s.counts[family]++
+	revoked := s.revoked
+	s.mu.Unlock()
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "SSWS "); !ok || tok != s.opts.Token || revoked {
+		s.count("401")
+		apiError(w, 401, "E0000011", "Invalid token provided")
+		return
+	}
+	if !s.rateLimit(w, family) {
+		s.count("429")
+		apiError(w, 429, "E0000047", "API call exceeded rate limit due to too many requests.")
+		return
+	}
+	if s.fail() {
+		s.count("500")
+		apiError(w, 500, "E0000009", "Internal Server Error")
+		return
+	}
+	if r.Method != http.MethodGet {
+		apiError(w, 405, "E0000022", "The endpoint does not support the provided HTTP method")
+		return
+	}
+	switch family {
+	case "groups":
+		s.listGroups(w, r)
+	case "group":
+		s.getGroup(w, r, parts[1])
+	case "members":
+		s.members(w, r, parts[1])
+	case "user":
+		s.getUser(w, r, parts[1])
+	default:
+		apiError(w, 404, "E0000007", "Not found: Resource not found: "+r.URL.Path)
+	}
+}
+
+func (s *Server) count(k string) {
+	s.mu.Lock()
+	s.counts[k]++
+	s.mu.Unlock()
+}
+
+// rateLimit takes one request from the family's window and sets the
+// X-Rate-Limit-* headers; it reports whether the request is within the limit.
+func (s *Server) rateLimit(w http.ResponseWriter, family string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Windows are aligned to the clock (per minute, as Okta's), so the reset
+	// time is exact in whole seconds.
+	start := time.Now().Truncate(s.opts.Window)
+	b := s.buckets[family]
+	if b == nil || !b.start.Equal(start) {
+		b = &bucket{start: start}
+		s.buckets[family] = b
+	}
+	reset := b.start.Add(s.opts.Window)
+	b.used++
+	h := w.Header()
+	h.Set("X-Rate-Limit-Limit", strconv.Itoa(s.opts.RateLimit))
+	h.Set("X-Rate-Limit-Remaining", strconv.Itoa(max(s.opts.RateLimit-b.used, 0)))
+	// Reset is in epoch seconds, rounded up: never earlier than the window's end.
+	h.Set("X-Rate-Limit-Reset", strconv.FormatInt((reset.UnixNano()+1e9-1)/1e9, 10))
+	return b.used <= s.opts.RateLimit
+}
+
+func (s *Server) fail() bool {
+	if s.opts.FailRate <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.Float64() < s.opts.FailRate
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func groupJSON(r *http.Request, g *Group, stats bool) map[string]any {
+	out := map[string]any{
+		"id": g.ID, "created": "2024-01-02T03:04:05.000Z", "lastUpdated": "2024-01-02T03:04:05.000Z", "lastMembershipUpdated": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		"objectClass": []string{"okta:user_group"}, "type": g.Type, "profile": map[string]any{"name": g.Name, "description": g.Description},
+		"_links": map[string]any{"users": map[string]any{"href": baseURL(r) + "/api/v1/groups/" + g.ID + "/users"}},
+	}
+	if stats {
+		out["_embedded"] = map[string]any{"stats": map[string]any{"usersCount": len(g.Members)}}
+	}
+	return out
+}
+
+func userJSON(r *http.Request, u *User) map[string]any {
+	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+	return map[string]any{"id": u.ID, "status": u.Status, "created": ts(u.Created), "activated": ts(u.Created), "statusChanged": ts(u.LastUpdated),
+		"lastLogin": nil, "lastUpdated": ts(u.LastUpdated), "passwordChanged": nil, "type": map[string]any{"id": "oty0000000default0"},
+		"profile": u.Profile, "credentials": map[string]any{"provider": map[string]any{"type": "OKTA", "name": "OKTA"}},
+		"_links": map[string]any{"self": map[string]any{"href": baseURL(r) + "/api/v1/users/" + u.ID}}}
+}
+
+// listGroups answers ?search=profile.name eq "…" (exact) and ?q=… (name prefix).
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var match func(g *Group) bool
+	switch {
+	case q.Get("search") != "":
+		name, err := searchName(q.Get("search"))
+		if err != nil {
+			apiError(w, 400, "E0000031", "Invalid search criteria. "+err.Error())
+			return
+		}
+		match = func(g *Group) bool { return g.Name == name }
+	case q.Get("q") != "":
+		prefix := strings.ToLower(q.Get("q"))
+		match = func(g *Group) bool { return strings.HasPrefix(strings.ToLower(g.Name), prefix) }
+	default:
+		match = func(*Group) bool { return true }
+	}
+	s.org.mu.RLock()
+	items := []map[string]any{}
+	for _, id := range s.org.order {
+		if g := s.org.groups[id]; match(g) {
+			items = append(items, groupJSON(r, g, q.Get("expand") == "stats"))
+		}
+	}
+	s.org.mu.RUnlock()
+	writeJSON(w, 200, items)
+}
+
+// searchName reads the one search expression the emulator supports:
+// profile.name eq "…", with \" and \\ escapes.
+func searchName(expr string) (string, error) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(expr), "profile.name eq \"")
+	if !ok || !strings.HasSuffix(rest, "\"") {
+		return "", fmt.Errorf("the emulator supports only profile.name eq \"…\"")
+	}
+	rest = rest[:len(rest)-1]
+	var b strings.Builder
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		switch {
+		case c == '\\' && i+1 < len(rest) && (rest[i+1] == '"' || rest[i+1] == '\\'):
+			b.WriteByte(rest[i+1])
+			i++
+		case c == '"' || c == '\\':
+			return "", fmt.Errorf("unescaped %q in the name", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
+	s.org.mu.RLock()
+	g, ok := s.org.groups[id]
+	var body map[string]any
+	if ok {
+		body = groupJSON(r, g, r.URL.Query().Get("expand") == "stats")
+	}
+	s.org.mu.RUnlock()
+	if !ok {
+		apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" (UserGroup)")
+		return
+	}
+	writeJSON(w, 200, body)
+}
+
+// members answers a page of a group's users: limit (default and maximum
+// 1000) and after (an opaque cursor); the next page is in the Link header.
+func (s *Server) members(w http.ResponseWriter, r *http.Request, id string) {
+	q := r.URL.Query()
+	limit := s.opts.MaxPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			apiError(w, 400, "E0000001", "Api validation failed: limit")
+			return
+		}
+		limit = min(n, s.opts.MaxPage)
+	}
+	offset := 0
+	if v := q.Get("after"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err == nil {
+			offset, err = strconv.Atoi(strings.SplitN(string(b), ":", 2)[0])
+		}
+		if err != nil || offset < 0 {
+			apiError(w, 400, "E0000001", "Api validation failed: after")
+			return
+		}
+	}
+	s.org.mu.RLock()
+	defer s.org.mu.RUnlock()
+	g, ok := s.org.groups[id]
+	if !ok {
+		apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" (UserGroup)")
+		return
+	}
+	end := min(offset+limit, len(g.Members))
+	items := make([]map[string]any, 0, max(end-offset, 0))
+	for i := offset; i < end; i++ {
+		if u, ok := s.org.users[g.Members[i]]; ok {
+			items = append(items, userJSON(r, u))
+		}
+	}
+	self := baseURL(r) + r.URL.Path
+	links := []string{fmt.Sprintf("<%s?limit=%d>; rel=\"self\"", self, limit)}
+	if end < len(g.Members) {
+		cursor := base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end) + ":" + g.Members[end-1]))
+		links = append(links, fmt.Sprintf("<%s?%s>; rel=\"next\"", self, url.Values{"after": {cursor}, "limit": {strconv.Itoa(limit)}}.Encode()))
+	}
+	for _, l := range links {
+		w.Header().Add("Link", l)
+	}
+	writeJSON(w, 200, items)
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, key string) {
+	s.org.mu.RLock()
+	u, ok := s.org.users[key]
+	if !ok {
+		for _, c := range s.org.users {
+			if login, _ := c.Profile["login"].(string); strings.EqualFold(login, key) {
+				u, ok = c, true
+				break
+			}
+		}
+	}
+	var body map[string]any
+	if ok {
+		body = userJSON(r, u)
+	}
+	s.org.mu.RUnlock()
+	if !ok {
+		apiError(w, 404, "E0000007", "Not found: Resource not found: "+key+" (User)")
+		return
+	}
+	writeJSON(w, 200, body)
+}
