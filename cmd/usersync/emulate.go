@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
+	oktaemu "github.com/usersync/usersync/emulate/okta"
 )
 
 func (a *app) emulateCommand() *cobra.Command {
@@ -79,20 +80,83 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 		fmt.Fprintf(a.stdout, "  tenant %s: %d users, %d groups\n", tenant.ID, nu, ng)
 		fmt.Fprintf(a.stdout, "  usersync o365 provision --authority-url %s --graph-url %s --tenant %s --client-id %s --client-secret %s --auto-create all \"All Users\"\n",
 			addr, addr, tenant.ID, clientID, clientSecret)
-		srv := &http.Server{Handler: graphemu.NewServer(tenant, o), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			<-cmd.Context().Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-		}()
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
+		return serve(cmd.Context(), ln, graphemu.NewServer(tenant, o))
 	}
-	c.AddCommand(g)
+	c.AddCommand(g, a.emulateOktaCommand())
 	return c
+}
+
+func (a *app) emulateOktaCommand() *cobra.Command {
+	var listen, token, orgFile string
+	var users, groups int
+	var seed int64
+	var o oktaemu.Options
+	c := &cobra.Command{
+		Use:   "okta --listen ADDR [--users N --groups N --seed S]",
+		Short: "Serve a generated Okta org over the Okta management API",
+		Long: `Serve a generated (or --org-file) Okta org over the Okta management API.
+Point a client at it with --okta-host http://ADDR. The org holds the built-in
+group Everyone (every user) and groups "Group 1", "Group 2", … of halving
+sizes; about 3% of users are SUSPENDED, 3% DEPROVISIONED, 2% LOCKED_OUT.`,
+		Args: cobra.NoArgs,
+	}
+	fl := c.Flags()
+	fl.StringVar(&listen, "listen", "127.0.0.1:9002", "address to listen on")
+	fl.IntVar(&users, "users", 1000, "users in the generated org")
+	fl.IntVar(&groups, "groups", 10, "groups in the generated org, Everyone included")
+	fl.Int64Var(&seed, "seed", 1, "seed of the generated org")
+	fl.StringVar(&orgFile, "org-file", "", `serve this org instead of a generated one: JSON {"users": [...], "groups": [...]}`)
+	fl.StringVar(&token, "token", "", "accepted API token (default: generated and printed)")
+	fl.IntVar(&o.RateLimit, "rate-limit", 600, "requests per minute per endpoint family; over it, 429 E0000047")
+	fl.DurationVar(&o.Latency, "latency", 0, "added to every API request, e.g. 100ms")
+	fl.Float64Var(&o.FailRate, "fail-rate", 0, "share of API requests answered 500, e.g. 0.1")
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if users < 0 || groups < 1 || o.RateLimit < 1 || o.FailRate < 0 || o.FailRate > 1 {
+			return usageError{errors.New("--users must be ≥ 0, --groups ≥ 1, --rate-limit ≥ 1 and --fail-rate between 0 and 1")}
+		}
+		org := oktaemu.Generate(seed, users, groups)
+		if orgFile != "" {
+			f, err := os.Open(orgFile)
+			if err != nil {
+				return usageError{fmt.Errorf("--org-file: %w", err)}
+			}
+			org, err = oktaemu.LoadOrg(f)
+			f.Close()
+			if err != nil {
+				return usageError{fmt.Errorf("--org-file %s: %w", orgFile, err)}
+			}
+		}
+		if token == "" {
+			token = "00" + randomHex(20)
+		}
+		o.Token, o.Seed = token, seed
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", listen, err)
+		}
+		addr := "http://" + ln.Addr().String()
+		nu, ng := org.Size()
+		fmt.Fprintf(a.stdout, "Okta emulator listening on %s\n", addr)
+		fmt.Fprintf(a.stdout, "  org: %d users, %d groups; %d requests per minute per endpoint family\n", nu, ng, o.RateLimit)
+		fmt.Fprintf(a.stdout, "  usersync okta provision --okta-host %s --okta-token %s --auto-create all Everyone\n", addr, token)
+		return serve(cmd.Context(), ln, oktaemu.NewServer(org, o))
+	}
+	return c
+}
+
+// serve answers on ln until ctx ends.
+func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 func randomHex(n int) string {
