@@ -30,18 +30,31 @@ func TestEmulateGraphTenantFile(t *testing.T) {
 	fails(t, cli(t, filepath.Join(t.TempDir(), "d.db"), "", "emulate", "graph", "--tenant-file", bad), 2, `member "ghost"`)
 }
 
+// TestEmulateOktaServes starts `usersync emulate okta` and syncs from it.
+func TestEmulateOktaServes(t *testing.T) {
+	serveAndSyncFrom(t, "okta", []string{"--users", "40", "--groups", "3", "--token", "tok-1"}, "Group 1", "Group 1 → Group 1: 20 source users")
+}
+
 func serveAndSync(t *testing.T, flags []string, group, want string) {
+	serveAndSyncFrom(t, "graph", flags, group, want)
+}
+
+func serveAndSyncFrom(t *testing.T, kind string, flags []string, group, want string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, append([]string{"emulate", "graph", "--listen", "127.0.0.1:0", "--client-secret", "s3cr3t-value"}, flags...), strings.NewReader(""), pw, io.Discard)
+		base := []string{"emulate", "graph", "--listen", "127.0.0.1:0", "--client-secret", "s3cr3t-value"}
+		if kind == "okta" {
+			base = []string{"emulate", "okta", "--listen", "127.0.0.1:0"}
+		}
+		done <- run(ctx, append(base, flags...), strings.NewReader(""), pw, io.Discard)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
 	var provision string
 	for lines.Scan() {
-		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "usersync o365 provision") {
+		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "usersync o365 provision") || strings.HasPrefix(l, "usersync okta provision") {
 			provision = l
 			break
 		}
@@ -51,7 +64,11 @@ func serveAndSync(t *testing.T, flags []string, group, want string) {
 		t.Fatal("the emulator printed no provision command")
 	}
 	args := strings.Fields(strings.TrimPrefix(provision, "usersync "))
-	args = append(args[:len(args)-2], group) // replace `"All Users"` (quoted for a shell)
+	if kind == "okta" {
+		args = append(args[:len(args)-1], group) // replace Everyone
+	} else {
+		args = append(args[:len(args)-2], group) // replace `"All Users"` (quoted for a shell)
+	}
 	db := filepath.Join(t.TempDir(), "d.db")
 	r := ok(t, cli(t, db, "", args...))
 	if !strings.Contains(r.stdout, want) {

@@ -162,7 +162,11 @@ func TestCLIDemo(t *testing.T) {
 		if code := run(context.Background(), []string{"demo"}, strings.NewReader(""), &out, &errOut); code != 0 {
 			t.Fatalf("demo exit %d: %s", code, errOut.String())
 		}
-		first, second, found := strings.Cut(out.String(), "In the tenant:")
+		graphPart, oktaPart, found := strings.Cut(out.String(), "Okta emulator (in-process)")
+		if !found || !strings.Contains(oktaPart, "users created 0, updated 1, skipped 1") || !strings.Contains(oktaPart, `enabled: "true"→"false"`) {
+			t.Fatalf("demo round %d, Okta part:\n%s", round, oktaPart)
+		}
+		first, second, found := strings.Cut(graphPart, "In the tenant:")
 		if !found || !strings.Contains(first, "25 source users; users created 25, updated 0, skipped 0; groups created 1; members added 25, removed 0") ||
 			strings.Count(first, "create-user ") != 25 {
 			t.Fatalf("demo round %d, first run:\n%s", round, first)
@@ -173,7 +177,7 @@ func TestCLIDemo(t *testing.T) {
 		}
 	}
 	r := ok(t, cli(t, demoDB, "", "-o", "json", "users", "list"))
-	if !strings.Contains(r.stdout, `"total": 26`) {
+	if !strings.Contains(r.stdout, `"total": 75`) { // 26 from the tenant, 49 from Okta
 		t.Fatalf("the demo directory: %.200s", r.stdout)
 	}
 }

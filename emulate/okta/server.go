@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-		mrand "math/rand"
+	mrand "math/rand"
 	"net/http"
 	"net/url"
 	"strconv"
