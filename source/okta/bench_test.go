@@ -1,0 +1,115 @@
+package okta
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	oktaemu "github.com/usersync/usersync/emulate/okta"
+	"github.com/usersync/usersync/pull"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// Okta pull benchmarks: emulator on loopback HTTP, client, sync engine and a
+// SQLite directory in one process, as `usersync okta provision` runs.
+//
+// Run: go test ./source/okta -run '^$' -bench Pull -benchtime 1x -timeout 30m
+
+func benchDir(b *testing.B) *sqlstore.DB {
+	d, err := sqlstore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+// peakHeap samples the heap while fn runs and returns its peak above the heap before.
+func peakHeap(fn func()) uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapAlloc > peak.Load() {
+					peak.Store(m.HeapAlloc)
+				}
+			}
+		}
+	}()
+	fn()
+	close(done)
+	if p := peak.Load(); p > base {
+		return p - base
+	}
+	return 0
+}
+
+// BenchmarkPullOktaFull is a first sync of Everyone (100,000 users; about
+// 3% DEPROVISIONED and skipped) into an empty directory at zero latency.
+func BenchmarkPullOktaFull(b *testing.B) {
+	const n = 100_000
+	org := oktaemu.Generate(77, n, 1)
+	var peak uint64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		_, srv := start(b, org, oktaemu.Options{RateLimit: 1 << 30})
+		src := newClient(b, Config{Host: srv.URL, Token: token}).Source(Mapping{})
+		d := benchDir(b)
+		b.StartTimer()
+		peak = max(peak, peakHeap(func() {
+			r, err := pull.Sync(context.Background(), d, src, "Everyone", pull.Options{AutoCreate: pull.CreateAll})
+			if err != nil || r.Written.UsersCreated+r.Counts[pull.SkipUser] != n {
+				b.Fatalf("%+v %v", r, err)
+			}
+		}))
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+// BenchmarkPullOktaRateLimited reads the 100,000-member group with the
+// emulator enforcing R requests per window and pages of P users. The
+// window is 2 s instead of Okta's minute, to keep the run short; the
+// arithmetic is the same. The floor is pages/R windows; the goal is
+// total ≤ 1.1 × (pages/R × window) with no 429 received.
+func BenchmarkPullOktaRateLimited(b *testing.B) {
+	const n, window = 100_000, 2 * time.Second
+	for _, c := range []struct{ r, p int }{{25, 1000}, {50, 500}} {
+		b.Run(fmt.Sprintf("R=%d/window,P=%d", c.r, c.p), func(b *testing.B) {
+			org := oktaemu.Generate(78, n, 1)
+			pages := (n + c.p - 1) / c.p
+			floor := time.Duration(float64(pages) / float64(c.r) * float64(window))
+			var total time.Duration
+			throttled := 0
+			for i := 0; i < b.N; i++ {
+				emu, srv := start(b, org, oktaemu.Options{RateLimit: c.r, Window: window, MaxPage: c.p})
+				src := newClient(b, Config{Host: srv.URL, Token: token}).Source(Mapping{})
+				d := benchDir(b)
+				start := time.Now()
+				if _, err := pull.Sync(context.Background(), d, src, "Everyone", pull.Options{AutoCreate: pull.CreateAll}); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+				throttled += emu.Requests()["429"]
+			}
+			b.ReportMetric(float64(total/time.Duration(b.N))/float64(floor), "total/floor")
+			b.ReportMetric(floor.Seconds(), "floor-s")
+			b.ReportMetric(float64(throttled), "429s")
+		})
+	}
+}
