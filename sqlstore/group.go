@@ -325,9 +325,28 @@ func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int6
 		return nil
 	}
 	if !remove {
-		err := t.insertRows("memberships (group_id, member_type, member_id, created_at)", 4, len(ids),
-			" ON CONFLICT DO NOTHING RETURNING member_id",
-			func(i int, args []any) []any { return append(args, g.ID, usersync.ObjectUser, ids[i], t.now) }, record)
+		// Users created in this transaction are in no group yet: their rows
+		// go in without the conflict check and the RETURNING scan.
+		var fresh, known []int64
+		for _, id := range ids {
+			if t.fresh[id] {
+				fresh = append(fresh, id)
+			} else {
+				known = append(known, id)
+			}
+		}
+		row := func(list []int64) func(i int, args []any) []any {
+			return func(i int, args []any) []any { return append(args, g.ID, usersync.ObjectUser, list[i], t.now) }
+		}
+		if err := t.insertRows("memberships (group_id, member_type, member_id, created_at)", 4, len(fresh), "", row(fresh), nil); err != nil {
+			return 0, err
+		}
+		for _, id := range fresh {
+			changed++
+			t.change(usersync.MemberAdded, g, &usersync.ObjectRef{Type: usersync.ObjectUser, ID: id, Name: names[id]}, nil)
+		}
+		err := t.insertRows("memberships (group_id, member_type, member_id, created_at)", 4, len(known),
+			" ON CONFLICT DO NOTHING RETURNING member_id", row(known), record)
 		return changed, err
 	}
 	for start := 0; start < len(ids); start += 500 {

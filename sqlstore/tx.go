@@ -21,6 +21,10 @@ type tx struct {
 	events []*usersync.Change
 	rows   int64 // rows inserted, updated or deleted
 	stmts  map[string]*sql.Stmt
+	fresh  map[int64]bool // users created in this transaction: in no group yet
+	// afterInsert, when set, sees the result of each multi-row INSERT
+	// without RETURNING (rows start..end-1 of the call).
+	afterInsert func(start, end int, res sql.Result) error
 }
 
 // prepared returns query prepared once for this transaction. Bulk statements
@@ -167,6 +171,11 @@ func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int
 			}
 			n, _ := res.RowsAffected()
 			t.rows += n
+			if t.afterInsert != nil {
+				if err := t.afterInsert(start, end, res); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		rows, err := st.QueryContext(t.ctx, args...)

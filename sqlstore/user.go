@@ -82,14 +82,31 @@ func (t *tx) createUsers(users []*usersync.User) error {
 		u.CreatedAt, u.UpdatedAt, u.Version = fromMicros(t.now), fromMicros(t.now), 1
 		byKey[usersync.UsernameKey(u.Username)] = u
 	}
-	err := t.insertRows("users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, created_at, updated_at, version)",
-		14, len(users), " RETURNING id, username_key",
-		func(i int, args []any) []any {
-			u := users[i]
-			return append(args, u.Username, usersync.UsernameKey(u.Username), u.Email, u.FirstName, u.LastName, string(u.Type), u.Enabled,
-				string(u.AuthMethod), u.Source, u.SourceID, encodeAttrs(u.Attributes), t.now, t.now, int64(1))
-		},
-		func(rows *sql.Rows) error {
+	const table = "users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, created_at, updated_at, version)"
+	row := func(i int, args []any) []any {
+		u := users[i]
+		return append(args, u.Username, usersync.UsernameKey(u.Username), u.Email, u.FirstName, u.LastName, string(u.Type), u.Enabled,
+			string(u.AuthMethod), u.Source, u.SourceID, encodeAttrs(u.Attributes), t.now, t.now, int64(1))
+	}
+	var err error
+	if t.d.dialect.name == "sqlite" {
+		// SQLite gives the rows of one multi-row INSERT consecutive rowids
+		// (max(rowid)+1 onwards, the write lock held), so the ids follow from
+		// the last one without RETURNING, which costs a row scan per user.
+		t.afterInsert = func(start, end int, res sql.Result) error {
+			last, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			for i := start; i < end; i++ {
+				users[i].ID = last - int64(end-1-i)
+			}
+			return nil
+		}
+		err = t.insertRows(table, 14, len(users), "", row, nil)
+		t.afterInsert = nil
+	} else {
+		err = t.insertRows(table, 14, len(users), " RETURNING id, username_key", row, func(rows *sql.Rows) error {
 			var id int64
 			var key string
 			if err := rows.Scan(&id, &key); err != nil {
@@ -98,6 +115,7 @@ func (t *tx) createUsers(users []*usersync.User) error {
 			byKey[key].ID = id
 			return nil
 		})
+	}
 	if isUniqueViolation(err) {
 		if len(users) == 1 {
 			return usersync.Errorf(usersync.ECONFLICT, "user %q already exists", users[0].Username)
@@ -106,7 +124,11 @@ func (t *tx) createUsers(users []*usersync.User) error {
 	} else if err != nil {
 		return err
 	}
+	if t.fresh == nil {
+		t.fresh = make(map[int64]bool, len(users))
+	}
 	for _, u := range users {
+		t.fresh[u.ID] = true
 		t.change(usersync.UserCreated, userRef(u), nil, diffFields(nil, userFields(u)))
 	}
 	return nil
