@@ -415,7 +415,9 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 // one type, or counts them ($count, an advanced query that needs the
 // ConsistencyLevel: eventual header).
 func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, direct bool, cast string, count bool) {
-	g, ok := s.tenant.Group(id)
+	s.tenant.mu.RLock()
+	_, ok := s.tenant.groups[id] // not Group(id): that copies the member list
+	s.tenant.mu.RUnlock()
 	if !ok {
 		notFound(w, id)
 		return
@@ -432,7 +434,7 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, dire
 	var groups []map[string]any
 	if cast != "microsoft.graph.user" {
 		s.tenant.mu.RLock()
-		for _, gid := range s.tenant.subgroups(g.ID, direct) {
+		for _, gid := range s.tenant.subgroups(id, direct) {
 			groups = append(groups, groupJSON(s.tenant.groups[gid], sel))
 		}
 		s.tenant.mu.RUnlock()
