@@ -47,6 +47,30 @@ func userFields(u *usersync.User) map[string]string {
 	return m
 }
 
+// createdFields is diffFields(nil, userFields(u)) in one map: the non-empty
+// fields of a new user. A first sync builds one per created user.
+func createdFields(u *usersync.User) map[string]usersync.FieldChange {
+	out := make(map[string]usersync.FieldChange, 9+len(u.Attributes))
+	set := func(k, v string) {
+		if v != "" {
+			out[k] = usersync.FieldChange{To: v}
+		}
+	}
+	set("username", u.Username)
+	set("email", u.Email)
+	set("firstName", u.FirstName)
+	set("lastName", u.LastName)
+	set("type", string(u.Type))
+	set("enabled", strconv.FormatBool(u.Enabled))
+	set("authMethod", string(u.AuthMethod))
+	set("source", u.Source)
+	set("sourceId", u.SourceID)
+	for k, v := range u.Attributes {
+		set("attributes."+k, v)
+	}
+	return out
+}
+
 // diffFields returns the fields whose values differ between two field maps.
 func diffFields(from, to map[string]string) map[string]usersync.FieldChange {
 	out := map[string]usersync.FieldChange{}
@@ -129,7 +153,7 @@ func (t *tx) createUsers(users []*usersync.User) error {
 	}
 	for _, u := range users {
 		t.fresh[u.ID] = true
-		t.change(usersync.UserCreated, userRef(u), nil, diffFields(nil, userFields(u)))
+		t.change(usersync.UserCreated, userRef(u), nil, createdFields(u))
 	}
 	return nil
 }
