@@ -335,23 +335,52 @@ func selectSet(r *http.Request) map[string]bool {
 var defaultUserProps = []string{"id", "displayName", "givenName", "jobTitle", "mail", "surname", "userPrincipalName"}
 
 func userJSON(u *User, sel map[string]bool) map[string]any {
-	all := map[string]any{"id": u.ID, "userPrincipalName": u.UserPrincipalName, "displayName": u.DisplayName, "givenName": u.GivenName,
-		"surname": u.Surname, "mail": u.Mail, "accountEnabled": u.AccountEnabled, "department": u.Department, "jobTitle": u.JobTitle,
-		"employeeId": u.EmployeeID, "onPremisesImmutableId": u.OnPremisesImmutableID, "usageLocation": u.UsageLocation}
-	out := map[string]any{"@odata.type": "#microsoft.graph.user"}
+	prop := func(k string) (any, bool) {
+		switch k {
+		case "id":
+			return u.ID, true
+		case "userPrincipalName":
+			return u.UserPrincipalName, true
+		case "displayName":
+			return u.DisplayName, true
+		case "givenName":
+			return u.GivenName, true
+		case "surname":
+			return u.Surname, true
+		case "mail":
+			return u.Mail, true
+		case "accountEnabled":
+			return u.AccountEnabled, true
+		case "department":
+			return u.Department, true
+		case "jobTitle":
+			return u.JobTitle, true
+		case "employeeId":
+			return u.EmployeeID, true
+		case "onPremisesImmutableId":
+			return u.OnPremisesImmutableID, true
+		case "usageLocation":
+			return u.UsageLocation, true
+		}
+		if strings.HasPrefix(k, "extension_") {
+			v, ok := u.Extensions[k]
+			return v, ok
+		}
+		return nil, false
+	}
 	if sel == nil {
+		out := make(map[string]any, len(defaultUserProps)+1)
+		out["@odata.type"] = "#microsoft.graph.user"
 		for _, k := range defaultUserProps {
-			out[k] = all[k]
+			out[k], _ = prop(k)
 		}
 		return out
 	}
+	out := make(map[string]any, len(sel)+1)
+	out["@odata.type"] = "#microsoft.graph.user"
 	for k := range sel {
-		if v, ok := all[k]; ok {
+		if v, ok := prop(k); ok {
 			out[k] = v
-		} else if strings.HasPrefix(k, "extension_") {
-			if v, ok := u.Extensions[k]; ok {
-				out[k] = v
-			}
 		}
 	}
 	return out
