@@ -53,6 +53,7 @@ type DB struct {
 	writeMu sync.Mutex
 
 	rebound sync.Map // query with ? → query in the dialect's placeholders
+	stmts   sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)
 
 	// hookBeforeCommit, set by tests, runs after a write transaction has
 	// numbered its change events and before it commits.
@@ -190,7 +191,13 @@ func (d *DB) Dialect() string { return d.dialect.name }
 func (d *DB) Where() string { return d.where }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	d.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return d.db.Close()
+}
 
 // q returns query with its ? placeholders in the dialect's form.
 func (d *DB) q(query string) string {

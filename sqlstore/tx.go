@@ -27,17 +27,45 @@ type tx struct {
 	afterInsert func(start, end int, res sql.Result) error
 }
 
-// prepared returns query prepared once for this transaction. Bulk statements
-// of the same shape repeat hundreds of times in a batch; parsing each once
-// matters when one holds thousands of placeholders.
-func (t *tx) prepared(query string) (*sql.Stmt, error) {
+// prepared returns query prepared for this transaction. Bulk statements of
+// the same shape repeat hundreds of times in a batch and across batches;
+// a statement with thousands of placeholders takes milliseconds to parse,
+// so each shape is prepared once per connection (database/sql keeps the
+// per-connection copies of a DB-level statement) and bound to the
+// transaction.
+//
+// Only shapes marked share are kept across transactions (full-size chunks);
+// the odd-sized last chunk of a batch is prepared for the transaction alone,
+// so the cache stays a handful of statements.
+func (t *tx) prepared(query string, share bool) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := t.sqlTx.PrepareContext(t.ctx, t.d.q(query))
-	if err != nil {
-		return nil, err
+	if !share {
+		st, err := t.sqlTx.PrepareContext(t.ctx, t.d.q(query))
+		if err != nil {
+			return nil, err
+		}
+		if t.stmts == nil {
+			t.stmts = map[string]*sql.Stmt{}
+		}
+		t.stmts[query] = st
+		return st, nil
 	}
+	shared, ok := t.d.stmts.Load(query)
+	if !ok {
+		st, err := t.d.db.PrepareContext(t.ctx, t.d.q(query))
+		if err != nil {
+			return nil, err
+		}
+		if prev, loaded := t.d.stmts.LoadOrStore(query, st); loaded {
+			st.Close()
+			shared = prev
+		} else {
+			shared = st
+		}
+	}
+	st := t.sqlTx.StmtContext(t.ctx, shared.(*sql.Stmt))
 	if t.stmts == nil {
 		t.stmts = map[string]*sql.Stmt{}
 	}
@@ -160,7 +188,7 @@ func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int
 		for i := start; i < end; i++ {
 			args = row(i, args)
 		}
-		st, err := t.prepared("INSERT INTO " + table + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", end-start), ",") + suffix)
+		st, err := t.prepared("INSERT INTO "+table+" VALUES "+strings.TrimSuffix(strings.Repeat(one+",", end-start), ",")+suffix, end-start == per)
 		if err != nil {
 			return t.d.wrapErr("prepare insert into "+strings.Fields(table)[0], err)
 		}
