@@ -73,7 +73,7 @@ const (
 )
 
 // applyChunk bounds the users written in one transaction when a group is
-// held whole before writing.
+// held whole before writing; ten of it bound a group commit.
 const applyChunk = 2000
 
 // ActionKind names one step of a sync.
@@ -345,7 +345,10 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 	stream := limit == 0 || total >= 0
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pages := make(chan []User, 4)
+	// Up to 16 pages wait for the writer: when it falls behind, they are
+	// committed together (see below), and bigger transactions write each
+	// randomly placed index page once instead of once per page.
+	pages := make(chan []User, 16)
 	fetched := make(chan error, 1)
 	go func() {
 		defer close(pages)
@@ -371,7 +374,7 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 		prog.Pages++
 		// Group commit: when writing fell behind fetching, take every page
 		// that is waiting into one transaction (fewer, larger commits).
-		for more := true; more && len(page) < applyChunk*5; {
+		for more := true; more && len(page) < applyChunk*10; {
 			select {
 			case next, ok := <-pages:
 				if !ok {

@@ -143,7 +143,7 @@ func BenchmarkPullFull(b *testing.B) {
 func BenchmarkPullLatency(b *testing.B) {
 	const n = 100_000
 	pages := (n + MaxPage - 1) / MaxPage
-	for _, latency := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond} {
+	for _, latency := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
 		b.Run(fmt.Sprintf("L=%s", latency), func(b *testing.B) {
 			tenant, _ := benchTenant(n)
 			var total time.Duration
