@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
+	oktaemu "github.com/usersync/usersync/emulate/okta"
 )
 
 // TestProgressBarOnTerminal runs a sync with standard error on a pseudo
@@ -62,4 +64,51 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	if piped.Len() != 0 {
 		t.Fatalf("piped standard error got %q", piped.String())
 	}
+}
+
+// TestOktaTokenPrompt: -P alone on a terminal asks for the token without echo.
+func TestOktaTokenPrompt(t *testing.T) {
+	org := oktaemu.Generate(61, 10, 2)
+	srv := httptest.NewServer(oktaemu.NewServer(org, oktaemu.Options{Token: oktaToken}))
+	defer srv.Close()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo terminal here: %v", err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	var screen lockedBuffer
+	go io.Copy(&screen, ptmx)
+	go func() {
+		time.Sleep(200 * time.Millisecond) // the prompt is up
+		ptmx.Write([]byte(oktaToken + "\r"))
+	}()
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"--db", filepath.Join(t.TempDir(), "d.db"), "okta", "provision", "-H", srv.URL, "-a", "all", "Group 1", "-P"},
+		tty, &out, tty)
+	if code != 0 || !strings.Contains(out.String(), "Group 1 → Group 1") {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !strings.Contains(screen.String(), "Okta API token:") || strings.Contains(screen.String(), oktaToken) {
+		t.Fatalf("terminal showed %q: want the prompt and no echo of the token", screen.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
