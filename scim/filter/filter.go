@@ -82,7 +82,9 @@ type Error struct {
 	Msg string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("invalid filter at character %d: %s", e.Pos+1, e.Msg) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid filter at character %d: %s", e.Pos+1, e.Msg)
+}
 
 // Parse parses a filter.
 func Parse(s string) (Expr, error) {
