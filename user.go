@@ -151,6 +151,7 @@ type UserUpdate struct {
 type UserFilter struct {
 	Source string // exact source, or "" for all
 	Search string // case-insensitive substring of username, email or name
+	Where  Cond   // evaluated in the database; nil for all
 	Offset int
 	Limit  int // 0 means no limit
 }

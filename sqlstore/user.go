@@ -183,6 +183,13 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	if f.Source != "" {
 		where, args = append(where, "source = ?"), append(args, f.Source)
 	}
+	if f.Where != nil {
+		sql, wargs, err := d.whereSQL(f.Where)
+		if err != nil {
+			return nil, 0, err
+		}
+		where, args = append(where, sql), append(args, wargs...)
+	}
 	if f.Search != "" {
 		p := likePattern(f.Search)
 		where = append(where, `(username_key LIKE ? ESCAPE '\' OR LOWER(email) LIKE ? ESCAPE '\' OR LOWER(first_name || ' ' || last_name) LIKE ? ESCAPE '\')`)

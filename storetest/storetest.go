@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchUpdateFields", testBatchUpdateFields},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SyncState", testSyncState},
+		{"UserConditions", testUserConditions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -800,5 +801,72 @@ func testSyncState(t *testing.T, d usersync.Directory) {
 	}
 	if got, err := d.SyncState(ctx, "okta:h", "g1"); err != nil || got.Value != "other" {
 		t.Fatalf("another source's state was touched: %+v %v", got, err)
+	}
+}
+
+func testUserConditions(t *testing.T, d usersync.Directory) {
+	ctx := context.Background()
+	before := time.Now().Add(-time.Minute)
+	alice := &usersync.User{Username: "alice@example.com", Email: "Alice@Example.com", FirstName: "Alice", LastName: "Smith", Enabled: true,
+		Source: "scim", SourceID: "ext-A", Attributes: map[string]string{"dept": "IT", "cost center": "C'1"}}
+	bob := &usersync.User{Username: "bob", Email: "bob@corp.example", FirstName: "Bob", LastName: "O'Brien", Attributes: map[string]string{"dept": "Sales"}}
+	carol := &usersync.User{Username: "carol_x%", FirstName: "Carol", LastName: "Smith", Enabled: true, Type: usersync.UserAdministrator}
+	for _, u := range []*usersync.User{alice, bob, carol} {
+		if err := d.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := func(field string, op usersync.MatchOp, v any) usersync.Match { return usersync.Match{Field: field, Op: op, Value: v} }
+	exact := func(c usersync.Match) usersync.Match { c.CaseExact = true; return c }
+	cases := []struct {
+		name string
+		cond usersync.Cond
+		want string
+	}{
+		{"username eq ignores case", m("username", usersync.OpEq, "ALICE@example.com"), "alice@example.com"},
+		{"username sw", m("username", usersync.OpSw, "B"), "bob"},
+		{"LIKE metacharacters are literal", m("username", usersync.OpCo, "_x%"), "carol_x%"},
+		{"co", m("username", usersync.OpCo, "x"), "alice@example.com carol_x%"},
+		{"ew ignores case", m("email", usersync.OpEw, "@EXAMPLE.com"), "alice@example.com"},
+		{"ew exact", exact(m("email", usersync.OpEw, "@Example.com")), "alice@example.com"},
+		{"ew exact, other case", exact(m("email", usersync.OpEw, "@example.com")), ""},
+		{"sw exact", exact(m("email", usersync.OpSw, "Alice@")), "alice@example.com"},
+		{"co exact", exact(m("email", usersync.OpCo, "corp")), "bob"},
+		{"pr", m("email", usersync.OpPresent, nil), "alice@example.com bob"},
+		{"not pr", usersync.Not{Cond: m("email", usersync.OpPresent, nil)}, "carol_x%"},
+		{"bool", m("enabled", usersync.OpEq, false), "bob"},
+		{"quote in value", m("lastName", usersync.OpEq, "o'brien"), "bob"},
+		{"attribute eq", m("attributes.dept", usersync.OpEq, "it"), "alice@example.com"},
+		{"attribute name with a space and a quote value", m("attributes.cost center", usersync.OpEq, "c'1"), "alice@example.com"},
+		{"attribute pr", m("attributes.dept", usersync.OpPresent, nil), "alice@example.com bob"},
+		{"missing attribute reads as empty", m("attributes.dept", usersync.OpNe, "IT"), "bob carol_x%"},
+		{"and", usersync.All{m("lastName", usersync.OpEq, "smith"), m("enabled", usersync.OpEq, true)}, "alice@example.com carol_x%"},
+		{"or", usersync.Any{m("attributes.dept", usersync.OpEq, "Sales"), m("type", usersync.OpEq, "administrator")}, "bob carol_x%"},
+		{"sourceId exact", exact(m("sourceId", usersync.OpEq, "ext-A")), "alice@example.com"},
+		{"sourceId exact, other case", exact(m("sourceId", usersync.OpEq, "EXT-A")), ""},
+		{"time", m("createdAt", usersync.OpGt, before), "alice@example.com bob carol_x%"},
+		{"id", m("id", usersync.OpEq, float64(bob.ID)), "bob"},
+		{"gt string", m("firstName", usersync.OpGt, "bob"), "carol_x%"},
+		{"never", usersync.Always(false), ""},
+		{"empty any", usersync.Any{}, ""},
+	}
+	for _, tc := range cases {
+		users, n, err := d.FindUsers(ctx, usersync.UserFilter{Where: tc.cond})
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		var got []string
+		for _, u := range users {
+			got = append(got, u.Username)
+		}
+		if strings.Join(got, " ") != tc.want || n != len(got) {
+			t.Errorf("%s: got %q (total %d), want %q", tc.name, strings.Join(got, " "), n, tc.want)
+		}
+	}
+	for _, bad := range []usersync.Cond{m("nope", usersync.OpEq, "x"), m("enabled", usersync.OpCo, "x"), m("username", usersync.OpEq, true), m("attributes.", usersync.OpEq, "x")} {
+		if _, _, err := d.FindUsers(ctx, usersync.UserFilter{Where: bad}); usersync.ErrorCode(err) != usersync.EINVALID {
+			t.Errorf("%+v: %v; want an invalid-condition error", bad, err)
+		}
 	}
 }

@@ -1,0 +1,153 @@
+package sqlstore
+
+import (
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync"
+)
+
+// userColumns maps Match fields to users columns.
+var userColumns = map[string]string{
+	"id": "id", "username": "username_key", "email": "email", "firstName": "first_name", "lastName": "last_name",
+	"enabled": "enabled", "type": "user_type", "source": "source", "sourceId": "source_id",
+	"createdAt": "created_at", "updatedAt": "updated_at",
+}
+
+// whereSQL compiles a condition on users into SQL with ? placeholders.
+// Everything is evaluated by the database: usernames through their
+// lower-case key (indexed), attributes through the JSON functions of each
+// dialect.
+func (d *DB) whereSQL(c usersync.Cond) (string, []any, error) {
+	if err := usersync.Validate(c); err != nil {
+		return "", nil, err
+	}
+	var args []any
+	var b strings.Builder
+	d.writeCond(&b, &args, c)
+	return b.String(), args, nil
+}
+
+func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond) {
+	join := func(list []usersync.Cond, op, empty string) {
+		if len(list) == 0 {
+			b.WriteString(empty)
+			return
+		}
+		b.WriteString("(")
+		for i, s := range list {
+			if i > 0 {
+				b.WriteString(op)
+			}
+			d.writeCond(b, args, s)
+		}
+		b.WriteString(")")
+	}
+	switch c := c.(type) {
+	case nil:
+		b.WriteString("1=1")
+	case usersync.Always:
+		if c {
+			b.WriteString("1=1")
+		} else {
+			b.WriteString("1=0")
+		}
+	case usersync.All:
+		join(c, " AND ", "1=1")
+	case usersync.Any:
+		join(c, " OR ", "1=0")
+	case usersync.Not:
+		b.WriteString("NOT (")
+		d.writeCond(b, args, c.Cond)
+		b.WriteString(")")
+	case usersync.Match:
+		d.writeMatch(b, args, c)
+	}
+}
+
+func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match) {
+	kind, _ := usersync.FieldKindOf(m.Field)
+	col, isColumn := userColumns[m.Field]
+	if !isColumn { // attributes.<name>: a missing attribute reads as ''
+		// The name goes into the SQL as a quoted literal (it may appear
+		// twice in one comparison, which placeholders would make fragile).
+		name := strings.TrimPrefix(m.Field, "attributes.")
+		if d.dialect.name == "sqlite" {
+			col = "COALESCE(json_extract(attributes, " + sqlString(`$."`+strings.ReplaceAll(strings.ReplaceAll(name, `\`, `\\`), `"`, `\"`)+`"`) + "), '')"
+		} else {
+			col = "COALESCE(attributes::jsonb ->> " + sqlString(name) + ", '')"
+		}
+	}
+	if m.Op == usersync.OpPresent {
+		switch kind {
+		case usersync.KindString:
+			b.WriteString("(" + col + " <> '')")
+		default:
+			b.WriteString("1=1") // booleans, numbers and times always have a value
+		}
+		return
+	}
+	var value any
+	switch v := m.Value.(type) {
+	case string:
+		value = v
+	case bool:
+		value = v
+	case float64:
+		value = v
+		if v == float64(int64(v)) {
+			value = int64(v)
+		}
+	case time.Time:
+		value = micros(v)
+	}
+	// Strings compare case-insensitively unless asked otherwise; the
+	// username column is its lower-case key already.
+	fold := kind == usersync.KindString && !m.CaseExact
+	if fold {
+		value = strings.ToLower(value.(string))
+		if m.Field != "username" {
+			col = "LOWER(" + col + ")"
+		}
+	} else if m.Field == "username" {
+		col = "username"
+	}
+	switch m.Op {
+	case usersync.OpEq, usersync.OpNe, usersync.OpGt, usersync.OpGe, usersync.OpLt, usersync.OpLe:
+		op := map[usersync.MatchOp]string{usersync.OpEq: "=", usersync.OpNe: "<>", usersync.OpGt: ">", usersync.OpGe: ">=", usersync.OpLt: "<", usersync.OpLe: "<="}[m.Op]
+		b.WriteString("(" + col + " " + op + " ?)")
+		*args = append(*args, value)
+	case usersync.OpCo, usersync.OpSw, usersync.OpEw:
+		s := escapeLike(value.(string))
+		switch m.Op {
+		case usersync.OpCo:
+			s = "%" + s + "%"
+		case usersync.OpSw:
+			s += "%"
+		case usersync.OpEw:
+			s = "%" + s
+		}
+		like := "LIKE"
+		if d.dialect.name == "sqlite" && !fold {
+			// SQLite's LIKE ignores ASCII case; GLOB does not, but has its own
+			// metacharacters, so exact matching uses instr/substr instead.
+			switch m.Op {
+			case usersync.OpCo:
+				b.WriteString("(instr(" + col + ", ?) > 0)")
+			case usersync.OpSw:
+				b.WriteString("(substr(" + col + ", 1, length(?)) = ?)")
+				*args = append(*args, value)
+			case usersync.OpEw:
+				b.WriteString("(length(" + col + ") >= length(?) AND substr(" + col + ", -length(?)) = ?)")
+				*args = append(*args, value, value)
+			}
+			*args = append(*args, value)
+			return
+		}
+		b.WriteString("(" + col + " " + like + " ? ESCAPE '\\')")
+		*args = append(*args, s)
+	}
+}
+
+// sqlString quotes s as an SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
