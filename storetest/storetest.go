@@ -816,7 +816,9 @@ func testUserConditions(t *testing.T, d usersync.Directory) {
 			t.Fatal(err)
 		}
 	}
-	m := func(field string, op usersync.MatchOp, v any) usersync.Match { return usersync.Match{Field: field, Op: op, Value: v} }
+	m := func(field string, op usersync.MatchOp, v any) usersync.Match {
+		return usersync.Match{Field: field, Op: op, Value: v}
+	}
 	exact := func(c usersync.Match) usersync.Match { c.CaseExact = true; return c }
 	cases := []struct {
 		name string
