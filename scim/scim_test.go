@@ -1,0 +1,209 @@
+package scim_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/server"
+)
+
+func TestMain(m *testing.M) { os.Exit(dirtest.Main(m)) }
+
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (c *client) do(method, path string, body any) (int, map[string]any, http.Header) {
+	c.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out, resp.Header
+}
+
+// start serves the service over dir on loopback and returns a client with
+// an administrator's token, and that of a regular user.
+func start(t *testing.T, d usersync.Directory) (admin *client, regular *client) {
+	ctx := context.Background()
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	t.Cleanup(srv.Close)
+	token := func(name string, typ usersync.UserType) string {
+		u := &usersync.User{Username: name, Email: name + "@x.example", Type: typ, Enabled: true}
+		if err := d.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		clear, _, err := d.CreateToken(ctx, u.ID, "entra")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return clear
+	}
+	return &client{t, srv.URL + server.SCIMPath, token("scim-admin", usersync.UserAdministrator)},
+		&client{t, srv.URL + server.SCIMPath, token("plain", usersync.UserRegular)}
+}
+
+func entraUser(name, external string) map[string]any {
+	return map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"},
+		"externalId": external, "userName": name, "active": true, "displayName": "Ignored Display",
+		"emails": []map[string]any{{"primary": true, "type": "work", "value": name}},
+		"name":   map[string]any{"givenName": "Grace", "familyName": "Hopper"},
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": map[string]any{"department": "Navy", "employeeNumber": "42",
+			"manager": map[string]any{"value": "mgr-1"}},
+		"nickName": "unsupported attributes are ignored",
+	}
+}
+
+func TestAuth(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		admin, regular := start(t, open(t))
+		anon := &client{t, admin.base, ""}
+		wrong := &client{t, admin.base, "ust_not-a-token"}
+		for _, c := range []struct {
+			c    *client
+			code int
+		}{{anon, 401}, {wrong, 401}, {regular, 403}} {
+			code, body, _ := c.c.do("GET", "/Users", nil)
+			if code != c.code || body["status"] != strconv.Itoa(c.code) || body["schemas"].([]any)[0] != "urn:ietf:params:scim:api:messages:2.0:Error" {
+				t.Fatalf("want %d with a SCIM error body, got %d %v", c.code, code, body)
+			}
+		}
+		if code, body, _ := admin.do("PATCH", "/Groups/1", `{}`); code != 404 || body["schemas"] == nil {
+			t.Fatalf("unserved path: %d %v", code, body)
+		}
+		for _, p := range []string{"/ServiceProviderConfig", "/ResourceTypes", "/Schemas"} {
+			if code, body, _ := admin.do("GET", p, nil); code != 200 || body["schemas"] == nil {
+				t.Fatalf("%s: %d %v", p, code, body)
+			}
+		}
+	})
+}
+
+func TestUsers(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		c, _ := start(t, d)
+		ctx := context.Background()
+
+		code, u, h := c.do("POST", "/Users", entraUser("grace@navy.example", "obj-1"))
+		if code != 201 || u["userName"] != "grace@navy.example" || u["externalId"] != "obj-1" || u["active"] != true || !strings.HasSuffix(h.Get("Location"), "/Users/"+u["id"].(string)) {
+			t.Fatalf("create: %d %v", code, u)
+		}
+		ext := u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].(map[string]any)
+		if ext["department"] != "Navy" || ext["manager"] != "mgr-1" {
+			t.Fatalf("enterprise extension: %v", ext)
+		}
+		stored, err := d.FindUserByUsername(ctx, "grace@navy.example")
+		if err != nil || stored.AuthMethod != usersync.AuthSSO || stored.Type != usersync.UserRegular || stored.FirstName != "Grace" {
+			t.Fatalf("stored %+v %v", stored, err)
+		}
+		cs, _ := d.ChangesAfter(ctx, 0, 1000)
+		if last := cs[len(cs)-1]; last.Actor != "scim:scim-admin" {
+			t.Fatalf("change actor %q", last.Actor)
+		}
+		alan := entraUser("alan@example.com", "obj-2")
+		alan["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = map[string]any{"department": "Math"}
+		c.do("POST", "/Users", alan)
+
+		// Bad input: a clear SCIM error, nothing written.
+		seq, _ := d.LastChangeSeq(ctx)
+		noEmail := entraUser("x@example.com", "obj-3")
+		delete(noEmail, "emails")
+		for _, bad := range []struct {
+			body           any
+			code           int
+			scimType, says string
+		}{
+			{entraUser("GRACE@navy.example", "obj-9"), 409, "uniqueness", "taken"},
+			{noEmail, 400, "invalidValue", "work email"},
+			{entraUser(strings.Repeat("a", 101), "x"), 400, "invalidValue", "100"},
+			{`{"userName": `, 400, "invalidSyntax", "JSON"},
+			{`{"userName": "a@b", "active": "maybe"}`, 400, "invalidSyntax", "boolean"},
+		} {
+			code, body, _ := c.do("POST", "/Users", bad.body)
+			if code != bad.code || body["scimType"] != bad.scimType || !strings.Contains(body["detail"].(string), bad.says) {
+				t.Errorf("POST %v: %d %v", bad.body, code, body)
+			}
+		}
+		if s, _ := d.LastChangeSeq(ctx); s != seq {
+			t.Fatal("a refused request changed the directory")
+		}
+
+		// Filters, evaluated in the database.
+		for filter, want := range map[string]int{
+			`userName eq "GRACE@navy.example"`:                 1,
+			`externalId eq "obj-2"`:                            1,
+			`externalId eq "OBJ-2"`:                            0,
+			`userName sw "grace" or userName ew "example.com"`: 2,
+			`emails[type eq "work" and value co "navy"]`:       1,
+			`not (active eq true)`:                             0,
+			`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "navy"`: 1,
+			`name.familyName eq "Hopper" and meta.created gt "2020-01-01T00:00:00Z"`:          2,
+		} {
+			code, body, _ := c.do("GET", "/Users?filter="+url.QueryEscape(filter), nil)
+			if code != 200 || int(body["totalResults"].(float64)) != want {
+				t.Errorf("filter %s: %d %v", filter, code, body["totalResults"])
+			}
+		}
+		for filter, says := range map[string]string{`userName eq`: "value", `nickName eq "x"`: "nickName", `active co "x"`: "strings"} {
+			code, body, _ := c.do("GET", "/Users?filter="+url.QueryEscape(filter), nil)
+			if code != 400 || body["scimType"] != "invalidFilter" || !strings.Contains(body["detail"].(string), says) {
+				t.Errorf("bad filter %s: %d %v", filter, code, body)
+			}
+		}
+		// Paging (the two token holders are users too: 4 in all).
+		code, page, _ := c.do("GET", "/Users?startIndex=2&count=2", nil)
+		if code != 200 || page["totalResults"].(float64) != 4 || page["itemsPerPage"].(float64) != 2 || page["startIndex"].(float64) != 2 {
+			t.Fatalf("paging: %v", page)
+		}
+		if _, page, _ = c.do("GET", "/Users?count=0", nil); page["totalResults"].(float64) != 4 || page["itemsPerPage"].(float64) != 0 {
+			t.Fatalf("count=0: %v", page)
+		}
+
+		// Read and delete by id.
+		id := u["id"].(string)
+		if code, got, _ := c.do("GET", "/Users/"+id, nil); code != 200 || got["userName"] != "grace@navy.example" {
+			t.Fatalf("get: %d %v", code, got)
+		}
+		if code, _, _ := c.do("DELETE", "/Users/"+id, nil); code != 204 {
+			t.Fatalf("delete: %d", code)
+		}
+		for _, p := range []string{"/Users/" + id, "/Users/nope"} {
+			if code, body, _ := c.do("GET", p, nil); code != 404 || body["status"] != "404" {
+				t.Fatalf("GET %s after delete: %d %v", p, code, body)
+			}
+		}
+	})
+}

@@ -1,0 +1,231 @@
+package scim
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/scim/filter"
+)
+
+// MaxBody bounds request bodies; MaxResults bounds a page of a list.
+const (
+	MaxBody    = 1 << 20
+	MaxResults = 200
+)
+
+// MediaType is SCIM's JSON media type.
+const MediaType = "application/scim+json"
+
+// Server serves SCIM over a directory at its mount point (e.g. /scim/v2).
+type Server struct {
+	dir  usersync.Directory
+	base string // the mount path, for meta.location
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// New returns a SCIM server for dir mounted at base ("/scim/v2").
+func New(dir usersync.Directory, base string, log *slog.Logger) *Server {
+	s := &Server{dir: dir, base: strings.TrimRight(base, "/"), log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /ServiceProviderConfig", s.serviceProviderConfig)
+	s.mux.HandleFunc("GET /ResourceTypes", s.resourceTypes)
+	s.mux.HandleFunc("GET /Schemas", s.schemas)
+	s.mux.HandleFunc("GET /Users", s.listUsers)
+	s.mux.HandleFunc("POST /Users", s.createUser)
+	s.mux.HandleFunc("GET /Users/{id}", s.getUser)
+	s.mux.HandleFunc("DELETE /Users/{id}", s.deleteUser)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &Error{Status: 404, Detail: r.Method + " " + r.URL.Path + " is not served (yet): see /ServiceProviderConfig"})
+	})
+	return s
+}
+
+// ServeHTTP authenticates the request (a bearer API token of an enabled
+// administrator) and serves it; paths are relative to the mount point.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(tok) == "" {
+		writeError(w, &Error{Status: 401, Detail: "missing bearer token: send an API token of an administrator as Authorization: Bearer <token>"})
+		return
+	}
+	u, err := s.dir.Authenticate(r.Context(), strings.TrimSpace(tok))
+	if err != nil {
+		writeError(w, &Error{Status: 401, Detail: "the bearer token is not a valid API token"})
+		return
+	}
+	if u.Type != usersync.UserAdministrator {
+		writeError(w, &Error{Status: 403, Detail: "the API token belongs to " + u.Username + ", who is not an administrator"})
+		return
+	}
+	r = r.WithContext(usersync.WithActor(r.Context(), "scim:"+u.Username))
+	rel := *r.URL // a copy: the caller's URL stays as it was
+	rel.Path = "/" + strings.TrimLeft(strings.TrimPrefix(r.URL.Path, s.base), "/")
+	r.URL = &rel
+	s.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", MediaType)
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// writeError answers a SCIM error body (RFC 7644 §3.12).
+func writeError(w http.ResponseWriter, e *Error) {
+	body := map[string]any{"schemas": []string{SchemaError}, "status": strconv.Itoa(e.Status), "detail": e.Detail}
+	if e.ScimType != "" {
+		body["scimType"] = e.ScimType
+	}
+	writeJSON(w, e.Status, body)
+}
+
+// fail turns a directory error into a SCIM error.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var se *Error
+	if errors.As(err, &se) {
+		writeError(w, se)
+		return
+	}
+	msg := usersync.ErrorMessage(err)
+	switch usersync.ErrorCode(err) {
+	case usersync.ENOTFOUND:
+		writeError(w, &Error{Status: 404, Detail: msg})
+	case usersync.ECONFLICT:
+		writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: msg})
+	case usersync.EINVALID:
+		writeError(w, &Error{Status: 400, ScimType: "invalidValue", Detail: msg})
+	default:
+		s.log.Error("scim request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, &Error{Status: 500, Detail: "internal error"})
+	}
+}
+
+// readBody decodes a JSON body of at most MaxBody bytes.
+func readBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return &Error{Status: 400, ScimType: "invalidSyntax", Detail: "reading the body: " + err.Error()}
+	}
+	if len(body) > MaxBody {
+		return &Error{Status: 413, Detail: "the body is larger than " + strconv.Itoa(MaxBody) + " bytes"}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &Error{Status: 400, ScimType: "invalidSyntax", Detail: "the body is not the JSON expected: " + err.Error()}
+	}
+	return nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	start, count := 1, 100
+	if v := q.Get("startIndex"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			writeError(w, &Error{Status: 400, ScimType: "invalidValue", Detail: "startIndex must be an integer"})
+			return
+		}
+		start = max(n, 1) // RFC 7644 §3.4.2.4: values below 1 mean 1
+	}
+	if v := q.Get("count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			writeError(w, &Error{Status: 400, ScimType: "invalidValue", Detail: "count must be an integer"})
+			return
+		}
+		count = min(max(n, 0), MaxResults)
+	}
+	f := usersync.UserFilter{Offset: start - 1, Limit: count}
+	if v := q.Get("filter"); v != "" {
+		e, err := filter.Parse(v)
+		if err != nil {
+			writeError(w, &Error{Status: 400, ScimType: "invalidFilter", Detail: err.Error()})
+			return
+		}
+		if f.Where, err = userCond(e); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	var users []*usersync.User
+	var total int
+	var err error
+	if count == 0 {
+		f.Limit = 1 // only the total is asked for
+		_, total, err = s.dir.FindUsers(r.Context(), f)
+	} else {
+		users, total, err = s.dir.FindUsers(r.Context(), f)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resources := make([]map[string]any, 0, len(users))
+	for _, u := range users {
+		resources = append(resources, s.userJSON(u))
+	}
+	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": total, "startIndex": start,
+		"itemsPerPage": len(resources), "Resources": resources})
+}
+
+func (s *Server) findUser(w http.ResponseWriter, r *http.Request) *usersync.User {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, &Error{Status: 404, Detail: "user " + r.PathValue("id") + " not found"})
+		return nil
+	}
+	u, err := s.dir.FindUserByID(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil
+	}
+	return u
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
+	if u := s.findUser(w, r); u != nil {
+		writeJSON(w, 200, s.userJSON(u))
+	}
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
+	u := s.findUser(w, r)
+	if u == nil {
+		return
+	}
+	if err := s.dir.DeleteUser(r.Context(), u.ID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
+	var in userResource
+	if err := readBody(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	u, err := in.toUser()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.dir.CreateUser(r.Context(), u); err != nil {
+		if usersync.ErrorCode(err) == usersync.ECONFLICT {
+			writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: "userName " + strconv.Quote(u.Username) + " is taken"})
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", s.base+"/Users/"+strconv.FormatInt(u.ID, 10))
+	writeJSON(w, http.StatusCreated, s.userJSON(u))
+}

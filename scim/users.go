@@ -1,0 +1,163 @@
+package scim
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/scim/filter"
+)
+
+// Schema URIs (RFC 7643).
+const (
+	SchemaUser       = "urn:ietf:params:scim:schemas:core:2.0:User"
+	SchemaGroup      = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	SchemaEnterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	SchemaListResp   = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+	SchemaError      = "urn:ietf:params:scim:api:messages:2.0:Error"
+	SchemaPatchOp    = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+)
+
+// userCond translates a SCIM filter on Users into a directory condition.
+// Attributes usersync does not store make the filter invalid, as RFC 7644
+// §3.4.2.2 asks.
+func userCond(e filter.Expr) (usersync.Cond, error) {
+	switch e := e.(type) {
+	case *filter.Logical:
+		l, err := userCond(e.Left)
+		if err != nil {
+			return nil, err
+		}
+		r, err := userCond(e.Right)
+		if err != nil {
+			return nil, err
+		}
+		if e.Op == "and" {
+			return usersync.All{l, r}, nil
+		}
+		return usersync.Any{l, r}, nil
+	case *filter.Not:
+		c, err := userCond(e.Expr)
+		if err != nil {
+			return nil, err
+		}
+		return usersync.Not{Cond: c}, nil
+	case *filter.Present:
+		return userMatch(e.Path, "pr", nil)
+	case *filter.Compare:
+		return userMatch(e.Path, e.Op, e.Value)
+	case *filter.ValuePath:
+		if !strings.EqualFold(e.Path.Name, "emails") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaUser)) {
+			return nil, invalidFilter("value filters apply to emails only here, not %s", e.Path)
+		}
+		return emailCond(e.Filter)
+	}
+	return nil, invalidFilter("unsupported expression")
+}
+
+// emailCond translates the filter inside emails[…]: usersync keeps one
+// email, the work one, which is also primary.
+func emailCond(e filter.Expr) (usersync.Cond, error) {
+	switch e := e.(type) {
+	case *filter.Logical:
+		l, err := emailCond(e.Left)
+		if err != nil {
+			return nil, err
+		}
+		r, err := emailCond(e.Right)
+		if err != nil {
+			return nil, err
+		}
+		if e.Op == "and" {
+			return usersync.All{l, r}, nil
+		}
+		return usersync.Any{l, r}, nil
+	case *filter.Not:
+		c, err := emailCond(e.Expr)
+		return usersync.Not{Cond: c}, err
+	case *filter.Present:
+		switch strings.ToLower(e.Path.Name) {
+		case "value":
+			return usersync.Match{Field: "email", Op: usersync.OpPresent}, nil
+		case "type", "primary":
+			return usersync.Match{Field: "email", Op: usersync.OpPresent}, nil
+		}
+	case *filter.Compare:
+		switch strings.ToLower(e.Path.Name) {
+		case "value":
+			return match("email", e.Op, e.Value, false)
+		case "type":
+			s, ok := e.Value.(string)
+			if !ok || e.Op != "eq" {
+				return nil, invalidFilter("emails type compares with eq and a string")
+			}
+			return usersync.Always(strings.EqualFold(s, "work")), nil
+		case "primary":
+			b, ok := e.Value.(bool)
+			if !ok || e.Op != "eq" {
+				return nil, invalidFilter("emails primary compares with eq and true or false")
+			}
+			return usersync.Always(b), nil
+		}
+	}
+	return nil, invalidFilter("emails have value, type and primary only")
+}
+
+// userAttrs maps SCIM User attribute paths (lower case) to directory
+// fields and whether they compare case-exactly.
+var userAttrs = map[string]struct {
+	field string
+	exact bool
+}{
+	"username": {"username", false}, "externalid": {"sourceId", true}, "id": {"id", true}, "active": {"enabled", false},
+	"name.givenname": {"firstName", false}, "name.familyname": {"lastName", false},
+	"emails": {"email", false}, "emails.value": {"email", false},
+	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
+}
+
+func userMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
+	key := strings.ToLower(p.Name)
+	if p.Sub != "" {
+		key += "." + strings.ToLower(p.Sub)
+	}
+	switch {
+	case strings.EqualFold(p.URI, SchemaEnterprise):
+		// Enterprise extension attributes live among the custom attributes.
+		if p.Sub != "" {
+			return nil, invalidFilter("%s: sub-attributes of the enterprise extension are not stored", p)
+		}
+		return match("attributes."+p.Name, op, v, false)
+	case p.URI != "" && !strings.EqualFold(p.URI, SchemaUser):
+		return nil, invalidFilter("unknown schema %q", p.URI)
+	}
+	a, ok := userAttrs[key]
+	if !ok {
+		return nil, invalidFilter("%s is not an attribute usersync stores for users", p)
+	}
+	if a.field == "id" {
+		s, ok := v.(string)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if op != "pr" && (!ok || err != nil) {
+			return usersync.Always(op == "ne"), nil // no user has such an id
+		}
+		v = float64(n)
+	}
+	if a.field == "createdAt" || a.field == "updatedAt" {
+		s, ok := v.(string)
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if op != "pr" && (!ok || err != nil) {
+			return nil, invalidFilter("%s compares with an RFC 3339 date-time, not %v", p, v)
+		}
+		v = t
+	}
+	return match(a.field, op, v, a.exact)
+}
+
+func match(field, op string, v any, exact bool) (usersync.Cond, error) {
+	m := usersync.Match{Field: field, Op: usersync.MatchOp(op), Value: v, CaseExact: exact}
+	if err := usersync.Validate(m); err != nil {
+		return nil, invalidFilter("%s", usersync.ErrorMessage(err))
+	}
+	return m, nil
+}
