@@ -121,7 +121,7 @@ func (s *Server) userJSON(u *usersync.User) map[string]any {
 		"displayName": strings.TrimSpace(u.FirstName + " " + u.LastName),
 		"active":      u.Enabled,
 		"meta": map[string]any{"resourceType": "User", "created": u.CreatedAt.Format(time.RFC3339Nano), "lastModified": u.UpdatedAt.Format(time.RFC3339Nano),
-			"location": s.base + "/Users/" + id, "version": fmt.Sprintf(`W/"%d"`, u.Version)},
+			"location": s.base + "/Users/" + id, "version": etag(u.Version)},
 	}
 	if u.SourceID != "" {
 		out["externalId"] = u.SourceID
@@ -145,12 +145,12 @@ func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{
 		"schemas":          []string{"urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"},
 		"documentationUri": "https://github.com/usersync/usersync",
-		"patch":            map[string]any{"supported": false},
+		"patch":            map[string]any{"supported": true},
 		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
 		"filter":           map[string]any{"supported": true, "maxResults": MaxResults},
 		"changePassword":   map[string]any{"supported": false},
 		"sort":             map[string]any{"supported": false},
-		"etag":             map[string]any{"supported": false},
+		"etag":             map[string]any{"supported": true},
 		"authenticationSchemes": []map[string]any{{"type": "oauthbearertoken", "name": "API token",
 			"description": "A usersync API token of an administrator, as Authorization: Bearer <token>", "primary": true}},
 		"meta": map[string]any{"resourceType": "ServiceProviderConfig", "location": s.base + "/ServiceProviderConfig"},

@@ -29,6 +29,11 @@ type client struct {
 
 func (c *client) do(method, path string, body any) (int, map[string]any, http.Header) {
 	c.t.Helper()
+	return c.doWith(method, path, body, nil)
+}
+
+func (c *client) doWith(method, path string, body any, headers map[string]string) (int, map[string]any, http.Header) {
+	c.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -43,6 +48,9 @@ func (c *client) do(method, path string, body any) (int, map[string]any, http.He
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Content-Type", "application/scim+json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

@@ -40,6 +40,8 @@ func New(dir usersync.Directory, base string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST /Users", s.createUser)
 	s.mux.HandleFunc("GET /Users/{id}", s.getUser)
 	s.mux.HandleFunc("DELETE /Users/{id}", s.deleteUser)
+	s.mux.HandleFunc("PATCH /Users/{id}", s.patchUser)
+	s.mux.HandleFunc("PUT /Users/{id}", s.putUser)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: 404, Detail: r.Method + " " + r.URL.Path + " is not served (yet): see /ServiceProviderConfig"})
 	})
@@ -191,6 +193,7 @@ func (s *Server) findUser(w http.ResponseWriter, r *http.Request) *usersync.User
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	if u := s.findUser(w, r); u != nil {
+		w.Header().Set("ETag", etag(u.Version))
 		writeJSON(w, 200, s.userJSON(u))
 	}
 }
@@ -227,5 +230,158 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", s.base+"/Users/"+strconv.FormatInt(u.ID, 10))
+	w.Header().Set("ETag", etag(u.Version))
 	writeJSON(w, http.StatusCreated, s.userJSON(u))
+}
+
+// ifMatch honours If-Match (RFC 7644 §3.14): a stale version is refused
+// with 412 before anything is read from the body.
+func ifMatch(w http.ResponseWriter, r *http.Request, version int64) bool {
+	want := r.Header.Get("If-Match")
+	if want == "" || want == "*" {
+		return true
+	}
+	for _, t := range strings.Split(want, ",") {
+		if strings.TrimSpace(t) == etag(version) {
+			return true
+		}
+	}
+	writeError(w, &Error{Status: http.StatusPreconditionFailed, Detail: "the resource changed: its version is " + etag(version) + ", not " + want})
+	return false
+}
+
+// softDelete reads the settings that say what active=false means.
+func (s *Server) softDelete(r *http.Request) (remove bool, prefix string, err error) {
+	rm, err := s.dir.Setting(r.Context(), "SCIM_REMOVE_USER_ON_SOFT_DELETE")
+	if err != nil {
+		return false, "", err
+	}
+	p, err := s.dir.Setting(r.Context(), "SCIM_SOFT_DELETE_PREFIX")
+	return rm.Bool(), p.Value, err
+}
+
+// stateOf is what SCIM sees of a user: a soft-deleted user's name without
+// the prefix it got when it was disabled.
+func stateOf(u *usersync.User, prefix string) userState {
+	st := userState{UserName: u.Username, ExternalID: u.SourceID, GivenName: u.FirstName, FamilyName: u.LastName, Email: u.Email,
+		Active: u.Enabled, Attrs: map[string]string{}}
+	if !u.Enabled && prefix != "" {
+		st.UserName = strings.TrimPrefix(u.Username, prefix)
+	}
+	for k, v := range u.Attributes {
+		st.Attrs[k] = v
+	}
+	return st
+}
+
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
+	u := s.findUser(w, r)
+	if u == nil || !ifMatch(w, r, u.Version) {
+		return
+	}
+	var req patchRequest
+	if err := readBody(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	_, prefix, err := s.softDelete(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st := stateOf(u, prefix)
+	for _, op := range req.Operations {
+		if err := st.apply(op); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	s.saveUser(w, r, u, st)
+}
+
+func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
+	u := s.findUser(w, r)
+	if u == nil || !ifMatch(w, r, u.Version) {
+		return
+	}
+	var in userResource
+	if err := readBody(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	next, err := in.toUser()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.saveUser(w, r, u, userState{UserName: next.Username, ExternalID: next.SourceID, GivenName: next.FirstName, FamilyName: next.LastName,
+		Email: next.Email, Active: next.Enabled, Attrs: next.Attributes})
+}
+
+// saveUser writes a changed state: active=false is a soft delete (the user
+// is deleted, or disabled and renamed with the prefix, as the settings
+// say); active=true after it restores the name.
+func (s *Server) saveUser(w http.ResponseWriter, r *http.Request, u *usersync.User, st userState) {
+	remove, prefix, err := s.softDelete(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !st.Active && remove {
+		if err := s.dir.DeleteUser(r.Context(), u.ID); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	name := st.UserName
+	if !st.Active && prefix != "" {
+		name = prefix + name
+	}
+	upd := usersync.UserUpdate{Attributes: map[string]*string{}}
+	if name != u.Username {
+		upd.Username = &name
+	}
+	if st.Email != u.Email {
+		upd.Email = &st.Email
+	}
+	if st.GivenName != u.FirstName {
+		upd.FirstName = &st.GivenName
+	}
+	if st.FamilyName != u.LastName {
+		upd.LastName = &st.FamilyName
+	}
+	if st.Active != u.Enabled {
+		upd.Enabled = &st.Active
+	}
+	if st.ExternalID != u.SourceID {
+		upd.SourceID = &st.ExternalID
+	}
+	for k, v := range st.Attrs {
+		if u.Attributes[k] != v {
+			v := v
+			upd.Attributes[k] = &v
+		}
+	}
+	for k := range u.Attributes {
+		if _, ok := st.Attrs[k]; !ok {
+			upd.Attributes[k] = nil
+		}
+	}
+	next, err := s.dir.UpdateUser(r.Context(), u.ID, upd, u.Version)
+	if err != nil {
+		if usersync.ErrorCode(err) == usersync.ECONFLICT && upd.Username != nil {
+			writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: usersync.ErrorMessage(err)})
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(next.Version))
+	writeJSON(w, 200, s.userJSON(next))
 }
