@@ -56,6 +56,13 @@ func (Any) cond()    {}
 func (Not) cond()    {}
 func (Always) cond() {}
 
+// GroupMatchFields are the group fields a Match may name: the name (always
+// compared ignoring case), description, alias, source, sourceId, id and times.
+var GroupMatchFields = map[string]FieldKind{
+	"id": KindNumber, "name": KindString, "description": KindString, "alias": KindString, "source": KindString, "sourceId": KindString,
+	"createdAt": KindTime, "updatedAt": KindTime,
+}
+
 // MatchFields are the user fields a Match may name, with their kinds.
 var MatchFields = map[string]FieldKind{
 	"id": KindNumber, "username": KindString, "email": KindString, "firstName": KindString, "lastName": KindString,
@@ -73,21 +80,26 @@ const (
 	KindTime
 )
 
-// FieldKindOf returns a field's kind; attributes.<name> fields are strings.
-func FieldKindOf(field string) (FieldKind, bool) {
+// FieldKindOf returns a field's kind among fields; attributes.<name>
+// fields are strings.
+func FieldKindOf(fields map[string]FieldKind, field string) (FieldKind, bool) {
 	if name, ok := strings.CutPrefix(field, "attributes."); ok {
 		return KindString, name != ""
 	}
-	k, ok := MatchFields[field]
+	k, ok := fields[field]
 	return k, ok
 }
 
-// Validate reports the first problem with a condition: an unknown field,
-// an operator the field's kind does not allow, or a value of the wrong type.
-func Validate(c Cond) error {
+// Validate reports the first problem with a condition on users: an unknown
+// field, an operator the field's kind does not allow, or a value of the
+// wrong type.
+func Validate(c Cond) error { return ValidateFields(c, MatchFields) }
+
+// ValidateFields is Validate for the given fields (MatchFields or GroupMatchFields).
+func ValidateFields(c Cond, fields map[string]FieldKind) error {
 	switch c := c.(type) {
 	case Match:
-		kind, ok := FieldKindOf(c.Field)
+		kind, ok := FieldKindOf(fields, c.Field)
 		if !ok {
 			return Errorf(EINVALID, "unknown field %q", c.Field)
 		}
@@ -123,18 +135,18 @@ func Validate(c Cond) error {
 		return nil
 	case All:
 		for _, s := range c {
-			if err := Validate(s); err != nil {
+			if err := ValidateFields(s, fields); err != nil {
 				return err
 			}
 		}
 	case Any:
 		for _, s := range c {
-			if err := Validate(s); err != nil {
+			if err := ValidateFields(s, fields); err != nil {
 				return err
 			}
 		}
 	case Not:
-		return Validate(c.Cond)
+		return ValidateFields(c.Cond, fields)
 	case Always, nil:
 	default:
 		return Errorf(EINVALID, "unknown condition %T", c)

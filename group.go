@@ -111,6 +111,7 @@ type GroupFilter struct {
 	Source string
 	Folder *string // groups directly in this folder ("" = root), nil for all
 	Search string  // case-insensitive substring of the name
+	Where  Cond    // on GroupMatchFields, evaluated in the database; nil for all
 	Offset int
 	Limit  int
 }

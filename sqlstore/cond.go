@@ -7,28 +7,41 @@ import (
 	"github.com/usersync/usersync"
 )
 
-// userColumns maps Match fields to users columns.
-var userColumns = map[string]string{
-	"id": "id", "username": "username_key", "email": "email", "firstName": "first_name", "lastName": "last_name",
-	"enabled": "enabled", "type": "user_type", "source": "source", "sourceId": "source_id",
-	"createdAt": "created_at", "updatedAt": "updated_at",
+// entity is a table conditions apply to: its fields, their columns, and
+// the name field that is always compared through its lower-case key column.
+type entity struct {
+	fields           map[string]usersync.FieldKind
+	columns          map[string]string
+	keyField, column string // e.g. username: username_key (folded), username (exact)
 }
+
+var (
+	userEntity = entity{fields: usersync.MatchFields, keyField: "username", column: "username", columns: map[string]string{
+		"id": "id", "username": "username_key", "email": "email", "firstName": "first_name", "lastName": "last_name",
+		"enabled": "enabled", "type": "user_type", "source": "source", "sourceId": "source_id",
+		"createdAt": "created_at", "updatedAt": "updated_at",
+	}}
+	groupEntity = entity{fields: usersync.GroupMatchFields, keyField: "name", column: "name", columns: map[string]string{
+		"id": "id", "name": "name_key", "description": "description", "alias": "alias", "source": "source", "sourceId": "source_id",
+		"createdAt": "created_at", "updatedAt": "updated_at",
+	}}
+)
 
 // whereSQL compiles a condition on users into SQL with ? placeholders.
 // Everything is evaluated by the database: usernames through their
 // lower-case key (indexed), attributes through the JSON functions of each
 // dialect.
-func (d *DB) whereSQL(c usersync.Cond) (string, []any, error) {
-	if err := usersync.Validate(c); err != nil {
+func (d *DB) whereSQL(c usersync.Cond, e entity) (string, []any, error) {
+	if err := usersync.ValidateFields(c, e.fields); err != nil {
 		return "", nil, err
 	}
 	var args []any
 	var b strings.Builder
-	d.writeCond(&b, &args, c)
+	d.writeCond(&b, &args, c, e)
 	return b.String(), args, nil
 }
 
-func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond) {
+func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond, e entity) {
 	join := func(list []usersync.Cond, op, empty string) {
 		if len(list) == 0 {
 			b.WriteString(empty)
@@ -39,7 +52,7 @@ func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond) {
 			if i > 0 {
 				b.WriteString(op)
 			}
-			d.writeCond(b, args, s)
+			d.writeCond(b, args, s, e)
 		}
 		b.WriteString(")")
 	}
@@ -58,16 +71,16 @@ func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond) {
 		join(c, " OR ", "1=0")
 	case usersync.Not:
 		b.WriteString("NOT (")
-		d.writeCond(b, args, c.Cond)
+		d.writeCond(b, args, c.Cond, e)
 		b.WriteString(")")
 	case usersync.Match:
-		d.writeMatch(b, args, c)
+		d.writeMatch(b, args, c, e)
 	}
 }
 
-func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match) {
-	kind, _ := usersync.FieldKindOf(m.Field)
-	col, isColumn := userColumns[m.Field]
+func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e entity) {
+	kind, _ := usersync.FieldKindOf(e.fields, m.Field)
+	col, isColumn := e.columns[m.Field]
 	if !isColumn { // attributes.<name>: a missing attribute reads as ''
 		// The name goes into the SQL as a quoted literal (it may appear
 		// twice in one comparison, which placeholders would make fragile).
@@ -106,11 +119,11 @@ func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match) {
 	fold := kind == usersync.KindString && !m.CaseExact
 	if fold {
 		value = strings.ToLower(value.(string))
-		if m.Field != "username" {
+		if m.Field != e.keyField {
 			col = "LOWER(" + col + ")"
 		}
-	} else if m.Field == "username" {
-		col = "username"
+	} else if m.Field == e.keyField {
+		col = e.column
 	}
 	switch m.Op {
 	case usersync.OpEq, usersync.OpNe, usersync.OpGt, usersync.OpGe, usersync.OpLt, usersync.OpLe:

@@ -97,6 +97,13 @@ func (d *DB) FindGroups(ctx context.Context, f usersync.GroupFilter) ([]*usersyn
 	if f.Search != "" {
 		where, args = append(where, `name_key LIKE ? ESCAPE '\'`), append(args, likePattern(f.Search))
 	}
+	if f.Where != nil {
+		sql, wargs, err := d.whereSQL(f.Where, groupEntity)
+		if err != nil {
+			return nil, 0, err
+		}
+		where, args = append(where, sql), append(args, wargs...)
+	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")

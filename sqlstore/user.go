@@ -184,7 +184,7 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 		where, args = append(where, "source = ?"), append(args, f.Source)
 	}
 	if f.Where != nil {
-		sql, wargs, err := d.whereSQL(f.Where)
+		sql, wargs, err := d.whereSQL(f.Where, userEntity)
 		if err != nil {
 			return nil, 0, err
 		}

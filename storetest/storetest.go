@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SyncState", testSyncState},
 		{"UserConditions", testUserConditions},
+		{"GroupConditions", testGroupConditions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -870,5 +871,37 @@ func testUserConditions(t *testing.T, d usersync.Directory) {
 		if _, _, err := d.FindUsers(ctx, usersync.UserFilter{Where: bad}); usersync.ErrorCode(err) != usersync.EINVALID {
 			t.Errorf("%+v: %v; want an invalid-condition error", bad, err)
 		}
+	}
+}
+
+func testGroupConditions(t *testing.T, d usersync.Directory) {
+	ctx := context.Background()
+	for _, g := range []*usersync.Group{{Name: "Sales", Alias: "ext-S", Description: "sells"}, {Name: "app:crm:Sales Ops", Alias: "ext-O"}, {Name: "Finance"}} {
+		if err := d.CreateGroup(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := func(field string, op usersync.MatchOp, v any) usersync.Match { return usersync.Match{Field: field, Op: op, Value: v} }
+	for _, tc := range []struct {
+		cond usersync.Cond
+		want string
+	}{
+		{m("name", usersync.OpEq, "SALES"), "Sales"},
+		{usersync.Match{Field: "alias", Op: usersync.OpEq, Value: "ext-O", CaseExact: true}, "app:crm:Sales Ops"},
+		{m("name", usersync.OpCo, "sales"), "app:crm:Sales Ops Sales"},
+		{usersync.Not{Cond: m("alias", usersync.OpPresent, nil)}, "Default Group Finance"},
+		{usersync.All{m("description", usersync.OpEq, "Sells"), m("name", usersync.OpSw, "s")}, "Sales"},
+	} {
+		gs, n, err := d.FindGroups(ctx, usersync.GroupFilter{Where: tc.cond})
+		var got []string
+		for _, g := range gs {
+			got = append(got, g.Name)
+		}
+		if err != nil || strings.Join(got, " ") != tc.want || n != len(got) {
+			t.Errorf("%+v: %q (%d) %v, want %q", tc.cond, strings.Join(got, " "), n, err, tc.want)
+		}
+	}
+	if _, _, err := d.FindGroups(ctx, usersync.GroupFilter{Where: m("username", usersync.OpEq, "x")}); usersync.ErrorCode(err) != usersync.EINVALID {
+		t.Errorf("a user field on groups: %v", err)
 	}
 }
