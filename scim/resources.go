@@ -161,7 +161,9 @@ func (s *Server) resourceTypes(w http.ResponseWriter, r *http.Request) {
 	user := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}, "id": "User", "name": "User",
 		"endpoint": "/Users", "schema": SchemaUser, "schemaExtensions": []map[string]any{{"schema": SchemaEnterprise, "required": false}},
 		"meta": map[string]any{"resourceType": "ResourceType", "location": s.base + "/ResourceTypes/User"}}
-	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": 1, "startIndex": 1, "itemsPerPage": 1, "Resources": []any{user}})
+	group := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}, "id": "Group", "name": "Group",
+		"endpoint": "/Groups", "schema": SchemaGroup, "meta": map[string]any{"resourceType": "ResourceType", "location": s.base + "/ResourceTypes/Group"}}
+	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": 2, "startIndex": 1, "itemsPerPage": 2, "Resources": []any{user, group}})
 }
 
 func (s *Server) schemas(w http.ResponseWriter, r *http.Request) {
@@ -181,5 +183,10 @@ func (s *Server) schemas(w http.ResponseWriter, r *http.Request) {
 		}}
 	ent := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Schema"}, "id": SchemaEnterprise, "name": "EnterpriseUser",
 		"description": "Stored as custom attributes: employeeNumber, department, manager (its value), and any other string attribute"}
-	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": 2, "startIndex": 1, "itemsPerPage": 2, "Resources": []any{user, ent}})
+	group := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Schema"}, "id": SchemaGroup, "name": "Group",
+		"attributes": []any{attr("displayName", "string", true, false, "server"), attr("externalId", "string", false, true, "none"),
+			attr("description", "string", false, false, "none"),
+			map[string]any{"name": "members", "type": "complex", "multiValued": true, "required": false, "subAttributes": []any{
+				attr("value", "string", true, true, "none"), attr("display", "string", false, false, "none")}}}}
+	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": 3, "startIndex": 1, "itemsPerPage": 3, "Resources": []any{user, ent, group}})
 }

@@ -42,6 +42,12 @@ func New(dir usersync.Directory, base string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE /Users/{id}", s.deleteUser)
 	s.mux.HandleFunc("PATCH /Users/{id}", s.patchUser)
 	s.mux.HandleFunc("PUT /Users/{id}", s.putUser)
+	s.mux.HandleFunc("GET /Groups", s.listGroups)
+	s.mux.HandleFunc("POST /Groups", s.createGroup)
+	s.mux.HandleFunc("GET /Groups/{id}", s.getGroup)
+	s.mux.HandleFunc("PATCH /Groups/{id}", s.patchGroup)
+	s.mux.HandleFunc("PUT /Groups/{id}", s.putGroup)
+	s.mux.HandleFunc("DELETE /Groups/{id}", s.deleteGroup)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: 404, Detail: r.Method + " " + r.URL.Path + " is not served (yet): see /ServiceProviderConfig"})
 	})

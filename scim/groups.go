@@ -1,0 +1,529 @@
+package scim
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/scim/filter"
+)
+
+// groupAttrs maps SCIM Group attributes (lower case) to group fields and
+// whether they compare case-exactly.
+var groupAttrs = map[string]struct {
+	field string
+	exact bool
+}{
+	"displayname": {"name", false}, "externalid": {"alias", true}, "id": {"id", true},
+	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
+}
+
+// groupCond translates a SCIM filter on Groups into a directory condition.
+func groupCond(e filter.Expr) (usersync.Cond, error) {
+	switch e := e.(type) {
+	case *filter.Logical:
+		l, err := groupCond(e.Left)
+		if err != nil {
+			return nil, err
+		}
+		r, err := groupCond(e.Right)
+		if err != nil {
+			return nil, err
+		}
+		if e.Op == "and" {
+			return usersync.All{l, r}, nil
+		}
+		return usersync.Any{l, r}, nil
+	case *filter.Not:
+		c, err := groupCond(e.Expr)
+		return usersync.Not{Cond: c}, err
+	case *filter.Present:
+		return groupMatch(e.Path, "pr", nil)
+	case *filter.Compare:
+		return groupMatch(e.Path, e.Op, e.Value)
+	}
+	return nil, invalidFilter("groups filter on displayName, externalId, id and meta dates")
+}
+
+func groupMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
+	key := strings.ToLower(p.Name)
+	if p.Sub != "" {
+		key += "." + strings.ToLower(p.Sub)
+	}
+	if p.URI != "" && !strings.EqualFold(p.URI, SchemaGroup) {
+		return nil, invalidFilter("unknown schema %q", p.URI)
+	}
+	a, ok := groupAttrs[key]
+	if !ok {
+		return nil, invalidFilter("%s is not a group attribute usersync filters on", p)
+	}
+	switch a.field {
+	case "id":
+		s, ok := v.(string)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if op != "pr" && (!ok || err != nil) {
+			return usersync.Always(op == "ne"), nil
+		}
+		v = float64(n)
+	case "createdAt", "updatedAt":
+		s, _ := v.(string)
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if op != "pr" && err != nil {
+			return nil, invalidFilter("%s compares with an RFC 3339 date-time, not %v", p, v)
+		}
+		v = t
+	}
+	m := usersync.Match{Field: a.field, Op: usersync.MatchOp(op), Value: v, CaseExact: a.exact}
+	if err := usersync.ValidateFields(m, usersync.GroupMatchFields); err != nil {
+		return nil, invalidFilter("%s", usersync.ErrorMessage(err))
+	}
+	return m, nil
+}
+
+// excluded reports whether a request's attributes/excludedAttributes leave
+// out attr (only "members" is worth leaving out: it can be huge).
+func excluded(r *http.Request, attr string) bool {
+	q := r.URL.Query()
+	has := func(list string) bool {
+		for _, a := range strings.Split(list, ",") {
+			a = strings.TrimSpace(a)
+			a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaGroup+":"), SchemaUser+":")
+			if strings.EqualFold(a, attr) {
+				return true
+			}
+		}
+		return false
+	}
+	if v := q.Get("excludedAttributes"); v != "" && has(v) {
+		return true
+	}
+	if v := q.Get("attributes"); v != "" && !has(v) {
+		return true
+	}
+	return false
+}
+
+func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool) (map[string]any, error) {
+	id := strconv.FormatInt(g.ID, 10)
+	out := map[string]any{
+		"schemas": []string{SchemaGroup}, "id": id, "displayName": g.Name,
+		"meta": map[string]any{"resourceType": "Group", "created": g.CreatedAt.Format(time.RFC3339Nano), "lastModified": g.UpdatedAt.Format(time.RFC3339Nano),
+			"location": s.base + "/Groups/" + id, "version": etag(g.Version)},
+	}
+	if g.Alias != "" {
+		out["externalId"] = g.Alias
+	}
+	if g.Description != "" {
+		out["description"] = g.Description
+	}
+	if withMembers {
+		users, _, err := s.dir.Members(r.Context(), g.ID, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		members := make([]map[string]any, 0, len(users))
+		for _, u := range users {
+			uid := strconv.FormatInt(u.ID, 10)
+			members = append(members, map[string]any{"value": uid, "display": u.Username, "$ref": s.base + "/Users/" + uid, "type": "User"})
+		}
+		out["members"] = members
+	}
+	return out, nil
+}
+
+// groupResource is a Group as clients send it.
+type groupResource struct {
+	DisplayName string `json:"displayName"`
+	ExternalID  string `json:"externalId"`
+	Description string `json:"description"`
+	Members     []struct {
+		Value string `json:"value"`
+	} `json:"members"`
+}
+
+func memberIDs(values []string) ([]int64, error) {
+	ids := make([]int64, 0, len(values))
+	for _, v := range values {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, invalidValue("member %q is not a user id of this service", v)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
+	var in groupResource
+	if err := readBody(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(in.DisplayName) == "" {
+		writeError(w, invalidValue("displayName is required"))
+		return
+	}
+	var values []string
+	for _, m := range in.Members {
+		values = append(values, m.Value)
+	}
+	ids, err := memberIDs(values)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// One transaction: the group and its members, or nothing.
+	b := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: in.DisplayName, Alias: in.ExternalID,
+		Description: in.Description, Source: SourceSCIM, SourceID: in.ExternalID}}}}
+	for _, id := range ids {
+		u, err := s.dir.FindUserByID(r.Context(), id)
+		if err != nil {
+			writeError(w, invalidValue("member %d is not a user", id))
+			return
+		}
+		b.Members = append(b.Members, usersync.MemberChange{Group: in.DisplayName, Username: u.Username})
+	}
+	if _, err := s.dir.FindGroupByName(r.Context(), in.DisplayName); err == nil {
+		writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: "displayName " + strconv.Quote(in.DisplayName) + " is taken"})
+		return
+	}
+	if _, err := s.dir.ApplyBatch(r.Context(), b); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	g, err := s.dir.FindGroupByName(r.Context(), in.DisplayName)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.groupJSON(r, g, len(ids) > 0)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", s.base+"/Groups/"+strconv.FormatInt(g.ID, 10))
+	w.Header().Set("ETag", etag(g.Version))
+	writeJSON(w, http.StatusCreated, body)
+}
+
+func (s *Server) findGroup(w http.ResponseWriter, r *http.Request) *usersync.Group {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, &Error{Status: 404, Detail: "group " + r.PathValue("id") + " not found"})
+		return nil
+	}
+	g, err := s.dir.FindGroupByID(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil
+	}
+	return g
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+	g := s.findGroup(w, r)
+	if g == nil {
+		return
+	}
+	body, err := s.groupJSON(r, g, !excluded(r, "members"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(g.Version))
+	writeJSON(w, 200, body)
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	start, count := 1, 100
+	if n, err := strconv.Atoi(q.Get("startIndex")); err == nil {
+		start = max(n, 1)
+	}
+	if n, err := strconv.Atoi(q.Get("count")); err == nil {
+		count = min(max(n, 0), MaxResults)
+	}
+	f := usersync.GroupFilter{Offset: start - 1, Limit: max(count, 1)}
+	if v := q.Get("filter"); v != "" {
+		e, err := filter.Parse(v)
+		if err != nil {
+			writeError(w, &Error{Status: 400, ScimType: "invalidFilter", Detail: err.Error()})
+			return
+		}
+		if f.Where, err = groupCond(e); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	groups, total, err := s.dir.FindGroups(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if count == 0 {
+		groups = nil
+	}
+	resources := make([]map[string]any, 0, len(groups))
+	for _, g := range groups {
+		body, err := s.groupJSON(r, g, !excluded(r, "members"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		resources = append(resources, body)
+	}
+	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": total, "startIndex": start,
+		"itemsPerPage": len(resources), "Resources": resources})
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
+	g := s.findGroup(w, r)
+	if g == nil || !ifMatch(w, r, g.Version) {
+		return
+	}
+	if err := s.dir.DeleteGroup(r.Context(), g.ID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// memberValues reads a members value: a list of {"value": id} (or one).
+func memberValues(raw json.RawMessage) ([]string, error) {
+	var list []struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		var one struct {
+			Value string `json:"value"`
+		}
+		if json.Unmarshal(raw, &one) != nil || one.Value == "" {
+			return nil, invalidValue("members needs a list of {\"value\": user id}")
+		}
+		return []string{one.Value}, nil
+	}
+	out := make([]string, 0, len(list))
+	for _, m := range list {
+		out = append(out, m.Value)
+	}
+	return out, nil
+}
+
+// patchGroup applies member adds and removes (by value list, by value
+// filter, or all), replacements of the member list, and renames.
+func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
+	g := s.findGroup(w, r)
+	if g == nil || !ifMatch(w, r, g.Version) {
+		return
+	}
+	var req patchRequest
+	if err := readBody(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var upd usersync.GroupUpdate
+	var add, remove []string
+	replaceAll, removeAll := false, false
+	setString := func(key string, raw json.RawMessage) error {
+		v, err := stringValue(raw, key)
+		if err != nil {
+			return err
+		}
+		switch strings.ToLower(key) {
+		case "displayname":
+			if strings.TrimSpace(v) == "" {
+				return invalidValue("displayName cannot be empty")
+			}
+			upd.Name = &v
+		case "externalid":
+			upd.Alias, upd.SourceID = &v, &v
+		case "description":
+			upd.Description = &v
+		}
+		return nil
+	}
+	for _, op := range req.Operations {
+		if op.Path == "" {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(op.Value, &obj); err != nil {
+				s.fail(w, r, invalidValue("%s without a path needs an object value", op.Op))
+				return
+			}
+			for k, v := range obj {
+				if strings.EqualFold(k, "members") {
+					vals, err := memberValues(v)
+					if err != nil {
+						s.fail(w, r, err)
+						return
+					}
+					if op.Op == "replace" {
+						replaceAll, add, remove = true, vals, nil
+					} else {
+						add = append(add, vals...)
+					}
+					continue
+				}
+				if err := setString(k, v); err != nil {
+					s.fail(w, r, err)
+					return
+				}
+			}
+			continue
+		}
+		path, vf, _, err := filter.ParsePath(op.Path)
+		if err != nil {
+			s.fail(w, r, invalidPath("path %q: %v", op.Path, err))
+			return
+		}
+		if !strings.EqualFold(path.Name, "members") {
+			if op.Op == "remove" {
+				if strings.EqualFold(path.Name, "displayName") {
+					s.fail(w, r, &Error{Status: 400, ScimType: "mutability", Detail: "displayName is required and cannot be removed"})
+					return
+				}
+				continue // other attributes usersync does not keep
+			}
+			if err := setString(path.Name, op.Value); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			continue
+		}
+		switch {
+		case vf != nil: // members[value eq "id"]
+			c, ok := vf.(*filter.Compare)
+			v, _ := c.Value.(string)
+			if !ok || !strings.EqualFold(c.Path.Name, "value") || c.Op != "eq" || op.Op != "remove" {
+				s.fail(w, r, invalidPath("%s: only remove with members[value eq \"id\"] is supported", op.Path))
+				return
+			}
+			remove = append(remove, v)
+		case op.Op == "remove" && len(op.Value) == 0:
+			removeAll, add = true, nil
+		default:
+			vals, err := memberValues(op.Value)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			switch op.Op {
+			case "add":
+				add = append(add, vals...)
+			case "remove":
+				remove = append(remove, vals...)
+			case "replace":
+				replaceAll, add, remove = true, vals, nil
+			}
+		}
+	}
+	if err := s.applyGroupChange(r, g, upd, add, remove, replaceAll || removeAll); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// applyGroupChange renames, then removes and adds members (by user id);
+// with replace, every current member not in add is removed.
+func (s *Server) applyGroupChange(r *http.Request, g *usersync.Group, upd usersync.GroupUpdate, add, remove []string, replace bool) error {
+	addIDs, err := memberIDs(add)
+	if err != nil {
+		return err
+	}
+	removeIDs, err := memberIDs(remove)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if replace {
+		keep := map[int64]bool{}
+		for _, id := range addIDs {
+			keep[id] = true
+		}
+		users, _, err := s.dir.Members(ctx, g.ID, 0, 0)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if !keep[u.ID] {
+				removeIDs = append(removeIDs, u.ID)
+			}
+		}
+	}
+	if upd.Name != nil || upd.Alias != nil || upd.Description != nil {
+		if _, err = s.dir.UpdateGroup(ctx, g.ID, upd, g.Version); err != nil {
+			if usersync.ErrorCode(err) == usersync.ECONFLICT && upd.Name != nil {
+				return &Error{Status: 409, ScimType: "uniqueness", Detail: usersync.ErrorMessage(err)}
+			}
+			return err
+		}
+	}
+	if len(addIDs) > 0 {
+		if _, err := s.dir.AddMembers(ctx, g.ID, addIDs); err != nil {
+			if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+				return invalidValue("%s", usersync.ErrorMessage(err))
+			}
+			return err
+		}
+	}
+	if len(removeIDs) > 0 {
+		if _, err := s.dir.RemoveMembers(ctx, g.ID, removeIDs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putGroup replaces a group's name, externalId, description and members.
+func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) {
+	g := s.findGroup(w, r)
+	if g == nil || !ifMatch(w, r, g.Version) {
+		return
+	}
+	var in groupResource
+	if err := readBody(r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(in.DisplayName) == "" {
+		writeError(w, invalidValue("displayName is required"))
+		return
+	}
+	upd := usersync.GroupUpdate{}
+	if in.DisplayName != g.Name {
+		upd.Name = &in.DisplayName
+	}
+	if in.ExternalID != g.Alias {
+		upd.Alias, upd.SourceID = &in.ExternalID, &in.ExternalID
+	}
+	if in.Description != g.Description {
+		upd.Description = &in.Description
+	}
+	var add []string
+	for _, m := range in.Members {
+		add = append(add, m.Value)
+	}
+	if err := s.applyGroupChange(r, g, upd, add, nil, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	next, err := s.dir.FindGroupByID(r.Context(), g.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.groupJSON(r, next, true)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(next.Version))
+	writeJSON(w, 200, body)
+}

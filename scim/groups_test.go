@@ -1,0 +1,158 @@
+package scim_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+
+	"github.com/usersync/usersync/internal/dirtest"
+)
+
+func memberSet(t *testing.T, c *client, gid string) map[string]bool {
+	t.Helper()
+	code, g, _ := c.do("GET", "/Groups/"+gid, nil)
+	if code != 200 {
+		t.Fatalf("get group: %d %v", code, g)
+	}
+	out := map[string]bool{}
+	ms, _ := g["members"].([]any)
+	for _, m := range ms {
+		out[m.(map[string]any)["value"].(string)] = true
+	}
+	return out
+}
+
+// TestEntraGroupSequence replays Entra's group requests: lookup by
+// displayName with members excluded, create, add and remove members
+// (both remove forms), rename (with and without a path), delete.
+func TestEntraGroupSequence(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		c, _ := start(t, d)
+		var ids []string
+		for _, n := range []string{"u1@x.example", "u2@x.example", "u3@x.example"} {
+			_, u, _ := c.do("POST", "/Users", entraUser(n, "ext-"+n))
+			ids = append(ids, u["id"].(string))
+		}
+		lookup := func(name string) int {
+			code, body, _ := c.do("GET", "/Groups?excludedAttributes=members&filter="+url.QueryEscape(`displayName eq "`+name+`"`), nil)
+			if code != 200 {
+				t.Fatalf("lookup: %d %v", code, body)
+			}
+			for _, r := range body["Resources"].([]any) {
+				if _, has := r.(map[string]any)["members"]; has {
+					t.Fatal("members returned although excluded")
+				}
+			}
+			return int(body["totalResults"].(float64))
+		}
+		if lookup("Group1DisplayName") != 0 {
+			t.Fatal("found before create")
+		}
+		code, g, _ := c.do("POST", "/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
+			"externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159", "displayName": "Group1DisplayName", "meta": map[string]any{"resourceType": "Group"}, "members": []any{}})
+		if code != 201 || g["externalId"] != "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159" {
+			t.Fatalf("create: %d %v", code, g)
+		}
+		gid := g["id"].(string)
+		if lookup("group1displayname") != 1 {
+			t.Fatal("lookup after create (names compare ignoring case)")
+		}
+		if code, body, _ := c.do("POST", "/Groups", map[string]any{"displayName": "Group1DisplayName"}); code != 409 || body["scimType"] != "uniqueness" {
+			t.Fatalf("duplicate: %d %v", code, body)
+		}
+		code, _, _ = c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "Add", "path": "members", "value": []map[string]any{{"value": ids[0]}, {"value": ids[1]}, {"value": ids[2]}}}))
+		if m := memberSet(t, c, gid); code != 204 || len(m) != 3 {
+			t.Fatalf("add members: %d %v", code, m)
+		}
+		c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "Remove", "path": "members", "value": []map[string]any{{"value": ids[0]}}}))
+		c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "Remove", "path": `members[value eq "` + ids[1] + `"]`}))
+		if m := memberSet(t, c, gid); len(m) != 1 || !m[ids[2]] {
+			t.Fatalf("after removes: %v", m)
+		}
+		code, _, _ = c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "Replace", "path": "displayName", "value": "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"}))
+		if code != 204 || lookup("1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName") != 1 {
+			t.Fatalf("rename: %d", code)
+		}
+		c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "Replace", "value": map[string]any{"id": gid, "displayName": "Renamed Again"}}))
+		if lookup("Renamed Again") != 1 {
+			t.Fatal("rename without a path")
+		}
+		// Adding an unknown user changes nothing and says which.
+		seq, _ := d.LastChangeSeq(context.Background())
+		if code, body, _ := c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "Add", "path": "members", "value": []map[string]any{{"value": "999999"}}})); code != 400 || body["scimType"] != "invalidValue" {
+			t.Fatalf("unknown member: %d %v", code, body)
+		}
+		if s, _ := d.LastChangeSeq(context.Background()); s != seq {
+			t.Fatal("a refused PATCH changed the directory")
+		}
+		if code, _, _ := c.do("DELETE", "/Groups/"+gid, nil); code != 204 {
+			t.Fatalf("delete: %d", code)
+		}
+		if code, _, _ := c.do("GET", "/Groups/"+gid, nil); code != 404 {
+			t.Fatalf("after delete: %d", code)
+		}
+	})
+}
+
+// TestOktaSequence replays Okta's requests: user lookup with paging
+// parameters, create, read, PUT replacement, deactivation by a path-less
+// PATCH, and groups created with members, renamed, patched and replaced by PUT.
+func TestOktaSequence(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		code, body, _ := c.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "isaac.brock@example.com"`)+"&startIndex=1&count=100", nil)
+		if code != 200 || body["totalResults"].(float64) != 0 {
+			t.Fatalf("lookup: %d %v", code, body)
+		}
+		okta := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "isaac.brock@example.com",
+			"name":        map[string]any{"givenName": "Isaac", "familyName": "Brock"},
+			"emails":      []map[string]any{{"primary": true, "value": "isaac.brock@example.com", "type": "work"}},
+			"displayName": "Isaac Brock", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7", "groups": []any{},
+			"password": "1mz050nq", "active": true}
+		code, u, _ := c.do("POST", "/Users", okta)
+		if code != 201 {
+			t.Fatalf("create: %d %v", code, u)
+		}
+		id := u["id"].(string)
+		if code, _, _ := c.do("GET", "/Users/"+id, nil); code != 200 {
+			t.Fatalf("read: %d", code)
+		}
+		okta["name"] = map[string]any{"givenName": "Another", "familyName": "Name"}
+		okta["id"] = id
+		if code, u, _ = c.do("PUT", "/Users/"+id, okta); code != 200 || u["name"].(map[string]any)["givenName"] != "Another" {
+			t.Fatalf("PUT: %d %v", code, u)
+		}
+		if code, u, _ = c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "replace", "value": map[string]any{"active": false}})); code != 200 || u["active"] != false {
+			t.Fatalf("deactivate: %d %v", code, u)
+		}
+		if code, u, _ = c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "replace", "value": map[string]any{"active": true}})); code != 200 || u["userName"] != "isaac.brock@example.com" {
+			t.Fatalf("reactivate: %d %v", code, u)
+		}
+		_, other, _ := c.do("POST", "/Users", entraUser("other@example.com", "00uother"))
+		oid := other["id"].(string)
+
+		code, g, _ := c.do("POST", "/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
+			"displayName": "Test SCIMv2", "members": []map[string]any{{"value": id, "display": "isaac.brock@example.com"}}})
+		if code != 201 || len(g["members"].([]any)) != 1 {
+			t.Fatalf("group create: %d %v", code, g)
+		}
+		gid := g["id"].(string)
+		if code, _, _ := c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "replace", "value": map[string]any{"id": gid, "displayName": "Test SCIMv2 renamed"}})); code != 204 {
+			t.Fatalf("rename: %d", code)
+		}
+		c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "add", "path": "members", "value": []map[string]any{{"value": oid, "display": "other"}}}))
+		c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": "remove", "path": `members[value eq "` + id + `"]`}))
+		if m := memberSet(t, c, gid); len(m) != 1 || !m[oid] {
+			t.Fatalf("after add and remove: %v", m)
+		}
+		code, g, _ = c.do("PUT", "/Groups/"+gid, map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "id": gid,
+			"displayName": "Put Name", "members": []map[string]any{{"value": id}}})
+		if code != 200 || g["displayName"] != "Put Name" || len(g["members"].([]any)) != 1 || g["members"].([]any)[0].(map[string]any)["value"] != id {
+			t.Fatalf("PUT group: %d %v", code, g)
+		}
+		if code, _, _ := c.do("DELETE", "/Groups/"+gid, nil); code != 204 {
+			t.Fatalf("delete group: %d", code)
+		}
+	})
+}
