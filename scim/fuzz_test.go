@@ -1,0 +1,73 @@
+package scim_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/server"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// FuzzSCIM sends arbitrary filters, PATCH paths and bodies to the server:
+// nothing may panic or answer 5xx.
+func FuzzSCIM(f *testing.F) {
+	for _, s := range []struct{ filter, path, value string }{
+		{`userName eq "a"`, `name.givenName`, `"x"`},
+		{`emails[type eq "work"]`, `emails[type eq "work"].value`, `"a@b"`},
+		{`not (active eq true) or externalId pr`, `members[value eq "1"]`, `[{"value":"1"}]`},
+		{`displayName eq "G"`, `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager`, `{"value":"x"}`},
+		{`meta.created gt "2020-01-01T00:00:00Z"`, ``, `{"active":"False","name.familyName":"y"}`},
+	} {
+		f.Add(s.filter, s.path, s.value)
+	}
+	ctx := context.Background()
+	d, err := sqlstore.Open(ctx, filepath.Join(f.TempDir(), "fuzz.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer d.Close()
+	admin := &usersync.User{Username: "admin", Email: "a@x.example", Type: usersync.UserAdministrator, Enabled: true}
+	if err := d.CreateUser(ctx, admin); err != nil {
+		f.Fatal(err)
+	}
+	token, _, _ := d.CreateToken(ctx, admin.ID, "fuzz")
+	member := &usersync.User{Username: "m", Email: "m@x.example", Enabled: true}
+	d.CreateUser(ctx, member)
+	g := &usersync.Group{Name: "G"}
+	d.CreateGroup(ctx, g)
+	h := server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	send := func(t *testing.T, method, target, body string) {
+		req := httptest.NewRequest(method, target, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s %q: %d %s", method, target, body, rec.Code, rec.Body.String())
+		}
+	}
+	f.Fuzz(func(t *testing.T, filter, path, value string) {
+		q := url.Values{"filter": {filter}}.Encode()
+		send(t, "GET", server.SCIMPath+"/Users?"+q, "")
+		send(t, "GET", server.SCIMPath+"/Groups?"+q, "")
+		op := `{"Operations":[{"op":"replace","path":` + quote(path) + `,"value":` + value + `}]}`
+		send(t, "PATCH", server.SCIMPath+"/Users/"+itoa(member.ID), op)
+		send(t, "PATCH", server.SCIMPath+"/Groups/"+itoa(g.ID), op)
+		send(t, "POST", server.SCIMPath+"/Users", `{"userName":`+quote(filter)+`,"emails":[{"value":`+value+`}]}`)
+	})
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
