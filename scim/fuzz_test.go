@@ -44,7 +44,7 @@ func FuzzSCIM(f *testing.F) {
 	d.CreateUser(ctx, member)
 	g := &usersync.Group{Name: "G"}
 	d.CreateGroup(ctx, g)
-	h := server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{SCIMLogDir: f.TempDir()})
 	send := func(t *testing.T, method, target, body string) {
 		req := httptest.NewRequest(method, target, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)

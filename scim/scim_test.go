@@ -10,9 +10,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/internal/dirtest"
@@ -64,8 +66,12 @@ func (c *client) doWith(method, path string, body any, headers map[string]string
 // start serves the service over dir on loopback and returns a client with
 // an administrator's token, and that of a regular user.
 func start(t *testing.T, d usersync.Directory) (admin *client, regular *client) {
+	return startLogging(t, d, "")
+}
+
+func startLogging(t *testing.T, d usersync.Directory, logDir string) (admin *client, regular *client) {
 	ctx := context.Background()
-	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{SCIMLogDir: logDir}))
 	t.Cleanup(srv.Close)
 	token := func(name string, typ usersync.UserType) string {
 		u := &usersync.User{Username: name, Email: name + "@x.example", Type: typ, Enabled: true}
@@ -212,6 +218,47 @@ func TestUsers(t *testing.T) {
 			if code, body, _ := c.do("GET", p, nil); code != 404 || body["status"] != "404" {
 				t.Fatalf("GET %s after delete: %d %v", p, code, body)
 			}
+		}
+	})
+}
+
+// TestRequestLogger: with ENABLE_SCIM_REQUEST_LOGGER=Y (set while serving)
+// requests and responses are logged, the token and passwords redacted;
+// with N nothing more is written.
+func TestRequestLogger(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		dir := t.TempDir()
+		c, _ := startLogging(t, d, dir)
+		c.do("GET", "/Users", nil) // off: not logged
+		if _, err := d.SetSetting(context.Background(), "ENABLE_SCIM_REQUEST_LOGGER", "Y"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // the setting is read at most once a second
+		body := entraUser("logged@example.com", "l-1")
+		body["password"] = "Sup3rSecret!"
+		c.do("POST", "/Users", body)
+		read := func() string {
+			files, _ := filepath.Glob(filepath.Join(dir, "scim-*.log"))
+			var all strings.Builder
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				all.Write(b)
+			}
+			return all.String()
+		}
+		log := read()
+		if strings.Count(log, "\n") != 1 || !strings.Contains(log, `"path":"/Users"`) || !strings.Contains(log, "logged@example.com") || !strings.Contains(log, `"status":201`) {
+			t.Fatalf("log:\n%s", log)
+		}
+		if strings.Contains(log, c.token) || strings.Contains(log, "Sup3rSecret!") {
+			t.Fatalf("the log holds a secret:\n%s", log)
+		}
+		d.SetSetting(context.Background(), "ENABLE_SCIM_REQUEST_LOGGER", "N")
+		time.Sleep(1100 * time.Millisecond)
+		c.do("GET", "/Users", nil)
+		if read() != log {
+			t.Fatal("logged after the setting went back to N")
 		}
 	})
 }

@@ -28,11 +28,14 @@ type Server struct {
 	base string // the mount path, for meta.location
 	log  *slog.Logger
 	mux  *http.ServeMux
+	reqs *requestLog
 }
 
-// New returns a SCIM server for dir mounted at base ("/scim/v2").
-func New(dir usersync.Directory, base string, log *slog.Logger) *Server {
-	s := &Server{dir: dir, base: strings.TrimRight(base, "/"), log: log, mux: http.NewServeMux()}
+// New returns a SCIM server for dir mounted at base ("/scim/v2"). While
+// ENABLE_SCIM_REQUEST_LOGGER is Y, requests and responses are written to
+// daily files in logDir ("" disables that).
+func New(dir usersync.Directory, base string, log *slog.Logger, logDir string) *Server {
+	s := &Server{dir: dir, base: strings.TrimRight(base, "/"), log: log, mux: http.NewServeMux(), reqs: &requestLog{dir: logDir}}
 	s.mux.HandleFunc("GET /ServiceProviderConfig", s.serviceProviderConfig)
 	s.mux.HandleFunc("GET /ResourceTypes", s.resourceTypes)
 	s.mux.HandleFunc("GET /Schemas", s.schemas)
@@ -75,7 +78,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rel := *r.URL // a copy: the caller's URL stays as it was
 	rel.Path = "/" + strings.TrimLeft(strings.TrimPrefix(r.URL.Path, s.base), "/")
 	r.URL = &rel
-	s.mux.ServeHTTP(w, r)
+	s.reqs.wrap(s, w, r, s.mux.ServeHTTP)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

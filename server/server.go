@@ -20,8 +20,13 @@ import (
 // SCIMPath is where SCIM is served.
 const SCIMPath = "/scim/v2"
 
+// Options configure the service.
+type Options struct {
+	SCIMLogDir string // where ENABLE_SCIM_REQUEST_LOGGER=Y writes requests
+}
+
 // New returns the service's handler over dir.
-func New(dir usersync.Directory, log *slog.Logger) http.Handler {
+func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -35,7 +40,7 @@ func New(dir usersync.Directory, log *slog.Logger) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { metrics.WritePrometheus(w, true) })
-	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log))
+	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
 	return observe(mux, log)
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 func (a *app) serveCommand() *cobra.Command {
-	var listen, cert, key, logFormat string
+	var listen, cert, key, logFormat, scimLogDir string
 	c := &cobra.Command{
 		Use:   "serve [--listen ADDR]",
 		Short: "Run the usersync service: SCIM 2.0 at /scim/v2, /healthz, /readyz, /metrics",
@@ -27,8 +27,10 @@ json) on standard error. With --tls-cert and --tls-key it serves HTTPS. On
 SIGINT or SIGTERM it stops accepting connections and finishes the requests
 in flight (up to 30 s).
 
-SCIM now serves Users (create, read, list with filters, delete) and the
-discovery endpoints; PATCH, PUT and Groups are still to come.`,
+SCIM serves Users and Groups (create, read, list with filters, PUT, PATCH,
+delete) and the discovery endpoints. While the setting
+ENABLE_SCIM_REQUEST_LOGGER is Y, each SCIM request and response is written to
+a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 		Args: cobra.NoArgs,
 		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 			var handler slog.Handler
@@ -53,7 +55,7 @@ discovery endpoints; PATCH, PUT and Groups are still to come.`,
 				scheme = "https"
 			}
 			log.Info("usersync serving", "address", scheme+"://"+ln.Addr().String(), "scim", scheme+"://"+ln.Addr().String()+server.SCIMPath, "directory", d.Where())
-			srv := &http.Server{Handler: server.New(d, log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
 			done := make(chan struct{})
 			go func() {
@@ -82,5 +84,6 @@ discovery endpoints; PATCH, PUT and Groups are still to come.`,
 	fl.StringVar(&cert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	fl.StringVar(&key, "tls-key", "", "TLS private key file (PEM)")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&scimLogDir, "scim-log-dir", "scim-log", "where SCIM requests are logged while the setting ENABLE_SCIM_REQUEST_LOGGER is Y")
 	return c
 }
