@@ -123,8 +123,8 @@ func (s *Server) userJSON(u *usersync.User) map[string]any {
 		"meta": map[string]any{"resourceType": "User", "created": u.CreatedAt.Format(time.RFC3339Nano), "lastModified": u.UpdatedAt.Format(time.RFC3339Nano),
 			"location": s.base + "/Users/" + id, "version": etag(u.Version)},
 	}
-	if u.SourceID != "" {
-		out["externalId"] = u.SourceID
+	if u.Source == SourceSCIM && u.SourceID != "" {
+		out["externalId"] = u.SourceID // the SCIM client's own id for users it owns
 	}
 	if u.Email != "" {
 		out["emails"] = []map[string]any{{"value": u.Email, "type": "work", "primary": true}}

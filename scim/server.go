@@ -272,8 +272,11 @@ func (s *Server) softDelete(r *http.Request) (remove bool, prefix string, err er
 // stateOf is what SCIM sees of a user: a soft-deleted user's name without
 // the prefix it got when it was disabled.
 func stateOf(u *usersync.User, prefix string) userState {
-	st := userState{UserName: u.Username, ExternalID: u.SourceID, GivenName: u.FirstName, FamilyName: u.LastName, Email: u.Email,
+	st := userState{UserName: u.Username, GivenName: u.FirstName, FamilyName: u.LastName, Email: u.Email,
 		Active: u.Enabled, Attrs: map[string]string{}}
+	if u.Source == SourceSCIM {
+		st.ExternalID = u.SourceID
+	}
 	if !u.Enabled && prefix != "" {
 		st.UserName = strings.TrimPrefix(u.Username, prefix)
 	}
@@ -368,8 +371,12 @@ func (s *Server) saveUser(w http.ResponseWriter, r *http.Request, u *usersync.Us
 	if st.Active != u.Enabled {
 		upd.Enabled = &st.Active
 	}
-	if st.ExternalID != u.SourceID {
+	if u.Source == SourceSCIM && st.ExternalID != u.SourceID {
 		upd.SourceID = &st.ExternalID
+	} else if u.Source != SourceSCIM && st.ExternalID != "" {
+		// A SCIM client that gives a user its id takes the user over.
+		src := SourceSCIM
+		upd.Source, upd.SourceID = &src, &st.ExternalID
 	}
 	for k, v := range st.Attrs {
 		if u.Attributes[k] != v {

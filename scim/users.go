@@ -110,7 +110,7 @@ var userAttrs = map[string]struct {
 	field string
 	exact bool
 }{
-	"username": {"username", false}, "externalid": {"sourceId", true}, "id": {"id", true}, "active": {"enabled", false},
+	"username": {"username", false}, "id": {"id", true}, "active": {"enabled", false},
 	"name.givenname": {"firstName", false}, "name.familyname": {"lastName", false},
 	"emails": {"email", false}, "emails.value": {"email", false},
 	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
@@ -130,6 +130,15 @@ func userMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
 		return match("attributes."+p.Name, op, v, false)
 	case p.URI != "" && !strings.EqualFold(p.URI, SchemaUser):
 		return nil, invalidFilter("unknown schema %q", p.URI)
+	}
+	if key == "externalid" {
+		// externalId is the SCIM client's id of users it owns (source
+		// "scim"); the partial index users_scim_external serves this.
+		m, err := match("sourceId", op, v, true)
+		if err != nil {
+			return nil, err
+		}
+		return usersync.All{usersync.Match{Field: "source", Op: usersync.OpEq, Value: SourceSCIM, CaseExact: true}, m}, nil
 	}
 	a, ok := userAttrs[key]
 	if !ok {
