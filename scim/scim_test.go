@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,8 +12,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,9 +27,31 @@ import (
 func TestMain(m *testing.M) { os.Exit(dirtest.Main(m)) }
 
 type client struct {
-	t     *testing.T
+	t     fataler
 	base  string
 	token string
+}
+
+// fataler is what client needs of a test: *testing.T, or goroutineT in
+// goroutines, where t.Fatal must not be called.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// goroutineT records a failure and ends the goroutine (its deferred calls run).
+type goroutineT struct {
+	mu     *sync.Mutex
+	failed *[]string
+}
+
+func (goroutineT) Helper() {}
+
+func (g goroutineT) Fatal(args ...any) {
+	g.mu.Lock()
+	*g.failed = append(*g.failed, fmt.Sprint(args...))
+	g.mu.Unlock()
+	runtime.Goexit()
 }
 
 func (c *client) do(method, path string, body any) (int, map[string]any, http.Header) {

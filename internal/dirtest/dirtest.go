@@ -5,6 +5,7 @@ package dirtest
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/usersync/usersync"
@@ -29,12 +30,27 @@ func Backends(t *testing.T, fn func(t *testing.T, open Opener)) {
 	})
 }
 
+// dsns remembers where each opened directory lives, for Reopen.
+var dsns sync.Map
+
 func open(t *testing.T, dsn string) usersync.Directory {
 	t.Helper()
 	d, err := sqlstore.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	dsns.Store(usersync.Directory(d), dsn)
+	t.Cleanup(func() { d.Close(); dsns.Delete(usersync.Directory(d)) })
 	return d
+}
+
+// Reopen opens a second handle on the directory d was opened on (a second
+// connection pool, as another replica of the service would have).
+func Reopen(t *testing.T, d usersync.Directory) usersync.Directory {
+	t.Helper()
+	dsn, ok := dsns.Load(d)
+	if !ok {
+		t.Fatal("dirtest.Reopen: the directory was not opened by dirtest")
+	}
+	return open(t, dsn.(string))
 }
