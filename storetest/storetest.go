@@ -881,7 +881,9 @@ func testGroupConditions(t *testing.T, d usersync.Directory) {
 			t.Fatal(err)
 		}
 	}
-	m := func(field string, op usersync.MatchOp, v any) usersync.Match { return usersync.Match{Field: field, Op: op, Value: v} }
+	m := func(field string, op usersync.MatchOp, v any) usersync.Match {
+		return usersync.Match{Field: field, Op: op, Value: v}
+	}
 	for _, tc := range []struct {
 		cond usersync.Cond
 		want string

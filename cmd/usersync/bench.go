@@ -272,4 +272,3 @@ func (a *app) benchSCIM(ctx context.Context, clients int, d time.Duration, seedU
 	fmt.Fprintf(a.stdout, "\n%-34s %7.0f ms\n", "PATCH adding 10,000 members", float64(time.Since(start).Microseconds())/1000)
 	return nil
 }
-
