@@ -120,6 +120,12 @@ func connectSQLite(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, usersync.Errorf(usersync.EINVALID, "database %q: %v", path, err)
 	}
+	// Keep connections open: opening one runs the pragmas above, and
+	// database/sql keeps only 2 idle by default, so a busy server would open
+	// and close a connection per request. Writers queue on the write lock
+	// anyway; 8 connections serve concurrent readers (WAL).
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
 	d := &DB{db: db, dialect: sqliteDialect, where: path}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

@@ -199,10 +199,6 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	var total int
-	if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM users`+cond), args...).Scan(&total); err != nil {
-		return nil, 0, d.wrapErr("count users", err)
-	}
 	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+userCols+` FROM users`+cond+` ORDER BY username_key`+limitClause(f.Offset, f.Limit)), args...)
 	if err != nil {
 		return nil, 0, d.wrapErr("list users", err)
@@ -216,7 +212,18 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 		}
 		out = append(out, u)
 	}
-	return out, total, d.wrapErr("list users", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, 0, d.wrapErr("list users", err)
+	}
+	// A first page that is not full holds everything: no need to count
+	// (a SCIM lookup by userName is one query, not two).
+	total := len(out)
+	if f.Offset > 0 || (f.Limit > 0 && len(out) == f.Limit) {
+		if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM users`+cond), args...).Scan(&total); err != nil {
+			return nil, 0, d.wrapErr("count users", err)
+		}
+	}
+	return out, total, nil
 }
 
 // UsersByUsername returns the existing users among usernames, keyed by
