@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,8 +53,10 @@ type DB struct {
 	// them the busy-wait polling that SQLite would otherwise do.
 	writeMu sync.Mutex
 
-	rebound sync.Map // query with ? → query in the dialect's placeholders
-	stmts   sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)
+	rebound   sync.Map // query with ? → query in the dialect's placeholders
+	stmts     sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)
+	reads     sync.Map // query → *sql.Stmt prepared on the pool (hot reads)
+	readCount atomic.Int64
 
 	// hookBeforeCommit, set by tests, runs after a write transaction has
 	// numbered its change events and before it commits.
@@ -198,10 +201,12 @@ func (d *DB) Where() string { return d.where }
 
 // Close closes the database.
 func (d *DB) Close() error {
-	d.stmts.Range(func(_, st any) bool {
-		st.(*sql.Stmt).Close()
-		return true
-	})
+	for _, m := range []*sync.Map{&d.stmts, &d.reads} {
+		m.Range(func(_, st any) bool {
+			st.(*sql.Stmt).Close()
+			return true
+		})
+	}
 	return d.db.Close()
 }
 
@@ -250,3 +255,44 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// maxCachedReads bounds the read statements kept prepared: queries are
+// built from conditions, whose attribute names are literals, so the set of
+// texts is open-ended.
+const maxCachedReads = 256
+
+// readStmt returns query prepared on the pool, kept for the next call:
+// the per-request reads of a server (token lookup, userName filter) would
+// otherwise be parsed on every request.
+func (d *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, bool, error) {
+	if st, ok := d.reads.Load(query); ok {
+		return st.(*sql.Stmt), true, nil
+	}
+	st, err := d.db.PrepareContext(ctx, d.q(query))
+	if err != nil {
+		return nil, false, err
+	}
+	if d.readCount.Add(1) > maxCachedReads {
+		d.readCount.Add(-1)
+		return st, false, nil // the caller closes it
+	}
+	if prev, loaded := d.reads.LoadOrStore(query, st); loaded {
+		st.Close()
+		d.readCount.Add(-1)
+		return prev.(*sql.Stmt), true, nil
+	}
+	return st, true, nil
+}
+
+// queryRows runs a read through readStmt.
+func (d *DB) queryRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, cached, err := d.readStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if !cached {
+		defer st.Close()
+	}
+	return rows, err
+}

@@ -86,9 +86,20 @@ func (d *DB) Authenticate(ctx context.Context, clear string) (*usersync.User, er
 	}
 	var tokenID int64
 	var used sql.NullInt64
-	row := d.db.QueryRowContext(ctx, d.q(`SELECT t.id, t.last_used_at, `+prefixCols("u.", userCols)+` FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`),
+	rows, err := d.queryRows(ctx, `SELECT t.id, t.last_used_at, `+prefixCols("u.", userCols)+` FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`,
 		usersync.HashToken(clear))
-	u, err := scanUser(scanFunc(func(dest ...any) error { return row.Scan(append([]any{&tokenID, &used}, dest...)...) }))
+	if err != nil {
+		return nil, d.wrapErr("authenticate", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, d.wrapErr("authenticate", err)
+		}
+		return nil, usersync.Errorf(usersync.EUNAUTHORIZED, "invalid API token")
+	}
+	u, err := scanUser(scanFunc(func(dest ...any) error { return rows.Scan(append([]any{&tokenID, &used}, dest...)...) }))
+	rows.Close()
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, usersync.Errorf(usersync.EUNAUTHORIZED, "invalid API token")
 	} else if err != nil {

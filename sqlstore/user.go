@@ -199,7 +199,7 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+userCols+` FROM users`+cond+` ORDER BY username_key`+limitClause(f.Offset, f.Limit)), args...)
+	rows, err := d.queryRows(ctx, `SELECT `+userCols+` FROM users`+cond+` ORDER BY username_key`+limitClause(f.Offset, f.Limit), args...)
 	if err != nil {
 		return nil, 0, d.wrapErr("list users", err)
 	}
