@@ -57,6 +57,20 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 			log.Info("usersync serving", "address", scheme+"://"+ln.Addr().String(), "scim", scheme+"://"+ln.Addr().String()+server.SCIMPath, "directory", d.Where())
 			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
+			go func() { // keep the SQLite WAL short, off the request path
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						if err := d.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+							log.Warn("checkpoint failed", "err", err)
+						}
+					}
+				}
+			}()
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
