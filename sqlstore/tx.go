@@ -115,8 +115,39 @@ func (d *DB) wrapErr(what string, err error) error {
 	return fmt.Errorf("%s on %s database: %w", what, d.dialect.name, err)
 }
 
+// stmt returns query prepared for this transaction from the DB's bounded
+// statement cache: the same few statements run in every write, and parsing
+// them each time was a tenth of a SCIM create.
+func (t *tx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	shared, cached, err := t.d.readStmt(t.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	var st *sql.Stmt
+	if cached {
+		st = t.sqlTx.StmtContext(t.ctx, shared)
+	} else { // the cache is full: prepare for this transaction alone
+		shared.Close()
+		if st, err = t.sqlTx.PrepareContext(t.ctx, t.d.q(query)); err != nil {
+			return nil, err
+		}
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
 func (t *tx) exec(query string, args ...any) (int64, error) {
-	res, err := t.sqlTx.ExecContext(t.ctx, t.d.q(query), args...)
+	st, err := t.stmt(query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(t.ctx, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -129,11 +160,19 @@ func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
 	if t.sqlTx == nil { // a read outside any transaction
 		return t.d.db.QueryContext(t.ctx, t.d.q(query), args...)
 	}
-	return t.sqlTx.QueryContext(t.ctx, t.d.q(query), args...)
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(t.ctx, args...)
 }
 
 func (t *tx) queryRow(query string, args ...any) *sql.Row {
-	return t.sqlTx.QueryRowContext(t.ctx, t.d.q(query), args...)
+	st, err := t.stmt(query)
+	if err != nil {
+		return t.sqlTx.QueryRowContext(t.ctx, t.d.q(query), args...) // reports the same error on Scan
+	}
+	return st.QueryRowContext(t.ctx, args...)
 }
 
 // change records an event to be appended when the transaction commits.
@@ -188,7 +227,7 @@ func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int
 		for i := start; i < end; i++ {
 			args = row(i, args)
 		}
-		st, err := t.prepared("INSERT INTO "+table+" VALUES "+strings.TrimSuffix(strings.Repeat(one+",", end-start), ",")+suffix, end-start == per)
+		st, err := t.prepared("INSERT INTO "+table+" VALUES "+strings.TrimSuffix(strings.Repeat(one+",", end-start), ",")+suffix, end-start == per || end-start <= 8)
 		if err != nil {
 			return t.d.wrapErr("prepare insert into "+strings.Fields(table)[0], err)
 		}
