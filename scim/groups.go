@@ -23,29 +23,15 @@ var groupAttrs = map[string]struct {
 
 // groupCond translates a SCIM filter on Groups into a directory condition.
 func groupCond(e filter.Expr) (usersync.Cond, error) {
-	switch e := e.(type) {
-	case *filter.Logical:
-		l, err := groupCond(e.Left)
-		if err != nil {
-			return nil, err
+	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
+		switch e := e.(type) {
+		case *filter.Present:
+			return groupMatch(e.Path, "pr", nil)
+		case *filter.Compare:
+			return groupMatch(e.Path, e.Op, e.Value)
 		}
-		r, err := groupCond(e.Right)
-		if err != nil {
-			return nil, err
-		}
-		if e.Op == "and" {
-			return usersync.All{l, r}, nil
-		}
-		return usersync.Any{l, r}, nil
-	case *filter.Not:
-		c, err := groupCond(e.Expr)
-		return usersync.Not{Cond: c}, err
-	case *filter.Present:
-		return groupMatch(e.Path, "pr", nil)
-	case *filter.Compare:
-		return groupMatch(e.Path, e.Op, e.Value)
-	}
-	return nil, invalidFilter("groups filter on displayName, externalId, id and meta dates")
+		return nil, invalidFilter("groups filter on displayName, externalId, id and meta dates")
+	})
 }
 
 func groupMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
@@ -239,12 +225,10 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	start, count := 1, 100
-	if n, err := strconv.Atoi(q.Get("startIndex")); err == nil {
-		start = max(n, 1)
-	}
-	if n, err := strconv.Atoi(q.Get("count")); err == nil {
-		count = min(max(n, 0), MaxResults)
+	start, count, err := paging(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	f := usersync.GroupFilter{Offset: start - 1, Limit: max(count, 1)}
 	if v := q.Get("filter"); v != "" {

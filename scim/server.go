@@ -134,24 +134,34 @@ func readBody(r *http.Request, v any) error {
 	return nil
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+// paging reads startIndex (1-based; below 1 means 1, RFC 7644 §3.4.2.4) and
+// count (default 100, at most MaxResults).
+func paging(r *http.Request) (start, count int, err error) {
+	start, count = 1, 100
 	q := r.URL.Query()
-	start, count := 1, 100
 	if v := q.Get("startIndex"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			writeError(w, &Error{Status: 400, ScimType: "invalidValue", Detail: "startIndex must be an integer"})
-			return
+			return 0, 0, invalidValue("startIndex must be an integer, not %q", v)
 		}
-		start = max(n, 1) // RFC 7644 §3.4.2.4: values below 1 mean 1
+		start = max(n, 1)
 	}
 	if v := q.Get("count"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			writeError(w, &Error{Status: 400, ScimType: "invalidValue", Detail: "count must be an integer"})
-			return
+			return 0, 0, invalidValue("count must be an integer, not %q", v)
 		}
 		count = min(max(n, 0), MaxResults)
+	}
+	return start, count, nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	start, count, err := paging(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	f := usersync.UserFilter{Offset: start - 1, Limit: count}
 	if v := q.Get("filter"); v != "" {
@@ -167,7 +177,6 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	var users []*usersync.User
 	var total int
-	var err error
 	if count == 0 {
 		f.Limit = 1 // only the total is asked for
 		_, total, err = s.dir.FindUsers(r.Context(), f)

@@ -23,13 +23,32 @@ const (
 // Attributes usersync does not store make the filter invalid, as RFC 7644
 // §3.4.2.2 asks.
 func userCond(e filter.Expr) (usersync.Cond, error) {
+	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
+		switch e := e.(type) {
+		case *filter.Present:
+			return userMatch(e.Path, "pr", nil)
+		case *filter.Compare:
+			return userMatch(e.Path, e.Op, e.Value)
+		case *filter.ValuePath:
+			if !strings.EqualFold(e.Path.Name, "emails") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaUser)) {
+				return nil, invalidFilter("value filters apply to emails only here, not %s", e.Path)
+			}
+			return emailCond(e.Filter)
+		}
+		return nil, invalidFilter("unsupported expression")
+	})
+}
+
+// translate maps and, or and not onto directory conditions and leaves the
+// attribute expressions to leaf.
+func translate(e filter.Expr, leaf func(filter.Expr) (usersync.Cond, error)) (usersync.Cond, error) {
 	switch e := e.(type) {
 	case *filter.Logical:
-		l, err := userCond(e.Left)
+		l, err := translate(e.Left, leaf)
 		if err != nil {
 			return nil, err
 		}
-		r, err := userCond(e.Right)
+		r, err := translate(e.Right, leaf)
 		if err != nil {
 			return nil, err
 		}
@@ -38,70 +57,45 @@ func userCond(e filter.Expr) (usersync.Cond, error) {
 		}
 		return usersync.Any{l, r}, nil
 	case *filter.Not:
-		c, err := userCond(e.Expr)
+		c, err := translate(e.Expr, leaf)
 		if err != nil {
 			return nil, err
 		}
 		return usersync.Not{Cond: c}, nil
-	case *filter.Present:
-		return userMatch(e.Path, "pr", nil)
-	case *filter.Compare:
-		return userMatch(e.Path, e.Op, e.Value)
-	case *filter.ValuePath:
-		if !strings.EqualFold(e.Path.Name, "emails") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaUser)) {
-			return nil, invalidFilter("value filters apply to emails only here, not %s", e.Path)
-		}
-		return emailCond(e.Filter)
 	}
-	return nil, invalidFilter("unsupported expression")
+	return leaf(e)
 }
 
 // emailCond translates the filter inside emails[…]: usersync keeps one
 // email, the work one, which is also primary.
 func emailCond(e filter.Expr) (usersync.Cond, error) {
-	switch e := e.(type) {
-	case *filter.Logical:
-		l, err := emailCond(e.Left)
-		if err != nil {
-			return nil, err
-		}
-		r, err := emailCond(e.Right)
-		if err != nil {
-			return nil, err
-		}
-		if e.Op == "and" {
-			return usersync.All{l, r}, nil
-		}
-		return usersync.Any{l, r}, nil
-	case *filter.Not:
-		c, err := emailCond(e.Expr)
-		return usersync.Not{Cond: c}, err
-	case *filter.Present:
-		switch strings.ToLower(e.Path.Name) {
-		case "value":
-			return usersync.Match{Field: "email", Op: usersync.OpPresent}, nil
-		case "type", "primary":
-			return usersync.Match{Field: "email", Op: usersync.OpPresent}, nil
-		}
-	case *filter.Compare:
-		switch strings.ToLower(e.Path.Name) {
-		case "value":
-			return match("email", e.Op, e.Value, false)
-		case "type":
-			s, ok := e.Value.(string)
-			if !ok || e.Op != "eq" {
-				return nil, invalidFilter("emails type compares with eq and a string")
+	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
+		switch e := e.(type) {
+		case *filter.Present:
+			switch strings.ToLower(e.Path.Name) {
+			case "value", "type", "primary":
+				return usersync.Match{Field: "email", Op: usersync.OpPresent}, nil
 			}
-			return usersync.Always(strings.EqualFold(s, "work")), nil
-		case "primary":
-			b, ok := e.Value.(bool)
-			if !ok || e.Op != "eq" {
-				return nil, invalidFilter("emails primary compares with eq and true or false")
+		case *filter.Compare:
+			switch strings.ToLower(e.Path.Name) {
+			case "value":
+				return match("email", e.Op, e.Value, false)
+			case "type":
+				s, ok := e.Value.(string)
+				if !ok || e.Op != "eq" {
+					return nil, invalidFilter("emails type compares with eq and a string")
+				}
+				return usersync.Always(strings.EqualFold(s, "work")), nil
+			case "primary":
+				b, ok := e.Value.(bool)
+				if !ok || e.Op != "eq" {
+					return nil, invalidFilter("emails primary compares with eq and true or false")
+				}
+				return usersync.Always(b), nil
 			}
-			return usersync.Always(b), nil
 		}
-	}
-	return nil, invalidFilter("emails have value, type and primary only")
+		return nil, invalidFilter("emails have value, type and primary only")
+	})
 }
 
 // userAttrs maps SCIM User attribute paths (lower case) to directory

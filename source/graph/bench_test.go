@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
+	"github.com/usersync/usersync/internal/benchtest"
 	"github.com/usersync/usersync/pull"
 	"github.com/usersync/usersync/sqlstore"
 )
@@ -63,39 +63,6 @@ func benchDir(b *testing.B) *sqlstore.DB {
 	return d
 }
 
-// peakHeap samples the heap while fn runs and returns its peak above the
-// heap before (emulator and tenant included, as they share the process).
-func peakHeap(fn func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				if m.HeapAlloc > peak.Load() {
-					peak.Store(m.HeapAlloc)
-				}
-			}
-		}
-	}()
-	fn()
-	close(done)
-	if p := peak.Load(); p > base {
-		return p - base
-	}
-	return 0
-}
-
 // BenchmarkPullFull is a first sync of a whole group into an empty
 // directory, at zero latency: time, peak heap and Graph requests.
 func BenchmarkPullFull(b *testing.B) {
@@ -121,7 +88,7 @@ func BenchmarkPullFull(b *testing.B) {
 				rc.n.Store(0)
 				d := benchDir(b)
 				b.StartTimer()
-				peak = max(peak, peakHeap(func() {
+				peak = max(peak, benchtest.PeakHeap(func() {
 					r, err := pull.Sync(context.Background(), d, src, "Bench", pull.Options{AutoCreate: pull.CreateAll})
 					if err != nil || r.Written.UsersCreated != n {
 						b.Fatalf("%+v %v", r, err)

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	oktaemu "github.com/usersync/usersync/emulate/okta"
+	"github.com/usersync/usersync/internal/benchtest"
 	"github.com/usersync/usersync/pull"
 	"github.com/usersync/usersync/sqlstore"
 )
@@ -28,38 +27,6 @@ func benchDir(b *testing.B) *sqlstore.DB {
 	return d
 }
 
-// peakHeap samples the heap while fn runs and returns its peak above the heap before.
-func peakHeap(fn func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				if m.HeapAlloc > peak.Load() {
-					peak.Store(m.HeapAlloc)
-				}
-			}
-		}
-	}()
-	fn()
-	close(done)
-	if p := peak.Load(); p > base {
-		return p - base
-	}
-	return 0
-}
-
 // BenchmarkPullOktaFull is a first sync of Everyone (100,000 users; about
 // 3% DEPROVISIONED and skipped) into an empty directory at zero latency.
 func BenchmarkPullOktaFull(b *testing.B) {
@@ -72,7 +39,7 @@ func BenchmarkPullOktaFull(b *testing.B) {
 		src := newClient(b, Config{Host: srv.URL, Token: token}).Source(Mapping{})
 		d := benchDir(b)
 		b.StartTimer()
-		peak = max(peak, peakHeap(func() {
+		peak = max(peak, benchtest.PeakHeap(func() {
 			r, err := pull.Sync(context.Background(), d, src, "Everyone", pull.Options{AutoCreate: pull.CreateAll})
 			if err != nil || r.Written.UsersCreated+r.Counts[pull.SkipUser] != n {
 				b.Fatalf("%+v %v", r, err)

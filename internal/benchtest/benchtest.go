@@ -1,0 +1,41 @@
+// Package benchtest holds what the pull benchmarks share.
+package benchtest
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// PeakHeap samples the heap every 5 ms while fn runs and returns its peak
+// above the heap before (what shares the process — an emulator — counts too).
+func PeakHeap(fn func()) uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapAlloc > peak.Load() {
+					peak.Store(m.HeapAlloc)
+				}
+			}
+		}
+	}()
+	fn()
+	close(done)
+	if p := peak.Load(); p > base {
+		return p - base
+	}
+	return 0
+}
