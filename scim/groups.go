@@ -220,7 +220,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", etag(g.Version))
-	writeJSON(w, 200, body)
+	writeJSON(w, 200, project(r, body))
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +257,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		resources = append(resources, body)
+		resources = append(resources, project(r, body))
 	}
 	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": total, "startIndex": start,
 		"itemsPerPage": len(resources), "Resources": resources})
@@ -510,4 +510,62 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", etag(next.Version))
 	writeJSON(w, 200, body)
+}
+
+// project applies a request's attributes and excludedAttributes (RFC 7644
+// §3.4.2.5) to a resource: id, schemas and meta.resourceType always stay.
+// Names are top-level attributes ("name", "emails", "members"), a
+// sub-attribute ("name.givenName") or, for the enterprise extension, its
+// URN-qualified attributes.
+func project(r *http.Request, res map[string]any) map[string]any {
+	q := r.URL.Query()
+	list := func(v string) []string {
+		var out []string
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaUser+":"), SchemaGroup+":")
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	// top names the top-level attribute a path is in, and whether the path
+	// is that whole attribute.
+	top := func(a string) (string, bool) {
+		if strings.EqualFold(a, SchemaEnterprise) {
+			return SchemaEnterprise, true
+		}
+		if _, ok := enterpriseKey(a); ok {
+			return SchemaEnterprise, false
+		}
+		name, sub, _ := strings.Cut(a, ".")
+		return name, sub == ""
+	}
+	find := func(key string) (string, bool) {
+		for k := range res {
+			if strings.EqualFold(k, key) {
+				return k, true
+			}
+		}
+		return "", false
+	}
+	if v := q.Get("attributes"); v != "" {
+		out := map[string]any{"id": res["id"], "schemas": res["schemas"]}
+		for _, a := range list(v) {
+			key, _ := top(a)
+			if k, ok := find(key); ok {
+				out[k] = res[k]
+			}
+		}
+		return out
+	}
+	if v := q.Get("excludedAttributes"); v != "" {
+		for _, a := range list(v) {
+			key, whole := top(a)
+			if k, ok := find(key); ok && whole && k != "id" && k != "schemas" {
+				delete(res, k)
+			}
+		}
+	}
+	return res
 }

@@ -287,3 +287,23 @@ func TestRequestLogger(t *testing.T) {
 		}
 	})
 }
+
+func TestAttributesProjection(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		_, u, _ := c.do("POST", "/Users", entraUser("proj@example.com", "p-1"))
+		id := u["id"].(string)
+		_, got, _ := c.do("GET", "/Users/"+id+"?attributes=userName,name.givenName", nil)
+		if got["userName"] != "proj@example.com" || got["name"] == nil || got["emails"] != nil || got["id"] != id || got["schemas"] == nil {
+			t.Fatalf("attributes: %v", got)
+		}
+		_, got, _ = c.do("GET", "/Users/"+id+"?excludedAttributes=emails,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", nil)
+		if got["emails"] != nil || got["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] != nil || got["userName"] == nil {
+			t.Fatalf("excludedAttributes: %v", got)
+		}
+		_, list, _ := c.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "proj@example.com"`)+"&attributes=userName", nil)
+		if r := list["Resources"].([]any)[0].(map[string]any); r["userName"] == nil || r["active"] != nil {
+			t.Fatalf("list with attributes: %v", r)
+		}
+	})
+}

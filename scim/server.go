@@ -189,7 +189,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	resources := make([]map[string]any, 0, len(users))
 	for _, u := range users {
-		resources = append(resources, s.userJSON(u))
+		resources = append(resources, project(r, s.userJSON(u)))
 	}
 	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": total, "startIndex": start,
 		"itemsPerPage": len(resources), "Resources": resources})
@@ -212,7 +212,7 @@ func (s *Server) findUser(w http.ResponseWriter, r *http.Request) *usersync.User
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	if u := s.findUser(w, r); u != nil {
 		w.Header().Set("ETag", etag(u.Version))
-		writeJSON(w, 200, s.userJSON(u))
+		writeJSON(w, 200, project(r, s.userJSON(u)))
 	}
 }
 
