@@ -80,7 +80,11 @@ func TestOktaTokenPrompt(t *testing.T) {
 	var screen lockedBuffer
 	go io.Copy(&screen, ptmx)
 	go func() {
-		time.Sleep(200 * time.Millisecond) // the prompt is up
+		// Type only once the prompt is shown (echo is off by then).
+		for i := 0; i < 500 && !strings.Contains(screen.String(), "Okta API token:"); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
 		ptmx.Write([]byte(oktaToken + "\r"))
 	}()
 	var out bytes.Buffer
