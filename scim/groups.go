@@ -196,17 +196,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) findGroup(w http.ResponseWriter, r *http.Request) *usersync.Group {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		writeError(w, &Error{Status: 404, Detail: "group " + r.PathValue("id") + " not found"})
-		return nil
-	}
-	g, err := s.dir.FindGroupByID(r.Context(), id)
-	if err != nil {
-		s.fail(w, r, err)
-		return nil
-	}
-	return g
+	return find(s, w, r, "group", s.dir.FindGroupByID)
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
@@ -259,8 +249,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		}
 		resources = append(resources, project(r, body))
 	}
-	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": total, "startIndex": start,
-		"itemsPerPage": len(resources), "Resources": resources})
+	writeList(w, start, total, resources)
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
@@ -303,12 +292,8 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 	if g == nil || !ifMatch(w, r, g.Version) {
 		return
 	}
-	var req patchRequest
-	if err := readBody(r, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
+	req, err := readPatch(r)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -443,10 +428,7 @@ func (s *Server) applyGroupChange(r *http.Request, g *usersync.Group, upd usersy
 	}
 	if upd.Name != nil || upd.Alias != nil || upd.Description != nil {
 		if _, err = s.dir.UpdateGroup(ctx, g.ID, upd, g.Version); err != nil {
-			if usersync.ErrorCode(err) == usersync.ECONFLICT && upd.Name != nil {
-				return &Error{Status: 409, ScimType: "uniqueness", Detail: usersync.ErrorMessage(err)}
-			}
-			return err
+			return err // a taken name is ECONFLICT: fail answers 409 uniqueness
 		}
 	}
 	if len(addIDs) > 0 {

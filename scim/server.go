@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -191,22 +192,47 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	for _, u := range users {
 		resources = append(resources, project(r, s.userJSON(u)))
 	}
-	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": total, "startIndex": start,
-		"itemsPerPage": len(resources), "Resources": resources})
+	writeList(w, start, total, resources)
 }
 
 func (s *Server) findUser(w http.ResponseWriter, r *http.Request) *usersync.User {
+	return find(s, w, r, "user", s.dir.FindUserByID)
+}
+
+// find reads the resource named by the path's {id}; it answers the error
+// itself and returns nil when there is none.
+func find[T any](s *Server, w http.ResponseWriter, r *http.Request, kind string, get func(context.Context, int64) (*T, error)) *T {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		writeError(w, &Error{Status: 404, Detail: "user " + r.PathValue("id") + " not found"})
+		writeError(w, &Error{Status: 404, Detail: kind + " " + r.PathValue("id") + " not found"})
 		return nil
 	}
-	u, err := s.dir.FindUserByID(r.Context(), id)
+	v, err := get(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return nil
 	}
-	return u
+	return v
+}
+
+// writeList answers a ListResponse.
+func writeList(w http.ResponseWriter, start, total int, resources []map[string]any) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"schemas":      []string{SchemaListResp},
+		"totalResults": total,
+		"startIndex":   start,
+		"itemsPerPage": len(resources),
+		"Resources":    resources,
+	})
+}
+
+// readPatch reads and checks a PatchOp body.
+func readPatch(r *http.Request) (*patchRequest, error) {
+	var req patchRequest
+	if err := readBody(r, &req); err != nil {
+		return nil, err
+	}
+	return &req, req.check()
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
@@ -268,14 +294,19 @@ func ifMatch(w http.ResponseWriter, r *http.Request, version int64) bool {
 	return false
 }
 
-// softDelete reads the settings that say what active=false means.
-func (s *Server) softDelete(r *http.Request) (remove bool, prefix string, err error) {
+// softDelete is what active=false means, from the settings.
+type softDelete struct {
+	remove bool   // delete the user
+	prefix string // else disable it and prefix its username
+}
+
+func (s *Server) softDelete(r *http.Request) (softDelete, error) {
 	rm, err := s.dir.Setting(r.Context(), "SCIM_REMOVE_USER_ON_SOFT_DELETE")
 	if err != nil {
-		return false, "", err
+		return softDelete{}, err
 	}
 	p, err := s.dir.Setting(r.Context(), "SCIM_SOFT_DELETE_PREFIX")
-	return rm.Bool(), p.Value, err
+	return softDelete{remove: rm.Bool(), prefix: p.Value}, err
 }
 
 // stateOf is what SCIM sees of a user: a soft-deleted user's name without
@@ -300,28 +331,24 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 	if u == nil || !ifMatch(w, r, u.Version) {
 		return
 	}
-	var req patchRequest
-	if err := readBody(r, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	_, prefix, err := s.softDelete(r)
+	req, err := readPatch(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	st := stateOf(u, prefix)
+	sd, err := s.softDelete(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st := stateOf(u, sd.prefix)
 	for _, op := range req.Operations {
 		if err := st.apply(op); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
-	s.saveUser(w, r, u, st)
+	s.saveUser(w, r, u, st, sd)
 }
 
 func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
@@ -339,20 +366,21 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	sd, err := s.softDelete(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.saveUser(w, r, u, userState{UserName: next.Username, ExternalID: next.SourceID, GivenName: next.FirstName, FamilyName: next.LastName,
-		Email: next.Email, Active: next.Enabled, Attrs: next.Attributes})
+		Email: next.Email, Active: next.Enabled, Attrs: next.Attributes}, sd)
 }
 
 // saveUser writes a changed state: active=false is a soft delete (the user
 // is deleted, or disabled and renamed with the prefix, as the settings
 // say); active=true after it restores the name.
-func (s *Server) saveUser(w http.ResponseWriter, r *http.Request, u *usersync.User, st userState) {
-	remove, prefix, err := s.softDelete(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if !st.Active && remove {
+func (s *Server) saveUser(w http.ResponseWriter, r *http.Request, u *usersync.User, st userState, sd softDelete) {
+	prefix := sd.prefix
+	if !st.Active && sd.remove {
 		if err := s.dir.DeleteUser(r.Context(), u.ID); err != nil {
 			s.fail(w, r, err)
 			return
@@ -400,11 +428,7 @@ func (s *Server) saveUser(w http.ResponseWriter, r *http.Request, u *usersync.Us
 	}
 	next, err := s.dir.UpdateUser(r.Context(), u.ID, upd, u.Version)
 	if err != nil {
-		if usersync.ErrorCode(err) == usersync.ECONFLICT && upd.Username != nil {
-			writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: usersync.ErrorMessage(err)})
-			return
-		}
-		s.fail(w, r, err)
+		s.fail(w, r, err) // a taken userName is ECONFLICT: 409 uniqueness
 		return
 	}
 	w.Header().Set("ETag", etag(next.Version))

@@ -21,8 +21,10 @@ import (
 // TestProgressBarOnTerminal runs a sync with standard error on a pseudo
 // terminal (a bar is drawn) and on a pipe (nothing but the summary).
 func TestProgressBarOnTerminal(t *testing.T) {
-	tenant := graphemu.Generate(12, 3000, 1)
-	emu := graphemu.NewServer(tenant, graphemu.Options{ClientID: "app-1", ClientSecret: emuSecret, Latency: 30 * time.Millisecond})
+	// Enough pages, slow enough, that the bar (redrawn at most every 100 ms)
+	// is drawn mid-sync however fast the machine writes.
+	tenant := graphemu.Generate(12, 8000, 1)
+	emu := graphemu.NewServer(tenant, graphemu.Options{ClientID: "app-1", ClientSecret: emuSecret, Latency: 60 * time.Millisecond})
 	srv := httptest.NewServer(emu)
 	defer srv.Close()
 	args := func(db string) []string {
