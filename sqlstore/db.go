@@ -49,9 +49,11 @@ type DB struct {
 	dialect dialect
 	where   string // the database, for messages, without credentials
 
-	// SQLite has one writer per file; serialising writers in-process spares
-	// them the busy-wait polling that SQLite would otherwise do.
-	writeMu sync.Mutex
+	// writer combines concurrent writes into shared transactions. SQLite
+	// has one writer per file: one lane spares writers the busy-wait
+	// polling that SQLite would otherwise do.
+	writer *writer
+	tokens tokenCache // recent Authenticate answers
 
 	rebound   sync.Map // query with ? → query in the dialect's placeholders
 	stmts     sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)
@@ -129,7 +131,7 @@ func connectSQLite(ctx context.Context, path string) (*DB, error) {
 	// anyway; 8 connections serve concurrent readers (WAL).
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	d := &DB{db: db, dialect: sqliteDialect, where: path}
+	d := &DB{db: db, dialect: sqliteDialect, where: path, writer: newWriter(1)}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, d.wrapOpenErr(err)
@@ -147,7 +149,7 @@ func connectPostgres(ctx context.Context, dsn string) (*DB, error) {
 	}
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
-	d := &DB{db: db, dialect: postgresDialect, where: redactDSN(dsn)}
+	d := &DB{db: db, dialect: postgresDialect, where: redactDSN(dsn), writer: newWriter(postgresLanes)}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {

@@ -73,6 +73,7 @@ func (d *DB) RevokeToken(ctx context.Context, id int64) error {
 		if n == 0 {
 			return usersync.Errorf(usersync.ENOTFOUND, "token %d not found", id)
 		}
+		t.onCommit(func() { t.d.tokens.dropUser(0) })
 		return nil
 	})
 }
@@ -84,10 +85,14 @@ func (d *DB) Authenticate(ctx context.Context, clear string) (*usersync.User, er
 	if !strings.HasPrefix(clear, usersync.TokenPrefix) {
 		return nil, usersync.Errorf(usersync.EUNAUTHORIZED, "invalid API token")
 	}
+	hash := usersync.HashToken(clear)
+	if u, ok := d.tokens.get(hash); ok {
+		return u, nil
+	}
+	gen, checked := d.tokens.generation(), time.Now()
 	var tokenID int64
 	var used sql.NullInt64
-	rows, err := d.queryRows(ctx, `SELECT t.id, t.last_used_at, `+prefixCols("u.", userCols)+` FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`,
-		usersync.HashToken(clear))
+	rows, err := d.queryRows(ctx, `SELECT t.id, t.last_used_at, `+prefixCols("u.", userCols)+` FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`, hash)
 	if err != nil {
 		return nil, d.wrapErr("authenticate", err)
 	}
@@ -113,6 +118,7 @@ func (d *DB) Authenticate(ctx context.Context, clear string) (*usersync.User, er
 			return nil, d.wrapErr("record token use", err)
 		}
 	}
+	d.tokens.put(hash, u, gen, checked)
 	return u, nil
 }
 

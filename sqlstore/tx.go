@@ -25,7 +25,11 @@ type tx struct {
 	// afterInsert, when set, sees the result of each multi-row INSERT
 	// without RETURNING (rows start..end-1 of the call).
 	afterInsert func(start, end int, res sql.Result) error
+	committed   []func() // run once the transaction has committed
 }
+
+// onCommit runs fn after the transaction commits (not if it rolls back).
+func (t *tx) onCommit(fn func()) { t.committed = append(t.committed, fn) }
 
 // prepared returns query prepared for this transaction. Bulk statements of
 // the same shape repeat hundreds of times in a batch and across batches;
@@ -71,34 +75,6 @@ func (t *tx) prepared(query string, share bool) (*sql.Stmt, error) {
 	}
 	t.stmts[query] = st
 	return st, nil
-}
-
-// update runs fn in a write transaction and commits it when fn returns nil.
-func (d *DB) update(ctx context.Context, fn func(*tx) error) error {
-	if d.dialect.name == "sqlite" {
-		d.writeMu.Lock()
-		defer d.writeMu.Unlock()
-	}
-	sqlTx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return d.wrapErr("begin transaction", err)
-	}
-	t := &tx{d: d, sqlTx: sqlTx, ctx: ctx, actor: usersync.ActorFrom(ctx), now: micros(now())}
-	if err := fn(t); err != nil {
-		sqlTx.Rollback()
-		return err
-	}
-	if err := t.flushChanges(); err != nil {
-		sqlTx.Rollback()
-		return err
-	}
-	if d.hookBeforeCommit != nil && len(t.events) > 0 {
-		d.hookBeforeCommit()
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return d.wrapErr("commit", err)
-	}
-	return nil
 }
 
 // wrapErr turns a database failure into an error that says what failed.
@@ -220,7 +196,7 @@ func (t *tx) flushChanges() error {
 func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int, args []any) []any, scan func(*sql.Rows) error) error {
 	per := min(t.d.dialect.maxParams/cols, 500)
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
-	args := make([]any, 0, per*cols)
+	args := make([]any, 0, min(n, per)*cols) // a single row is the common case: don't clear 500 rows' worth
 	for start := 0; start < n; start += per {
 		end := min(start+per, n)
 		args = args[:0]

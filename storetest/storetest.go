@@ -467,9 +467,28 @@ func testTokens(t *testing.T, d usersync.Directory) {
 	_, err = d.Authenticate(ctx, clear)
 	wantCode(t, err, usersync.EUNAUTHORIZED)
 	wantCode(t, d.RevokeToken(ctx, tok.ID), usersync.ENOTFOUND)
+	// Answers may be cached: every change below must show at once.
+	if got, err := d.Authenticate(ctx, clear2); err != nil || got.Type != usersync.UserRegular {
+		t.Fatalf("authenticate: %+v %v", got, err)
+	}
+	admin := usersync.UserAdministrator
+	d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Type: &admin}, 0)
+	if got, err := d.Authenticate(ctx, clear2); err != nil || got.Type != usersync.UserAdministrator {
+		t.Fatalf("authenticate after promotion: %+v %v", got, err)
+	}
 	off := false
 	d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Enabled: &off}, 0)
 	_, err = d.Authenticate(ctx, clear2)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	v := mustCreateUser(t, d, "leaver")
+	clear3, _, _ := d.CreateToken(ctx, v.ID, "x")
+	if _, err := d.Authenticate(ctx, clear3); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteUser(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.Authenticate(ctx, clear3)
 	wantCode(t, err, usersync.EUNAUTHORIZED)
 	_, _, err = d.CreateToken(ctx, 999999, "x")
 	wantCode(t, err, usersync.ENOTFOUND)

@@ -1,0 +1,68 @@
+package scim_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/server"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// BenchmarkCreateUser: POST /Users from 32 concurrent clients over
+// loopback to a server on a SQLite file, in one process (for profiles; the
+// figures in BENCHMARKS.md come from `usersync bench scim`, whose load runs
+// in another process).
+//
+//	go test ./scim -run '^$' -bench CreateUser -cpuprofile cpu.out
+func BenchmarkCreateUser(b *testing.B) {
+	ctx := context.Background()
+	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	admin := &usersync.User{Username: "scim-admin", Type: usersync.UserAdministrator, Enabled: true}
+	if err := d.CreateUser(ctx, admin); err != nil {
+		b.Fatal(err)
+	}
+	token, _, err := d.CreateToken(ctx, admin.ID, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
+	defer srv.Close()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var n atomic.Int64
+	b.SetParallelism(16) // 32 clients on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bench%d@x.example","externalId":"ext-%d",`+
+				`"active":true,"name":{"givenName":"Bench","familyName":"User %d"},"emails":[{"type":"work","primary":true,"value":"bench%d@x.example"}]}`, i, i, i, i)
+			req, _ := http.NewRequest("POST", srv.URL+server.SCIMPath+"/Users", bytes.NewReader([]byte(body)))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/scim+json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				b.Errorf("POST /Users: %s", resp.Status)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,234 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/usersync/usersync"
+)
+
+// Concurrent writes are combined into one database transaction (group
+// commit). A SCIM create on SQLite spent most of its time committing: each
+// commit writes the pages it dirtied (users, their indexes, the change log,
+// the change counter) to the WAL, and with one writer per file the 32
+// clients of a busy server queued behind those commits one by one. Now
+// whichever writer finds the writing lane free takes every write waiting at
+// that moment and runs them in one transaction, each inside its own
+// savepoint, so a write that fails is rolled back alone and the others
+// commit. On PostgreSQL it also takes the change counter's row lock once per
+// batch instead of once per write.
+//
+// Each write still sees every write before it (they run one after another),
+// and a write is reported done only after its batch has committed.
+
+// maxCombined bounds the writes in one transaction, so that a batch's
+// latency stays a few milliseconds.
+const maxCombined = 64
+
+// postgresLanes is how many combined transactions one process runs at a
+// time on PostgreSQL: they only queue on the change counter at commit, so a
+// second lane fills the other's round trips.
+const postgresLanes = 2
+
+// write is one call of update waiting for, or in, a batch.
+type write struct {
+	ctx  context.Context
+	fn   func(*tx) error
+	done chan error // buffered: the batch never waits for the caller
+}
+
+// writer queues writes and hands them out in batches.
+type writer struct {
+	lanes   chan struct{} // one token per batch that may run at a time
+	mu      sync.Mutex
+	pending []*write
+}
+
+func newWriter(lanes int) *writer {
+	return &writer{lanes: make(chan struct{}, lanes)}
+}
+
+// take removes up to maxCombined waiting writes.
+func (w *writer) take() []*write {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := min(len(w.pending), maxCombined)
+	batch := w.pending[:n:n]
+	w.pending = w.pending[n:]
+	if len(w.pending) == 0 {
+		w.pending = nil
+	}
+	return batch
+}
+
+// update runs fn in a write transaction, possibly together with other
+// writes, and returns once that transaction has committed (nil) or fn's
+// error. fn may run on another goroutine; it must only touch the tx and its
+// own values.
+func (d *DB) update(ctx context.Context, fn func(*tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return d.wrapErr("write", err)
+	}
+	me := &write{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w := d.writer
+	w.mu.Lock()
+	w.pending = append(w.pending, me)
+	w.mu.Unlock()
+	for {
+		select {
+		case err := <-me.done:
+			return err
+		case w.lanes <- struct{}{}:
+			batch := w.take()
+			if len(batch) > 0 {
+				d.runBatch(batch)
+			}
+			<-w.lanes
+			if len(batch) == 0 { // another lane has taken mine
+				return <-me.done
+			}
+		}
+	}
+}
+
+// runBatch runs writes in one transaction and reports to each. A write
+// that fails for a reason of its own (a taken name, a stale version) is
+// rolled back to its savepoint; a write that lost a deadlock, and every
+// write of a batch whose transaction failed as a whole, runs again alone.
+func (d *DB) runBatch(batch []*write) {
+	var alone []*write
+	if len(batch) == 1 {
+		batch[0].done <- d.runTx(batch[0], false)
+		return
+	}
+	// The transaction outlives any one caller: a caller that goes away must
+	// not roll back the others' writes (on SQLite an interrupted statement
+	// rolls back the whole transaction), so statements run without the
+	// callers' cancellation and a caller already gone is skipped.
+	sqlTx, err := d.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		err = d.wrapErr("begin transaction", err)
+		for _, wr := range batch {
+			wr.done <- err
+		}
+		return
+	}
+	stmts := map[string]*sql.Stmt{}
+	var ok []*write
+	var events []*usersync.Change
+	var committed []func()
+	var failed error
+	for i, wr := range batch {
+		if err := wr.ctx.Err(); err != nil {
+			wr.done <- d.wrapErr("write", err)
+			continue
+		}
+		if _, err := sqlTx.Exec("SAVEPOINT w"); err != nil {
+			failed = err
+			alone = append(alone, batch[i:]...)
+			break
+		}
+		t := d.newTx(wr.ctx, sqlTx, stmts)
+		if err := wr.fn(t); err != nil {
+			if _, rerr := sqlTx.Exec("ROLLBACK TO SAVEPOINT w"); rerr != nil {
+				// The transaction is gone (SQLite rolls back the whole
+				// transaction on some errors): what it did is lost.
+				failed = rerr
+				alone = append(alone, batch[i:]...)
+				break
+			}
+			if retryable(err) {
+				alone = append(alone, wr)
+			} else {
+				wr.done <- err
+			}
+			continue
+		}
+		if _, err := sqlTx.Exec("RELEASE SAVEPOINT w"); err != nil {
+			failed = err
+			alone = append(alone, batch[i:]...)
+			break
+		}
+		ok = append(ok, wr)
+		events = append(events, t.events...)
+		committed = append(committed, t.committed...)
+	}
+	if failed == nil {
+		t := d.newTx(context.Background(), sqlTx, stmts)
+		t.events = events
+		failed = t.flushChanges()
+		if failed == nil && d.hookBeforeCommit != nil && len(events) > 0 {
+			d.hookBeforeCommit()
+		}
+		if failed == nil {
+			failed = sqlTx.Commit()
+		}
+	}
+	if failed != nil {
+		sqlTx.Rollback()
+		alone = append(ok, alone...)
+	} else {
+		for _, fn := range committed {
+			fn()
+		}
+		for _, wr := range ok {
+			wr.done <- nil
+		}
+	}
+	for _, wr := range alone {
+		wr.done <- d.runTx(wr, true)
+	}
+}
+
+// runTx runs one write in a transaction of its own.
+func (d *DB) runTx(wr *write, again bool) error {
+	if err := wr.ctx.Err(); err != nil {
+		return d.wrapErr("write", err)
+	}
+	sqlTx, err := d.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		return d.wrapErr("begin transaction", err)
+	}
+	t := d.newTx(wr.ctx, sqlTx, nil)
+	if err := wr.fn(t); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := t.flushChanges(); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if d.hookBeforeCommit != nil && len(t.events) > 0 {
+		d.hookBeforeCommit()
+	}
+	if err := sqlTx.Commit(); err != nil {
+		what := "commit"
+		if again {
+			what = "commit (alone, after its combined transaction failed)"
+		}
+		return d.wrapErr(what, err)
+	}
+	for _, fn := range t.committed {
+		fn()
+	}
+	return nil
+}
+
+func (d *DB) newTx(ctx context.Context, sqlTx *sql.Tx, stmts map[string]*sql.Stmt) *tx {
+	if stmts == nil {
+		stmts = map[string]*sql.Stmt{}
+	}
+	return &tx{d: d, sqlTx: sqlTx, ctx: context.WithoutCancel(ctx), actor: usersync.ActorFrom(ctx), now: micros(now()), stmts: stmts}
+}
+
+// retryable reports a failure caused by concurrent transactions rather
+// than by the write itself: PostgreSQL's deadlock and serialization
+// failures. Such a write runs again alone, after its batch.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}

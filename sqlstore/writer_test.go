@@ -1,0 +1,165 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+)
+
+// TestCombinedWrites runs many writes at once so that they share
+// transactions, some of which fail: a taken username, and a write that
+// inserts a user and then fails. Each failure must be rolled back alone,
+// every other write must commit, and the change log must hold exactly the
+// committed writes' events.
+func TestCombinedWrites(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := openDB(t, dsn(t))
+			var commits atomic.Int64
+			d.hookBeforeCommit = func() {
+				commits.Add(1)
+				time.Sleep(2 * time.Millisecond) // let writes pile up behind a commit
+			}
+			ctx := context.Background()
+			if err := d.CreateUser(ctx, &usersync.User{Username: "taken"}); err != nil {
+				t.Fatal(err)
+			}
+			start, _ := d.LastChangeSeq(ctx)
+			commits.Store(0)
+
+			const writers = 200
+			errBoom := errors.New("boom")
+			results := make([]error, writers)
+			var wg sync.WaitGroup
+			for i := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					switch i % 10 {
+					case 3: // a username that exists: ECONFLICT
+						results[i] = d.CreateUser(ctx, &usersync.User{Username: "TAKEN"})
+					case 7: // writes, then fails: nothing of it may stay
+						results[i] = d.update(ctx, func(t *tx) error {
+							if err := t.createUsers([]*usersync.User{{Username: fmt.Sprintf("ghost%d", i)}}); err != nil {
+								return err
+							}
+							return errBoom
+						})
+					default:
+						results[i] = d.CreateUser(ctx, &usersync.User{Username: fmt.Sprintf("u%d", i)})
+					}
+				}()
+			}
+			wg.Wait()
+
+			for i, err := range results {
+				switch i % 10 {
+				case 3:
+					if usersync.ErrorCode(err) != usersync.ECONFLICT {
+						t.Errorf("write %d: got %v, want ECONFLICT", i, err)
+					}
+				case 7:
+					if !errors.Is(err, errBoom) {
+						t.Errorf("write %d: got %v, want its own error", i, err)
+					}
+					if _, err := d.FindUserByUsername(ctx, fmt.Sprintf("ghost%d", i)); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+						t.Errorf("ghost%d of a failed write is stored (%v)", i, err)
+					}
+				default:
+					if err != nil {
+						t.Errorf("write %d: %v", i, err)
+					} else if _, err := d.FindUserByUsername(ctx, fmt.Sprintf("u%d", i)); err != nil {
+						t.Errorf("u%d: %v", i, err)
+					}
+				}
+			}
+			const good = writers * 8 / 10
+			_, total, err := d.FindUsers(ctx, usersync.UserFilter{Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := good + 1; total != want { // + taken
+				t.Errorf("%d users stored, want %d", total, want)
+			}
+			cs, err := d.ChangesAfter(ctx, start, 10*writers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs) != good {
+				t.Fatalf("%d change events, want %d", len(cs), good)
+			}
+			for i, c := range cs {
+				if c.Seq != start+int64(i)+1 || c.Kind != usersync.UserCreated {
+					t.Fatalf("event %d is %d %s, want %d user.created", i, c.Seq, c.Kind, start+int64(i)+1)
+				}
+			}
+			if n := commits.Load(); n >= good {
+				t.Errorf("%d commits for %d successful writes: nothing was combined", n, good)
+			}
+			t.Logf("%d writes in %d transactions", good, commits.Load())
+		})
+	}
+}
+
+// TestCombinedWriteCallerGone: a caller whose context ends while its write
+// waits gets an error, and its write is not applied.
+func TestCombinedWriteCallerGone(t *testing.T) {
+	d := openDB(t, backends()["sqlite"](t))
+	ctx := context.Background()
+	hold, held := make(chan struct{}), make(chan struct{})
+	go d.update(ctx, func(*tx) error { close(held); <-hold; return nil })
+	<-held
+	gone, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- d.CreateUser(gone, &usersync.User{Username: "late"}) }()
+	time.Sleep(20 * time.Millisecond) // the write is queued behind the held lane
+	cancel()
+	close(hold)
+	if err := <-errc; usersync.ErrorCode(err) != usersync.EUNAVAILABLE {
+		t.Fatalf("got %v, want EUNAVAILABLE for a caller that went away", err)
+	}
+	if _, err := d.FindUserByUsername(ctx, "late"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatalf("the abandoned write was applied (%v)", err)
+	}
+}
+
+// TestTokenCacheAcrossReplicas: a token revoked through one handle on the
+// database is refused by another (a replica) within tokenTTL.
+func TestTokenCacheAcrossReplicas(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			where := dsn(t)
+			a, b := openDB(t, where), openDB(t, where)
+			ctx := context.Background()
+			u := &usersync.User{Username: "scim", Type: usersync.UserAdministrator, Enabled: true}
+			if err := a.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			clear, tok, err := a.CreateToken(ctx, u.ID, "entra")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Authenticate(ctx, clear); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.RevokeToken(ctx, tok.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Authenticate(ctx, clear); usersync.ErrorCode(err) != usersync.EUNAUTHORIZED {
+				t.Fatalf("the revoking handle: %v, want EUNAUTHORIZED", err)
+			}
+			time.Sleep(tokenTTL)
+			if _, err := b.Authenticate(ctx, clear); usersync.ErrorCode(err) != usersync.EUNAUTHORIZED {
+				t.Fatalf("the replica after %v: %v, want EUNAUTHORIZED", tokenTTL, err)
+			}
+		})
+	}
+}
