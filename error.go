@@ -8,7 +8,8 @@ import (
 // Error codes shared by every part of usersync. Low layers return them; each
 // edge (CLI exit status, SCIM error body, HTTP status) translates them once.
 const (
-	ECONFLICT     = "conflict"     // the object exists already, or a write raced another
+	ECONFLICT     = "conflict"     // the object exists already, or a rule about other objects forbids the change
+	ESTALE        = "stale"        // the object changed since the caller read it (its version moved)
 	EINTERNAL     = "internal"     // a bug or an unexpected failure; details are logged, not shown
 	EINVALID      = "invalid"      // the input is malformed or breaks a rule
 	ENOTFOUND     = "not_found"    // the object does not exist

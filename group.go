@@ -106,6 +106,16 @@ type GroupUpdate struct {
 	Attributes  map[string]*string
 }
 
+// GroupChange is one all-or-nothing change of a group's attributes and
+// user members.
+type GroupChange struct {
+	GroupUpdate
+	Add    []int64 // users to add; each must exist
+	Remove []int64 // users to remove; ids not in the group are ignored
+	// ReplaceMembers makes the user members exactly Add; Remove is ignored.
+	ReplaceMembers bool
+}
+
 // GroupFilter selects groups for listing.
 type GroupFilter struct {
 	Source string
@@ -125,6 +135,11 @@ type GroupService interface {
 	UpdateGroup(ctx context.Context, id int64, upd GroupUpdate, expectVersion int64) (*Group, error)
 	DeleteGroup(ctx context.Context, id int64) error
 
+	// ChangeGroup applies ch in one transaction: nothing of it is applied
+	// when any part fails (a taken name, a user that does not exist). When
+	// expectVersion is not 0 it fails with ESTALE unless the stored version
+	// equals it. The version moves once when attributes or members change.
+	ChangeGroup(ctx context.Context, id int64, ch GroupChange, expectVersion int64) (*Group, error)
 	// AddMembers adds users to a group; users already in it are left alone.
 	// It returns how many were added.
 	AddMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error)

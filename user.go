@@ -166,7 +166,12 @@ type UserService interface {
 	// UsernameKey.
 	UsersByUsername(ctx context.Context, usernames []string) (map[string]*User, error)
 	// UpdateUser applies upd and, when expectVersion is not 0, fails with
-	// ECONFLICT unless the stored version equals it.
+	// ESTALE unless the stored version equals it.
 	UpdateUser(ctx context.Context, id int64, upd UserUpdate, expectVersion int64) (*User, error)
+	// ModifyUser is UpdateUser with the update computed by fn from the user
+	// as stored, inside the write: a change read-modify-written this way
+	// cannot race another. fn gets a copy, may run on another goroutine,
+	// and its error is returned as it is, with nothing written.
+	ModifyUser(ctx context.Context, id int64, expectVersion int64, fn func(*User) (UserUpdate, error)) (*User, error)
 	DeleteUser(ctx context.Context, id int64) error
 }

@@ -399,52 +399,27 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// applyGroupChange renames, then removes and adds members (by user id);
-// with replace, every current member not in add is removed.
+// applyGroupChange renames and changes members (by user id) in one
+// transaction; with replace, the members become exactly add. With If-Match
+// the change applies only to the version the client named.
 func (s *Server) applyGroupChange(r *http.Request, g *usersync.Group, upd usersync.GroupUpdate, add, remove []string, replace bool) error {
-	addIDs, err := memberIDs(add)
-	if err != nil {
+	ch := usersync.GroupChange{GroupUpdate: upd, ReplaceMembers: replace}
+	var err error
+	if ch.Add, err = memberIDs(add); err != nil {
 		return err
 	}
-	removeIDs, err := memberIDs(remove)
-	if err != nil {
+	if ch.Remove, err = memberIDs(remove); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	if replace {
-		keep := map[int64]bool{}
-		for _, id := range addIDs {
-			keep[id] = true
-		}
-		users, _, err := s.dir.Members(ctx, g.ID, 0, 0)
-		if err != nil {
-			return err
-		}
-		for _, u := range users {
-			if !keep[u.ID] {
-				removeIDs = append(removeIDs, u.ID)
-			}
-		}
+	var expect int64
+	if r.Header.Get("If-Match") != "" {
+		expect = g.Version
 	}
-	if upd.Name != nil || upd.Alias != nil || upd.Description != nil {
-		if _, err = s.dir.UpdateGroup(ctx, g.ID, upd, g.Version); err != nil {
-			return err // a taken name is ECONFLICT: fail answers 409 uniqueness
-		}
+	_, err = s.dir.ChangeGroup(r.Context(), g.ID, ch, expect)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND && strings.HasPrefix(usersync.ErrorMessage(err), "user ") {
+		return invalidValue("%s", usersync.ErrorMessage(err)) // a member that does not exist
 	}
-	if len(addIDs) > 0 {
-		if _, err := s.dir.AddMembers(ctx, g.ID, addIDs); err != nil {
-			if usersync.ErrorCode(err) == usersync.ENOTFOUND {
-				return invalidValue("%s", usersync.ErrorMessage(err))
-			}
-			return err
-		}
-	}
-	if len(removeIDs) > 0 {
-		if _, err := s.dir.RemoveMembers(ctx, g.ID, removeIDs); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err // a taken name is ECONFLICT: fail answers 409 uniqueness
 }
 
 // putGroup replaces a group's name, externalId, description and members.

@@ -2,7 +2,9 @@ package scim_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"sync"
 	"testing"
 
 	"github.com/usersync/usersync/internal/dirtest"
@@ -153,6 +155,86 @@ func TestOktaSequence(t *testing.T) {
 		}
 		if code, _, _ := c.do("DELETE", "/Groups/"+gid, nil); code != 204 {
 			t.Fatalf("delete group: %d", code)
+		}
+	})
+}
+
+// TestGroupPatchAllOrNothing: a PATCH that renames a group and adds a user
+// that does not exist changes nothing; a good one changes the group's
+// ETag, and a stale If-Match is refused.
+func TestGroupPatchAllOrNothing(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		_, u, _ := c.do("POST", "/Users", entraUser("member@example.com", "m-1"))
+		uid := u["id"].(string)
+		_, g, h := c.do("POST", "/Groups", map[string]any{"displayName": "Before"})
+		gid, tag := g["id"].(string), h.Get("ETag")
+
+		bad := ops(
+			map[string]any{"op": "Replace", "path": "displayName", "value": "After"},
+			map[string]any{"op": "Add", "path": "members", "value": []map[string]any{{"value": uid}, {"value": "999999"}}},
+		)
+		if code, body, _ := c.do("PATCH", "/Groups/"+gid, bad); code != 400 || body["scimType"] != "invalidValue" {
+			t.Fatalf("PATCH with a missing member: %d %v", code, body)
+		}
+		_, g, h = c.do("GET", "/Groups/"+gid, nil)
+		if g["displayName"] != "Before" || len(memberSet(t, c, gid)) != 0 || h.Get("ETag") != tag {
+			t.Fatalf("a refused PATCH changed the group: %v, ETag %s (was %s)", g, h.Get("ETag"), tag)
+		}
+
+		good := ops(map[string]any{"op": "add", "path": "members", "value": []map[string]any{{"value": uid}}})
+		if code, body, _ := c.doWith("PATCH", "/Groups/"+gid, good, map[string]string{"If-Match": tag}); code != 204 {
+			t.Fatalf("PATCH with a matching If-Match: %d %v", code, body)
+		}
+		_, _, h = c.do("GET", "/Groups/"+gid+"?excludedAttributes=members", nil)
+		if h.Get("ETag") == tag {
+			t.Fatalf("adding a member left the group's ETag at %s", tag)
+		}
+		if code, _, _ := c.doWith("PATCH", "/Groups/"+gid, bad, map[string]string{"If-Match": tag}); code != 412 {
+			t.Fatalf("stale If-Match on a group: %d, want 412", code)
+		}
+	})
+}
+
+// TestConcurrentUserPatches: PATCHes of one user from several clients at
+// once, without If-Match, all apply (a write that raced another is
+// recomputed), each to its own attribute.
+func TestConcurrentUserPatches(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		_, u, _ := c.do("POST", "/Users", entraUser("busy@example.com", "b-1"))
+		id := u["id"].(string)
+		const clients, each = 8, 10
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var failed []string
+		for k := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				gc := &client{goroutineT{&mu, &failed}, c.base, c.token}
+				for i := range each {
+					patch := ops(map[string]any{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
+						"value": fmt.Sprint(i)}, map[string]any{"op": "add", "path": fmt.Sprintf("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:division%d", k), "value": fmt.Sprint(i)})
+					if code, body, _ := gc.do("PATCH", "/Users/"+id, patch); code != 200 {
+						gc.t.Fatal(fmt.Sprintf("client %d PATCH %d: %d %v", k, i, code, body))
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if len(failed) > 0 {
+			t.Fatal(failed[0])
+		}
+		_, u, h := c.do("GET", "/Users/"+id, nil)
+		if want := fmt.Sprintf(`W/"%d"`, 1+clients*each); h.Get("ETag") != want {
+			t.Fatalf("ETag %s after %d PATCHes, want %s", h.Get("ETag"), clients*each, want)
+		}
+		ent, _ := u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].(map[string]any)
+		for k := range clients {
+			if v := ent[fmt.Sprintf("division%d", k)]; v != fmt.Sprint(each-1) {
+				t.Fatalf("client %d's last PATCH is lost: division%d = %v", k, k, v)
+			}
 		}
 	})
 }

@@ -112,6 +112,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, &Error{Status: 404, Detail: msg})
 	case usersync.ECONFLICT:
 		writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: msg})
+	case usersync.ESTALE:
+		if r.Header.Get("If-Match") != "" {
+			writeError(w, &Error{Status: http.StatusPreconditionFailed, Detail: msg})
+		} else {
+			writeError(w, &Error{Status: http.StatusConflict, Detail: msg + "; send the request again"})
+		}
 	case usersync.EINVALID:
 		writeError(w, &Error{Status: 400, ScimType: "invalidValue", Detail: msg})
 	default:
@@ -336,19 +342,15 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sd, err := s.softDelete(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	st := stateOf(u, sd.prefix)
-	for _, op := range req.Operations {
-		if err := st.apply(op); err != nil {
-			s.fail(w, r, err)
-			return
+	s.writeUser(w, r, u, func(u *usersync.User, sd softDelete) (userState, error) {
+		st := stateOf(u, sd.prefix)
+		for _, op := range req.Operations {
+			if err := st.apply(op); err != nil {
+				return st, err
+			}
 		}
-	}
-	s.saveUser(w, r, u, st, sd)
+		return st, nil
+	})
 }
 
 func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
@@ -366,28 +368,58 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.writeUser(w, r, u, func(*usersync.User, softDelete) (userState, error) {
+		return userState{UserName: next.Username, ExternalID: next.SourceID, GivenName: next.FirstName, FamilyName: next.LastName,
+			Email: next.Email, Active: next.Enabled, Attrs: next.Attributes}, nil
+	})
+}
+
+// errSoftDelete stops a user write that is a soft delete with
+// SCIM_REMOVE_USER_ON_SOFT_DELETE=Y: the user is deleted instead.
+var errSoftDelete = errors.New("soft delete removes the user")
+
+// writeUser saves the state that state computes from the user as stored
+// (inside the write, so concurrent PATCHes of one user never lose each
+// other's changes) and answers the request. With If-Match the write
+// applies only to the version the client named.
+func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.User, state func(*usersync.User, softDelete) (userState, error)) {
 	sd, err := s.softDelete(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.saveUser(w, r, u, userState{UserName: next.Username, ExternalID: next.SourceID, GivenName: next.FirstName, FamilyName: next.LastName,
-		Email: next.Email, Active: next.Enabled, Attrs: next.Attributes}, sd)
-}
-
-// saveUser writes a changed state: active=false is a soft delete (the user
-// is deleted, or disabled and renamed with the prefix, as the settings
-// say); active=true after it restores the name.
-func (s *Server) saveUser(w http.ResponseWriter, r *http.Request, u *usersync.User, st userState, sd softDelete) {
-	prefix := sd.prefix
-	if !st.Active && sd.remove {
-		if err := s.dir.DeleteUser(r.Context(), u.ID); err != nil {
-			s.fail(w, r, err)
+	var expect int64
+	if r.Header.Get("If-Match") != "" {
+		expect = u.Version
+	}
+	next, err := s.dir.ModifyUser(r.Context(), u.ID, expect, func(cur *usersync.User) (usersync.UserUpdate, error) {
+		st, err := state(cur, sd)
+		if err != nil {
+			return usersync.UserUpdate{}, err
+		}
+		if !st.Active && sd.remove {
+			return usersync.UserUpdate{}, errSoftDelete
+		}
+		return updateFor(cur, st, sd.prefix), nil
+	})
+	if errors.Is(err, errSoftDelete) {
+		if err = s.dir.DeleteUser(r.Context(), u.ID); err == nil {
+			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		w.WriteHeader(http.StatusNoContent)
+	}
+	if err != nil {
+		s.fail(w, r, err) // a taken userName is ECONFLICT: 409 uniqueness
 		return
 	}
+	w.Header().Set("ETag", etag(next.Version))
+	writeJSON(w, 200, s.userJSON(next))
+}
+
+// updateFor is the update that turns u into st. active=false is a soft
+// delete: the user is disabled and its username gets the prefix;
+// active=true after it restores the name.
+func updateFor(u *usersync.User, st userState, prefix string) usersync.UserUpdate {
 	name := st.UserName
 	if !st.Active && prefix != "" {
 		name = prefix + name
@@ -426,11 +458,5 @@ func (s *Server) saveUser(w http.ResponseWriter, r *http.Request, u *usersync.Us
 			upd.Attributes[k] = nil
 		}
 	}
-	next, err := s.dir.UpdateUser(r.Context(), u.ID, upd, u.Version)
-	if err != nil {
-		s.fail(w, r, err) // a taken userName is ECONFLICT: 409 uniqueness
-		return
-	}
-	w.Header().Set("ETag", etag(next.Version))
-	writeJSON(w, 200, s.userJSON(next))
+	return upd
 }

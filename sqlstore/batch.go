@@ -321,16 +321,21 @@ func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[str
 	}
 	for _, gk := range order {
 		w := byGroup[gk]
-		n, err := t.changeMembers(w.group, w.adds, names, false)
+		added, err := t.changeMembers(w.group, w.adds, names, false)
 		if err != nil {
 			return err
 		}
-		res.MembersAdded += n
-		n, err = t.changeMembers(w.group, w.removes, names, true)
+		res.MembersAdded += added
+		n, err := t.changeMembers(w.group, w.removes, names, true)
 		if err != nil {
 			return err
 		}
 		res.MembersRemoved += n
+		if n+added > 0 {
+			if _, err := t.exec(`UPDATE groups SET version = version + 1, updated_at = ? WHERE id = ?`, t.now, w.group.ID); err != nil {
+				return t.d.wrapErr("update group version", err)
+			}
+		}
 	}
 	return nil
 }

@@ -138,6 +138,11 @@ func (t *tx) lockGroup(id int64) (*usersync.Group, error) {
 
 // UpdateGroup applies upd to a group. The Default Group cannot be renamed.
 func (d *DB) UpdateGroup(ctx context.Context, id int64, upd usersync.GroupUpdate, expectVersion int64) (*usersync.Group, error) {
+	return d.ChangeGroup(ctx, id, usersync.GroupChange{GroupUpdate: upd}, expectVersion)
+}
+
+// ChangeGroup applies attribute and member changes in one transaction.
+func (d *DB) ChangeGroup(ctx context.Context, id int64, ch usersync.GroupChange, expectVersion int64) (*usersync.Group, error) {
 	var out *usersync.Group
 	err := d.update(ctx, func(t *tx) error {
 		g, err := t.lockGroup(id)
@@ -145,28 +150,88 @@ func (d *DB) UpdateGroup(ctx context.Context, id int64, upd usersync.GroupUpdate
 			return err
 		}
 		if expectVersion != 0 && g.Version != expectVersion {
-			return usersync.Errorf(usersync.ECONFLICT, "group %q was changed meanwhile (version %d, expected %d)", g.Name, g.Version, expectVersion)
+			return usersync.Errorf(usersync.ESTALE, "group %q was changed meanwhile (version %d, expected %d)", g.Name, g.Version, expectVersion)
 		}
-		next := *g
-		next.Attributes = applyAttrs(g.Attributes, upd.Attributes)
-		set(&next.Name, upd.Name)
-		set(&next.Description, upd.Description)
-		set(&next.Alias, upd.Alias)
-		set(&next.Source, upd.Source)
-		set(&next.SourceID, upd.SourceID)
-		if usersync.GroupNameKey(g.Name) == usersync.GroupNameKey(usersync.DefaultGroupName) && next.Name != g.Name {
-			return usersync.Errorf(usersync.EFORBIDDEN, "the %s is built in and cannot be renamed", usersync.DefaultGroupName)
-		}
-		if err := next.Validate(); err != nil {
+		next, err := t.updateGroup(g, ch.GroupUpdate)
+		if err != nil {
 			return err
 		}
-		if err := t.saveGroup(g, &next); err != nil {
+		remove := ch.Remove
+		if ch.ReplaceMembers {
+			if remove, err = t.membersBut(id, ch.Add); err != nil {
+				return err
+			}
+		}
+		added, err := t.addMembers(groupRef(next), ch.Add)
+		if err != nil {
 			return err
 		}
-		out = &next
+		removed, err := t.removeMembers(groupRef(next), remove)
+		if err != nil {
+			return err
+		}
+		if added+removed > 0 && next.Version == g.Version {
+			if err := t.touchGroup(next); err != nil {
+				return err
+			}
+		}
+		out = next
 		return nil
 	})
 	return out, err
+}
+
+// updateGroup applies upd to g (locked) and saves it when it changed.
+func (t *tx) updateGroup(g *usersync.Group, upd usersync.GroupUpdate) (*usersync.Group, error) {
+	next := *g
+	next.Attributes = applyAttrs(g.Attributes, upd.Attributes)
+	set(&next.Name, upd.Name)
+	set(&next.Description, upd.Description)
+	set(&next.Alias, upd.Alias)
+	set(&next.Source, upd.Source)
+	set(&next.SourceID, upd.SourceID)
+	if usersync.GroupNameKey(g.Name) == usersync.GroupNameKey(usersync.DefaultGroupName) && next.Name != g.Name {
+		return nil, usersync.Errorf(usersync.EFORBIDDEN, "the %s is built in and cannot be renamed", usersync.DefaultGroupName)
+	}
+	if err := next.Validate(); err != nil {
+		return nil, err
+	}
+	if err := t.saveGroup(g, &next); err != nil {
+		return nil, err
+	}
+	return &next, nil
+}
+
+// touchGroup moves a group's version after its members changed: they are
+// part of what a SCIM client's ETag stands for.
+func (t *tx) touchGroup(g *usersync.Group) error {
+	g.Version, g.UpdatedAt = g.Version+1, fromMicros(t.now)
+	_, err := t.exec(`UPDATE groups SET version = version + 1, updated_at = ? WHERE id = ?`, t.now, g.ID)
+	return t.d.wrapErr("update group version", err)
+}
+
+// membersBut lists the group's user members that are not in keep.
+func (t *tx) membersBut(groupID int64, keep []int64) ([]int64, error) {
+	kept := make(map[int64]bool, len(keep))
+	for _, id := range keep {
+		kept[id] = true
+	}
+	rows, err := t.query(`SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user'`, groupID)
+	if err != nil {
+		return nil, t.d.wrapErr("read members", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, t.d.wrapErr("read members", err)
+		}
+		if !kept[id] {
+			out = append(out, id)
+		}
+	}
+	return out, t.d.wrapErr("read members", rows.Err())
 }
 
 func (t *tx) saveGroup(old, next *usersync.Group) error {
@@ -189,7 +254,7 @@ func (t *tx) saveGroup(old, next *usersync.Group) error {
 	} else if err != nil {
 		return t.d.wrapErr("update group", err)
 	} else if n == 0 {
-		return usersync.Errorf(usersync.ECONFLICT, "group %q was changed or deleted by another writer meanwhile; try again", old.Name)
+		return usersync.Errorf(usersync.ESTALE, "group %q was changed or deleted by another writer meanwhile; try again", old.Name)
 	}
 	t.change(usersync.GroupUpdated, groupRef(next), nil, diff)
 	return nil
@@ -272,43 +337,61 @@ func (t *tx) usernames(ids []int64) (map[int64]string, error) {
 
 // AddMembers adds users to a group; users already in it are left alone.
 func (d *DB) AddMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error) {
-	var n int
-	err := d.update(ctx, func(t *tx) error {
-		g, err := t.lockGroup(groupID)
-		if err != nil {
-			return err
-		}
-		names, err := t.usernames(userIDs)
-		if err != nil {
-			return err
-		}
-		for _, id := range userIDs {
-			if _, ok := names[id]; !ok {
-				return usersync.Errorf(usersync.ENOTFOUND, "user with id %d not found", id)
-			}
-		}
-		n, err = t.changeMembers(groupRef(g), userIDs, names, false)
-		return err
-	})
-	return n, err
+	return d.changeMembersOf(ctx, groupID, userIDs, false)
 }
 
 // RemoveMembers removes users from a group.
 func (d *DB) RemoveMembers(ctx context.Context, groupID int64, userIDs []int64) (int, error) {
+	return d.changeMembersOf(ctx, groupID, userIDs, true)
+}
+
+func (d *DB) changeMembersOf(ctx context.Context, groupID int64, userIDs []int64, remove bool) (int, error) {
 	var n int
 	err := d.update(ctx, func(t *tx) error {
 		g, err := t.lockGroup(groupID)
 		if err != nil {
 			return err
 		}
-		names, err := t.usernames(userIDs)
-		if err != nil {
+		if remove {
+			n, err = t.removeMembers(groupRef(g), userIDs)
+		} else {
+			n, err = t.addMembers(groupRef(g), userIDs)
+		}
+		if err != nil || n == 0 {
 			return err
 		}
-		n, err = t.changeMembers(groupRef(g), userIDs, names, true)
-		return err
+		return t.touchGroup(g)
 	})
 	return n, err
+}
+
+// addMembers adds users, each of which must exist, to a locked group.
+func (t *tx) addMembers(g usersync.ObjectRef, userIDs []int64) (int, error) {
+	if len(userIDs) == 0 {
+		return 0, nil
+	}
+	names, err := t.usernames(userIDs)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range userIDs {
+		if _, ok := names[id]; !ok {
+			return 0, usersync.Errorf(usersync.ENOTFOUND, "user with id %d not found", id)
+		}
+	}
+	return t.changeMembers(g, userIDs, names, false)
+}
+
+// removeMembers removes users from a locked group.
+func (t *tx) removeMembers(g usersync.ObjectRef, userIDs []int64) (int, error) {
+	if len(userIDs) == 0 {
+		return 0, nil
+	}
+	names, err := t.usernames(userIDs)
+	if err != nil {
+		return 0, err
+	}
+	return t.changeMembers(g, userIDs, names, true)
 }
 
 // changeMembers adds or removes user members of one group and records an

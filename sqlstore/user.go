@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -261,6 +262,11 @@ func limitClause(offset, limit int) string {
 
 // UpdateUser applies upd to a user.
 func (d *DB) UpdateUser(ctx context.Context, id int64, upd usersync.UserUpdate, expectVersion int64) (*usersync.User, error) {
+	return d.ModifyUser(ctx, id, expectVersion, func(*usersync.User) (usersync.UserUpdate, error) { return upd, nil })
+}
+
+// ModifyUser applies the update that fn computes from the locked user.
+func (d *DB) ModifyUser(ctx context.Context, id int64, expectVersion int64, fn func(*usersync.User) (usersync.UserUpdate, error)) (*usersync.User, error) {
 	var out *usersync.User
 	err := d.update(ctx, func(t *tx) error {
 		u, err := t.lockUser(id)
@@ -268,7 +274,13 @@ func (d *DB) UpdateUser(ctx context.Context, id int64, upd usersync.UserUpdate, 
 			return err
 		}
 		if expectVersion != 0 && u.Version != expectVersion {
-			return usersync.Errorf(usersync.ECONFLICT, "user %q was changed meanwhile (version %d, expected %d)", u.Username, u.Version, expectVersion)
+			return usersync.Errorf(usersync.ESTALE, "user %q was changed meanwhile (version %d, expected %d)", u.Username, u.Version, expectVersion)
+		}
+		cur := *u
+		cur.Attributes = maps.Clone(u.Attributes)
+		upd, err := fn(&cur)
+		if err != nil {
+			return err
 		}
 		next := *u
 		next.Attributes = applyAttrs(u.Attributes, upd.Attributes)
@@ -339,7 +351,7 @@ func (t *tx) saveUser(old, next *usersync.User) error {
 	} else if err != nil {
 		return t.d.wrapErr("update user", err)
 	} else if n == 0 {
-		return usersync.Errorf(usersync.ECONFLICT, "user %q was changed or deleted by another writer meanwhile; try again", old.Username)
+		return usersync.Errorf(usersync.ESTALE, "user %q was changed or deleted by another writer meanwhile; try again", old.Username)
 	}
 	t.change(usersync.UserUpdated, userRef(next), nil, diff)
 	t.onCommit(func() { t.d.tokens.dropUser(next.ID) })

@@ -6,6 +6,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"Groups", testGroups},
 		{"DefaultGroup", testDefaultGroup},
 		{"Members", testMembers},
+		{"ChangeGroup", testChangeGroup},
 		{"Folders", testFolders},
 		{"Tokens", testTokens},
 		{"Settings", testSettings},
@@ -206,7 +208,7 @@ func testUserUpdate(t *testing.T, d usersync.Directory) {
 	// A stale version is refused and changes nothing.
 	name := "x"
 	_, err = d.UpdateUser(ctx, u.ID, usersync.UserUpdate{FirstName: &name}, u.Version)
-	wantCode(t, err, usersync.ECONFLICT)
+	wantCode(t, err, usersync.ESTALE)
 	// An update to the same values writes nothing.
 	seq = lastSeq(t, d)
 	same, err := d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Email: &email}, 0)
@@ -304,7 +306,7 @@ func testGroups(t *testing.T, d usersync.Directory) {
 	_, err = d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &taken}, 0)
 	wantCode(t, err, usersync.ECONFLICT)
 	_, err = d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &desc}, 1)
-	wantCode(t, err, usersync.ECONFLICT)
+	wantCode(t, err, usersync.ESTALE)
 	u := mustCreateUser(t, d, "dave")
 	d.AddMembers(ctx, g.ID, []int64{u.ID})
 	seq := lastSeq(t, d)
@@ -382,6 +384,75 @@ func testMembers(t *testing.T, d usersync.Directory) {
 	gs, err := d.GroupsOf(ctx, ids[0])
 	if err != nil || len(gs) != 1 || gs[0].Name != "Sales" {
 		t.Fatalf("groups of: %+v %v", gs, err)
+	}
+}
+
+// testChangeGroup: a rename with member changes is one all-or-nothing
+// change, and the version moves once for it.
+func testChangeGroup(t *testing.T, d usersync.Directory) {
+	g := mustCreateGroup(t, d, "Team")
+	mustCreateGroup(t, d, "Taken")
+	var ids []int64
+	for _, n := range []string{"ann", "bob", "cid"} {
+		ids = append(ids, mustCreateUser(t, d, n).ID)
+	}
+	if _, err := d.AddMembers(ctx, g.ID, ids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	g, _ = d.FindGroupByID(ctx, g.ID)
+	if g.Version != 2 {
+		t.Fatalf("adding a member left the version at %d, want 2", g.Version)
+	}
+	seq := lastSeq(t, d)
+	members := func() []string {
+		refs, err := d.MemberRefs(ctx, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range refs {
+			out = append(out, r.Username)
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	// Each fails on its last part; nothing of any may stay.
+	renamed, taken := "Renamed", "TAKEN"
+	for _, ch := range []usersync.GroupChange{
+		{GroupUpdate: usersync.GroupUpdate{Name: &renamed}, Add: []int64{ids[1], 999999}},
+		{GroupUpdate: usersync.GroupUpdate{Name: &taken}, Add: []int64{ids[1]}},
+		{Add: []int64{ids[1]}, Remove: []int64{ids[0]}, GroupUpdate: usersync.GroupUpdate{Name: new(string)}},
+	} {
+		if _, err := d.ChangeGroup(ctx, g.ID, ch, 0); err == nil {
+			t.Fatalf("change %+v succeeded", ch)
+		}
+	}
+	if now, _ := d.FindGroupByID(ctx, g.ID); now.Name != "Team" || now.Version != 2 || !slices.Equal(members(), []string{"ann"}) || lastSeq(t, d) != seq {
+		t.Fatalf("a failed change left %q v%d members %v, %d events", now.Name, now.Version, members(), lastSeq(t, d)-seq)
+	}
+	_, err := d.ChangeGroup(ctx, g.ID, usersync.GroupChange{Add: ids[1:2]}, 1)
+	wantCode(t, err, usersync.ESTALE)
+
+	got, err := d.ChangeGroup(ctx, g.ID, usersync.GroupChange{GroupUpdate: usersync.GroupUpdate{Name: &renamed}, Add: ids[1:3], Remove: ids[:1]}, 2)
+	if err != nil || got.Name != "Renamed" || got.Version != 3 || !slices.Equal(members(), []string{"bob", "cid"}) {
+		t.Fatalf("change: %+v %v, members %v", got, err, members())
+	}
+	cs := changesSince(t, d, seq)
+	if len(cs) != 4 || cs[0].Kind != usersync.GroupUpdated {
+		t.Fatalf("want group.updated and 3 member events, got %d", len(cs))
+	}
+	for _, c := range cs[1:] {
+		if c.Object.Name != "Renamed" {
+			t.Fatalf("a member event names the group %q, not its new name", c.Object.Name)
+		}
+	}
+	got, err = d.ChangeGroup(ctx, g.ID, usersync.GroupChange{Add: ids[:1], ReplaceMembers: true, Remove: ids[:1]}, 0)
+	if err != nil || got.Version != 4 || !slices.Equal(members(), []string{"ann"}) {
+		t.Fatalf("replace: %+v %v, members %v", got, err, members())
+	}
+	if got, err = d.ChangeGroup(ctx, g.ID, usersync.GroupChange{Add: ids[:1]}, 0); err != nil || got.Version != 4 {
+		t.Fatalf("a change that changes nothing moved the version: %+v %v", got, err)
 	}
 }
 
