@@ -57,10 +57,11 @@ func (Not) cond()    {}
 func (Always) cond() {}
 
 // GroupMatchFields are the group fields a Match may name: the name (always
-// compared ignoring case), description, alias, source, sourceId, id and times.
+// compared ignoring case), description, alias, source, sourceId, id, times,
+// and member (a direct user member's id: eq, or pr for a non-empty group).
 var GroupMatchFields = map[string]FieldKind{
 	"id": KindNumber, "name": KindString, "description": KindString, "alias": KindString, "source": KindString, "sourceId": KindString,
-	"createdAt": KindTime, "updatedAt": KindTime,
+	"createdAt": KindTime, "updatedAt": KindTime, "member": KindMember,
 }
 
 // MatchFields are the user fields a Match may name, with their kinds.
@@ -78,6 +79,7 @@ const (
 	KindBool
 	KindNumber
 	KindTime
+	KindMember // the id of a user the object has as a direct member
 )
 
 // FieldKindOf returns a field's kind among fields; attributes.<name>
@@ -115,6 +117,9 @@ func ValidateFields(c Cond, fields map[string]FieldKind) error {
 		default:
 			return Errorf(EINVALID, "unknown operator %q", c.Op)
 		}
+		if kind == KindMember && c.Op != OpEq {
+			return Errorf(EINVALID, "%s is a set of user ids: only eq and pr test it", c.Field)
+		}
 		if kind == KindBool && c.Op != OpEq && c.Op != OpNe {
 			return Errorf(EINVALID, "%s is true or false: only eq and ne compare it", c.Field)
 		}
@@ -124,7 +129,7 @@ func ValidateFields(c Cond, fields map[string]FieldKind) error {
 			_, typeOK = c.Value.(string)
 		case KindBool:
 			_, typeOK = c.Value.(bool)
-		case KindNumber:
+		case KindNumber, KindMember:
 			_, typeOK = c.Value.(float64)
 		case KindTime:
 			_, typeOK = c.Value.(time.Time)

@@ -19,6 +19,7 @@ var groupAttrs = map[string]struct {
 }{
 	"displayname": {"name", false}, "externalid": {"alias", true}, "id": {"id", true},
 	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
+	"members": {"member", true}, "members.value": {"member", true},
 }
 
 // groupCond translates a SCIM filter on Groups into a directory condition.
@@ -29,8 +30,41 @@ func groupCond(e filter.Expr) (usersync.Cond, error) {
 			return groupMatch(e.Path, "pr", nil)
 		case *filter.Compare:
 			return groupMatch(e.Path, e.Op, e.Value)
+		case *filter.ValuePath: // members[value eq "id"]
+			if !strings.EqualFold(e.Path.Name, "members") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaGroup)) {
+				return nil, invalidFilter("value filters apply to members only here, not %s", e.Path)
+			}
+			return memberCond(e.Filter)
 		}
-		return nil, invalidFilter("groups filter on displayName, externalId, id and meta dates")
+		return nil, invalidFilter("groups filter on displayName, externalId, id, members and meta dates")
+	})
+}
+
+// memberCond translates the filter inside members[…]: value is a user id;
+// type is always "User" (groups hold no groups here).
+func memberCond(e filter.Expr) (usersync.Cond, error) {
+	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
+		switch e := e.(type) {
+		case *filter.Present:
+			if k := strings.ToLower(e.Path.Name); k == "value" || k == "type" || k == "display" {
+				return groupMatch(filter.Path{Name: "members"}, "pr", nil)
+			}
+		case *filter.Compare:
+			switch strings.ToLower(e.Path.Name) {
+			case "value":
+				return groupMatch(filter.Path{Name: "members"}, e.Op, e.Value)
+			case "type":
+				s, ok := e.Value.(string)
+				if !ok || e.Op != "eq" {
+					return nil, invalidFilter("members type compares with eq and a string")
+				}
+				if !strings.EqualFold(s, "User") {
+					return usersync.Always(false), nil
+				}
+				return groupMatch(filter.Path{Name: "members"}, "pr", nil)
+			}
+		}
+		return nil, invalidFilter("members filters on value (a user id) and type")
 	})
 }
 
@@ -47,7 +81,10 @@ func groupMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
 		return nil, invalidFilter("%s is not a group attribute usersync filters on", p)
 	}
 	switch a.field {
-	case "id":
+	case "id", "member":
+		if a.field == "member" && op != "eq" && op != "pr" {
+			return nil, invalidFilter("%s is a set of user ids: only eq and pr test it, not %s", p, op)
+		}
 		s, ok := v.(string)
 		n, err := strconv.ParseInt(s, 10, 64)
 		if op != "pr" && (!ok || err != nil) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -235,6 +236,50 @@ func TestConcurrentUserPatches(t *testing.T) {
 			if v := ent[fmt.Sprintf("division%d", k)]; v != fmt.Sprint(each-1) {
 				t.Fatalf("client %d's last PATCH is lost: division%d = %v", k, k, v)
 			}
+		}
+	})
+}
+
+// TestGroupMemberFilter: which groups hold a user, asked by filter, in the
+// database.
+func TestGroupMemberFilter(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		_, a, _ := c.do("POST", "/Users", entraUser("a@example.com", "a"))
+		_, b, _ := c.do("POST", "/Users", entraUser("b@example.com", "b"))
+		aid, bid := a["id"].(string), b["id"].(string)
+		member := func(ids ...string) []map[string]any {
+			var out []map[string]any
+			for _, id := range ids {
+				out = append(out, map[string]any{"value": id})
+			}
+			return out
+		}
+		c.do("POST", "/Groups", map[string]any{"displayName": "Both", "members": member(aid, bid)})
+		c.do("POST", "/Groups", map[string]any{"displayName": "OnlyB", "members": member(bid)})
+		c.do("POST", "/Groups", map[string]any{"displayName": "Empty"})
+		for _, tc := range []struct{ filter, want string }{
+			{`members[value eq "` + aid + `"]`, "Both"},
+			{`members.value eq "` + bid + `"`, "Both OnlyB"},
+			{`members eq "` + bid + `" and not (members[value eq "` + aid + `"])`, "OnlyB"},
+			{`displayName eq "Both" and members[value eq "` + bid + `" and type eq "User"]`, "Both"},
+			{`members[value eq "999999"]`, ""},
+			{`not (members pr) and displayName ne "Default Group"`, "Empty"},
+		} {
+			code, body, _ := c.do("GET", "/Groups?excludedAttributes=members&filter="+url.QueryEscape(tc.filter), nil)
+			if code != 200 {
+				t.Fatalf("%s: %d %v", tc.filter, code, body)
+			}
+			var got []string
+			for _, r := range body["Resources"].([]any) {
+				got = append(got, r.(map[string]any)["displayName"].(string))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("%s: %q, want %q", tc.filter, strings.Join(got, " "), tc.want)
+			}
+		}
+		if code, body, _ := c.do("GET", "/Groups?filter="+url.QueryEscape(`members co "1"`), nil); code != 400 || body["scimType"] != "invalidFilter" {
+			t.Fatalf("members co: %d %v", code, body)
 		}
 	})
 }

@@ -80,6 +80,15 @@ func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond, e entit
 
 func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e entity) {
 	kind, _ := usersync.FieldKindOf(e.fields, m.Field)
+	if kind == usersync.KindMember { // through the (group_id, member) primary key
+		b.WriteString("EXISTS (SELECT 1 FROM memberships WHERE group_id = groups.id AND member_type = 'user'")
+		if m.Op == usersync.OpEq {
+			b.WriteString(" AND member_id = ?")
+			*args = append(*args, int64(m.Value.(float64)))
+		}
+		b.WriteString(")")
+		return
+	}
 	col, isColumn := e.columns[m.Field]
 	if !isColumn { // attributes.<name>: a missing attribute reads as ''
 		// The name goes into the SQL as a quoted literal (it may appear

@@ -966,11 +966,16 @@ func testUserConditions(t *testing.T, d usersync.Directory) {
 
 func testGroupConditions(t *testing.T, d usersync.Directory) {
 	ctx := context.Background()
+	var groups []*usersync.Group
 	for _, g := range []*usersync.Group{{Name: "Sales", Alias: "ext-S", Description: "sells"}, {Name: "app:crm:Sales Ops", Alias: "ext-O"}, {Name: "Finance"}} {
 		if err := d.CreateGroup(ctx, g); err != nil {
 			t.Fatal(err)
 		}
+		groups = append(groups, g)
 	}
+	ann, bob := mustCreateUser(t, d, "ann"), mustCreateUser(t, d, "bob")
+	d.AddMembers(ctx, groups[0].ID, []int64{ann.ID, bob.ID})
+	d.AddMembers(ctx, groups[2].ID, []int64{bob.ID})
 	m := func(field string, op usersync.MatchOp, v any) usersync.Match {
 		return usersync.Match{Field: field, Op: op, Value: v}
 	}
@@ -983,6 +988,10 @@ func testGroupConditions(t *testing.T, d usersync.Directory) {
 		{m("name", usersync.OpCo, "sales"), "app:crm:Sales Ops Sales"},
 		{usersync.Not{Cond: m("alias", usersync.OpPresent, nil)}, "Default Group Finance"},
 		{usersync.All{m("description", usersync.OpEq, "Sells"), m("name", usersync.OpSw, "s")}, "Sales"},
+		{m("member", usersync.OpEq, float64(ann.ID)), "Sales"},
+		{m("member", usersync.OpEq, float64(bob.ID)), "Finance Sales"},
+		{usersync.All{m("member", usersync.OpEq, float64(bob.ID)), usersync.Not{Cond: m("member", usersync.OpEq, float64(ann.ID))}}, "Finance"},
+		{usersync.Not{Cond: m("member", usersync.OpPresent, nil)}, "app:crm:Sales Ops Default Group"},
 	} {
 		gs, n, err := d.FindGroups(ctx, usersync.GroupFilter{Where: tc.cond})
 		var got []string
@@ -995,5 +1004,8 @@ func testGroupConditions(t *testing.T, d usersync.Directory) {
 	}
 	if _, _, err := d.FindGroups(ctx, usersync.GroupFilter{Where: m("username", usersync.OpEq, "x")}); usersync.ErrorCode(err) != usersync.EINVALID {
 		t.Errorf("a user field on groups: %v", err)
+	}
+	if _, _, err := d.FindGroups(ctx, usersync.GroupFilter{Where: m("member", usersync.OpGt, float64(1))}); usersync.ErrorCode(err) != usersync.EINVALID {
+		t.Errorf("member gt: %v", err)
 	}
 }
