@@ -26,6 +26,7 @@ func FuzzSCIM(f *testing.F) {
 		{`not (active eq true) or externalId pr`, `members[value eq "1"]`, `[{"value":"1"}]`},
 		{`displayName eq "G"`, `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager`, `{"value":"x"}`},
 		{`meta.created gt "2020-01-01T00:00:00Z"`, ``, `{"active":"False","name.familyName":"y"}`},
+		{`members[value eq "2" and type eq "User"] or not (members pr)`, `members`, `[{"value":"2"}]`},
 	} {
 		f.Add(s.filter, s.path, s.value)
 	}
