@@ -198,8 +198,8 @@ func TestGroupPatchAllOrNothing(t *testing.T) {
 }
 
 // TestConcurrentUserPatches: PATCHes of one user from several clients at
-// once, without If-Match, all apply (a write that raced another is
-// recomputed), each to its own attribute.
+// once, without If-Match, all apply, none losing another's change (each is
+// computed from the user inside its write).
 func TestConcurrentUserPatches(t *testing.T) {
 	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
 		c, _ := start(t, open(t))
