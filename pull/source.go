@@ -69,7 +69,8 @@ type DeltaSource interface {
 	// by changes (e.g. nested groups) and must always be read in full.
 	DeltaStart(ctx context.Context, g Group) (state string, ok bool, err error)
 	// Changes reports what changed since state. ErrFullSyncNeeded means
-	// the state expired or cannot tell; the engine then reads in full.
+	// the state expired or cannot tell; the engine then reads in full. A
+	// source may wrap it as "%w: why" to give the reason shown.
 	Changes(ctx context.Context, g Group, state string) (*Changes, error)
 }
 

@@ -202,6 +202,9 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 				}
 			} else if errors.Is(err, ErrFullSyncNeeded) {
 				reason = "the saved delta token expired"
+				if why, ok := strings.CutPrefix(err.Error(), ErrFullSyncNeeded.Error()+": "); ok {
+					reason = why // the source says why
+				}
 			} else {
 				return nil, err
 			}

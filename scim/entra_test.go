@@ -3,6 +3,7 @@ package scim_test
 import (
 	"context"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -70,8 +71,15 @@ func TestEntraUserSequence(t *testing.T) {
 		// Disable with the string "False" (SCIM_REMOVE_USER_ON_SOFT_DELETE=N, the default):
 		// disabled, renamed with the prefix; re-enable restores the name.
 		code, u, _ = c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "Replace", "path": "active", "value": "False"}))
-		if code != 200 || u["active"] != false || u["userName"] != "deleted_5b50642d-79fc@contoso.com" {
+		if code != 200 || u["active"] != false || u["userName"] != "5b50642d-79fc@contoso.com" {
 			t.Fatalf("disable: %d %v", code, u)
+		}
+		// The directory marks the name; the client sees and finds its own.
+		if stored, _ := d.FindUserByID(ctx, mustID(t, id)); stored.Username != "deleted_5b50642d-79fc@contoso.com" || stored.Enabled {
+			t.Fatalf("the disabled user is stored as %q (enabled %v)", stored.Username, stored.Enabled)
+		}
+		if filter(`userName eq "5b50642d-79fc@contoso.com"`) != 1 {
+			t.Fatal("the disabled user is not found by the userName its client gave it")
 		}
 		code, u, _ = c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "Replace", "path": "active", "value": "True"}))
 		if code != 200 || u["active"] != true || u["userName"] != "5b50642d-79fc@contoso.com" {
@@ -136,4 +144,13 @@ func TestIfMatch(t *testing.T) {
 			t.Fatalf("stale If-Match: %d %v", code, body)
 		}
 	})
+}
+
+func mustID(t *testing.T, id string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

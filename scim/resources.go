@@ -111,12 +111,12 @@ func (in *userResource) toUser() (*usersync.User, error) {
 	return u, nil
 }
 
-func (s *Server) userJSON(u *usersync.User) map[string]any {
+func (s *Server) userJSON(u *usersync.User, prefix string) map[string]any {
 	id := strconv.FormatInt(u.ID, 10)
 	out := map[string]any{
 		"schemas":     []string{SchemaUser},
 		"id":          id,
-		"userName":    u.Username,
+		"userName":    scimName(u, prefix),
 		"name":        map[string]any{"givenName": u.FirstName, "familyName": u.LastName, "formatted": strings.TrimSpace(u.FirstName + " " + u.LastName)},
 		"displayName": strings.TrimSpace(u.FirstName + " " + u.LastName),
 		"active":      u.Enabled,

@@ -170,6 +170,11 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	sd, err := s.softDelete(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	f := usersync.UserFilter{Offset: start - 1, Limit: count}
 	if v := q.Get("filter"); v != "" {
 		e, err := filter.Parse(v)
@@ -177,7 +182,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &Error{Status: 400, ScimType: "invalidFilter", Detail: err.Error()})
 			return
 		}
-		if f.Where, err = userCond(e); err != nil {
+		if f.Where, err = userCond(e, sd.prefix); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -196,7 +201,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	resources := make([]map[string]any, 0, len(users))
 	for _, u := range users {
-		resources = append(resources, project(r, s.userJSON(u)))
+		resources = append(resources, project(r, s.userJSON(u, sd.prefix)))
 	}
 	writeList(w, start, total, resources)
 }
@@ -242,10 +247,17 @@ func readPatch(r *http.Request) (*patchRequest, error) {
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
-	if u := s.findUser(w, r); u != nil {
-		w.Header().Set("ETag", etag(u.Version))
-		writeJSON(w, 200, project(r, s.userJSON(u)))
+	u := s.findUser(w, r)
+	if u == nil {
+		return
 	}
+	sd, err := s.softDelete(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(u.Version))
+	writeJSON(w, 200, project(r, s.userJSON(u, sd.prefix)))
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
@@ -281,7 +293,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", s.base+"/Users/"+strconv.FormatInt(u.ID, 10))
 	w.Header().Set("ETag", etag(u.Version))
-	writeJSON(w, http.StatusCreated, s.userJSON(u))
+	writeJSON(w, http.StatusCreated, s.userJSON(u, "")) // created enabled: no soft-delete prefix
 }
 
 // ifMatch honours If-Match (RFC 7644 §3.14): a stale version is refused
@@ -315,16 +327,23 @@ func (s *Server) softDelete(r *http.Request) (softDelete, error) {
 	return softDelete{remove: rm.Bool(), prefix: p.Value}, err
 }
 
+// scimName is the userName a SCIM client sees: a soft-deleted user's name
+// without the prefix that marks it in the directory, so that the client
+// finds the user it disabled by the name it gave it.
+func scimName(u *usersync.User, prefix string) string {
+	if !u.Enabled && prefix != "" {
+		return strings.TrimPrefix(u.Username, prefix)
+	}
+	return u.Username
+}
+
 // stateOf is what SCIM sees of a user: a soft-deleted user's name without
 // the prefix it got when it was disabled.
 func stateOf(u *usersync.User, prefix string) userState {
-	st := userState{UserName: u.Username, GivenName: u.FirstName, FamilyName: u.LastName, Email: u.Email,
+	st := userState{UserName: scimName(u, prefix), GivenName: u.FirstName, FamilyName: u.LastName, Email: u.Email,
 		Active: u.Enabled, Attrs: map[string]string{}}
 	if u.Source == SourceSCIM {
 		st.ExternalID = u.SourceID
-	}
-	if !u.Enabled && prefix != "" {
-		st.UserName = strings.TrimPrefix(u.Username, prefix)
 	}
 	for k, v := range u.Attributes {
 		st.Attrs[k] = v
@@ -413,7 +432,7 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		return
 	}
 	w.Header().Set("ETag", etag(next.Version))
-	writeJSON(w, 200, s.userJSON(next))
+	writeJSON(w, 200, s.userJSON(next, sd.prefix))
 }
 
 // updateFor is the update that turns u into st. active=false is a soft

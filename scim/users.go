@@ -22,13 +22,24 @@ const (
 // userCond translates a SCIM filter on Users into a directory condition.
 // Attributes usersync does not store make the filter invalid, as RFC 7644
 // §3.4.2.2 asks.
-func userCond(e filter.Expr) (usersync.Cond, error) {
+//
+// userName eq also finds a user soft-deleted under that name (stored with
+// prefix, and disabled), as the client sees it (scimName): a client that
+// lost its own record of the user must find it again, not create another.
+func userCond(e filter.Expr, prefix string) (usersync.Cond, error) {
 	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
 		switch e := e.(type) {
 		case *filter.Present:
 			return userMatch(e.Path, "pr", nil)
 		case *filter.Compare:
-			return userMatch(e.Path, e.Op, e.Value)
+			c, err := userMatch(e.Path, e.Op, e.Value)
+			if name, ok := e.Value.(string); ok && err == nil && prefix != "" && e.Op == "eq" && strings.EqualFold(e.Path.Name, "userName") {
+				c = usersync.Any{c, usersync.All{
+					usersync.Match{Field: "username", Op: usersync.OpEq, Value: prefix + name},
+					usersync.Match{Field: "enabled", Op: usersync.OpEq, Value: false},
+				}}
+			}
+			return c, err
 		case *filter.ValuePath:
 			if !strings.EqualFold(e.Path.Name, "emails") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaUser)) {
 				return nil, invalidFilter("value filters apply to emails only here, not %s", e.Path)

@@ -39,9 +39,15 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { metrics.WritePrometheus(w, true) })
+	// Each server counts its own requests: two in one process (tests, the
+	// demo) do not add up.
+	set := metrics.NewSet()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
 	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
-	return observe(mux, log)
+	return observe(mux, log, set)
 }
 
 // route names a request for metrics with a bounded set of values: ids in
@@ -74,18 +80,18 @@ func (w *statusWriter) WriteHeader(code int) {
 
 // observe counts requests by route, method and status, times them, and
 // logs each one (never its headers: they carry tokens).
-func observe(next http.Handler, log *slog.Logger) http.Handler {
+func observe(next http.Handler, log *slog.Logger, set *metrics.Set) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rt, path := route(r.URL.Path), r.URL.Path
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
-		metrics.GetOrCreateCounter(fmt.Sprintf(`usersync_http_requests_total{route=%q,method=%q,code="%d"}`, rt, r.Method, sw.status)).Inc()
+		set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_requests_total{route=%q,method=%q,code="%d"}`, rt, r.Method, sw.status)).Inc()
 		// A summary (p50, p90, p99 over 5 minutes): Prometheus reads it as is.
-		metrics.GetOrCreateSummaryExt(fmt.Sprintf(`usersync_http_request_duration_seconds{route=%q,method=%q}`, rt, r.Method), 5*time.Minute, []float64{0.5, 0.9, 0.99}).Update(d.Seconds())
+		set.GetOrCreateSummaryExt(fmt.Sprintf(`usersync_http_request_duration_seconds{route=%q,method=%q}`, rt, r.Method), 5*time.Minute, []float64{0.5, 0.9, 0.99}).Update(d.Seconds())
 		if sw.status >= 500 {
-			metrics.GetOrCreateCounter(fmt.Sprintf(`usersync_http_errors_total{route=%q}`, rt)).Inc()
+			set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_errors_total{route=%q}`, rt)).Inc()
 		}
 		if rt != "/healthz" && rt != "/readyz" && rt != "/metrics" {
 			log.Info("request", "method", r.Method, "path", path, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000)

@@ -52,8 +52,9 @@ type DB struct {
 	// writer combines concurrent writes into shared transactions. SQLite
 	// has one writer per file: one lane spares writers the busy-wait
 	// polling that SQLite would otherwise do.
-	writer *writer
-	tokens tokenCache // recent Authenticate answers
+	writer   *writer
+	tokens   cache[usersync.User]    // recent Authenticate answers, by token hash
+	settings cache[usersync.Setting] // recent Setting answers, by key
 
 	rebound   sync.Map // query with ? → query in the dialect's placeholders
 	stmts     sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)

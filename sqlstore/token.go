@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -73,7 +74,7 @@ func (d *DB) RevokeToken(ctx context.Context, id int64) error {
 		if n == 0 {
 			return usersync.Errorf(usersync.ENOTFOUND, "token %d not found", id)
 		}
-		t.onCommit(func() { t.d.tokens.dropUser(0) })
+		t.onCommit(func() { t.d.tokens.drop(nil) })
 		return nil
 	})
 }
@@ -87,7 +88,8 @@ func (d *DB) Authenticate(ctx context.Context, clear string) (*usersync.User, er
 	}
 	hash := usersync.HashToken(clear)
 	if u, ok := d.tokens.get(hash); ok {
-		return u, nil
+		u.Attributes = maps.Clone(u.Attributes) // the caller's copy
+		return &u, nil
 	}
 	gen, checked := d.tokens.generation(), time.Now()
 	var tokenID int64
@@ -118,10 +120,17 @@ func (d *DB) Authenticate(ctx context.Context, clear string) (*usersync.User, er
 			return nil, d.wrapErr("record token use", err)
 		}
 	}
-	d.tokens.put(hash, u, gen, checked)
+	cached := *u
+	cached.Attributes = maps.Clone(u.Attributes)
+	d.tokens.put(hash, cached, gen, checked)
 	return u, nil
 }
 
 type scanFunc func(dest ...any) error
 
 func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// tokensOf matches the cached tokens of a user.
+func tokensOf(userID int64) func(string, usersync.User) bool {
+	return func(_ string, u usersync.User) bool { return u.ID == userID }
+}

@@ -354,7 +354,7 @@ func (t *tx) saveUser(old, next *usersync.User) error {
 		return usersync.Errorf(usersync.ESTALE, "user %q was changed or deleted by another writer meanwhile; try again", old.Username)
 	}
 	t.change(usersync.UserUpdated, userRef(next), nil, diff)
-	t.onCommit(func() { t.d.tokens.dropUser(next.ID) })
+	t.onCommit(func() { t.d.tokens.drop(tokensOf(next.ID)) })
 	return nil
 }
 
@@ -393,7 +393,7 @@ func (d *DB) DeleteUser(ctx context.Context, id int64) error {
 			return t.d.wrapErr("delete user", err)
 		}
 		t.change(usersync.UserDeleted, ref, nil, diffFields(userFields(u), nil))
-		t.onCommit(func() { t.d.tokens.dropUser(id) })
+		t.onCommit(func() { t.d.tokens.drop(tokensOf(id)) })
 		return nil
 	})
 }

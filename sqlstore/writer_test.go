@@ -130,9 +130,10 @@ func TestCombinedWriteCallerGone(t *testing.T) {
 	}
 }
 
-// TestTokenCacheAcrossReplicas: a token revoked through one handle on the
-// database is refused by another (a replica) within tokenTTL.
-func TestTokenCacheAcrossReplicas(t *testing.T) {
+// TestCacheAcrossReplicas: a token revoked, or a setting changed, through
+// one handle on the database is seen by another (a replica) within
+// cacheTTL, and at once by the handle that made the change.
+func TestCacheAcrossReplicas(t *testing.T) {
 	for name, dsn := range backends() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -156,9 +157,22 @@ func TestTokenCacheAcrossReplicas(t *testing.T) {
 			if _, err := a.Authenticate(ctx, clear); usersync.ErrorCode(err) != usersync.EUNAUTHORIZED {
 				t.Fatalf("the revoking handle: %v, want EUNAUTHORIZED", err)
 			}
-			time.Sleep(tokenTTL)
+			// Settings likewise.
+			if s, _ := b.Setting(ctx, "SCIM_SOFT_DELETE_PREFIX"); s.Value != "deleted_" {
+				t.Fatalf("default prefix %q", s.Value)
+			}
+			if _, err := a.SetSetting(ctx, "SCIM_SOFT_DELETE_PREFIX", "gone_"); err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := a.Setting(ctx, "SCIM_SOFT_DELETE_PREFIX"); s.Value != "gone_" {
+				t.Fatalf("the writing handle reads %q", s.Value)
+			}
+			time.Sleep(cacheTTL)
 			if _, err := b.Authenticate(ctx, clear); usersync.ErrorCode(err) != usersync.EUNAUTHORIZED {
-				t.Fatalf("the replica after %v: %v, want EUNAUTHORIZED", tokenTTL, err)
+				t.Fatalf("the replica after %v: %v, want EUNAUTHORIZED", cacheTTL, err)
+			}
+			if s, _ := b.Setting(ctx, "SCIM_SOFT_DELETE_PREFIX"); s.Value != "gone_" {
+				t.Fatalf("the replica after %v reads %q", cacheTTL, s.Value)
 			}
 		})
 	}

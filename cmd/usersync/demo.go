@@ -22,7 +22,7 @@ const demoDB = "usersync-demo.db"
 func (a *app) demoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",
-		Short: "Pull groups from an emulated Microsoft 365 tenant and Okta org, change them, pull again (no network, no setup)",
+		Short: "Pull groups from an emulated Microsoft 365 tenant and Okta org, change them, pull again; then receive a SCIM push (no network, no setup)",
 		Long: `Start the Graph emulator in-process on loopback with a generated tenant, run
 "o365 provision --auto-create all --full-summary" of a sample group into an
 embedded SQLite directory (` + demoDB + `, made afresh, unless --db names
@@ -101,6 +101,9 @@ func (a *app) demo(ctx context.Context) error {
 		return err
 	}
 	if err := a.demoOkta(ctx, db); err != nil {
+		return err
+	}
+	if err := a.demoSCIM(ctx, db); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\nLook around: usersync --db %s users list; usersync --db %s changes\n", db, db)

@@ -162,7 +162,14 @@ func TestCLIDemo(t *testing.T) {
 		if code := run(context.Background(), []string{"demo"}, strings.NewReader(""), &out, &errOut); code != 0 {
 			t.Fatalf("demo exit %d: %s", code, errOut.String())
 		}
-		graphPart, oktaPart, found := strings.Cut(out.String(), "Okta emulator (in-process)")
+		pulls, scimPart, found := strings.Cut(out.String(), "SCIM 2.0 endpoint")
+		if !found || strings.Count(scimPart, "→ 201 ") != 2 || !strings.Contains(scimPart, "→ 204") ||
+			!strings.Contains(scimPart, "displayName Ada King") || !strings.Contains(scimPart, "userName ada.lovelace@contoso.com, displayName Ada King, active false") ||
+			!strings.Contains(scimPart, "the soft-deleted user is deleted_ada.lovelace@contoso.com (enabled false)") ||
+			!strings.Contains(scimPart, "→ 400 invalidPath") || strings.Contains(scimPart, "ust_") {
+			t.Fatalf("demo round %d, SCIM part:\n%s", round, scimPart)
+		}
+		graphPart, oktaPart, found := strings.Cut(pulls, "Okta emulator (in-process)")
 		if !found || !strings.Contains(oktaPart, "users created 0, updated 1, skipped 1") || !strings.Contains(oktaPart, `enabled: "true"→"false"`) {
 			t.Fatalf("demo round %d, Okta part:\n%s", round, oktaPart)
 		}
@@ -177,8 +184,17 @@ func TestCLIDemo(t *testing.T) {
 		}
 	}
 	r := ok(t, cli(t, demoDB, "", "-o", "json", "users", "list"))
-	if !strings.Contains(r.stdout, `"total": 75`) { // 26 from the tenant, 49 from Okta
+	if !strings.Contains(r.stdout, `"total": 77`) { // 26 from the tenant, 49 from Okta, the SCIM client's admin and its user
 		t.Fatalf("the demo directory: %.200s", r.stdout)
+	}
+	// Named with --db, the directory is kept: the SCIM client finds what it
+	// made before and creates nothing.
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--db", demoDB, "demo"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("demo --db exit %d: %s", code, errOut.String())
+	}
+	if _, scimPart, _ := strings.Cut(out.String(), "SCIM 2.0 endpoint"); strings.Count(scimPart, "→ 200 totalResults 1") != 2 || strings.Contains(scimPart, "POST") {
+		t.Fatalf("demo --db, SCIM part:\n%s", scimPart)
 	}
 }
 

@@ -166,6 +166,10 @@ type call struct {
 // ErrSyncStateExpired is returned for a delta link Graph no longer knows
 // (410 Gone, or a syncStateNotFound/resyncRequired code): start over with a
 // full read.
+// ErrForeignLink is a delta link that is not under the configured Graph
+// URL (it was saved when --graph-url named another): it is not followed.
+var ErrForeignLink = usersync.Errorf(usersync.ECONFLICT, "the Graph delta link is not under the configured Graph URL")
+
 var ErrSyncStateExpired = usersync.Errorf(usersync.ECONFLICT, "the Graph delta token has expired; a full read is needed")
 
 func (c *Client) do(ctx context.Context, cl call, v any) error {

@@ -75,6 +75,11 @@ func (c *Client) Delta(ctx context.Context, link string, fn func(item map[string
 		kind = "groups"
 	}
 	for {
+		// Links come from storage and from answers: follow only those
+		// under the configured Graph URL, which gets the access token.
+		if !strings.HasPrefix(link, c.cfg.GraphURL+"/") {
+			return "", ErrForeignLink
+		}
 		var res struct {
 			Value     []map[string]any `json:"value"`
 			NextLink  string           `json:"@odata.nextLink"`

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -271,6 +272,9 @@ func (s *source) Changes(ctx context.Context, g pull.Group, state string) (*pull
 		}
 		return nil
 	})
+	if err == ErrForeignLink {
+		return nil, fmt.Errorf("%w: the Graph URL is not the last run's", pull.ErrFullSyncNeeded)
+	}
 	if err == ErrSyncStateExpired || nested {
 		return nil, pull.ErrFullSyncNeeded
 	}

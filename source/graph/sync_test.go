@@ -268,3 +268,33 @@ func TestSyncThroughFaults(t *testing.T) {
 		same(t, "through faults", snapshot(t, d, "All Users"), tenantSnapshot(tenant, all.ID, src.Owner()))
 	})
 }
+
+// TestGraphURLChanged: delta links saved under one Graph URL are not
+// followed when the run names another (they would carry the access token
+// to the old host); the run reads in full and says why.
+func TestGraphURLChanged(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) { testGraphURLChanged(t, open(t)) })
+}
+
+func testGraphURLChanged(t *testing.T, d usersync.Directory) {
+	ctx := context.Background()
+	tenant := graphemu.Generate(23, 60, 2)
+	old, cfg := start(t, tenant, graphemu.Options{})
+	opts := pull.Options{AutoCreate: pull.CreateAll}
+	if _, err := pull.Sync(ctx, d, newClient(t, cfg).Source(Mapping{}), "Group 1", opts); err != nil {
+		t.Fatal(err)
+	}
+	_, cfg2 := start(t, tenant, graphemu.Options{})
+	before := old.Requests()["http"]
+	r, err := pull.Sync(ctx, d, newClient(t, cfg2).Source(Mapping{}), "Group 1", opts)
+	if err != nil || r.Mode != pull.ModeFull || !strings.Contains(r.FullReason, "Graph URL") {
+		t.Fatalf("run against another Graph URL: %+v %v", r, err)
+	}
+	if n := old.Requests()["http"] - before; n != 0 {
+		t.Fatalf("the old Graph URL got %d requests", n)
+	}
+	r, err = pull.Sync(ctx, d, newClient(t, cfg2).Source(Mapping{}), "Group 1", opts)
+	if err != nil || r.Mode != pull.ModeIncremental {
+		t.Fatalf("the next run is incremental under the new URL: %+v %v", r, err)
+	}
+}
