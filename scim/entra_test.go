@@ -2,12 +2,14 @@ package scim_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/scim"
 )
 
 const patchOp = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -86,6 +88,10 @@ func TestEntraUserSequence(t *testing.T) {
 			t.Fatalf("re-enable: %d %v", code, u)
 		}
 		// Bad paths, ops and values are SCIM errors that change nothing.
+		var tooMany []map[string]any
+		for i := range scim.MaxOperations + 1 {
+			tooMany = append(tooMany, map[string]any{"op": "Replace", "path": "name.givenName", "value": fmt.Sprint(i)})
+		}
 		for _, bad := range []struct {
 			body           any
 			scimType, says string
@@ -96,6 +102,7 @@ func TestEntraUserSequence(t *testing.T) {
 			{ops(map[string]any{"op": "Remove", "path": `emails[type eq "home"]`}), "noTarget", "home"},
 			{ops(map[string]any{"op": "Replace", "path": "active", "value": "perhaps"}), "invalidValue", "perhaps"},
 			{`{"Operations": "nope"}`, "invalidSyntax", "JSON"},
+			{ops(tooMany...), "tooMany", "1000"},
 		} {
 			seq, _ := d.LastChangeSeq(ctx)
 			code, body, _ := c.do("PATCH", "/Users/"+id, bad.body)
