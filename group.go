@@ -128,7 +128,9 @@ type GroupFilter struct {
 
 // GroupService manages groups and their members.
 type GroupService interface {
-	CreateGroup(ctx context.Context, g *Group) error
+	// CreateGroup stores g with the users of memberIDs as its members, in
+	// one transaction: a user that does not exist fails it all (ENOTFOUND).
+	CreateGroup(ctx context.Context, g *Group, memberIDs ...int64) error
 	FindGroupByID(ctx context.Context, id int64) (*Group, error)
 	FindGroupByName(ctx context.Context, name string) (*Group, error)
 	FindGroups(ctx context.Context, f GroupFilter) ([]*Group, int, error)

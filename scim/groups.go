@@ -199,27 +199,12 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One transaction: the group and its members, or nothing.
-	b := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: in.DisplayName, Alias: in.ExternalID,
-		Description: in.Description, Source: SourceSCIM, SourceID: in.ExternalID}}}}
-	for _, id := range ids {
-		u, err := s.dir.FindUserByID(r.Context(), id)
-		if err != nil {
-			writeError(w, invalidValue("member %d is not a user", id))
-			return
+	g := &usersync.Group{Name: in.DisplayName, Alias: in.ExternalID, Description: in.Description, Source: SourceSCIM, SourceID: in.ExternalID}
+	if err := s.dir.CreateGroup(r.Context(), g, ids...); err != nil {
+		if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+			err = invalidValue("%s: members must be users", usersync.ErrorMessage(err))
 		}
-		b.Members = append(b.Members, usersync.MemberChange{Group: in.DisplayName, Username: u.Username})
-	}
-	if _, err := s.dir.FindGroupByName(r.Context(), in.DisplayName); err == nil {
-		writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: "displayName " + strconv.Quote(in.DisplayName) + " is taken"})
-		return
-	}
-	if _, err := s.dir.ApplyBatch(r.Context(), b); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	g, err := s.dir.FindGroupByName(r.Context(), in.DisplayName)
-	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, err) // a taken displayName is ECONFLICT: 409 uniqueness
 		return
 	}
 	body, err := s.groupJSON(r, g, len(ids) > 0)

@@ -160,16 +160,23 @@ func TestOktaSequence(t *testing.T) {
 	})
 }
 
-// TestGroupPatchAllOrNothing: a PATCH that renames a group and adds a user
-// that does not exist changes nothing; a good one changes the group's
+// TestGroupPatchAllOrNothing: a POST or a PATCH naming a member that does
+// not exist changes nothing (the PATCH renames too); a good one changes the group's
 // ETag, and a stale If-Match is refused.
 func TestGroupPatchAllOrNothing(t *testing.T) {
 	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
 		c, _ := start(t, open(t))
 		_, u, _ := c.do("POST", "/Users", entraUser("member@example.com", "m-1"))
 		uid := u["id"].(string)
-		_, g, h := c.do("POST", "/Groups", map[string]any{"displayName": "Before"})
+		code, body, _ := c.do("POST", "/Groups", map[string]any{"displayName": "Before", "members": []map[string]any{{"value": uid}, {"value": "999999"}}})
+		if code != 400 || body["scimType"] != "invalidValue" {
+			t.Fatalf("POST with a missing member: %d %v", code, body)
+		}
+		_, g, h := c.do("POST", "/Groups", map[string]any{"displayName": "Before"}) // the name is free: nothing was created
 		gid, tag := g["id"].(string), h.Get("ETag")
+		if gid == "" {
+			t.Fatalf("create after a refused create: %v", g)
+		}
 
 		bad := ops(
 			map[string]any{"op": "Replace", "path": "displayName", "value": "After"},

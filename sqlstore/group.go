@@ -38,13 +38,20 @@ func groupFields(g *usersync.Group) map[string]string {
 	return m
 }
 
-// CreateGroup validates g, stores it, and makes the folders on its path.
-func (d *DB) CreateGroup(ctx context.Context, g *usersync.Group) error {
+// CreateGroup validates g, stores it with its members, and makes the
+// folders on its path.
+func (d *DB) CreateGroup(ctx context.Context, g *usersync.Group, memberIDs ...int64) error {
 	g.Normalize()
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	return d.update(ctx, func(t *tx) error { return t.createGroup(g) })
+	return d.update(ctx, func(t *tx) error {
+		if err := t.createGroup(g); err != nil {
+			return err
+		}
+		_, err := t.addMembers(groupRef(g), memberIDs)
+		return err
+	})
 }
 
 func (t *tx) createGroup(g *usersync.Group) error {

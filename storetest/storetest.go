@@ -385,6 +385,20 @@ func testMembers(t *testing.T, d usersync.Directory) {
 	if err != nil || len(gs) != 1 || gs[0].Name != "Sales" {
 		t.Fatalf("groups of: %+v %v", gs, err)
 	}
+
+	// A group created with its members: all in one transaction.
+	seq = lastSeq(t, d)
+	wantCode(t, d.CreateGroup(ctx, &usersync.Group{Name: "Team"}, ids[0], 999999), usersync.ENOTFOUND)
+	if _, err := d.FindGroupByName(ctx, "Team"); usersync.ErrorCode(err) != usersync.ENOTFOUND || lastSeq(t, d) != seq {
+		t.Fatalf("a failed create left the group (%v) or events", err)
+	}
+	team := &usersync.Group{Name: "Team"}
+	if err := d.CreateGroup(ctx, team, ids[0], ids[2], ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if refs, _ := d.MemberRefs(ctx, team.ID); len(refs) != 2 || team.Version != 1 || len(changesSince(t, d, seq)) != 3 {
+		t.Fatalf("created with members: %d members, version %d, %d events", len(refs), team.Version, len(changesSince(t, d, seq)))
+	}
 }
 
 // testChangeGroup: a rename with member changes is one all-or-nothing
