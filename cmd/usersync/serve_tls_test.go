@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"math/big"
@@ -29,38 +26,8 @@ func TestServeTLSGracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
 	db := filepath.Join(dir, "d.db")
-	ok(t, cli(t, db, "", "users", "create", "--username", "entra-admin", "--email", "a@x.example", "--type", "administrator"))
-	var tok struct {
-		Token string `json:"token"`
-	}
-	json.Unmarshal([]byte(ok(t, cli(t, db, "", "-o", "json", "tokens", "create", "--user", "entra-admin", "--name", "entra")).stdout), &tok)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--db", db, "serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--tls-cert", certFile, "--tls-key", keyFile},
-			strings.NewReader(""), io.Discard, pw)
-		pw.Close()
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(pr)
-		for s.Scan() {
-			var rec map[string]any
-			json.Unmarshal(s.Bytes(), &rec)
-			if a, _ := rec["address"].(string); a != "" {
-				addr <- a
-			}
-		}
-	}()
-	var base string
-	select {
-	case base = <-addr:
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve logged no address")
-	}
+	s := startServe(t, db, "--tls-cert", certFile, "--tls-key", keyFile)
+	base := s.base
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("address %q is not https", base)
 	}
@@ -76,7 +43,7 @@ func TestServeTLSGracefulShutdown(t *testing.T) {
 	bodyR, bodyW := io.Pipe()
 	req, _ := http.NewRequest("POST", base+"/scim/v2/Users", bodyR)
 	req.ContentLength = int64(len(body))
-	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/scim+json")
 	answer := make(chan *http.Response, 1)
 	go func() {
@@ -88,7 +55,7 @@ func TestServeTLSGracefulShutdown(t *testing.T) {
 	}()
 	io.WriteString(bodyW, body[:20])
 	time.Sleep(200 * time.Millisecond) // the request is being read
-	cancel()                           // SIGTERM
+	s.stop()
 	time.Sleep(300 * time.Millisecond)
 	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "https://"), time.Second); err == nil {
 		c.Close()
@@ -101,14 +68,7 @@ func TestServeTLSGracefulShutdown(t *testing.T) {
 		t.Fatalf("the request in flight: %v", resp)
 	}
 	resp.Body.Close()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exited %d", code)
-		}
-	case <-time.After(35 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	s.wait(t)
 	if r := ok(t, cli(t, db, "", "users", "list")); !strings.Contains(r.stdout, "late@example.com") {
 		t.Fatalf("the write of the request in flight is missing:\n%s", r.stdout)
 	}
