@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -95,6 +97,18 @@ func (d *DB) update(ctx context.Context, fn func(*tx) error) error {
 	}
 }
 
+// run runs the write's function. A panic becomes its error: it would
+// otherwise leave the other writes of its batch, and every later one,
+// waiting for a lane that is never given back.
+func (wr *write) run(t *tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write failed: panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return wr.fn(t)
+}
+
 // runBatch runs writes in one transaction and reports to each. A write
 // that fails for a reason of its own (a taken name, a stale version) is
 // rolled back to its savepoint; a write that lost a deadlock, and every
@@ -133,7 +147,7 @@ func (d *DB) runBatch(batch []*write) {
 			break
 		}
 		t := d.newTx(wr.ctx, sqlTx, stmts)
-		if err := wr.fn(t); err != nil {
+		if err := wr.run(t); err != nil {
 			if _, rerr := sqlTx.Exec("ROLLBACK TO SAVEPOINT w"); rerr != nil {
 				// The transaction is gone (SQLite rolls back the whole
 				// transaction on some errors): what it did is lost.
@@ -194,7 +208,7 @@ func (d *DB) runTx(wr *write, again bool) error {
 		return d.wrapErr("begin transaction", err)
 	}
 	t := d.newTx(wr.ctx, sqlTx, nil)
-	if err := wr.fn(t); err != nil {
+	if err := wr.run(t); err != nil {
 		sqlTx.Rollback()
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,5 +176,41 @@ func TestCacheAcrossReplicas(t *testing.T) {
 				t.Fatalf("the replica after %v reads %q", cacheTTL, s.Value)
 			}
 		})
+	}
+}
+
+// TestCombinedWritePanics: a write that panics fails alone; the writes it
+// shared a transaction with commit, and later writes still run.
+func TestCombinedWritePanics(t *testing.T) {
+	d := openDB(t, backends()["sqlite"](t))
+	ctx := context.Background()
+	hold, held := make(chan struct{}), make(chan struct{})
+	go d.update(ctx, func(*tx) error { close(held); <-hold; return nil })
+	<-held
+	errs := make(chan error, 3)
+	go func() { errs <- d.CreateUser(ctx, &usersync.User{Username: "before"}) }()
+	go func() { errs <- d.update(ctx, func(*tx) error { panic("a bug") }) }()
+	go func() { errs <- d.CreateUser(ctx, &usersync.User{Username: "after"}) }()
+	time.Sleep(50 * time.Millisecond) // all three queue behind the held lane, to share a batch
+	close(hold)
+	var panicked int
+	for range 3 {
+		if err := <-errs; err != nil {
+			if !strings.Contains(err.Error(), "panic: a bug") {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			panicked++
+		}
+	}
+	if panicked != 1 {
+		t.Fatalf("%d writes failed, want the one that panicked", panicked)
+	}
+	for _, name := range []string{"before", "after"} {
+		if _, err := d.FindUserByUsername(ctx, name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := d.CreateUser(ctx, &usersync.User{Username: "later"}); err != nil {
+		t.Fatalf("a write after the panic: %v", err)
 	}
 }
