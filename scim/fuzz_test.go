@@ -26,6 +26,7 @@ func FuzzSCIM(f *testing.F) {
 		{`not (active eq true) or externalId pr`, `members[value eq "1"]`, `[{"value":"1"}]`},
 		{`displayName eq "G"`, `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager`, `{"value":"x"}`},
 		{`meta.created gt "2020-01-01T00:00:00Z"`, ``, `{"active":"False","name.familyName":"y"}`},
+		{`displayName eq "Default Group"`, `displayName`, `"Renamed"`},
 		{`members[value eq "2" and type eq "User"] or not (members pr)`, `members`, `[{"value":"2"}]`},
 	} {
 		f.Add(s.filter, s.path, s.value)
@@ -45,6 +46,10 @@ func FuzzSCIM(f *testing.F) {
 	d.CreateUser(ctx, member)
 	g := &usersync.Group{Name: "G"}
 	d.CreateGroup(ctx, g)
+	builtIn, err := d.FindGroupByName(ctx, usersync.DefaultGroupName)
+	if err != nil {
+		f.Fatal(err)
+	}
 	h := server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{SCIMLogDir: f.TempDir()})
 	send := func(t *testing.T, method, target, body string) {
 		req := httptest.NewRequest(method, target, strings.NewReader(body))
@@ -62,6 +67,7 @@ func FuzzSCIM(f *testing.F) {
 		op := `{"Operations":[{"op":"replace","path":` + quote(path) + `,"value":` + value + `}]}`
 		send(t, "PATCH", server.SCIMPath+"/Users/"+itoa(member.ID), op)
 		send(t, "PATCH", server.SCIMPath+"/Groups/"+itoa(g.ID), op)
+		send(t, "PATCH", server.SCIMPath+"/Groups/"+itoa(builtIn.ID), op)
 		send(t, "POST", server.SCIMPath+"/Users", `{"userName":`+quote(filter)+`,"emails":[{"value":`+value+`}]}`)
 	})
 }

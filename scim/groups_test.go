@@ -290,3 +290,24 @@ func TestGroupMemberFilter(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultGroupIsBuiltIn: the Default Group cannot be renamed or deleted
+// over SCIM; the answer is 403, not a server error.
+func TestDefaultGroupIsBuiltIn(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		_, list, _ := c.do("GET", "/Groups?excludedAttributes=members&filter="+url.QueryEscape(`displayName eq "Default Group"`), nil)
+		rs, _ := list["Resources"].([]any)
+		if len(rs) != 1 {
+			t.Fatalf("Default Group lookup: %v", list)
+		}
+		id := rs[0].(map[string]any)["id"].(string)
+		rename := ops(map[string]any{"op": "Replace", "path": "displayName", "value": "Everyone Else"})
+		if code, body, _ := c.do("PATCH", "/Groups/"+id, rename); code != 403 || !strings.Contains(body["detail"].(string), "built in") {
+			t.Fatalf("rename: %d %v", code, body)
+		}
+		if code, body, _ := c.do("DELETE", "/Groups/"+id, nil); code != 403 {
+			t.Fatalf("delete: %d %v", code, body)
+		}
+	})
+}

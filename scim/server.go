@@ -120,6 +120,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	case usersync.EINVALID:
 		writeError(w, &Error{Status: 400, ScimType: "invalidValue", Detail: msg})
+	case usersync.EFORBIDDEN: // e.g. renaming or deleting the built-in Default Group
+		writeError(w, &Error{Status: http.StatusForbidden, Detail: msg})
+	case usersync.EUNAVAILABLE:
+		s.log.Warn("scim request failed: the directory is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Detail: "the directory is unavailable; try again"})
 	default:
 		s.log.Error("scim request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, &Error{Status: 500, Detail: "internal error"})
