@@ -49,9 +49,8 @@ type DB struct {
 	dialect dialect
 	where   string // the database, for messages, without credentials
 
-	// writer combines concurrent writes into shared transactions. SQLite
-	// has one writer per file: one lane spares writers the busy-wait
-	// polling that SQLite would otherwise do.
+	// writer combines concurrent writes into shared transactions, one at
+	// a time (on SQLite this also spares writers its busy-wait polling).
 	writer   *writer
 	tokens   cache[usersync.User]    // recent Authenticate answers, by token hash
 	settings cache[usersync.Setting] // recent Setting answers, by key
@@ -132,7 +131,7 @@ func connectSQLite(ctx context.Context, path string) (*DB, error) {
 	// anyway; 8 connections serve concurrent readers (WAL).
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	d := &DB{db: db, dialect: sqliteDialect, where: path, writer: newWriter(1)}
+	d := &DB{db: db, dialect: sqliteDialect, where: path, writer: newWriter()}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, d.wrapOpenErr(err)
@@ -150,7 +149,7 @@ func connectPostgres(ctx context.Context, dsn string) (*DB, error) {
 	}
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
-	d := &DB{db: db, dialect: postgresDialect, where: redactDSN(dsn), writer: newWriter(postgresLanes)}
+	d := &DB{db: db, dialect: postgresDialect, where: redactDSN(dsn), writer: newWriter()}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {

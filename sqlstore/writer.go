@@ -31,11 +31,6 @@ import (
 // latency stays a few milliseconds.
 const maxCombined = 64
 
-// postgresLanes is how many combined transactions one process runs at a
-// time on PostgreSQL: they only queue on the change counter at commit, so a
-// second lane fills the other's round trips.
-const postgresLanes = 2
-
 // write is one call of update waiting for, or in, a batch.
 type write struct {
 	ctx  context.Context
@@ -43,15 +38,19 @@ type write struct {
 	done chan error // buffered: the batch never waits for the caller
 }
 
-// writer queues writes and hands them out in batches.
+// writer queues writes and hands them out in batches, one batch at a time.
+// SQLite has one writer per file anyway. On PostgreSQL two batches at a
+// time measured no faster (they queue on the change counter at commit) and
+// can deadlock on each other's row locks: a membership insert holds a key
+// lock on its user that a PATCH of that user waits for.
 type writer struct {
-	lanes   chan struct{} // one token per batch that may run at a time
+	lane    chan struct{} // held by the goroutine running a batch
 	mu      sync.Mutex
 	pending []*write
 }
 
-func newWriter(lanes int) *writer {
-	return &writer{lanes: make(chan struct{}, lanes)}
+func newWriter() *writer {
+	return &writer{lane: make(chan struct{}, 1)}
 }
 
 // take removes up to maxCombined waiting writes.
@@ -84,13 +83,13 @@ func (d *DB) update(ctx context.Context, fn func(*tx) error) error {
 		select {
 		case err := <-me.done:
 			return err
-		case w.lanes <- struct{}{}:
+		case w.lane <- struct{}{}:
 			batch := w.take()
 			if len(batch) > 0 {
 				d.runBatch(batch)
 			}
-			<-w.lanes
-			if len(batch) == 0 { // another lane has taken mine
+			<-w.lane
+			if len(batch) == 0 { // the batch before took mine
 				return <-me.done
 			}
 		}
