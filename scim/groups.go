@@ -130,11 +130,11 @@ func excluded(r *http.Request, attr string) bool {
 }
 
 func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool) (map[string]any, error) {
-	id := strconv.FormatInt(g.ID, 10)
+	id, root := strconv.FormatInt(g.ID, 10), s.root(r)
 	out := map[string]any{
 		"schemas": []string{SchemaGroup}, "id": id, "displayName": g.Name,
 		"meta": map[string]any{"resourceType": "Group", "created": g.CreatedAt.Format(time.RFC3339Nano), "lastModified": g.UpdatedAt.Format(time.RFC3339Nano),
-			"location": s.base + "/Groups/" + id, "version": etag(g.Version)},
+			"location": root + "/Groups/" + id, "version": etag(g.Version)},
 	}
 	if g.Alias != "" {
 		out["externalId"] = g.Alias
@@ -150,7 +150,7 @@ func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool)
 		members := make([]map[string]any, 0, len(users))
 		for _, u := range users {
 			uid := strconv.FormatInt(u.ID, 10)
-			members = append(members, map[string]any{"value": uid, "display": u.Username, "$ref": s.base + "/Users/" + uid, "type": "User"})
+			members = append(members, map[string]any{"value": uid, "display": u.Username, "$ref": root + "/Users/" + uid, "type": "User"})
 		}
 		out["members"] = members
 	}
@@ -212,7 +212,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", s.base+"/Groups/"+strconv.FormatInt(g.ID, 10))
+	w.Header().Set("Location", s.root(r)+"/Groups/"+strconv.FormatInt(g.ID, 10))
 	w.Header().Set("ETag", etag(g.Version))
 	writeJSON(w, http.StatusCreated, body)
 }

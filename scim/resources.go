@@ -111,7 +111,7 @@ func (in *userResource) toUser() (*usersync.User, error) {
 	return u, nil
 }
 
-func (s *Server) userJSON(u *usersync.User, prefix string) map[string]any {
+func (s *Server) userJSON(r *http.Request, u *usersync.User, prefix string) map[string]any {
 	id := strconv.FormatInt(u.ID, 10)
 	out := map[string]any{
 		"schemas":     []string{SchemaUser},
@@ -121,7 +121,7 @@ func (s *Server) userJSON(u *usersync.User, prefix string) map[string]any {
 		"displayName": strings.TrimSpace(u.FirstName + " " + u.LastName),
 		"active":      u.Enabled,
 		"meta": map[string]any{"resourceType": "User", "created": u.CreatedAt.Format(time.RFC3339Nano), "lastModified": u.UpdatedAt.Format(time.RFC3339Nano),
-			"location": s.base + "/Users/" + id, "version": etag(u.Version)},
+			"location": s.root(r) + "/Users/" + id, "version": etag(u.Version)},
 	}
 	if u.Source == SourceSCIM && u.SourceID != "" {
 		out["externalId"] = u.SourceID // the SCIM client's own id for users it owns
@@ -153,16 +153,16 @@ func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
 		"etag":             map[string]any{"supported": true},
 		"authenticationSchemes": []map[string]any{{"type": "oauthbearertoken", "name": "API token",
 			"description": "A usersync API token of an administrator, as Authorization: Bearer <token>", "primary": true}},
-		"meta": map[string]any{"resourceType": "ServiceProviderConfig", "location": s.base + "/ServiceProviderConfig"},
+		"meta": map[string]any{"resourceType": "ServiceProviderConfig", "location": s.root(r) + "/ServiceProviderConfig"},
 	})
 }
 
 func (s *Server) resourceTypes(w http.ResponseWriter, r *http.Request) {
 	user := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}, "id": "User", "name": "User",
 		"endpoint": "/Users", "schema": SchemaUser, "schemaExtensions": []map[string]any{{"schema": SchemaEnterprise, "required": false}},
-		"meta": map[string]any{"resourceType": "ResourceType", "location": s.base + "/ResourceTypes/User"}}
+		"meta": map[string]any{"resourceType": "ResourceType", "location": s.root(r) + "/ResourceTypes/User"}}
 	group := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}, "id": "Group", "name": "Group",
-		"endpoint": "/Groups", "schema": SchemaGroup, "meta": map[string]any{"resourceType": "ResourceType", "location": s.base + "/ResourceTypes/Group"}}
+		"endpoint": "/Groups", "schema": SchemaGroup, "meta": map[string]any{"resourceType": "ResourceType", "location": s.root(r) + "/ResourceTypes/Group"}}
 	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": 2, "startIndex": 1, "itemsPerPage": 2, "Resources": []any{user, group}})
 }
 

@@ -157,8 +157,14 @@ func TestUsers(t *testing.T) {
 		ctx := context.Background()
 
 		code, u, h := c.do("POST", "/Users", entraUser("grace@navy.example", "obj-1"))
-		if code != 201 || u["userName"] != "grace@navy.example" || u["externalId"] != "obj-1" || u["active"] != true || !strings.HasSuffix(h.Get("Location"), "/Users/"+u["id"].(string)) {
+		if code != 201 || u["userName"] != "grace@navy.example" || u["externalId"] != "obj-1" || u["active"] != true || h.Get("Location") != c.base+"/Users/"+u["id"].(string) ||
+			u["meta"].(map[string]any)["location"] != h.Get("Location") {
 			t.Fatalf("create: %d %v", code, u)
+		}
+		// Behind a proxy that terminates TLS, locations say https.
+		_, u2, _ := c.doWith("GET", "/Users/"+u["id"].(string), nil, map[string]string{"X-Forwarded-Proto": "https"})
+		if want := "https://" + strings.TrimPrefix(c.base, "http://") + "/Users/" + u["id"].(string); u2["meta"].(map[string]any)["location"] != want {
+			t.Fatalf("location behind a proxy: %v, want %s", u2["meta"], want)
 		}
 		ext := u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].(map[string]any)
 		if ext["department"] != "Navy" || ext["manager"] != "mgr-1" {

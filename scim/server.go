@@ -82,6 +82,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.reqs.wrap(s, w, r, s.mux.ServeHTTP)
 }
 
+// root is the absolute URL of the SCIM mount as the client addressed it:
+// meta.location, $ref and Location are absolute URIs (RFC 7643 §3.1,
+// RFC 7644 §3.3). Behind a TLS-terminating proxy, X-Forwarded-Proto says
+// the scheme.
+func (s *Server) root(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host + s.base
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", MediaType)
 	w.WriteHeader(status)
@@ -206,7 +221,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	resources := make([]map[string]any, 0, len(users))
 	for _, u := range users {
-		resources = append(resources, project(r, s.userJSON(u, sd.prefix)))
+		resources = append(resources, project(r, s.userJSON(r, u, sd.prefix)))
 	}
 	writeList(w, start, total, resources)
 }
@@ -262,7 +277,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", etag(u.Version))
-	writeJSON(w, 200, project(r, s.userJSON(u, sd.prefix)))
+	writeJSON(w, 200, project(r, s.userJSON(r, u, sd.prefix)))
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
@@ -296,9 +311,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", s.base+"/Users/"+strconv.FormatInt(u.ID, 10))
+	w.Header().Set("Location", s.root(r)+"/Users/"+strconv.FormatInt(u.ID, 10))
 	w.Header().Set("ETag", etag(u.Version))
-	writeJSON(w, http.StatusCreated, s.userJSON(u, "")) // created enabled: no soft-delete prefix
+	writeJSON(w, http.StatusCreated, s.userJSON(r, u, "")) // created enabled: no soft-delete prefix
 }
 
 // ifMatch honours If-Match (RFC 7644 §3.14): a stale version is refused
@@ -437,7 +452,7 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		return
 	}
 	w.Header().Set("ETag", etag(next.Version))
-	writeJSON(w, 200, s.userJSON(next, sd.prefix))
+	writeJSON(w, 200, s.userJSON(r, next, sd.prefix))
 }
 
 // updateFor is the update that turns u into st. active=false is a soft
