@@ -1,3 +1,5 @@
+// Groups: the endpoints, and how a directory group looks in SCIM.
+
 package scim
 
 import (
@@ -11,122 +13,14 @@ import (
 	"github.com/usersync/usersync/scim/filter"
 )
 
-// groupAttrs maps SCIM Group attributes (lower case) to group fields and
-// whether they compare case-exactly.
-var groupAttrs = map[string]struct {
-	field string
-	exact bool
-}{
-	"displayname": {"name", false}, "externalid": {"alias", true}, "id": {"id", true},
-	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
-	"members": {"member", true}, "members.value": {"member", true},
-}
-
-// groupCond translates a SCIM filter on Groups into a directory condition.
-func groupCond(e filter.Expr) (usersync.Cond, error) {
-	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
-		switch e := e.(type) {
-		case *filter.Present:
-			return groupMatch(e.Path, "pr", nil)
-		case *filter.Compare:
-			return groupMatch(e.Path, e.Op, e.Value)
-		case *filter.ValuePath: // members[value eq "id"]
-			if !strings.EqualFold(e.Path.Name, "members") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaGroup)) {
-				return nil, invalidFilter("value filters apply to members only here, not %s", e.Path)
-			}
-			return memberCond(e.Filter)
-		}
-		return nil, invalidFilter("groups filter on displayName, externalId, id, members and meta dates")
-	})
-}
-
-// memberCond translates the filter inside members[…]: value is a user id;
-// type is always "User" (groups hold no groups here).
-func memberCond(e filter.Expr) (usersync.Cond, error) {
-	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
-		switch e := e.(type) {
-		case *filter.Present:
-			if k := strings.ToLower(e.Path.Name); k == "value" || k == "type" || k == "display" {
-				return groupMatch(filter.Path{Name: "members"}, "pr", nil)
-			}
-		case *filter.Compare:
-			switch strings.ToLower(e.Path.Name) {
-			case "value":
-				return groupMatch(filter.Path{Name: "members"}, e.Op, e.Value)
-			case "type":
-				s, ok := e.Value.(string)
-				if !ok || e.Op != "eq" {
-					return nil, invalidFilter("members type compares with eq and a string")
-				}
-				if !strings.EqualFold(s, "User") {
-					return usersync.Always(false), nil
-				}
-				return groupMatch(filter.Path{Name: "members"}, "pr", nil)
-			}
-		}
-		return nil, invalidFilter("members filters on value (a user id) and type")
-	})
-}
-
-func groupMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
-	key := strings.ToLower(p.Name)
-	if p.Sub != "" {
-		key += "." + strings.ToLower(p.Sub)
-	}
-	if p.URI != "" && !strings.EqualFold(p.URI, SchemaGroup) {
-		return nil, invalidFilter("unknown schema %q", p.URI)
-	}
-	a, ok := groupAttrs[key]
-	if !ok {
-		return nil, invalidFilter("%s is not a group attribute usersync filters on", p)
-	}
-	switch a.field {
-	case "id", "member":
-		if a.field == "member" && op != "eq" && op != "pr" {
-			return nil, invalidFilter("%s is a set of user ids: only eq and pr test it, not %s", p, op)
-		}
-		s, ok := v.(string)
-		n, err := strconv.ParseInt(s, 10, 64)
-		if op != "pr" && (!ok || err != nil) {
-			return usersync.Always(op == "ne"), nil
-		}
-		v = float64(n)
-	case "createdAt", "updatedAt":
-		s, _ := v.(string)
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if op != "pr" && err != nil {
-			return nil, invalidFilter("%s compares with an RFC 3339 date-time, not %v", p, v)
-		}
-		v = t
-	}
-	m := usersync.Match{Field: a.field, Op: usersync.MatchOp(op), Value: v, CaseExact: a.exact}
-	if err := usersync.ValidateFields(m, usersync.GroupMatchFields); err != nil {
-		return nil, invalidFilter("%s", usersync.ErrorMessage(err))
-	}
-	return m, nil
-}
-
-// excluded reports whether a request's attributes/excludedAttributes leave
-// out attr (only "members" is worth leaving out: it can be huge).
-func excluded(r *http.Request, attr string) bool {
-	q := r.URL.Query()
-	has := func(list string) bool {
-		for _, a := range strings.Split(list, ",") {
-			a = strings.TrimSpace(a)
-			a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaGroup+":"), SchemaUser+":")
-			if strings.EqualFold(a, attr) {
-				return true
-			}
-		}
-		return false
-	}
-	if v := q.Get("excludedAttributes"); v != "" && has(v) {
-		return true
-	}
-	if v := q.Get("attributes"); v != "" && !has(v) {
-		return true
-	}
-	return false
+// groupResource is a Group as clients send it.
+type groupResource struct {
+	DisplayName string `json:"displayName"`
+	ExternalID  string `json:"externalId"`
+	Description string `json:"description"`
+	Members     []struct {
+		Value string `json:"value"`
+	} `json:"members"`
 }
 
 func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool) (map[string]any, error) {
@@ -157,16 +51,6 @@ func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool)
 	return out, nil
 }
 
-// groupResource is a Group as clients send it.
-type groupResource struct {
-	DisplayName string `json:"displayName"`
-	ExternalID  string `json:"externalId"`
-	Description string `json:"description"`
-	Members     []struct {
-		Value string `json:"value"`
-	} `json:"members"`
-}
-
 func memberIDs(values []string) ([]int64, error) {
 	ids := make([]int64, 0, len(values))
 	for _, v := range values {
@@ -177,6 +61,27 @@ func memberIDs(values []string) ([]int64, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// memberValues reads a members value: a list of {"value": id} (or one).
+func memberValues(raw json.RawMessage) ([]string, error) {
+	var list []struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		var one struct {
+			Value string `json:"value"`
+		}
+		if json.Unmarshal(raw, &one) != nil || one.Value == "" {
+			return nil, invalidValue("members needs a list of {\"value\": user id}")
+		}
+		return []string{one.Value}, nil
+	}
+	out := make([]string, 0, len(list))
+	for _, m := range list {
+		out = append(out, m.Value)
+	}
+	return out, nil
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
@@ -284,27 +189,6 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// memberValues reads a members value: a list of {"value": id} (or one).
-func memberValues(raw json.RawMessage) ([]string, error) {
-	var list []struct {
-		Value string `json:"value"`
-	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		var one struct {
-			Value string `json:"value"`
-		}
-		if json.Unmarshal(raw, &one) != nil || one.Value == "" {
-			return nil, invalidValue("members needs a list of {\"value\": user id}")
-		}
-		return []string{one.Value}, nil
-	}
-	out := make([]string, 0, len(list))
-	for _, m := range list {
-		out = append(out, m.Value)
-	}
-	return out, nil
 }
 
 // patchGroup applies member adds and removes (by value list, by value
@@ -489,62 +373,4 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", etag(next.Version))
 	writeJSON(w, 200, body)
-}
-
-// project applies a request's attributes and excludedAttributes (RFC 7644
-// §3.4.2.5) to a resource: id, schemas and meta.resourceType always stay.
-// Names are top-level attributes ("name", "emails", "members"), a
-// sub-attribute ("name.givenName") or, for the enterprise extension, its
-// URN-qualified attributes.
-func project(r *http.Request, res map[string]any) map[string]any {
-	q := r.URL.Query()
-	list := func(v string) []string {
-		var out []string
-		for _, a := range strings.Split(v, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaUser+":"), SchemaGroup+":")
-				out = append(out, a)
-			}
-		}
-		return out
-	}
-	// top names the top-level attribute a path is in, and whether the path
-	// is that whole attribute.
-	top := func(a string) (string, bool) {
-		if strings.EqualFold(a, SchemaEnterprise) {
-			return SchemaEnterprise, true
-		}
-		if _, ok := enterpriseKey(a); ok {
-			return SchemaEnterprise, false
-		}
-		name, sub, _ := strings.Cut(a, ".")
-		return name, sub == ""
-	}
-	find := func(key string) (string, bool) {
-		for k := range res {
-			if strings.EqualFold(k, key) {
-				return k, true
-			}
-		}
-		return "", false
-	}
-	if v := q.Get("attributes"); v != "" {
-		out := map[string]any{"id": res["id"], "schemas": res["schemas"]}
-		for _, a := range list(v) {
-			key, _ := top(a)
-			if k, ok := find(key); ok {
-				out[k] = res[k]
-			}
-		}
-		return out
-	}
-	if v := q.Get("excludedAttributes"); v != "" {
-		for _, a := range list(v) {
-			key, whole := top(a)
-			if k, ok := find(key); ok && whole && k != "id" && k != "schemas" {
-				delete(res, k)
-			}
-		}
-	}
-	return res
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/scim/filter"
 )
 
 // MaxBody bounds request bodies; MaxResults bounds a page of a list.
@@ -22,6 +21,22 @@ const (
 
 // MediaType is SCIM's JSON media type.
 const MediaType = "application/scim+json"
+
+// Schema URIs (RFC 7643).
+const (
+	SchemaUser       = "urn:ietf:params:scim:schemas:core:2.0:User"
+	SchemaGroup      = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	SchemaEnterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	SchemaListResp   = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+	SchemaError      = "urn:ietf:params:scim:api:messages:2.0:Error"
+	SchemaPatchOp    = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+)
+
+// MaxUserName is the longest userName accepted over SCIM (the seed's limit).
+const MaxUserName = 100
+
+// SourceSCIM owns users and groups created over SCIM.
+const SourceSCIM = "scim"
 
 // Server serves SCIM over a directory at its mount point (e.g. /scim/v2).
 type Server struct {
@@ -183,53 +198,6 @@ func paging(r *http.Request) (start, count int, err error) {
 	return start, count, nil
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	start, count, err := paging(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sd, err := s.softDelete(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	f := usersync.UserFilter{Offset: start - 1, Limit: count}
-	if v := q.Get("filter"); v != "" {
-		e, err := filter.Parse(v)
-		if err != nil {
-			writeError(w, &Error{Status: 400, ScimType: "invalidFilter", Detail: err.Error()})
-			return
-		}
-		if f.Where, err = userCond(e, sd.prefix); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	var users []*usersync.User
-	var total int
-	if count == 0 {
-		f.Limit = 1 // only the total is asked for
-		_, total, err = s.dir.FindUsers(r.Context(), f)
-	} else {
-		users, total, err = s.dir.FindUsers(r.Context(), f)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	resources := make([]map[string]any, 0, len(users))
-	for _, u := range users {
-		resources = append(resources, project(r, s.userJSON(r, u, sd.prefix)))
-	}
-	writeList(w, start, total, resources)
-}
-
-func (s *Server) findUser(w http.ResponseWriter, r *http.Request) *usersync.User {
-	return find(s, w, r, "user", s.dir.FindUserByID)
-}
-
 // find reads the resource named by the path's {id}; it answers the error
 // itself and returns nil when there is none.
 func find[T any](s *Server, w http.ResponseWriter, r *http.Request, kind string, get func(context.Context, int64) (*T, error)) *T {
@@ -266,56 +234,6 @@ func readPatch(r *http.Request) (*patchRequest, error) {
 	return &req, req.check()
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
-	u := s.findUser(w, r)
-	if u == nil {
-		return
-	}
-	sd, err := s.softDelete(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(u.Version))
-	writeJSON(w, 200, project(r, s.userJSON(r, u, sd.prefix)))
-}
-
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
-	u := s.findUser(w, r)
-	if u == nil {
-		return
-	}
-	if err := s.dir.DeleteUser(r.Context(), u.ID); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
-	var in userResource
-	if err := readBody(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	u, err := in.toUser()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := s.dir.CreateUser(r.Context(), u); err != nil {
-		if usersync.ErrorCode(err) == usersync.ECONFLICT {
-			writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: "userName " + strconv.Quote(u.Username) + " is taken"})
-			return
-		}
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Location", s.root(r)+"/Users/"+strconv.FormatInt(u.ID, 10))
-	w.Header().Set("ETag", etag(u.Version))
-	writeJSON(w, http.StatusCreated, s.userJSON(r, u, "")) // created enabled: no soft-delete prefix
-}
-
 // ifMatch honours If-Match (RFC 7644 §3.14): a stale version is refused
 // with 412 before anything is read from the body.
 func ifMatch(w http.ResponseWriter, r *http.Request, version int64) bool {
@@ -332,170 +250,83 @@ func ifMatch(w http.ResponseWriter, r *http.Request, version int64) bool {
 	return false
 }
 
-// softDelete is what active=false means, from the settings.
-type softDelete struct {
-	remove bool   // delete the user
-	prefix string // else disable it and prefix its username
-}
-
-func (s *Server) softDelete(r *http.Request) (softDelete, error) {
-	rm, err := s.dir.Setting(r.Context(), "SCIM_REMOVE_USER_ON_SOFT_DELETE")
-	if err != nil {
-		return softDelete{}, err
-	}
-	p, err := s.dir.Setting(r.Context(), "SCIM_SOFT_DELETE_PREFIX")
-	return softDelete{remove: rm.Bool(), prefix: p.Value}, err
-}
-
-// scimName is the userName a SCIM client sees: a soft-deleted user's name
-// without the prefix that marks it in the directory, so that the client
-// finds the user it disabled by the name it gave it.
-func scimName(u *usersync.User, prefix string) string {
-	if !u.Enabled && prefix != "" {
-		return strings.TrimPrefix(u.Username, prefix)
-	}
-	return u.Username
-}
-
-// stateOf is what SCIM sees of a user: a soft-deleted user's name without
-// the prefix it got when it was disabled.
-func stateOf(u *usersync.User, prefix string) userState {
-	st := userState{UserName: scimName(u, prefix), GivenName: u.FirstName, FamilyName: u.LastName, Email: u.Email,
-		Active: u.Enabled, Attrs: map[string]string{}}
-	if u.Source == SourceSCIM {
-		st.ExternalID = u.SourceID
-	}
-	for k, v := range u.Attributes {
-		st.Attrs[k] = v
-	}
-	return st
-}
-
-func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
-	u := s.findUser(w, r)
-	if u == nil || !ifMatch(w, r, u.Version) {
-		return
-	}
-	req, err := readPatch(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeUser(w, r, u, func(u *usersync.User, sd softDelete) (userState, error) {
-		st := stateOf(u, sd.prefix)
-		for _, op := range req.Operations {
-			if err := st.apply(op); err != nil {
-				return st, err
+// excluded reports whether a request's attributes/excludedAttributes leave
+// out attr (only "members" is worth leaving out: it can be huge).
+func excluded(r *http.Request, attr string) bool {
+	q := r.URL.Query()
+	has := func(list string) bool {
+		for _, a := range strings.Split(list, ",") {
+			a = strings.TrimSpace(a)
+			a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaGroup+":"), SchemaUser+":")
+			if strings.EqualFold(a, attr) {
+				return true
 			}
 		}
-		return st, nil
-	})
+		return false
+	}
+	if v := q.Get("excludedAttributes"); v != "" && has(v) {
+		return true
+	}
+	if v := q.Get("attributes"); v != "" && !has(v) {
+		return true
+	}
+	return false
 }
 
-func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
-	u := s.findUser(w, r)
-	if u == nil || !ifMatch(w, r, u.Version) {
-		return
-	}
-	var in userResource
-	if err := readBody(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	next, err := in.toUser()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeUser(w, r, u, func(*usersync.User, softDelete) (userState, error) {
-		return userState{UserName: next.Username, ExternalID: next.SourceID, GivenName: next.FirstName, FamilyName: next.LastName,
-			Email: next.Email, Active: next.Enabled, Attrs: next.Attributes}, nil
-	})
-}
-
-// errSoftDelete stops a user write that is a soft delete with
-// SCIM_REMOVE_USER_ON_SOFT_DELETE=Y: the user is deleted instead.
-var errSoftDelete = errors.New("soft delete removes the user")
-
-// writeUser saves the state that state computes from the user as stored
-// (inside the write, so concurrent PATCHes of one user never lose each
-// other's changes) and answers the request. With If-Match the write
-// applies only to the version the client named.
-func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.User, state func(*usersync.User, softDelete) (userState, error)) {
-	sd, err := s.softDelete(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var expect int64
-	if r.Header.Get("If-Match") != "" {
-		expect = u.Version
-	}
-	next, err := s.dir.ModifyUser(r.Context(), u.ID, expect, func(cur *usersync.User) (usersync.UserUpdate, error) {
-		st, err := state(cur, sd)
-		if err != nil {
-			return usersync.UserUpdate{}, err
+// project applies a request's attributes and excludedAttributes (RFC 7644
+// §3.4.2.5) to a resource: id, schemas and meta.resourceType always stay.
+// Names are top-level attributes ("name", "emails", "members"), a
+// sub-attribute ("name.givenName") or, for the enterprise extension, its
+// URN-qualified attributes.
+func project(r *http.Request, res map[string]any) map[string]any {
+	q := r.URL.Query()
+	list := func(v string) []string {
+		var out []string
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaUser+":"), SchemaGroup+":")
+				out = append(out, a)
+			}
 		}
-		if !st.Active && sd.remove {
-			return usersync.UserUpdate{}, errSoftDelete
+		return out
+	}
+	// top names the top-level attribute a path is in, and whether the path
+	// is that whole attribute.
+	top := func(a string) (string, bool) {
+		if strings.EqualFold(a, SchemaEnterprise) {
+			return SchemaEnterprise, true
 		}
-		return updateFor(cur, st, sd.prefix), nil
-	})
-	if errors.Is(err, errSoftDelete) {
-		if err = s.dir.DeleteUser(r.Context(), u.ID); err == nil {
-			w.WriteHeader(http.StatusNoContent)
-			return
+		if _, ok := enterpriseKey(a); ok {
+			return SchemaEnterprise, false
 		}
+		name, sub, _ := strings.Cut(a, ".")
+		return name, sub == ""
 	}
-	if err != nil {
-		s.fail(w, r, err) // a taken userName is ECONFLICT: 409 uniqueness
-		return
+	find := func(key string) (string, bool) {
+		for k := range res {
+			if strings.EqualFold(k, key) {
+				return k, true
+			}
+		}
+		return "", false
 	}
-	w.Header().Set("ETag", etag(next.Version))
-	writeJSON(w, 200, s.userJSON(r, next, sd.prefix))
-}
-
-// updateFor is the update that turns u into st. active=false is a soft
-// delete: the user is disabled and its username gets the prefix;
-// active=true after it restores the name.
-func updateFor(u *usersync.User, st userState, prefix string) usersync.UserUpdate {
-	name := st.UserName
-	if !st.Active && prefix != "" {
-		name = prefix + name
+	if v := q.Get("attributes"); v != "" {
+		out := map[string]any{"id": res["id"], "schemas": res["schemas"]}
+		for _, a := range list(v) {
+			key, _ := top(a)
+			if k, ok := find(key); ok {
+				out[k] = res[k]
+			}
+		}
+		return out
 	}
-	upd := usersync.UserUpdate{Attributes: map[string]*string{}}
-	if name != u.Username {
-		upd.Username = &name
-	}
-	if st.Email != u.Email {
-		upd.Email = &st.Email
-	}
-	if st.GivenName != u.FirstName {
-		upd.FirstName = &st.GivenName
-	}
-	if st.FamilyName != u.LastName {
-		upd.LastName = &st.FamilyName
-	}
-	if st.Active != u.Enabled {
-		upd.Enabled = &st.Active
-	}
-	if u.Source == SourceSCIM && st.ExternalID != u.SourceID {
-		upd.SourceID = &st.ExternalID
-	} else if u.Source != SourceSCIM && st.ExternalID != "" {
-		// A SCIM client that gives a user its id takes the user over.
-		src := SourceSCIM
-		upd.Source, upd.SourceID = &src, &st.ExternalID
-	}
-	for k, v := range st.Attrs {
-		if u.Attributes[k] != v {
-			v := v
-			upd.Attributes[k] = &v
+	if v := q.Get("excludedAttributes"); v != "" {
+		for _, a := range list(v) {
+			key, whole := top(a)
+			if k, ok := find(key); ok && whole && k != "id" && k != "schemas" {
+				delete(res, k)
+			}
 		}
 	}
-	for k := range u.Attributes {
-		if _, ok := st.Attrs[k]; !ok {
-			upd.Attributes[k] = nil
-		}
-	}
-	return upd
+	return res
 }
