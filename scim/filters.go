@@ -61,13 +61,22 @@ func userCond(e filter.Expr, prefix string) (usersync.Cond, error) {
 			}
 			return c, err
 		case *filter.ValuePath:
-			if !strings.EqualFold(e.Path.Name, "emails") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaUser)) {
-				return nil, invalidFilter("value filters apply to emails only here, not %s", e.Path)
+			if err := valuePathOn(e.Path, "emails", SchemaUser); err != nil {
+				return nil, err
 			}
 			return emailCond(e.Filter)
 		}
 		return nil, invalidFilter("unsupported expression")
 	})
+}
+
+// valuePathOn checks that a value filter (attr[…]) names attr of schema,
+// the one multi-valued attribute of the resource that filters reach into.
+func valuePathOn(p filter.Path, attr, schema string) error {
+	if !strings.EqualFold(p.Name, attr) || p.Sub != "" || (p.URI != "" && !strings.EqualFold(p.URI, schema)) {
+		return invalidFilter("value filters apply to %s only here, not %s", attr, p)
+	}
+	return nil
 }
 
 // emailCond translates the filter inside emails[…]: usersync keeps one
@@ -189,8 +198,8 @@ func groupCond(e filter.Expr) (usersync.Cond, error) {
 		case *filter.Compare:
 			return groupMatch(e.Path, e.Op, e.Value)
 		case *filter.ValuePath: // members[value eq "id"]
-			if !strings.EqualFold(e.Path.Name, "members") || e.Path.Sub != "" || (e.Path.URI != "" && !strings.EqualFold(e.Path.URI, SchemaGroup)) {
-				return nil, invalidFilter("value filters apply to members only here, not %s", e.Path)
+			if err := valuePathOn(e.Path, "members", SchemaGroup); err != nil {
+				return nil, err
 			}
 			return memberCond(e.Filter)
 		}
