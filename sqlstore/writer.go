@@ -197,8 +197,22 @@ func (d *DB) runBatch(batch []*write) {
 	}
 }
 
-// runTx runs one write in a transaction of its own.
+// deadlockTries bounds how often a write that keeps losing deadlocks (to
+// writers of other processes on the same PostgreSQL) is run.
+const deadlockTries = 3
+
+// runTx runs one write in a transaction of its own, again when it lost a
+// deadlock.
 func (d *DB) runTx(wr *write, again bool) error {
+	for try := 1; ; try++ {
+		err := d.runTxOnce(wr, again)
+		if !retryable(err) || try == deadlockTries {
+			return err
+		}
+	}
+}
+
+func (d *DB) runTxOnce(wr *write, again bool) error {
 	if err := wr.ctx.Err(); err != nil {
 		return d.wrapErr("write", err)
 	}

@@ -214,3 +214,76 @@ func TestCombinedWritePanics(t *testing.T) {
 		t.Fatalf("a write after the panic: %v", err)
 	}
 }
+
+// TestDeadlockRetried: a write of a combined transaction that deadlocks
+// with a writer of another process (another handle on the same PostgreSQL)
+// is rolled back to its savepoint, its batch commits, and it runs again
+// alone: every write succeeds.
+func TestDeadlockRetried(t *testing.T) {
+	where := backends()["postgres"](t)
+	a, b := openDB(t, where), openDB(t, where)
+	ctx := context.Background()
+	x, y := &usersync.User{Username: "x"}, &usersync.User{Username: "y"}
+	for _, u := range []*usersync.User{x, y} {
+		if err := a.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold, held := make(chan struct{}), make(chan struct{})
+	go a.update(ctx, func(*tx) error { close(held); <-hold; return nil })
+	<-held
+
+	name := "w1"
+	errs := make(chan error, 3)
+	go func() { _, err := a.UpdateUser(ctx, x.ID, usersync.UserUpdate{FirstName: &name}, 0); errs <- err }()
+	time.Sleep(20 * time.Millisecond) // w1 first in the queue
+	started, lockedY := make(chan struct{}), make(chan struct{})
+	var tries atomic.Int32
+	go func() {
+		errs <- a.update(ctx, func(t *tx) error { // w2: locks y after b has
+			if tries.Add(1) == 1 {
+				close(started)
+				<-lockedY
+				time.Sleep(200 * time.Millisecond) // b now waits for x, which w1 holds
+			}
+			old, err := t.lockUser(y.ID)
+			if err != nil {
+				return err
+			}
+			next := *old
+			next.LastName = "w2"
+			return t.saveUser(old, &next)
+		})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(hold)
+	<-started
+	go func() {
+		errs <- b.update(ctx, func(t *tx) error {
+			// b waits long before it looks for deadlocks: a's write is the one
+			// PostgreSQL aborts.
+			if _, err := t.exec(`SET LOCAL deadlock_timeout = '10s'`); err != nil {
+				return err
+			}
+			if _, err := t.lockUser(y.ID); err != nil {
+				return err
+			}
+			close(lockedY)
+			_, err := t.lockUser(x.ID)
+			return err
+		})
+	}()
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a write failed: %v", err)
+		}
+	}
+	if n := tries.Load(); n != 2 {
+		t.Fatalf("w2 ran %d times, want 2 (aborted by the deadlock, then alone)", n)
+	}
+	gx, _ := a.FindUserByID(ctx, x.ID)
+	gy, _ := a.FindUserByID(ctx, y.ID)
+	if gx.FirstName != "w1" || gy.LastName != "w2" {
+		t.Fatalf("x %q, y %q: a write is lost", gx.FirstName, gy.LastName)
+	}
+}
