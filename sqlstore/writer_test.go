@@ -215,11 +215,21 @@ func TestCombinedWritePanics(t *testing.T) {
 	}
 }
 
-// TestDeadlockRetried: a write of a combined transaction that deadlocks
-// with a writer of another process (another handle on the same PostgreSQL)
-// is rolled back to its savepoint, its batch commits, and it runs again
-// alone: every write succeeds.
+// TestDeadlockRetried: writes that deadlock with a writer of another
+// process (another handle on the same PostgreSQL) run again. When the
+// loser is a write of a combined transaction, it is rolled back to its
+// savepoint, its batch commits, and it runs again alone; when it is a
+// write alone, it runs again. Every write succeeds.
 func TestDeadlockRetried(t *testing.T) {
+	for _, loser := range []string{"combined", "alone"} {
+		t.Run(loser, func(t *testing.T) { testDeadlockRetried(t, loser) })
+	}
+}
+
+func testDeadlockRetried(t *testing.T, loser string) {
+	// PostgreSQL aborts the transaction whose deadlock_timeout ends first;
+	// the other side waits long.
+	patient := `SET LOCAL deadlock_timeout = '10s'`
 	where := backends()["postgres"](t)
 	a, b := openDB(t, where), openDB(t, where)
 	ctx := context.Background()
@@ -238,10 +248,15 @@ func TestDeadlockRetried(t *testing.T) {
 	go func() { _, err := a.UpdateUser(ctx, x.ID, usersync.UserUpdate{FirstName: &name}, 0); errs <- err }()
 	time.Sleep(20 * time.Millisecond) // w1 first in the queue
 	started, lockedY := make(chan struct{}), make(chan struct{})
-	var tries atomic.Int32
+	var triesA, triesB atomic.Int32
 	go func() {
 		errs <- a.update(ctx, func(t *tx) error { // w2: locks y after b has
-			if tries.Add(1) == 1 {
+			if triesA.Add(1) == 1 {
+				if loser == "alone" {
+					if _, err := t.exec(patient); err != nil {
+						return err
+					}
+				}
 				close(started)
 				<-lockedY
 				time.Sleep(200 * time.Millisecond) // b now waits for x, which w1 holds
@@ -260,15 +275,18 @@ func TestDeadlockRetried(t *testing.T) {
 	<-started
 	go func() {
 		errs <- b.update(ctx, func(t *tx) error {
-			// b waits long before it looks for deadlocks: a's write is the one
-			// PostgreSQL aborts.
-			if _, err := t.exec(`SET LOCAL deadlock_timeout = '10s'`); err != nil {
-				return err
+			first := triesB.Add(1) == 1
+			if loser == "combined" {
+				if _, err := t.exec(patient); err != nil {
+					return err
+				}
 			}
 			if _, err := t.lockUser(y.ID); err != nil {
 				return err
 			}
-			close(lockedY)
+			if first {
+				close(lockedY)
+			}
 			_, err := t.lockUser(x.ID)
 			return err
 		})
@@ -278,8 +296,9 @@ func TestDeadlockRetried(t *testing.T) {
 			t.Fatalf("a write failed: %v", err)
 		}
 	}
-	if n := tries.Load(); n != 2 {
-		t.Fatalf("w2 ran %d times, want 2 (aborted by the deadlock, then alone)", n)
+	want := map[string][2]int32{"combined": {2, 1}, "alone": {1, 2}}[loser]
+	if got := [2]int32{triesA.Load(), triesB.Load()}; got != want {
+		t.Fatalf("w2 and b ran %v times, want %v", got, want)
 	}
 	gx, _ := a.FindUserByID(ctx, x.ID)
 	gy, _ := a.FindUserByID(ctx, y.ID)
