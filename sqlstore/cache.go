@@ -8,7 +8,8 @@ import (
 // cacheTTL is how long a cached answer is trusted without reading the
 // database again. A SCIM client sends the same API token with every
 // request, and the server reads the same few settings for each: on SQLite
-// those lookups cost as much as the rest of a filtered GET. A change made
+// the token lookup alone was 16 % of the CPU of a SCIM create (profile of
+// BenchmarkCreateUser in package scim). A change made
 // through this DB drops the entries it affects when it commits; a change
 // made by another replica is seen within cacheTTL.
 const cacheTTL = time.Second
