@@ -120,7 +120,7 @@ func TestCombinedWriteCallerGone(t *testing.T) {
 	gone, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- d.CreateUser(gone, &usersync.User{Username: "late"}) }()
-	time.Sleep(20 * time.Millisecond) // the write is queued behind the held lane
+	waitPending(t, d, 1) // the write is queued behind the held lane
 	cancel()
 	close(hold)
 	if err := <-errc; usersync.ErrorCode(err) != usersync.EUNAVAILABLE {
@@ -191,7 +191,7 @@ func TestCombinedWritePanics(t *testing.T) {
 	go func() { errs <- d.CreateUser(ctx, &usersync.User{Username: "before"}) }()
 	go func() { errs <- d.update(ctx, func(*tx) error { panic("a bug") }) }()
 	go func() { errs <- d.CreateUser(ctx, &usersync.User{Username: "after"}) }()
-	time.Sleep(50 * time.Millisecond) // all three queue behind the held lane, to share a batch
+	waitPending(t, d, 3) // all three queue behind the held lane, to share a batch
 	close(hold)
 	var panicked int
 	for range 3 {
@@ -246,7 +246,7 @@ func testDeadlockRetried(t *testing.T, loser string) {
 	name := "w1"
 	errs := make(chan error, 3)
 	go func() { _, err := a.UpdateUser(ctx, x.ID, usersync.UserUpdate{FirstName: &name}, 0); errs <- err }()
-	time.Sleep(20 * time.Millisecond) // w1 first in the queue
+	waitPending(t, a, 1) // w1 first in the queue
 	started, lockedY := make(chan struct{}), make(chan struct{})
 	var triesA, triesB atomic.Int32
 	go func() {
@@ -270,7 +270,7 @@ func testDeadlockRetried(t *testing.T, loser string) {
 			return t.saveUser(old, &next)
 		})
 	}()
-	time.Sleep(20 * time.Millisecond)
+	waitPending(t, a, 2) // w1 and w2 will share a batch
 	close(hold)
 	<-started
 	go func() {
@@ -305,4 +305,18 @@ func testDeadlockRetried(t *testing.T, loser string) {
 	if gx.FirstName != "w1" || gy.LastName != "w2" {
 		t.Fatalf("x %q, y %q: a write is lost", gx.FirstName, gy.LastName)
 	}
+}
+
+// waitPending waits until n writes queue for d's writing lane.
+func waitPending(t *testing.T, d *DB, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		d.writer.mu.Lock()
+		queued := len(d.writer.pending)
+		d.writer.mu.Unlock()
+		if queued >= n {
+			return
+		}
+	}
+	t.Fatalf("%d writes never queued", n)
 }
