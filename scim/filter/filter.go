@@ -184,31 +184,26 @@ func (p *parser) keyword(word string) bool {
 }
 
 func (p *parser) or(depth int, inValue bool) (Expr, error) {
-	left, err := p.and(depth, inValue)
-	if err != nil {
-		return nil, err
-	}
-	for p.keyword("or") {
-		right, err := p.and(depth, inValue)
-		if err != nil {
-			return nil, err
-		}
-		left = &Logical{Op: "or", Left: left, Right: right}
-	}
-	return left, nil
+	return p.chain("or", p.and, depth, inValue)
 }
 
 func (p *parser) and(depth int, inValue bool) (Expr, error) {
-	left, err := p.unary(depth, inValue)
+	return p.chain("and", p.unary, depth, inValue)
+}
+
+// chain parses operand (op operand)*, grouping to the left: "and" binds
+// tighter than "or" because or's operands are and-chains.
+func (p *parser) chain(op string, operand func(depth int, inValue bool) (Expr, error), depth int, inValue bool) (Expr, error) {
+	left, err := operand(depth, inValue)
 	if err != nil {
 		return nil, err
 	}
-	for p.keyword("and") {
-		right, err := p.unary(depth, inValue)
+	for p.keyword(op) {
+		right, err := operand(depth, inValue)
 		if err != nil {
 			return nil, err
 		}
-		left = &Logical{Op: "and", Left: left, Right: right}
+		left = &Logical{Op: op, Left: left, Right: right}
 	}
 	return left, nil
 }
