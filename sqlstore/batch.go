@@ -10,13 +10,29 @@ import (
 // ApplyBatch applies b in one transaction: groups, then users, then
 // memberships. Everything is validated before anything is written; an
 // invalid entry fails the whole batch. Entries whose effect is in place
-// already write nothing. Updates are optimistic: a user or group changed by
-// another writer between this batch's read and its write fails the batch
-// with ECONFLICT instead of being overwritten.
+// already write nothing. Updates are optimistic: a user changed by another
+// writer between this batch's read and its write is not overwritten
+// blindly; the batch runs again on what is stored then.
 func (d *DB) ApplyBatch(ctx context.Context, b *usersync.Batch) (*usersync.BatchResult, error) {
 	if err := validateBatch(b); err != nil {
 		return nil, err
 	}
+	// A writer of another process (PostgreSQL: a SCIM server beside a
+	// pull) may change a user between this batch's read and its write: the
+	// batch then fails as stale, and runs again reading afresh. It states
+	// the result it wants, so a second reading serves as well as the first.
+	for try := 1; ; try++ {
+		res, err := d.applyBatch(ctx, b)
+		if usersync.ErrorCode(err) != usersync.ESTALE || try == staleTries {
+			return res, err
+		}
+	}
+}
+
+// staleTries bounds how often a batch that keeps racing other writers runs.
+const staleTries = 3
+
+func (d *DB) applyBatch(ctx context.Context, b *usersync.Batch) (*usersync.BatchResult, error) {
 	var res *usersync.BatchResult
 	err := d.update(ctx, func(t *tx) error {
 		res = &usersync.BatchResult{}
@@ -155,6 +171,9 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 	existing, err := t.usersByKey(keys)
 	if err != nil {
 		return nil, nil, err
+	}
+	if t.d.hookBatchRead != nil {
+		t.d.hookBatchRead()
 	}
 	out := make(map[string]usersync.ObjectRef, len(ups))
 	skipped := map[string]bool{}

@@ -63,6 +63,9 @@ type DB struct {
 	// hookBeforeCommit, set by tests, runs after a write transaction has
 	// numbered its change events and before it commits.
 	hookBeforeCommit func()
+	// hookBatchRead, set by tests, runs after a batch has read the users
+	// it updates and before it writes them.
+	hookBatchRead func()
 }
 
 // Open opens (creating if needed) the directory named by dsn and brings its

@@ -320,3 +320,40 @@ func waitPending(t *testing.T, d *DB, n int) {
 	}
 	t.Fatalf("%d writes never queued", n)
 }
+
+// TestBatchRacesAnotherProcess: a user changed by another process between
+// a batch's read and its write (PostgreSQL, where a pull and a SCIM server
+// write side by side) makes the batch run again on the stored state; the
+// other process's change to a field the batch does not own stays.
+func TestBatchRacesAnotherProcess(t *testing.T) {
+	where := backends()["postgres"](t)
+	a, b := openDB(t, where), openDB(t, where)
+	ctx := context.Background()
+	u := &usersync.User{Username: "ada@contoso.com", FirstName: "Ada", LastName: "Lovelace", Source: "o365:t"}
+	if err := a.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int32
+	a.hookBatchRead = func() {
+		if reads.Add(1) == 1 { // between the first read and its write
+			dept := "Engines"
+			if _, err := b.UpdateUser(ctx, u.ID, usersync.UserUpdate{Attributes: map[string]*string{"department": &dept}}, 0); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	res, err := a.ApplyBatch(ctx, &usersync.Batch{Users: []usersync.UserUpsert{{
+		User:   usersync.User{Username: "ada@contoso.com", FirstName: "Augusta", Source: "o365:t"},
+		Update: usersync.FieldFirstName,
+	}}})
+	if err != nil || res.UsersUpdated != 1 {
+		t.Fatalf("batch: %+v %v", res, err)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Fatalf("the batch read %d times, want 2", n)
+	}
+	got, _ := a.FindUserByID(ctx, u.ID)
+	if got.FirstName != "Augusta" || got.Attributes["department"] != "Engines" {
+		t.Fatalf("first name %q, department %q: want the batch's and the other process's", got.FirstName, got.Attributes["department"])
+	}
+}
