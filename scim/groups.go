@@ -23,6 +23,27 @@ type groupResource struct {
 	} `json:"members"`
 }
 
+// readGroup reads a Group body, which must name the group.
+func readGroup(r *http.Request) (*groupResource, error) {
+	var in groupResource
+	if err := readBody(r, &in); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.DisplayName) == "" {
+		return nil, invalidValue("displayName is required")
+	}
+	return &in, nil
+}
+
+// memberValues lists the member ids the body gives.
+func (in *groupResource) memberValues() []string {
+	out := make([]string, 0, len(in.Members))
+	for _, m := range in.Members {
+		out = append(out, m.Value)
+	}
+	return out
+}
+
 func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool) (map[string]any, error) {
 	id, root := strconv.FormatInt(g.ID, 10), s.root(r)
 	out := map[string]any{
@@ -85,20 +106,12 @@ func memberValues(raw json.RawMessage) ([]string, error) {
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
-	var in groupResource
-	if err := readBody(r, &in); err != nil {
+	in, err := readGroup(r)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if strings.TrimSpace(in.DisplayName) == "" {
-		writeError(w, invalidValue("displayName is required"))
-		return
-	}
-	var values []string
-	for _, m := range in.Members {
-		values = append(values, m.Value)
-	}
-	ids, err := memberIDs(values)
+	ids, err := memberIDs(in.memberValues())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -298,7 +311,7 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if err := s.applyGroupChange(r, g, upd, add, remove, replaceAll || removeAll); err != nil {
+	if _, err := s.applyGroupChange(r, g, upd, add, remove, replaceAll || removeAll); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -307,25 +320,26 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 
 // applyGroupChange renames and changes members (by user id) in one
 // transaction; with replace, the members become exactly add. With If-Match
-// the change applies only to the version the client named.
-func (s *Server) applyGroupChange(r *http.Request, g *usersync.Group, upd usersync.GroupUpdate, add, remove []string, replace bool) error {
+// the change applies only to the version the client named. It returns the
+// group as changed.
+func (s *Server) applyGroupChange(r *http.Request, g *usersync.Group, upd usersync.GroupUpdate, add, remove []string, replace bool) (*usersync.Group, error) {
 	ch := usersync.GroupChange{GroupUpdate: upd, ReplaceMembers: replace}
 	var err error
 	if ch.Add, err = memberIDs(add); err != nil {
-		return err
+		return nil, err
 	}
 	if ch.Remove, err = memberIDs(remove); err != nil {
-		return err
+		return nil, err
 	}
 	var expect int64
 	if r.Header.Get("If-Match") != "" {
 		expect = g.Version
 	}
-	_, err = s.dir.ChangeGroup(r.Context(), g.ID, ch, expect)
+	next, err := s.dir.ChangeGroup(r.Context(), g.ID, ch, expect)
 	if usersync.ErrorCode(err) == usersync.ENOTFOUND && strings.HasPrefix(usersync.ErrorMessage(err), "user ") {
-		return invalidValue("%s", usersync.ErrorMessage(err)) // a member that does not exist
+		return nil, invalidValue("%s", usersync.ErrorMessage(err)) // a member that does not exist
 	}
-	return err // a taken name is ECONFLICT: fail answers 409 uniqueness
+	return next, err // a taken name is ECONFLICT: fail answers 409 uniqueness
 }
 
 // putGroup replaces a group's name, externalId, description and members.
@@ -334,13 +348,9 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) {
 	if g == nil || !ifMatch(w, r, g.Version) {
 		return
 	}
-	var in groupResource
-	if err := readBody(r, &in); err != nil {
+	in, err := readGroup(r)
+	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	if strings.TrimSpace(in.DisplayName) == "" {
-		writeError(w, invalidValue("displayName is required"))
 		return
 	}
 	upd := usersync.GroupUpdate{}
@@ -353,15 +363,7 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) {
 	if in.Description != g.Description {
 		upd.Description = &in.Description
 	}
-	var add []string
-	for _, m := range in.Members {
-		add = append(add, m.Value)
-	}
-	if err := s.applyGroupChange(r, g, upd, add, nil, true); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	next, err := s.dir.FindGroupByID(r.Context(), g.ID)
+	next, err := s.applyGroupChange(r, g, upd, in.memberValues(), nil, true)
 	if err != nil {
 		s.fail(w, r, err)
 		return
