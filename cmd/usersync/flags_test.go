@@ -47,25 +47,9 @@ func TestO365EveryFlag(t *testing.T) {
 		return env{tenant, filepath.Join(t.TempDir(), "d.db"), []string{"o365", "provision", "--tenant", tenant.ID, "--client-id", "app-1",
 			"--client-secret", emuSecret, "--authority-url", srv.URL, "--graph-url", srv.URL}}
 	}
-	open := func(t *testing.T, db string) *sqlstore.DB {
-		d, err := sqlstore.Open(ctx, db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		return d
-	}
 	member := func(t *testing.T, e env, group string, i int) graphemu.User {
 		u, _ := e.tenant.User(e.tenant.GroupsNamed(group)[0].Members[i])
 		return u
-	}
-	count := func(t *testing.T, d *sqlstore.DB, group string) int {
-		g, err := d.FindGroupByName(ctx, group)
-		if err != nil {
-			t.Fatalf("group %q: %v", group, err)
-		}
-		_, n, _ := d.Members(ctx, g.ID, 0, 1)
-		return n
 	}
 	user := func(t *testing.T, d *sqlstore.DB, name string) *usersync.User {
 		u, err := d.FindUserByUsername(ctx, name)
@@ -83,7 +67,7 @@ func TestO365EveryFlag(t *testing.T) {
 		t.Setenv("O365_USERSYNC_AUTHORITY_URL", e.args[9])
 		t.Setenv("O365_USERSYNC_GRAPH_URL", e.args[11])
 		ok(t, cli(t, e.db, "", "o365", "provision", "-a", "all", "Group 2"))
-		if n := count(t, open(t, e.db), "Group 2"); n != 10 {
+		if n := memberCount(t, openDir(t, e.db), "Group 2"); n != 10 {
 			t.Fatalf("%d members", n)
 		}
 	})
@@ -93,7 +77,7 @@ func TestO365EveryFlag(t *testing.T) {
 		if !strings.Contains(r.stderr, "plan: create-user") || !strings.Contains(r.stdout, "Dry run") {
 			t.Fatalf("-n: %s %s", r.stdout, r.stderr)
 		}
-		if _, n, _ := open(t, e.db).FindUsers(ctx, usersync.UserFilter{}); n != 0 {
+		if _, n, _ := openDir(t, e.db).FindUsers(ctx, usersync.UserFilter{}); n != 0 {
 			t.Fatal("-n wrote users")
 		}
 		r = ok(t, cli(t, e.db, "", append(e.args, "-a", "all", "Group 2")...))
@@ -111,7 +95,7 @@ func TestO365EveryFlag(t *testing.T) {
 		ok(t, cli(t, e.db, "", append(e.args, "-a", "-t", "power_user", "--username-attr", "employeeId", "--first-name-attr", "displayName",
 			"--last-name-attr", "jobTitle", "--email-attr", "userPrincipalName", "Group 2")...))
 		src := member(t, e, "Group 2", 2)
-		u := user(t, open(t, e.db), src.EmployeeID)
+		u := user(t, openDir(t, e.db), src.EmployeeID)
 		if u.Type != usersync.UserPowerUser || u.FirstName != src.DisplayName || u.LastName != "Staff" || u.Email != src.UserPrincipalName {
 			t.Fatalf("mapped user %+v from %+v", u, src)
 		}
@@ -119,8 +103,8 @@ func TestO365EveryFlag(t *testing.T) {
 	t.Run("--skip-default-group --target-group", func(t *testing.T) {
 		e := setup(t)
 		ok(t, cli(t, e.db, "", append(e.args, "-a", "--skip-default-group", "--target-group", "app:crm:users", "Group 2")...))
-		d := open(t, e.db)
-		if count(t, d, "app:crm:users") != 10 || count(t, d, usersync.DefaultGroupName) != 0 {
+		d := openDir(t, e.db)
+		if memberCount(t, d, "app:crm:users") != 10 || memberCount(t, d, usersync.DefaultGroupName) != 0 {
 			t.Fatal("target or default group wrong")
 		}
 		if _, err := d.FindGroupByName(ctx, "Group 2"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
@@ -132,8 +116,8 @@ func TestO365EveryFlag(t *testing.T) {
 		mine := member(t, e, "Group 2", 1)
 		ok(t, cli(t, e.db, "", "users", "create", "--username", mine.UserPrincipalName, "--email", "hand@made.example"))
 		ok(t, cli(t, e.db, "", append(e.args, "-a", "groups", "Group 2")...))
-		d := open(t, e.db)
-		if count(t, d, "Group 2") != 1 || user(t, d, mine.UserPrincipalName).Email != "hand@made.example" {
+		d := openDir(t, e.db)
+		if memberCount(t, d, "Group 2") != 1 || user(t, d, mine.UserPrincipalName).Email != "hand@made.example" {
 			t.Fatal("-a groups: only the existing user joins, keeping its profile")
 		}
 		ok(t, cli(t, e.db, "", append(e.args, "-a", "groups", "--force", "Group 2")...))
@@ -146,14 +130,14 @@ func TestO365EveryFlag(t *testing.T) {
 		ok(t, cli(t, e.db, "", append(e.args, "-a", "--custom-user-attribute", "costCenter", "--custom-attr-app-id", appID,
 			"--map-attr-to-group", "department", "--trusted-server-username-attr", "userPrincipalName",
 			"--attributes-transformation", `[{"attr_name": "trusted_server_username", "action": "^([a-z.]+)[0-9]*@"}]`, "Group 2")...))
-		d := open(t, e.db)
+		d := openDir(t, e.db)
 		src := member(t, e, "Group 2", 0)
 		u := user(t, d, src.UserPrincipalName)
 		local := strings.TrimRight(strings.Split(src.UserPrincipalName, "@")[0], "0123456789")
 		if u.Attributes["costCenter"] != "CC-"+src.EmployeeID || u.Attributes["department"] != "Sales" || u.Attributes["trusted_server_username"] != local {
 			t.Fatalf("attributes %v of %s", u.Attributes, src.UserPrincipalName)
 		}
-		if count(t, d, "Sales") < 1 {
+		if memberCount(t, d, "Sales") < 1 {
 			t.Fatal("--map-attr-to-group made no Sales membership")
 		}
 	})
@@ -161,8 +145,8 @@ func TestO365EveryFlag(t *testing.T) {
 		e := setup(t)
 		one := member(t, e, "Group 1", 4)
 		ok(t, cli(t, e.db, "", append(e.args, "-a", "all", "--username", one.UserPrincipalName, "Group 1")...))
-		d := open(t, e.db)
-		if _, n, _ := d.FindUsers(ctx, usersync.UserFilter{}); n != 1 || count(t, d, "Group 1") != 1 {
+		d := openDir(t, e.db)
+		if _, n, _ := d.FindUsers(ctx, usersync.UserFilter{}); n != 1 || memberCount(t, d, "Group 1") != 1 {
 			t.Fatalf("--username synced %d users", n)
 		}
 		// After full syncs, --username alone refreshes the user in every group synced before.
@@ -214,4 +198,27 @@ func TestO365EveryFlag(t *testing.T) {
 		}
 		fails(t, cli(t, e.db, "", append(e.args, "--full-every", "-1h", "Group 2")...), 2, "--full-every")
 	})
+}
+
+// openDir opens a test's directory file, closed when the test ends.
+func openDir(t *testing.T, db string) *sqlstore.DB {
+	t.Helper()
+	d, err := sqlstore.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// memberCount is how many members a directory group has.
+func memberCount(t *testing.T, d *sqlstore.DB, group string) int {
+	t.Helper()
+	ctx := context.Background()
+	g, err := d.FindGroupByName(ctx, group)
+	if err != nil {
+		t.Fatalf("group %q: %v", group, err)
+	}
+	_, n, _ := d.Members(ctx, g.ID, 0, 1)
+	return n
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/usersync/usersync"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
-	"github.com/usersync/usersync/sqlstore"
 )
 
 const oktaToken = "00okta-Token_value.42"
@@ -23,22 +22,6 @@ func TestOktaEveryFlag(t *testing.T) {
 		srv := httptest.NewServer(oktaemu.NewServer(org, oktaemu.Options{Token: oktaToken}))
 		t.Cleanup(srv.Close)
 		return org, filepath.Join(t.TempDir(), "d.db"), []string{"okta", "provision", "-H", srv.URL}
-	}
-	open := func(t *testing.T, db string) *sqlstore.DB {
-		d, err := sqlstore.Open(ctx, db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		return d
-	}
-	members := func(t *testing.T, d *sqlstore.DB, group string) int {
-		g, err := d.FindGroupByName(ctx, group)
-		if err != nil {
-			t.Fatalf("group %q: %v", group, err)
-		}
-		_, n, _ := d.Members(ctx, g.ID, 0, 1)
-		return n
 	}
 	// active returns the users of a group that the sync creates (not DEPROVISIONED).
 	active := func(org *oktaemu.Org, group string) []oktaemu.User {
@@ -54,7 +37,7 @@ func TestOktaEveryFlag(t *testing.T) {
 	t.Run("-H -P, token never shown", func(t *testing.T) {
 		org, db, args := setup(t)
 		r := ok(t, cli(t, db, "", append(args, "-P", oktaToken, "-a", "all", "Group 2")...))
-		if n := members(t, open(t, db), "Group 2"); n != len(active(org, "Group 2")) || strings.Contains(r.stdout+r.stderr, oktaToken) {
+		if n := memberCount(t, openDir(t, db), "Group 2"); n != len(active(org, "Group 2")) || strings.Contains(r.stdout+r.stderr, oktaToken) {
 			t.Fatalf("%d members; output %s", n, r.stdout)
 		}
 		r = cli(t, db, "", append(args, "-P", "wrong-token", "-a", "all", "Group 2")...)
@@ -81,7 +64,7 @@ func TestOktaEveryFlag(t *testing.T) {
 		if !strings.Contains(r.stderr, "plan: create-user") || !strings.Contains(r.stdout, "Dry run") {
 			t.Fatalf("-n: %s %s", r.stdout, r.stderr)
 		}
-		if _, n, _ := open(t, db).FindUsers(ctx, usersync.UserFilter{}); n != 0 {
+		if _, n, _ := openDir(t, db).FindUsers(ctx, usersync.UserFilter{}); n != 0 {
 			t.Fatal("-n wrote users")
 		}
 		if r := ok(t, cli(t, db, "", append(args, "-q", "-a", "all", "Group 2")...)); r.stdout != "" {
@@ -97,7 +80,7 @@ func TestOktaEveryFlag(t *testing.T) {
 		ok(t, cli(t, db, "", append(args, "-P", oktaToken, "-a", "all", "-t", "administrator", "--username-attr", "employeeNumber",
 			"--first-name-attr", "lastName", "--last-name-attr", "department", "--email-attr", "login", "Group 2")...))
 		src := active(org, "Group 2")[0]
-		u, err := open(t, db).FindUserByUsername(ctx, src.Profile["employeeNumber"].(string))
+		u, err := openDir(t, db).FindUserByUsername(ctx, src.Profile["employeeNumber"].(string))
 		if err != nil || u.Type != usersync.UserAdministrator || u.FirstName != src.Profile["lastName"] || u.LastName != src.Profile["department"] || u.Email != src.Profile["login"] {
 			t.Fatalf("mapped %+v from %v: %v", u, src.Profile, err)
 		}
@@ -106,12 +89,12 @@ func TestOktaEveryFlag(t *testing.T) {
 		_, db, args := setup(t)
 		args = append(args, "-P", oktaToken)
 		fails(t, cli(t, db, "", append(args, "-a", "all", "--sync-user-limit", "20", "Group 1")...), 1, "more than the --sync-user-limit of 20")
-		if _, n, _ := open(t, db).FindUsers(ctx, usersync.UserFilter{}); n != 0 {
+		if _, n, _ := openDir(t, db).FindUsers(ctx, usersync.UserFilter{}); n != 0 {
 			t.Fatal("a group over the limit was half-applied")
 		}
 		ok(t, cli(t, db, "", append(args, "-a", "all", "--skip-default-group", "--target-group", "app:okta", "Group 1")...))
-		d := open(t, db)
-		if members(t, d, "app:okta") == 0 || members(t, d, usersync.DefaultGroupName) != 0 {
+		d := openDir(t, db)
+		if memberCount(t, d, "app:okta") == 0 || memberCount(t, d, usersync.DefaultGroupName) != 0 {
 			t.Fatal("target or default group wrong")
 		}
 	})
@@ -122,8 +105,8 @@ func TestOktaEveryFlag(t *testing.T) {
 		login := mine.Profile["login"].(string)
 		ok(t, cli(t, db, "", "users", "create", "--username", login, "--email", "hand@made.example"))
 		ok(t, cli(t, db, "", append(args, "-a", "groups", "Group 2")...))
-		d := open(t, db)
-		if members(t, d, "Group 2") != 1 {
+		d := openDir(t, db)
+		if memberCount(t, d, "Group 2") != 1 {
 			t.Fatal("-a groups: only the existing user joins")
 		}
 		if u, _ := d.FindUserByUsername(ctx, login); u.Email != "hand@made.example" {
