@@ -2,9 +2,14 @@
 package benchtest
 
 import (
+	"context"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"github.com/usersync/usersync/sqlstore"
 )
 
 // PeakHeap samples the heap every 5 ms while fn runs and returns its peak
@@ -38,4 +43,14 @@ func PeakHeap(fn func()) uint64 {
 		return p - base
 	}
 	return 0
+}
+
+// Dir opens an empty SQLite directory for a benchmark, closed at its end.
+func Dir(b *testing.B) *sqlstore.DB {
+	d, err := sqlstore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	"github.com/usersync/usersync/internal/benchtest"
 	"github.com/usersync/usersync/pull"
-	"github.com/usersync/usersync/sqlstore"
 )
 
 // Pull benchmarks: emulator on loopback HTTP, Graph client, sync engine and
@@ -54,15 +52,6 @@ func benchSource(b *testing.B, tenant *graphemu.Tenant, latency time.Duration) (
 	return c.Source(Mapping{}), rc
 }
 
-func benchDir(b *testing.B) *sqlstore.DB {
-	d, err := sqlstore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
-	return d
-}
-
 // BenchmarkPullFull is a first sync of a whole group into an empty
 // directory, at zero latency: time, peak heap and Graph requests.
 func BenchmarkPullFull(b *testing.B) {
@@ -86,7 +75,7 @@ func BenchmarkPullFull(b *testing.B) {
 				}
 				fetch += time.Since(start)
 				rc.n.Store(0)
-				d := benchDir(b)
+				d := benchtest.Dir(b)
 				b.StartTimer()
 				peak = max(peak, benchtest.PeakHeap(func() {
 					r, err := pull.Sync(context.Background(), d, src, "Bench", pull.Options{AutoCreate: pull.CreateAll})
@@ -116,7 +105,7 @@ func BenchmarkPullLatency(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
 				src, _ := benchSource(b, tenant, latency)
-				d := benchDir(b)
+				d := benchtest.Dir(b)
 				start := time.Now()
 				if _, err := pull.Sync(context.Background(), d, src, "Bench", pull.Options{AutoCreate: pull.CreateAll}); err != nil {
 					b.Fatal(err)
@@ -142,7 +131,7 @@ func BenchmarkPullIncremental(b *testing.B) {
 		b.StopTimer()
 		tenant, g := benchTenant(n)
 		src, rc := benchSource(b, tenant, 0)
-		d := benchDir(b)
+		d := benchtest.Dir(b)
 		ctx := context.Background()
 		if _, err := pull.Sync(ctx, d, src, "Bench", pull.Options{AutoCreate: pull.CreateAll}); err != nil {
 			b.Fatal(err)

@@ -3,29 +3,18 @@ package okta
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	oktaemu "github.com/usersync/usersync/emulate/okta"
 	"github.com/usersync/usersync/internal/benchtest"
 	"github.com/usersync/usersync/pull"
-	"github.com/usersync/usersync/sqlstore"
 )
 
 // Okta pull benchmarks: emulator on loopback HTTP, client, sync engine and a
 // SQLite directory in one process, as `usersync okta provision` runs.
 //
 // Run: go test ./source/okta -run '^$' -bench Pull -benchtime 1x -timeout 30m
-
-func benchDir(b *testing.B) *sqlstore.DB {
-	d, err := sqlstore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
-	return d
-}
 
 // BenchmarkPullOktaFull is a first sync of Everyone (100,000 users; about
 // 3% DEPROVISIONED and skipped) into an empty directory at zero latency.
@@ -37,7 +26,7 @@ func BenchmarkPullOktaFull(b *testing.B) {
 		b.StopTimer()
 		_, srv := start(b, org, oktaemu.Options{RateLimit: 1 << 30})
 		src := newClient(b, Config{Host: srv.URL, Token: token}).Source(Mapping{})
-		d := benchDir(b)
+		d := benchtest.Dir(b)
 		b.StartTimer()
 		peak = max(peak, benchtest.PeakHeap(func() {
 			r, err := pull.Sync(context.Background(), d, src, "Everyone", pull.Options{AutoCreate: pull.CreateAll})
@@ -66,7 +55,7 @@ func BenchmarkPullOktaRateLimited(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				emu, srv := start(b, org, oktaemu.Options{RateLimit: c.r, Window: window, MaxPage: c.p})
 				src := newClient(b, Config{Host: srv.URL, Token: token}).Source(Mapping{})
-				d := benchDir(b)
+				d := benchtest.Dir(b)
 				start := time.Now()
 				if _, err := pull.Sync(context.Background(), d, src, "Everyone", pull.Options{AutoCreate: pull.CreateAll}); err != nil {
 					b.Fatal(err)
