@@ -208,6 +208,19 @@ func (p *parser) chain(op string, operand func(depth int, inValue bool) (Expr, e
 	return left, nil
 }
 
+// parens parses "(filter)", the parser at the opening parenthesis.
+func (p *parser) parens(depth int, inValue bool) (Expr, error) {
+	p.i++
+	e, err := p.or(depth+1, inValue)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.close(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 func (p *parser) unary(depth int, inValue bool) (Expr, error) {
 	if depth > MaxDepth {
 		return nil, p.errf("nested deeper than %d", MaxDepth)
@@ -219,27 +232,15 @@ func (p *parser) unary(depth int, inValue bool) (Expr, error) {
 		if p.peek() != '(' {
 			return nil, p.errf("expected ( after not")
 		}
-		p.i++
-		e, err := p.or(depth+1, inValue)
+		e, err := p.parens(depth, inValue)
 		if err != nil {
-			return nil, err
-		}
-		if err := p.close(); err != nil {
 			return nil, err
 		}
 		return &Not{Expr: e}, nil
 	}
 	p.i = save
 	if p.peek() == '(' {
-		p.i++
-		e, err := p.or(depth+1, inValue)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.close(); err != nil {
-			return nil, err
-		}
-		return e, nil
+		return p.parens(depth, inValue)
 	}
 	return p.attrExp(depth, inValue)
 }
