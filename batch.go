@@ -14,14 +14,19 @@ const (
 	FieldAuthMethod
 	FieldSource     // source and source id together
 	FieldAttributes // the upsert's attributes are merged in; an empty value removes the key
+	// FieldUsername renames the user (only with UserUpsert.ID); it clears
+	// the soft-delete mark, which belongs to the old name.
+	FieldUsername
 )
 
 // ProfileFields are the fields a source owns once it owns a user.
 const ProfileFields = FieldEmail | FieldFirstName | FieldLastName | FieldEnabled | FieldAttributes
 
-// UserUpsert creates or updates one user, matched by username.
+// UserUpsert creates or updates one user, matched by username, or by ID
+// when that is set.
 type UserUpsert struct {
 	User   User
+	ID     int64      // when not 0: update this user, whatever its username (it must exist)
 	Create bool       // create the user when missing (otherwise it is skipped)
 	Update UserFields // fields overwritten when the user exists
 }
@@ -44,10 +49,19 @@ type GroupUpsert struct {
 }
 
 // MemberChange adds a user to a group or removes it, both named.
+//
+// Via names the source group that brings the membership (for example
+// "o365:<tenant>/<group id>"), so that a directory group fed by several
+// source groups keeps a member while any of them holds it. An add with Via
+// records it on the membership; a removal with Via drops it and removes the
+// membership only when no other source group holds it (a membership with no
+// source groups at all, made by hand, is removed). A removal without Via
+// removes the membership outright.
 type MemberChange struct {
 	Group    string `json:"group"`
 	Username string `json:"username"`
 	Remove   bool   `json:"remove,omitempty"`
+	Via      string `json:"via,omitempty"`
 }
 
 // Batch is a set of writes applied in one transaction, all or nothing.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // DefaultGroupName is the built-in group that always exists and cannot be
@@ -70,6 +71,9 @@ func (g *Group) Validate() error {
 	if err := ValidatePath("group name", g.Name, MaxGroupNameLength); err != nil {
 		return err
 	}
+	if err := ValidateText("group "+quote(g.Name), map[string]string{"description": g.Description, "alias": g.Alias, "source id": g.SourceID}); err != nil {
+		return err
+	}
 	if g.Source == "" {
 		return Errorf(EINVALID, "group %q: source is empty", g.Name)
 	}
@@ -85,7 +89,7 @@ func ValidatePath(what, path string, max int) error {
 	if len(path) > max {
 		return Errorf(EINVALID, "%s %q is longer than %d characters", what, path[:40]+"…", max)
 	}
-	if strings.IndexFunc(path, unicode.IsControl) >= 0 {
+	if strings.IndexFunc(path, unicode.IsControl) >= 0 || !utf8.ValidString(path) {
 		return Errorf(EINVALID, "%s %q contains a control character", what, path)
 	}
 	for _, seg := range strings.Split(path, FolderSeparator) {
@@ -152,6 +156,8 @@ type GroupService interface {
 	// MemberRefs lists every user member of a group by name and owner only:
 	// what a sync compares, without reading whole profiles.
 	MemberRefs(ctx context.Context, groupID int64) ([]MemberRef, error)
+	// MembersAmong returns which of userIDs are direct members of a group.
+	MembersAmong(ctx context.Context, groupID int64, userIDs []int64) (map[int64]bool, error)
 	// GroupsOf lists the groups a user is a direct member of, by name.
 	GroupsOf(ctx context.Context, userID int64) ([]*Group, error)
 }
@@ -179,9 +185,12 @@ type FolderService interface {
 	DeleteFolder(ctx context.Context, path string) error
 }
 
-// MemberRef names a group member and who owns it.
+// MemberRef names a group member, who owns it, and the source groups that
+// brought it into the group (see MemberChange.Via).
 type MemberRef struct {
+	UserID   int64
 	Username string
 	Source   string
 	SourceID string
+	Via      []string
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // UserType is the kind of account a user has in the directory.
@@ -49,13 +52,22 @@ type User struct {
 	Source     string            `json:"source"`   // who owns the user: "local", "scim", "o365:<tenant>", "okta:<host>"
 	SourceID   string            `json:"sourceId"` // the user's id at that source
 	Attributes map[string]string `json:"attributes"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	UpdatedAt  time.Time         `json:"updatedAt"`
-	Version    int64             `json:"version"` // changes on every update
+	// SoftDeleted marks a user a SCIM client deactivated while
+	// SCIM_REMOVE_USER_ON_SOFT_DELETE is N: disabled, its username
+	// prefixed. Only that transition sets it, and reactivation or a new
+	// name from the user's source clears it; a user disabled any other way
+	// is not soft-deleted.
+	SoftDeleted bool      `json:"softDeleted,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	Version     int64     `json:"version"` // changes on every update
 }
 
-// UsernameKey is the form usernames are compared and indexed in.
-func UsernameKey(username string) string { return strings.ToLower(username) }
+// UsernameKey is the form usernames are compared and indexed in: Unicode
+// compatibility-normalised (NFKC: composed and decomposed letters, and
+// fullwidth and ASCII letters, are one name) and lower-cased, so names that
+// look the same to a person cannot exist side by side.
+func UsernameKey(username string) string { return strings.ToLower(norm.NFKC.String(username)) }
 
 // Normalize fills the defaults of a new user.
 func (u *User) Normalize() {
@@ -76,6 +88,9 @@ func (u *User) Normalize() {
 // Validate reports the first problem with u's fields.
 func (u *User) Validate() error {
 	if err := ValidateUsername(u.Username); err != nil {
+		return err
+	}
+	if err := ValidateText("user "+quote(u.Username), map[string]string{"email": u.Email, "first name": u.FirstName, "last name": u.LastName, "source id": u.SourceID}); err != nil {
 		return err
 	}
 	if u.Email != "" {
@@ -100,6 +115,8 @@ func ValidateUsername(name string) error {
 	switch {
 	case name == "":
 		return Errorf(EINVALID, "username is empty")
+	case !utf8.ValidString(name):
+		return Errorf(EINVALID, "username %q is not valid UTF-8", name)
 	case len(name) > MaxUsernameLength:
 		return Errorf(EINVALID, "username %q is longer than %d characters", name[:40]+"…", MaxUsernameLength)
 	case strings.TrimSpace(name) != name:
@@ -120,14 +137,40 @@ func ValidateUserType(t string) error {
 	return Errorf(EINVALID, "user type %q is not one of regular, power_user, administrator", t)
 }
 
-// ValidateAttributes checks the names of custom attributes of an object.
+// ValidateAttributes checks the names and values of custom attributes of an object.
 func ValidateAttributes(owner string, attrs map[string]string) error {
-	for k := range attrs {
-		if k == "" || strings.TrimSpace(k) != k || strings.IndexFunc(k, unicode.IsControl) >= 0 {
-			return Errorf(EINVALID, "%s: attribute name %q is empty or has white space or control characters at its ends", owner, k)
+	for k, v := range attrs {
+		if k == "" || strings.TrimSpace(k) != k || strings.IndexFunc(k, unicode.IsControl) >= 0 || !utf8.ValidString(k) {
+			return Errorf(EINVALID, "%s: attribute name %q is empty, is not valid UTF-8, or has white space or control characters", owner, k)
+		}
+		if err := checkText(v); err != "" {
+			return Errorf(EINVALID, "%s: the value of attribute %q %s", owner, k, err)
 		}
 	}
 	return nil
+}
+
+// ValidateText checks free-text fields (named by the map's keys): they must
+// be valid UTF-8 without NUL characters. Neither can be stored faithfully
+// (PostgreSQL refuses NUL in text; invalid UTF-8 would be replaced), so they
+// are refused rather than altered.
+func ValidateText(owner string, fields map[string]string) error {
+	for name, v := range fields {
+		if err := checkText(v); err != "" {
+			return Errorf(EINVALID, "%s: %s %s", owner, name, err)
+		}
+	}
+	return nil
+}
+
+func checkText(v string) string {
+	if !utf8.ValidString(v) {
+		return "is not valid UTF-8"
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return "contains a NUL character (\\u0000)"
+	}
+	return ""
 }
 
 func quote(s string) string { return `"` + s + `"` }
@@ -145,6 +188,8 @@ type UserUpdate struct {
 	Source     *string
 	SourceID   *string
 	Attributes map[string]*string
+	// SoftDeleted sets or clears the soft-delete mark (see User).
+	SoftDeleted *bool
 }
 
 // UserFilter selects users for listing.
@@ -165,6 +210,10 @@ type UserService interface {
 	// UsersByUsername returns the users among usernames that exist, keyed by
 	// UsernameKey.
 	UsersByUsername(ctx context.Context, usernames []string) (map[string]*User, error)
+	// UsersBySource returns the users owned by source whose source ids are
+	// among ids, keyed by source id: how a pull finds a user it made even
+	// after its username changed.
+	UsersBySource(ctx context.Context, source string, ids []string) (map[string]*User, error)
 	// UpdateUser applies upd and, when expectVersion is not 0, fails with
 	// ESTALE unless the stored version equals it.
 	UpdateUser(ctx context.Context, id int64, upd UserUpdate, expectVersion int64) (*User, error)

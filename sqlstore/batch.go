@@ -165,10 +165,21 @@ func mergeAttrs(cur, upd map[string]string, merge bool) map[string]string {
 // afterwards, by username key, and the keys of users skipped as missing.
 func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (map[string]usersync.ObjectRef, map[string]bool, error) {
 	keys := make([]string, len(ups))
+	var byName []string
+	var byID []int64
 	for i := range ups {
 		keys[i] = usersync.UsernameKey(ups[i].User.Username)
+		if ups[i].ID != 0 {
+			byID = append(byID, ups[i].ID)
+		} else {
+			byName = append(byName, keys[i])
+		}
 	}
-	existing, err := t.usersByKey(keys)
+	existing, err := t.usersByKey(byName)
+	if err != nil {
+		return nil, nil, err
+	}
+	withID, err := t.usersByID(byID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -181,8 +192,11 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 	for i := range ups {
 		up, key := &ups[i], keys[i]
 		old, ok := existing[key]
+		if up.ID != 0 {
+			old, ok = withID[up.ID]
+		}
 		if !ok {
-			if !up.Create {
+			if !up.Create || up.ID != 0 {
 				res.UsersSkipped++
 				skipped[key] = true
 				continue
@@ -201,7 +215,7 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 		} else {
 			res.UsersUnchanged++
 		}
-		out[key] = userRef(next)
+		out[usersync.UsernameKey(next.Username)] = userRef(next)
 	}
 	if err := t.createUsers(create); err != nil {
 		return nil, nil, err
@@ -217,6 +231,9 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 func mergeUser(old *usersync.User, up *usersync.UserUpsert) *usersync.User {
 	next := *old
 	src, f := &up.User, up.Update
+	if f&usersync.FieldUsername != 0 && up.ID != 0 {
+		next.Username, next.SoftDeleted = src.Username, false
+	}
 	if f&usersync.FieldEmail != 0 {
 		next.Email = src.Email
 	}
@@ -240,6 +257,34 @@ func mergeUser(old *usersync.User, up *usersync.UserUpsert) *usersync.User {
 	}
 	next.Attributes = mergeAttrs(old.Attributes, src.Attributes, f&usersync.FieldAttributes != 0)
 	return &next
+}
+
+// usersByID loads the users with the given ids.
+func (t *tx) usersByID(ids []int64) (map[int64]*usersync.User, error) {
+	out := make(map[int64]*usersync.User, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		part := ids[start:min(start+500, len(ids))]
+		args := make([]any, len(part))
+		for i, id := range part {
+			args[i] = id
+		}
+		rows, err := t.query(`SELECT `+userCols+` FROM users WHERE id IN `+inClause(len(part)), args...)
+		if err != nil {
+			return nil, t.d.wrapErr("read users", err)
+		}
+		for rows.Next() {
+			u, err := scanUser(rows)
+			if err != nil {
+				rows.Close()
+				return nil, t.d.wrapErr("read users", err)
+			}
+			out[u.ID] = u
+		}
+		if err := rows.Close(); err != nil {
+			return nil, t.d.wrapErr("read users", err)
+		}
+	}
+	return out, nil
 }
 
 // usersByKey loads the users with the given username keys.
@@ -299,7 +344,8 @@ func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[str
 	}
 	type work struct {
 		group         usersync.ObjectRef
-		adds, removes []int64
+		adds, removes map[string][]int64 // by Via
+		vias          []string           // in first-seen order
 	}
 	byGroup := map[string]*work{}
 	var order []string
@@ -318,7 +364,7 @@ func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[str
 				}
 				g = groupRef(found)
 			}
-			w = &work{group: g}
+			w = &work{group: g, adds: map[string][]int64{}, removes: map[string][]int64{}}
 			byGroup[gk] = w
 			order = append(order, gk)
 		}
@@ -332,25 +378,34 @@ func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[str
 			return usersync.Errorf(usersync.ENOTFOUND, "membership change adds user %q to group %q, and the user does not exist", m.Username, m.Group)
 		}
 		names[u.ID] = u.Name
+		if _, seen := w.adds[m.Via]; !seen {
+			if _, seen := w.removes[m.Via]; !seen {
+				w.vias = append(w.vias, m.Via)
+			}
+		}
 		if m.Remove {
-			w.removes = append(w.removes, u.ID)
+			w.removes[m.Via] = append(w.removes[m.Via], u.ID)
 		} else {
-			w.adds = append(w.adds, u.ID)
+			w.adds[m.Via] = append(w.adds[m.Via], u.ID)
 		}
 	}
 	for _, gk := range order {
 		w := byGroup[gk]
-		added, err := t.changeMembers(w.group, w.adds, names, false)
-		if err != nil {
-			return err
+		changed := 0
+		for _, via := range w.vias {
+			added, err := t.changeMembers(w.group, w.adds[via], names, false, via)
+			if err != nil {
+				return err
+			}
+			res.MembersAdded += added
+			n, err := t.changeMembers(w.group, w.removes[via], names, true, via)
+			if err != nil {
+				return err
+			}
+			res.MembersRemoved += n
+			changed += n + added
 		}
-		res.MembersAdded += added
-		n, err := t.changeMembers(w.group, w.removes, names, true)
-		if err != nil {
-			return err
-		}
-		res.MembersRemoved += n
-		if n+added > 0 {
+		if changed > 0 {
 			if _, err := t.exec(`UPDATE groups SET version = version + 1, updated_at = ? WHERE id = ?`, t.now, w.group.ID); err != nil {
 				return t.d.wrapErr("update group version", err)
 			}

@@ -126,18 +126,25 @@ func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e ent
 	// Strings compare case-insensitively unless asked otherwise; the
 	// username column is its lower-case key already.
 	fold := kind == usersync.KindString && !m.CaseExact
-	if fold {
-		value = strings.ToLower(value.(string))
-		if m.Field != e.keyField {
-			col = "LOWER(" + col + ")"
+	param := "?" // how the value enters the comparison
+	if fold && m.Field == e.keyField {
+		// The key column holds names as the key function folds them.
+		if e.keyField == "username" {
+			value = usersync.UsernameKey(value.(string))
+		} else {
+			value = usersync.GroupNameKey(value.(string))
 		}
+	} else if fold {
+		// Both sides are folded by the database, the same way: Unicode
+		// case mapping on both backends (see dialect.fold).
+		col, param = d.dialect.fold(col), d.dialect.fold("?")
 	} else if m.Field == e.keyField {
 		col = e.column
 	}
 	switch m.Op {
 	case usersync.OpEq, usersync.OpNe, usersync.OpGt, usersync.OpGe, usersync.OpLt, usersync.OpLe:
 		op := map[usersync.MatchOp]string{usersync.OpEq: "=", usersync.OpNe: "<>", usersync.OpGt: ">", usersync.OpGe: ">=", usersync.OpLt: "<", usersync.OpLe: "<="}[m.Op]
-		b.WriteString("(" + col + " " + op + " ?)")
+		b.WriteString("(" + col + " " + op + " " + param + ")")
 		*args = append(*args, value)
 	case usersync.OpCo, usersync.OpSw, usersync.OpEw:
 		s := escapeLike(value.(string))
@@ -166,7 +173,7 @@ func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e ent
 			*args = append(*args, value)
 			return
 		}
-		b.WriteString("(" + col + " " + like + " ? ESCAPE '\\')")
+		b.WriteString("(" + col + " " + like + " " + param + " ESCAPE '\\')")
 		*args = append(*args, s)
 	}
 }

@@ -6,6 +6,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -36,12 +37,43 @@ type dialect struct {
 	dollar    bool   // placeholders are $1, $2, … instead of ?
 	forUpdate string // row-locking suffix for SELECTs inside write transactions
 	maxParams int    // bind parameters per statement
+	// fold wraps an SQL text expression so that it compares ignoring case,
+	// Unicode-aware on both backends: SQLite's LOWER and LIKE know only
+	// ASCII, and PostgreSQL's lower() follows the database's locale, which
+	// is often C (ASCII only).
+	fold func(expr string) string
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite", maxParams: 32766}
-	postgresDialect = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE", maxParams: 65535}
+	sqliteDialect   = dialect{name: "sqlite", maxParams: 32766, fold: func(e string) string { return "usersync_fold(" + e + ")" }}
+	postgresDialect = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE", maxParams: 65535, fold: pgFold("")}
 )
+
+// pgFold folds with lower() under collation (an ICU collation when the
+// server has one: lower() then maps every Unicode letter).
+func pgFold(collation string) func(string) string {
+	if collation == "" {
+		return func(e string) string { return "lower(" + e + ")" }
+	}
+	return func(e string) string { return "lower((" + e + ")::text COLLATE \"" + collation + "\")" }
+}
+
+// foldSQLite is usersync_fold, SQLite's Unicode-aware lower case: the
+// same mapping Go's strings.ToLower applies.
+func foldSQLite(ctx *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	switch v := args[0].(type) {
+	case string:
+		return strings.ToLower(v), nil
+	case []byte:
+		return strings.ToLower(string(v)), nil
+	default:
+		return v, nil
+	}
+}
+
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction("usersync_fold", 1, foldSQLite)
+}
 
 // DB is a directory stored in SQLite or PostgreSQL.
 type DB struct {
@@ -158,6 +190,12 @@ func connectPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if err := db.PingContext(pctx); err != nil {
 		db.Close()
 		return nil, usersync.Errorf(usersync.EUNAVAILABLE, "cannot connect to PostgreSQL %s: %v", d.where, stripDSN(err, dsn))
+	}
+	// ICU's root collation makes lower() Unicode-aware whatever the
+	// database's locale; servers built without ICU fall back to lower().
+	var icu string
+	if err := db.QueryRowContext(pctx, `SELECT collname FROM pg_collation WHERE collname = 'und-x-icu'`).Scan(&icu); err == nil {
+		d.dialect.fold = pgFold(icu)
 	}
 	return d, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/usersync/usersync"
@@ -386,7 +387,7 @@ func (t *tx) addMembers(g usersync.ObjectRef, userIDs []int64) (int, error) {
 			return 0, usersync.Errorf(usersync.ENOTFOUND, "user with id %d not found", id)
 		}
 	}
-	return t.changeMembers(g, userIDs, names, false)
+	return t.changeMembers(g, userIDs, names, false, "")
 }
 
 // removeMembers removes users from a locked group.
@@ -398,15 +399,21 @@ func (t *tx) removeMembers(g usersync.ObjectRef, userIDs []int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return t.changeMembers(g, userIDs, names, true)
+	return t.changeMembers(g, userIDs, names, true, "")
 }
 
 // changeMembers adds or removes user members of one group and records an
 // event for each membership that really changed. INSERT … ON CONFLICT DO
 // NOTHING RETURNING and DELETE … RETURNING report exactly those, so a no-op
-// writes no row and no event.
-func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int64]string, remove bool) (int, error) {
+// writes no row and no event. With via (a source group, see
+// usersync.MemberChange), an add records via on the membership and a
+// removal drops it, removing the membership only when no other source group
+// holds it.
+func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int64]string, remove bool, via string) (int, error) {
 	ids := dedupe(userIDs)
+	if len(ids) == 0 {
+		return 0, nil
+	}
 	changed := 0
 	record := func(rows *sql.Rows) error {
 		var mid int64
@@ -433,21 +440,72 @@ func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int6
 			}
 		}
 		row := func(list []int64) func(i int, args []any) []any {
-			return func(i int, args []any) []any { return append(args, g.ID, usersync.ObjectUser, list[i], t.now) }
+			return func(i int, args []any) []any { return append(args, g.ID, usersync.ObjectUser, list[i], t.now, via) }
 		}
-		if err := t.insertRows("memberships (group_id, member_type, member_id, created_at)", 4, len(fresh), "", row(fresh), nil); err != nil {
+		const table = "memberships (group_id, member_type, member_id, created_at, via)"
+		if err := t.insertRows(table, 5, len(fresh), "", row(fresh), nil); err != nil {
 			return 0, err
 		}
 		for _, id := range fresh {
 			changed++
 			t.change(usersync.MemberAdded, g, &usersync.ObjectRef{Type: usersync.ObjectUser, ID: id, Name: names[id]}, nil)
 		}
-		err := t.insertRows("memberships (group_id, member_type, member_id, created_at)", 4, len(known),
-			" ON CONFLICT DO NOTHING RETURNING member_id", row(known), record)
-		return changed, err
+		if len(known) == 0 {
+			return changed, nil
+		}
+		inserted := map[int64]bool{}
+		err := t.insertRows(table, 5, len(known), " ON CONFLICT DO NOTHING RETURNING member_id", row(known), func(rows *sql.Rows) error {
+			if err := record(rows); err != nil {
+				return err
+			}
+			inserted[t.events[len(t.events)-1].Member.ID] = true
+			return nil
+		})
+		if err != nil || via == "" {
+			return changed, err
+		}
+		// Members already there: note that this source group holds them too.
+		var were []int64
+		for _, id := range known {
+			if !inserted[id] {
+				were = append(were, id)
+			}
+		}
+		return changed, t.rewriteVia(g.ID, were, func(cur []string) ([]string, bool) {
+			if slices.Contains(cur, via) {
+				return cur, false
+			}
+			return append(cur, via), true
+		})
 	}
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
+	del := ids
+	if via != "" {
+		// Only memberships no other source group holds are removed; the
+		// others just forget via.
+		vias, err := t.viaOf(g.ID, ids)
+		if err != nil {
+			return 0, err
+		}
+		del = nil
+		var keep []int64
+		for _, id := range ids {
+			cur, ok := vias[id]
+			switch {
+			case !ok:
+			case len(cur) == 0 || (len(cur) == 1 && cur[0] == via):
+				del = append(del, id)
+			case slices.Contains(cur, via):
+				keep = append(keep, id)
+			}
+		}
+		if err := t.rewriteVia(g.ID, keep, func(cur []string) ([]string, bool) {
+			return slices.DeleteFunc(cur, func(v string) bool { return v == via }), true
+		}); err != nil {
+			return 0, err
+		}
+	}
+	for start := 0; start < len(del); start += 500 {
+		chunk := del[start:min(start+500, len(del))]
 		args := []any{g.ID}
 		for _, id := range chunk {
 			args = append(args, id)
@@ -468,6 +526,95 @@ func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int6
 		}
 	}
 	return changed, nil
+}
+
+// viaSep separates the source groups of a membership in its via column.
+const viaSep = "\n"
+
+func splitVia(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, viaSep)
+}
+
+// viaOf reads the source groups of the memberships of ids in a group;
+// users who are not members are absent.
+func (t *tx) viaOf(groupID int64, ids []int64) (map[int64][]string, error) {
+	out := make(map[int64][]string, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := []any{groupID}
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := t.query(`SELECT member_id, via FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `+inClause(len(chunk)), args...)
+		if err != nil {
+			return nil, t.d.wrapErr("read memberships", err)
+		}
+		for rows.Next() {
+			var id int64
+			var via string
+			if err := rows.Scan(&id, &via); err != nil {
+				rows.Close()
+				return nil, t.d.wrapErr("read memberships", err)
+			}
+			out[id] = splitVia(via)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, t.d.wrapErr("read memberships", err)
+		}
+	}
+	return out, nil
+}
+
+// rewriteVia applies fn to the source groups of the memberships of ids and
+// stores the results fn reports as changed, one UPDATE per distinct
+// (old, new) pair: a first sync after an upgrade tags a whole group at once.
+func (t *tx) rewriteVia(groupID int64, ids []int64, fn func(cur []string) ([]string, bool)) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	vias, err := t.viaOf(groupID, ids)
+	if err != nil {
+		return err
+	}
+	type move struct{ from, to string }
+	moves := map[move][]int64{}
+	var order []move
+	for _, id := range ids {
+		cur, ok := vias[id]
+		if !ok {
+			continue
+		}
+		next, changed := fn(slices.Clone(cur))
+		if !changed {
+			continue
+		}
+		slices.Sort(next)
+		m := move{strings.Join(cur, viaSep), strings.Join(next, viaSep)}
+		if m.from == m.to {
+			continue
+		}
+		if moves[m] == nil {
+			order = append(order, m)
+		}
+		moves[m] = append(moves[m], id)
+	}
+	for _, m := range order {
+		list := moves[m]
+		for start := 0; start < len(list); start += 500 {
+			chunk := list[start:min(start+500, len(list))]
+			args := []any{m.to, groupID, m.from}
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			if _, err := t.exec(`UPDATE memberships SET via = ? WHERE group_id = ? AND member_type = 'user' AND via = ? AND member_id IN `+inClause(len(chunk)), args...); err != nil {
+				return t.d.wrapErr("update membership sources", err)
+			}
+		}
+	}
+	return nil
 }
 
 func dedupe(ids []int64) []int64 {
@@ -510,7 +657,7 @@ func (d *DB) Members(ctx context.Context, groupID int64, offset, limit int) ([]*
 
 // MemberRefs lists a group's user members by username, source and source id.
 func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRef, error) {
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT u.username, u.source, u.source_id FROM memberships m JOIN users u ON u.id = m.member_id
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT u.id, u.username, u.source, u.source_id, m.via FROM memberships m JOIN users u ON u.id = m.member_id
 		WHERE m.group_id = ? AND m.member_type = 'user'`), groupID)
 	if err != nil {
 		return nil, d.wrapErr("list members", err)
@@ -519,12 +666,42 @@ func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRe
 	var out []usersync.MemberRef
 	for rows.Next() {
 		var m usersync.MemberRef
-		if err := rows.Scan(&m.Username, &m.Source, &m.SourceID); err != nil {
+		var via string
+		if err := rows.Scan(&m.UserID, &m.Username, &m.Source, &m.SourceID, &via); err != nil {
 			return nil, d.wrapErr("list members", err)
 		}
+		m.Via = splitVia(via)
 		out = append(out, m)
 	}
 	return out, d.wrapErr("list members", rows.Err())
+}
+
+// MembersAmong returns which of userIDs are direct members of a group.
+func (d *DB) MembersAmong(ctx context.Context, groupID int64, userIDs []int64) (map[int64]bool, error) {
+	out := make(map[int64]bool, len(userIDs))
+	for start := 0; start < len(userIDs); start += 500 {
+		chunk := userIDs[start:min(start+500, len(userIDs))]
+		args := []any{groupID}
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := d.db.QueryContext(ctx, d.q(`SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `+inClause(len(chunk))), args...)
+		if err != nil {
+			return nil, d.wrapErr("read memberships", err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, d.wrapErr("read memberships", err)
+			}
+			out[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, d.wrapErr("read memberships", err)
+		}
+	}
+	return out, nil
 }
 
 // GroupsOf lists the groups a user is a direct member of, by name.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -82,12 +83,82 @@ func (d *DB) migrate(ctx context.Context, upTo int) error {
 			tx.Rollback()
 			return fmt.Errorf("apply migration %s: %w", m.name, err)
 		}
+		if step := goSteps[m.version]; step != nil {
+			if err := step(ctx, d, tx); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`), m.version, m.name, micros(now())); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("record migration %s: %w", m.name, err)
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("commit migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// goSteps are migration steps written in Go, run after the SQL file of the
+// same version, in its transaction.
+var goSteps = map[int]func(ctx context.Context, d *DB, tx *sql.Tx) error{
+	7: rekeyUsernames,
+}
+
+// rekeyUsernames recomputes every username key with usersync.UsernameKey.
+// Usernames that only the new key makes equal cannot both stay: the
+// upgrade stops and names them, rather than merging or renaming anyone.
+func rekeyUsernames(ctx context.Context, d *DB, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, username, username_key FROM users`)
+	if err != nil {
+		return fmt.Errorf("rekey usernames: %w", err)
+	}
+	type row struct {
+		id        int64
+		name, key string
+	}
+	var changed []row
+	byKey := map[string][]string{}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.name, &r.key); err != nil {
+			rows.Close()
+			return fmt.Errorf("rekey usernames: %w", err)
+		}
+		k := usersync.UsernameKey(r.name)
+		byKey[k] = append(byKey[k], fmt.Sprintf("%q (id %d)", r.name, r.id))
+		if k != r.key {
+			r.key = k
+			changed = append(changed, r)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("rekey usernames: %w", err)
+	}
+	var clashes []string
+	for _, names := range byKey {
+		if len(names) > 1 {
+			clashes = append(clashes, strings.Join(names, " and "))
+		}
+	}
+	if len(clashes) > 0 {
+		sort.Strings(clashes)
+		return usersync.Errorf(usersync.ECONFLICT, "cannot upgrade database %s: usernames are now compared after Unicode normalisation, and these differ only in it (composed/decomposed letters, fullwidth forms): %s. Rename or delete one of each with the usersync version that made the database, then upgrade",
+			d.where, strings.Join(clashes, "; "))
+	}
+	// Two passes, so that a key moving to a name another row is leaving
+	// never trips the unique index on the way.
+	for pass := 0; pass < 2; pass++ {
+		for _, r := range changed {
+			key := r.key
+			if pass == 0 {
+				key = fmt.Sprintf("\x01rekey-%d", r.id)
+			}
+			if _, err := tx.ExecContext(ctx, d.q(`UPDATE users SET username_key = ? WHERE id = ?`), key, r.id); err != nil {
+				return fmt.Errorf("rekey user %d: %w", r.id, err)
+			}
 		}
 	}
 	return nil

@@ -124,8 +124,13 @@ func TestMigrateInPlace(t *testing.T) {
 			if v, _ := old.SchemaVersion(ctx); v != 1 {
 				t.Fatalf("version %d, want 1", v)
 			}
-			if err := old.CreateUser(ctx, &usersync.User{Username: "kept"}); err != nil {
-				t.Fatal(err)
+			// Rows as version 1 wrote them: a user, and a user soft-deleted
+			// over SCIM (disabled, named with the default prefix).
+			for _, u := range [][]any{{"kept", "kept", true, "local"}, {"deleted_gone", "deleted_gone", false, "scim"}, {"Ｋａｒｌ", "ｋａｒｌ", true, "local"}} {
+				if _, err := old.db.Exec(old.q(`INSERT INTO users (username, username_key, user_type, enabled, auth_method, source, created_at, updated_at, version)
+					VALUES (?, ?, 'regular', ?, 'sso', ?, 0, 0, 1)`), u...); err != nil {
+					t.Fatal(err)
+				}
 			}
 			old.Close()
 			d := openDB(t, url)
@@ -134,6 +139,14 @@ func TestMigrateInPlace(t *testing.T) {
 			}
 			if _, err := d.FindUserByUsername(ctx, "kept"); err != nil {
 				t.Fatalf("data lost in upgrade: %v", err)
+			}
+			// Migration 6: the soft-deleted user is marked so (by its prefix).
+			if u, err := d.FindUserByUsername(ctx, "deleted_gone"); err != nil || !u.SoftDeleted {
+				t.Fatalf("soft-deleted user after upgrade: %+v, %v", u, err)
+			}
+			// Migration 7: the fullwidth name is found by its ASCII form.
+			if u, err := d.FindUserByUsername(ctx, "karl"); err != nil || u.Username != "Ｋａｒｌ" {
+				t.Fatalf("fullwidth username not rekeyed: %+v, %v", u, err)
 			}
 			if err := d.SetCursor(ctx, "c", 1); err != nil {
 				t.Fatalf("new table missing: %v", err)
@@ -306,4 +319,40 @@ func killHelper() {
 	}
 	time.Sleep(time.Hour) // finished before the kill: wait for it
 	os.Exit(0)
+}
+
+// Usernames that only the Unicode-normalised key makes equal stop the
+// upgrade with both names; neither user is merged or renamed.
+func TestMigrateRefusesNormalisationClash(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			ctx := context.Background()
+			old, err := open(ctx, url, 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range [][]any{{"alice", "alice"}, {"ａlice", "ａlice"}} { // fullwidth a
+				if _, err := old.db.Exec(old.q(`INSERT INTO users (username, username_key, user_type, enabled, auth_method, source, created_at, updated_at, version)
+					VALUES (?, ?, 'regular', TRUE, 'sso', 'local', 0, 0, 1)`), u...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old.Close()
+			_, err = Open(ctx, url)
+			if usersync.ErrorCode(err) != usersync.ECONFLICT || !strings.Contains(err.Error(), `"alice"`) || !strings.Contains(err.Error(), `"ａlice"`) {
+				t.Fatalf("clash not reported: %v", err)
+			}
+			again, err := open(ctx, url, 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			var n int
+			again.db.QueryRow(`SELECT COUNT(*) FROM users WHERE username IN ('alice', 'ａlice')`).Scan(&n)
+			if v, _ := again.SchemaVersion(ctx); v != 6 || n != 2 {
+				t.Fatalf("after the refused upgrade: version %d, %d users", v, n)
+			}
+		})
+	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/usersync/usersync"
 )
 
-const userCols = `id, username, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, created_at, updated_at, version`
+const userCols = `id, username, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, soft_deleted, created_at, updated_at, version`
 
 type scanner interface{ Scan(...any) error }
 
@@ -20,7 +20,7 @@ func scanUser(s scanner) (*usersync.User, error) {
 	var attrs string
 	var created, updated int64
 	if err := s.Scan(&u.ID, &u.Username, &u.Email, &u.FirstName, &u.LastName, &u.Type, &u.Enabled, &u.AuthMethod,
-		&u.Source, &u.SourceID, &attrs, &created, &updated, &u.Version); err != nil {
+		&u.Source, &u.SourceID, &attrs, &u.SoftDeleted, &created, &updated, &u.Version); err != nil {
 		return nil, err
 	}
 	var err error
@@ -41,6 +41,9 @@ func userFields(u *usersync.User) map[string]string {
 		"username": u.Username, "email": u.Email, "firstName": u.FirstName, "lastName": u.LastName,
 		"type": string(u.Type), "enabled": strconv.FormatBool(u.Enabled), "authMethod": string(u.AuthMethod),
 		"source": u.Source, "sourceId": u.SourceID,
+	}
+	if u.SoftDeleted {
+		m["softDeleted"] = "true"
 	}
 	for k, v := range u.Attributes {
 		m["attributes."+k] = v
@@ -66,6 +69,9 @@ func createdFields(u *usersync.User) map[string]usersync.FieldChange {
 	set("authMethod", string(u.AuthMethod))
 	set("source", u.Source)
 	set("sourceId", u.SourceID)
+	if u.SoftDeleted {
+		set("softDeleted", "true")
+	}
 	for k, v := range u.Attributes {
 		set("attributes."+k, v)
 	}
@@ -107,11 +113,11 @@ func (t *tx) createUsers(users []*usersync.User) error {
 		u.CreatedAt, u.UpdatedAt, u.Version = fromMicros(t.now), fromMicros(t.now), 1
 		byKey[usersync.UsernameKey(u.Username)] = u
 	}
-	const table = "users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, created_at, updated_at, version)"
+	const table = "users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, soft_deleted, created_at, updated_at, version)"
 	row := func(i int, args []any) []any {
 		u := users[i]
 		return append(args, u.Username, usersync.UsernameKey(u.Username), u.Email, u.FirstName, u.LastName, string(u.Type), u.Enabled,
-			string(u.AuthMethod), u.Source, u.SourceID, encodeAttrs(u.Attributes), t.now, t.now, int64(1))
+			string(u.AuthMethod), u.Source, u.SourceID, encodeAttrs(u.Attributes), u.SoftDeleted, t.now, t.now, int64(1))
 	}
 	var err error
 	if t.d.dialect.name == "sqlite" {
@@ -128,10 +134,10 @@ func (t *tx) createUsers(users []*usersync.User) error {
 			}
 			return nil
 		}
-		err = t.insertRows(table, 14, len(users), "", row, nil)
+		err = t.insertRows(table, 15, len(users), "", row, nil)
 		t.afterInsert = nil
 	} else {
-		err = t.insertRows(table, 14, len(users), " RETURNING id, username_key", row, func(rows *sql.Rows) error {
+		err = t.insertRows(table, 15, len(users), " RETURNING id, username_key", row, func(rows *sql.Rows) error {
 			var id int64
 			var key string
 			if err := rows.Scan(&id, &key); err != nil {
@@ -192,9 +198,10 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 		where, args = append(where, sql), append(args, wargs...)
 	}
 	if f.Search != "" {
-		p := likePattern(f.Search)
-		where = append(where, `(username_key LIKE ? ESCAPE '\' OR LOWER(email) LIKE ? ESCAPE '\' OR LOWER(first_name || ' ' || last_name) LIKE ? ESCAPE '\')`)
-		args = append(args, p, p, p)
+		p, fp := likePattern(usersync.UsernameKey(f.Search)), likePattern(f.Search)
+		fold := d.dialect.fold
+		where = append(where, `(username_key LIKE ? ESCAPE '\' OR `+fold("email")+` LIKE `+fold("?")+` ESCAPE '\' OR `+fold("first_name || ' ' || last_name")+` LIKE `+fold("?")+` ESCAPE '\')`)
+		args = append(args, p, fp, fp)
 	}
 	cond := ""
 	if len(where) > 0 {
@@ -235,6 +242,37 @@ func (d *DB) UsersByUsername(ctx context.Context, usernames []string) (map[strin
 		keys[i] = usersync.UsernameKey(n)
 	}
 	return (&tx{d: d, ctx: ctx}).usersByKey(keys) // no transaction: plain reads from the pool
+}
+
+// UsersBySource returns the users owned by source with the given source
+// ids, keyed by source id, reading them in chunks.
+func (d *DB) UsersBySource(ctx context.Context, source string, ids []string) (map[string]*usersync.User, error) {
+	out := make(map[string]*usersync.User, len(ids))
+	const chunk = 500
+	args := make([]any, 0, chunk+1)
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		args = append(args[:0], source)
+		for _, id := range part {
+			args = append(args, id)
+		}
+		rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+userCols+` FROM users WHERE source = ? AND source_id IN `+inClause(len(part))), args...)
+		if err != nil {
+			return nil, d.wrapErr("read users by source id", err)
+		}
+		for rows.Next() {
+			u, err := scanUser(rows)
+			if err != nil {
+				rows.Close()
+				return nil, d.wrapErr("read users by source id", err)
+			}
+			out[u.SourceID] = u
+		}
+		if err := rows.Close(); err != nil {
+			return nil, d.wrapErr("read users by source id", err)
+		}
+	}
+	return out, nil
 }
 
 // prefixPattern is a LIKE pattern (ESCAPE '\') for values starting with s.
@@ -293,6 +331,7 @@ func (d *DB) ModifyUser(ctx context.Context, id int64, expectVersion int64, fn f
 		set(&next.AuthMethod, upd.AuthMethod)
 		set(&next.Source, upd.Source)
 		set(&next.SourceID, upd.SourceID)
+		set(&next.SoftDeleted, upd.SoftDeleted)
 		if err := next.Validate(); err != nil {
 			return err
 		}
@@ -343,9 +382,9 @@ func (t *tx) saveUser(old, next *usersync.User) error {
 	}
 	next.Version, next.UpdatedAt = old.Version+1, fromMicros(t.now)
 	n, err := t.exec(`UPDATE users SET username = ?, username_key = ?, email = ?, first_name = ?, last_name = ?, user_type = ?, enabled = ?,
-		auth_method = ?, source = ?, source_id = ?, attributes = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
+		auth_method = ?, source = ?, source_id = ?, attributes = ?, soft_deleted = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
 		next.Username, usersync.UsernameKey(next.Username), next.Email, next.FirstName, next.LastName, string(next.Type), next.Enabled,
-		string(next.AuthMethod), next.Source, next.SourceID, encodeAttrs(next.Attributes), t.now, next.Version, next.ID, old.Version)
+		string(next.AuthMethod), next.Source, next.SourceID, encodeAttrs(next.Attributes), next.SoftDeleted, t.now, next.Version, next.ID, old.Version)
 	if isUniqueViolation(err) {
 		return usersync.Errorf(usersync.ECONFLICT, "cannot rename user %q: %q already exists", old.Username, next.Username)
 	} else if err != nil {

@@ -46,6 +46,12 @@ func Run(t *testing.T, open Opener) {
 		{"SyncState", testSyncState},
 		{"UserConditions", testUserConditions},
 		{"GroupConditions", testGroupConditions},
+		{"UnicodeFolding", testUnicodeFolding},
+		{"UsernameNormalisation", testUsernameNormalisation},
+		{"TextRefused", testTextRefused},
+		{"MembershipSources", testMembershipSources},
+		{"UpsertByID", testUpsertByID},
+		{"SoftDeletedState", testSoftDeletedState},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -1021,5 +1027,249 @@ func testGroupConditions(t *testing.T, d usersync.Directory) {
 	}
 	if _, _, err := d.FindGroups(ctx, usersync.GroupFilter{Where: m("member", usersync.OpGt, float64(1))}); usersync.ErrorCode(err) != usersync.EINVALID {
 		t.Errorf("member gt: %v", err)
+	}
+}
+
+// Case-insensitive comparison is Unicode-aware and the same on every
+// backend: a stored "Åsa" is found by "Åsa", "åsa" and "ÅSA" (SQLite's own
+// LOWER and LIKE fold only ASCII).
+func testUnicodeFolding(t *testing.T, d usersync.Directory) {
+	asa := &usersync.User{Username: "asa@example.com", FirstName: "Åsa", LastName: "Øster", Email: "asa@example.com", Attributes: map[string]string{"city": "MÜNCHEN"}}
+	other := &usersync.User{Username: "bo@example.com", FirstName: "Bo", LastName: "Ek"}
+	for _, u := range []*usersync.User{asa, other} {
+		if err := d.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []usersync.Cond{
+		usersync.Match{Field: "firstName", Op: usersync.OpEq, Value: "Åsa"},
+		usersync.Match{Field: "firstName", Op: usersync.OpEq, Value: "åsa"},
+		usersync.Match{Field: "firstName", Op: usersync.OpEq, Value: "ÅSA"},
+		usersync.Match{Field: "lastName", Op: usersync.OpSw, Value: "øs"},
+		usersync.Match{Field: "attributes.city", Op: usersync.OpEq, Value: "münchen"},
+		usersync.Match{Field: "attributes.city", Op: usersync.OpCo, Value: "Ünc"},
+	} {
+		got, _, err := d.FindUsers(ctx, usersync.UserFilter{Where: c})
+		if err != nil || len(got) != 1 || got[0].ID != asa.ID {
+			t.Fatalf("%+v: %v %v", c, names(got), err)
+		}
+	}
+	exact := usersync.Match{Field: "firstName", Op: usersync.OpEq, Value: "åsa", CaseExact: true}
+	if got, _, _ := d.FindUsers(ctx, usersync.UserFilter{Where: exact}); len(got) != 0 {
+		t.Fatalf("case-exact eq matched another case: %v", names(got))
+	}
+	if got, _, _ := d.FindUsers(ctx, usersync.UserFilter{Search: "øSTER"}); len(got) != 1 {
+		t.Fatalf("search ignoring case: %v", names(got))
+	}
+}
+
+func names(users []*usersync.User) []string {
+	var out []string
+	for _, u := range users {
+		out = append(out, u.Username)
+	}
+	return out
+}
+
+// Usernames that differ only in Unicode normalisation or width are one
+// name: the second is refused as taken, and either form finds the first.
+func testUsernameNormalisation(t *testing.T, d usersync.Directory) {
+	nfc := "Jos\u00e9@example.com"  // é as one code point
+	nfd := "Jose\u0301@example.com" // e + combining acute
+	if err := d.CreateUser(ctx, &usersync.User{Username: nfc}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.CreateUser(ctx, &usersync.User{Username: nfd}), usersync.ECONFLICT)
+	wantCode(t, d.CreateUser(ctx, &usersync.User{Username: "ＪＯＳÉ@example.com"}), usersync.ECONFLICT) // fullwidth
+	if u, err := d.FindUserByUsername(ctx, nfd); err != nil || u.Username != nfc {
+		t.Fatalf("find by the decomposed form: %+v %v", u, err)
+	}
+	got, _, err := d.FindUsers(ctx, usersync.UserFilter{Where: usersync.Match{Field: "username", Op: usersync.OpEq, Value: nfd}})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("filter by the decomposed form: %v %v", names(got), err)
+	}
+	res, err := d.ApplyBatch(ctx, &usersync.Batch{Users: []usersync.UserUpsert{{User: usersync.User{Username: nfd, FirstName: "José"}, Create: true, Update: usersync.FieldFirstName}}})
+	if err != nil || res.UsersCreated != 0 || res.UsersUpdated != 1 {
+		t.Fatalf("batch with the decomposed form: %+v %v", res, err)
+	}
+}
+
+// NUL characters and invalid UTF-8 are refused with EINVALID on every
+// write path, never stored altered (and never a database error).
+func testTextRefused(t *testing.T, d usersync.Directory) {
+	u := mustCreateUser(t, d, "clean")
+	bad := []string{"a\x00b", "caf\xe9"}
+	for _, v := range bad {
+		wantCode(t, d.CreateUser(ctx, &usersync.User{Username: "x", FirstName: v}), usersync.EINVALID)
+		wantCode(t, d.CreateUser(ctx, &usersync.User{Username: v}), usersync.EINVALID)
+		wantCode(t, d.CreateUser(ctx, &usersync.User{Username: "y", Attributes: map[string]string{"k": v}}), usersync.EINVALID)
+		_, err := d.UpdateUser(ctx, u.ID, usersync.UserUpdate{LastName: &v}, 0)
+		wantCode(t, err, usersync.EINVALID)
+		_, err = d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Attributes: map[string]*string{"dept": &v}}, 0)
+		wantCode(t, err, usersync.EINVALID)
+		wantCode(t, d.CreateGroup(ctx, &usersync.Group{Name: "g", Description: v}), usersync.EINVALID)
+		_, err = d.ApplyBatch(ctx, &usersync.Batch{Users: []usersync.UserUpsert{{User: usersync.User{Username: "z", Email: "z@example.com", LastName: v}, Create: true}}})
+		wantCode(t, err, usersync.EINVALID)
+	}
+	// Nothing half-written: the user is as it was, and filters on
+	// attributes still work.
+	got, err := d.FindUserByID(ctx, u.ID)
+	if err != nil || got.Version != u.Version {
+		t.Fatalf("user changed by refused writes: %+v %v", got, err)
+	}
+	if _, _, err := d.FindUsers(ctx, usersync.UserFilter{Where: usersync.Match{Field: "attributes.dept", Op: usersync.OpEq, Value: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A directory group fed by several source groups keeps a member while any
+// of them holds it (usersync.MemberChange.Via).
+func testMembershipSources(t *testing.T, d usersync.Directory) {
+	for _, n := range []string{"ann", "ben", "cat", "dan"} {
+		mustCreateUser(t, d, n)
+	}
+	g := mustCreateGroup(t, d, "T")
+	add := func(via string, users ...string) *usersync.BatchResult {
+		t.Helper()
+		b := &usersync.Batch{}
+		for _, u := range users {
+			b.Members = append(b.Members, usersync.MemberChange{Group: "T", Username: u, Via: via})
+		}
+		res, err := d.ApplyBatch(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	remove := func(via string, users ...string) *usersync.BatchResult {
+		t.Helper()
+		b := &usersync.Batch{}
+		for _, u := range users {
+			b.Members = append(b.Members, usersync.MemberChange{Group: "T", Username: u, Via: via, Remove: true})
+		}
+		res, err := d.ApplyBatch(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	members := func() string {
+		t.Helper()
+		refs, err := d.MemberRefs(ctx, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range refs {
+			out = append(out, r.Username+"="+strings.Join(r.Via, "+"))
+		}
+		sort.Strings(out)
+		return strings.Join(out, " ")
+	}
+	if _, err := d.AddMembers(ctx, g.ID, []int64{mustFind(t, d, "dan").ID}); err != nil { // by hand: no source group
+		t.Fatal(err)
+	}
+	if r := add("src/G10", "ann", "ben"); r.MembersAdded != 2 {
+		t.Fatalf("first adds: %+v", r)
+	}
+	if r := add("src/G11", "ben", "cat"); r.MembersAdded != 1 {
+		t.Fatalf("ben is already a member; only cat is added: %+v", r)
+	}
+	if got := members(); got != "ann=src/G10 ben=src/G10+src/G11 cat=src/G11 dan=" {
+		t.Fatalf("members: %s", got)
+	}
+	seq := lastSeq(t, d)
+	if r := add("src/G11", "ben", "cat"); r.MembersAdded != 0 || r.RowsWritten != 0 || lastSeq(t, d) != seq {
+		t.Fatalf("repeated adds wrote: %+v", r)
+	}
+	// G10 drops ben: G11 still holds him. G10 drops ann: gone. G10 drops
+	// dan (added by hand, held by no source group): gone, as a mirror does.
+	if r := remove("src/G10", "ben", "ann", "dan"); r.MembersRemoved != 2 {
+		t.Fatalf("removals via G10: %+v", r)
+	}
+	if got := members(); got != "ben=src/G11 cat=src/G11" {
+		t.Fatalf("members after G10's removals: %s", got)
+	}
+	// A removal via a group that does not hold the member changes nothing.
+	if r := remove("src/G10", "cat"); r.MembersRemoved != 0 {
+		t.Fatalf("removal via a group that does not hold cat: %+v", r)
+	}
+	// A removal without a source group removes outright.
+	if r := remove("", "ben"); r.MembersRemoved != 1 {
+		t.Fatalf("plain removal: %+v", r)
+	}
+	if got := members(); got != "cat=src/G11" {
+		t.Fatalf("members at the end: %s", got)
+	}
+	in, err := d.MembersAmong(ctx, g.ID, []int64{mustFind(t, d, "cat").ID, mustFind(t, d, "ann").ID})
+	if err != nil || len(in) != 1 || !in[mustFind(t, d, "cat").ID] {
+		t.Fatalf("MembersAmong: %v %v", in, err)
+	}
+}
+
+func mustFind(t *testing.T, d usersync.Directory, name string) *usersync.User {
+	t.Helper()
+	u, err := d.FindUserByUsername(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// An upsert by ID renames the user (FieldUsername) and keeps its id and
+// memberships; UsersBySource finds users by their id at the source.
+func testUpsertByID(t *testing.T, d usersync.Directory) {
+	u := &usersync.User{Username: "old@x.example", Source: "o365:t", SourceID: "obj-1", SoftDeleted: true}
+	if err := d.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	g := mustCreateGroup(t, d, "G")
+	d.AddMembers(ctx, g.ID, []int64{u.ID})
+	found, err := d.UsersBySource(ctx, "o365:t", []string{"obj-1", "obj-2"})
+	if err != nil || len(found) != 1 || found["obj-1"].ID != u.ID {
+		t.Fatalf("UsersBySource: %v %v", found, err)
+	}
+	if other, _ := d.UsersBySource(ctx, "okta:x", []string{"obj-1"}); len(other) != 0 {
+		t.Fatalf("UsersBySource matched another source: %v", other)
+	}
+	res, err := d.ApplyBatch(ctx, &usersync.Batch{
+		Users:   []usersync.UserUpsert{{ID: u.ID, User: usersync.User{Username: "new@x.example", FirstName: "N"}, Update: usersync.FieldUsername | usersync.FieldFirstName}},
+		Members: []usersync.MemberChange{{Group: "G", Username: "new@x.example"}},
+	})
+	if err != nil || res.UsersUpdated != 1 || res.MembersAdded != 0 {
+		t.Fatalf("rename: %+v %v", res, err)
+	}
+	got, err := d.FindUserByID(ctx, u.ID)
+	if err != nil || got.Username != "new@x.example" || got.FirstName != "N" || got.SoftDeleted {
+		t.Fatalf("renamed user: %+v %v", got, err)
+	}
+	if _, n, _ := d.Members(ctx, g.ID, 0, 0); n != 1 {
+		t.Fatalf("membership lost in the rename: %d members", n)
+	}
+	// An upsert by ID of a user that is gone is skipped, with its memberships.
+	d.DeleteUser(ctx, u.ID)
+	res, err = d.ApplyBatch(ctx, &usersync.Batch{
+		Users:   []usersync.UserUpsert{{ID: u.ID, User: usersync.User{Username: "new@x.example"}, Update: usersync.FieldUsername, Create: true}},
+		Members: []usersync.MemberChange{{Group: "G", Username: "new@x.example"}},
+	})
+	if err != nil || res.UsersSkipped != 1 || res.UsersCreated != 0 {
+		t.Fatalf("upsert of a deleted id: %+v %v", res, err)
+	}
+}
+
+// SoftDeleted is stored and changed only when asked for.
+func testSoftDeletedState(t *testing.T, d usersync.Directory) {
+	u := mustCreateUser(t, d, "sd")
+	disabled := false
+	got, err := d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Enabled: &disabled}, 0)
+	if err != nil || got.SoftDeleted {
+		t.Fatalf("disabling set the soft-delete mark: %+v %v", got, err)
+	}
+	yes := true
+	if got, err = d.UpdateUser(ctx, u.ID, usersync.UserUpdate{SoftDeleted: &yes}, 0); err != nil || !got.SoftDeleted {
+		t.Fatalf("set soft-deleted: %+v %v", got, err)
+	}
+	if again, _ := d.FindUserByID(ctx, u.ID); !again.SoftDeleted {
+		t.Fatal("soft-deleted mark not stored")
 	}
 }
