@@ -77,3 +77,18 @@ type DeltaSource interface {
 // ErrFullSyncNeeded is returned by DeltaSource.Changes when only a full read
 // can tell what changed.
 var ErrFullSyncNeeded = errors.New("a full read is needed")
+
+// Describer is a Source whose answers depend on options of its own: which
+// attributes it reads and how it maps them. The engine keeps them with the
+// group's sync state, so that changing any of them means a full read that
+// re-applies it, and attributes no option fills any more are removed.
+type Describer interface {
+	// Options maps each such option, by its command-line name (for
+	// example "--username-attr"), to its value.
+	Options() map[string]string
+	// Attributes lists the custom attribute names the source fills.
+	Attributes() []string
+	// Suggest returns the known attribute name closest to a mistyped one,
+	// or "" when nothing is close.
+	Suggest(name string) string
+}

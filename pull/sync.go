@@ -2,11 +2,9 @@ package pull
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,14 +39,18 @@ type Options struct {
 	// OnlyUser limits the sync to one username: its profile and its
 	// membership of the group; no other member is added or removed.
 	OnlyUser string
+	// Rebind lets a directory group bound to another source group (it was
+	// synced from it) follow this one: its members become this group's.
+	Rebind bool
 
 	DryRun bool // plan only: nothing is written, no delta state is saved
 	// Full reads the group in full even when a delta state is saved;
 	// FullEvery does so when the last full read is older (0: never by age).
 	Full      bool
 	FullEvery time.Duration
-	// KeepActions keeps every planned action in the Result (for a full
-	// summary); counts are always kept. OnAction sees each as it is planned.
+	// KeepActions keeps every action in the Result (for a full summary);
+	// counts are always kept. OnAction sees each action once it is written
+	// (in a dry run, as it is planned).
 	KeepActions bool
 	OnAction    func(Action)
 	// Progress is called as pages arrive and are applied.
@@ -84,8 +86,15 @@ const (
 	UpdateUser   ActionKind = "update-user"
 	SkipUser     ActionKind = "skip-user"
 	CreateGroup  ActionKind = "create-group"
-	AddMember    ActionKind = "add-member"
+	UpdateGroup  ActionKind = "update-group" // bound or re-bound to the source group
+	AddMember    ActionKind = "add-member"   // joins the target group
 	RemoveMember ActionKind = "remove-member"
+	// KeepMember: the user left this source group but stays in the target,
+	// which another source group also feeds and still holds the user.
+	KeepMember ActionKind = "keep-member"
+	// JoinGroup: a membership of the Default Group or of a group named by
+	// --map-attr-to-group; those are added, never mirrored.
+	JoinGroup ActionKind = "join-group"
 )
 
 // Action is one planned change and why.
@@ -104,6 +113,8 @@ const (
 )
 
 // Result is what syncing one group changed or, in a dry run, would change.
+// Counts and Actions hold what was written (planned, in a dry run): when a
+// run stops half-way they say how far it came.
 type Result struct {
 	Source      string               `json:"source"`
 	SourceGroup string               `json:"sourceGroup"`
@@ -111,7 +122,7 @@ type Result struct {
 	Group       string               `json:"group"` // the directory group
 	Mode        string               `json:"mode,omitempty"`
 	FullReason  string               `json:"fullReason,omitempty"` // why the group was read in full
-	SourceUsers int                  `json:"sourceUsers"`          // users read (full) or changes received (incremental)
+	SourceUsers int                  `json:"sourceUsers"`          // users read (full) or changes received (incremental); with OnlyUser, 1 or 0
 	Skipped     string               `json:"skipped,omitempty"`    // why the group is not synced at all
 	Counts      map[ActionKind]int   `json:"counts"`
 	Actions     []Action             `json:"actions,omitempty"`
@@ -127,23 +138,43 @@ type syncer struct {
 	r      *Result
 	owner  string
 	target *usersync.Group // nil until created (or, in a dry run, never)
+	// via names the source group on the memberships it brings;
+	// rebindFrom, during a --rebind, the source group the target followed.
+	via, rebindFrom string
 
-	groups   []usersync.GroupUpsert // groups to create with the next batch
-	mapped   map[string]bool        // mapped group name key → usable
-	current  map[string]member      // members of the target group, by username key
-	inSource map[string]bool        // username keys seen in the source this run
-	reasonIn string
-	applied  int
+	groups  []usersync.GroupUpsert // groups to create or bind with the next batch
+	pending []Action               // actions of the batch being written
+	joins   map[string]int64       // Default and mapped groups: name key → id (0: created by this run; -1: not usable)
+
+	current   map[int64]*member // members of the target group, by user id
+	byName    map[string]int64  // username key → member id
+	bySID     map[string]int64  // source id → member id, for members this source owns
+	seenIDs   map[int64]bool    // directory users found in the source this run
+	seenNames map[string]bool   // username keys found in the source this run
+	dropAttrs []string          // attributes the last run filled and this one does not
+	reasonIn  string
+	applied   int
+
+	// Missing values, for one warning each at the end.
+	noName       []string // source ids of users without a username
+	noEmail      int
+	withEmail    int
+	onlyUserSeen bool
 }
 
 type member struct {
+	id                         int64
 	username, source, sourceID string
+	via                        []string
 }
 
 // Sync brings one directory group in line with a source group: in full, or
 // from the changes since the last run when the source can tell them. A full
 // read is applied page by page as pages arrive, so directory writes overlap
 // the fetches; removals are applied once the whole group is known.
+//
+// The result is returned even with an error: it says what was written
+// before the run stopped.
 func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, o Options) (*Result, error) {
 	sg, err := src.FindGroup(ctx, name)
 	if err != nil {
@@ -156,57 +187,73 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 	if o.UserType == "" {
 		o.UserType = usersync.UserRegular
 	}
-	s := &syncer{dir: dir, src: src, o: o, r: r, owner: src.Owner(), mapped: map[string]bool{}, current: map[string]member{},
-		inSource: map[string]bool{}, reasonIn: "in source group " + sg.Name}
-	target, err := dir.FindGroupByName(ctx, r.Group)
+	s := &syncer{dir: dir, src: src, o: o, r: r, owner: src.Owner(), joins: map[string]int64{},
+		current: map[int64]*member{}, byName: map[string]int64{}, bySID: map[string]int64{}, seenIDs: map[int64]bool{}, seenNames: map[string]bool{},
+		reasonIn: "in source group " + sg.Name, via: SourceGroupKey(src.Owner(), sg.ID)}
+	err = s.run(ctx, sg)
+	s.finish()
+	return r, err
+}
+
+// SourceGroupKey names a source group on the memberships it brings
+// (usersync.MemberChange.Via): "<owner>/<id at the source>".
+func SourceGroupKey(owner, id string) string { return owner + "/" + id }
+
+func (s *syncer) run(ctx context.Context, sg Group) error {
+	o, r := s.o, s.r
+	target, err := s.dir.FindGroupByName(ctx, r.Group)
 	switch {
 	case usersync.ErrorCode(err) == usersync.ENOTFOUND && o.AutoCreate == CreateUsers:
 		r.Skipped = fmt.Sprintf("group %q does not exist in the directory (--auto-create creates it)", r.Group)
-		return r, nil
+		return nil
 	case usersync.ErrorCode(err) == usersync.ENOTFOUND:
 		s.act(Action{Kind: CreateGroup, Group: r.Group, Reason: "missing in the directory"})
 		s.groups = append(s.groups, usersync.GroupUpsert{Create: true, Group: usersync.Group{
 			Name: r.Group, Description: sg.Description, Alias: sg.ID, Source: s.owner, SourceID: sg.ID}})
 	case err != nil:
-		return nil, err
+		return err
 	default:
 		s.target = target
+		if err := s.bind(sg); err != nil {
+			return err
+		}
 		if err := s.loadMembers(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	s.mapped[usersync.GroupNameKey(r.Group)] = true
 
-	ds, tracks := src.(DeltaSource)
+	ds, tracks := s.src.(DeltaSource)
 	tracks = tracks && o.OnlyUser == ""
 	record := o.OnlyUser == "" && !o.DryRun // remember the group for runs naming only a user
 	var saved usersync.SyncState
-	if tracks {
-		var reason string
+	var reason string
+	if o.OnlyUser == "" {
 		saved, reason, err = s.savedState(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
+	}
+	if tracks {
 		if reason == "" {
 			ch, err := ds.Changes(ctx, sg, saved.Value)
 			if err == nil {
 				err = s.applyChanges(ctx, ch)
 				if errors.Is(err, ErrFullSyncNeeded) {
-					reason = "changes the delta cannot place (renamed users or members this source does not own)"
+					reason = "changes the delta cannot place (members this source does not own left)"
 				} else {
 					if err == nil && !o.DryRun {
 						saved.Value = s.stateValue(ch.State)
-						err = dir.SaveSyncState(ctx, saved)
+						err = s.dir.SaveSyncState(ctx, saved)
 					}
-					return r, err
+					return err
 				}
 			} else if errors.Is(err, ErrFullSyncNeeded) {
-				reason = "the saved delta token expired"
+				reason = "the source can no longer tell the changes since the last run"
 				if why, ok := strings.CutPrefix(err.Error(), ErrFullSyncNeeded.Error()+": "); ok {
 					reason = why // the source says why
 				}
 			} else {
-				return nil, err
+				return err
 			}
 		}
 		r.FullReason = reason
@@ -217,88 +264,61 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 	if tracks && !o.DryRun {
 		var ok bool
 		if start, ok, err = ds.DeltaStart(ctx, sg); err != nil {
-			return nil, err
+			return err
 		} else if !ok {
-			tracks = false
 			r.FullReason = "the group has nested groups; it is always read in full"
 		}
 	}
 	if err := s.full(ctx, sg, counted); err != nil {
-		return nil, err
+		return err
 	}
-	if record {
-		return r, dir.SaveSyncState(ctx, usersync.SyncState{Source: s.owner, Key: sg.ID, Value: s.stateValue(start), FullAt: time.Now()})
+	if !record {
+		return nil
 	}
-	return r, nil
+	if s.rebindFrom != "" {
+		if owner, id, ok := strings.Cut(s.rebindFrom, "/"); ok && owner == s.owner {
+			if err := s.dir.DeleteSyncState(ctx, owner, id); err != nil {
+				return err
+			}
+		}
+	}
+	return s.dir.SaveSyncState(ctx, usersync.SyncState{Source: s.owner, Key: sg.ID, Value: s.stateValue(start), FullAt: time.Now()})
 }
 
-// engineState wraps a source's delta state with a fingerprint of the
-// options it was made under: other options need a full read.
-type engineState struct {
-	Options string `json:"options"`
-	Target  string `json:"target"` // the directory group
-	Source  string `json:"source"` // "": the group is not tracked by deltas
-}
-
-// SyncedGroup is a source group a full sync has run for.
-type SyncedGroup struct {
-	SourceID string // the group's id at the source
-	Target   string // the directory group it was synced into
-}
-
-// SyncedGroups lists the groups synced from a source before, for runs that
-// name a user but no group.
-func SyncedGroups(ctx context.Context, dir usersync.Directory, owner string) ([]SyncedGroup, error) {
-	states, err := dir.SyncStates(ctx, owner)
-	if err != nil {
-		return nil, err
+// bind checks that the target group follows this source group. A group a
+// sync created follows one source group (its source and source id), and a
+// group made by hand is bound to the first source group synced into it;
+// any other source group of the same name is refused rather than mixed in,
+// unless Rebind says so. With TargetGroup the user named the group: several
+// source groups may feed it (see usersync.MemberChange.Via).
+func (s *syncer) bind(sg Group) error {
+	g := s.target
+	if s.o.TargetGroup != "" || g.Source == "system" {
+		return nil
 	}
-	out := make([]SyncedGroup, 0, len(states))
-	for _, st := range states {
-		var es engineState
-		json.Unmarshal([]byte(st.Value), &es)
-		out = append(out, SyncedGroup{SourceID: st.Key, Target: es.Target})
+	if g.Source == s.owner && g.SourceID == sg.ID {
+		return nil
 	}
-	return out, nil
-}
-
-func (s *syncer) fingerprint() string {
-	o := s.o
-	h := sha256.Sum256([]byte(strings.Join([]string{string(o.UserType), string(o.AutoCreate), strconv.FormatBool(o.Force),
-		usersync.GroupNameKey(o.TargetGroup), strconv.FormatBool(o.SkipDefaultGroup), strings.Join(o.MapAttrToGroup, ",")}, "\x00")))
-	return hex.EncodeToString(h[:8])
-}
-
-func (s *syncer) stateValue(source string) string {
-	b, _ := json.Marshal(engineState{Options: s.fingerprint(), Target: s.r.Group, Source: source})
-	return string(b)
-}
-
-// savedState loads the group's delta state and says why it cannot be used
-// ("" when it can).
-func (s *syncer) savedState(ctx context.Context) (usersync.SyncState, string, error) {
-	st, err := s.dir.SyncState(ctx, s.owner, s.r.SourceID)
-	switch {
-	case usersync.ErrorCode(err) == usersync.ENOTFOUND:
-		return st, "first run: no saved delta state", nil
-	case err != nil:
-		return st, "", err
-	case s.target == nil:
-		return st, "the directory group is missing", nil
-	case s.o.Full:
-		return st, "--full", nil
-	case s.o.FullEvery > 0 && time.Since(st.FullAt) > s.o.FullEvery:
-		return st, fmt.Sprintf("the last full read was %s ago (full reconcile every %s)", time.Since(st.FullAt).Round(time.Minute), s.o.FullEvery), nil
+	up := usersync.GroupUpsert{Group: *g, Update: usersync.FieldGroupSource | usersync.FieldAlias}
+	up.Group.Source, up.Group.SourceID, up.Group.Alias = s.owner, sg.ID, sg.ID
+	reason := fmt.Sprintf("bound to source group %s (%s)", sg.ID, s.owner)
+	if unbound := g.Source == usersync.SourceLocal || (g.Source == s.owner && g.SourceID == ""); !unbound {
+		follows := fmt.Sprintf("follows source group %s of %s", g.SourceID, g.Source)
+		if g.SourceID == "" {
+			follows = "belongs to " + g.Source
+		}
+		if !s.o.Rebind {
+			return usersync.Errorf(usersync.ECONFLICT, "directory group %q %s, and source group %q is another one (id %s); nothing was changed. Sync it into another directory group with --target-group NAME, or make %q follow it instead with --rebind (its members then become those of %s)",
+				g.Name, follows, sg.Name, sg.ID, g.Name, sg.ID)
+		}
+		s.rebindFrom = SourceGroupKey(g.Source, g.SourceID)
+		up.Update |= usersync.FieldDescription
+		up.Group.Description = sg.Description
+		reason = fmt.Sprintf("--rebind: follows source group %s (%s); it %s before", sg.ID, s.owner, follows)
 	}
-	var es engineState
-	if json.Unmarshal([]byte(st.Value), &es) != nil || es.Options != s.fingerprint() {
-		return st, "the options differ from the last run", nil
-	}
-	if es.Source == "" {
-		return st, "the group has nested groups; it is always read in full", nil
-	}
-	st.Value = es.Source
-	return st, "", nil
+	s.act(Action{Kind: UpdateGroup, Group: g.Name, Reason: reason})
+	s.groups = append(s.groups, up)
+	return nil
 }
 
 func (s *syncer) loadMembers(ctx context.Context) error {
@@ -306,25 +326,79 @@ func (s *syncer) loadMembers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.current = make(map[string]member, len(members))
 	for _, m := range members {
-		s.current[usersync.UsernameKey(m.Username)] = member{username: m.Username, source: m.Source, sourceID: m.SourceID}
+		s.addCurrent(&member{id: m.UserID, username: m.Username, source: m.Source, sourceID: m.SourceID, via: m.Via})
 	}
 	return nil
 }
 
-func (s *syncer) act(a Action) {
-	s.r.Counts[a.Kind]++
-	if s.o.KeepActions {
-		s.r.Actions = append(s.r.Actions, a)
+func (s *syncer) addCurrent(m *member) {
+	s.current[m.id] = m
+	s.byName[usersync.UsernameKey(m.username)] = m.id
+	if m.source == s.owner && m.sourceID != "" {
+		s.bySID[m.sourceID] = m.id
 	}
-	if s.o.OnAction != nil {
-		s.o.OnAction(a)
+}
+
+// act records an action of the batch being built; it counts once the
+// batch is written (see write).
+func (s *syncer) act(a Action) { s.pending = append(s.pending, a) }
+
+func (s *syncer) commitActions() {
+	for _, a := range s.pending {
+		s.r.Counts[a.Kind]++
+		if s.o.KeepActions {
+			s.r.Actions = append(s.r.Actions, a)
+		}
+		if s.o.OnAction != nil {
+			s.o.OnAction(a)
+		}
 	}
+	s.pending = s.pending[:0]
 }
 
 func (s *syncer) warn(format string, args ...any) {
 	s.r.Warnings = append(s.r.Warnings, fmt.Sprintf(format, args...))
+}
+
+// finish turns what was missing into warnings and fills what a run naming
+// one user reports.
+func (s *syncer) finish() {
+	d, _ := s.src.(Describer)
+	opt := func(name string) string {
+		if d == nil {
+			return ""
+		}
+		v := d.Options()[name]
+		hint := fmt.Sprintf(" (%s %q", name, v)
+		if sug := d.Suggest(v); sug != "" && sug != v {
+			hint += fmt.Sprintf("; did you mean %q?", sug)
+		}
+		return hint + ")"
+	}
+	if n := len(s.noName); n > 0 {
+		ids := s.noName[:min(n, 5)]
+		more := ""
+		if n > 5 {
+			more = ", …"
+		}
+		s.warn("%d source users have no value for the username attribute%s and were skipped: %s%s", n, opt("--username-attr"), strings.Join(ids, ", "), more)
+	}
+	if s.noEmail > 0 {
+		hint := ""
+		if s.noEmail*2 > s.noEmail+s.withEmail { // most: likely a wrong attribute name
+			hint = opt("--email-attr")
+		}
+		s.warn("%d of %d users have no email address%s", s.noEmail, s.noEmail+s.withEmail, hint)
+	}
+	if s.o.OnlyUser != "" && s.r.Skipped == "" {
+		s.r.SourceUsers = 0
+		if s.onlyUserSeen {
+			s.r.SourceUsers = 1
+		} else if _, member := s.byName[usersync.UsernameKey(s.o.OnlyUser)]; !member {
+			s.r.Skipped = fmt.Sprintf("user %q is neither in source group %q nor in directory group %q", s.o.OnlyUser, s.r.SourceGroup, s.r.Group)
+		}
+	}
 }
 
 // full reads the whole group. When the group's size is known and within the
@@ -400,7 +474,7 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 		}
 		if !stream {
 			held = append(held, page...)
-		} else if err := s.applyUsers(ctx, page, true); err != nil {
+		} else if err := s.applyUsers(ctx, page); err != nil {
 			return stop(err)
 		}
 		prog.Applied = s.applied
@@ -411,7 +485,7 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 	}
 	for len(held) > 0 {
 		n := min(applyChunk, len(held))
-		if err := s.applyUsers(ctx, held[:n], true); err != nil {
+		if err := s.applyUsers(ctx, held[:n]); err != nil {
 			return err
 		}
 		held = held[n:]
@@ -419,19 +493,19 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 		s.progress(prog)
 	}
 	s.r.SourceUsers = prog.Fetched
-	if len(s.inSource) == 0 && s.target == nil && !s.o.DryRun {
+	if s.target == nil && !s.o.DryRun {
 		// An empty source group still gets its directory group.
 		if err := s.write(ctx, &usersync.Batch{}); err != nil {
 			return err
 		}
 	}
-	var leave []string
-	for key, m := range s.current {
-		if (s.o.OnlyUser == "" || key == usersync.UsernameKey(s.o.OnlyUser)) && !s.inSource[key] {
-			leave = append(leave, m.username)
+	var leave []*member
+	for id, m := range s.current {
+		if (s.o.OnlyUser == "" || usersync.UsernameKey(m.username) == usersync.UsernameKey(s.o.OnlyUser)) && !s.seenIDs[id] {
+			leave = append(leave, m)
 		}
 	}
-	return s.remove(ctx, leave, len(s.inSource) == 0 && s.o.OnlyUser == "")
+	return s.remove(ctx, leave, len(s.seenNames) == 0 && s.o.OnlyUser == "")
 }
 
 type countResult struct {
@@ -461,15 +535,13 @@ func (s *syncer) progress(p Progress) {
 }
 
 // applyChanges applies a delta: joiners are planned like a page of a full
-// read, changed profiles of members are updated, leavers are removed.
+// read, changed profiles of members are updated (renames included: users
+// are matched by their source id), leavers are removed.
 func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 	s.r.Mode = ModeIncremental
-	bySourceID := make(map[string]member, len(s.current))
 	foreign := 0 // members this source does not own: their source ids are unknown
 	for _, m := range s.current {
-		if m.source == s.owner {
-			bySourceID[m.sourceID] = m
-		} else {
+		if m.source != s.owner {
 			foreign++
 		}
 	}
@@ -479,24 +551,18 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 		added[u.ID] = true
 	}
 	for _, u := range ch.Updated {
-		m, isMember := bySourceID[u.ID]
-		if !isMember {
-			if cur, ok := s.current[usersync.UsernameKey(u.Username)]; ok && cur.source != s.owner {
-				m, isMember = cur, true
-			}
+		_, isMember := s.bySID[u.ID]
+		if id, ok := s.byName[usersync.UsernameKey(u.Username)]; !isMember && ok && s.current[id].source != s.owner {
+			isMember = true
 		}
-		if !isMember || added[u.ID] {
-			continue
+		if isMember && !added[u.ID] {
+			users = append(users, u)
 		}
-		if usersync.UsernameKey(m.username) != usersync.UsernameKey(u.Username) {
-			return ErrFullSyncNeeded // renamed: the old name must leave the group
-		}
-		users = append(users, u)
 	}
-	var leave []string
+	var leave []*member
 	for _, id := range ch.Removed {
-		if m, ok := bySourceID[id]; ok && !added[id] {
-			leave = append(leave, m.username)
+		if mid, ok := s.bySID[id]; ok && !added[id] {
+			leave = append(leave, s.current[mid])
 		} else if !ok && foreign > 0 {
 			return ErrFullSyncNeeded
 		}
@@ -504,7 +570,7 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 	s.r.SourceUsers = len(users) + len(leave)
 	for len(users) > 0 {
 		n := min(applyChunk, len(users))
-		if err := s.applyUsers(ctx, users[:n], true); err != nil {
+		if err := s.applyUsers(ctx, users[:n]); err != nil {
 			return err
 		}
 		users = users[n:]
@@ -512,45 +578,79 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 	return s.remove(ctx, leave, false)
 }
 
-// applyUsers plans one page of source users — creates, updates, membership
-// of the target, Default and mapped groups — and writes it in one batch.
-func (s *syncer) applyUsers(ctx context.Context, page []User, join bool) error {
+// applyUsers plans one page of source users — creates, updates (renames
+// included), membership of the target, of the Default Group and of mapped
+// groups — and writes it in one batch. A source user is matched to the
+// directory user it made by its source id first, then by username.
+func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 	names := make([]string, 0, len(page))
 	for _, u := range page {
 		if u.Username != "" {
 			names = append(names, u.Username)
 		}
 	}
-	existing, err := s.dir.UsersByUsername(ctx, names)
+	byName, err := s.dir.UsersByUsername(ctx, names)
+	if err != nil {
+		return err
+	}
+	// Users found by name as this source's own need no second look; the
+	// others may be this source's users under another name.
+	var ask []string
+	for _, u := range page {
+		if cur, ok := byName[usersync.UsernameKey(u.Username)]; u.ID != "" && (!ok || cur.Source != s.owner || cur.SourceID != u.ID) {
+			ask = append(ask, u.ID)
+		}
+	}
+	bySID, err := s.dir.UsersBySource(ctx, s.owner, ask)
 	if err != nil {
 		return err
 	}
 	b := &usersync.Batch{}
+	var joiners []joiner
+	missing := 0
 	for _, su := range page {
 		if s.o.OnlyUser != "" && usersync.UsernameKey(su.Username) != usersync.UsernameKey(s.o.OnlyUser) {
 			continue
 		}
-		key := usersync.UsernameKey(su.Username)
 		if su.Username == "" {
-			s.warn("source user %s has no username attribute; skipped", su.ID)
+			missing++
+			s.noName = append(s.noName, su.ID)
+			s.act(Action{Kind: SkipUser, User: "(id " + su.ID + ")", Reason: "no value for the username attribute"})
 			continue
 		}
-		if s.inSource[key] {
+		key := usersync.UsernameKey(su.Username)
+		if s.seenNames[key] {
 			s.warn("source users share the username %q; the first is used", su.Username)
 			continue
 		}
-		s.inSource[key] = true
+		s.seenNames[key] = true
+		if s.o.OnlyUser != "" {
+			s.onlyUserSeen = true
+		}
+		if su.Email == "" {
+			s.noEmail++
+		} else {
+			s.withEmail++
+		}
 		next := usersync.User{Username: su.Username, Email: su.Email, FirstName: su.FirstName, LastName: su.LastName, Enabled: su.Enabled,
 			Type: s.o.UserType, AuthMethod: usersync.AuthSSO, Source: s.owner, SourceID: su.ID, Attributes: su.Attributes}
-		cur, exists := existing[key]
+		cur := bySID[su.ID]
+		if cur == nil {
+			cur = byName[key]
+		}
+		renamed := cur != nil && usersync.UsernameKey(cur.Username) != key
+		if holder, taken := byName[key]; renamed && taken && holder.ID != cur.ID {
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; resolve by hand", cur.Username, su.ID, holder.Username, holder.ID)})
+			continue
+		}
 		switch {
-		case !exists && s.o.AutoCreate == CreateGroups:
+		case cur == nil && s.o.AutoCreate == CreateGroups:
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: "not in the directory; --auto-create groups creates only groups"})
 			continue
-		case !exists && su.NoCreate != "":
+		case cur == nil && su.NoCreate != "":
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: su.NoCreate})
 			continue
-		case !exists:
+		case cur == nil:
 			s.act(Action{Kind: CreateUser, User: su.Username, Reason: s.reasonIn})
 			b.Users = append(b.Users, usersync.UserUpsert{User: next, Create: true})
 		case cur.Source == s.owner || s.o.Force:
@@ -560,94 +660,235 @@ func (s *syncer) applyUsers(ctx context.Context, page []User, join bool) error {
 				fields |= usersync.FieldSource
 				reason = "--force: profile taken over from " + cur.Source
 			}
+			if renamed {
+				fields |= usersync.FieldUsername
+				reason = "renamed at the source"
+				if cur.SoftDeleted {
+					reason = "soft-deleted by a SCIM client, and still in the source: restored"
+				}
+			}
+			if len(s.dropAttrs) > 0 {
+				next.Attributes = dropped(next.Attributes, cur.Attributes, s.dropAttrs)
+			}
 			if diff := profileDiff(cur, &next, fields); len(diff) > 0 {
-				s.act(Action{Kind: UpdateUser, User: cur.Username, Reason: reason, Fields: diff})
-				b.Users = append(b.Users, usersync.UserUpsert{User: next, Update: fields})
+				s.act(Action{Kind: UpdateUser, User: su.Username, Reason: reason, Fields: diff})
+				b.Users = append(b.Users, usersync.UserUpsert{ID: cur.ID, User: next, Update: fields})
 			}
 		}
-		if _, isMember := s.current[key]; !isMember && join {
-			s.act(Action{Kind: AddMember, User: su.Username, Group: s.r.Group, Reason: s.reasonIn})
-			b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: su.Username})
-			s.current[key] = member{username: su.Username, source: s.owner, sourceID: su.ID}
+		s.join(b, cur, su)
+		var id int64
+		if cur != nil {
+			id = cur.ID
 		}
 		if !s.o.SkipDefaultGroup {
-			b.Members = append(b.Members, usersync.MemberChange{Group: usersync.DefaultGroupName, Username: su.Username})
+			joiners = append(joiners, joiner{usersync.DefaultGroupName, id, su.Username})
 		}
 		for _, attr := range s.o.MapAttrToGroup {
 			if g := su.Attributes[attr]; g != "" {
-				ok, err := s.mappedGroup(ctx, g)
-				if err != nil {
-					return err
-				}
-				if ok {
-					b.Members = append(b.Members, usersync.MemberChange{Group: g, Username: su.Username})
-				}
+				joiners = append(joiners, joiner{g, id, su.Username})
 			}
 		}
+	}
+	if missing > 0 && missing*2 > len(page) && s.o.OnlyUser == "" {
+		s.pending = s.pending[:0]
+		what := "the username attribute"
+		if d, ok := s.src.(Describer); ok {
+			v := d.Options()["--username-attr"]
+			what = fmt.Sprintf("the username attribute (--username-attr %q", v)
+			if sug := d.Suggest(v); sug != "" && sug != v {
+				what += fmt.Sprintf("; did you mean %q?", sug)
+			}
+			what += ")"
+		}
+		s.noName = nil
+		return usersync.Errorf(usersync.EINVALID, "%d of %d users read from source group %q have no value for %s; nothing of them was applied",
+			missing, len(page), s.r.SourceGroup, what)
+	}
+	if err := s.joinGroups(ctx, b, joiners); err != nil {
+		return err
 	}
 	s.applied += len(page)
 	return s.write(ctx, b)
 }
 
-// mappedGroup says whether users may join the group named by an attribute
-// value, planning its creation the first time when auto-create allows.
-// Mapped groups are only joined, never mirrored.
-func (s *syncer) mappedGroup(ctx context.Context, name string) (bool, error) {
-	key := usersync.GroupNameKey(name)
-	if ok, seen := s.mapped[key]; seen {
-		return ok, nil
+// join makes a source user a member of the target group through this
+// source group: a new member, or one this source group holds too.
+func (s *syncer) join(b *usersync.Batch, cur *usersync.User, su User) {
+	mc := usersync.MemberChange{Group: s.r.Group, Username: su.Username, Via: s.via}
+	if cur == nil {
+		s.act(Action{Kind: AddMember, User: su.Username, Group: s.r.Group, Reason: s.reasonIn})
+		b.Members = append(b.Members, mc)
+		return
 	}
-	_, err := s.dir.FindGroupByName(ctx, name)
+	s.seenIDs[cur.ID] = true
+	m := s.current[cur.ID]
+	switch {
+	case m == nil:
+		s.act(Action{Kind: AddMember, User: su.Username, Group: s.r.Group, Reason: s.reasonIn})
+		b.Members = append(b.Members, mc)
+		s.addCurrent(&member{id: cur.ID, username: su.Username, source: s.owner, sourceID: su.ID, via: []string{s.via}})
+	case !slices.Contains(m.via, s.via):
+		b.Members = append(b.Members, mc) // a member already: note that this source group holds it too
+		m.via = append(m.via, s.via)
+	}
+}
+
+// joiner is a user to add to the Default Group or a mapped group.
+type joiner struct {
+	group    string
+	userID   int64 // 0: created by this batch
+	username string
+}
+
+// joinGroups plans the Default Group and mapped-group memberships of a
+// page: only those not in place already, so they are counted truly.
+func (s *syncer) joinGroups(ctx context.Context, b *usersync.Batch, joiners []joiner) error {
+	byGroup := map[string][]joiner{}
+	var order []string
+	for _, j := range joiners {
+		key := usersync.GroupNameKey(j.group)
+		if _, ok := byGroup[key]; !ok {
+			order = append(order, key)
+		}
+		byGroup[key] = append(byGroup[key], j)
+	}
+	for _, key := range order {
+		list := byGroup[key]
+		gid, err := s.joinable(ctx, list[0].group)
+		if err != nil {
+			return err
+		}
+		if gid < 0 {
+			continue
+		}
+		var ids []int64
+		for _, j := range list {
+			if j.userID != 0 {
+				ids = append(ids, j.userID)
+			}
+		}
+		in := map[int64]bool{}
+		if gid > 0 && len(ids) > 0 {
+			if in, err = s.dir.MembersAmong(ctx, gid, ids); err != nil {
+				return err
+			}
+		}
+		reason := "every synced user joins it (--skip-default-group leaves it out)"
+		if key != usersync.GroupNameKey(usersync.DefaultGroupName) {
+			reason = "named by a mapped attribute (--map-attr-to-group)"
+		}
+		for _, j := range list {
+			if j.userID != 0 && in[j.userID] {
+				continue
+			}
+			s.act(Action{Kind: JoinGroup, User: j.username, Group: list[0].group, Reason: reason})
+			b.Members = append(b.Members, usersync.MemberChange{Group: list[0].group, Username: j.username})
+		}
+	}
+	return nil
+}
+
+// joinable returns the id of a Default or mapped group users may join (0
+// when this run creates it), or -1 when they may not, planning a mapped
+// group's creation the first time when auto-create allows.
+func (s *syncer) joinable(ctx context.Context, name string) (int64, error) {
+	key := usersync.GroupNameKey(name)
+	if id, seen := s.joins[key]; seen {
+		return id, nil
+	}
+	g, err := s.dir.FindGroupByName(ctx, name)
 	switch {
 	case err == nil:
-		s.mapped[key] = true
+		s.joins[key] = g.ID
 	case usersync.ErrorCode(err) != usersync.ENOTFOUND:
-		return false, err
+		return 0, err
+	case key == usersync.GroupNameKey(s.r.Group):
+		s.joins[key] = 0 // the target, created by this run
 	case usersync.ValidatePath("group name", name, usersync.MaxGroupNameLength) != nil:
-		s.mapped[key] = false
+		s.joins[key] = -1
 		s.warn("attribute value %q cannot be a group name; its memberships are skipped", name)
 	case s.o.AutoCreate == CreateUsers:
-		s.mapped[key] = false
+		s.joins[key] = -1
 		s.warn("mapped group %q does not exist (--auto-create creates it); its memberships are skipped", name)
 	default:
-		s.mapped[key] = true
+		s.joins[key] = 0
 		s.act(Action{Kind: CreateGroup, Group: name, Reason: "named by a mapped attribute"})
 		s.groups = append(s.groups, usersync.GroupUpsert{Create: true, Group: usersync.Group{Name: name, Source: s.owner}})
 	}
-	return s.mapped[key], nil
+	return s.joins[key], nil
 }
 
 // remove takes leavers out of the target group, unless that looks like a
-// mistake: emptying the group, or removing more than the guard allows.
-func (s *syncer) remove(ctx context.Context, leave []string, emptied bool) error {
-	if len(leave) == 0 {
-		return nil
+// mistake: emptying the group, or removing more than the guard allows. A
+// leaver that another source group feeding the target still holds stays;
+// one this source group never brought (another's only) is not its to remove.
+func (s *syncer) remove(ctx context.Context, leave []*member, sourceEmpty bool) error {
+	ours := func(v string) bool { return v == s.via || (s.rebindFrom != "" && v == s.rebindFrom) }
+	var gone, kept []*member
+	for _, m := range leave {
+		if len(m.via) > 0 && !slices.ContainsFunc(m.via, ours) {
+			continue
+		}
+		if others := slices.DeleteFunc(slices.Clone(m.via), ours); len(others) > 0 {
+			kept = append(kept, m)
+		} else {
+			gone = append(gone, m)
+		}
 	}
-	sort.Strings(leave)
-	n := len(leave)
-	if !s.o.Force && s.o.OnlyUser == "" && (emptied || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(len(s.current)))) {
+	b := &usersync.Batch{}
+	if s.rebindFrom != "" {
+		// Members this source group holds too forget the group the target
+		// followed before.
+		for id, m := range s.current {
+			if s.seenIDs[id] && slices.Contains(m.via, s.rebindFrom) {
+				b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, Remove: true, Via: s.rebindFrom})
+			}
+		}
+	}
+	byName := func(list []*member) {
+		sort.Slice(list, func(i, j int) bool { return list[i].username < list[j].username })
+	}
+	byName(gone)
+	byName(kept)
+	n := len(gone)
+	if n > 0 && !s.o.Force && s.o.OnlyUser == "" && ((sourceEmpty && n == len(s.current)) || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(len(s.current)))) {
 		return usersync.Errorf(usersync.ECONFLICT, "syncing group %q would remove %d of its %d members (source group %q); removals refused as a likely mistake — run with --force to apply them",
 			s.r.Group, n, len(s.current), s.r.SourceGroup)
 	}
-	b := &usersync.Batch{}
-	for _, name := range leave {
-		s.act(Action{Kind: RemoveMember, User: name, Group: s.r.Group, Reason: "no longer in source group " + s.r.SourceGroup})
-		b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: name, Remove: true})
+	for _, m := range gone {
+		s.act(Action{Kind: RemoveMember, User: m.username, Group: s.r.Group, Reason: "no longer in source group " + s.r.SourceGroup})
+	}
+	for _, m := range kept {
+		s.act(Action{Kind: KeepMember, User: m.username, Group: s.r.Group, Reason: "left source group " + s.r.SourceGroup + "; another source group of " + s.r.Group + " still holds the user"})
+	}
+	for _, m := range append(gone, kept...) {
+		for _, v := range []string{s.via, s.rebindFrom} {
+			if v != "" && (slices.Contains(m.via, v) || (len(m.via) == 0 && v == s.via)) {
+				b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, Remove: true, Via: v})
+			}
+		}
+	}
+	if len(b.Members) == 0 {
+		return nil
 	}
 	return s.write(ctx, b)
 }
 
 // write applies a batch, with the groups planned so far, unless this is a
-// dry run; then the target group counts as existing.
+// dry run; then the target group counts as existing. The batch's actions
+// count once it is written.
 func (s *syncer) write(ctx context.Context, b *usersync.Batch) error {
 	b.Groups, s.groups = s.groups, nil
 	if s.o.DryRun || (len(b.Users) == 0 && len(b.Groups) == 0 && len(b.Members) == 0 && s.target != nil) {
+		s.commitActions()
 		return nil
 	}
 	res, err := s.dir.ApplyBatch(ctx, b)
 	if err != nil {
+		s.pending = s.pending[:0]
 		return err
 	}
+	s.commitActions()
 	w := &s.r.Written
 	w.UsersCreated += res.UsersCreated
 	w.UsersUpdated += res.UsersUpdated
@@ -664,8 +905,33 @@ func (s *syncer) write(ctx context.Context, b *usersync.Batch) error {
 		if s.target, err = s.dir.FindGroupByName(ctx, s.r.Group); err != nil {
 			return err
 		}
+		s.joins[usersync.GroupNameKey(s.r.Group)] = s.target.ID
+	}
+	for key, id := range s.joins {
+		if id == 0 { // created by this batch
+			if g, err := s.dir.FindGroupByName(ctx, key); err == nil {
+				s.joins[key] = g.ID
+			}
+		}
 	}
 	return nil
+}
+
+// dropped returns attrs with an empty value (a removal) for each name in
+// drop that cur has: attributes an option no longer fills.
+func dropped(attrs, cur map[string]string, drop []string) map[string]string {
+	out := make(map[string]string, len(attrs)+len(drop))
+	for k, v := range attrs {
+		out[k] = v
+	}
+	for _, a := range drop {
+		if _, has := cur[a]; has {
+			if _, filled := out[a]; !filled {
+				out[a] = ""
+			}
+		}
+	}
+	return out
 }
 
 // profileDiff lists the fields an upsert with these field flags would change.
@@ -676,6 +942,7 @@ func profileDiff(cur, next *usersync.User, f usersync.UserFields) map[string]use
 			out[name] = usersync.FieldChange{From: a, To: b}
 		}
 	}
+	cmp(usersync.FieldUsername, "username", cur.Username, next.Username)
 	cmp(usersync.FieldEmail, "email", cur.Email, next.Email)
 	cmp(usersync.FieldFirstName, "firstName", cur.FirstName, next.FirstName)
 	cmp(usersync.FieldLastName, "lastName", cur.LastName, next.LastName)

@@ -123,20 +123,27 @@ func (m *Mapping) property(name string) string {
 
 // standardProps are Microsoft Graph user properties (v1.0 user resource)
 // that an attribute name means before any directory extension.
-var standardProps = map[string]bool{}
+var (
+	standardProps    = map[string]bool{}
+	standardPropList []string
+)
 
 func init() {
-	for _, p := range strings.Fields(`id userPrincipalName displayName givenName surname mail mailNickname accountEnabled
+	standardPropList = strings.Fields(`id userPrincipalName displayName givenName surname mail mailNickname accountEnabled
 		department jobTitle companyName officeLocation employeeId employeeType employeeHireDate city state country
 		postalCode streetAddress usageLocation preferredLanguage mobilePhone businessPhones onPremisesImmutableId
-		onPremisesSamAccountName onPremisesUserPrincipalName onPremisesDomainName`) {
+		onPremisesSamAccountName onPremisesUserPrincipalName onPremisesDomainName`)
+	for _, p := range standardPropList {
 		standardProps[p] = true
 	}
 }
 
 // Source adapts the client to the sync engine; the result is also a
-// pull.Counter and a pull.DeltaSource.
-func (c *Client) Source(m Mapping) pull.DeltaSource {
+// pull.Counter, a pull.DeltaSource and a pull.Describer.
+func (c *Client) Source(m Mapping) interface {
+	pull.DeltaSource
+	pull.Describer
+} {
 	m.defaults()
 	return &source{c: c, m: m}
 }
@@ -196,9 +203,43 @@ func (s *source) toUser(u User) pull.User {
 	return pu
 }
 
+// Options are the mapping flags, as pull.Describer asks: changing any of
+// them changes the users a sync produces.
+func (s *source) Options() map[string]string {
+	var tr []string
+	for _, t := range s.m.Transformations {
+		tr = append(tr, t.Attr+"="+t.Pattern.String())
+	}
+	return map[string]string{
+		"--username-attr":                s.m.UsernameAttr,
+		"--first-name-attr":              s.m.FirstNameAttr,
+		"--last-name-attr":               s.m.LastNameAttr,
+		"--email-attr":                   s.m.EmailAttr,
+		"--custom-user-attribute":        strings.Join(s.m.CustomAttrs, ","),
+		"--custom-attr-app-id":           s.m.CustomAttrAppID,
+		"--trusted-server-username-attr": s.m.TrustedServerUsernameAttr,
+		"--attributes-transformation":    strings.Join(tr, "\n"),
+	}
+}
+
+// Attributes are the custom attributes this mapping fills.
+func (s *source) Attributes() []string {
+	out := append([]string(nil), s.m.CustomAttrs...)
+	if s.m.TrustedServerUsernameAttr != "" {
+		out = append(out, "trusted_server_username")
+	}
+	return out
+}
+
+// Suggest names the Graph user property closest to a mistyped one.
+func (s *source) Suggest(name string) string { return pull.Closest(name, standardPropList) }
+
 func (s *source) CountMembers(ctx context.Context, g pull.Group) (int, error) {
 	return s.c.MemberCount(ctx, g.ID)
 }
+
+// errExpired is Graph's answer for a delta link it no longer knows.
+var errExpired = fmt.Errorf("%w: Graph says the saved delta token has expired (410 Gone)", pull.ErrFullSyncNeeded)
 
 // deltaState is what the Graph source keeps between runs for one group:
 // delta links for its membership and for user profiles, and the $select
@@ -245,8 +286,11 @@ func (s *source) DeltaStart(ctx context.Context, g pull.Group) (string, bool, er
 // not come with the users delta) in $batch requests.
 func (s *source) Changes(ctx context.Context, g pull.Group, state string) (*pull.Changes, error) {
 	var st deltaState
-	if err := json.Unmarshal([]byte(state), &st); err != nil || st.Groups == "" || st.Users == "" || st.Select != s.selectList() {
-		return nil, pull.ErrFullSyncNeeded
+	if err := json.Unmarshal([]byte(state), &st); err != nil || st.Groups == "" || st.Users == "" {
+		return nil, fmt.Errorf("%w: the saved delta links cannot be read", pull.ErrFullSyncNeeded)
+	}
+	if st.Select != s.selectList() {
+		return nil, fmt.Errorf("%w: the user properties read differ from the last run's", pull.ErrFullSyncNeeded)
 	}
 	ch := &pull.Changes{}
 	joined := map[string]bool{} // member id → joined (true) or left (false); the latest wins
@@ -275,8 +319,11 @@ func (s *source) Changes(ctx context.Context, g pull.Group, state string) (*pull
 	if err == ErrForeignLink {
 		return nil, fmt.Errorf("%w: the Graph URL is not the last run's", pull.ErrFullSyncNeeded)
 	}
-	if err == ErrSyncStateExpired || nested {
-		return nil, pull.ErrFullSyncNeeded
+	if err == ErrSyncStateExpired {
+		return nil, errExpired
+	}
+	if nested {
+		return nil, fmt.Errorf("%w: groups joined the group (nested groups are always read in full)", pull.ErrFullSyncNeeded)
 	}
 	if err != nil {
 		return nil, err
@@ -297,7 +344,7 @@ func (s *source) Changes(ctx context.Context, g pull.Group, state string) (*pull
 		return nil
 	})
 	if err == ErrSyncStateExpired {
-		return nil, pull.ErrFullSyncNeeded
+		return nil, errExpired
 	}
 	if err != nil {
 		return nil, err

@@ -167,7 +167,7 @@ func TestIncrementalSync(t *testing.T) {
 		// --full reads everything again and changes nothing.
 		o := opts
 		o.Full = true
-		if r, err = pull.Sync(ctx, d, src, "Group 1", o); err != nil || r.Mode != pull.ModeFull || r.Written.RowsWritten != 0 || r.FullReason != "--full" {
+		if r, err = pull.Sync(ctx, d, src, "Group 1", o); err != nil || r.Mode != pull.ModeFull || r.Written.RowsWritten != 0 || r.FullReason != "--full-read" {
 			t.Fatalf("--full: %+v %v", r, err)
 		}
 		// Other options: a full read.
@@ -297,4 +297,124 @@ func testGraphURLChanged(t *testing.T, d usersync.Directory) {
 	if err != nil || r.Mode != pull.ModeIncremental {
 		t.Fatalf("the next run is incremental under the new URL: %+v %v", r, err)
 	}
+}
+
+// Changing or dropping an option that shapes results forces a full read
+// that says which option changed, re-applies it, and removes what a
+// dropped option had filled.
+func TestOptionChangeForcesFullRead(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		ctx := context.Background()
+		tenant := graphemu.Generate(31, 60, 2)
+		_, cfg := start(t, tenant, graphemu.Options{})
+		client := newClient(t, cfg)
+		d := open(t)
+		opts := pull.Options{AutoCreate: pull.CreateAll}
+		grp := tenant.GroupsNamed("Group 1")[0]
+		first, _ := tenant.User(grp.Members[0])
+		get := func() *usersync.User {
+			u, err := d.FindUserByUsername(ctx, first.UserPrincipalName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return u
+		}
+		tr, _ := ParseTransformations(`[{'attr_name': 'trusted_server_username', 'action': '^([^@]+)@'}]`)
+		m := Mapping{TrustedServerUsernameAttr: "userPrincipalName", Transformations: tr}
+		if _, err := pull.Sync(ctx, d, client.Source(m), "Group 1", opts); err != nil {
+			t.Fatal(err)
+		}
+		local, _, _ := strings.Cut(first.UserPrincipalName, "@")
+		if got := get().Attributes["trusted_server_username"]; got != local {
+			t.Fatalf("transformed attribute: %q, want %q", got, local)
+		}
+		// Only the transformation changes: a full read that says so.
+		m.Transformations, _ = ParseTransformations(`[{'attr_name': 'trusted_server_username', 'action': '^(.{3})'}]`)
+		r, err := pull.Sync(ctx, d, client.Source(m), "Group 1", opts)
+		if err != nil || r.Mode != pull.ModeFull || !strings.Contains(r.FullReason, "--attributes-transformation") || strings.Contains(r.FullReason, "expired") {
+			t.Fatalf("changed transformation: %+v %v", r, err)
+		}
+		if got := get().Attributes["trusted_server_username"]; got != first.UserPrincipalName[:3] {
+			t.Fatalf("re-applied transformation: %q", got)
+		}
+		// The option is dropped: the attribute it filled goes.
+		r, err = pull.Sync(ctx, d, client.Source(Mapping{}), "Group 1", opts)
+		if err != nil || !strings.Contains(r.FullReason, "--trusted-server-username-attr") {
+			t.Fatalf("dropped option: %+v %v", r, err)
+		}
+		if _, has := get().Attributes["trusted_server_username"]; has {
+			t.Fatalf("attribute of a dropped option kept: %v", get().Attributes)
+		}
+		if r, err = pull.Sync(ctx, d, client.Source(Mapping{}), "Group 1", opts); err != nil || r.Mode != pull.ModeIncremental || r.Written.RowsWritten != 0 {
+			t.Fatalf("next run: %+v %v", r, err)
+		}
+	})
+}
+
+// Two Entra groups into one --target-group: incremental and full runs of
+// the same command give the same union.
+func TestTargetGroupUnionIncrementalEqualsFull(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		ctx := context.Background()
+		tenant := graphemu.Generate(32, 200, 4)
+		_, cfg := start(t, tenant, graphemu.Options{})
+		src := newClient(t, cfg).Source(Mapping{})
+		g1, g2 := tenant.GroupsNamed("Group 1")[0], tenant.GroupsNamed("Group 2")[0]
+		opts := pull.Options{AutoCreate: pull.CreateAll, TargetGroup: "T"}
+		provision := func(d usersync.Directory, o pull.Options) {
+			t.Helper()
+			for _, g := range []string{"Group 1", "Group 2"} {
+				if _, err := pull.Sync(ctx, d, src, g, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		union := func() []string {
+			seen := map[string]bool{}
+			var out []string
+			for _, g := range []string{g1.ID, g2.ID} {
+				for _, line := range tenantSnapshot(tenant, g, src.Owner()) {
+					if !seen[line] {
+						seen[line] = true
+						out = append(out, line)
+					}
+				}
+			}
+			sort.Strings(out)
+			return out
+		}
+		inc, full := open(t), open(t)
+		provision(inc, opts)
+		same(t, "first runs", snapshot(t, inc, "T"), union())
+		// Members leave one group, some of them still in the other.
+		g1now, _ := tenant.Group(g1.ID)
+		g2now, _ := tenant.Group(g2.ID)
+		inBoth := 0
+		for _, id := range g1now.Members {
+			if contains(g2now.Members, id) && inBoth < 5 {
+				tenant.RemoveMember(g1.ID, id)
+				inBoth++
+			}
+		}
+		tenant.RemoveMember(g2.ID, g2now.Members[len(g2now.Members)-1])
+		tenant.AddMember(g1.ID, g2now.Members[0])
+		if inBoth == 0 {
+			t.Fatal("the generated groups share no member")
+		}
+		provision(inc, opts)
+		o := opts
+		o.Full = true
+		provision(full, o)
+		same(t, "incremental", snapshot(t, inc, "T"), union())
+		same(t, "incremental vs full", snapshot(t, inc, "T"), snapshot(t, full, "T"))
+	})
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,8 @@ package okta
 import (
 	"context"
 	"fmt"
+	"sort"
+	"sync"
 
 	"github.com/usersync/usersync/pull"
 )
@@ -27,21 +29,56 @@ func (m *Mapping) defaults() {
 	def(&m.EmailAttr, "email")
 }
 
-// Source adapts the client to the sync engine; it is also a pull.Counter.
+// Source adapts the client to the sync engine; it is also a pull.Counter
+// and a pull.Describer.
 //
 // Okta statuses become: SUSPENDED and DEPROVISIONED users are disabled in
 // the directory (a DEPROVISIONED user missing there is not created at all);
 // every other status — ACTIVE, STAGED, PROVISIONED, RECOVERY,
 // PASSWORD_EXPIRED, LOCKED_OUT (a temporary sign-in lockout) — is enabled.
 // The status is kept in the attribute okta_status.
-func (c *Client) Source(m Mapping) pull.Source {
+func (c *Client) Source(m Mapping) interface {
+	pull.Source
+	pull.Describer
+} {
 	m.defaults()
-	return &source{c: c, m: m}
+	return &source{c: c, m: m, seen: map[string]bool{}}
 }
 
 type source struct {
 	c *Client
 	m Mapping
+
+	mu   sync.Mutex
+	seen map[string]bool // profile attribute names met while reading, for Suggest
+}
+
+// defaultProfile lists the attributes of Okta's default user profile.
+var defaultProfile = []string{"login", "email", "secondEmail", "firstName", "lastName", "middleName", "honorificPrefix", "honorificSuffix",
+	"title", "displayName", "nickName", "profileUrl", "primaryPhone", "mobilePhone", "streetAddress", "city", "state", "zipCode",
+	"countryCode", "postalAddress", "preferredLanguage", "locale", "timezone", "userType", "employeeNumber", "costCenter",
+	"organization", "division", "department", "managerId", "manager"}
+
+// Options are the mapping flags, as pull.Describer asks.
+func (s *source) Options() map[string]string {
+	return map[string]string{"--username-attr": s.m.UsernameAttr, "--first-name-attr": s.m.FirstNameAttr,
+		"--last-name-attr": s.m.LastNameAttr, "--email-attr": s.m.EmailAttr}
+}
+
+// Attributes are the custom attributes the source fills.
+func (s *source) Attributes() []string { return []string{"okta_status"} }
+
+// Suggest names the profile attribute closest to a mistyped one, among
+// Okta's default profile and the attributes of the profiles read.
+func (s *source) Suggest(name string) string {
+	s.mu.Lock()
+	known := append([]string(nil), defaultProfile...)
+	for k := range s.seen {
+		known = append(known, k)
+	}
+	s.mu.Unlock()
+	sort.Strings(known)
+	return pull.Closest(name, known)
 }
 
 // Owner names the org: "okta:<host>".
@@ -61,6 +98,13 @@ func (s *source) Members(ctx context.Context, g pull.Group, fn func([]pull.User)
 		out := make([]pull.User, len(page))
 		for i, u := range page {
 			out[i] = s.toUser(u)
+		}
+		if len(page) > 0 { // one profile a page names the org's attributes well enough
+			s.mu.Lock()
+			for k := range page[0].Profile {
+				s.seen[k] = true
+			}
+			s.mu.Unlock()
 		}
 		return fn(out)
 	})

@@ -1,0 +1,312 @@
+package pull
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/dirtest"
+)
+
+// idSource is a Source whose groups have ids and names of their own, names
+// not unique (as in Entra): a name shared by several groups is refused and
+// an id is always accepted.
+type idSource struct {
+	groups []*idGroup
+	// opts and attrs make it a Describer when opts is not nil.
+	opts  map[string]string
+	attrs []string
+}
+
+type idGroup struct {
+	id, name string
+	users    []User
+}
+
+func (s *idSource) Owner() string { return "ids:test" }
+
+func (s *idSource) FindGroup(ctx context.Context, nameOrID string) (Group, error) {
+	var found []*idGroup
+	for _, g := range s.groups {
+		if g.id == nameOrID {
+			return Group{ID: g.id, Name: g.name, Description: "group " + g.id}, nil
+		}
+		if g.name == nameOrID {
+			found = append(found, g)
+		}
+	}
+	if len(found) != 1 {
+		return Group{}, usersync.Errorf(usersync.ECONFLICT, "%d groups named %q", len(found), nameOrID)
+	}
+	return Group{ID: found[0].id, Name: found[0].name, Description: "group " + found[0].id}, nil
+}
+
+func (s *idSource) group(id string) *idGroup {
+	for _, g := range s.groups {
+		if g.id == id {
+			return g
+		}
+	}
+	return nil
+}
+
+func (s *idSource) Members(ctx context.Context, g Group, fn func([]User) error) error {
+	us := s.group(g.ID).users
+	for i := 0; i < len(us); i += 4 {
+		if err := fn(us[i:min(i+4, len(us))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// describedSource is an idSource that is also a Describer.
+type describedSource struct{ *idSource }
+
+func (s describedSource) Options() map[string]string { return s.opts }
+func (s describedSource) Attributes() []string       { return s.attrs }
+func (s describedSource) Suggest(name string) string {
+	return Closest(name, []string{"login", "email", "firstName"})
+}
+
+// users returns people i..j-1 (see people), with stable ids.
+func users(i, j int) []User { return people(j)[i:] }
+
+func memberNames(t *testing.T, d usersync.Directory, group string) string {
+	t.Helper()
+	m := members(t, d, group)
+	sort.Strings(m)
+	return strings.Join(m, " ")
+}
+
+func names(from, to int) string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("p%02d@x.example", i))
+	}
+	return strings.Join(out, " ")
+}
+
+// Two source groups with one display name never end in one directory
+// group: the second is refused with both ids and the ways out.
+func TestSameNameGroupsNotMixed(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		src := &idSource{groups: []*idGroup{{id: "id-a", name: "Sales", users: users(0, 5)}, {id: "id-b", name: "Sales", users: users(5, 10)}}}
+		d := openDir(t)
+		sync(t, d, src, "id-a", Options{AutoCreate: CreateAll})
+		seq, _ := d.LastChangeSeq(ctx)
+		_, err := Sync(ctx, d, src, "id-b", Options{AutoCreate: CreateAll})
+		if usersync.ErrorCode(err) != usersync.ECONFLICT {
+			t.Fatalf("second group of the same name: %v", err)
+		}
+		for _, want := range []string{"id-a", "id-b", "--target-group", "--rebind"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("the refusal does not name %q: %v", want, err)
+			}
+		}
+		if got := memberNames(t, d, "Sales"); got != names(0, 5) {
+			t.Fatalf("members after the refusal: %s", got)
+		}
+		if s, _ := d.LastChangeSeq(ctx); s != seq {
+			t.Fatal("the refused sync wrote to the directory")
+		}
+		// The ways out: another directory group, or an explicit re-bind.
+		sync(t, d, src, "id-b", Options{AutoCreate: CreateAll, TargetGroup: "Sales B"})
+		if got := memberNames(t, d, "Sales B"); got != names(5, 10) {
+			t.Fatalf("--target-group: %s", got)
+		}
+		r, _ := sync(t, d, src, "id-b", Options{AutoCreate: CreateAll, Rebind: true})
+		g, _ := d.FindGroupByName(ctx, "Sales")
+		if got := memberNames(t, d, "Sales"); got != names(5, 10) || g.Alias != "id-b" || g.SourceID != "id-b" || g.Description != "group id-b" || r.Counts[UpdateGroup] != 1 {
+			t.Fatalf("--rebind: members %s, group %+v, counts %v", got, g, r.Counts)
+		}
+		// Bound to id-b now: id-a is the other one.
+		if _, err := Sync(ctx, d, src, "id-a", Options{AutoCreate: CreateAll}); usersync.ErrorCode(err) != usersync.ECONFLICT {
+			t.Fatalf("after the re-bind, the first group: %v", err)
+		}
+		// A group made by hand is bound by its first sync.
+		d.CreateGroup(ctx, &usersync.Group{Name: "Hand"})
+		src.groups = append(src.groups, &idGroup{id: "id-h", name: "Hand", users: users(0, 2)}, &idGroup{id: "id-h2", name: "Hand2", users: users(2, 3)})
+		sync(t, d, src, "id-h", Options{})
+		if g, _ := d.FindGroupByName(ctx, "Hand"); g.Source != "ids:test" || g.SourceID != "id-h" {
+			t.Fatalf("a hand-made group after its first sync: %+v", g)
+		}
+	})
+}
+
+// Several source groups into one --target-group: its members are the
+// union, each kept while any of them holds it.
+func TestTargetGroupUnion(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		g10 := &idGroup{id: "g10", name: "G10", users: users(0, 5)}
+		g11 := &idGroup{id: "g11", name: "G11", users: users(3, 8)}
+		src := &idSource{groups: []*idGroup{g10, g11}}
+		d := openDir(t)
+		o := Options{AutoCreate: CreateAll, TargetGroup: "T"}
+		provision := func() (*Result, *Result) {
+			t.Helper()
+			r10, _ := sync(t, d, src, "G10", o)
+			r11, _ := sync(t, d, src, "G11", o)
+			return r10, r11
+		}
+		provision()
+		if got := memberNames(t, d, "T"); got != names(0, 8) {
+			t.Fatalf("union: %s", got)
+		}
+		// Again: nothing to do.
+		seq, _ := d.LastChangeSeq(ctx)
+		if r10, r11 := provision(); r10.Written.RowsWritten+r11.Written.RowsWritten != 0 {
+			t.Fatalf("re-run wrote %d + %d rows", r10.Written.RowsWritten, r11.Written.RowsWritten)
+		}
+		if s, _ := d.LastChangeSeq(ctx); s != seq {
+			t.Fatal("re-run logged changes")
+		}
+		// p03 leaves G10 (G11 still has p03); p00 leaves G10 (nobody has p00).
+		g10.users = slices.DeleteFunc(slices.Clone(g10.users), func(u User) bool { return u.Username == "p03@x.example" || u.Username == "p00@x.example" })
+		r10, r11 := provision()
+		if got := memberNames(t, d, "T"); got != names(1, 8) {
+			t.Fatalf("after leaving G10: %s", got)
+		}
+		if r10.Counts[RemoveMember] != 1 || r10.Counts[KeepMember] != 1 || r11.Counts[RemoveMember]+r11.Counts[AddMember] != 0 {
+			t.Fatalf("counts: G10 %v, G11 %v", r10.Counts, r11.Counts)
+		}
+		// G11 empties out: only what G10 does not hold leaves; the
+		// target is not emptied, so this is no mass removal of it.
+		g11.users = nil
+		_, r11 = provision()
+		if got := memberNames(t, d, "T"); got != "p01@x.example p02@x.example p04@x.example" || r11.Counts[RemoveMember] != 4 || r11.Counts[KeepMember] != 1 {
+			t.Fatalf("after G11 emptied: %s, %v", got, r11.Counts)
+		}
+	})
+}
+
+// Changing an option that shapes results re-applies it, and attributes no
+// option fills any more are removed (the reason a delta source reads in
+// full is tested with Graph: TestOptionChangeForcesFullRead).
+func TestOptionChangeReapplied(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		base := &idSource{groups: []*idGroup{{id: "g", name: "G", users: users(0, 3)}},
+			opts: map[string]string{"--trusted-server-username-attr": "mail"}, attrs: []string{"trusted_server_username"}}
+		for i := range base.groups[0].users {
+			base.groups[0].users[i].Attributes = map[string]string{"trusted_server_username": fmt.Sprint("t", i)}
+		}
+		src := describedSource{base}
+		d := openDir(t)
+		sync(t, d, src, "G", Options{AutoCreate: CreateAll})
+		if u, _ := d.FindUserByUsername(ctx, "p01@x.example"); u.Attributes["trusted_server_username"] != "t1" {
+			t.Fatalf("attribute not filled: %+v", u)
+		}
+		// The option is dropped: the attribute goes.
+		base.opts = map[string]string{"--trusted-server-username-attr": ""}
+		base.attrs = nil
+		for i := range base.groups[0].users {
+			base.groups[0].users[i].Attributes = map[string]string{}
+		}
+		r, _ := sync(t, d, src, "G", Options{AutoCreate: CreateAll})
+		if u, _ := d.FindUserByUsername(ctx, "p01@x.example"); len(u.Attributes) != 0 || r.Counts[UpdateUser] != 3 {
+			t.Fatalf("dropped attribute kept: %+v, %v", u.Attributes, r.Counts)
+		}
+	})
+}
+
+// A mistyped username attribute leaves most users without a name: the
+// group fails, naming the attribute and the likely one, with nothing
+// written; a few users without one are skipped and counted.
+func TestMissingUsernameFails(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		nameless := users(0, 6)
+		for i := range nameless {
+			nameless[i].Username = ""
+		}
+		src := describedSource{&idSource{groups: []*idGroup{{id: "g", name: "G", users: nameless}}, opts: map[string]string{"--username-attr": "logn"}}}
+		d := openDir(t)
+		seq, _ := d.LastChangeSeq(ctx)
+		_, err := Sync(ctx, d, src, "G", Options{AutoCreate: CreateAll})
+		if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), `--username-attr "logn"`) || !strings.Contains(err.Error(), `"login"`) {
+			t.Fatalf("mistyped username attribute: %v", err)
+		}
+		if s, _ := d.LastChangeSeq(ctx); s != seq {
+			t.Fatal("something was written")
+		}
+		few := users(0, 8)
+		few[2].Username = ""
+		few[5].Email = ""
+		src.groups[0].users = few
+		r, _ := sync(t, d, src, "G", Options{AutoCreate: CreateAll})
+		if r.Counts[SkipUser] != 1 || r.Counts[CreateUser] != 7 || len(r.Warnings) != 2 ||
+			!strings.Contains(r.Warnings[0], "1 source users have no value for the username attribute") || !strings.Contains(r.Warnings[1], "1 of 7 users have no email") {
+			t.Fatalf("a few without names: %v %q", r.Counts, r.Warnings)
+		}
+	})
+}
+
+// A pull finds the users it made by their source id: a user soft-deleted
+// over SCIM (renamed) or renamed at the source stays one user.
+func TestPullMatchesBySourceID(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		src := &idSource{groups: []*idGroup{{id: "g", name: "G", users: users(0, 4)}}}
+		d := openDir(t)
+		sync(t, d, src, "g", Options{AutoCreate: CreateAll})
+		u, _ := d.FindUserByUsername(ctx, "p01@x.example")
+		name, off, yes := "deleted_p01@x.example", false, true
+		if _, err := d.UpdateUser(ctx, u.ID, usersync.UserUpdate{Username: &name, Enabled: &off, SoftDeleted: &yes}, 0); err != nil {
+			t.Fatal(err)
+		}
+		src.groups[0].users[2].Username = "renamed@x.example"
+		r, _ := sync(t, d, src, "g", Options{AutoCreate: CreateAll})
+		if _, n, _ := d.FindUsers(ctx, usersync.UserFilter{}); n != 4 || r.Counts[CreateUser] != 0 || r.Counts[AddMember] != 0 || r.Counts[RemoveMember] != 0 {
+			t.Fatalf("users %d, counts %v", n, r.Counts)
+		}
+		back, _ := d.FindUserByID(ctx, u.ID)
+		if back.Username != "p01@x.example" || !back.Enabled || back.SoftDeleted {
+			t.Fatalf("soft-deleted user after the pull: %+v", back)
+		}
+		if got := memberNames(t, d, "G"); got != "p00@x.example p01@x.example p03@x.example renamed@x.example" {
+			t.Fatalf("members: %s", got)
+		}
+	})
+}
+
+// Default Group and mapped-group memberships are counted as they are
+// written, and a re-run counts none.
+func TestJoinGroupsCounted(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		src := &memSource{groups: map[string][]User{"Staff": people(5, "dept", "Ops")}}
+		d := openDir(t)
+		r, _ := sync(t, d, src, "Staff", Options{AutoCreate: CreateAll, MapAttrToGroup: []string{"dept"}})
+		if r.Counts[JoinGroup] != 10 || r.Written.MembersAdded != 15 {
+			t.Fatalf("first run: %v, written %+v", r.Counts, r.Written)
+		}
+		r, _ = sync(t, d, src, "Staff", Options{AutoCreate: CreateAll, MapAttrToGroup: []string{"dept"}})
+		if r.Counts[JoinGroup] != 0 || r.Written.RowsWritten != 0 {
+			t.Fatalf("re-run: %v, written %+v", r.Counts, r.Written)
+		}
+	})
+}
+
+// A run for one user reports that user, and says so when the user is in
+// neither the source group nor the directory group.
+func TestOnlyUser(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		src := &memSource{groups: map[string][]User{"Staff": people(5)}}
+		d := openDir(t)
+		sync(t, d, src, "Staff", Options{AutoCreate: CreateAll})
+		r, _ := sync(t, d, src, "Staff", Options{AutoCreate: CreateAll, OnlyUser: "P02@x.example"})
+		if r.SourceUsers != 1 || r.Skipped != "" {
+			t.Fatalf("known user: %+v", r)
+		}
+		r, _ = sync(t, d, src, "Staff", Options{AutoCreate: CreateAll, OnlyUser: "nobody@x.example"})
+		if r.SourceUsers != 0 || !strings.Contains(r.Skipped, "nobody@x.example") {
+			t.Fatalf("unknown user: %+v", r)
+		}
+	})
+}
