@@ -85,6 +85,9 @@ type Setting struct {
 	Value     string     `json:"value"`
 	IsSet     bool       `json:"isSet"` // false: Value is the default
 	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
+	// Unreadable says why a set secret's value could not be read here
+	// (its key is missing or another); Value is then empty.
+	Unreadable string `json:"unreadable,omitempty"`
 }
 
 // Bool reports whether a bool setting is Y.
@@ -92,7 +95,7 @@ func (s Setting) Bool() bool { return s.Value == "Y" }
 
 // Shown is the value as it may be displayed: secrets are masked.
 func (s Setting) Shown() string {
-	if s.Secret && s.Value != "" {
+	if s.Secret && (s.Value != "" || s.Unreadable != "") {
 		return "********"
 	}
 	return s.Value

@@ -773,7 +773,7 @@ func (s *syncer) joinGroups(ctx context.Context, b *usersync.Batch, joiners []jo
 				return err
 			}
 		}
-		reason := "every synced user joins it (--skip-default-group leaves it out)"
+		reason := "every synced user joins it; --skip-default-group leaves it out"
 		if key != usersync.GroupNameKey(usersync.DefaultGroupName) {
 			reason = "named by a mapped attribute (--map-attr-to-group)"
 		}

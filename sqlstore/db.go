@@ -9,6 +9,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -87,6 +88,8 @@ type DB struct {
 	tokens   cache[usersync.User]    // recent Authenticate answers, by token hash
 	settings cache[usersync.Setting] // recent Setting answers, by key
 
+	secrets  *secretKey // seals secret settings
+
 	rebound   sync.Map // query with ? → query in the dialect's placeholders
 	stmts     sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)
 	reads     sync.Map // query → *sql.Stmt prepared on the pool (hot reads)
@@ -100,16 +103,37 @@ type DB struct {
 	hookBatchRead func()
 }
 
-// Open opens (creating if needed) the directory named by dsn and brings its
-// schema up to date. dsn is a postgres:// or postgresql:// URL, or a SQLite
-// file path (optionally prefixed sqlite:); "" means DefaultPath.
-func Open(ctx context.Context, dsn string) (*DB, error) {
-	return open(ctx, dsn, len(migrations(sqliteDialect)))
+// Options say how Open treats the database.
+type Options struct {
+	// Existing refuses to make a directory that does not exist yet (reads
+	// and dry runs must not leave one behind): the error says how to make
+	// it. An existing directory is still upgraded in place.
+	Existing bool
+	// SecretKey (32 bytes, base64) or SecretKeyFile seal secret settings;
+	// without either, a SQLite directory keeps its key in a file beside it
+	// (<path>.key, made 0600 when the first secret is stored).
+	SecretKey     string
+	SecretKeyFile string
 }
 
-func open(ctx context.Context, dsn string, upTo int) (*DB, error) {
-	d, err := connect(ctx, dsn)
+// Open opens (creating if needed) the directory named by dsn and brings its
+// schema up to date. dsn is a postgres:// or postgresql:// URL, or a SQLite
+// file path (optionally prefixed sqlite:); "" means DefaultPath. A new
+// SQLite file is readable by its owner only.
+func Open(ctx context.Context, dsn string) (*DB, error) { return OpenWith(ctx, dsn, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, o Options) (*DB, error) {
+	return open(ctx, dsn, len(migrations(sqliteDialect)), o)
+}
+
+func open(ctx context.Context, dsn string, upTo int, o Options) (*DB, error) {
+	d, err := connect(ctx, dsn, o.Existing)
 	if err != nil {
+		return nil, err
+	}
+	if d.secrets, err = newSecretKey(o, d.dialect, d.where); err != nil {
+		d.db.Close()
 		return nil, err
 	}
 	if err := d.migrate(ctx, upTo); err != nil {
@@ -120,10 +144,16 @@ func open(ctx context.Context, dsn string, upTo int) (*DB, error) {
 		d.db.Close()
 		return nil, err
 	}
+	if !o.Existing {
+		if err := d.sealClearSecrets(ctx); err != nil {
+			d.db.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
-func connect(ctx context.Context, dsn string) (*DB, error) {
+func connect(ctx context.Context, dsn string, existing bool) (*DB, error) {
 	if dsn == "" {
 		dsn = DefaultPath
 	}
@@ -133,20 +163,46 @@ func connect(ctx context.Context, dsn string) (*DB, error) {
 	}
 	switch {
 	case scheme == "postgres" || scheme == "postgresql":
-		return connectPostgres(ctx, dsn)
+		d, err := connectPostgres(ctx, dsn)
+		if err == nil && existing {
+			var found sql.NullString
+			if err = d.db.QueryRowContext(ctx, `SELECT to_regclass('schema_migrations')::text`).Scan(&found); err == nil && !found.Valid {
+				err = usersync.Errorf(usersync.ENOTFOUND, "PostgreSQL database %s holds no usersync directory yet; make it with `usersync init --db URL` (commands that write make it too)", d.where)
+			}
+			if err != nil {
+				d.db.Close()
+				return nil, d.wrapOpenErr(err)
+			}
+		}
+		return d, err
 	case scheme != "":
 		return nil, usersync.Errorf(usersync.EINVALID, "database %q: unsupported scheme %q (give a SQLite file path or a postgres:// URL)", redactDSN(dsn), scheme)
 	}
-	return connectSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	return connectSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"), existing)
 }
 
-func connectSQLite(ctx context.Context, path string) (*DB, error) {
+func connectSQLite(ctx context.Context, path string, existing bool) (*DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, usersync.Errorf(usersync.EINVALID, "database path %q is empty or contains ? or #", path)
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return nil, usersync.Errorf(usersync.EINVALID, "database %q: folder %q does not exist", path, dir)
+		}
+	}
+	switch _, err := os.Stat(path); {
+	case errors.Is(err, fs.ErrNotExist) && existing:
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "directory %s does not exist; make it with `usersync init --db %s` (commands that write make it too)", path, path)
+	case errors.Is(err, fs.ErrNotExist):
+		// Made here rather than by SQLite, so that it is the owner's alone:
+		// it holds API token hashes and sealed secrets. SQLite gives its
+		// -wal and -shm files the same permissions.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, usersync.Errorf(usersync.EUNAVAILABLE, "cannot create database %s: %v", path, err)
+		}
+		if f != nil {
+			f.Close()
 		}
 	}
 	q := url.Values{}
@@ -156,6 +212,7 @@ func connectSQLite(ctx context.Context, path string) (*DB, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate") // take the write lock at BEGIN, so transactions never deadlock on upgrade
+	q.Set("mode", "rw")           // never create the file: see above
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, usersync.Errorf(usersync.EINVALID, "database %q: %v", path, err)

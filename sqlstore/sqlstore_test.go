@@ -35,12 +35,20 @@ func backends() map[string]func(t testing.TB) string {
 
 func openDB(t testing.TB, dsn string) *DB {
 	t.Helper()
-	d, err := Open(context.Background(), dsn)
+	d, err := OpenWith(context.Background(), dsn, testOptions(dsn))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
+}
+
+// testOptions gives PostgreSQL directories the test key for secrets.
+func testOptions(dsn string) Options {
+	if strings.HasPrefix(dsn, "postgres") {
+		return Options{SecretKey: pgtest.SecretKey}
+	}
+	return Options{}
 }
 
 func TestConformance(t *testing.T) {
@@ -117,7 +125,7 @@ func TestMigrateInPlace(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			url := dsn(t)
 			ctx := context.Background()
-			old, err := open(ctx, url, 1)
+			old, err := open(ctx, url, 1, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +336,7 @@ func TestMigrateRefusesNormalisationClash(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			url := dsn(t)
 			ctx := context.Background()
-			old, err := open(ctx, url, 6)
+			old, err := open(ctx, url, 6, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -343,7 +351,7 @@ func TestMigrateRefusesNormalisationClash(t *testing.T) {
 			if usersync.ErrorCode(err) != usersync.ECONFLICT || !strings.Contains(err.Error(), `"alice"`) || !strings.Contains(err.Error(), `"ａlice"`) {
 				t.Fatalf("clash not reported: %v", err)
 			}
-			again, err := open(ctx, url, 6)
+			again, err := open(ctx, url, 6, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -352,6 +360,99 @@ func TestMigrateRefusesNormalisationClash(t *testing.T) {
 			again.db.QueryRow(`SELECT COUNT(*) FROM users WHERE username IN ('alice', 'ａlice')`).Scan(&n)
 			if v, _ := again.SchemaVersion(ctx); v != 6 || n != 2 {
 				t.Fatalf("after the refused upgrade: version %d, %d users", v, n)
+			}
+		})
+	}
+}
+
+// Secret settings are stored sealed with a key kept outside the database;
+// a missing or wrong key is a clear error, never an empty value. A new
+// SQLite file, its WAL and the key file are the owner's only.
+func TestSecretsSealed(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			url := dsn(t)
+			d := openDB(t, url)
+			const secret = "client-s3cret-value"
+			if _, err := d.SetSetting(ctx, "O365_USERSYNC_CLIENT_SECRET", secret); err != nil {
+				t.Fatal(err)
+			}
+			var raw string
+			d.db.QueryRow(`SELECT value FROM settings WHERE key = 'O365_USERSYNC_CLIENT_SECRET'`).Scan(&raw)
+			if strings.Contains(raw, secret) || !strings.HasPrefix(raw, sealedPrefix) {
+				t.Fatalf("stored as %q", raw)
+			}
+			if s, err := d.Setting(ctx, "O365_USERSYNC_CLIENT_SECRET"); err != nil || s.Value != secret {
+				t.Fatalf("read back: %+v %v", s, err)
+			}
+			other := Options{SecretKey: "b3RoZXIta2V5LW9mLXRoaXJ0eS10d28tYnl0ZXMhISE="}
+			d2, err := OpenWith(ctx, url, other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d2.Close()
+			_, err = d2.Setting(ctx, "O365_USERSYNC_CLIENT_SECRET")
+			if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), "another secret key") {
+				t.Fatalf("wrong key: %v", err)
+			}
+			all, err := d2.Settings(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range all {
+				if s.Key == "O365_USERSYNC_CLIENT_SECRET" && (!s.IsSet || s.Value != "" || s.Unreadable == "" || s.Shown() != "********") {
+					t.Fatalf("listed with the wrong key: %+v", s)
+				}
+			}
+			// A value stored in clear (by an older usersync) is sealed when
+			// the directory is next opened for writing.
+			d.db.Exec(d.q(`UPDATE settings SET value = ? WHERE key = 'O365_USERSYNC_CLIENT_SECRET'`), "old-clear")
+			d3 := openDB(t, url)
+			d3.db.QueryRow(`SELECT value FROM settings WHERE key = 'O365_USERSYNC_CLIENT_SECRET'`).Scan(&raw)
+			if s, err := d3.Setting(ctx, "O365_USERSYNC_CLIENT_SECRET"); err != nil || s.Value != "old-clear" || !strings.HasPrefix(raw, sealedPrefix) {
+				t.Fatalf("clear value after reopening: %q stored %q, %v", s.Value, raw, err)
+			}
+			if name != "sqlite" {
+				return
+			}
+			for _, f := range []string{url, url + "-wal", url + ".key"} {
+				if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o600 {
+					t.Fatalf("%s: %v %v", f, st.Mode(), err)
+				}
+			}
+			os.Rename(url+".key", url+".key.moved")
+			d4 := openDB(t, url)
+			if _, err := d4.Setting(ctx, "O365_USERSYNC_CLIENT_SECRET"); usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), "not available") {
+				t.Fatalf("missing key file: %v", err)
+			}
+		})
+	}
+}
+
+// Opening an existing directory only never makes one.
+func TestOpenExistingMakesNothing(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			o := testOptions(url)
+			o.Existing = true
+			_, err := OpenWith(context.Background(), url, o)
+			if usersync.ErrorCode(err) != usersync.ENOTFOUND || !strings.Contains(err.Error(), "usersync init") {
+				t.Fatalf("missing directory: %v", err)
+			}
+			if name == "sqlite" {
+				if _, err := os.Stat(url); !os.IsNotExist(err) {
+					t.Fatalf("the file was made: %v", err)
+				}
+				return
+			}
+			d := openDB(t, url) // makes it
+			d.Close()
+			if d, err := OpenWith(context.Background(), url, o); err != nil {
+				t.Fatalf("existing directory: %v", err)
+			} else {
+				d.Close()
 			}
 		})
 	}

@@ -603,7 +603,9 @@ func testSettings(t *testing.T, d usersync.Directory) {
 	wantCode(t, err, usersync.EINVALID)
 	_, err = d.Setting(ctx, "NOPE")
 	wantCode(t, err, usersync.EINVALID)
-	d.SetSetting(ctx, "O365_USERSYNC_CLIENT_SECRET", "s3cret")
+	if _, err := d.SetSetting(ctx, "O365_USERSYNC_CLIENT_SECRET", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
 	all, err := d.Settings(ctx)
 	if err != nil || len(all) != len(usersync.SettingDefs) {
 		t.Fatalf("settings: %d %v", len(all), err)

@@ -27,7 +27,7 @@ func (a *app) changesCommand() *cobra.Command {
 	c.Flags().Int64Var(&after, "after", 0, "show events with a sequence number above N")
 	c.Flags().IntVar(&limit, "limit", 1000, "show at most this many events (without --follow)")
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep waiting for new events (JSON: one event per line)")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 		if !follow {
 			cs, err := d.ChangesAfter(ctx, after, limit)
 			if err != nil {

@@ -6,18 +6,75 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/sqlstore"
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
 )
 
 // demoDB is the demo's own SQLite file, made afresh on every run unless
-// --db (or USERSYNC_DB) names another directory.
+// --db names another.
 const demoDB = "usersync-demo.db"
+
+// demoMark is what the demo records in the directories it makes.
+const demoMark = "usersync demo"
+
+// demoDirectory returns the directory the demo writes to: one it makes
+// itself. USERSYNC_DB is not looked at: it names the directory of real use.
+// Without --db that is demoDB, made afresh; with --db, a new one, or one an
+// earlier demo made. Anything else is refused, never written to.
+func (a *app) demoDirectory(ctx context.Context) (db string, reused bool, err error) {
+	db = a.dbFlag
+	if db == "" {
+		db = demoDB
+		if _, err := a.demoOwns(ctx, db); err != nil {
+			return "", false, err
+		}
+		for _, suffix := range []string{"", "-wal", "-shm", ".key"} {
+			if err := os.Remove(db + suffix); err != nil && !os.IsNotExist(err) {
+				return "", false, fmt.Errorf("demo: cannot start afresh: %w", err)
+			}
+		}
+	} else if reused, err = a.demoOwns(ctx, db); err != nil {
+		return "", false, err
+	}
+	d, err := sqlstore.Open(ctx, db)
+	if err != nil {
+		return "", false, err
+	}
+	defer d.Close()
+	return db, reused, d.SetMeta(ctx, sqlstore.MetaMadeBy, demoMark)
+}
+
+// demoOwns checks that db does not exist (false) or is a directory a demo
+// made (true).
+func (a *app) demoOwns(ctx context.Context, db string) (bool, error) {
+	d, err := sqlstore.OpenWith(ctx, db, sqlstore.Options{Existing: true})
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("demo: %w", err)
+	}
+	defer d.Close()
+	made, err := d.Meta(ctx, sqlstore.MetaMadeBy)
+	if err != nil || made == demoMark {
+		return err == nil, err
+	}
+	how := "Run it without --db (it uses " + demoDB + " in the current folder), or give --db a path that does not exist yet"
+	if db == demoDB {
+		how = "Move that file away, or run the demo in another folder"
+	}
+	return false, usersync.Errorf(usersync.ECONFLICT, "demo: %s is a directory the demo did not make; the demo writes only to a directory of its own, so nothing was changed. %s", d.Where(), how)
+}
+
 
 func (a *app) demoCommand() *cobra.Command {
 	return &cobra.Command{
@@ -38,16 +95,9 @@ and applies only that change. Then the same with the Okta emulator and
 
 func (a *app) demo(ctx context.Context) error {
 	w := a.stdout
-	db := a.dbFlag
-	if db == "" && os.Getenv("USERSYNC_DB") == "" {
-		db = demoDB
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			if err := os.Remove(db + suffix); err != nil && !os.IsNotExist(err) {
-				return fmt.Errorf("demo: cannot start afresh: %w", err)
-			}
-		}
-	} else if db == "" {
-		db = os.Getenv("USERSYNC_DB")
+	db, reused, err := a.demoDirectory(ctx)
+	if err != nil {
+		return err
 	}
 
 	tenant := graphemu.Generate(7, 200, 6)
@@ -68,10 +118,10 @@ func (a *app) demo(ctx context.Context) error {
 	fmt.Fprintf(w, "Directory: %s (SQLite)\n", db)
 
 	provision := func() error {
-		fmt.Fprintf(w, "\n$ usersync o365 provision --auto-create all --full-summary %q\n", group)
 		before := emu.Requests()["http"]
 		args := []string{"--db", db, "o365", "provision", "--authority-url", url, "--graph-url", url, "--tenant", tenant.ID,
 			"--client-id", clientID, "--client-secret", secret, "--auto-create", "all", "--full-summary", group}
+		fmt.Fprintf(w, "\n$ %s %s\n", selfCommand(), shellJoin(args))
 		if code := run(ctx, args, strings.NewReader(""), w, a.stderr); code != 0 {
 			return exitError{code}
 		}
@@ -100,19 +150,22 @@ func (a *app) demo(ctx context.Context) error {
 	if err := provision(); err != nil {
 		return err
 	}
-	if err := a.demoOkta(ctx, db); err != nil {
+	if err := a.demoOkta(ctx, db, reused); err != nil {
 		return err
 	}
 	if err := a.demoSCIM(ctx, db); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nLook around: usersync --db %s users list; usersync --db %s changes\n", db, db)
+	self := selfCommand()
+	fmt.Fprintf(w, "\nLook around: %s --db %s users list; %s --db %s changes\n", self, db, self, db)
+	fmt.Fprintf(w, "The emulators stopped with the demo. To run the commands above yourself, start one in another terminal\n"+
+		"(it prints a command line to paste): %s emulate graph --users 200 --groups 6 --seed 7\n", self)
 	return nil
 }
 
 // demoOkta pulls a group from an emulated Okta org into the same directory,
 // then deprovisions one of its users in Okta and pulls again.
-func (a *app) demoOkta(ctx context.Context, db string) error {
+func (a *app) demoOkta(ctx context.Context, db string, reused bool) error {
 	w := a.stdout
 	org := oktaemu.Generate(7, 200, 4)
 	const token = "00demo-token-not-for-production"
@@ -128,14 +181,21 @@ func (a *app) demoOkta(ctx context.Context, db string) error {
 	g := org.GroupsNamed(group)[0]
 	fmt.Fprintf(w, "\n\nOkta emulator (in-process) at %s: 200 users, 4 groups; %q has %d members.\n", host, group, len(g.Members))
 	provision := func(extra ...string) error {
-		fmt.Fprintf(w, "\n$ usersync okta provision --okta-host %s --auto-create all %s%q\n", host, strings.Join(append(extra, ""), " "), group)
 		args := append([]string{"--db", db, "okta", "provision", "-H", host, "-P", token, "--auto-create", "all"}, append(extra, group)...)
+		fmt.Fprintf(w, "\n$ %s %s\n", selfCommand(), shellJoin(args))
 		if code := run(ctx, args, strings.NewReader(""), w, a.stderr); code != 0 {
 			return exitError{code}
 		}
 		return nil
 	}
-	if err := provision(); err != nil {
+	var first []string
+	if reused {
+		// The directory's Okta groups follow the org of an earlier demo,
+		// which listened on another port, so is another org to usersync.
+		fmt.Fprintf(w, "\n(This directory was made by an earlier demo, whose emulated org had another address: --rebind lets %q follow this one.)\n", group)
+		first = append(first, "--rebind")
+	}
+	if err := provision(first...); err != nil {
 		return err
 	}
 	var leaver oktaemu.User
@@ -157,4 +217,39 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// selfCommand is how the user can run this usersync again: "go run
+// ./cmd/usersync" when it was started that way, "usersync" when that is on
+// the PATH, else the path it was started by.
+func selfCommand() string {
+	exe, _ := os.Executable()
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/usersync"
+	}
+	if p, err := exec.LookPath("usersync"); err == nil {
+		if a, b := resolved(p), resolved(exe); a == b {
+			return "usersync"
+		}
+	}
+	return os.Args[0]
+}
+
+func resolved(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+// shellJoin quotes args for a POSIX shell where needed.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }

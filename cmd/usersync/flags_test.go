@@ -73,6 +73,7 @@ func TestO365EveryFlag(t *testing.T) {
 	})
 	t.Run("-v -n -q", func(t *testing.T) {
 		e := setup(t)
+		ok(t, cli(t, e.db, "", "init"))
 		r := ok(t, cli(t, e.db, "", append(e.args, "-n", "-a", "all", "Group 2")...))
 		if !strings.Contains(r.stderr, "plan: create-user") || !strings.Contains(r.stdout, "Dry run") {
 			t.Fatalf("-n: %s %s", r.stdout, r.stderr)
@@ -81,12 +82,13 @@ func TestO365EveryFlag(t *testing.T) {
 			t.Fatal("-n wrote users")
 		}
 		r = ok(t, cli(t, e.db, "", append(e.args, "-a", "all", "Group 2")...))
-		if strings.Contains(r.stderr, "plan:") {
+		if strings.Contains(r.stderr, "plan:") || strings.Contains(r.stderr, "applied:") {
 			t.Fatal("actions logged without -v")
 		}
 		e.tenant.UpdateUser(member(t, e, "Group 2", 3).ID, func(u *graphemu.User) { u.GivenName = "Verbose" })
 		r = ok(t, cli(t, e.db, "", append(e.args, "-v", "-q", "-a", "all", "Group 2")...))
-		if r.stdout != "" || !strings.Contains(r.stderr, `plan: update-user`) || !strings.Contains(r.stderr, `"Verbose"`) {
+		// Applied, not planned: the label says so.
+		if r.stdout != "" || !strings.Contains(r.stderr, `applied: update-user`) || strings.Contains(r.stderr, "plan:") || !strings.Contains(r.stderr, `"Verbose"`) {
 			t.Fatalf("-v -q: stdout %q stderr %q", r.stdout, r.stderr)
 		}
 	})
@@ -190,7 +192,7 @@ func TestO365EveryFlag(t *testing.T) {
 		if r := ok(t, cli(t, e.db, "", append(e.args, "-a", "all", "Group 2")...)); !strings.Contains(r.stdout, "incremental") {
 			t.Fatalf("second run not incremental: %s", r.stdout)
 		}
-		if r := ok(t, cli(t, e.db, "", append(e.args, "-a", "-v", "--full", "Group 2")...)); strings.Contains(r.stdout, "incremental") || !strings.Contains(r.stderr, "in full: --full") {
+		if r := ok(t, cli(t, e.db, "", append(e.args, "-a", "-v", "--full-read", "Group 2")...)); strings.Contains(r.stdout, "incremental") || !strings.Contains(r.stderr, "in full: --full-read") {
 			t.Fatalf("--full: %s %s", r.stdout, r.stderr)
 		}
 		if r := ok(t, cli(t, e.db, "", append(e.args, "-a", "-v", "--full-every", "1ns", "Group 2")...)); !strings.Contains(r.stderr, "full reconcile every 1ns") {

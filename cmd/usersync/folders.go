@@ -15,7 +15,7 @@ func (a *app) foldersCommand() *cobra.Command {
 	var under string
 	list := &cobra.Command{Use: "list", Short: "List folders", Args: cobra.NoArgs}
 	list.Flags().StringVar(&under, "under", "", "only folders below this one")
-	list.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	list.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 		fs, err := d.FindFolders(ctx, under)
 		if err != nil {
 			return err
@@ -35,7 +35,7 @@ func (a *app) foldersCommand() *cobra.Command {
 	}
 	c.AddCommand(list,
 		&cobra.Command{Use: "show PATH", Short: "Show a folder", Args: cobra.ExactArgs(1),
-			RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 				f, err := d.FindFolder(ctx, args[0])
 				if err != nil {
 					return err

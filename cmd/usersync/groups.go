@@ -28,7 +28,7 @@ func (a *app) groupsList() *cobra.Command {
 	c.Flags().StringVar(&f.Search, "search", "", "only groups whose name contains this text")
 	c.Flags().IntVar(&f.Limit, "limit", 0, "show at most this many groups (0: all)")
 	c.Flags().IntVar(&f.Offset, "offset", 0, "skip this many groups")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 		if c.Flags().Changed("folder") {
 			f.Folder = &folder
 		}
@@ -54,7 +54,7 @@ func (a *app) groupsShow() *cobra.Command {
 		Use:   "show GROUP",
 		Short: "Show one group",
 		Args:  cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 			g, err := d.FindGroupByName(ctx, args[0])
 			if err != nil {
 				return err
@@ -172,7 +172,7 @@ func (a *app) membersList() *cobra.Command {
 	c := &cobra.Command{Use: "list GROUP", Short: "List a group's members", Args: cobra.ExactArgs(1)}
 	c.Flags().IntVar(&limit, "limit", 0, "show at most this many members (0: all)")
 	c.Flags().IntVar(&offset, "offset", 0, "skip this many members")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 		g, err := d.FindGroupByName(ctx, args[0])
 		if err != nil {
 			return err

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -43,11 +45,27 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, stdin: stdin}
 	root := a.rootCommand()
-	root.SetArgs(joinOptionalValues(args))
+	if c, _, err := root.Find(args); err == nil && c.Annotations[annArgparse] != "" {
+		c.InitDefaultHelpFlag()
+		seedFlag(c.Flags(), "help")
+		if args, err = argparseArgs(c, args); err != nil {
+			return a.exit(err)
+		}
+	}
+	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(usersync.WithActor(ctx, cliActor()))
+	return a.exit(root.ExecuteContext(usersync.WithActor(ctx, cliActor())))
+}
+
+// annArgparse marks commands whose command lines are read as argparse
+// reads them (see argparse.go).
+const annArgparse = "usersync/argparse"
+
+// exit reports err and returns the exit status.
+func (a *app) exit(err error) int {
+	stderr := a.stderr
 	if err == nil {
 		return 0
 	}
@@ -65,37 +83,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "usersync: details: %v\n", err)
 	}
 	return 1
-}
-
-// optionalValues are the flags whose value may be left out (argparse's
-// nargs='?' in the seeds). As argparse does, such a flag takes the next word
-// as its value unless that word is an option: "--auto-create all" means
-// --auto-create=all and "--auto-create Sales" is a usage error, while a bare
-// "--auto-create" before another flag or at the end means all. pflag itself
-// only takes such values after "=".
-var optionalValues = map[string]func(next string) bool{
-	"--auto-create": notAnOption,
-	"-a":            notAnOption,
-	"--okta-token":  notAnOption,
-	"-P":            notAnOption,
-}
-
-func notAnOption(v string) bool { return !strings.HasPrefix(v, "-") }
-
-func joinOptionalValues(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		if args[i] == "--" {
-			return append(out, args[i:]...)
-		}
-		if takes, ok := optionalValues[args[i]]; ok && i+1 < len(args) && takes(args[i+1]) {
-			out = append(out, args[i]+"="+args[i+1])
-			i++
-			continue
-		}
-		out = append(out, args[i])
-	}
-	return out
 }
 
 // exitError ends the command with a status after it has reported its own outcome.
@@ -126,17 +113,24 @@ groups, folders and memberships, pulls groups and their users from Microsoft
 		if a.output != "table" && a.output != "json" {
 			return usageError{fmt.Errorf("--output must be table or json, not %q", a.output)}
 		}
+		if cmd.Flags().Changed("db") && a.dbFlag == "" {
+			return usageError{fmt.Errorf("--db is empty: give a SQLite file path or a postgres:// URL (without --db: USERSYNC_DB, else %s)", sqlstore.DefaultPath)}
+		}
 		return nil
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.usersCommand(), a.groupsCommand(), a.foldersCommand(), a.tokensCommand(),
-		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.oktaCommand(), a.serveCommand(), a.benchCommand(), a.emulateCommand(), a.demoCommand())
-	markUsage(root)
+	root.AddCommand(a.initCommand(), a.usersCommand(), a.groupsCommand(), a.foldersCommand(), a.tokensCommand(),
+		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.oktaCommand(), a.serveCommand(), a.benchCommand(), a.emulateCommand(), a.demoCommand(),
+		a.versionCommand())
+	a.markUsage(root, root)
 	return root
 }
 
-// markUsage makes argument-count errors usage errors (exit status 2) everywhere.
-func markUsage(c *cobra.Command) {
+// markUsage makes argument-count errors usage errors (exit status 2)
+// everywhere, and makes a command that only holds others say which word
+// it did not know (with the closest one) rather than complain about a flag
+// the intended command would have taken.
+func (a *app) markUsage(c, root *cobra.Command) {
 	if c.Args != nil {
 		check := c.Args
 		c.Args = func(cmd *cobra.Command, args []string) error {
@@ -147,16 +141,87 @@ func markUsage(c *cobra.Command) {
 		}
 	}
 	if c.HasSubCommands() && c.RunE == nil {
+		c.DisableFlagParsing = true // the flags belong to the subcommand that was meant
+		c.SuggestionsMinimumDistance = 2
 		c.RunE = func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+			var word string
+			for i := 0; i < len(args); i++ {
+				switch arg := args[i]; {
+				case arg == "-h" || arg == "--help":
+					return cmd.Help()
+				case arg == "--version" && cmd == root:
+					return a.printVersion()
+				case arg == "--db" || arg == "-o" || arg == "--output":
+					i++ // their value is not a command
+				case !strings.HasPrefix(arg, "-") && word == "":
+					word = arg
+				}
 			}
-			return usageError{fmt.Errorf("%q needs a subcommand", cmd.CommandPath())}
+			if word == "" {
+				return usageError{fmt.Errorf("%q needs a subcommand", cmd.CommandPath())}
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", word, cmd.CommandPath())
+			if s := cmd.SuggestionsFor(word); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return usageError{errors.New(msg)}
 		}
 		c.Args = cobra.ArbitraryArgs
 	}
 	for _, sub := range c.Commands() {
-		markUsage(sub)
+		a.markUsage(sub, root)
+	}
+}
+
+// version is set at build time (-ldflags "-X main.version=v1.2.3"); else
+// the module version or VCS revision the binary was built from is shown.
+var version = ""
+
+func (a *app) printVersion() error {
+	v, rev := version, ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = s.Value[:12]
+			}
+		}
+	}
+	if v == "" {
+		v = "development build"
+	}
+	if rev != "" {
+		v += " (" + rev + ")"
+	}
+	fmt.Fprintf(a.stdout, "usersync %s, %s\n", v, runtime.Version())
+	return nil
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{Use: "version", Short: "Print the version of usersync", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return a.printVersion() }}
+}
+
+func (a *app) initCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Make the directory database (--db, USERSYNC_DB, else " + sqlstore.DefaultPath + "), or bring its schema up to date",
+		Long: `Make the directory database named by --db (or USERSYNC_DB, else ` + sqlstore.DefaultPath + `): a SQLite
+file readable by its owner only, or the tables in a PostgreSQL database.
+An existing directory is upgraded to this version's schema; nothing else
+changes. Commands that only read, and dry runs, never make a directory.`,
+		Args: cobra.NoArgs,
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			v, err := d.SchemaVersion(ctx)
+			if err != nil {
+				return err
+			}
+			return a.emit(map[string]any{"directory": d.Where(), "backend": d.Dialect(), "schemaVersion": v}, func(w io.Writer) {
+				fmt.Fprintf(w, "Directory %s is ready (%s, schema version %d).\n", d.Where(), d.Dialect(), v)
+			})
+		}),
 	}
 }
 
@@ -168,15 +233,36 @@ func (a *app) dsn() string {
 	return os.Getenv("USERSYNC_DB")
 }
 
-// open opens the directory; the caller closes it.
+// open opens the directory, making it when it does not exist; the caller
+// closes it. Secret settings are sealed with the key from USERSYNC_SECRET_KEY
+// or USERSYNC_SECRET_KEY_FILE, else (SQLite) the key file beside the database.
 func (a *app) open(ctx context.Context) (*sqlstore.DB, error) {
-	return sqlstore.Open(ctx, a.dsn())
+	return sqlstore.OpenWith(ctx, a.dsn(), a.openOptions(false))
 }
 
-// withDB runs fn with an open directory.
+// openExisting opens a directory that exists: reads and dry runs never
+// leave one behind.
+func (a *app) openExisting(ctx context.Context) (*sqlstore.DB, error) {
+	return sqlstore.OpenWith(ctx, a.dsn(), a.openOptions(true))
+}
+
+func (a *app) openOptions(existing bool) sqlstore.Options {
+	return sqlstore.Options{Existing: existing, SecretKey: os.Getenv(sqlstore.KeyEnv), SecretKeyFile: os.Getenv(sqlstore.KeyFileEnv)}
+}
+
+// withDB runs fn with an open directory, made if needed.
 func (a *app) withDB(fn func(ctx context.Context, d *sqlstore.DB, args []string) error) func(*cobra.Command, []string) error {
+	return a.runWith(a.open, fn)
+}
+
+// readDB runs fn with a directory that exists.
+func (a *app) readDB(fn func(ctx context.Context, d *sqlstore.DB, args []string) error) func(*cobra.Command, []string) error {
+	return a.runWith(a.openExisting, fn)
+}
+
+func (a *app) runWith(open func(context.Context) (*sqlstore.DB, error), fn func(ctx context.Context, d *sqlstore.DB, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		d, err := a.open(cmd.Context())
+		d, err := open(cmd.Context())
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,10 @@ type result struct {
 func cli(t *testing.T, db string, stdin string, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), append([]string{"--db", db}, args...), strings.NewReader(stdin), &out, &errOut)
+	if db != "" {
+		args = append([]string{"--db", db}, args...)
+	}
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
 	return result{code, out.String(), errOut.String()}
 }
 
@@ -174,12 +177,12 @@ func TestCLIDemo(t *testing.T) {
 			t.Fatalf("demo round %d, Okta part:\n%s", round, oktaPart)
 		}
 		first, second, found := strings.Cut(graphPart, "In the tenant:")
-		if !found || !strings.Contains(first, "25 source users; users created 25, updated 0, skipped 0; groups created 1; members added 25, removed 0") ||
-			strings.Count(first, "create-user ") != 25 {
+		if !found || !strings.Contains(first, "25 source users; users created 25, updated 0, skipped 0; groups created 1; members added 25, removed 0; joined the Default Group or mapped groups 25") ||
+			strings.Count(first, "create-user ") != 25 || !strings.Contains(first, "--graph-url http://127.0.0.1:") || !strings.Contains(first, "--client-secret ") {
 			t.Fatalf("demo round %d, first run:\n%s", round, first)
 		}
-		if !strings.Contains(second, "incremental, 3 changed users; users created 1, updated 1, skipped 0; groups created 0; members added 1, removed 1") ||
-			!strings.Contains(second, `-Smith" (owned by o365:`) || strings.Count(second, "      ") != 4 {
+		if !strings.Contains(second, "incremental, 3 changed users; users created 1, updated 1, skipped 0; groups created 0; members added 1, removed 1; joined the Default Group or mapped groups 1") ||
+			!strings.Contains(second, `-Smith" (owned by o365:`) || strings.Count(second, "      ") != 6 || !strings.Contains(second, "join-group    barbara.dijkstra0@contoso.example in Default Group") {
 			t.Fatalf("demo round %d, second run shows more than the change:\n%s", round, second)
 		}
 	}
@@ -187,30 +190,32 @@ func TestCLIDemo(t *testing.T) {
 	if !strings.Contains(r.stdout, `"total": 77`) { // 26 from the tenant, 49 from Okta, the SCIM client's admin and its user
 		t.Fatalf("the demo directory: %.200s", r.stdout)
 	}
-	// Named with --db, the directory is kept: the SCIM client finds what it
-	// made before and creates nothing.
+	// USERSYNC_DB names the directory of real use: the demo never writes to
+	// it, and refuses a --db it did not make.
+	real := filepath.Join(t.TempDir(), "real.db")
+	ok(t, cli(t, real, "", "users", "create", "--username", "keep@example.com", "--email", "keep@example.com"))
+	seq := func() string { return ok(t, cli(t, real, "", "-o", "json", "changes")).stdout }
+	before := seq()
+	t.Setenv("USERSYNC_DB", real)
+	var refused, refusedErr bytes.Buffer
+	if code := run(context.Background(), []string{"demo"}, strings.NewReader(""), &refused, &refusedErr); code != 0 {
+		t.Fatalf("demo with USERSYNC_DB set: exit %d: %s", code, refusedErr.String())
+	}
+	if code := run(context.Background(), []string{"--db", real, "demo"}, strings.NewReader(""), &refused, &refusedErr); code != 1 ||
+		!strings.Contains(refusedErr.String(), "did not make") || !strings.Contains(refusedErr.String(), "nothing was changed") {
+		t.Fatalf("demo --db of another directory: exit %d: %s", code, refusedErr.String())
+	}
+	if seq() != before {
+		t.Fatal("the demo wrote to a directory it did not make")
+	}
+	t.Setenv("USERSYNC_DB", "")
+	// Named with --db, a directory the demo made is kept: the SCIM client
+	// finds what it made before and creates nothing.
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"--db", demoDB, "demo"}, strings.NewReader(""), &out, &errOut); code != 0 {
 		t.Fatalf("demo --db exit %d: %s", code, errOut.String())
 	}
 	if _, scimPart, _ := strings.Cut(out.String(), "SCIM 2.0 endpoint"); strings.Count(scimPart, "→ 200 totalResults 1") != 2 || strings.Contains(scimPart, "POST") {
 		t.Fatalf("demo --db, SCIM part:\n%s", scimPart)
-	}
-}
-
-func TestJoinOptionalValues(t *testing.T) {
-	cases := map[string]string{
-		"o365 provision --auto-create all G":     "o365 provision --auto-create=all G",
-		"o365 provision -a groups G":             "o365 provision -a=groups G",
-		"o365 provision --auto-create --force G": "o365 provision --auto-create --force G",
-		"o365 provision G --auto-create":         "o365 provision G --auto-create",
-		"o365 provision --auto-create Sales":     "o365 provision --auto-create=Sales",
-		"o365 provision -- --auto-create all":    "o365 provision -- --auto-create all",
-		"o365 provision --auto-create=groups G":  "o365 provision --auto-create=groups G",
-	}
-	for in, want := range cases {
-		if got := strings.Join(joinOptionalValues(strings.Fields(in)), " "); got != want {
-			t.Errorf("%q → %q, want %q", in, got, want)
-		}
 	}
 }

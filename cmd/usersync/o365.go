@@ -23,7 +23,7 @@ type provisionFlags struct {
 	verbose, dryRun, noSummary, fullSummary bool
 	userType                                string
 	autoCreate                              string
-	force, skipDefault                      bool
+	force, skipDefault, rebind              bool
 	syncUserLimit                           int
 	targetGroup                             string
 }
@@ -40,11 +40,15 @@ func (f *provisionFlags) register(c *cobra.Command) {
 	fl.BoolVar(&f.force, "force", false, "overwrite profiles of users this source does not own, and apply removals of more than 20% of a group")
 	fl.BoolVar(&f.skipDefault, "skip-default-group", false, "do not add synced users to the Default Group")
 	fl.IntVar(&f.syncUserLimit, "sync-user-limit", 10000, "refuse, whole, a group with more users than this")
-	fl.StringVar(&f.targetGroup, "target-group", "", "sync into this directory group instead of one named like the source group")
+	fl.StringVar(&f.targetGroup, "target-group", "", "sync into this directory group instead of one named like the source group (several source groups may share one: it holds their union)")
+	fl.BoolVar(&f.rebind, "rebind", false, "let a directory group that follows another source group of the same name follow this one (its members are replaced)")
+	seedFlag(fl, "verbose", "dry-run", "no-summary", "full-summary", "user-type", "auto-create", "force", "skip-default-group", "sync-user-limit", "target-group")
+	optionalValue(fl, "auto-create", "--auto-create=all")
+	c.Annotations = map[string]string{annArgparse: "true"}
 }
 
 func (f *provisionFlags) options() (pull.Options, error) {
-	o := pull.Options{Force: f.force, SkipDefaultGroup: f.skipDefault, SyncUserLimit: f.syncUserLimit, TargetGroup: f.targetGroup}
+	o := pull.Options{Force: f.force, SkipDefaultGroup: f.skipDefault, SyncUserLimit: f.syncUserLimit, TargetGroup: f.targetGroup, Rebind: f.rebind}
 	if err := usersync.ValidateUserType(f.userType); err != nil {
 		return o, usageError{fmt.Errorf("--user-type: %v", err)}
 	}
@@ -103,7 +107,7 @@ an error that lists their object ids; pass one of them instead.
 
 Runs after the first are incremental: Graph delta links kept in the directory
 bring only what changed (membership and user profiles). A group is read in
-full on the first run, with --full, when the last full read is older than
+full on the first run, with --full-read, when the last full read is older than
 --full-every, when the options change, when Graph says the delta token expired,
 and always for groups with nested groups.
 
@@ -133,11 +137,13 @@ Exit status: 0 every group synced (skipped groups are warned about),
 	fl.StringVar(&m.TrustedServerUsernameAttr, "trusted-server-username-attr", "", "user property stored as the attribute trusted_server_username")
 	fl.StringVar(&transforms, "attributes-transformation", "", `transformations: [{'attr_name': 'trusted_server_username', 'action': '^([a-zA-Z0-9._%+-]+)@'}] (the first capture group becomes the value)`)
 	fl.StringVar(&username, "username", "", "sync only this user: its profile and its membership of the named groups, or of every group synced before")
-	fl.BoolVar(&full, "full", false, "read the groups in full instead of the changes since the last run")
+	fl.BoolVar(&full, "full-read", false, "read the groups in full instead of the changes since the last run")
 	fl.DurationVar(&fullEvery, "full-every", 24*time.Hour, "read a group in full when its last full read is older than this (0: only when needed)")
 	fl.StringVar(&proxy, "proxy", "", "HTTPS proxy URL (default: HTTPS_PROXY from the environment)")
 	fl.StringVar(&authority, "authority-url", envOr("O365_USERSYNC_AUTHORITY_URL", graph.DefaultAuthorityURL), "identity platform host (national clouds, emulator); env O365_USERSYNC_AUTHORITY_URL")
 	fl.StringVar(&graphURL, "graph-url", envOr("O365_USERSYNC_GRAPH_URL", graph.DefaultGraphURL), "Microsoft Graph host (national clouds, emulator); env O365_USERSYNC_GRAPH_URL")
+	seedFlag(fl, "tenant", "client-id", "client-secret", "username-attr", "first-name-attr", "last-name-attr", "email-attr", "custom-user-attribute",
+		"map-attr-to-group", "custom-attr-app-id", "trusted-server-username-attr", "attributes-transformation", "username")
 	p.RunE = func(cmd *cobra.Command, groups []string) error {
 		o, err := pf.options()
 		if err != nil {
@@ -156,7 +162,11 @@ Exit status: 0 every group synced (skipped groups are warned about),
 			return usageError{err}
 		}
 		ctx := cmd.Context()
-		d, err := a.open(ctx)
+		open := a.open
+		if pf.dryRun {
+			open = a.openExisting // a dry run leaves nothing behind
+		}
+		d, err := open(ctx)
 		if err != nil {
 			return err
 		}
@@ -253,10 +263,15 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 	o.DryRun = pf.dryRun
 	o.KeepActions = pf.fullSummary
 	if pf.verbose {
-		o.OnAction = func(act pull.Action) { fmt.Fprintf(a.stderr, "plan: %-13s %s\n", act.Kind, describe(act)) }
+		label := "applied:"
+		if pf.dryRun {
+			label = "plan:"
+		}
+		o.OnAction = func(act pull.Action) { fmt.Fprintf(a.stderr, "%s %-13s %s\n", label, act.Kind, describe(act)) }
 	}
 	var outcomes []groupOutcome
 	failed := false
+	var interrupted *groupOutcome
 	for _, g := range groups {
 		name, o := g.Name, o
 		if g.Target != "" {
@@ -267,23 +282,46 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 		o.Progress = bar.update
 		res, err := pull.Sync(ctx, d, src, name, o)
 		bar.done()
-		if err == nil {
-			out.Result = res
-			if pf.verbose {
-				a.logResult(res)
-			}
-		} else {
+		out.Result = res
+		switch {
+		case err != nil && ctx.Err() != nil:
+			out.Error = "interrupted"
+			outcomes = append(outcomes, out)
+			interrupted = &outcomes[len(outcomes)-1]
+		case err != nil:
 			failed = true
 			out.Error = usersync.ErrorMessage(err)
+			if usersync.ErrorCode(err) == usersync.EINTERNAL {
+				out.Error += " (" + err.Error() + ")"
+			}
 			fmt.Fprintf(a.stderr, "usersync: group %q failed: %s\n", name, out.Error)
+		case pf.verbose || pf.noSummary:
+			a.logResult(res, pf)
+		}
+		if interrupted != nil {
+			break
 		}
 		outcomes = append(outcomes, out)
 	}
 	if !pf.noSummary {
 		if a.output == "json" {
-			a.emit(map[string]any{"source": src.Owner(), "dryRun": pf.dryRun, "groups": outcomes}, nil)
+			a.emit(map[string]any{"source": src.Owner(), "dryRun": pf.dryRun, "interrupted": interrupted != nil, "groups": outcomes}, nil)
 		} else {
 			a.printSummary(outcomes, pf)
+		}
+	}
+	if interrupted != nil {
+		fmt.Fprintf(a.stderr, "usersync: interrupted while syncing group %q; %s before the stop. Run the same command again to complete it.\n",
+			interrupted.Name, writtenSoFar(outcomes))
+		return exitError{130}
+	}
+	if o.OnlyUser != "" && !failed {
+		found := false
+		for _, out := range outcomes {
+			found = found || (out.Result != nil && out.Result.Skipped == "")
+		}
+		if !found {
+			return fmt.Errorf("user %q is in none of the groups synced (neither at the source nor in the directory)", o.OnlyUser)
 		}
 	}
 	if failed {
@@ -292,15 +330,38 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 	return nil
 }
 
-func (a *app) logResult(r *pull.Result) {
+// writtenSoFar says what the groups of a stopped run wrote.
+func writtenSoFar(outcomes []groupOutcome) string {
+	var w usersync.BatchResult
+	for _, o := range outcomes {
+		if o.Result == nil {
+			continue
+		}
+		r := o.Result.Written
+		w.UsersCreated += r.UsersCreated
+		w.UsersUpdated += r.UsersUpdated
+		w.MembersAdded += r.MembersAdded
+		w.MembersRemoved += r.MembersRemoved
+	}
+	if w.UsersCreated+w.UsersUpdated+w.MembersAdded+w.MembersRemoved == 0 {
+		return "nothing was written"
+	}
+	return fmt.Sprintf("%d users created, %d updated, %d memberships added and %d removed were written", w.UsersCreated, w.UsersUpdated, w.MembersAdded, w.MembersRemoved)
+}
+
+// logResult writes a group's diagnostics to standard error: with -v, why it
+// was read in full; with -q (no summary), its warnings.
+func (a *app) logResult(r *pull.Result, pf *provisionFlags) {
 	if r.Skipped != "" {
 		fmt.Fprintf(a.stderr, "warning: skipping %s\n", r.Skipped)
 		return
 	}
-	for _, w := range r.Warnings {
-		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	if pf.noSummary {
+		for _, w := range r.Warnings {
+			fmt.Fprintf(a.stderr, "warning: %s\n", w)
+		}
 	}
-	if r.FullReason != "" {
+	if r.FullReason != "" && pf.verbose {
 		fmt.Fprintf(a.stderr, "read %q in full: %s\n", r.SourceGroup, r.FullReason)
 	}
 }
@@ -332,7 +393,7 @@ func (a *app) printSummary(outcomes []groupOutcome, pf *provisionFlags) {
 	}
 	for _, o := range outcomes {
 		switch {
-		case o.Error != "":
+		case o.Error != "" && (o.Result == nil || len(o.Result.Counts) == 0):
 			fmt.Fprintf(w, "  %s: FAILED: %s\n", o.Name, o.Error)
 		case o.Result.Skipped != "":
 			fmt.Fprintf(w, "  %s: skipped: %s\n", o.Name, o.Result.Skipped)
@@ -343,8 +404,21 @@ func (a *app) printSummary(outcomes []groupOutcome, pf *provisionFlags) {
 			if r.Mode == pull.ModeIncremental {
 				read = fmt.Sprintf("incremental, %d changed users", r.SourceUsers)
 			}
-			fmt.Fprintf(w, "  %s → %s: %s; users created %d, updated %d, skipped %d; groups created %d; members added %d, removed %d\n",
+			line := fmt.Sprintf("  %s → %s: %s; users created %d, updated %d, skipped %d; groups created %d; members added %d, removed %d",
 				r.SourceGroup, r.Group, read, c[pull.CreateUser], c[pull.UpdateUser], c[pull.SkipUser], c[pull.CreateGroup], c[pull.AddMember], c[pull.RemoveMember])
+			if n := c[pull.KeepMember]; n > 0 {
+				line += fmt.Sprintf(", kept %d (another source group holds them)", n)
+			}
+			if n := c[pull.JoinGroup]; n > 0 {
+				line += fmt.Sprintf("; joined the Default Group or mapped groups %d", n)
+			}
+			if o.Error != "" {
+				line += "; FAILED: " + o.Error + " (the counts are what was written before)"
+			}
+			fmt.Fprintln(w, line)
+			for _, warn := range r.Warnings {
+				fmt.Fprintf(w, "      warning: %s\n", warn)
+			}
 			if pf.fullSummary {
 				for _, act := range r.Actions {
 					fmt.Fprintf(w, "      %-13s %s\n", act.Kind, describe(act))

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,7 +29,13 @@ func TestO365Provision(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "d.db")
 	args := append(append([]string{}, base...), "--client-secret", emuSecret)
 
-	// A dry run plans and writes nothing.
+	// A dry run plans and writes nothing (on a directory that exists: it
+	// makes none).
+	fails(t, cli(t, db, "", append(args, "--auto-create", "--dry-run", "Group 2")...), 1, "usersync init")
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatalf("the dry run made the directory: %v", err)
+	}
+	ok(t, cli(t, db, "", "init"))
 	r := ok(t, cli(t, db, "", append(args, "--auto-create", "--dry-run", "Group 2")...))
 	if !strings.Contains(r.stdout, "Dry run") || !strings.Contains(r.stdout, "users created 75") || !strings.Contains(r.stderr, "plan: create-user") {
 		t.Fatalf("dry run:\n%s\n%s", r.stdout, r.stderr)

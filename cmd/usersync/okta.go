@@ -15,13 +15,12 @@ import (
 	"github.com/usersync/usersync/source/okta"
 )
 
-// promptToken is -P's value when it is given without one.
-const promptToken = "\x00prompt"
 
 func (a *app) oktaCommand() *cobra.Command {
 	c := &cobra.Command{Use: "okta", Short: "Pull groups and users from Okta"}
 	var pf provisionFlags
 	var host, token, proxy string
+	var prompt bool
 	var m okta.Mapping
 	p := &cobra.Command{
 		Use:   "provision [flags] GROUP...",
@@ -52,12 +51,15 @@ Exit status: 0 every group synced, 1 a group failed (the others still apply),
 	fl := p.Flags()
 	fl.StringVarP(&host, "okta-host", "H", "", "Okta org to connect to, e.g. example.okta.com or https://example.okta.com")
 	fl.StringVarP(&token, "okta-token", "P", "", "Okta API token; -P alone asks for it without echo")
-	fl.Lookup("okta-token").NoOptDefVal = promptToken
+	fl.BoolVar(&prompt, "okta-token-prompt", false, "ask for the Okta API token without echo (what -P alone does)")
+	fl.MarkHidden("okta-token-prompt")
+	optionalValue(fl, "okta-token", "--okta-token-prompt")
 	fl.StringVar(&m.UsernameAttr, "username-attr", "login", "profile attribute for the username")
 	fl.StringVar(&m.FirstNameAttr, "first-name-attr", "firstName", "profile attribute for the first name")
 	fl.StringVar(&m.LastNameAttr, "last-name-attr", "lastName", "profile attribute for the last name")
 	fl.StringVar(&m.EmailAttr, "email-attr", "email", "profile attribute for the email address")
 	fl.StringVar(&proxy, "proxy", "", "HTTPS proxy URL (default: HTTPS_PROXY from the environment)")
+	seedFlag(fl, "okta-host", "okta-token", "username-attr", "first-name-attr", "last-name-attr", "email-attr")
 	p.RunE = func(cmd *cobra.Command, groups []string) error {
 		o, err := pf.options()
 		if err != nil {
@@ -66,13 +68,17 @@ Exit status: 0 every group synced, 1 a group failed (the others still apply),
 		if len(groups) == 0 {
 			return usageError{fmt.Errorf("okta provision needs at least one group name or id")}
 		}
-		if token == promptToken {
+		if prompt {
 			if token, err = a.readSecret("Okta API token: "); err != nil {
 				return err
 			}
 		}
 		ctx := cmd.Context()
-		d, err := a.open(ctx)
+		open := a.open
+		if pf.dryRun {
+			open = a.openExisting // a dry run leaves nothing behind
+		}
+		d, err := open(ctx)
 		if err != nil {
 			return err
 		}

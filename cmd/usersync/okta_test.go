@@ -60,6 +60,7 @@ func TestOktaEveryFlag(t *testing.T) {
 	t.Run("-v -n -q --full-summary", func(t *testing.T) {
 		_, db, args := setup(t)
 		args = append(args, "-P", oktaToken)
+		ok(t, cli(t, db, "", "init"))
 		r := ok(t, cli(t, db, "", append(args, "-n", "-a", "all", "Group 2")...))
 		if !strings.Contains(r.stderr, "plan: create-user") || !strings.Contains(r.stdout, "Dry run") {
 			t.Fatalf("-n: %s %s", r.stdout, r.stderr)
@@ -71,7 +72,7 @@ func TestOktaEveryFlag(t *testing.T) {
 			t.Fatalf("-q printed %q", r.stdout)
 		}
 		r = ok(t, cli(t, db, "", append(args, "-v", "--full-summary", "-a", "all", "Group 1")...))
-		if !strings.Contains(r.stdout, "      create-user ") || !strings.Contains(r.stderr, "plan: ") {
+		if !strings.Contains(r.stdout, "      create-user ") || !strings.Contains(r.stderr, "applied: ") {
 			t.Fatalf("-v --full-summary: %s / %s", r.stdout, r.stderr)
 		}
 	})

@@ -15,7 +15,7 @@ import (
 func (a *app) settingsCommand() *cobra.Command {
 	c := &cobra.Command{Use: "settings", Short: "Read and change system settings"}
 	list := &cobra.Command{Use: "list", Short: "List every setting with its value (secrets masked)", Args: cobra.NoArgs,
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 			all, err := d.Settings(ctx)
 			if err != nil {
 				return err
@@ -34,7 +34,7 @@ func (a *app) settingsCommand() *cobra.Command {
 		})}
 	var reveal bool
 	get := &cobra.Command{Use: "get KEY", Short: "Print a setting's value", Args: cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 			s, err := d.Setting(ctx, args[0])
 			if err != nil {
 				return err

@@ -43,7 +43,7 @@ func (a *app) tokensCommand() *cobra.Command {
 	var listUser string
 	list := &cobra.Command{Use: "list [--user USERNAME]", Short: "List API tokens (never their values)", Args: cobra.NoArgs}
 	list.Flags().StringVar(&listUser, "user", "", "only this user's tokens")
-	list.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	list.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 		var uid int64
 		if listUser != "" {
 			u, err := d.FindUserByUsername(ctx, listUser)

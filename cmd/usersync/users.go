@@ -29,7 +29,7 @@ func (a *app) usersList() *cobra.Command {
 	c.Flags().StringVar(&f.Search, "search", "", "only users whose username, email or name contains this text")
 	c.Flags().IntVar(&f.Limit, "limit", 0, "show at most this many users (0: all)")
 	c.Flags().IntVar(&f.Offset, "offset", 0, "skip this many users")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 		users, total, err := d.FindUsers(ctx, f)
 		if err != nil {
 			return err
@@ -59,7 +59,7 @@ func (a *app) usersShow() *cobra.Command {
 		Use:   "show USERNAME",
 		Short: "Show one user and the groups it belongs to",
 		Args:  cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 			u, err := d.FindUserByUsername(ctx, args[0])
 			if err != nil {
 				return err

@@ -5,6 +5,7 @@ package dirtest
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -35,7 +36,11 @@ var dsns sync.Map
 
 func open(t *testing.T, dsn string) usersync.Directory {
 	t.Helper()
-	d, err := sqlstore.Open(context.Background(), dsn)
+	var o sqlstore.Options
+	if strings.HasPrefix(dsn, "postgres") {
+		o.SecretKey = pgtest.SecretKey
+	}
+	d, err := sqlstore.OpenWith(context.Background(), dsn, o)
 	if err != nil {
 		t.Fatal(err)
 	}

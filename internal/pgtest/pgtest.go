@@ -54,6 +54,10 @@ func Main(m *testing.M) int {
 	return code
 }
 
+// SecretKey is a key for sealing secret settings in test directories on
+// PostgreSQL, which have no key file of their own (see sqlstore.Options).
+const SecretKey = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE="
+
 // NewDatabase creates an empty database on the shared server, dropped when
 // the test ends, and returns its URL.
 func NewDatabase(tb testing.TB) string {
