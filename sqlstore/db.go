@@ -88,7 +88,7 @@ type DB struct {
 	tokens   cache[usersync.User]    // recent Authenticate answers, by token hash
 	settings cache[usersync.Setting] // recent Setting answers, by key
 
-	secrets  *secretKey // seals secret settings
+	secrets *secretKey // seals secret settings
 
 	rebound   sync.Map // query with ? → query in the dialect's placeholders
 	stmts     sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)

@@ -75,7 +75,6 @@ func (a *app) demoOwns(ctx context.Context, db string) (bool, error) {
 	return false, usersync.Errorf(usersync.ECONFLICT, "demo: %s is a directory the demo did not make; the demo writes only to a directory of its own, so nothing was changed. %s", d.Where(), how)
 }
 
-
 func (a *app) demoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",

@@ -15,7 +15,6 @@ import (
 	"github.com/usersync/usersync/source/okta"
 )
 
-
 func (a *app) oktaCommand() *cobra.Command {
 	c := &cobra.Command{Use: "okta", Short: "Pull groups and users from Okta"}
 	var pf provisionFlags
