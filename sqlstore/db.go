@@ -27,6 +27,10 @@ import (
 	"github.com/usersync/usersync"
 )
 
+// sqliteMode is how SQLite files are opened: rw (tests set ro to see a
+// read-only database even when they run as root).
+var sqliteMode = "rw"
+
 // DefaultPath is the SQLite file used when no database is named.
 const DefaultPath = "usersync.db"
 
@@ -212,7 +216,7 @@ func connectSQLite(ctx context.Context, path string, existing bool) (*DB, error)
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate") // take the write lock at BEGIN, so transactions never deadlock on upgrade
-	q.Set("mode", "rw")           // never create the file: see above
+	q.Set("mode", sqliteMode)     // never create the file: see above
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, usersync.Errorf(usersync.EINVALID, "database %q: %v", path, err)
@@ -258,6 +262,9 @@ func connectPostgres(ctx context.Context, dsn string) (*DB, error) {
 }
 
 func (d *DB) wrapOpenErr(err error) error {
+	if env := d.environmentErr("open", err); env != nil {
+		return env
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
 		return usersync.Errorf(usersync.EINVALID, "database %q is not a usersync SQLite database (%v)", d.where, err)
@@ -395,6 +402,15 @@ func (d *DB) queryRows(ctx context.Context, query string, args ...any) (*sql.Row
 		defer st.Close()
 	}
 	return rows, err
+}
+
+// CheckWritable reports whether the directory accepts writes now: a
+// statement that would write, and matches no row, so it changes nothing
+// and takes no lock a writer would wait for. A read-only SQLite file or a
+// read-only PostgreSQL fails it with EUNAVAILABLE.
+func (d *DB) CheckWritable(ctx context.Context) error {
+	_, err := d.db.ExecContext(ctx, `UPDATE change_counter SET last = last WHERE id = 0`)
+	return d.wrapErr("check that the directory can be written", err)
 }
 
 // Checkpoint copies the SQLite write-ahead log back into the database file

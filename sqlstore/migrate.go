@@ -60,8 +60,20 @@ func (d *DB) migrate(ctx context.Context, upTo int) error {
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7265636)`)
 	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+	// Created only when missing: a directory that is up to date opens for
+	// reading even where it cannot be written.
+	exists := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if d.dialect.name == "postgres" {
+		exists = `SELECT COUNT(*) FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname = current_schema()`
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, exists).Scan(&n); err != nil {
 		return d.wrapOpenErr(err)
+	}
+	if n == 0 {
+		if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+			return d.wrapOpenErr(err)
+		}
 	}
 	var current int
 	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
@@ -81,7 +93,7 @@ func (d *DB) migrate(ctx context.Context, upTo int) error {
 		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("apply migration %s: %w", m.name, err)
+			return d.wrapErr("apply migration "+m.name, err)
 		}
 		if step := goSteps[m.version]; step != nil {
 			if err := step(ctx, d, tx); err != nil {

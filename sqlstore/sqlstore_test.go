@@ -457,3 +457,47 @@ func TestOpenExistingMakesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A directory that cannot be written says so (EUNAVAILABLE, naming the
+// cause), never "internal error"; CheckWritable tells it before a write.
+func TestReadOnlyDirectory(t *testing.T) {
+	ctx := context.Background()
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ro.db")
+		openDB(t, path).CreateUser(ctx, &usersync.User{Username: "before"})
+		sqliteMode = "ro"
+		t.Cleanup(func() { sqliteMode = "rw" })
+		d := openDB(t, path)
+		checkReadOnly(t, d, "read-only")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.NewDatabase(t)
+		d := openDB(t, url)
+		name, _, _ := strings.Cut(url[strings.LastIndex(url, "/")+1:], "?")
+		if _, err := d.db.Exec(`ALTER DATABASE "` + name + `" SET default_transaction_read_only = on`); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		checkReadOnly(t, openDB(t, url), "accepts no writes")
+	})
+}
+
+func checkReadOnly(t *testing.T, d *DB, says string) {
+	t.Helper()
+	ctx := context.Background()
+	for what, err := range map[string]error{
+		"check":  d.CheckWritable(ctx),
+		"create": d.CreateUser(ctx, &usersync.User{Username: "after"}),
+		"batch": func() error {
+			_, err := d.ApplyBatch(ctx, &usersync.Batch{Users: []usersync.UserUpsert{{User: usersync.User{Username: "b"}, Create: true}}})
+			return err
+		}(),
+	} {
+		if usersync.ErrorCode(err) != usersync.EUNAVAILABLE || !strings.Contains(usersync.ErrorMessage(err), says) {
+			t.Fatalf("%s: %v (code %s)", what, err, usersync.ErrorCode(err))
+		}
+	}
+	if _, err := d.FindUserByUsername(ctx, "before"); err != nil && usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatalf("reads still work: %v", err)
+	}
+}

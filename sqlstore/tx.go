@@ -3,9 +3,17 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/usersync/usersync"
 )
@@ -88,7 +96,50 @@ func (d *DB) wrapErr(what string, err error) error {
 	if err == context.Canceled || err == context.DeadlineExceeded {
 		return usersync.Errorf(usersync.EUNAVAILABLE, "%s: %v", what, err)
 	}
+	if env := d.environmentErr(what, err); env != nil {
+		return env
+	}
 	return fmt.Errorf("%s on %s database: %w", what, d.dialect.name, err)
+}
+
+// environmentErr names a failure of the database's environment — a
+// read-only file, a full disk, a server that went away — as EUNAVAILABLE
+// with what to check, or returns nil for anything else (a bug: internal).
+func (d *DB) environmentErr(what string, err error) *usersync.Error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_READONLY:
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the database %s is read-only; check the permissions of the file and of its folder (SQLite writes a -wal file beside it)", what, d.where)
+		case sqlite3.SQLITE_FULL:
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the disk holding %s is full", what, d.where)
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the database %s stayed locked by another process for more than 10 s", what, d.where)
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM:
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot read or write the database %s: %v", what, d.where, err)
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return usersync.Errorf(usersync.EINVALID, "%s: the database %s is damaged or not a usersync SQLite database: %v", what, d.where, err)
+		}
+		return nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "25006":
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: PostgreSQL %s accepts no writes (a standby, or default_transaction_read_only is on)", what, d.where)
+		case strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P"):
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: PostgreSQL %s went away or refuses connections: %s", what, d.where, pe.Message)
+		case strings.HasPrefix(pe.Code, "53"):
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: PostgreSQL %s is out of resources: %s", what, d.where, pe.Message)
+		}
+		return nil
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	if d.dialect.name == "postgres" && (errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+		return usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach PostgreSQL %s: %v", what, d.where, err)
+	}
+	return nil
 }
 
 // stmt returns query prepared for this transaction from the DB's bounded

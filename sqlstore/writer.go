@@ -82,7 +82,7 @@ func (d *DB) update(ctx context.Context, fn func(*tx) error) error {
 	for {
 		select {
 		case err := <-me.done:
-			return err
+			return d.wrapErr("write", err)
 		case w.lane <- struct{}{}:
 			batch := w.take()
 			if len(batch) > 0 {
@@ -90,7 +90,7 @@ func (d *DB) update(ctx context.Context, fn func(*tx) error) error {
 			}
 			<-w.lane
 			if len(batch) == 0 { // the batch before took mine
-				return <-me.done
+				return d.wrapErr("write", <-me.done)
 			}
 		}
 	}
