@@ -27,7 +27,7 @@ const (
 )
 
 // Match compares one field. Fields: id, username, email, firstName,
-// lastName, enabled, type, source, sourceId, createdAt, updatedAt, and
+// lastName, enabled, softDeleted, type, source, sourceId, createdAt, updatedAt, and
 // attributes.<name>. Strings compare case-insensitively unless CaseExact
 // (username always ignores case); Value is a string, bool, number or
 // time.Time as the field needs.
@@ -68,7 +68,7 @@ var GroupMatchFields = map[string]FieldKind{
 var MatchFields = map[string]FieldKind{
 	"id": KindNumber, "username": KindString, "email": KindString, "firstName": KindString, "lastName": KindString,
 	"enabled": KindBool, "type": KindString, "source": KindString, "sourceId": KindString,
-	"createdAt": KindTime, "updatedAt": KindTime,
+	"createdAt": KindTime, "updatedAt": KindTime, "softDeleted": KindBool,
 }
 
 // FieldKind is the type of a field's values.

@@ -44,8 +44,9 @@ func translate(e filter.Expr, leaf func(filter.Expr) (usersync.Cond, error)) (us
 // §3.4.2.2 asks.
 //
 // userName eq also finds a user soft-deleted under that name (stored with
-// prefix, and disabled), as the client sees it (scimName): a client that
-// lost its own record of the user must find it again, not create another.
+// the prefix, and marked soft-deleted), as the client sees it (scimName): a
+// client that lost its own record of the user must find it again, not
+// create another.
 func userCond(e filter.Expr, prefix string) (usersync.Cond, error) {
 	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
 		switch e := e.(type) {
@@ -56,7 +57,7 @@ func userCond(e filter.Expr, prefix string) (usersync.Cond, error) {
 			if name, ok := e.Value.(string); ok && err == nil && prefix != "" && e.Op == "eq" && strings.EqualFold(e.Path.Name, "userName") {
 				c = usersync.Any{c, usersync.All{
 					usersync.Match{Field: "username", Op: usersync.OpEq, Value: prefix + name},
-					usersync.Match{Field: "enabled", Op: usersync.OpEq, Value: false},
+					usersync.Match{Field: "softDeleted", Op: usersync.OpEq, Value: true},
 				}}
 			}
 			return c, err

@@ -28,6 +28,13 @@ func FuzzSCIM(f *testing.F) {
 		{`meta.created gt "2020-01-01T00:00:00Z"`, ``, `{"active":"False","name.familyName":"y"}`},
 		{`displayName eq "Default Group"`, `displayName`, `"Renamed"`},
 		{`members[value eq "2" and type eq "User"] or not (members pr)`, `members`, `[{"value":"2"}]`},
+		// Member paths that once dereferenced nil (the value was read before its type was checked).
+		{`members pr`, `members[value pr]`, `null`},
+		{`members[value eq "1"]`, `members[value eq "1" or value eq "2"]`, `[]`},
+		{`displayName pr`, `members[not (value eq "1")]`, `"x"`},
+		// Text that cannot be stored faithfully.
+		{"userName eq \"a\x00b\"", `name.givenName`, `"a\u0000b"`},
+		{"userName eq \"caf\xe9\"", `displayName`, "\"caf\xe9\""},
 	} {
 		f.Add(s.filter, s.path, s.value)
 	}
@@ -68,6 +75,8 @@ func FuzzSCIM(f *testing.F) {
 		send(t, "PATCH", server.SCIMPath+"/Users/"+itoa(member.ID), op)
 		send(t, "PATCH", server.SCIMPath+"/Groups/"+itoa(g.ID), op)
 		send(t, "PATCH", server.SCIMPath+"/Groups/"+itoa(builtIn.ID), op)
+		remove := `{"Operations":[{"op":"remove","path":` + quote(path) + `}]}`
+		send(t, "PATCH", server.SCIMPath+"/Groups/"+itoa(g.ID), remove)
 		send(t, "POST", server.SCIMPath+"/Users", `{"userName":`+quote(filter)+`,"emails":[{"value":`+value+`}]}`)
 	})
 }

@@ -285,11 +285,15 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		switch {
-		case vf != nil: // members[value eq "id"]
+		case vf != nil: // members[value eq "id"]; the type is checked before anything is read
 			c, ok := vf.(*filter.Compare)
-			v, _ := c.Value.(string)
 			if !ok || !strings.EqualFold(c.Path.Name, "value") || c.Op != "eq" || op.Op != "remove" {
 				s.fail(w, r, invalidPath("%s: only remove with members[value eq \"id\"] is supported", op.Path))
+				return
+			}
+			v, ok := c.Value.(string)
+			if !ok {
+				s.fail(w, r, invalidPath("%s: the member id must be a string", op.Path))
 				return
 			}
 			remove = append(remove, v)

@@ -14,8 +14,9 @@ import (
 
 // requestLog writes each SCIM request and its response to a daily file in
 // a directory while ENABLE_SCIM_REQUEST_LOGGER is Y. The setting is read at
-// most once a second, so a change takes effect without a restart. The
-// Authorization header and secret-looking body fields are redacted.
+// most once a second, so a change takes effect without a restart. Headers,
+// query parameters and attributes whose names may carry credentials are
+// masked, and a body that is not JSON is not written.
 type requestLog struct {
 	dir string
 
@@ -69,12 +70,18 @@ func (l *requestLog) wrap(s *Server, w http.ResponseWriter, r *http.Request, nex
 	headers := map[string]string{}
 	for k := range r.Header {
 		v := r.Header.Get(k)
-		if strings.EqualFold(k, "Authorization") || strings.EqualFold(k, "Cookie") {
+		if secretName(k) {
 			v = "********"
 		}
 		headers[k] = v
 	}
-	entry := map[string]any{"time": start.UTC().Format(time.RFC3339Nano), "method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery,
+	query := r.URL.Query()
+	for k := range query {
+		if secretName(k) {
+			query[k] = []string{"********"}
+		}
+	}
+	entry := map[string]any{"time": start.UTC().Format(time.RFC3339Nano), "method": r.Method, "path": r.URL.Path, "query": query.Encode(),
 		"headers": headers, "request": redactJSON(reqBody), "status": rec.status, "response": redactJSON(rec.body.Bytes()),
 		"duration_ms": float64(time.Since(start).Microseconds()) / 1000}
 	line, _ := json.Marshal(entry)
@@ -97,25 +104,45 @@ type readCloser struct{ io.Reader }
 
 func (readCloser) Close() error { return nil }
 
-// redactJSON returns a body for the log: JSON with secret-looking fields
-// masked, or the text as is when it is not JSON.
+// secretName reports a header, parameter or attribute name that may carry
+// a credential: its value is masked in the log.
+func secretName(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"authorization", "cookie", "password", "secret", "token", "api-key", "apikey", "api_key", "x-api-key", "credential", "session"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactJSON returns a body for the log: JSON with secret fields masked.
+// A body that is not JSON is not written at all (only its size): it could
+// hold anything.
 func redactJSON(b []byte) any {
 	if len(b) == 0 {
 		return nil
 	}
 	var v any
 	if json.Unmarshal(b, &v) != nil {
-		return string(b)
+		return map[string]any{"unparsed": true, "bytes": len(b)}
 	}
 	return redactValue(v)
 }
 
+// redactValue masks secret attributes by name, and the value of a PATCH
+// operation whose path names one ({"op": "replace", "path": "password",
+// "value": …}).
 func redactValue(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
+		if p, ok := x["path"].(string); ok && secretName(p) {
+			if _, has := x["value"]; has {
+				x["value"] = "********"
+			}
+		}
 		for k, e := range x {
-			lk := strings.ToLower(k)
-			if strings.Contains(lk, "password") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") {
+			if secretName(k) {
 				x[k] = "********"
 			} else {
 				x[k] = redactValue(e)

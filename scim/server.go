@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/usersync/usersync"
 )
@@ -76,14 +77,25 @@ func New(dir usersync.Directory, base string, log *slog.Logger, logDir string) *
 // ServeHTTP authenticates the request (a bearer API token of an enabled
 // administrator) and serves it; paths are relative to the mount point.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(tok) == "" {
+	// The scheme is case-insensitive (RFC 7235 §2.1); a 401 names it
+	// (RFC 6750 §3, RFC 7644 §2).
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="usersync SCIM"`)
 		writeError(w, &Error{Status: 401, Detail: "missing bearer token: send an API token of an administrator as Authorization: Bearer <token>"})
 		return
 	}
 	u, err := s.dir.Authenticate(r.Context(), strings.TrimSpace(tok))
-	if err != nil {
+	if usersync.ErrorCode(err) == usersync.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="usersync SCIM", error="invalid_token"`)
 		writeError(w, &Error{Status: 401, Detail: "the bearer token is not a valid API token"})
+		return
+	} else if err != nil { // the directory failed, not the client
+		s.fail(w, r, err)
+		return
+	}
+	if err := checkQuery(r); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	if u.Type != usersync.UserAdministrator {
@@ -131,6 +143,13 @@ func writeError(w http.ResponseWriter, e *Error) {
 
 // fail turns a directory error into a SCIM error.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away (or gave up): nobody reads an answer, and
+		// nothing is wrong with the directory.
+		s.log.Info("scim request abandoned: the client went away before the answer", "method", r.Method, "path", r.URL.Path)
+		w.WriteHeader(StatusClientGone)
+		return
+	}
 	var se *Error
 	if errors.As(err, &se) {
 		writeError(w, se)
@@ -153,7 +172,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case usersync.EFORBIDDEN: // e.g. renaming or deleting the built-in Default Group
 		writeError(w, &Error{Status: http.StatusForbidden, Detail: msg})
 	case usersync.EUNAVAILABLE:
-		s.log.Warn("scim request failed: the directory is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Warn("scim request failed: the directory is unavailable", "method", r.Method, "path", r.URL.Path, "err", msg)
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Detail: "the directory is unavailable; try again"})
 	default:
 		s.log.Error("scim request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -161,7 +180,44 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// readBody decodes a JSON body of at most MaxBody bytes.
+// StatusClientGone is recorded (never sent) for a request whose client
+// went away before its answer, as nginx's 499 "client closed request".
+const StatusClientGone = 499
+
+// checkQuery refuses query parameters that cannot be stored or compared
+// faithfully: NUL characters and invalid UTF-8.
+func checkQuery(r *http.Request) error {
+	for k, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if err := usersync.ValidateText("query parameter "+k, map[string]string{"value": v}); err != nil {
+				if k == "filter" {
+					return &Error{Status: 400, ScimType: "invalidFilter", Detail: usersync.ErrorMessage(err)}
+				}
+				return invalidValue("%s", usersync.ErrorMessage(err))
+			}
+		}
+	}
+	return nil
+}
+
+// hasNUL reports a JSON text holding a \u0000 escape (NUL in a string):
+// backslashes appear only in escapes, so the escapes are walked.
+func hasNUL(body []byte) bool {
+	for i := 0; i+1 < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		if body[i+1] == 'u' && i+6 <= len(body) && string(body[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // skip the escaped character
+	}
+	return false
+}
+
+// readBody decodes a JSON body of at most MaxBody bytes. Text that cannot
+// be stored faithfully (invalid UTF-8, which would be replaced; NUL, which
+// PostgreSQL refuses) is refused on every path, before anything is read.
 func readBody(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
@@ -169,6 +225,12 @@ func readBody(r *http.Request, v any) error {
 	}
 	if len(body) > MaxBody {
 		return &Error{Status: 413, Detail: "the body is larger than " + strconv.Itoa(MaxBody) + " bytes"}
+	}
+	if !utf8.Valid(body) {
+		return &Error{Status: 400, ScimType: "invalidSyntax", Detail: "the body is not valid UTF-8 (RFC 7644 §3.8: JSON in UTF-8)"}
+	}
+	if hasNUL(body) {
+		return &Error{Status: 400, ScimType: "invalidValue", Detail: "the body holds a NUL character (\\u0000) in a string; usersync does not store it"}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return &Error{Status: 400, ScimType: "invalidSyntax", Detail: "the body is not the JSON expected: " + err.Error()}

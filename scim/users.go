@@ -252,9 +252,10 @@ func (s *Server) softDelete(r *http.Request) (softDelete, error) {
 
 // scimName is the userName a SCIM client sees: a soft-deleted user's name
 // without the prefix that marks it in the directory, so that the client
-// finds the user it disabled by the name it gave it.
+// finds the user it disabled by the name it gave it. A user disabled any
+// other way (by a pull, the CLI, or created inactive) keeps its name.
 func scimName(u *usersync.User, prefix string) string {
-	if !u.Enabled && prefix != "" {
+	if u.SoftDeleted && prefix != "" {
 		return strings.TrimPrefix(u.Username, prefix)
 	}
 	return u.Username
@@ -339,7 +340,7 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		if err != nil {
 			return usersync.UserUpdate{}, err
 		}
-		if !st.Active && sd.remove {
+		if !st.Active && cur.Enabled && sd.remove {
 			return usersync.UserUpdate{}, errSoftDelete
 		}
 		return updateFor(cur, st, sd.prefix), nil
@@ -358,15 +359,27 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 	writeJSON(w, 200, s.userJSON(r, next, sd.prefix))
 }
 
-// updateFor is the update that turns u into st. active=false is a soft
-// delete: the user is disabled and its username gets the prefix;
-// active=true after it restores the name.
+// updateFor is the update that turns u into st. Deactivating an active
+// user is a soft delete: the user is disabled, marked soft-deleted, and its
+// username gets the prefix; reactivating it restores the name. Any other
+// write keeps the user's state: a soft-deleted user stays so (its name
+// prefixed), and a user disabled otherwise is only disabled.
 func updateFor(u *usersync.User, st userState, prefix string) usersync.UserUpdate {
-	name := st.UserName
-	if !st.Active && prefix != "" {
+	soft := u.SoftDeleted
+	switch {
+	case !st.Active && u.Enabled: // the soft-delete transition
+		soft = true
+	case st.Active:
+		soft = false
+	}
+	name := st.UserName // as the client sees it: without the prefix (scimName)
+	if soft {
 		name = prefix + name
 	}
 	upd := usersync.UserUpdate{Attributes: map[string]*string{}}
+	if soft != u.SoftDeleted {
+		upd.SoftDeleted = &soft
+	}
 	if name != u.Username {
 		upd.Username = &name
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -23,6 +24,22 @@ const SCIMPath = "/scim/v2"
 // Options configure the service.
 type Options struct {
 	SCIMLogDir string // where ENABLE_SCIM_REQUEST_LOGGER=Y writes requests
+	// AccessLog says which requests get an access-log line: AccessAll
+	// (the default), AccessErrors (status 400 and above) or AccessNone.
+	AccessLog string
+}
+
+// Access-log levels.
+const (
+	AccessAll    = "all"
+	AccessErrors = "errors"
+	AccessNone   = "none"
+)
+
+// Writable is a directory that can tell whether it accepts writes now
+// (sqlstore.DB does); /readyz asks it.
+type Writable interface {
+	CheckWritable(ctx context.Context) error
 }
 
 // New returns the service's handler over dir.
@@ -33,9 +50,16 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if _, err := dir.LastChangeSeq(ctx); err != nil {
-			log.Warn("not ready: the directory does not answer", "err", err)
+			log.Warn("not ready: the directory does not answer", "err", usersync.ErrorMessage(err))
 			http.Error(w, "directory unavailable", http.StatusServiceUnavailable)
 			return
+		}
+		if wr, ok := dir.(Writable); ok {
+			if err := wr.CheckWritable(ctx); err != nil {
+				log.Warn("not ready: the directory cannot be written", "err", usersync.ErrorMessage(err))
+				http.Error(w, "directory cannot be written", http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(w, "ready")
 	})
@@ -47,54 +71,110 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 		metrics.WriteProcessMetrics(w)
 	})
 	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
-	return observe(mux, log, set)
+	return observe(mux, log, set, o.AccessLog)
 }
 
-// route names a request for metrics with a bounded set of values: ids in
-// SCIM paths become {id}.
+// scimResources are the SCIM paths served; requests for any other path
+// share one route label, so that no request can add a metric series of
+// its own (they come before authentication).
+var scimResources = map[string]bool{"ServiceProviderConfig": true, "ResourceTypes": true, "Schemas": true, "Users": true, "Groups": true}
+
+// route names a request for metrics by the pattern it matched, from a
+// fixed set: ids in SCIM paths become {id}.
 func route(path string) string {
 	switch {
 	case path == "/healthz" || path == "/readyz" || path == "/metrics":
 		return path
 	case strings.HasPrefix(path, SCIMPath+"/"):
 		parts := strings.Split(strings.TrimPrefix(path, SCIMPath+"/"), "/")
+		if !scimResources[parts[0]] {
+			return SCIMPath + "/other"
+		}
 		switch {
 		case len(parts) == 1:
 			return SCIMPath + "/" + parts[0]
-		case len(parts) == 2:
+		case len(parts) == 2 && parts[0] != "ServiceProviderConfig":
 			return SCIMPath + "/" + parts[0] + "/{id}"
 		}
+		return SCIMPath + "/other"
 	}
 	return "other"
+}
+
+// method is a request's method for metrics, from a fixed set.
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }
 
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wrote  bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
+	w.status, w.wrote = code, true
+	if code != scim.StatusClientGone { // recorded, not sent: nobody reads it
+		w.ResponseWriter.WriteHeader(code)
+	}
 }
 
-// observe counts requests by route, method and status, times them, and
-// logs each one (never its headers: they carry tokens).
-func observe(next http.Handler, log *slog.Logger, set *metrics.Set) http.Handler {
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// observe counts requests by route, method and status, times them, logs
+// each one as opts say (never its headers: they carry tokens), and turns a
+// handler's panic into a logged, counted 500 instead of a dropped
+// connection that neither the log nor the metrics would see.
+func observe(next http.Handler, log *slog.Logger, set *metrics.Set, accessLog string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rt, path := route(r.URL.Path), r.URL.Path
+		rt, m, path := route(r.URL.Path), method(r.Method), r.URL.Path
 		sw := &statusWriter{ResponseWriter: w, status: 200}
-		next.ServeHTTP(sw, r)
+		func() {
+			defer func() {
+				p := recover()
+				if p == nil {
+					return
+				}
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Error("request failed: the handler panicked (a bug)", "method", r.Method, "path", path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_panics_total{route=%q}`, rt)).Inc()
+				if !sw.wrote {
+					sw.Header().Set("Content-Type", scim.MediaType)
+					sw.WriteHeader(http.StatusInternalServerError)
+					fmt.Fprintf(sw, `{"schemas":[%q],"status":"500","detail":"internal error"}`+"\n", scim.SchemaError)
+				} else {
+					sw.status = http.StatusInternalServerError
+				}
+			}()
+			next.ServeHTTP(sw, r)
+		}()
+		if r.Context().Err() != nil && !sw.wrote {
+			sw.status = scim.StatusClientGone
+		}
 		d := time.Since(start)
-		set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_requests_total{route=%q,method=%q,code="%d"}`, rt, r.Method, sw.status)).Inc()
+		set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_requests_total{route=%q,method=%q,code="%d"}`, rt, m, sw.status)).Inc()
 		// A summary (p50, p90, p99 over 5 minutes): Prometheus reads it as is.
-		set.GetOrCreateSummaryExt(fmt.Sprintf(`usersync_http_request_duration_seconds{route=%q,method=%q}`, rt, r.Method), 5*time.Minute, []float64{0.5, 0.9, 0.99}).Update(d.Seconds())
+		set.GetOrCreateSummaryExt(fmt.Sprintf(`usersync_http_request_duration_seconds{route=%q,method=%q}`, rt, m), 5*time.Minute, []float64{0.5, 0.9, 0.99}).Update(d.Seconds())
 		if sw.status >= 500 {
 			set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_errors_total{route=%q}`, rt)).Inc()
 		}
-		if rt != "/healthz" && rt != "/readyz" && rt != "/metrics" {
-			log.Info("request", "method", r.Method, "path", path, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
+		if rt == "/healthz" || rt == "/readyz" || rt == "/metrics" || accessLog == AccessNone || (accessLog == AccessErrors && sw.status < 400) {
+			return
 		}
+		level := slog.LevelInfo
+		if sw.status >= 500 && sw.status != scim.StatusClientGone {
+			level = slog.LevelWarn
+		}
+		log.Log(r.Context(), level, "request", "method", r.Method, "path", path, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
 	})
 }

@@ -19,7 +19,7 @@ var (
 	userEntity = entity{fields: usersync.MatchFields, keyField: "username", column: "username", columns: map[string]string{
 		"id": "id", "username": "username_key", "email": "email", "firstName": "first_name", "lastName": "last_name",
 		"enabled": "enabled", "type": "user_type", "source": "source", "sourceId": "source_id",
-		"createdAt": "created_at", "updatedAt": "updated_at",
+		"createdAt": "created_at", "updatedAt": "updated_at", "softDeleted": "soft_deleted",
 	}}
 	groupEntity = entity{fields: usersync.GroupMatchFields, keyField: "name", column: "name", columns: map[string]string{
 		"id": "id", "name": "name_key", "description": "description", "alias": "alias", "source": "source", "sourceId": "source_id",

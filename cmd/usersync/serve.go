@@ -2,21 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/server"
 	"github.com/usersync/usersync/sqlstore"
 )
 
 func (a *app) serveCommand() *cobra.Command {
-	var listen, cert, key, logFormat, scimLogDir string
+	var listen, cert, key, logFormat, scimLogDir, accessLog string
 	c := &cobra.Command{
 		Use:   "serve [--listen ADDR]",
 		Short: "Run the usersync service: SCIM 2.0 at /scim/v2, /healthz, /readyz, /metrics",
@@ -42,21 +45,27 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 			default:
 				return usageError{fmt.Errorf("--log-format takes text or json, not %q", logFormat)}
 			}
-			if (cert == "") != (key == "") {
-				return usageError{errors.New("--tls-cert and --tls-key go together")}
+			switch accessLog {
+			case server.AccessAll, server.AccessErrors, server.AccessNone:
+			default:
+				return usageError{fmt.Errorf("--access-log takes all, errors or none, not %q", accessLog)}
+			}
+			tlsConf, err := loadTLS(cert, key)
+			if err != nil {
+				return err
 			}
 			log := slog.New(handler)
-			ln, err := net.Listen("tcp", listen)
+			ln, err := listenOn(listen)
 			if err != nil {
-				return fmt.Errorf("listen on %s: %w", listen, err)
+				return err
 			}
 			scheme := "http"
-			if cert != "" {
+			if tlsConf != nil {
 				scheme = "https"
 			}
 			log.Info("usersync serving", "address", scheme+"://"+ln.Addr().String(), "scim", scheme+"://"+ln.Addr().String()+server.SCIMPath, "directory", d.Where())
-			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
-				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
+			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn), TLSConfig: tlsConf}
 			go func() { // keep the SQLite WAL short, off the request path
 				t := time.NewTicker(time.Second)
 				defer t.Stop()
@@ -80,8 +89,8 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 				defer cancel()
 				srv.Shutdown(sctx)
 			}()
-			if cert != "" {
-				err = srv.ServeTLS(ln, cert, key)
+			if tlsConf != nil {
+				err = srv.ServeTLS(ln, "", "")
 			} else {
 				err = srv.Serve(ln)
 			}
@@ -99,5 +108,36 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 	fl.StringVar(&key, "tls-key", "", "TLS private key file (PEM)")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&scimLogDir, "scim-log-dir", "scim-log", "where SCIM requests are logged while the setting ENABLE_SCIM_REQUEST_LOGGER is Y")
+	fl.StringVar(&accessLog, "access-log", server.AccessAll, "which requests get an access-log line: all, errors (status 400 and above) or none")
 	return c
+}
+
+// listenOn listens on a TCP address, naming what stops it.
+func listenOn(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, usersync.Errorf(usersync.EUNAVAILABLE, "cannot listen on %s: another program uses that address (choose another with --listen)", addr)
+	case errors.Is(err, syscall.EACCES):
+		return nil, usersync.Errorf(usersync.EUNAVAILABLE, "cannot listen on %s: permission denied (ports below 1024 need privileges; choose another with --listen)", addr)
+	}
+	return nil, usersync.Errorf(usersync.EUNAVAILABLE, "cannot listen on %s: %v", addr, err)
+}
+
+// loadTLS loads a certificate pair up front, so a missing or wrong file is
+// named before anything starts; nil when neither is given.
+func loadTLS(cert, key string) (*tls.Config, error) {
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	if cert == "" || key == "" {
+		return nil, usageError{errors.New("--tls-cert and --tls-key go together")}
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, usersync.Errorf(usersync.EINVALID, "cannot use the TLS certificate %s with key %s: %v", cert, key, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }

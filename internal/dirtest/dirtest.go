@@ -59,3 +59,10 @@ func Reopen(t *testing.T, d usersync.Directory) usersync.Directory {
 	}
 	return open(t, dsn.(string))
 }
+
+// SQLite opens a new, empty SQLite directory, for tests of behaviour that
+// does not depend on the backend.
+func SQLite(t *testing.T) usersync.Directory {
+	t.Helper()
+	return open(t, filepath.Join(t.TempDir(), "d.db"))
+}
