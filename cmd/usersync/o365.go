@@ -172,6 +172,11 @@ Exit status: 0 every group synced (skipped groups are warned about),
 		}
 		defer d.Close()
 		cfg := graph.Config{AuthorityURL: authority, GraphURL: graphURL}
+		if pf.verbose {
+			cfg.OnRetry = func(what, why string, wait time.Duration) {
+				fmt.Fprintf(a.stderr, "retry: %s: %s; trying again in %s\n", what, why, wait.Round(100*time.Millisecond))
+			}
+		}
 		if cfg.Tenant, err = credential(ctx, d, tenant, "O365_USERSYNC_TENANT"); err != nil {
 			return err
 		}

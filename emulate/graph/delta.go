@@ -24,7 +24,13 @@ const (
 // $skiptoken carry: the journal positions of the round and the original
 // query, as the real tokens do.
 type deltaState struct {
-	Epoch  int    `json:"e"`
+	// Instance and Tenant bind a token to the emulator process and tenant
+	// that issued it: another process (restarted, perhaps with a changed
+	// tenant file) or tenant answers 410, as Graph does for tokens it
+	// cannot resume.
+	Instance string `json:"n"`
+	Tenant   string `json:"tn"`
+	Epoch    int    `json:"e"`
 	From   int64  `json:"f"` // changes after this seq; -1: initial round (everything)
 	To     int64  `json:"t"` // up to this seq
 	Offset int    `json:"o,omitempty"`
@@ -55,6 +61,10 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, kind string) {
 			return
 		}
 	}
+	if p := unknownUserProp(selectSet(r)); p != "" && kind == "users" {
+		badSelect(w, p)
+		return
+	}
 	deltaTok := q.Get("$deltatoken")
 	if deltaTok == "" {
 		deltaTok = q.Get("$deltaToken")
@@ -71,6 +81,7 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, kind string) {
 	switch {
 	case deltaTok == "latest":
 		st = deltaState{Epoch: t.epoch, From: now, To: now, Issued: time.Now().Unix(), Query: originalQuery(q).Encode()}
+		st.Instance, st.Tenant = s.instance, t.ID
 		s.writeDeltaPage(w, r, kind, st, []map[string]any{}, true)
 		return
 	case deltaTok != "" || skipTok != "":
@@ -80,17 +91,17 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, kind string) {
 			graphError(w, 400, "Request_BadRequest", "Invalid delta or skip token.")
 			return
 		}
-		if st.Epoch != t.epoch || time.Since(time.Unix(st.Issued, 0)) > s.opts.DeltaTokenLifetime || st.To > now {
+		if st.Instance != s.instance || st.Tenant != t.ID || st.Epoch != t.epoch || time.Since(time.Unix(st.Issued, 0)) > s.opts.DeltaTokenLifetime || st.To > now {
 			orig, _ := url.ParseQuery(st.Query)
 			w.Header().Set("Location", link(r, orig))
 			graphError(w, http.StatusGone, "syncStateNotFound", "The sync state of the delta token has expired or is not found; start over with a full synchronization.")
 			return
 		}
 		if deltaTok != "" { // a new round: from the token's position to now
-			st = deltaState{Epoch: t.epoch, From: st.To, To: now, Issued: time.Now().Unix(), Query: st.Query}
+			st = deltaState{Instance: s.instance, Tenant: t.ID, Epoch: t.epoch, From: st.To, To: now, Issued: time.Now().Unix(), Query: st.Query}
 		}
 	default:
-		st = deltaState{Epoch: t.epoch, From: -1, To: now, Issued: time.Now().Unix(), Query: originalQuery(q).Encode()}
+		st = deltaState{Instance: s.instance, Tenant: t.ID, Epoch: t.epoch, From: -1, To: now, Issued: time.Now().Unix(), Query: originalQuery(q).Encode()}
 	}
 	orig, _ := url.ParseQuery(st.Query)
 	sel := map[string]bool(nil)
@@ -138,9 +149,9 @@ func originalQuery(q url.Values) url.Values {
 }
 
 func (s *Server) writeDeltaPage(w http.ResponseWriter, r *http.Request, kind string, st deltaState, items []map[string]any, last bool) {
-	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + kind + "(delta)", "value": items}
+	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + kind + "(delta)", "value": nonNil(items)}
 	if last {
-		body["@odata.deltaLink"] = link(r, url.Values{"$deltatoken": {deltaState{Epoch: st.Epoch, From: st.To, To: st.To, Issued: st.Issued, Query: st.Query}.encode()}})
+		body["@odata.deltaLink"] = link(r, url.Values{"$deltatoken": {deltaState{Instance: st.Instance, Tenant: st.Tenant, Epoch: st.Epoch, From: st.To, To: st.To, Issued: st.Issued, Query: st.Query}.encode()}})
 	} else {
 		body["@odata.nextLink"] = link(r, url.Values{"$skiptoken": {st.encode()}})
 	}
@@ -149,11 +160,7 @@ func (s *Server) writeDeltaPage(w http.ResponseWriter, r *http.Request, kind str
 
 // link is an absolute URL to the request's path with query q.
 func link(r *http.Request, q url.Values) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return (&url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
+	return (&url.URL{Scheme: scheme(r), Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
 }
 
 // userDelta lists users for a round: all of them in an initial round,

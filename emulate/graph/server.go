@@ -44,6 +44,7 @@ type Server struct {
 	windowStart time.Time
 	inWindow    int
 	rng         *mrand.Rand
+	instance    string // this process's own: delta tokens name it
 }
 
 // NewServer returns an emulator for tenant.
@@ -57,7 +58,7 @@ func NewServer(tenant *Tenant, o Options) *Server {
 	if o.DeltaTokenLifetime == 0 {
 		o.DeltaTokenLifetime = 7 * 24 * time.Hour
 	}
-	return &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed))}
+	return &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed)), instance: newGUID()}
 }
 
 // Tenant returns the tenant being served.
@@ -92,6 +93,14 @@ func (s *Server) count(endpoint string) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every answer carries request-id and client-request-id (the client's
+	// own when it sent one), as Graph's do; error bodies repeat them.
+	w.Header().Set("request-id", newGUID())
+	if id := r.Header.Get("client-request-id"); id != "" {
+		w.Header().Set("client-request-id", id)
+	} else {
+		w.Header().Set("client-request-id", w.Header().Get("request-id"))
+	}
 	if strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") {
 		s.count("token")
 		s.token(w, r)
@@ -165,6 +174,9 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request) {
 	case parts[0] == "users" && len(parts) == 1:
 		s.count("users")
 		s.listUsers(w, r)
+	case (parts[0] == "users" || parts[0] == "groups") && len(parts) == 2 && parts[1] == "$count":
+		s.count(parts[0] + "/$count")
+		s.countAll(w, r, parts[0])
 	case parts[0] == "users" && len(parts) == 2:
 		s.count("user")
 		s.getUser(w, r, parts[1])
@@ -247,7 +259,30 @@ func tokenError(w http.ResponseWriter, status int, code, desc string) {
 
 func graphError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg,
-		"innerError": map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "request-id": "emu", "client-request-id": "emu"}}})
+		"innerError": map[string]any{"date": time.Now().UTC().Format("2006-01-02T15:04:05"), "request-id": w.Header().Get("request-id"),
+			"client-request-id": w.Header().Get("client-request-id")}}})
+}
+
+// newGUID returns a random (version 4) GUID.
+func newGUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// scheme is how the client reached the emulator: https behind a
+// TLS-terminating proxy that says so in X-Forwarded-Proto.
+func scheme(r *http.Request) string {
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		return p
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -307,13 +342,14 @@ func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) map[
 		items = append(items, item(i))
 	}
 	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata", "value": items}
+	// @odata.count: an advanced query, only with ConsistencyLevel: eventual
+	// (without it $count=true is silently ignored), on the first page only.
+	if strings.EqualFold(q.Get("$count"), "true") && strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual") && offset == 0 {
+		body["@odata.count"] = n
+	}
 	if end < n {
 		q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte("o:"+strconv.Itoa(end))))
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		body["@odata.nextLink"] = (&url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
+		body["@odata.nextLink"] = (&url.URL{Scheme: scheme(r), Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
 	}
 	writeJSON(w, 200, body)
 }
@@ -328,6 +364,43 @@ func selectSet(r *http.Request) map[string]bool {
 		out[strings.TrimSpace(f)] = true
 	}
 	return out
+}
+
+// userProps are the properties of Graph's user resource (v1.0) the
+// emulator answers to: those it stores, and others as null. Selecting any
+// other is refused with 400, as Graph refuses it.
+var userProps = map[string]bool{}
+
+func init() {
+	for _, p := range strings.Fields(`id userPrincipalName displayName givenName surname mail mailNickname accountEnabled
+		department jobTitle companyName officeLocation employeeId employeeType employeeHireDate city state country
+		postalCode streetAddress usageLocation preferredLanguage mobilePhone businessPhones onPremisesImmutableId
+		onPremisesSamAccountName onPremisesUserPrincipalName onPremisesDomainName onPremisesExtensionAttributes
+		createdDateTime deletedDateTime userType otherMails proxyAddresses identities ageGroup`) {
+		userProps[p] = true
+	}
+}
+
+// unknownUserProp returns the first selected property the user resource
+// lacks ("" when all are known). Directory extensions are taken as
+// registered: the emulator does not model applications.
+func unknownUserProp(sel map[string]bool) string {
+	var unknown []string
+	for p := range sel {
+		if !userProps[p] && !strings.HasPrefix(p, "extension_") {
+			unknown = append(unknown, p)
+		}
+	}
+	if len(unknown) == 0 {
+		return ""
+	}
+	sort.Strings(unknown)
+	return unknown[0]
+}
+
+// badSelect answers Graph's refusal of an unknown $select property.
+func badSelect(w http.ResponseWriter, prop string) {
+	graphError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Could not find a property named '%s' on type 'microsoft.graph.user'.", prop))
 }
 
 // defaultUserProps are returned when no $select is given, as Graph does;
@@ -456,6 +529,10 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, dire
 		return
 	}
 	sel := selectSet(r)
+	if p := unknownUserProp(sel); p != "" && cast == "microsoft.graph.user" {
+		badSelect(w, p)
+		return
+	}
 	var users []*User
 	if cast != "microsoft.graph.group" {
 		users = s.tenant.transitiveUsers(id, direct)
@@ -483,6 +560,23 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, dire
 	})
 }
 
+// countAll answers /users/$count and /groups/$count: plain text, and only
+// with ConsistencyLevel: eventual (an advanced query).
+func (s *Server) countAll(w http.ResponseWriter, r *http.Request, kind string) {
+	if !strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual") {
+		graphError(w, 400, "Request_BadRequest", "$count is not currently supported.")
+		return
+	}
+	s.tenant.mu.RLock()
+	n := len(s.tenant.users)
+	if kind == "groups" {
+		n = len(s.tenant.groups)
+	}
+	s.tenant.mu.RUnlock()
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprint(w, n)
+}
+
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	upn, filtered, err := eqFilter(r.URL.Query().Get("$filter"), "userPrincipalName")
 	if err != nil {
@@ -490,6 +584,10 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sel := selectSet(r)
+	if p := unknownUserProp(sel); p != "" {
+		badSelect(w, p)
+		return
+	}
 	var items []map[string]any
 	s.tenant.mu.RLock()
 	for _, u := range s.tenant.users {
@@ -503,6 +601,10 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, key string) {
+	if p := unknownUserProp(selectSet(r)); p != "" {
+		badSelect(w, p)
+		return
+	}
 	s.tenant.mu.RLock()
 	u, ok := s.tenant.users[key]
 	if !ok {

@@ -11,7 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"math/rand"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/netfail"
 )
 
 // Public cloud endpoints; see the wire-facts document for national clouds.
@@ -39,6 +40,9 @@ type Config struct {
 	MaxRetries   int          // per request for 429/5xx; default 8
 	// Sleep waits between retries; tests may replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// OnRetry, when set, hears of each retry before its wait: what was
+	// asked, why it is tried again, and how long the client waits.
+	OnRetry func(what, why string, wait time.Duration)
 }
 
 // Client talks to Microsoft Graph. It is safe for concurrent use.
@@ -106,9 +110,9 @@ func (c *Client) accessToken(ctx context.Context, renew bool) (string, error) {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, err := c.send(ctx, req, "sign in to tenant "+c.cfg.Tenant, c.cfg.AuthorityURL)
 	if err != nil {
-		return "", usersync.Errorf(usersync.EUNAVAILABLE, "cannot reach the token endpoint %s: %v", c.cfg.AuthorityURL, err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	var body struct {
@@ -117,8 +121,9 @@ func (c *Client) accessToken(ctx context.Context, renew bool) (string, error) {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return "", usersync.Errorf(usersync.EUNAVAILABLE, "token endpoint %s answered %s with a body that is not JSON", c.cfg.AuthorityURL, resp.Status)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil || (body.AccessToken == "" && body.Error == "") {
+		return "", usersync.Errorf(usersync.EUNAVAILABLE, "the server at %s does not answer like the Microsoft identity platform (its token endpoint answered %s%s); check --authority-url",
+			c.cfg.AuthorityURL, resp.Status, contentType(resp))
 	}
 	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
 		return "", usersync.Errorf(usersync.EUNAUTHORIZED, "sign-in to tenant %q failed: %s", c.cfg.Tenant, firstSentence(body.Error, body.Description))
@@ -178,6 +183,7 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 		target = c.cfg.GraphURL + target
 	}
 	renewed := false
+	wait := netfail.Backoff()
 	for attempt := 0; ; attempt++ {
 		tok, err := c.accessToken(ctx, false)
 		if err != nil {
@@ -199,64 +205,127 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 		if cl.body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		resp, err := c.cfg.HTTPClient.Do(req)
+		resp, err := c.send(ctx, req, what, c.cfg.GraphURL)
 		if err != nil {
-			if ctx.Err() != nil || attempt >= c.cfg.MaxRetries {
-				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach Graph at %s: %v", what, c.cfg.GraphURL, err)
-			}
-			if err := c.cfg.Sleep(ctx, backoff(attempt)); err != nil {
-				return err
-			}
-			continue
+			return err
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		resp.Body.Close()
 		if err != nil {
 			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: reading Graph's answer: %v", what, err)
 		}
+		var ge graphError
+		isGraph := json.Unmarshal(body, &ge) == nil && ge.Error.Code != ""
 		if resp.StatusCode == http.StatusOK {
 			if err := json.Unmarshal(body, v); err != nil {
-				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph answered with JSON this client cannot read: %v", what, err)
+				return c.notGraph(what, resp)
 			}
 			return nil
 		}
-		var ge graphError
-		json.Unmarshal(body, &ge)
 		switch code := resp.StatusCode; {
 		case code == http.StatusGone || ge.Error.Code == "syncStateNotFound" || ge.Error.Code == "resyncRequired" || ge.Error.Code == "syncStateInvalid":
 			return ErrSyncStateExpired
+		case (code == http.StatusTooManyRequests || code >= 500) && (isGraph || len(body) == 0 || code >= 502):
+			// Throttled or failing for now (a gateway in front of Graph may
+			// answer 502–504 without a Graph body).
+			if attempt >= c.cfg.MaxRetries {
+				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph still answers %s after %d retries", what, resp.Status, attempt)
+			}
+			d := wait.NextBackOff()
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+				d = time.Duration(s) * time.Second
+			}
+			if err := c.pause(ctx, what, "Graph answered "+resp.Status, d); err != nil {
+				return err
+			}
+		case !isGraph:
+			return c.notGraph(what, resp)
 		case code == http.StatusUnauthorized && !renewed:
 			renewed = true
 			c.mu.Lock()
 			c.token = ""
 			c.mu.Unlock()
-			continue
 		case code == http.StatusUnauthorized:
 			return usersync.Errorf(usersync.EUNAUTHORIZED, "%s: Graph refused the access token: %s", what, ge.Error.Message)
 		case code == http.StatusForbidden:
 			return usersync.Errorf(usersync.EFORBIDDEN, "%s: the application lacks a Graph permission (it needs %s, granted with admin consent): %s", what, perm, ge.Error.Message)
 		case code == http.StatusNotFound:
 			return usersync.Errorf(usersync.ENOTFOUND, "%s: not found in tenant %q (%s)", what, c.cfg.Tenant, ge.Error.Code)
-		case code == http.StatusTooManyRequests || code >= 500:
-			if attempt >= c.cfg.MaxRetries {
-				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph still answers %s after %d retries", what, resp.Status, attempt)
-			}
-			wait := backoff(attempt)
-			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-				wait = time.Duration(s) * time.Second
-			}
-			if err := c.cfg.Sleep(ctx, wait); err != nil {
-				return err
-			}
 		default:
-			return usersync.Errorf(usersync.EINVALID, "%s: Graph answered %s: %s %s", what, resp.Status, ge.Error.Code, ge.Error.Message)
+			return &APIError{Status: code, Code: ge.Error.Code, Message: ge.Error.Message, What: what}
 		}
 	}
 }
 
-// backoff is exponential with jitter, from 0.5 s up to 30 s.
-func backoff(attempt int) time.Duration {
-	d := time.Duration(500*(1<<min(attempt, 6))) * time.Millisecond
-	d = min(d, 30*time.Second)
-	return d/2 + time.Duration(rand.Int63n(int64(d/2)+1))
+// APIError is an answer of Graph that refuses a request for a reason of
+// its own (400: a bad query; 409; …).
+type APIError struct {
+	Status        int
+	Code, Message string
+	What          string // what was asked
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: Graph answered %d %s: %s", e.What, e.Status, e.Code, e.Message)
+}
+
+// Unwrap makes an APIError an EINVALID domain error.
+func (e *APIError) Unwrap() error { return usersync.Errorf(usersync.EINVALID, "%s", e.Error()) }
+
+// send sends a request, retrying a server that cannot be reached for now
+// (refused, reset, timed out) for up to netfail.ConnectBudget in all; a
+// failure that will not pass (no such host, an untrusted certificate, a
+// server that does not speak HTTP) is returned at once.
+func (c *Client) send(ctx context.Context, req *http.Request, what, base string) (*http.Response, error) {
+	var waited time.Duration
+	wait := netfail.Backoff()
+	for {
+		resp, err := c.cfg.HTTPClient.Do(req)
+		if err == nil {
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		f := netfail.Classify(err)
+		d := wait.NextBackOff()
+		if !f.Transient || waited+d > netfail.ConnectBudget {
+			tried := ""
+			if f.Transient {
+				tried = fmt.Sprintf(" (tried for %s)", waited.Round(time.Second))
+			}
+			return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach %s: %s%s", what, base, f.Reason, tried)
+		}
+		if err := c.pause(ctx, what, f.Reason, d); err != nil {
+			return nil, err
+		}
+		waited += d
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// pause tells OnRetry and waits.
+func (c *Client) pause(ctx context.Context, what, why string, d time.Duration) error {
+	if c.cfg.OnRetry != nil {
+		c.cfg.OnRetry(what, why, d)
+	}
+	return c.cfg.Sleep(ctx, d)
+}
+
+// notGraph is the error for an answer that is not Graph's: a web server, a
+// proxy's page, a wrong --graph-url.
+func (c *Client) notGraph(what string, resp *http.Response) error {
+	return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the server at %s does not answer like Microsoft Graph (it answered %s%s); check --graph-url",
+		what, c.cfg.GraphURL, resp.Status, contentType(resp))
+}
+
+func contentType(resp *http.Response) string {
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		return " with " + strings.SplitN(ct, ";", 2)[0]
+	}
+	return ""
 }

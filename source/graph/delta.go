@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/netfail"
 )
 
 // MemberCount returns how many users a group holds, nested groups
@@ -112,6 +113,7 @@ func (c *Client) UsersByID(ctx context.Context, ids []string, props []string) ([
 	var out []User
 	for start := 0; start < len(ids); start += maxBatch {
 		pending := ids[start:min(start+maxBatch, len(ids))]
+		backoffs := netfail.Backoff()
 		for attempt := 0; len(pending) > 0; attempt++ {
 			if attempt > c.cfg.MaxRetries {
 				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "read %d users by id: Graph still throttles or fails them after %d retries", len(pending), attempt-1)
@@ -164,9 +166,9 @@ func (c *Client) UsersByID(ctx context.Context, ids []string, props []string) ([
 			}
 			if len(retry) > 0 {
 				if wait == 0 {
-					wait = backoff(attempt)
+					wait = backoffs.NextBackOff()
 				}
-				if err := c.cfg.Sleep(ctx, wait); err != nil {
+				if err := c.pause(ctx, "read users by id", fmt.Sprintf("%d answers of a $batch were throttled or failed", len(retry)), wait); err != nil {
 					return nil, err
 				}
 			}

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -172,13 +173,45 @@ func (s *source) props() []string {
 }
 
 func (s *source) Members(ctx context.Context, g pull.Group, fn func([]pull.User) error) error {
-	return s.c.Members(ctx, g.ID, s.props(), func(page []User) error {
+	return s.explain(s.c.Members(ctx, g.ID, s.props(), func(page []User) error {
 		out := make([]pull.User, len(page))
 		for i, u := range page {
 			out[i] = s.toUser(u)
 		}
 		return fn(out)
-	})
+	}))
+}
+
+// explain turns Graph's refusal of a property the mapping names (400 "Could
+// not find a property named 'x'") into an error that names the option that
+// gave it and the property most likely meant.
+func (s *source) explain(err error) error {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 400 {
+		return err
+	}
+	flags := map[string]string{}
+	for _, a := range s.m.CustomAttrs {
+		flags[s.m.property(a)] = "--custom-user-attribute"
+	}
+	flags[s.m.TrustedServerUsernameAttr] = "--trusted-server-username-attr"
+	flags[s.m.EmailAttr] = "--email-attr"
+	flags[s.m.LastNameAttr] = "--last-name-attr"
+	flags[s.m.FirstNameAttr] = "--first-name-attr"
+	flags[s.m.UsernameAttr] = "--username-attr"
+	for prop, flag := range flags {
+		if prop == "" || !strings.Contains(ae.Message, "'"+prop+"'") {
+			continue
+		}
+		msg := fmt.Sprintf("Graph does not know the user property %q (%s)", prop, flag)
+		if sug := s.Suggest(prop); sug != "" && sug != prop {
+			msg += fmt.Sprintf("; did you mean %q?", sug)
+		} else if flag == "--custom-user-attribute" && s.m.CustomAttrAppID != "" {
+			msg += fmt.Sprintf("; with --custom-attr-app-id it is read as a directory extension of app %s", s.m.CustomAttrAppID)
+		}
+		return usersync.Errorf(usersync.EINVALID, "%s: %s", ae.What, msg)
+	}
+	return err
 }
 
 // toUser maps a Graph user; a user without accountEnabled counts as enabled.
@@ -258,11 +291,12 @@ func (s *source) selectList() string {
 // change made during the read comes again next time (applied idempotently)
 // rather than being lost. Groups with nested groups are not followed:
 // their membership delta lists only direct members.
-func (s *source) DeltaStart(ctx context.Context, g pull.Group) (string, bool, error) {
+func (s *source) DeltaStart(ctx context.Context, g pull.Group) (_ string, _ bool, err error) {
 	nested, err := s.c.HasNestedGroups(ctx, g.ID)
 	if err != nil || nested {
 		return "", false, err
 	}
+	defer func() { err = s.explain(err) }()
 	st := deltaState{Select: s.selectList()}
 	groupsErr := make(chan error, 1)
 	go func() { // both links at once: one round trip instead of two
