@@ -31,11 +31,11 @@ type deltaState struct {
 	Instance string `json:"n"`
 	Tenant   string `json:"tn"`
 	Epoch    int    `json:"e"`
-	From   int64  `json:"f"` // changes after this seq; -1: initial round (everything)
-	To     int64  `json:"t"` // up to this seq
-	Offset int    `json:"o,omitempty"`
-	Issued int64  `json:"i"` // unix seconds, for expiry
-	Query  string `json:"q"` // $select and $filter of the first call
+	From     int64  `json:"f"` // changes after this seq; -1: initial round (everything)
+	To       int64  `json:"t"` // up to this seq
+	Offset   int    `json:"o,omitempty"`
+	Issued   int64  `json:"i"` // unix seconds, for expiry
+	Query    string `json:"q"` // $select and $filter of the first call
 }
 
 func (d deltaState) encode() string {
