@@ -2,16 +2,29 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/usersync/usersync"
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
@@ -44,6 +57,8 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 	fl.DurationVar(&o.Latency, "latency", 0, "added to every Graph request, e.g. 50ms")
 	fl.IntVar(&o.RequestBudget, "throttle", 0, "answer 429 with Retry-After past this many requests per 10 s (0: never)")
 	fl.Float64Var(&o.FailRate, "fail-rate", 0, "share of Graph requests answered 503, e.g. 0.1")
+	var tf tlsFlags
+	tf.register(fl)
 	g.RunE = func(cmd *cobra.Command, args []string) error {
 		if users < 0 || groups < 1 || o.FailRate < 0 || o.FailRate > 1 {
 			return usageError{errors.New("--users must be ≥ 0, --groups ≥ 1 and --fail-rate between 0 and 1")}
@@ -70,16 +85,17 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 			clientSecret = randomHex(16)
 		}
 		o.ClientID, o.ClientSecret, o.Seed = clientID, clientSecret, seed
-		ln, err := net.Listen("tcp", listen)
+		ln, addr, err := a.listenEmulator(listen, tf)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w", listen, err)
+			return err
 		}
-		addr := "http://" + ln.Addr().String()
 		fmt.Fprintf(a.stdout, "Graph emulator listening on %s\n", addr)
 		nu, ng := tenant.Size()
 		fmt.Fprintf(a.stdout, "  tenant %s: %d users, %d groups\n", tenant.ID, nu, ng)
-		fmt.Fprintf(a.stdout, "  usersync o365 provision --authority-url %s --graph-url %s --tenant %s --client-id %s --client-secret %s --auto-create all \"All Users\"\n",
-			addr, addr, tenant.ID, clientID, clientSecret)
+		if group, size := tenant.LargestGroup(); group != "" {
+			fmt.Fprintf(a.stdout, "  %s\n", shellJoin(append([]string{selfCommand(), "o365", "provision", "--authority-url", addr, "--graph-url", addr, "--tenant", tenant.ID,
+				"--client-id", clientID, "--client-secret", clientSecret, "--auto-create", "all"}, append(userLimit(size), group)...)))
+		}
 		return serve(cmd.Context(), ln, graphemu.NewServer(tenant, o))
 	}
 	c.AddCommand(g, a.emulateOktaCommand())
@@ -110,6 +126,8 @@ sizes; about 3% of users are SUSPENDED, 3% DEPROVISIONED, 2% LOCKED_OUT.`,
 	fl.IntVar(&o.RateLimit, "rate-limit", 600, "requests per minute per endpoint family; over it, 429 E0000047")
 	fl.DurationVar(&o.Latency, "latency", 0, "added to every API request, e.g. 100ms")
 	fl.Float64Var(&o.FailRate, "fail-rate", 0, "share of API requests answered 500, e.g. 0.1")
+	var tf tlsFlags
+	tf.register(fl)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if users < 0 || groups < 1 || o.RateLimit < 1 || o.FailRate < 0 || o.FailRate > 1 {
 			return usageError{errors.New("--users must be ≥ 0, --groups ≥ 1, --rate-limit ≥ 1 and --fail-rate between 0 and 1")}
@@ -130,18 +148,98 @@ sizes; about 3% of users are SUSPENDED, 3% DEPROVISIONED, 2% LOCKED_OUT.`,
 			token = "00" + randomHex(20)
 		}
 		o.Token, o.Seed = token, seed
-		ln, err := net.Listen("tcp", listen)
+		ln, addr, err := a.listenEmulator(listen, tf)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w", listen, err)
+			return err
 		}
-		addr := "http://" + ln.Addr().String()
 		nu, ng := org.Size()
 		fmt.Fprintf(a.stdout, "Okta emulator listening on %s\n", addr)
 		fmt.Fprintf(a.stdout, "  org: %d users, %d groups; %d requests per minute per endpoint family\n", nu, ng, o.RateLimit)
-		fmt.Fprintf(a.stdout, "  usersync okta provision --okta-host %s --okta-token %s --auto-create all Everyone\n", addr, token)
+		if group, size := org.LargestGroup(); group != "" {
+			fmt.Fprintf(a.stdout, "  %s\n", shellJoin(append([]string{selfCommand(), "okta", "provision", "--okta-host", addr, "--okta-token", token, "--auto-create", "all"},
+				append(userLimit(size), group)...)))
+		}
 		return serve(cmd.Context(), ln, oktaemu.NewServer(org, o))
 	}
 	return c
+}
+
+// userLimit is the --sync-user-limit a group of n users needs (none up to
+// the default of 10,000).
+func userLimit(n int) []string {
+	if n <= 10000 {
+		return nil
+	}
+	return []string{"--sync-user-limit", strconv.Itoa(n)}
+}
+
+// tlsFlags let an emulator serve HTTPS, as the official SDKs require.
+type tlsFlags struct {
+	cert, key  string
+	selfSigned bool
+}
+
+func (f *tlsFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.cert, "tls-cert", "", "serve HTTPS with this certificate (PEM); with --tls-key")
+	fl.StringVar(&f.key, "tls-key", "", "the private key of --tls-cert (PEM)")
+	fl.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve HTTPS with a certificate made now for 127.0.0.1 and localhost; its file and SHA-256 fingerprint are printed")
+}
+
+// listenEmulator listens on addr, over TLS when asked, and returns the
+// listener and the base URL clients use.
+func (a *app) listenEmulator(addr string, tf tlsFlags) (net.Listener, string, error) {
+	if tf.selfSigned && (tf.cert != "" || tf.key != "") {
+		return nil, "", usageError{errors.New("--tls-self-signed makes its own certificate: leave out --tls-cert and --tls-key")}
+	}
+	conf, err := loadTLS(tf.cert, tf.key)
+	if err != nil {
+		return nil, "", err
+	}
+	if tf.selfSigned {
+		var file, fingerprint string
+		if conf, file, fingerprint, err = makeSelfSigned(); err != nil {
+			return nil, "", err
+		}
+		fmt.Fprintf(a.stdout, "TLS: a self-signed certificate, SHA-256 fingerprint %s\n  in %s (clients trust it with SSL_CERT_FILE=%s)\n", fingerprint, file, file)
+	}
+	ln, err := listenOn(addr)
+	if err != nil {
+		return nil, "", err
+	}
+	if conf == nil {
+		return ln, "http://" + ln.Addr().String(), nil
+	}
+	return tls.NewListener(ln, conf), "https://" + ln.Addr().String(), nil
+}
+
+// makeSelfSigned makes a certificate for the loopback names, writes it to a
+// file (PEM) and returns a TLS configuration serving it.
+func makeSelfSigned() (*tls.Config, string, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "usersync emulator"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true, DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, "", "", err
+	}
+	f, err := os.CreateTemp("", "usersync-emulator-*.pem")
+	if err != nil {
+		return nil, "", "", usersync.Errorf(usersync.EUNAVAILABLE, "cannot write the emulator's certificate: %v", err)
+	}
+	pem.Encode(f, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	f.Close()
+	sum := sha256.Sum256(der)
+	fp := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var pairs []string
+	for i := 0; i < len(fp); i += 2 {
+		pairs = append(pairs, fp[i:i+2])
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, f.Name(), strings.Join(pairs, ":"), nil
 }
 
 // serve answers on ln until ctx ends.

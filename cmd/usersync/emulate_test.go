@@ -14,7 +14,18 @@ import (
 // TestEmulateGraphServes starts `usersync emulate graph` on a free port and
 // syncs from it with the command line it prints.
 func TestEmulateGraphServes(t *testing.T) {
-	serveAndSync(t, []string{"--users", "40", "--groups", "3"}, "Group 1", "Group 1 → Group 1: 20 source users; users created 20")
+	serveAndSync(t, []string{"--users", "40", "--groups", "3"}, "All Users → All Users: 40 source users; users created 40")
+}
+
+// A tenant above the default user limit: the printed command says so.
+func TestEmulateGraphLargeTenant(t *testing.T) {
+	serveAndSync(t, []string{"--users", "10050", "--groups", "1"}, "All Users → All Users: 10050 source users; users created 10050")
+}
+
+// Served over TLS with a certificate made on the spot, which clients trust
+// through SSL_CERT_FILE, as the printed hint says.
+func TestEmulateGraphSelfSignedTLS(t *testing.T) {
+	serveAndSync(t, []string{"--users", "10", "--groups", "1", "--tls-self-signed"}, "All Users → All Users: 10 source users")
 }
 
 // TestEmulateGraphTenantFile serves a tenant loaded from a JSON file.
@@ -24,7 +35,7 @@ func TestEmulateGraphTenantFile(t *testing.T) {
 		{"id": "u1", "userPrincipalName": "ann@contoso.example", "givenName": "Ann", "accountEnabled": true},
 		{"id": "u2", "userPrincipalName": "bob@contoso.example", "accountEnabled": true}],
 		"groups": [{"id": "g1", "displayName": "Team", "members": ["u1", "u2"]}]}`), 0o600)
-	serveAndSync(t, []string{"--tenant-file", file}, "Team", "Team → Team: 2 source users; users created 2")
+	serveAndSync(t, []string{"--tenant-file", file}, "Team → Team: 2 source users; users created 2")
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(bad, []byte(`{"id": "x", "groups": [{"id": "g", "members": ["ghost"]}]}`), 0o600)
 	fails(t, cli(t, filepath.Join(t.TempDir(), "d.db"), "", "emulate", "graph", "--tenant-file", bad), 2, `member "ghost"`)
@@ -32,14 +43,16 @@ func TestEmulateGraphTenantFile(t *testing.T) {
 
 // TestEmulateOktaServes starts `usersync emulate okta` and syncs from it.
 func TestEmulateOktaServes(t *testing.T) {
-	serveAndSyncFrom(t, "okta", []string{"--users", "40", "--groups", "3", "--token", "tok-1"}, "Group 1", "Group 1 → Group 1: 20 source users")
+	serveAndSyncFrom(t, "okta", []string{"--users", "40", "--groups", "3", "--token", "tok-1"}, "Everyone → Everyone: 40 source users")
 }
 
-func serveAndSync(t *testing.T, flags []string, group, want string) {
-	serveAndSyncFrom(t, "graph", flags, group, want)
+func serveAndSync(t *testing.T, flags []string, want string) {
+	serveAndSyncFrom(t, "graph", flags, want)
 }
 
-func serveAndSyncFrom(t *testing.T, kind string, flags []string, group, want string) {
+// serveAndSyncFrom starts an emulator and runs, as it is, the provision
+// command line it prints.
+func serveAndSyncFrom(t *testing.T, kind string, flags []string, want string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int)
@@ -52,9 +65,13 @@ func serveAndSyncFrom(t *testing.T, kind string, flags []string, group, want str
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
-	var provision string
+	var provision, certFile string
 	for lines.Scan() {
-		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "usersync o365 provision") || strings.HasPrefix(l, "usersync okta provision") {
+		l := strings.TrimSpace(lines.Text())
+		if _, f, ok := strings.Cut(l, "SSL_CERT_FILE="); ok {
+			certFile = strings.TrimSuffix(f, ")")
+		}
+		if strings.Contains(l, " o365 provision ") || strings.Contains(l, " okta provision ") {
 			provision = l
 			break
 		}
@@ -63,11 +80,14 @@ func serveAndSyncFrom(t *testing.T, kind string, flags []string, group, want str
 	if provision == "" {
 		t.Fatal("the emulator printed no provision command")
 	}
-	args := strings.Fields(strings.TrimPrefix(provision, "usersync "))
-	if kind == "okta" {
-		args = append(args[:len(args)-1], group) // replace Everyone
-	} else {
-		args = append(args[:len(args)-2], group) // replace `"All Users"` (quoted for a shell)
+	words := splitShell(provision)
+	i := 0
+	for words[i] != "o365" && words[i] != "okta" {
+		i++ // the command that runs usersync: "usersync", "go run ./cmd/usersync", …
+	}
+	args := words[i:]
+	if certFile != "" {
+		t.Setenv("SSL_CERT_FILE", certFile)
 	}
 	db := filepath.Join(t.TempDir(), "d.db")
 	r := ok(t, cli(t, db, "", args...))
@@ -83,4 +103,31 @@ func serveAndSyncFrom(t *testing.T, kind string, flags []string, group, want str
 	case <-time.After(10 * time.Second):
 		t.Fatal("the emulator did not shut down")
 	}
+}
+
+// splitShell splits a command line printed for a POSIX shell (words,
+// 'single-quoted' words).
+func splitShell(line string) []string {
+	var out []string
+	var word strings.Builder
+	in, quoted := false, false
+	for _, c := range line {
+		switch {
+		case c == '\'':
+			quoted, in = !quoted, true
+		case c == ' ' && !quoted:
+			if in {
+				out = append(out, word.String())
+				word.Reset()
+			}
+			in = false
+		default:
+			word.WriteRune(c)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, word.String())
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
+	"github.com/usersync/usersync/pull"
 )
 
 // TestProgressBarOnTerminal runs a sync with standard error on a pseudo
@@ -37,6 +38,7 @@ func TestProgressBarOnTerminal(t *testing.T) {
 		t.Skipf("no pseudo terminal here: %v", err)
 	}
 	defer ptmx.Close()
+	pty.Setsize(tty, &pty.Winsize{Rows: 24, Cols: 80}) // a common terminal width
 	var screen bytes.Buffer
 	read := make(chan struct{})
 	go func() { io.Copy(&screen, ptmx); close(read) }()
@@ -52,6 +54,16 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	if !strings.Contains(screen.String(), "users fetched") || !strings.Contains(screen.String(), "All Users") {
 		t.Fatalf("no progress bar on the terminal: %q", screen.String())
 	}
+	// Every drawing fits the 80 columns (a wrapped line cannot be redrawn
+	// in place), and the last thing written erases the line.
+	for _, line := range strings.FieldsFunc(screen.String(), func(r rune) bool { return r == '\r' || r == '\n' }) {
+		if n := len([]rune(strings.ReplaceAll(line, "\x1b[K", ""))); n >= 80 {
+			t.Fatalf("a drawing %d columns wide: %q", n, line)
+		}
+	}
+	if !strings.HasSuffix(screen.String(), "\r\x1b[K") {
+		t.Fatalf("the bar was left on the screen: %q", screen.String()[max(0, screen.Len()-200):])
+	}
 
 	// Piped: stderr is a pipe, not a terminal.
 	pr, pw, _ := os.Pipe()
@@ -65,6 +77,24 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	<-done
 	if piped.Len() != 0 {
 		t.Fatalf("piped standard error got %q", piped.String())
+	}
+}
+
+// The progress line fits any width, shortening a long group name first.
+func TestProgressLineFits(t *testing.T) {
+	for _, width := range []int{12, 30, 40, 60, 79, 119, 200} {
+		for _, p := range []pull.Progress{
+			{Group: "All Users", Total: 100000, Pages: 42, Fetched: 41958, Applied: 39960},
+			{Group: strings.Repeat("A very long group name ", 6), Total: -1, Pages: 3, Fetched: 2997, Applied: 2997},
+		} {
+			line := progressLine(p, width)
+			if n := len([]rune(line)); n > width {
+				t.Fatalf("width %d: %d columns: %q", width, n, line)
+			}
+			if width >= 60 && !strings.Contains(line, "users fetched") {
+				t.Fatalf("width %d: the counts are cut: %q", width, line)
+			}
+		}
 	}
 }
 

@@ -453,3 +453,19 @@ func (t *Tenant) Size() (users, groups int) {
 	defer t.mu.RUnlock()
 	return len(t.users), len(t.groups)
 }
+
+// LargestGroup names the group with the most users (nested groups
+// flattened) and its size; "" for a tenant without groups.
+func (t *Tenant) LargestGroup() (name string, users int) {
+	t.mu.RLock()
+	order := append([]string(nil), t.order...)
+	t.mu.RUnlock()
+	for _, id := range order {
+		if n := len(t.transitiveUsers(id, false)); name == "" || n > users {
+			t.mu.RLock()
+			name, users = t.groups[id].DisplayName, n
+			t.mu.RUnlock()
+		}
+	}
+	return name, users
+}

@@ -284,3 +284,16 @@ func (o *Org) Size() (users, groups int) {
 	defer o.mu.RUnlock()
 	return len(o.users), len(o.groups)
 }
+
+// LargestGroup names the group with the most members and its size; "" for
+// an org without groups.
+func (o *Org) LargestGroup() (name string, users int) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	for _, id := range o.order {
+		if g := o.groups[id]; name == "" || len(g.Members) > users {
+			name, users = g.Name, len(g.Members)
+		}
+	}
+	return name, users
+}

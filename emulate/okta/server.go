@@ -99,6 +99,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Okta-Request-Id", requestID()) // on every answer, as Okta's (wire facts §14)
 	if !strings.HasPrefix(r.URL.Path, "/api/v1/") {
 		apiError(w, 404, "E0000022", "The endpoint does not support the provided HTTP method")
 		return
@@ -166,12 +167,13 @@ func (s *Server) count(k string) {
 func (s *Server) rateLimit(w http.ResponseWriter, family string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Windows are aligned to the clock (per minute, as Okta's), so the reset
-	// time is exact in whole seconds.
-	start := time.Now().Truncate(s.opts.Window)
+	// A window starts with the first request after the last one ended, so
+	// windows do not line up with the clock's minutes (Okta's do not:
+	// wire facts §11); a client must read the reset time, not guess it.
+	now := time.Now()
 	b := s.buckets[family]
-	if b == nil || !b.start.Equal(start) {
-		b = &bucket{start: start}
+	if b == nil || !now.Before(b.start.Add(s.opts.Window)) {
+		b = &bucket{start: now}
 		s.buckets[family] = b
 	}
 	reset := b.start.Add(s.opts.Window)
@@ -193,10 +195,20 @@ func (s *Server) fail() bool {
 	return s.rng.Float64() < s.opts.FailRate
 }
 
+// requestID is an opaque id like Okta's X-Okta-Request-Id.
+func requestID() string {
+	b := make([]byte, 15)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
 func baseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
 	}
 	return scheme + "://" + r.Host
 }

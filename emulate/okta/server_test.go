@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +137,27 @@ func FuzzSearchName(f *testing.F) {
 			t.Fatalf("%q → %q → %q %v", expr, name, again, err)
 		}
 	})
+}
+
+// Every answer, errors included, carries X-Okta-Request-Id; a rate-limit
+// window starts with its first request, not on the clock's minute (wire
+// facts §11), so the reset is a whole window away from it.
+func TestRequestIDAndWindows(t *testing.T) {
+	org := Generate(3, 10, 2)
+	srv := httptest.NewServer(NewServer(org, Options{Token: "tok", RateLimit: 100, Window: 10 * time.Second}))
+	defer srv.Close()
+	seen := map[string]bool{}
+	for _, c := range []struct{ token, path string }{{"tok", "/api/v1/groups"}, {"bad", "/api/v1/groups"}, {"tok", "/api/v1/nope"}} {
+		resp, _ := get(t, srv, c.token, c.path)
+		id := resp.Header.Get("X-Okta-Request-Id")
+		if id == "" || seen[id] {
+			t.Fatalf("%s %s: request id %q", c.token, c.path, id)
+		}
+		seen[id] = true
+	}
+	resp, _ := get(t, srv, "tok", "/api/v1/groups/"+org.GroupsNamed("Everyone")[0].ID)
+	reset, _ := strconv.ParseInt(resp.Header.Get("X-Rate-Limit-Reset"), 10, 64)
+	if left := time.Until(time.Unix(reset, 0)); left < 9*time.Second || left > 11*time.Second {
+		t.Fatalf("the window resets in %s, want about 10 s from its first request", left)
+	}
 }
