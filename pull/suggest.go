@@ -4,7 +4,7 @@ import "strings"
 
 // Closest returns the name among known that a mistyped name most likely
 // meant: the same name in another case, else the one fewest single-letter
-// edits away, if that is at most a third of its length (and at least 1).
+// edits away, if that is at most a third of its length (and at least 2).
 // It returns "" when nothing is that close.
 func Closest(name string, known []string) string {
 	best, bestDist := "", 0
@@ -17,7 +17,7 @@ func Closest(name string, known []string) string {
 			best, bestDist = k, d
 		}
 	}
-	if best == "" || bestDist > max(1, len([]rune(best))/3) {
+	if best == "" || bestDist > max(2, len([]rune(best))/3) {
 		return ""
 	}
 	return best

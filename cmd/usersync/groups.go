@@ -229,8 +229,26 @@ func (a *app) membersChange(remove bool) *cobra.Command {
 			}
 			past := map[bool]string{false: "added", true: "removed"}[remove]
 			return a.emit(map[string]any{"group": g.Name, past: n}, func(w io.Writer) {
-				row(w, fmt.Sprintf("%s %d of %d users (the others were %s already)", past, n, len(ids), map[bool]string{false: "members", true: "not members"}[remove]))
+				row(w, membersChanged(past, n, len(ids), remove))
 			})
 		}),
 	}
+}
+
+// membersChanged says how many of the named users a members add or remove
+// changed, and why the others were left alone.
+func membersChanged(past string, n, named int, remove bool) string {
+	msg := fmt.Sprintf("%s %d of %d users", past, n, named)
+	if n == named {
+		return fmt.Sprintf("%s %d %s", past, n, map[bool]string{true: "user", false: "users"}[n == 1])
+	}
+	state := "a member already"
+	if remove {
+		state = "not a member"
+	}
+	if named-n > 1 {
+		state = map[bool]string{false: "members already", true: "not members"}[remove]
+		return fmt.Sprintf("%s (%d were %s)", msg, named-n, state)
+	}
+	return fmt.Sprintf("%s (1 was %s)", msg, state)
 }

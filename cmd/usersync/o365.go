@@ -272,7 +272,7 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 		if pf.dryRun {
 			label = "plan:"
 		}
-		o.OnAction = func(act pull.Action) { fmt.Fprintf(a.stderr, "%s %-13s %s\n", label, act.Kind, describe(act)) }
+		o.OnAction = func(act pull.Action) { fmt.Fprintf(a.stderr, "%s %s %s\n", label, act.Kind, describe(act)) }
 	}
 	var outcomes []groupOutcome
 	failed := false

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -114,4 +115,44 @@ func TestUnknownUsername(t *testing.T) {
 // openDirQuiet opens an existing directory file, for polling from another goroutine.
 func openDirQuiet(db string) (*sqlstore.DB, error) {
 	return sqlstore.OpenWith(context.Background(), db, sqlstore.Options{Existing: true})
+}
+
+// The members add/remove message says what happened, without claiming
+// "the others" when there are none.
+func TestMembersChangedMessage(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "groups", "create", "G"))
+	for _, u := range []string{"ann", "ben"} {
+		ok(t, cli(t, db, "", "users", "create", "--username", u, "--email", u+"@example.com"))
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"groups", "members", "add", "G", "ann", "ben"}, "added 2 users"},
+		{[]string{"groups", "members", "add", "G", "ann"}, "added 0 of 1 users (1 was a member already)"},
+		{[]string{"groups", "members", "remove", "G", "ann"}, "removed 1 user"},
+		{[]string{"groups", "members", "remove", "G", "ann", "ben"}, "removed 1 of 2 users (1 was not a member)"},
+	} {
+		if r := ok(t, cli(t, db, "", c.args...)); strings.TrimSpace(r.stdout) != c.want || strings.Contains(r.stdout, "  ") {
+			t.Fatalf("%v: %q, want %q", c.args, r.stdout, c.want)
+		}
+	}
+}
+
+// serve names what stops it: a port in use, a TLS file that is missing.
+func TestServeStartupErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	fails(t, cli(t, db, "", "serve", "--listen", busy.Addr().String()), 1, "another program uses that address")
+	fails(t, cli(t, db, "", "serve", "--listen", "127.0.0.1:0", "--tls-cert", "missing.pem", "--tls-key", "missing-key.pem"), 1, "cannot use the TLS certificate missing.pem")
+	for _, r := range []result{cli(t, db, "", "serve", "--listen", busy.Addr().String())} {
+		if strings.Contains(r.stderr, "Internal error") {
+			t.Fatalf("an environment problem reported as internal: %s", r.stderr)
+		}
+	}
 }

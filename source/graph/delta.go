@@ -161,7 +161,7 @@ func (c *Client) UsersByID(ctx context.Context, ids []string, props []string) ([
 				default:
 					var ge graphError
 					json.Unmarshal(r.Body, &ge)
-					return nil, usersync.Errorf(usersync.EINVALID, "read user %s: Graph answered %d: %s %s", pending[i], r.Status, ge.Error.Code, ge.Error.Message)
+					return nil, (&APIError{Status: r.Status, Code: ge.Error.Code, Message: ge.Error.Message, What: "read user " + pending[i]}).Unwrap()
 				}
 			}
 			if len(retry) > 0 {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/netfail"
 )
 
 // MaxPage is the largest page of group members Okta serves.
@@ -139,6 +139,8 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 		return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: Okta gave an unusable link %q", what, target)
 	}
 	fam := family(u.Path)
+	backoffs := netfail.Backoff()
+	var unreachable time.Duration // waited for a server that could not be reached
 	for attempt := 0; ; attempt++ {
 		if err := c.pace(ctx, fam); err != nil {
 			return nil, err
@@ -151,10 +153,19 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 		req.Header.Set("Accept", "application/json")
 		resp, err := c.cfg.HTTPClient.Do(req)
 		if err != nil {
-			if ctx.Err() != nil || attempt >= c.cfg.MaxRetries {
-				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach Okta at %s: %v", what, c.base, redact(err, c.cfg.Token))
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
 			}
-			if err := c.cfg.Sleep(ctx, backoff(attempt)); err != nil {
+			// Retry only what may pass (refused, reset, timed out), for
+			// ConnectBudget in all; a missing host or an untrusted
+			// certificate fails at once.
+			f := netfail.Classify(err)
+			wait := backoffs.NextBackOff()
+			if !f.Transient || unreachable+wait > netfail.ConnectBudget {
+				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach Okta at %s: %s", what, c.base, strings.ReplaceAll(f.Reason, c.cfg.Token, "********"))
+			}
+			unreachable += wait
+			if err := c.cfg.Sleep(ctx, wait); err != nil {
 				return nil, err
 			}
 			continue
@@ -172,7 +183,11 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 			return resp.Header, nil
 		}
 		var ae apiError
-		json.Unmarshal(body, &ae)
+		if json.Unmarshal(body, &ae) != nil || ae.ErrorCode == "" {
+			if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 502 {
+				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: the server at %s does not answer like Okta (it answered %s); check --okta-host", what, c.base, resp.Status)
+			}
+		}
 		switch code := resp.StatusCode; {
 		case code == http.StatusUnauthorized:
 			return nil, usersync.Errorf(usersync.EUNAUTHORIZED, "%s: Okta refused the API token (%s). Okta API tokens expire after 30 days without use and can be revoked: create a new one under Security > API > Tokens and pass it with --okta-token or OKTA_USERSYNC_TOKEN", what, ae)
@@ -184,7 +199,7 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 			if attempt >= c.cfg.MaxRetries {
 				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: Okta still answers %s after %d retries (%s)", what, resp.Status, attempt, ae)
 			}
-			wait := backoff(attempt)
+			wait := backoffs.NextBackOff()
 			if code == http.StatusTooManyRequests {
 				if reset, ok := resetTime(resp.Header); ok {
 					wait = max(reset.Sub(c.cfg.Now()), 0) + time.Second/4
@@ -238,17 +253,6 @@ func resetTime(h http.Header) (time.Time, bool) {
 	return time.Unix(s, 0), true
 }
 
-// backoff is exponential with jitter, from 0.5 s up to 30 s.
-func backoff(attempt int) time.Duration {
-	d := time.Duration(500*(1<<min(attempt, 6))) * time.Millisecond
-	d = min(d, 30*time.Second)
-	return d/2 + time.Duration(rand.Int63n(int64(d/2)+1))
-}
-
-// redact keeps the token out of transport errors (a proxy may echo URLs or headers).
-func redact(err error, token string) string {
-	return strings.ReplaceAll(err.Error(), token, "********")
-}
 
 // nextLink returns the rel="next" URL of a Link header, or "".
 func nextLink(h http.Header) string {

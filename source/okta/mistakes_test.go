@@ -1,0 +1,63 @@
+package okta
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+	oktaemu "github.com/usersync/usersync/emulate/okta"
+	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/pull"
+)
+
+// A mistyped username attribute (Okta answers profiles without it, no
+// error) fails the group, naming the attribute and the likely one; a
+// mistyped email attribute is a warning that does the same.
+func TestMistypedAttributes(t *testing.T) {
+	org := oktaemu.Generate(5, 40, 2)
+	_, srv := start(t, org, oktaemu.Options{})
+	c := newClient(t, Config{Host: srv.URL, Token: token})
+	d := dirtest.SQLite(t)
+	ctx := context.Background()
+	_, err := pull.Sync(ctx, d, c.Source(Mapping{UsernameAttr: "logn"}), "Everyone", pull.Options{AutoCreate: pull.CreateAll})
+	if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), `--username-attr "logn"`) || !strings.Contains(err.Error(), `did you mean "login"?`) {
+		t.Fatalf("username attribute: %v", err)
+	}
+	if _, n, _ := d.FindUsers(ctx, usersync.UserFilter{}); n != 0 {
+		t.Fatalf("%d users written", n)
+	}
+	r, err := pull.Sync(ctx, d, c.Source(Mapping{EmailAttr: "mial"}), "Everyone", pull.Options{AutoCreate: pull.CreateAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := false
+	for _, w := range r.Warnings {
+		warned = warned || (strings.Contains(w, "have no email address") && strings.Contains(w, `--email-attr "mial"`) && strings.Contains(w, `did you mean "email"?`))
+	}
+	if !warned {
+		t.Fatalf("email attribute: %q", r.Warnings)
+	}
+}
+
+// A host that is not Okta, or cannot be reached, is named so — quickly.
+func TestNotOktaOrUnreachable(t *testing.T) {
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	c := newClient(t, Config{Host: web.URL, Token: token})
+	if _, err := c.FindGroup(context.Background(), "G"); err == nil || !strings.Contains(err.Error(), "does not answer like Okta") {
+		t.Fatalf("web server: %v", err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := "http://" + ln.Addr().String()
+	ln.Close()
+	var waited time.Duration
+	c = newClient(t, Config{Host: addr, Token: token, Sleep: func(ctx context.Context, d time.Duration) error { waited += d; return nil }})
+	if _, err := c.FindGroup(context.Background(), "G"); err == nil || !strings.Contains(err.Error(), "connection refused") || waited > 15*time.Second || waited == 0 {
+		t.Fatalf("refused: %v after %s", err, waited)
+	}
+}
