@@ -253,7 +253,6 @@ func resetTime(h http.Header) (time.Time, bool) {
 	return time.Unix(s, 0), true
 }
 
-
 // nextLink returns the rel="next" URL of a Link header, or "".
 func nextLink(h http.Header) string {
 	for _, v := range h.Values("Link") {
