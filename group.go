@@ -186,7 +186,8 @@ type FolderService interface {
 }
 
 // MemberRef names a group member, who owns it, and the source groups that
-// brought it into the group (see MemberChange.Via).
+// brought it into the group (see MemberChange.Via). Via may be shared with
+// other refs: copy it before changing it in place.
 type MemberRef struct {
 	UserID   int64
 	Username string

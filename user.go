@@ -199,6 +199,9 @@ type UserFilter struct {
 	Where  Cond   // evaluated in the database; nil for all
 	Offset int
 	Limit  int // 0 means no limit
+	// Unordered skips ordering by username: for existence checks, which
+	// then cost one index probe, not a sort of every match.
+	Unordered bool
 }
 
 // UserService manages users.

@@ -147,13 +147,18 @@ type syncer struct {
 	joins   map[string]int64       // Default and mapped groups: name key → id (0: created by this run; -1: not usable)
 
 	current   map[int64]*member // members of the target group, by user id
-	byName    map[string]int64  // username key → member id
+	byName    map[string]int64  // username key → member id; made when first asked (memberNamed)
 	bySID     map[string]int64  // source id → member id, for members this source owns
 	seenIDs   map[int64]bool    // directory users found in the source this run
 	seenNames map[string]bool   // username keys found in the source this run
 	dropAttrs []string          // attributes the last run filled and this one does not
-	reasonIn  string
-	applied   int
+	// sourceHasUsers says whether the directory held users of this source
+	// when the run first looked (nil: not looked yet); when it held none (a
+	// first sync), no user can be found by its source id and the lookups
+	// are skipped.
+	sourceHasUsers *bool
+	reasonIn       string
+	applied        int
 
 	// Missing values, for one warning each at the end.
 	noName       []string // source ids of users without a username
@@ -188,7 +193,7 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 		o.UserType = usersync.UserRegular
 	}
 	s := &syncer{dir: dir, src: src, o: o, r: r, owner: src.Owner(), joins: map[string]int64{},
-		current: map[int64]*member{}, byName: map[string]int64{}, bySID: map[string]int64{}, seenIDs: map[int64]bool{}, seenNames: map[string]bool{},
+		current: map[int64]*member{}, bySID: map[string]int64{}, seenIDs: map[int64]bool{}, seenNames: map[string]bool{},
 		reasonIn: "in source group " + sg.Name, via: SourceGroupKey(src.Owner(), sg.ID)}
 	err = s.run(ctx, sg)
 	s.finish()
@@ -332,9 +337,24 @@ func (s *syncer) loadMembers(ctx context.Context) error {
 	return nil
 }
 
+// memberNamed returns the member with this username key. The index by
+// name is built on first use: most runs never need it.
+func (s *syncer) memberNamed(key string) (*member, bool) {
+	if s.byName == nil {
+		s.byName = make(map[string]int64, len(s.current))
+		for id, m := range s.current {
+			s.byName[usersync.UsernameKey(m.username)] = id
+		}
+	}
+	id, ok := s.byName[key]
+	return s.current[id], ok
+}
+
 func (s *syncer) addCurrent(m *member) {
 	s.current[m.id] = m
-	s.byName[usersync.UsernameKey(m.username)] = m.id
+	if s.byName != nil {
+		s.byName[usersync.UsernameKey(m.username)] = m.id
+	}
 	if m.source == s.owner && m.sourceID != "" {
 		s.bySID[m.sourceID] = m.id
 	}
@@ -395,7 +415,7 @@ func (s *syncer) finish() {
 		s.r.SourceUsers = 0
 		if s.onlyUserSeen {
 			s.r.SourceUsers = 1
-		} else if _, member := s.byName[usersync.UsernameKey(s.o.OnlyUser)]; !member {
+		} else if _, member := s.memberNamed(usersync.UsernameKey(s.o.OnlyUser)); !member {
 			s.r.Skipped = fmt.Sprintf("user %q is neither in source group %q nor in directory group %q", s.o.OnlyUser, s.r.SourceGroup, s.r.Group)
 		}
 	}
@@ -552,8 +572,9 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 	}
 	for _, u := range ch.Updated {
 		_, isMember := s.bySID[u.ID]
-		if id, ok := s.byName[usersync.UsernameKey(u.Username)]; !isMember && ok && s.current[id].source != s.owner {
-			isMember = true
+		if !isMember {
+			m, ok := s.memberNamed(usersync.UsernameKey(u.Username))
+			isMember = ok && m.source != s.owner
 		}
 		if isMember && !added[u.ID] {
 			users = append(users, u)
@@ -600,6 +621,17 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		if cur, ok := byName[usersync.UsernameKey(u.Username)]; u.ID != "" && (!ok || cur.Source != s.owner || cur.SourceID != u.ID) {
 			ask = append(ask, u.ID)
 		}
+	}
+	if len(ask) > 0 && s.sourceHasUsers == nil {
+		some, _, err := s.dir.FindUsers(ctx, usersync.UserFilter{Source: s.owner, Limit: 1, Unordered: true})
+		if err != nil {
+			return err
+		}
+		has := len(some) > 0
+		s.sourceHasUsers = &has
+	}
+	if s.sourceHasUsers != nil && !*s.sourceHasUsers {
+		ask = ask[:0] // the source had no users when the run began: none to find
 	}
 	bySID, err := s.dir.UsersBySource(ctx, s.owner, ask)
 	if err != nil {
@@ -845,11 +877,11 @@ func (s *syncer) remove(ctx context.Context, leave []*member, sourceEmpty bool) 
 			}
 		}
 	}
-	byName := func(list []*member) {
+	sortByName := func(list []*member) {
 		sort.Slice(list, func(i, j int) bool { return list[i].username < list[j].username })
 	}
-	byName(gone)
-	byName(kept)
+	sortByName(gone)
+	sortByName(kept)
 	n := len(gone)
 	if n > 0 && !s.o.Force && s.o.OnlyUser == "" && ((sourceEmpty && n == len(s.current)) || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(len(s.current)))) {
 		return usersync.Errorf(usersync.ECONFLICT, "syncing group %q would remove %d of its %d members (source group %q); removals refused as a likely mistake — run with --force to apply them",

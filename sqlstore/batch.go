@@ -262,59 +262,25 @@ func mergeUser(old *usersync.User, up *usersync.UserUpsert) *usersync.User {
 // usersByID loads the users with the given ids.
 func (t *tx) usersByID(ids []int64) (map[int64]*usersync.User, error) {
 	out := make(map[int64]*usersync.User, len(ids))
-	for start := 0; start < len(ids); start += 500 {
-		part := ids[start:min(start+500, len(ids))]
-		args := make([]any, len(part))
-		for i, id := range part {
-			args[i] = id
-		}
-		rows, err := t.query(`SELECT `+userCols+` FROM users WHERE id IN `+inClause(len(part)), args...)
-		if err != nil {
-			return nil, t.d.wrapErr("read users", err)
-		}
-		for rows.Next() {
-			u, err := scanUser(rows)
-			if err != nil {
-				rows.Close()
-				return nil, t.d.wrapErr("read users", err)
-			}
+	return out, inChunks(t.d, t.query, "read users", `SELECT `+userCols+` FROM users WHERE id IN `, nil, ids, func(rows *sql.Rows) error {
+		u, err := scanUser(rows)
+		if err == nil {
 			out[u.ID] = u
 		}
-		if err := rows.Close(); err != nil {
-			return nil, t.d.wrapErr("read users", err)
-		}
-	}
-	return out, nil
+		return err
+	})
 }
 
 // usersByKey loads the users with the given username keys.
 func (t *tx) usersByKey(keys []string) (map[string]*usersync.User, error) {
 	out := make(map[string]*usersync.User, len(keys))
-	const chunk = 500
-	args := make([]any, 0, chunk)
-	for start := 0; start < len(keys); start += chunk {
-		part := keys[start:min(start+chunk, len(keys))]
-		args = args[:0]
-		for _, k := range part {
-			args = append(args, k)
-		}
-		rows, err := t.query(`SELECT `+userCols+` FROM users WHERE username_key IN `+inClause(len(part)), args...)
-		if err != nil {
-			return nil, t.d.wrapErr("read users", err)
-		}
-		for rows.Next() {
-			u, err := scanUser(rows)
-			if err != nil {
-				rows.Close()
-				return nil, t.d.wrapErr("read users", err)
-			}
+	return out, inChunks(t.d, t.query, "read users", `SELECT `+userCols+` FROM users WHERE username_key IN `, nil, keys, func(rows *sql.Rows) error {
+		u, err := scanUser(rows)
+		if err == nil {
 			out[usersync.UsernameKey(u.Username)] = u
 		}
-		if err := rows.Close(); err != nil {
-			return nil, t.d.wrapErr("read users", err)
-		}
-	}
-	return out, nil
+		return err
+	})
 }
 
 // applyMembers resolves the named groups and users and adds or removes

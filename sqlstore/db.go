@@ -93,6 +93,9 @@ type DB struct {
 	settings cache[usersync.Setting] // recent Setting answers, by key
 
 	secrets *secretKey // seals secret settings
+	// viaNums and viaKeys cache source-group keys and their numbers in
+	// memberships (see sourceGroupNum); entries are only added, after commit.
+	viaNums, viaKeys sync.Map
 
 	rebound   sync.Map // query with ? → query in the dialect's placeholders
 	stmts     sync.Map // query → *sql.Stmt prepared on the pool (bulk statement shapes)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/usersync/usersync"
@@ -317,30 +318,13 @@ func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
 // usernames maps user ids to usernames; ids not found are absent.
 func (t *tx) usernames(ids []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := t.query(`SELECT id, username FROM users WHERE id IN `+inClause(len(chunk)), args...)
-		if err != nil {
-			return nil, t.d.wrapErr("read users", err)
-		}
-		for rows.Next() {
-			var id int64
-			var name string
-			if err := rows.Scan(&id, &name); err != nil {
-				rows.Close()
-				return nil, t.d.wrapErr("read users", err)
-			}
-			out[id] = name
-		}
-		if err := rows.Close(); err != nil {
-			return nil, t.d.wrapErr("read users", err)
-		}
-	}
-	return out, nil
+	return out, inChunks(t.d, t.query, "read users", `SELECT id, username FROM users WHERE id IN `, nil, ids, func(rows *sql.Rows) error {
+		var id int64
+		var name string
+		err := rows.Scan(&id, &name)
+		out[id] = name
+		return err
+	})
 }
 
 // AddMembers adds users to a group; users already in it are left alone.
@@ -413,6 +397,12 @@ func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int6
 	ids := dedupe(userIDs)
 	if len(ids) == 0 {
 		return 0, nil
+	}
+	if via != "" {
+		var err error
+		if via, err = t.sourceGroupNum(via); err != nil { // memberships hold the number
+			return 0, err
+		}
 	}
 	changed := 0
 	record := func(rows *sql.Rows) error {
@@ -529,7 +519,48 @@ func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int6
 }
 
 // viaSep separates the source groups of a membership in its via column.
-const viaSep = "\n"
+const viaSep = " "
+
+// sourceGroupNum returns the number that stands for a source group (its
+// key, "o365:<tenant>/<group id>") in memberships, recording it the first
+// time.
+func (t *tx) sourceGroupNum(key string) (string, error) {
+	if n, ok := t.d.viaNums.Load(key); ok {
+		return n.(string), nil
+	}
+	var id int64
+	err := t.queryRow(`SELECT id FROM source_groups WHERE key = ?`, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		// ON CONFLICT: another process may record it at the same time.
+		if _, err = t.exec(`INSERT INTO source_groups (key) VALUES (?) ON CONFLICT (key) DO NOTHING`, key); err == nil {
+			err = t.queryRow(`SELECT id FROM source_groups WHERE key = ?`, key).Scan(&id)
+		}
+	}
+	if err != nil {
+		return "", t.d.wrapErr("record source group", err)
+	}
+	num := strconv.FormatInt(id, 10)
+	t.onCommit(func() { t.d.viaNums.Store(key, num); t.d.viaKeys.Store(num, key) })
+	return num, nil
+}
+
+// sourceGroupKeys turns a via column into source-group keys.
+func (d *DB) sourceGroupKeys(ctx context.Context, via string) ([]string, error) {
+	nums := splitVia(via)
+	out := make([]string, len(nums))
+	for i, n := range nums {
+		if k, ok := d.viaKeys.Load(n); ok {
+			out[i] = k.(string)
+			continue
+		}
+		if err := d.db.QueryRowContext(ctx, d.q(`SELECT key FROM source_groups WHERE id = ?`), n).Scan(&out[i]); err != nil {
+			return nil, d.wrapErr("read source group", err)
+		}
+		d.viaKeys.Store(n, out[i])
+		d.viaNums.Store(out[i], n)
+	}
+	return out, nil
+}
 
 func splitVia(s string) []string {
 	if s == "" {
@@ -542,30 +573,14 @@ func splitVia(s string) []string {
 // users who are not members are absent.
 func (t *tx) viaOf(groupID int64, ids []int64) (map[int64][]string, error) {
 	out := make(map[int64][]string, len(ids))
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
-		args := []any{groupID}
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		rows, err := t.query(`SELECT member_id, via FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `+inClause(len(chunk)), args...)
-		if err != nil {
-			return nil, t.d.wrapErr("read memberships", err)
-		}
-		for rows.Next() {
+	return out, inChunks(t.d, t.query, "read memberships", `SELECT member_id, via FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `,
+		[]any{groupID}, ids, func(rows *sql.Rows) error {
 			var id int64
 			var via string
-			if err := rows.Scan(&id, &via); err != nil {
-				rows.Close()
-				return nil, t.d.wrapErr("read memberships", err)
-			}
+			err := rows.Scan(&id, &via)
 			out[id] = splitVia(via)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, t.d.wrapErr("read memberships", err)
-		}
-	}
-	return out, nil
+			return err
+		})
 }
 
 // rewriteVia applies fn to the source groups of the memberships of ids and
@@ -664,13 +679,33 @@ func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRe
 	}
 	defer rows.Close()
 	var out []usersync.MemberRef
+	// Most members of a group share their owner and source groups: one
+	// copy of each serves them all (a 100,000-member group would otherwise
+	// allocate 200,000 equal strings and slices).
+	sources := map[string]string{}
+	vias := map[string][]string{}
+	var source, via sql.RawBytes
 	for rows.Next() {
 		var m usersync.MemberRef
-		var via string
-		if err := rows.Scan(&m.UserID, &m.Username, &m.Source, &m.SourceID, &via); err != nil {
+		if err := rows.Scan(&m.UserID, &m.Username, &source, &m.SourceID, &via); err != nil {
 			return nil, d.wrapErr("list members", err)
 		}
-		m.Via = splitVia(via)
+		if s, ok := sources[string(source)]; ok {
+			m.Source = s
+		} else {
+			m.Source = string(source)
+			sources[m.Source] = m.Source
+		}
+		if v, ok := vias[string(via)]; ok {
+			m.Via = v
+		} else {
+			keys, err := d.sourceGroupKeys(ctx, string(via))
+			if err != nil {
+				return nil, err
+			}
+			m.Via = slices.Clip(keys)
+			vias[string(via)] = m.Via
+		}
 		out = append(out, m)
 	}
 	return out, d.wrapErr("list members", rows.Err())
@@ -679,29 +714,13 @@ func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRe
 // MembersAmong returns which of userIDs are direct members of a group.
 func (d *DB) MembersAmong(ctx context.Context, groupID int64, userIDs []int64) (map[int64]bool, error) {
 	out := make(map[int64]bool, len(userIDs))
-	for start := 0; start < len(userIDs); start += 500 {
-		chunk := userIDs[start:min(start+500, len(userIDs))]
-		args := []any{groupID}
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		rows, err := d.db.QueryContext(ctx, d.q(`SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `+inClause(len(chunk))), args...)
-		if err != nil {
-			return nil, d.wrapErr("read memberships", err)
-		}
-		for rows.Next() {
+	return out, inChunks(d, d.poolQuery(ctx), "read memberships", `SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `,
+		[]any{groupID}, userIDs, func(rows *sql.Rows) error {
 			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, d.wrapErr("read memberships", err)
-			}
+			err := rows.Scan(&id)
 			out[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, d.wrapErr("read memberships", err)
-		}
-	}
-	return out, nil
+			return err
+		})
 }
 
 // GroupsOf lists the groups a user is a direct member of, by name.

@@ -313,3 +313,37 @@ func decodeAttrs(s string) (map[string]string, error) {
 func inClause(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
 }
+
+// inChunks runs query — which ends in "IN " — once for each chunk of up to
+// 500 values (bound after fixed), and hands every row to scan. what names
+// the read in errors.
+func inChunks[T any](d *DB, run func(query string, args ...any) (*sql.Rows, error), what, query string, fixed []any, values []T, scan func(*sql.Rows) error) error {
+	const chunk = 500
+	args := make([]any, 0, len(fixed)+min(chunk, len(values)))
+	for start := 0; start < len(values); start += chunk {
+		part := values[start:min(start+chunk, len(values))]
+		args = append(args[:0], fixed...)
+		for _, v := range part {
+			args = append(args, v)
+		}
+		rows, err := run(query+inClause(len(part)), args...)
+		if err != nil {
+			return d.wrapErr(what, err)
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return d.wrapErr(what, err)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return d.wrapErr(what, err)
+		}
+	}
+	return nil
+}
+
+// poolQuery runs a read on the pool, outside any transaction.
+func (d *DB) poolQuery(ctx context.Context) func(query string, args ...any) (*sql.Rows, error) {
+	return func(query string, args ...any) (*sql.Rows, error) { return d.db.QueryContext(ctx, d.q(query), args...) }
+}

@@ -207,7 +207,11 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := d.queryRows(ctx, `SELECT `+userCols+` FROM users`+cond+` ORDER BY username_key`+limitClause(f.Offset, f.Limit), args...)
+	order := ` ORDER BY username_key`
+	if f.Unordered {
+		order = ""
+	}
+	rows, err := d.queryRows(ctx, `SELECT `+userCols+` FROM users`+cond+order+limitClause(f.Offset, f.Limit), args...)
 	if err != nil {
 		return nil, 0, d.wrapErr("list users", err)
 	}
@@ -248,31 +252,14 @@ func (d *DB) UsersByUsername(ctx context.Context, usernames []string) (map[strin
 // ids, keyed by source id, reading them in chunks.
 func (d *DB) UsersBySource(ctx context.Context, source string, ids []string) (map[string]*usersync.User, error) {
 	out := make(map[string]*usersync.User, len(ids))
-	const chunk = 500
-	args := make([]any, 0, chunk+1)
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		args = append(args[:0], source)
-		for _, id := range part {
-			args = append(args, id)
-		}
-		rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+userCols+` FROM users WHERE source = ? AND source_id IN `+inClause(len(part))), args...)
-		if err != nil {
-			return nil, d.wrapErr("read users by source id", err)
-		}
-		for rows.Next() {
+	return out, inChunks(d, d.poolQuery(ctx), "read users by source id", `SELECT `+userCols+` FROM users WHERE source = ? AND source_id IN `, []any{source}, ids,
+		func(rows *sql.Rows) error {
 			u, err := scanUser(rows)
-			if err != nil {
-				rows.Close()
-				return nil, d.wrapErr("read users by source id", err)
+			if err == nil {
+				out[u.SourceID] = u
 			}
-			out[u.SourceID] = u
-		}
-		if err := rows.Close(); err != nil {
-			return nil, d.wrapErr("read users by source id", err)
-		}
-	}
-	return out, nil
+			return err
+		})
 }
 
 // prefixPattern is a LIKE pattern (ESCAPE '\') for values starting with s.

@@ -8,10 +8,15 @@ WHERE NOT enabled AND source = 'scim'
   AND substr(username, 1, length(COALESCE((SELECT value FROM settings WHERE key = 'SCIM_SOFT_DELETE_PREFIX'), 'deleted_')))
       = COALESCE((SELECT value FROM settings WHERE key = 'SCIM_SOFT_DELETE_PREFIX'), 'deleted_');
 
--- The source groups that brought a membership, newline-separated
--- ("o365:<tenant>/<group id>"): a directory group fed by several source
--- groups keeps a member while any of them holds it. '' for memberships made
--- by hand.
+-- The source groups that brought a membership ("o365:<tenant>/<group id>"),
+-- so that a directory group fed by several source groups keeps a member
+-- while any of them holds it. A membership names them by their numbers in
+-- source_groups, space-separated ('' for memberships made by hand): that
+-- keeps membership rows, read whole for a group on every full sync, short.
+CREATE TABLE source_groups (
+	id  INTEGER PRIMARY KEY,
+	key TEXT NOT NULL UNIQUE
+);
 ALTER TABLE memberships ADD COLUMN via TEXT NOT NULL DEFAULT '';
 
 -- A pull finds the users it made by their id at the source before their
