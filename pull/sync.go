@@ -331,8 +331,14 @@ func (s *syncer) loadMembers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range members {
-		s.addCurrent(&member{id: m.UserID, username: m.Username, source: m.Source, sourceID: m.SourceID, via: m.Via})
+	// One allocation for all members, and maps sized once: a 100,000-member
+	// group is read on every run.
+	all := make([]member, len(members))
+	s.current = make(map[int64]*member, len(members))
+	s.bySID = make(map[string]int64, len(members))
+	for i, m := range members {
+		all[i] = member{id: m.UserID, username: m.Username, source: m.Source, sourceID: m.SourceID, via: m.Via}
+		s.addCurrent(&all[i])
 	}
 	return nil
 }

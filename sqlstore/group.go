@@ -679,33 +679,30 @@ func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRe
 	}
 	defer rows.Close()
 	var out []usersync.MemberRef
-	// Most members of a group share their owner and source groups: one
-	// copy of each serves them all (a 100,000-member group would otherwise
-	// allocate 200,000 equal strings and slices).
-	sources := map[string]string{}
-	vias := map[string][]string{}
+	// Most members of a group share their owner and source groups, and
+	// rows come grouped: the previous row's copies serve the next (a
+	// 100,000-member group would otherwise allocate 200,000 equal strings
+	// and slices).
 	var source, via sql.RawBytes
+	var lastSource, lastVia string
+	var lastVias []string
 	for rows.Next() {
 		var m usersync.MemberRef
 		if err := rows.Scan(&m.UserID, &m.Username, &source, &m.SourceID, &via); err != nil {
 			return nil, d.wrapErr("list members", err)
 		}
-		if s, ok := sources[string(source)]; ok {
-			m.Source = s
-		} else {
-			m.Source = string(source)
-			sources[m.Source] = m.Source
+		if string(source) != lastSource {
+			lastSource = string(source)
 		}
-		if v, ok := vias[string(via)]; ok {
-			m.Via = v
-		} else {
+		m.Source = lastSource
+		if string(via) != lastVia || lastVias == nil {
 			keys, err := d.sourceGroupKeys(ctx, string(via))
 			if err != nil {
 				return nil, err
 			}
-			m.Via = slices.Clip(keys)
-			vias[string(via)] = m.Via
+			lastVia, lastVias = string(via), slices.Clip(keys)
 		}
+		m.Via = lastVias
 		out = append(out, m)
 	}
 	return out, d.wrapErr("list members", rows.Err())
