@@ -160,11 +160,13 @@ func TestCLIDemo(t *testing.T) {
 	// As a new user runs it: no --db, in an empty folder.
 	t.Chdir(t.TempDir())
 	t.Setenv("USERSYNC_DB", "")
+	var pullsOut string
 	for round := 0; round < 2; round++ { // a second demo starts afresh
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), []string{"demo"}, strings.NewReader(""), &out, &errOut); code != 0 {
 			t.Fatalf("demo exit %d: %s", code, errOut.String())
 		}
+		pullsOut = out.String()
 		pulls, scimPart, found := strings.Cut(out.String(), "SCIM 2.0 endpoint")
 		if !found || strings.Count(scimPart, "→ 201 ") != 2 || !strings.Contains(scimPart, "→ 204") ||
 			!strings.Contains(scimPart, "displayName Ada King") || !strings.Contains(scimPart, "userName ada.lovelace@contoso.com, displayName Ada King, active false") ||
@@ -185,6 +187,9 @@ func TestCLIDemo(t *testing.T) {
 			!strings.Contains(second, `-Smith" (owned by o365:`) || strings.Count(second, "      ") != 6 || !strings.Contains(second, "join-group    barbara.dijkstra0@contoso.example in Default Group") {
 			t.Fatalf("demo round %d, second run shows more than the change:\n%s", round, second)
 		}
+	}
+	if !strings.Contains(pullsOut, "Look around: go run ./cmd/usersync --db "+demoDB) {
+		t.Fatalf("the closing hint does not say how to run usersync as it was run (go run): %s", pullsOut[max(0, len(pullsOut)-400):])
 	}
 	r := ok(t, cli(t, demoDB, "", "-o", "json", "users", "list"))
 	if !strings.Contains(r.stdout, `"total": 77`) { // 26 from the tenant, 49 from Okta, the SCIM client's admin and its user
