@@ -156,8 +156,17 @@ type GroupService interface {
 	// MemberRefs lists every user member of a group by name and owner only:
 	// what a sync compares, without reading whole profiles.
 	MemberRefs(ctx context.Context, groupID int64) ([]MemberRef, error)
-	// MembersAmong returns which of userIDs are direct members of a group.
-	MembersAmong(ctx context.Context, groupID int64, userIDs []int64) (map[int64]bool, error)
+	// ScanMemberRefs calls fn with each user member of a group, in no
+	// particular order, without holding them all; an error from fn stops it.
+	ScanMemberRefs(ctx context.Context, groupID int64, fn func(MemberRef) error) error
+	// MemberRefsOf returns the members of a group among the users q names:
+	// the cost follows the users asked about, not the group's size.
+	MemberRefsOf(ctx context.Context, groupID int64, q MemberQuery) ([]MemberRef, error)
+	// CountMembers counts a group's user members.
+	CountMembers(ctx context.Context, groupID int64) (int, error)
+	// HasMembersNotFrom reports whether a group has a user member that
+	// source does not own.
+	HasMembersNotFrom(ctx context.Context, groupID int64, source string) (bool, error)
 	// GroupsOf lists the groups a user is a direct member of, by name.
 	GroupsOf(ctx context.Context, userID int64) ([]*Group, error)
 }
@@ -183,6 +192,14 @@ type FolderService interface {
 	SetFolderAttributes(ctx context.Context, path string, attrs map[string]*string) (*Folder, error)
 	// DeleteFolder removes an empty folder (no groups, no sub-folders).
 	DeleteFolder(ctx context.Context, path string) error
+}
+
+// MemberQuery names users by id, or by their ids at a source (the users
+// that source owns).
+type MemberQuery struct {
+	UserIDs   []int64
+	Source    string
+	SourceIDs []string
 }
 
 // MemberRef names a group member, who owns it, and the source groups that

@@ -146,9 +146,13 @@ type syncer struct {
 	pending []Action               // actions of the batch being written
 	joins   map[string]int64       // Default and mapped groups: name key → id (0: created by this run; -1: not usable)
 
-	current   map[int64]*member // members of the target group, by user id
-	byName    map[string]int64  // username key → member id; made when first asked (memberNamed)
-	bySID     map[string]int64  // source id → member id, for members this source owns
+	// What is known of the target group's members is read as the sync
+	// asks (MemberRefsOf), so a run costs what it touches, not the group's
+	// size; a full read lists the members once, at its end, to find who left.
+	known     map[int64]*member // members read or made this run, by user id
+	notMember map[int64]bool    // users known not to be members
+	bySID     map[string]int64  // source id → member id, for known members this source owns
+	added     int               // members this run adds (counted into the total in a dry run)
 	seenIDs   map[int64]bool    // directory users found in the source this run
 	seenNames map[string]bool   // username keys found in the source this run
 	dropAttrs []string          // attributes the last run filled and this one does not
@@ -164,7 +168,8 @@ type syncer struct {
 	noName       []string // source ids of users without a username
 	noEmail      int
 	withEmail    int
-	onlyUserSeen bool
+	onlyUserSeen   bool
+	onlyUserMember bool // the user named by OnlyUser is a member of the target
 }
 
 type member struct {
@@ -193,7 +198,7 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 		o.UserType = usersync.UserRegular
 	}
 	s := &syncer{dir: dir, src: src, o: o, r: r, owner: src.Owner(), joins: map[string]int64{},
-		current: map[int64]*member{}, bySID: map[string]int64{}, seenIDs: map[int64]bool{}, seenNames: map[string]bool{},
+		known: map[int64]*member{}, notMember: map[int64]bool{}, bySID: map[string]int64{}, seenIDs: map[int64]bool{}, seenNames: map[string]bool{},
 		reasonIn: "in source group " + sg.Name, via: SourceGroupKey(src.Owner(), sg.ID)}
 	err = s.run(ctx, sg)
 	s.finish()
@@ -220,9 +225,6 @@ func (s *syncer) run(ctx context.Context, sg Group) error {
 	default:
 		s.target = target
 		if err := s.bind(sg); err != nil {
-			return err
-		}
-		if err := s.loadMembers(ctx); err != nil {
 			return err
 		}
 	}
@@ -326,44 +328,70 @@ func (s *syncer) bind(sg Group) error {
 	return nil
 }
 
-func (s *syncer) loadMembers(ctx context.Context) error {
-	members, err := s.dir.MemberRefs(ctx, s.target.ID)
+// lookupMembers reads which of ids are members of the target (those not
+// known yet).
+func (s *syncer) lookupMembers(ctx context.Context, ids []int64) error {
+	var ask []int64
+	for _, id := range ids {
+		if _, ok := s.known[id]; !ok && !s.notMember[id] {
+			ask = append(ask, id)
+		}
+	}
+	if len(ask) == 0 || s.target == nil {
+		return nil
+	}
+	refs, err := s.dir.MemberRefsOf(ctx, s.target.ID, usersync.MemberQuery{UserIDs: ask})
 	if err != nil {
 		return err
 	}
-	// One allocation for all members, and maps sized once: a 100,000-member
-	// group is read on every run.
-	all := make([]member, len(members))
-	s.current = make(map[int64]*member, len(members))
-	s.bySID = make(map[string]int64, len(members))
-	for i, m := range members {
-		all[i] = member{id: m.UserID, username: m.Username, source: m.Source, sourceID: m.SourceID, via: m.Via}
-		s.addCurrent(&all[i])
+	s.remember(refs)
+	for _, id := range ask {
+		if _, ok := s.known[id]; !ok {
+			s.notMember[id] = true
+		}
 	}
 	return nil
 }
 
-// memberNamed returns the member with this username key. The index by
-// name is built on first use: most runs never need it.
-func (s *syncer) memberNamed(key string) (*member, bool) {
-	if s.byName == nil {
-		s.byName = make(map[string]int64, len(s.current))
-		for id, m := range s.current {
-			s.byName[usersync.UsernameKey(m.username)] = id
-		}
+// lookupMembersBySource reads the members among this source's users with
+// these source ids.
+func (s *syncer) lookupMembersBySource(ctx context.Context, sids []string) error {
+	if len(sids) == 0 || s.target == nil {
+		return nil
 	}
-	id, ok := s.byName[key]
-	return s.current[id], ok
+	refs, err := s.dir.MemberRefsOf(ctx, s.target.ID, usersync.MemberQuery{Source: s.owner, SourceIDs: sids})
+	if err != nil {
+		return err
+	}
+	s.remember(refs)
+	return nil
 }
 
-func (s *syncer) addCurrent(m *member) {
-	s.current[m.id] = m
-	if s.byName != nil {
-		s.byName[usersync.UsernameKey(m.username)] = m.id
+func (s *syncer) remember(refs []usersync.MemberRef) {
+	for _, m := range refs {
+		s.addKnown(&member{id: m.UserID, username: m.Username, source: m.Source, sourceID: m.SourceID, via: m.Via})
 	}
+}
+
+func (s *syncer) addKnown(m *member) {
+	s.known[m.id] = m
+	delete(s.notMember, m.id)
 	if m.source == s.owner && m.sourceID != "" {
 		s.bySID[m.sourceID] = m.id
 	}
+}
+
+// memberTotal is how many members the target has now (with, in a dry
+// run, those the run would have added).
+func (s *syncer) memberTotal(ctx context.Context) (int, error) {
+	if s.target == nil {
+		return s.added, nil
+	}
+	n, err := s.dir.CountMembers(ctx, s.target.ID)
+	if s.o.DryRun {
+		n += s.added
+	}
+	return n, err
 }
 
 // act records an action of the batch being built; it counts once the
@@ -421,7 +449,7 @@ func (s *syncer) finish() {
 		s.r.SourceUsers = 0
 		if s.onlyUserSeen {
 			s.r.SourceUsers = 1
-		} else if _, member := s.memberNamed(usersync.UsernameKey(s.o.OnlyUser)); !member {
+		} else if !s.onlyUserMember {
 			s.r.Skipped = fmt.Sprintf("user %q is neither in source group %q nor in directory group %q", s.o.OnlyUser, s.r.SourceGroup, s.r.Group)
 		}
 	}
@@ -525,13 +553,36 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 			return err
 		}
 	}
-	var leave []*member
-	for id, m := range s.current {
-		if (s.o.OnlyUser == "" || usersync.UsernameKey(m.username) == usersync.UsernameKey(s.o.OnlyUser)) && !s.seenIDs[id] {
-			leave = append(leave, m)
+	// Who left: the members not seen in the source, from one pass over
+	// the member list (only the leavers are kept).
+	var leave, rebound []*member
+	members := 0
+	if s.o.DryRun {
+		members = s.added // not written, so not in the list
+	}
+	if s.target != nil {
+		only := usersync.UsernameKey(s.o.OnlyUser)
+		err := s.dir.ScanMemberRefs(ctx, s.target.ID, func(m usersync.MemberRef) error {
+			members++
+			if s.o.OnlyUser != "" && usersync.UsernameKey(m.Username) != only {
+				return nil
+			}
+			s.onlyUserMember = s.onlyUserMember || s.o.OnlyUser != ""
+			mem := &member{id: m.UserID, username: m.Username, source: m.Source, sourceID: m.SourceID, via: m.Via}
+			// Seen: by id, or by name for users this run created (they had no id yet).
+			seen := s.seenIDs[m.UserID] || s.seenNames[usersync.UsernameKey(m.Username)]
+			if !seen {
+				leave = append(leave, mem)
+			} else if s.rebindFrom != "" && slices.Contains(m.Via, s.rebindFrom) {
+				rebound = append(rebound, mem)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
-	return s.remove(ctx, leave, len(s.seenNames) == 0 && s.o.OnlyUser == "")
+	return s.removeFrom(ctx, leave, rebound, members, len(s.seenNames) == 0 && s.o.OnlyUser == "")
 }
 
 type countResult struct {
@@ -565,22 +616,53 @@ func (s *syncer) progress(p Progress) {
 // are matched by their source id), leavers are removed.
 func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 	s.r.Mode = ModeIncremental
-	foreign := 0 // members this source does not own: their source ids are unknown
-	for _, m := range s.current {
-		if m.source != s.owner {
-			foreign++
-		}
-	}
-	users := append([]User(nil), ch.Added...)
 	added := map[string]bool{}
 	for _, u := range ch.Added {
 		added[u.ID] = true
 	}
+	// Which of the users the delta names are members: by their source id,
+	// and, for the updated users this source does not own, by name.
+	sids := make([]string, 0, len(ch.Updated)+len(ch.Removed))
+	for _, u := range ch.Updated {
+		sids = append(sids, u.ID)
+	}
+	sids = append(sids, ch.Removed...)
+	if err := s.lookupMembersBySource(ctx, sids); err != nil {
+		return err
+	}
+	var names []string
+	for _, u := range ch.Updated {
+		if _, ok := s.bySID[u.ID]; !ok && u.Username != "" {
+			names = append(names, u.Username)
+		}
+	}
+	var foreign map[string]int64 // username key → id of a member this source does not own
+	if len(names) > 0 {
+		byName, err := s.dir.UsersByUsername(ctx, names)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for _, u := range byName {
+			if u.Source != s.owner {
+				ids = append(ids, u.ID)
+			}
+		}
+		if err := s.lookupMembers(ctx, ids); err != nil {
+			return err
+		}
+		foreign = map[string]int64{}
+		for key, u := range byName {
+			if _, ok := s.known[u.ID]; ok && u.Source != s.owner {
+				foreign[key] = u.ID
+			}
+		}
+	}
+	users := append([]User(nil), ch.Added...)
 	for _, u := range ch.Updated {
 		_, isMember := s.bySID[u.ID]
 		if !isMember {
-			m, ok := s.memberNamed(usersync.UsernameKey(u.Username))
-			isMember = ok && m.source != s.owner
+			_, isMember = foreign[usersync.UsernameKey(u.Username)]
 		}
 		if isMember && !added[u.ID] {
 			users = append(users, u)
@@ -589,9 +671,17 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 	var leave []*member
 	for _, id := range ch.Removed {
 		if mid, ok := s.bySID[id]; ok && !added[id] {
-			leave = append(leave, s.current[mid])
-		} else if !ok && foreign > 0 {
-			return ErrFullSyncNeeded
+			leave = append(leave, s.known[mid])
+		} else if !ok && s.target != nil {
+			// A leaver this source does not own would be unknown by its
+			// source id: only a full read can tell then.
+			other, err := s.dir.HasMembersNotFrom(ctx, s.target.ID, s.owner)
+			if err != nil {
+				return err
+			}
+			if other {
+				return ErrFullSyncNeeded
+			}
 		}
 	}
 	s.r.SourceUsers = len(users) + len(leave)
@@ -602,7 +692,14 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 		}
 		users = users[n:]
 	}
-	return s.remove(ctx, leave, false)
+	if len(leave) == 0 {
+		return nil
+	}
+	total, err := s.memberTotal(ctx)
+	if err != nil {
+		return err
+	}
+	return s.removeFrom(ctx, leave, nil, total, false)
 }
 
 // applyUsers plans one page of source users — creates, updates (renames
@@ -641,6 +738,18 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 	}
 	bySID, err := s.dir.UsersBySource(ctx, s.owner, ask)
 	if err != nil {
+		return err
+	}
+	// Which of the page's directory users are members of the target.
+	ids := make([]int64, 0, len(page))
+	for _, u := range page {
+		if cur := bySID[u.ID]; cur != nil {
+			ids = append(ids, cur.ID)
+		} else if cur := byName[usersync.UsernameKey(u.Username)]; cur != nil {
+			ids = append(ids, cur.ID)
+		}
+	}
+	if err := s.lookupMembers(ctx, ids); err != nil {
 		return err
 	}
 	b := &usersync.Batch{}
@@ -756,15 +865,17 @@ func (s *syncer) join(b *usersync.Batch, cur *usersync.User, su User) {
 	if cur == nil {
 		s.act(Action{Kind: AddMember, User: su.Username, Group: s.r.Group, Reason: s.reasonIn})
 		b.Members = append(b.Members, mc)
+		s.added++
 		return
 	}
 	s.seenIDs[cur.ID] = true
-	m := s.current[cur.ID]
+	m := s.known[cur.ID] // looked up with the page
 	switch {
 	case m == nil:
 		s.act(Action{Kind: AddMember, User: su.Username, Group: s.r.Group, Reason: s.reasonIn})
 		b.Members = append(b.Members, mc)
-		s.addCurrent(&member{id: cur.ID, username: su.Username, source: s.owner, sourceID: su.ID, via: []string{s.via}})
+		s.addKnown(&member{id: cur.ID, username: su.Username, source: s.owner, sourceID: su.ID, via: []string{s.via}})
+		s.added++
 	case !slices.Contains(m.via, s.via):
 		b.Members = append(b.Members, mc) // a member already: note that this source group holds it too
 		m.via = append(m.via, s.via)
@@ -807,8 +918,12 @@ func (s *syncer) joinGroups(ctx context.Context, b *usersync.Batch, joiners []jo
 		}
 		in := map[int64]bool{}
 		if gid > 0 && len(ids) > 0 {
-			if in, err = s.dir.MembersAmong(ctx, gid, ids); err != nil {
+			refs, err := s.dir.MemberRefsOf(ctx, gid, usersync.MemberQuery{UserIDs: ids})
+			if err != nil {
 				return err
+			}
+			for _, m := range refs {
+				in[m.UserID] = true
 			}
 		}
 		reason := "every synced user joins it; --skip-default-group leaves it out"
@@ -856,11 +971,13 @@ func (s *syncer) joinable(ctx context.Context, name string) (int64, error) {
 	return s.joins[key], nil
 }
 
-// remove takes leavers out of the target group, unless that looks like a
-// mistake: emptying the group, or removing more than the guard allows. A
-// leaver that another source group feeding the target still holds stays;
-// one this source group never brought (another's only) is not its to remove.
-func (s *syncer) remove(ctx context.Context, leave []*member, sourceEmpty bool) error {
+// removeFrom takes leavers out of the target group (of total members),
+// unless that looks like a mistake: emptying the group, or removing more
+// than the guard allows. A leaver that another source group feeding the
+// target still holds stays; one this source group never brought (another's
+// only) is not its to remove. rebound are members still here that forget the
+// source group the target followed before a --rebind.
+func (s *syncer) removeFrom(ctx context.Context, leave, rebound []*member, total int, sourceEmpty bool) error {
 	ours := func(v string) bool { return v == s.via || (s.rebindFrom != "" && v == s.rebindFrom) }
 	var gone, kept []*member
 	for _, m := range leave {
@@ -874,14 +991,8 @@ func (s *syncer) remove(ctx context.Context, leave []*member, sourceEmpty bool) 
 		}
 	}
 	b := &usersync.Batch{}
-	if s.rebindFrom != "" {
-		// Members this source group holds too forget the group the target
-		// followed before.
-		for id, m := range s.current {
-			if s.seenIDs[id] && slices.Contains(m.via, s.rebindFrom) {
-				b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, Remove: true, Via: s.rebindFrom})
-			}
-		}
+	for _, m := range rebound {
+		b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, Remove: true, Via: s.rebindFrom})
 	}
 	sortByName := func(list []*member) {
 		sort.Slice(list, func(i, j int) bool { return list[i].username < list[j].username })
@@ -889,9 +1000,9 @@ func (s *syncer) remove(ctx context.Context, leave []*member, sourceEmpty bool) 
 	sortByName(gone)
 	sortByName(kept)
 	n := len(gone)
-	if n > 0 && !s.o.Force && s.o.OnlyUser == "" && ((sourceEmpty && n == len(s.current)) || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(len(s.current)))) {
+	if n > 0 && !s.o.Force && s.o.OnlyUser == "" && ((sourceEmpty && n == total) || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(total))) {
 		return usersync.Errorf(usersync.ECONFLICT, "syncing group %q would remove %d of its %d members (source group %q); removals refused as a likely mistake — run with --force to apply them",
-			s.r.Group, n, len(s.current), s.r.SourceGroup)
+			s.r.Group, n, total, s.r.SourceGroup)
 	}
 	for _, m := range gone {
 		s.act(Action{Kind: RemoveMember, User: m.username, Group: s.r.Group, Reason: "no longer in source group " + s.r.SourceGroup})

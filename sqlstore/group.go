@@ -670,54 +670,111 @@ func (d *DB) Members(ctx context.Context, groupID int64, offset, limit int) ([]*
 	return out, total, d.wrapErr("list members", rows.Err())
 }
 
-// MemberRefs lists a group's user members by username, source and source id.
-func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRef, error) {
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT u.id, u.username, u.source, u.source_id, m.via FROM memberships m JOIN users u ON u.id = m.member_id
-		WHERE m.group_id = ? AND m.member_type = 'user'`), groupID)
-	if err != nil {
-		return nil, d.wrapErr("list members", err)
-	}
-	defer rows.Close()
-	var out []usersync.MemberRef
-	// Most members of a group share their owner and source groups, and
-	// rows come grouped: the previous row's copies serve the next (a
-	// 100,000-member group would otherwise allocate 200,000 equal strings
-	// and slices).
-	var source, via sql.RawBytes
-	var lastSource, lastVia string
-	var lastVias []string
-	for rows.Next() {
-		var m usersync.MemberRef
-		if err := rows.Scan(&m.UserID, &m.Username, &source, &m.SourceID, &via); err != nil {
-			return nil, d.wrapErr("list members", err)
-		}
-		if string(source) != lastSource {
-			lastSource = string(source)
-		}
-		m.Source = lastSource
-		if string(via) != lastVia || lastVias == nil {
-			keys, err := d.sourceGroupKeys(ctx, string(via))
-			if err != nil {
-				return nil, err
-			}
-			lastVia, lastVias = string(via), slices.Clip(keys)
-		}
-		m.Via = lastVias
-		out = append(out, m)
-	}
-	return out, d.wrapErr("list members", rows.Err())
+// memberRefCols is what a member ref reads: the join of memberships (m)
+// and users (u).
+const memberRefCols = `SELECT u.id, u.username, u.source, u.source_id, m.via FROM memberships m JOIN users u ON u.id = m.member_id
+	WHERE m.group_id = ? AND m.member_type = 'user'`
+
+// refScanner reads member refs from rows. Most members of a group share
+// their owner and source groups, and rows come grouped: the previous row's
+// copies serve the next (a 100,000-member group would otherwise allocate
+// 200,000 equal strings and slices).
+type refScanner struct {
+	d                 *DB
+	ctx               context.Context
+	source, via       sql.RawBytes
+	lastSource, lastV string
+	lastVias          []string
 }
 
-// MembersAmong returns which of userIDs are direct members of a group.
-func (d *DB) MembersAmong(ctx context.Context, groupID int64, userIDs []int64) (map[int64]bool, error) {
-	out := make(map[int64]bool, len(userIDs))
-	return out, inChunks(d, d.poolQuery(ctx), "read memberships", `SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `,
-		[]any{groupID}, userIDs, func(rows *sql.Rows) error {
-			var id int64
-			err := rows.Scan(&id)
-			out[id] = true
+func (r *refScanner) scan(rows *sql.Rows) (usersync.MemberRef, error) {
+	var m usersync.MemberRef
+	if err := rows.Scan(&m.UserID, &m.Username, &r.source, &m.SourceID, &r.via); err != nil {
+		return m, err
+	}
+	if string(r.source) != r.lastSource {
+		r.lastSource = string(r.source)
+	}
+	m.Source = r.lastSource
+	if string(r.via) != r.lastV || r.lastVias == nil {
+		keys, err := r.d.sourceGroupKeys(r.ctx, string(r.via))
+		if err != nil {
+			return m, err
+		}
+		r.lastV, r.lastVias = string(r.via), slices.Clip(keys)
+	}
+	m.Via = r.lastVias
+	return m, nil
+}
+
+// MemberRefs lists a group's user members by username, source and source id.
+func (d *DB) MemberRefs(ctx context.Context, groupID int64) ([]usersync.MemberRef, error) {
+	var out []usersync.MemberRef
+	return out, d.ScanMemberRefs(ctx, groupID, func(m usersync.MemberRef) error {
+		out = append(out, m)
+		return nil
+	})
+}
+
+// ScanMemberRefs calls fn with each user member of a group.
+func (d *DB) ScanMemberRefs(ctx context.Context, groupID int64, fn func(usersync.MemberRef) error) error {
+	rows, err := d.db.QueryContext(ctx, d.q(memberRefCols), groupID)
+	if err != nil {
+		return d.wrapErr("list members", err)
+	}
+	defer rows.Close()
+	sc := &refScanner{d: d, ctx: ctx}
+	for rows.Next() {
+		m, err := sc.scan(rows)
+		if err != nil {
+			return d.wrapErr("list members", err)
+		}
+		if err := fn(m); err != nil {
 			return err
-		})
+		}
+	}
+	return d.wrapErr("list members", rows.Err())
+}
+
+// MemberRefsOf returns the members of a group among the users q names, by
+// the primary key of memberships (user ids) or the users (source, source_id)
+// index.
+func (d *DB) MemberRefsOf(ctx context.Context, groupID int64, q usersync.MemberQuery) ([]usersync.MemberRef, error) {
+	var out []usersync.MemberRef
+	sc := &refScanner{d: d, ctx: ctx}
+	add := func(rows *sql.Rows) error {
+		m, err := sc.scan(rows)
+		out = append(out, m)
+		return err
+	}
+	if err := inChunks(d, d.poolQuery(ctx), "read members", memberRefCols+` AND m.member_id IN `, []any{groupID}, q.UserIDs, add); err != nil {
+		return nil, err
+	}
+	if q.Source != "" {
+		if err := inChunks(d, d.poolQuery(ctx), "read members", memberRefCols+` AND u.source = ? AND u.source_id IN `, []any{groupID, q.Source}, q.SourceIDs, add); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// CountMembers counts a group's user members.
+func (d *DB) CountMembers(ctx context.Context, groupID int64) (int, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM memberships WHERE group_id = ? AND member_type = 'user'`), groupID).Scan(&n)
+	return n, d.wrapErr("count members", err)
+}
+
+// HasMembersNotFrom reports whether a group has a user member that source
+// does not own.
+func (d *DB) HasMembersNotFrom(ctx context.Context, groupID int64, source string) (bool, error) {
+	var one int
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT 1 FROM memberships m JOIN users u ON u.id = m.member_id
+		WHERE m.group_id = ? AND m.member_type = 'user' AND u.source <> ? LIMIT 1`), groupID, source).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, d.wrapErr("read members", err)
 }
 
 // GroupsOf lists the groups a user is a direct member of, by name.

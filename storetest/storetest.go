@@ -1203,9 +1203,28 @@ func testMembershipSources(t *testing.T, d usersync.Directory) {
 	if got := members(); got != "cat=src/G11" {
 		t.Fatalf("members at the end: %s", got)
 	}
-	in, err := d.MembersAmong(ctx, g.ID, []int64{mustFind(t, d, "cat").ID, mustFind(t, d, "ann").ID})
-	if err != nil || len(in) != 1 || !in[mustFind(t, d, "cat").ID] {
-		t.Fatalf("MembersAmong: %v %v", in, err)
+	cat, ann := mustFind(t, d, "cat"), mustFind(t, d, "ann")
+	in, err := d.MemberRefsOf(ctx, g.ID, usersync.MemberQuery{UserIDs: []int64{cat.ID, ann.ID}})
+	if err != nil || len(in) != 1 || in[0].UserID != cat.ID || strings.Join(in[0].Via, " ") != "src/G11" {
+		t.Fatalf("MemberRefsOf by id: %+v %v", in, err)
+	}
+	d.UpdateUser(ctx, cat.ID, usersync.UserUpdate{Source: ptr("o365:t"), SourceID: ptr("obj-cat")}, 0)
+	in, err = d.MemberRefsOf(ctx, g.ID, usersync.MemberQuery{Source: "o365:t", SourceIDs: []string{"obj-cat", "obj-none"}})
+	if err != nil || len(in) != 1 || in[0].UserID != cat.ID {
+		t.Fatalf("MemberRefsOf by source id: %+v %v", in, err)
+	}
+	if n, err := d.CountMembers(ctx, g.ID); err != nil || n != 1 {
+		t.Fatalf("CountMembers: %d %v", n, err)
+	}
+	if other, err := d.HasMembersNotFrom(ctx, g.ID, "o365:t"); err != nil || other {
+		t.Fatalf("HasMembersNotFrom(the only member's source): %v %v", other, err)
+	}
+	if other, err := d.HasMembersNotFrom(ctx, g.ID, "okta:x"); err != nil || !other {
+		t.Fatalf("HasMembersNotFrom(another source): %v %v", other, err)
+	}
+	seen := 0
+	if err := d.ScanMemberRefs(ctx, g.ID, func(usersync.MemberRef) error { seen++; return nil }); err != nil || seen != 1 {
+		t.Fatalf("ScanMemberRefs: %d %v", seen, err)
 	}
 }
 
@@ -1275,3 +1294,5 @@ func testSoftDeletedState(t *testing.T, d usersync.Directory) {
 		t.Fatal("soft-deleted mark not stored")
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
