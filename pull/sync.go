@@ -165,9 +165,9 @@ type syncer struct {
 	applied        int
 
 	// Missing values, for one warning each at the end.
-	noName       []string // source ids of users without a username
-	noEmail      int
-	withEmail    int
+	noName         []string // source ids of users without a username
+	noEmail        int
+	withEmail      int
 	onlyUserSeen   bool
 	onlyUserMember bool // the user named by OnlyUser is a member of the target
 }
