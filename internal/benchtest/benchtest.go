@@ -3,8 +3,11 @@ package benchtest
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,4 +56,20 @@ func Dir(b *testing.B) *sqlstore.DB {
 	}
 	b.Cleanup(func() { d.Close() })
 	return d
+}
+
+// MaxRSS is the process's peak resident set size (VmHWM), in bytes; 0 where
+// /proc does not tell.
+func MaxRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -171,3 +171,107 @@ func BenchmarkPullIncremental(b *testing.B) {
 	b.ReportMetric(float64(incr.Milliseconds())/float64(b.N), "incremental-ms")
 	b.ReportMetric(float64(noopRows), "noop-rows-written")
 }
+
+// BenchmarkPullNoop is an incremental run with nothing changed, for groups
+// of 100,000 and 300,000 members: it must cost the same at any size (goal
+// ≤ 50 ms and ≤ 64 MiB), since it touches only its delta state.
+func BenchmarkPullNoop(b *testing.B) {
+	for _, n := range []int{100_000, 300_000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			b.StopTimer()
+			tenant, _ := benchTenant(n)
+			src, rc := benchSource(b, tenant, 0)
+			d := benchtest.Dir(b)
+			ctx := context.Background()
+			o := pull.Options{AutoCreate: pull.CreateAll, SyncUserLimit: n}
+			if _, err := pull.Sync(ctx, d, src, "Bench", o); err != nil {
+				b.Fatal(err)
+			}
+			// As between two runs of the CLI (the last connection's close
+			// checkpoints the WAL): the first sync's WAL is not the no-op's.
+			if err := d.Checkpoint(ctx); err != nil {
+				b.Fatal(err)
+			}
+			var peak uint64
+			var took time.Duration
+			var requests int64
+			for i := 0; i < b.N; i++ {
+				before := rc.n.Load()
+				b.StartTimer()
+				peak = max(peak, benchtest.PeakHeap(func() { // times inside: PeakHeap collects garbage first
+					start := time.Now()
+					r, err := pull.Sync(ctx, d, src, "Bench", o)
+					took += time.Since(start)
+					if err != nil || r.Mode != pull.ModeIncremental || r.Written.RowsWritten != 0 {
+						b.Fatalf("%+v %v", r, err)
+					}
+				}))
+				b.StopTimer()
+				requests = rc.n.Load() - before
+			}
+			b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "noop-ms")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(float64(requests), "requests")
+		})
+	}
+}
+
+// BenchmarkPullMillion is a group of 1,000,000 members (the emulator in
+// process): the first sync, a no-op incremental run, and an incremental run
+// after 1,000 changes (250 join, 250 leave, 500 profile changes). Goals:
+// first sync ≤ 40 s and ≤ 512 MiB, incremental ≤ 1 s. The peak heap is the
+// sync's, above the emulator's tenant (generated before).
+//
+// Run alone: go test ./source/graph -run '^$' -bench PullMillion -benchtime 1x -timeout 60m
+func BenchmarkPullMillion(b *testing.B) {
+	const n = 1_000_000
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		tenant, g := benchTenant(n)
+		src, _ := benchSource(b, tenant, 0)
+		d := benchtest.Dir(b)
+		ctx := context.Background()
+		o := pull.Options{AutoCreate: pull.CreateAll, SyncUserLimit: n}
+		b.StartTimer()
+		var first time.Duration
+		peak := benchtest.PeakHeap(func() {
+			start := time.Now()
+			r, err := pull.Sync(ctx, d, src, "Bench", o)
+			first = time.Since(start)
+			if err != nil || r.Written.UsersCreated != n {
+				b.Fatalf("%+v %v", r, err)
+			}
+		})
+		b.StopTimer()
+		start := time.Now()
+		if r, err := pull.Sync(ctx, d, src, "Bench", o); err != nil || r.Mode != pull.ModeIncremental || r.Written.RowsWritten != 0 {
+			b.Fatalf("no-op: %+v %v", r, err)
+		}
+		noop := time.Since(start)
+		all := tenant.GroupsNamed("All Users")[0]
+		for _, id := range all.Members[n : n+250] {
+			tenant.AddMember(g.ID, id)
+		}
+		for _, id := range g.Members[:250] {
+			tenant.RemoveMember(g.ID, id)
+		}
+		for _, id := range g.Members[1000:1500] {
+			tenant.UpdateUser(id, func(u *graphemu.User) { u.Surname += "-x" })
+		}
+		var incr time.Duration
+		incrPeak := benchtest.PeakHeap(func() {
+			start := time.Now()
+			r, err := pull.Sync(ctx, d, src, "Bench", o)
+			incr = time.Since(start)
+			if err != nil || r.Mode != pull.ModeIncremental || r.Counts[pull.AddMember] != 250 || r.Counts[pull.RemoveMember] != 250 || r.Counts[pull.UpdateUser] != 500 {
+				b.Fatalf("incremental: %+v %v", r, err)
+			}
+		})
+		b.ReportMetric(first.Seconds(), "first-s")
+		b.ReportMetric(float64(peak)/(1<<20), "first-peak-heap-MiB")
+		b.ReportMetric(float64(noop.Milliseconds()), "noop-ms")
+		b.ReportMetric(float64(incr.Milliseconds()), "incremental-ms")
+		b.ReportMetric(float64(incrPeak)/(1<<20), "incremental-peak-heap-MiB")
+		b.ReportMetric(float64(benchtest.MaxRSS())/(1<<20), "process-max-rss-MiB")
+	}
+}

@@ -69,3 +69,40 @@ func BenchmarkPullOktaRateLimited(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPullOktaUnchanged re-reads an unchanged 100,000-member group
+// (Okta has no delta: every run reads in full and diffs its writes) and
+// compares it with the reads alone. Goal: ≤ 1.5 × the reads, 0 rows written.
+func BenchmarkPullOktaUnchanged(b *testing.B) {
+	const n = 100_000
+	org := oktaemu.Generate(79, n, 1)
+	_, srv := start(b, org, oktaemu.Options{RateLimit: 1 << 30})
+	src := newClient(b, Config{Host: srv.URL, Token: token}).Source(Mapping{})
+	d := benchtest.Dir(b)
+	ctx := context.Background()
+	o := pull.Options{AutoCreate: pull.CreateAll, SyncUserLimit: n}
+	if _, err := pull.Sync(ctx, d, src, "Everyone", o); err != nil {
+		b.Fatal(err)
+	}
+	g, err := src.FindGroup(ctx, "Everyone")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var reads, reread time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if err := src.Members(ctx, g, func([]pull.User) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		reads += time.Since(start)
+		start = time.Now()
+		r, err := pull.Sync(ctx, d, src, "Everyone", o)
+		reread += time.Since(start)
+		if err != nil || r.Written.RowsWritten != 0 {
+			b.Fatalf("%+v %v", r, err)
+		}
+	}
+	b.ReportMetric(reads.Seconds()/float64(b.N), "reads-s")
+	b.ReportMetric(reread.Seconds()/float64(b.N), "reread-s")
+	b.ReportMetric(float64(reread)/float64(reads), "reread/reads")
+}
