@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,4 +73,14 @@ func MaxRSS() uint64 {
 		}
 	}
 	return 0
+}
+
+// CPUTime is the CPU time (user and system) the process has used so far:
+// on a shared machine, a steadier measure of work than the wall clock.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

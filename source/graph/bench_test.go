@@ -60,7 +60,7 @@ func BenchmarkPullFull(b *testing.B) {
 			tenant, _ := benchTenant(n)
 			var peak uint64
 			var requests int64
-			var fetch time.Duration
+			var fetch, cpu time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				src, rc := benchSource(b, tenant, 0)
@@ -78,7 +78,9 @@ func BenchmarkPullFull(b *testing.B) {
 				d := benchtest.Dir(b)
 				b.StartTimer()
 				peak = max(peak, benchtest.PeakHeap(func() {
+					c := benchtest.CPUTime()
 					r, err := pull.Sync(context.Background(), d, src, "Bench", pull.Options{AutoCreate: pull.CreateAll})
+					cpu += benchtest.CPUTime() - c
 					if err != nil || r.Written.UsersCreated != n {
 						b.Fatalf("%+v %v", r, err)
 					}
@@ -87,6 +89,7 @@ func BenchmarkPullFull(b *testing.B) {
 				requests = rc.n.Load()
 			}
 			b.ReportMetric(fetch.Seconds()/float64(b.N), "fetch-only-s")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s") // emulator's share included
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 			b.ReportMetric(float64(requests), "requests")
 		})
