@@ -1,5 +1,5 @@
 // Package jexl evaluates the JEXL expressions Grouper's provisioners are
-// configured with ("group.name.replaceAll('^app:', '')", "subject
+// configured with ("group.name.replaceAll('^app:', ”)", "subject
 // .getAttributeValue('azurePrincipal') ?: subjectIdValue + '@' + domain"),
 // on top of expr-lang/expr: a JEXL expression is rewritten into expr's
 // syntax — Java-style method calls on strings, maps and subjects become

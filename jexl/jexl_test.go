@@ -54,8 +54,8 @@ func TestSubjectExamples(t *testing.T) {
 	}
 	for s, want := range map[*subject]string{
 		{"azurePrincipal": "john.doe@example.onmicrosoft.com"}: "john.doe@example.onmicrosoft.com",
-		{}:                       "jdoe@example.edu",
-		{"azurePrincipal": ""}:   "jdoe@example.edu",
+		{}:                     "jdoe@example.edu",
+		{"azurePrincipal": ""}: "jdoe@example.edu",
 	} {
 		if got, err := p.Eval(vars(*s)); err != nil || got != want {
 			t.Fatalf("%v: %q %v, want %q", *s, got, err, want)
