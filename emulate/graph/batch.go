@@ -17,6 +17,7 @@ type batchRequest struct {
 	Method  string            `json:"method"`
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers,omitempty"`
+	Body    json.RawMessage   `json:"body,omitempty"`
 }
 
 type batchResponse struct {
@@ -50,7 +51,11 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen[br.ID] = true
-		inner, err := http.NewRequestWithContext(r.Context(), br.Method, "/v1.0"+br.URL, nil)
+		if len(br.Body) > 0 && br.Headers["Content-Type"] == "" && br.Headers["content-type"] == "" {
+			graphError(w, 400, "BadRequest", fmt.Sprintf("Batch request %q has a body and needs a Content-Type header.", br.ID))
+			return
+		}
+		inner, err := http.NewRequestWithContext(r.Context(), br.Method, "/v1.0"+br.URL, bytes.NewReader(br.Body))
 		if err != nil {
 			graphError(w, 400, "BadRequest", fmt.Sprintf("Batch request %q: %v", br.ID, err))
 			return

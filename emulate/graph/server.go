@@ -31,6 +31,14 @@ type Options struct {
 	// DeltaTokenLifetime: older delta tokens get 410 Gone; default seven
 	// days, as for directory objects.
 	DeltaTokenLifetime time.Duration
+	// WriteBudget writes (POST, PATCH, DELETE, each inner request of a
+	// $batch) per WriteWindow are accepted; more get 429 with Retry-After.
+	// Graph's quota per app and tenant is 3,000 per 150 s. 0: no quota.
+	WriteBudget int
+	WriteWindow time.Duration // default 150 s
+	// ReplicationLag: a group created less than this ago answers 404 on
+	// reads and writes, as Graph's replicas do for a few seconds.
+	ReplicationLag time.Duration
 }
 
 // Server serves a Tenant over the Graph and token wire protocols.
@@ -45,6 +53,10 @@ type Server struct {
 	inWindow    int
 	rng         *mrand.Rand
 	instance    string // this process's own: delta tokens name it
+
+	writes         map[string]int // accepted writes by kind
+	writeStart     time.Time
+	writesInWindow int
 }
 
 // NewServer returns an emulator for tenant.
@@ -58,8 +70,14 @@ func NewServer(tenant *Tenant, o Options) *Server {
 	if o.DeltaTokenLifetime == 0 {
 		o.DeltaTokenLifetime = 7 * 24 * time.Hour
 	}
-	return &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed)), instance: newGUID()}
+	if o.WriteWindow == 0 {
+		o.WriteWindow = 150 * time.Second
+	}
+	return &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed)), instance: newGUID(), writes: map[string]int{}}
 }
+
+// CountsPath serves the emulator's counts of requests and writes as JSON.
+const CountsPath = "/_emulator/counts"
 
 // Tenant returns the tenant being served.
 func (s *Server) Tenant() *Tenant { return s.tenant }
@@ -106,6 +124,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.token(w, r)
 		return
 	}
+	if r.URL.Path == CountsPath {
+		// What was asked of the emulator, for people staging a provisioner
+		// and for tests: requests by endpoint, and accepted writes by kind.
+		writeJSON(w, 200, map[string]any{"requests": s.Requests(), "writes": s.Writes()})
+		return
+	}
 	if !strings.HasPrefix(r.URL.Path, "/v1.0/") {
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", "Resource not found for the segment '"+r.URL.Path+"'.")
 		return
@@ -138,11 +162,11 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusServiceUnavailable, "serviceNotAvailable", "The service is temporarily unavailable.")
 		return
 	}
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/")
 	if r.Method != http.MethodGet {
-		graphError(w, http.StatusMethodNotAllowed, "Request_BadRequest", "Only GET is emulated for "+r.URL.Path+".")
+		s.serveWrite(w, r, parts)
 		return
 	}
-	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/")
 	switch {
 	case len(parts) == 2 && parts[1] == "delta" && (parts[0] == "users" || parts[0] == "groups"):
 		s.count(parts[0] + "/delta")
@@ -460,8 +484,24 @@ func userJSON(u *User, sel map[string]bool) map[string]any {
 }
 
 func groupJSON(g *Group, sel map[string]bool) map[string]any {
-	all := map[string]any{"id": g.ID, "displayName": g.DisplayName, "description": g.Description, "securityEnabled": true,
-		"mailEnabled": false, "groupTypes": []string{}}
+	security := g.SecurityEnabled == nil || *g.SecurityEnabled
+	types := g.GroupTypes
+	if types == nil {
+		types = []string{}
+	}
+	var nick, vis any
+	if g.MailNickname != "" {
+		nick = g.MailNickname
+	}
+	if g.Visibility != "" {
+		vis = g.Visibility
+	}
+	var desc any
+	if g.Description != "" {
+		desc = g.Description
+	}
+	all := map[string]any{"id": g.ID, "displayName": g.DisplayName, "description": desc, "securityEnabled": security,
+		"mailEnabled": g.MailEnabled, "groupTypes": types, "mailNickname": nick, "visibility": vis}
 	out := map[string]any{"@odata.type": "#microsoft.graph.group"}
 	for k, v := range all {
 		if sel == nil || sel[k] {
@@ -472,7 +512,11 @@ func groupJSON(g *Group, sel map[string]bool) map[string]any {
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
-	name, filtered, err := eqFilter(r.URL.Query().Get("$filter"), "displayName")
+	prop := "displayName"
+	if strings.HasPrefix(strings.TrimSpace(r.URL.Query().Get("$filter")), "mailNickname") {
+		prop = "mailNickname"
+	}
+	name, filtered, err := eqFilter(r.URL.Query().Get("$filter"), prop)
 	if err != nil {
 		graphError(w, 400, "Request_UnsupportedQuery", err.Error())
 		return
@@ -480,9 +524,18 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	sel := selectSet(r)
 	var items []map[string]any
 	if filtered {
-		for _, g := range s.tenant.GroupsNamed(name) {
-			items = append(items, groupJSON(&g, sel))
+		s.tenant.mu.RLock()
+		for _, id := range s.tenant.order {
+			g := s.tenant.groups[id]
+			v := g.DisplayName
+			if prop == "mailNickname" {
+				v = g.MailNickname
+			}
+			if strings.EqualFold(v, name) && !s.lagging(g) {
+				items = append(items, groupJSON(g, sel))
+			}
 		}
+		s.tenant.mu.RUnlock()
 	} else {
 		s.tenant.mu.RLock()
 		for _, id := range s.tenant.order {
@@ -506,7 +559,7 @@ func notFound(w http.ResponseWriter, id string) {
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 	g, ok := s.tenant.Group(id)
-	if !ok {
+	if !ok || s.lagging(&g) {
 		notFound(w, id)
 		return
 	}
@@ -518,7 +571,8 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 // ConsistencyLevel: eventual header).
 func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, direct bool, cast string, count bool) {
 	s.tenant.mu.RLock()
-	_, ok := s.tenant.groups[id] // not Group(id): that copies the member list
+	g, ok := s.tenant.groups[id] // not Group(id): that copies the member list
+	ok = ok && !s.lagging(g)
 	s.tenant.mu.RUnlock()
 	if !ok {
 		notFound(w, id)

@@ -13,7 +13,9 @@ import (
 	"io"
 	"math/rand"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 )
 
 // User is an Entra user as Graph returns it.
@@ -33,12 +35,30 @@ type User struct {
 	Extensions            map[string]string `json:"extensions,omitempty"` // "extension_<appid>_<name>" → value
 }
 
-// Group is an Entra group; Members holds user and group ids.
+// Group is an Entra group; Members holds user and group ids. A group with
+// no GroupTypes is a security group; ["Unified"] is a Microsoft 365 group.
 type Group struct {
-	ID          string   `json:"id"`
-	DisplayName string   `json:"displayName"`
-	Description string   `json:"description"`
-	Members     []string `json:"members"`
+	ID              string   `json:"id"`
+	DisplayName     string   `json:"displayName"`
+	Description     string   `json:"description"`
+	MailNickname    string   `json:"mailNickname,omitempty"`
+	MailEnabled     bool     `json:"mailEnabled,omitempty"`
+	SecurityEnabled *bool    `json:"securityEnabled,omitempty"` // nil: true (the generated groups are security groups)
+	GroupTypes      []string `json:"groupTypes,omitempty"`
+	Visibility      string   `json:"visibility,omitempty"`
+	Members         []string `json:"members"`
+
+	created time.Time // when a client created it (for the replication lag); zero for loaded groups
+}
+
+// unified reports a Microsoft 365 group.
+func (g *Group) unified() bool {
+	for _, t := range g.GroupTypes {
+		if strings.EqualFold(t, "Unified") {
+			return true
+		}
+	}
+	return false
 }
 
 // Tenant is an in-memory directory. Its methods are safe for concurrent use.

@@ -1,0 +1,430 @@
+// Writes: groups and memberships, as an outbound provisioner sends them
+// (wire facts §5, §7, §8).
+
+package graph
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of group properties (wire facts §5).
+const (
+	MaxDisplayName  = 256
+	MaxDescription  = 1024
+	MaxMailNickname = 64
+	MaxBinds        = 20 // members@odata.bind and owners@odata.bind together, per request
+)
+
+// mailNicknameForbidden are the characters Graph refuses in a mailNickname
+// (besides non-ASCII and space).
+const mailNicknameForbidden = `@()\[]";:<>,`
+
+// CheckMailNickname reports what is wrong with a mailNickname ("" when
+// nothing is): at most 64 characters of ASCII, none of @ ( ) \ [ ] " ; : < > ,
+// and no space.
+func CheckMailNickname(s string) string {
+	switch {
+	case s == "":
+		return "mailNickname is required"
+	case len(s) > MaxMailNickname:
+		return fmt.Sprintf("mailNickname is longer than %d characters", MaxMailNickname)
+	}
+	for _, c := range s {
+		if c > 127 || c <= ' ' || strings.ContainsRune(mailNicknameForbidden, c) {
+			return fmt.Sprintf("mailNickname contains the character %q, which is not allowed", c)
+		}
+	}
+	return ""
+}
+
+// writeCall names a write for the counts ("POST /groups", …).
+func writeCall(method, kind string) string { return method + " " + kind }
+
+// takeWrite takes one request from the write quota (per app and tenant:
+// 3,000 per 150 s by default when a budget is set) and reports the wait
+// when there is none left.
+func (s *Server) takeWrite() (int, bool) {
+	if s.opts.WriteBudget <= 0 {
+		return 0, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Sub(s.writeStart) >= s.opts.WriteWindow {
+		s.writeStart, s.writesInWindow = now, 0
+	}
+	if s.writesInWindow >= s.opts.WriteBudget {
+		wait := s.opts.WriteWindow - now.Sub(s.writeStart)
+		return int((wait + time.Second - 1) / time.Second), false
+	}
+	s.writesInWindow++
+	return 0, true
+}
+
+// serveWrite answers a POST, PATCH or DELETE under /v1.0 (alone or inside
+// a $batch); parts is the path below /v1.0.
+func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, parts []string) {
+	if retry, ok := s.takeWrite(); !ok {
+		s.count("429")
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		w.Header().Set("x-ms-throttle-information", "WriteLimitExceeded")
+		graphError(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		graphError(w, 400, "BadRequest", "Cannot read the request body.")
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "groups":
+		s.countWrite("POST /groups")
+		s.createGroup(w, r, body)
+	case r.Method == http.MethodPatch && len(parts) == 2 && parts[0] == "groups":
+		s.countWrite("PATCH /groups/{id}")
+		s.patchGroup(w, parts[1], body)
+	case r.Method == http.MethodDelete && len(parts) == 2 && parts[0] == "groups":
+		s.countWrite("DELETE /groups/{id}")
+		s.deleteGroup(w, parts[1])
+	case r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "groups" && parts[2] == "members" && parts[3] == "$ref":
+		s.countWrite("POST /groups/{id}/members/$ref")
+		s.addMemberRef(w, parts[1], body)
+	case r.Method == http.MethodDelete && len(parts) == 5 && parts[0] == "groups" && parts[2] == "members" && parts[4] == "$ref":
+		s.countWrite("DELETE /groups/{id}/members/{id}/$ref")
+		s.removeMemberRef(w, parts[1], parts[3])
+	default:
+		graphError(w, http.StatusBadRequest, "Request_BadRequest", fmt.Sprintf("The emulator does not serve %s %s.", r.Method, r.URL.Path))
+	}
+}
+
+func (s *Server) countWrite(what string) {
+	s.mu.Lock()
+	s.writes[what]++
+	s.mu.Unlock()
+}
+
+// Writes returns how many writes of each kind the emulator accepted for
+// processing ("POST /groups", "PATCH /groups/{id}", …; throttled ones are
+// not among them).
+func (s *Server) Writes() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.writes))
+	for k, v := range s.writes {
+		out[k] = v
+	}
+	return out
+}
+
+// lagging reports a group created less than the replication lag ago: Graph
+// answers 404 for it on reads and writes for a while (wire facts §5).
+func (s *Server) lagging(g *Group) bool {
+	return s.opts.ReplicationLag > 0 && !g.created.IsZero() && time.Since(g.created) < s.opts.ReplicationLag
+}
+
+// bindIDs reads "…/directoryObjects/{id}" (or users/{id}, groups/{id})
+// references.
+func bindIDs(refs []string) ([]string, error) {
+	out := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		i := strings.LastIndex(ref, "/")
+		if i < 0 || i == len(ref)-1 || !strings.Contains(ref, "/v1.0/") {
+			return nil, fmt.Errorf("Invalid object identifier '%s'.", ref)
+		}
+		out = append(out, ref[i+1:])
+	}
+	return out, nil
+}
+
+type groupBody struct {
+	DisplayName     *string  `json:"displayName"`
+	Description     *string  `json:"description"`
+	MailNickname    *string  `json:"mailNickname"`
+	MailEnabled     *bool    `json:"mailEnabled"`
+	SecurityEnabled *bool    `json:"securityEnabled"`
+	GroupTypes      []string `json:"groupTypes"`
+	Visibility      *string  `json:"visibility"`
+	MembersBind     []string `json:"members@odata.bind"`
+	OwnersBind      []string `json:"owners@odata.bind"`
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, raw []byte) {
+	var in groupBody
+	if err := json.Unmarshal(raw, &in); err != nil {
+		graphError(w, 400, "BadRequest", "Invalid JSON: "+err.Error())
+		return
+	}
+	switch {
+	case in.DisplayName == nil || strings.TrimSpace(*in.DisplayName) == "":
+		graphError(w, 400, "Request_BadRequest", "Invalid value specified for property 'displayName' of resource 'Group'.")
+		return
+	case in.MailEnabled == nil || in.SecurityEnabled == nil || in.MailNickname == nil:
+		graphError(w, 400, "Request_BadRequest", "A value is required for the properties 'mailEnabled', 'mailNickname' and 'securityEnabled' of resource 'Group'.")
+		return
+	}
+	g := &Group{ID: newGUID(), DisplayName: *in.DisplayName, MailNickname: *in.MailNickname, MailEnabled: *in.MailEnabled,
+		SecurityEnabled: in.SecurityEnabled, GroupTypes: in.GroupTypes, created: time.Now()}
+	if in.Description != nil {
+		g.Description = *in.Description
+	}
+	if in.Visibility != nil {
+		g.Visibility = *in.Visibility
+	}
+	if msg := checkGroup(g); msg != "" {
+		graphError(w, 400, "Request_BadRequest", msg)
+		return
+	}
+	if len(in.MembersBind)+len(in.OwnersBind) > MaxBinds {
+		graphError(w, 400, "Request_BadRequest", fmt.Sprintf("A maximum of %d owners and members can be added at creation; %d were given.", MaxBinds, len(in.MembersBind)+len(in.OwnersBind)))
+		return
+	}
+	members, err := bindIDs(in.MembersBind)
+	if err == nil {
+		_, err = bindIDs(in.OwnersBind)
+	}
+	if err != nil {
+		graphError(w, 400, "Request_BadRequest", err.Error())
+		return
+	}
+	t := s.tenant
+	t.mu.Lock()
+	for _, m := range members {
+		if _, ok := t.users[m]; !ok {
+			t.mu.Unlock()
+			graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", m))
+			return
+		}
+	}
+	if g.unified() {
+		for _, id := range t.order {
+			if o := t.groups[id]; o.unified() && strings.EqualFold(o.MailNickname, g.MailNickname) {
+				t.mu.Unlock()
+				graphError(w, 400, "Request_BadRequest", "Another object with the same value for property mailNickname already exists.")
+				return
+			}
+		}
+	}
+	t.order = append(t.order, g.ID)
+	t.groups[g.ID] = g
+	t.record(change{group: g.ID})
+	t.recordMembers(g.ID, nil, dedupe(members))
+	g.Members = dedupe(members)
+	body := groupJSON(g, nil)
+	t.mu.Unlock()
+	w.Header().Set("Location", scheme(r)+"://"+r.Host+"/v1.0/groups/"+g.ID)
+	writeJSON(w, http.StatusCreated, body)
+}
+
+// checkGroup applies Graph's rules for a group's properties.
+func checkGroup(g *Group) string {
+	switch {
+	case utf8.RuneCountInString(g.DisplayName) > MaxDisplayName:
+		return fmt.Sprintf("Invalid value specified for property 'displayName' of resource 'Group': longer than %d characters.", MaxDisplayName)
+	case utf8.RuneCountInString(g.Description) > MaxDescription:
+		return fmt.Sprintf("Invalid value specified for property 'description' of resource 'Group': longer than %d characters.", MaxDescription)
+	}
+	if msg := CheckMailNickname(g.MailNickname); msg != "" {
+		return "Invalid value specified for property 'mailNickname' of resource 'Group': " + msg + "."
+	}
+	switch {
+	case g.unified() && !g.MailEnabled:
+		return "A Microsoft 365 group (groupTypes Unified) must be mail-enabled."
+	case !g.unified() && len(g.GroupTypes) > 0:
+		return fmt.Sprintf("Unsupported groupTypes %v.", g.GroupTypes)
+	case !g.unified() && (g.MailEnabled || g.SecurityEnabled == nil || !*g.SecurityEnabled):
+		return "Only security groups (mailEnabled false, securityEnabled true) and Microsoft 365 groups can be created through Microsoft Graph."
+	}
+	switch strings.ToLower(g.Visibility) {
+	case "", "public", "private":
+	case "hiddenmembership":
+		if !g.unified() {
+			return "HiddenMembership applies to Microsoft 365 groups only."
+		}
+	default:
+		return fmt.Sprintf("Invalid value '%s' for property 'visibility'.", g.Visibility)
+	}
+	return ""
+}
+
+func dedupe(ids []string) []string {
+	seen := map[string]bool{}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// writableGroup returns the group a write names, or answers 404.
+func (s *Server) writableGroup(w http.ResponseWriter, id string) *Group {
+	g, ok := s.tenant.groups[id]
+	if !ok || s.lagging(g) {
+		notFound(w, id)
+		return nil
+	}
+	return g
+}
+
+func (s *Server) patchGroup(w http.ResponseWriter, id string, raw []byte) {
+	var in groupBody
+	if err := json.Unmarshal(raw, &in); err != nil {
+		graphError(w, 400, "BadRequest", "Invalid JSON: "+err.Error())
+		return
+	}
+	t := s.tenant
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := s.writableGroup(w, id)
+	if g == nil {
+		return
+	}
+	next := *g
+	if in.DisplayName != nil {
+		if strings.TrimSpace(*in.DisplayName) == "" {
+			graphError(w, 400, "Request_BadRequest", "Invalid value specified for property 'displayName' of resource 'Group'.")
+			return
+		}
+		next.DisplayName = *in.DisplayName
+	}
+	if in.Description != nil {
+		next.Description = *in.Description
+	}
+	if in.MailNickname != nil {
+		next.MailNickname = *in.MailNickname
+	}
+	if in.Visibility != nil {
+		if strings.EqualFold(*in.Visibility, "HiddenMembership") != strings.EqualFold(g.Visibility, "HiddenMembership") {
+			graphError(w, 400, "Request_BadRequest", "HiddenMembership can only be set when a group is created.")
+			return
+		}
+		next.Visibility = *in.Visibility
+	}
+	if msg := checkGroup(&next); msg != "" {
+		graphError(w, 400, "Request_BadRequest", msg)
+		return
+	}
+	// members@odata.bind: at most 20, all or nothing.
+	if len(in.MembersBind) > MaxBinds {
+		graphError(w, 400, "Request_BadRequest", fmt.Sprintf("A maximum of %d members can be added in one request; %d were given.", MaxBinds, len(in.MembersBind)))
+		return
+	}
+	ids, err := bindIDs(in.MembersBind)
+	if err != nil {
+		graphError(w, 400, "Request_BadRequest", err.Error())
+		return
+	}
+	have := make(map[string]bool, len(g.Members))
+	for _, m := range g.Members {
+		have[m] = true
+	}
+	for _, m := range ids {
+		_, isUser := t.users[m]
+		_, isGroup := t.groups[m]
+		switch {
+		case !isUser && !isGroup:
+			graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", m))
+			return
+		case isGroup && g.unified():
+			graphError(w, 400, "Request_BadRequest", "Microsoft 365 groups cannot have groups as members.")
+			return
+		case have[m]:
+			graphError(w, 400, "Request_BadRequest", "One or more added object references already exist for the following modified properties: 'members'.")
+			return
+		}
+	}
+	next.Members = append(append([]string(nil), g.Members...), dedupe(ids)...)
+	t.recordMembers(id, g.Members, next.Members)
+	*g = next
+	t.record(change{group: id})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, id string) {
+	t := s.tenant
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s.writableGroup(w, id) == nil {
+		return
+	}
+	delete(t.groups, id)
+	for i, gid := range t.order {
+		if gid == id {
+			t.order = append(t.order[:i:i], t.order[i+1:]...)
+			break
+		}
+	}
+	for _, gid := range t.order { // a group that was a member leaves its parents
+		g := t.groups[gid]
+		if i := indexOf(g.Members, id); i >= 0 {
+			g.Members = append(g.Members[:i:i], g.Members[i+1:]...)
+			t.record(change{group: gid, member: id, removed: true})
+		}
+	}
+	t.record(change{group: id})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) addMemberRef(w http.ResponseWriter, id string, raw []byte) {
+	var in struct {
+		Ref string `json:"@odata.id"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil || in.Ref == "" {
+		graphError(w, 400, "BadRequest", "The request body needs an @odata.id reference.")
+		return
+	}
+	ids, err := bindIDs([]string{in.Ref})
+	if err != nil {
+		graphError(w, 400, "Request_BadRequest", err.Error())
+		return
+	}
+	t := s.tenant
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := s.writableGroup(w, id)
+	if g == nil {
+		return
+	}
+	m := ids[0]
+	_, isUser := t.users[m]
+	_, isGroup := t.groups[m]
+	switch {
+	case !isUser && !isGroup:
+		notFound(w, m)
+	case isGroup && g.unified():
+		graphError(w, 400, "Request_BadRequest", "Microsoft 365 groups cannot have groups as members.")
+	case indexOf(g.Members, m) >= 0:
+		graphError(w, 400, "Request_BadRequest", "One or more added object references already exist for the following modified properties: 'members'.")
+	default:
+		g.Members = append(g.Members, m)
+		t.record(change{group: id, member: m})
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Server) removeMemberRef(w http.ResponseWriter, id, member string) {
+	t := s.tenant
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := s.writableGroup(w, id)
+	if g == nil {
+		return
+	}
+	i := indexOf(g.Members, member)
+	if i < 0 {
+		notFound(w, member)
+		return
+	}
+	g.Members = append(g.Members[:i:i], g.Members[i+1:]...)
+	t.record(change{group: id, member: member, removed: true})
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,197 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// send sends an authenticated request with a JSON body to the emulator.
+func send(t *testing.T, get func(string, ...string) (int, http.Header, string), base, token, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func tokenFor(t *testing.T, base, tenant string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/"+tenant+"/oauth2/v2.0/token", "application/x-www-form-urlencoded",
+		strings.NewReader("client_id=c&client_secret=s&grant_type=client_credentials&scope="+base+"/.default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	return tok.AccessToken
+}
+
+func ref(id string) string { return `"https://graph.microsoft.com/v1.0/directoryObjects/` + id + `"` }
+
+// Group writes follow wire facts §5: required fields, limits, mailNickname
+// rules and uniqueness among Microsoft 365 groups, 20 binds all or nothing,
+// "already exist" and 404 on member writes; what was written is read back.
+func TestGroupWrites(t *testing.T) {
+	tenant := Generate(3, 30, 1)
+	srv, get := emu(t, tenant)
+	tok := tokenFor(t, srv.URL, tenant.ID)
+	w := func(method, path, body string) (int, string) { return send(t, get, srv.URL, tok, method, path, body) }
+	users := tenant.GroupsNamed("All Users")[0].Members
+	for _, bad := range []struct{ body, says string }{
+		{`{"mailEnabled":false,"securityEnabled":true,"mailNickname":"x"}`, "displayName"},
+		{`{"displayName":"G","securityEnabled":true,"mailNickname":"x"}`, "required"},
+		{`{"displayName":"` + strings.Repeat("a", 257) + `","mailEnabled":false,"securityEnabled":true,"mailNickname":"x"}`, "displayName"},
+		{`{"displayName":"G","description":"` + strings.Repeat("d", 1025) + `","mailEnabled":false,"securityEnabled":true,"mailNickname":"x"}`, "description"},
+		{`{"displayName":"G","mailEnabled":false,"securityEnabled":true,"mailNickname":"` + strings.Repeat("n", 65) + `"}`, "mailNickname"},
+		{`{"displayName":"G","mailEnabled":false,"securityEnabled":true,"mailNickname":"a b"}`, "mailNickname"},
+		{`{"displayName":"G","mailEnabled":false,"securityEnabled":true,"mailNickname":"a@b"}`, "mailNickname"},
+		{`{"displayName":"G","mailEnabled":true,"securityEnabled":true,"mailNickname":"x"}`, "security groups"},
+	} {
+		if code, body := w("POST", "/v1.0/groups", bad.body); code != 400 || !strings.Contains(body, bad.says) {
+			t.Fatalf("%s: %d %s", bad.body, code, body)
+		}
+	}
+	var binds []string
+	for _, id := range users[:20] {
+		binds = append(binds, ref(id))
+	}
+	code, body := w("POST", "/v1.0/groups", `{"displayName":"Sec","mailEnabled":false,"securityEnabled":true,"mailNickname":"sec","groupTypes":[],"members@odata.bind":[`+strings.Join(binds, ",")+`]}`)
+	if code != 201 || !strings.Contains(body, `"securityEnabled":true`) {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var g struct{ ID string }
+	json.Unmarshal([]byte(body), &g)
+	if got, _ := tenant.Group(g.ID); len(got.Members) != 20 {
+		t.Fatalf("members bound at creation: %d", len(got.Members))
+	}
+	if code, body := w("POST", "/v1.0/groups", `{"displayName":"Too","mailEnabled":false,"securityEnabled":true,"mailNickname":"too","members@odata.bind":[`+strings.Join(append(binds, ref(users[20])), ",")+`]}`); code != 400 || !strings.Contains(body, "maximum of 20") {
+		t.Fatalf("21 binds: %d %s", code, body)
+	}
+	// Unified: mailNickname unique among them.
+	uni := `{"displayName":"U","mailEnabled":true,"securityEnabled":false,"mailNickname":"team","groupTypes":["Unified"],"visibility":"Private"}`
+	if code, body := w("POST", "/v1.0/groups", uni); code != 201 || !strings.Contains(body, `"visibility":"Private"`) {
+		t.Fatalf("unified: %d %s", code, body)
+	}
+	if code, body := w("POST", "/v1.0/groups", uni); code != 400 || !strings.Contains(body, "mailNickname already exists") {
+		t.Fatalf("second unified of the same nickname: %d %s", code, body)
+	}
+	// PATCH with binds: all or nothing.
+	before, _ := tenant.Group(g.ID)
+	if code, body := w("PATCH", "/v1.0/groups/"+g.ID, `{"members@odata.bind":[`+ref(users[21])+`,`+ref("no-such-user")+`]}`); code != 404 {
+		t.Fatalf("bad bind: %d %s", code, body)
+	}
+	if after, _ := tenant.Group(g.ID); len(after.Members) != len(before.Members) {
+		t.Fatal("a failed bind added members")
+	}
+	if code, body := w("PATCH", "/v1.0/groups/"+g.ID, `{"members@odata.bind":[`+ref(users[0])+`]}`); code != 400 || !strings.Contains(body, "already exist") {
+		t.Fatalf("bind of a member: %d %s", code, body)
+	}
+	if code, _ := w("PATCH", "/v1.0/groups/"+g.ID, `{"displayName":"Renamed","description":"d","members@odata.bind":[`+ref(users[21])+`]}`); code != 204 {
+		t.Fatalf("patch: %d", code)
+	}
+	// One member at a time.
+	if code, _ := w("POST", "/v1.0/groups/"+g.ID+"/members/$ref", `{"@odata.id":`+ref(users[22])+`}`); code != 204 {
+		t.Fatalf("add $ref: %d", code)
+	}
+	if code, body := w("POST", "/v1.0/groups/"+g.ID+"/members/$ref", `{"@odata.id":`+ref(users[22])+`}`); code != 400 || !strings.Contains(body, "already exist") {
+		t.Fatalf("add $ref twice: %d %s", code, body)
+	}
+	if code, _ := w("DELETE", "/v1.0/groups/"+g.ID+"/members/"+users[22]+"/$ref", ""); code != 204 {
+		t.Fatalf("remove $ref: %d", code)
+	}
+	if code, _ := w("DELETE", "/v1.0/groups/"+g.ID+"/members/"+users[22]+"/$ref", ""); code != 404 {
+		t.Fatalf("remove $ref twice: %d", code)
+	}
+	// Removals in a $batch, each its own answer.
+	var reqs []string
+	for i, id := range users[:3] {
+		reqs = append(reqs, fmt.Sprintf(`{"id":"%d","method":"DELETE","url":"/groups/%s/members/%s/$ref"}`, i, g.ID, id))
+	}
+	code, body = w("POST", "/v1.0/$batch", `{"requests":[`+strings.Join(reqs, ",")+`]}`)
+	if code != 200 || strings.Count(body, `"status":204`) != 3 {
+		t.Fatalf("batch removals: %d %s", code, body)
+	}
+	// Read back through the read API, as a pull would.
+	if _, _, body := get("/v1.0/groups/" + g.ID); !strings.Contains(body, `"displayName":"Renamed"`) {
+		t.Fatalf("read back: %s", body)
+	}
+	if _, _, body := get("/v1.0/groups?$filter=mailNickname%20eq%20'sec'"); !strings.Contains(body, g.ID) {
+		t.Fatalf("find by mailNickname: %s", body)
+	}
+	if code, _ := w("DELETE", "/v1.0/groups/"+g.ID, ""); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, _ := get("/v1.0/groups/" + g.ID); code != 404 {
+		t.Fatalf("deleted group still read: %d", code)
+	}
+	resp, err := http.Get(srv.URL + CountsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts struct{ Writes map[string]int }
+	json.NewDecoder(resp.Body).Decode(&counts)
+	resp.Body.Close()
+	if counts.Writes["POST /groups"] < 3 || counts.Writes["DELETE /groups/{id}/members/{id}/$ref"] != 5 {
+		t.Fatalf("counts: %+v", counts)
+	}
+}
+
+// The write quota answers 429 with Retry-After; a group created a moment
+// ago answers 404 while the replication lag lasts.
+func TestWriteQuotaAndLag(t *testing.T) {
+	tenant := Generate(4, 5, 1)
+	srv := newTestServer(t, tenant, Options{ClientID: "c", ClientSecret: "s", WriteBudget: 2, WriteWindow: time.Hour, ReplicationLag: 300 * time.Millisecond})
+	tok := tokenFor(t, srv, tenant.ID)
+	do := func(method, path, body string) (int, http.Header, string) {
+		req, _ := http.NewRequest(method, srv+path, bytes.NewReader([]byte(body)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	code, _, body := do("POST", "/v1.0/groups", `{"displayName":"G","mailEnabled":false,"securityEnabled":true,"mailNickname":"g"}`)
+	var g struct{ ID string }
+	json.Unmarshal([]byte(body), &g)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _, _ := do("GET", "/v1.0/groups/"+g.ID, ""); code != 404 {
+		t.Fatalf("read during the lag: %d", code)
+	}
+	time.Sleep(350 * time.Millisecond)
+	if code, _, _ := do("GET", "/v1.0/groups/"+g.ID, ""); code != 200 {
+		t.Fatalf("read after the lag: %d", code)
+	}
+	do("PATCH", "/v1.0/groups/"+g.ID, `{"description":"x"}`)
+	code, h, _ := do("PATCH", "/v1.0/groups/"+g.ID, `{"description":"y"}`)
+	if code != 429 || h.Get("Retry-After") == "" {
+		t.Fatalf("over the write quota: %d %v", code, h)
+	}
+}
+
+func newTestServer(t *testing.T, tenant *Tenant, o Options) string {
+	t.Helper()
+	srv := httptest.NewServer(NewServer(tenant, o))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
