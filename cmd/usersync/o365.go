@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/pull"
 	"github.com/usersync/usersync/source/graph"
 	"github.com/usersync/usersync/sqlstore"
@@ -140,8 +141,8 @@ Exit status: 0 every group synced (skipped groups are warned about),
 	fl.BoolVar(&full, "full-read", false, "read the groups in full instead of the changes since the last run")
 	fl.DurationVar(&fullEvery, "full-every", 24*time.Hour, "read a group in full when its last full read is older than this (0: only when needed)")
 	fl.StringVar(&proxy, "proxy", "", "HTTPS proxy URL (default: HTTPS_PROXY from the environment)")
-	fl.StringVar(&authority, "authority-url", envOr("O365_USERSYNC_AUTHORITY_URL", graph.DefaultAuthorityURL), "identity platform host (national clouds, emulator); env O365_USERSYNC_AUTHORITY_URL")
-	fl.StringVar(&graphURL, "graph-url", envOr("O365_USERSYNC_GRAPH_URL", graph.DefaultGraphURL), "Microsoft Graph host (national clouds, emulator); env O365_USERSYNC_GRAPH_URL")
+	fl.StringVar(&authority, "authority-url", envOr("O365_USERSYNC_AUTHORITY_URL", msgraph.DefaultAuthorityURL), "identity platform host (national clouds, emulator); env O365_USERSYNC_AUTHORITY_URL")
+	fl.StringVar(&graphURL, "graph-url", envOr("O365_USERSYNC_GRAPH_URL", msgraph.DefaultGraphURL), "Microsoft Graph host (national clouds, emulator); env O365_USERSYNC_GRAPH_URL")
 	seedFlag(fl, "tenant", "client-id", "client-secret", "username-attr", "first-name-attr", "last-name-attr", "email-attr", "custom-user-attribute",
 		"map-attr-to-group", "custom-attr-app-id", "trusted-server-username-attr", "attributes-transformation", "username")
 	p.RunE = func(cmd *cobra.Command, groups []string) error {
@@ -171,7 +172,7 @@ Exit status: 0 every group synced (skipped groups are warned about),
 			return err
 		}
 		defer d.Close()
-		cfg := graph.Config{AuthorityURL: authority, GraphURL: graphURL}
+		cfg := msgraph.Config{AuthorityURL: authority, GraphURL: graphURL}
 		if pf.verbose {
 			cfg.OnRetry = func(what, why string, wait time.Duration) {
 				fmt.Fprintf(a.stderr, "retry: %s: %s; trying again in %s\n", what, why, wait.Round(100*time.Millisecond))
@@ -189,14 +190,14 @@ Exit status: 0 every group synced (skipped groups are warned about),
 		if cfg.HTTPClient, err = proxyClient(proxy); err != nil {
 			return err
 		}
-		client, err := graph.New(cfg)
+		client, err := msgraph.New(cfg)
 		if err != nil {
 			if usersync.ErrorCode(err) == usersync.EINVALID {
 				return usageError{err}
 			}
 			return err
 		}
-		src := client.Source(m)
+		src := graph.NewSource(client, m)
 		refs := make([]groupRef, len(groups))
 		for i, g := range groups {
 			refs[i] = groupRef{Name: g}

@@ -11,6 +11,7 @@ import (
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	"github.com/usersync/usersync/internal/benchtest"
+	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/pull"
 )
 
@@ -45,11 +46,11 @@ func benchSource(b *testing.B, tenant *graphemu.Tenant, latency time.Duration) (
 	srv := httptest.NewServer(emu)
 	b.Cleanup(srv.Close)
 	rc := &requestCounter{next: &http.Transport{MaxIdleConnsPerHost: 4}}
-	c, err := New(Config{AuthorityURL: srv.URL, GraphURL: srv.URL, Tenant: tenant.ID, ClientID: "app-1", ClientSecret: secret, HTTPClient: &http.Client{Transport: rc}})
+	c, err := msgraph.New(msgraph.Config{AuthorityURL: srv.URL, GraphURL: srv.URL, Tenant: tenant.ID, ClientID: "app-1", ClientSecret: secret, HTTPClient: &http.Client{Transport: rc}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return c.Source(Mapping{}), rc
+	return NewSource(c, Mapping{}), rc
 }
 
 // BenchmarkPullFull is a first sync of a whole group into an empty
@@ -101,7 +102,7 @@ func BenchmarkPullFull(b *testing.B) {
 // total/(pages×L) shows how well directory writes hide behind them (goal ≤ 1.15).
 func BenchmarkPullLatency(b *testing.B) {
 	const n = 100_000
-	pages := (n + MaxPage - 1) / MaxPage
+	pages := (n + msgraph.MaxPage - 1) / msgraph.MaxPage
 	for _, latency := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
 		b.Run(fmt.Sprintf("L=%s", latency), func(b *testing.B) {
 			tenant, _ := benchTenant(n)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/pull"
 )
 
@@ -139,9 +140,9 @@ func init() {
 	}
 }
 
-// Source adapts the client to the sync engine; the result is also a
+// NewSource adapts a Graph client to the sync engine; the result is also a
 // pull.Counter, a pull.DeltaSource and a pull.Describer.
-func (c *Client) Source(m Mapping) interface {
+func NewSource(c *msgraph.Client, m Mapping) interface {
 	pull.DeltaSource
 	pull.Describer
 } {
@@ -150,11 +151,11 @@ func (c *Client) Source(m Mapping) interface {
 }
 
 type source struct {
-	c *Client
+	c *msgraph.Client
 	m Mapping
 }
 
-func (s *source) Owner() string { return "o365:" + s.c.cfg.Tenant }
+func (s *source) Owner() string { return "o365:" + s.c.Tenant() }
 
 func (s *source) FindGroup(ctx context.Context, nameOrID string) (pull.Group, error) {
 	g, err := s.c.FindGroup(ctx, nameOrID)
@@ -173,7 +174,7 @@ func (s *source) props() []string {
 }
 
 func (s *source) Members(ctx context.Context, g pull.Group, fn func([]pull.User) error) error {
-	return s.explain(s.c.Members(ctx, g.ID, s.props(), func(page []User) error {
+	return s.explain(s.c.Members(ctx, g.ID, s.props(), func(page []msgraph.User) error {
 		out := make([]pull.User, len(page))
 		for i, u := range page {
 			out[i] = s.toUser(u)
@@ -186,7 +187,7 @@ func (s *source) Members(ctx context.Context, g pull.Group, fn func([]pull.User)
 // not find a property named 'x'") into an error that names the option that
 // gave it and the property most likely meant.
 func (s *source) explain(err error) error {
-	var ae *APIError
+	var ae *msgraph.APIError
 	if !errors.As(err, &ae) || ae.Status != 400 {
 		return err
 	}
@@ -215,7 +216,7 @@ func (s *source) explain(err error) error {
 }
 
 // toUser maps a Graph user; a user without accountEnabled counts as enabled.
-func (s *source) toUser(u User) pull.User {
+func (s *source) toUser(u msgraph.User) pull.User {
 	enabled := true
 	if v, ok := u["accountEnabled"].(bool); ok {
 		enabled = v
@@ -284,7 +285,7 @@ type deltaState struct {
 }
 
 func (s *source) selectList() string {
-	return strings.Join(dedupe(append([]string{"id"}, s.props()...)), ",")
+	return msgraph.Select(s.props()...)
 }
 
 // DeltaStart takes both delta links from "now" before the full read, so a
@@ -350,10 +351,10 @@ func (s *source) Changes(ctx context.Context, g pull.Group, state string) (*pull
 		}
 		return nil
 	})
-	if err == ErrForeignLink {
+	if err == msgraph.ErrForeignLink {
 		return nil, fmt.Errorf("%w: the Graph URL is not the last run's", pull.ErrFullSyncNeeded)
 	}
-	if err == ErrSyncStateExpired {
+	if err == msgraph.ErrSyncStateExpired {
 		return nil, errExpired
 	}
 	if nested {
@@ -372,12 +373,12 @@ func (s *source) Changes(ctx context.Context, g pull.Group, state string) (*pull
 			joined[id] = false
 			return nil
 		}
-		u := s.toUser(User(it))
+		u := s.toUser(msgraph.User(it))
 		profiles[id] = u
 		ch.Updated = append(ch.Updated, u)
 		return nil
 	})
-	if err == ErrSyncStateExpired {
+	if err == msgraph.ErrSyncStateExpired {
 		return nil, errExpired
 	}
 	if err != nil {

@@ -23,7 +23,7 @@ func TestSeedTransformationAndMapping(t *testing.T) {
 		Department: "Ops", Extensions: map[string]string{"extension_0a1b2c3d_costCenter": "CC-9"}})
 	tenant.AddGroup(graphemu.Group{ID: "g1", DisplayName: "G", Members: []string{"u1"}})
 	_, cfg := start(t, tenant, graphemu.Options{})
-	src := newClient(t, cfg).Source(Mapping{CustomAttrs: []string{"costCenter"}, CustomAttrAppID: "0a1b-2c3d",
+	src := NewSource(newClient(t, cfg), Mapping{CustomAttrs: []string{"costCenter"}, CustomAttrAppID: "0a1b-2c3d",
 		TrustedServerUsernameAttr: "userPrincipalName", Transformations: tr})
 	var got []pull.User
 	if err := src.Members(context.Background(), pull.Group{ID: "g1"}, func(p []pull.User) error { got = append(got, p...); return nil }); err != nil {
@@ -34,7 +34,7 @@ func TestSeedTransformationAndMapping(t *testing.T) {
 		u.Attributes["trusted_server_username"] != "ann" || u.ID != "u1" {
 		t.Fatalf("mapped user %+v", u)
 	}
-	src = newClient(t, cfg).Source(Mapping{UsernameAttr: "mail", LastNameAttr: "department"})
+	src = NewSource(newClient(t, cfg), Mapping{UsernameAttr: "mail", LastNameAttr: "department"})
 	got = nil
 	src.Members(context.Background(), pull.Group{ID: "g1"}, func(p []pull.User) error { got = append(got, p...); return nil })
 	if got[0].Username != mail || got[0].LastName != "Ops" {

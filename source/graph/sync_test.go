@@ -15,6 +15,7 @@ import (
 	"github.com/usersync/usersync"
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/pull"
 )
 
@@ -89,7 +90,7 @@ func TestIncrementalSync(t *testing.T) {
 		ctx := context.Background()
 		tenant := graphemu.Generate(21, 1200, 3)
 		emu, cfg := start(t, tenant, graphemu.Options{})
-		src := newClient(t, cfg).Source(Mapping{})
+		src := NewSource(newClient(t, cfg), Mapping{})
 		d := open(t)
 		opts := pull.Options{AutoCreate: pull.CreateAll}
 		grp := tenant.GroupsNamed("Group 1")[0] // 600 members
@@ -199,7 +200,7 @@ func TestNestedGroupsAlwaysFull(t *testing.T) {
 		tenant.AddGroup(graphemu.Group{ID: "11111111-0000-4000-8000-000000000001", DisplayName: "Inner", Members: all.Members[:5]})
 		tenant.AddGroup(graphemu.Group{ID: "11111111-0000-4000-8000-000000000002", DisplayName: "Outer", Members: []string{all.Members[10], "11111111-0000-4000-8000-000000000001"}})
 		_, cfg := start(t, tenant, graphemu.Options{})
-		src := newClient(t, cfg).Source(Mapping{})
+		src := NewSource(newClient(t, cfg), Mapping{})
 		d := open(t)
 		opts := pull.Options{AutoCreate: pull.CreateAll}
 		if r, err := pull.Sync(ctx, d, src, "Outer", opts); err != nil || r.Written.MembersAdded < 6 {
@@ -246,9 +247,9 @@ func TestSyncThroughFaults(t *testing.T) {
 			emu.ServeHTTP(w, r)
 		}))
 		t.Cleanup(srv.Close)
-		cfg := Config{AuthorityURL: srv.URL, GraphURL: srv.URL, Tenant: tenant.ID, ClientID: "app-1", ClientSecret: secret, MaxRetries: 50,
+		cfg := msgraph.Config{AuthorityURL: srv.URL, GraphURL: srv.URL, Tenant: tenant.ID, ClientID: "app-1", ClientSecret: secret, MaxRetries: 50,
 			Sleep: func(ctx context.Context, d time.Duration) error { time.Sleep(time.Millisecond); return nil }}
-		src := newClient(t, cfg).Source(Mapping{})
+		src := NewSource(newClient(t, cfg), Mapping{})
 		d := open(t)
 		opts := pull.Options{AutoCreate: pull.CreateAll, SyncUserLimit: 10000}
 		r, err := pull.Sync(ctx, d, src, "All Users", opts)
@@ -281,19 +282,19 @@ func testGraphURLChanged(t *testing.T, d usersync.Directory) {
 	tenant := graphemu.Generate(23, 60, 2)
 	old, cfg := start(t, tenant, graphemu.Options{})
 	opts := pull.Options{AutoCreate: pull.CreateAll}
-	if _, err := pull.Sync(ctx, d, newClient(t, cfg).Source(Mapping{}), "Group 1", opts); err != nil {
+	if _, err := pull.Sync(ctx, d, NewSource(newClient(t, cfg), Mapping{}), "Group 1", opts); err != nil {
 		t.Fatal(err)
 	}
 	_, cfg2 := start(t, tenant, graphemu.Options{})
 	before := old.Requests()["http"]
-	r, err := pull.Sync(ctx, d, newClient(t, cfg2).Source(Mapping{}), "Group 1", opts)
+	r, err := pull.Sync(ctx, d, NewSource(newClient(t, cfg2), Mapping{}), "Group 1", opts)
 	if err != nil || r.Mode != pull.ModeFull || !strings.Contains(r.FullReason, "Graph URL") {
 		t.Fatalf("run against another Graph URL: %+v %v", r, err)
 	}
 	if n := old.Requests()["http"] - before; n != 0 {
 		t.Fatalf("the old Graph URL got %d requests", n)
 	}
-	r, err = pull.Sync(ctx, d, newClient(t, cfg2).Source(Mapping{}), "Group 1", opts)
+	r, err = pull.Sync(ctx, d, NewSource(newClient(t, cfg2), Mapping{}), "Group 1", opts)
 	if err != nil || r.Mode != pull.ModeIncremental {
 		t.Fatalf("the next run is incremental under the new URL: %+v %v", r, err)
 	}
@@ -321,7 +322,7 @@ func TestOptionChangeForcesFullRead(t *testing.T) {
 		}
 		tr, _ := ParseTransformations(`[{'attr_name': 'trusted_server_username', 'action': '^([^@]+)@'}]`)
 		m := Mapping{TrustedServerUsernameAttr: "userPrincipalName", Transformations: tr}
-		if _, err := pull.Sync(ctx, d, client.Source(m), "Group 1", opts); err != nil {
+		if _, err := pull.Sync(ctx, d, NewSource(client, m), "Group 1", opts); err != nil {
 			t.Fatal(err)
 		}
 		local, _, _ := strings.Cut(first.UserPrincipalName, "@")
@@ -330,7 +331,7 @@ func TestOptionChangeForcesFullRead(t *testing.T) {
 		}
 		// Only the transformation changes: a full read that says so.
 		m.Transformations, _ = ParseTransformations(`[{'attr_name': 'trusted_server_username', 'action': '^(.{3})'}]`)
-		r, err := pull.Sync(ctx, d, client.Source(m), "Group 1", opts)
+		r, err := pull.Sync(ctx, d, NewSource(client, m), "Group 1", opts)
 		if err != nil || r.Mode != pull.ModeFull || !strings.Contains(r.FullReason, "--attributes-transformation") || strings.Contains(r.FullReason, "expired") {
 			t.Fatalf("changed transformation: %+v %v", r, err)
 		}
@@ -338,14 +339,14 @@ func TestOptionChangeForcesFullRead(t *testing.T) {
 			t.Fatalf("re-applied transformation: %q", got)
 		}
 		// The option is dropped: the attribute it filled goes.
-		r, err = pull.Sync(ctx, d, client.Source(Mapping{}), "Group 1", opts)
+		r, err = pull.Sync(ctx, d, NewSource(client, Mapping{}), "Group 1", opts)
 		if err != nil || !strings.Contains(r.FullReason, "--trusted-server-username-attr") {
 			t.Fatalf("dropped option: %+v %v", r, err)
 		}
 		if _, has := get().Attributes["trusted_server_username"]; has {
 			t.Fatalf("attribute of a dropped option kept: %v", get().Attributes)
 		}
-		if r, err = pull.Sync(ctx, d, client.Source(Mapping{}), "Group 1", opts); err != nil || r.Mode != pull.ModeIncremental || r.Written.RowsWritten != 0 {
+		if r, err = pull.Sync(ctx, d, NewSource(client, Mapping{}), "Group 1", opts); err != nil || r.Mode != pull.ModeIncremental || r.Written.RowsWritten != 0 {
 			t.Fatalf("next run: %+v %v", r, err)
 		}
 	})
@@ -358,7 +359,7 @@ func TestTargetGroupUnionIncrementalEqualsFull(t *testing.T) {
 		ctx := context.Background()
 		tenant := graphemu.Generate(32, 200, 4)
 		_, cfg := start(t, tenant, graphemu.Options{})
-		src := newClient(t, cfg).Source(Mapping{})
+		src := NewSource(newClient(t, cfg), Mapping{})
 		g1, g2 := tenant.GroupsNamed("Group 1")[0], tenant.GroupsNamed("Group 2")[0]
 		opts := pull.Options{AutoCreate: pull.CreateAll, TargetGroup: "T"}
 		provision := func(d usersync.Directory, o pull.Options) {

@@ -1,10 +1,12 @@
-// Package graph is a Microsoft Graph client for pulling groups and their
-// users: OAuth2 client credentials against the tenant's token endpoint,
+// Package msgraph is the Microsoft Graph client that usersync's pull
+// source (source/graph) and its outbound targets (target/entra) share:
+// OAuth2 client credentials against the tenant's token endpoint,
 // @odata.nextLink paging with the largest page size, $select of only the
-// needed properties, and retries that honour Retry-After. Hosts are
-// configurable for national clouds and the emulator. Errors are usersync
-// domain errors whose messages say what failed and never hold the secret.
-package graph
+// needed properties, $batch, writes paced under Graph's write quota, and
+// retries that honour Retry-After. Hosts are configurable for national
+// clouds and the emulator. Errors are usersync domain errors whose messages
+// say what failed and never hold the secret.
+package msgraph
 
 import (
 	"bytes"
@@ -94,6 +96,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{cfg: cfg}, nil
 }
+
+// Tenant is the tenant the client signs in to.
+func (c *Client) Tenant() string { return c.cfg.Tenant }
 
 // accessToken returns a cached token, fetching a new one shortly before expiry.
 func (c *Client) accessToken(ctx context.Context, renew bool) (string, error) {

@@ -1,4 +1,4 @@
-package graph
+package msgraph
 
 import (
 	"context"
@@ -12,8 +12,6 @@ import (
 
 	"github.com/usersync/usersync"
 	graphemu "github.com/usersync/usersync/emulate/graph"
-	"github.com/usersync/usersync/internal/dirtest"
-	"github.com/usersync/usersync/pull"
 )
 
 // recordWaits makes cfg record its retries instead of sleeping.
@@ -88,29 +86,5 @@ func TestTLSFailureAtOnce(t *testing.T) {
 	_, err := newClient(t, cfg).FindGroup(context.Background(), "G")
 	if err == nil || !strings.Contains(err.Error(), "TLS certificate is not accepted") || len(retries()) != 0 {
 		t.Fatalf("%v (retries %v)", err, retries())
-	}
-}
-
-// A mistyped attribute name is refused by Graph (400), and the error names
-// the option and the property most likely meant.
-func TestMistypedPropertyNamed(t *testing.T) {
-	tenant := graphemu.Generate(2, 20, 2)
-	_, cfg := start(t, tenant, graphemu.Options{})
-	c := newClient(t, cfg)
-	d := dirtest.SQLite(t)
-	for _, m := range []struct {
-		mapping    Mapping
-		flag, want string
-	}{
-		{Mapping{UsernameAttr: "userPrincipleName"}, "--username-attr", `"userPrincipalName"`},
-		{Mapping{EmailAttr: "mial"}, "--email-attr", `"mail"`},
-	} {
-		_, err := pull.Sync(context.Background(), d, c.Source(m.mapping), "All Users", pull.Options{AutoCreate: pull.CreateAll})
-		if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), m.flag) || !strings.Contains(err.Error(), "did you mean "+m.want) {
-			t.Fatalf("%+v: %v", m.mapping, err)
-		}
-	}
-	if _, n, _ := d.FindUsers(context.Background(), usersync.UserFilter{}); n != 0 {
-		t.Fatalf("%d users written", n)
 	}
 }

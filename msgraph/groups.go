@@ -1,4 +1,4 @@
-package graph
+package msgraph
 
 import (
 	"context"
@@ -104,6 +104,11 @@ func (c *Client) FindUser(ctx context.Context, idOrUPN string, props []string) (
 	q := url.Values{"$select": {strings.Join(dedupe(append([]string{"id"}, props...)), ",")}}
 	err := c.get(ctx, "/v1.0/users/"+url.PathEscape(idOrUPN)+"?"+q.Encode(), fmt.Sprintf("user %q", idOrUPN), "User.Read.All", &u)
 	return u, err
+}
+
+// Select joins properties into a $select value: "id" first, each once.
+func Select(props ...string) string {
+	return strings.Join(dedupe(append([]string{"id"}, props...)), ",")
 }
 
 func dedupe(s []string) []string {
