@@ -104,5 +104,6 @@ type Directory interface {
 	ChangeLog
 	BatchApplier
 	SyncStateService
+	ProvisionerService
 	Close() error
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/internal/netfail"
+	"golang.org/x/time/rate"
 )
 
 // Public cloud endpoints; see the wire-facts document for national clouds.
@@ -45,6 +46,9 @@ type Config struct {
 	// OnRetry, when set, hears of each retry before its wait: what was
 	// asked, why it is tried again, and how long the client waits.
 	OnRetry func(what, why string, wait time.Duration)
+	// WritesPerSecond paces writes; default 20 (Graph's 3,000 per 150 s).
+	// A negative value does not pace (benchmarks of the emulator).
+	WritesPerSecond float64
 }
 
 // Client talks to Microsoft Graph. It is safe for concurrent use.
@@ -54,6 +58,12 @@ type Client struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
+
+	// writes paces writes under Graph's write quota per app and tenant
+	// (3,000 per 150 s: 20 a second, with a burst).
+	writes *rate.Limiter
+	// created remembers the groups this client created, for fresh.
+	created freshGroups
 }
 
 // New checks cfg and returns a client. It does not contact the service.
@@ -94,7 +104,14 @@ func New(cfg Config) (*Client, error) {
 			}
 		}
 	}
-	return &Client{cfg: cfg}, nil
+	if cfg.WritesPerSecond == 0 {
+		cfg.WritesPerSecond = 20
+	}
+	limit := rate.Limit(cfg.WritesPerSecond)
+	if cfg.WritesPerSecond < 0 {
+		limit = rate.Inf
+	}
+	return &Client{cfg: cfg, writes: rate.NewLimiter(limit, 100)}, nil
 }
 
 // Tenant is the tenant the client signs in to.
@@ -171,6 +188,10 @@ type call struct {
 	body           []byte      // JSON, for POST
 	header         http.Header // extra headers, e.g. ConsistencyLevel
 	what, perm     string      // for errors: what was asked, which permission it needs
+	// write paces the request under the write quota and marks it low
+	// priority (a background sync); writes, and calls with apiErrors,
+	// return 400, 404 and 409 as *APIError for the caller to read.
+	write, apiErrors bool
 }
 
 // ErrSyncStateExpired is returned for a delta link Graph no longer knows
@@ -210,6 +231,12 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 		if cl.body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
+		if cl.write {
+			req.Header.Set("x-ms-throttle-priority", "Low") // wire facts §8: a background sync yields first
+			if err := c.writes.Wait(ctx); err != nil {
+				return err
+			}
+		}
 		resp, err := c.send(ctx, req, what, c.cfg.GraphURL)
 		if err != nil {
 			return err
@@ -221,7 +248,10 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 		}
 		var ge graphError
 		isGraph := json.Unmarshal(body, &ge) == nil && ge.Error.Code != ""
-		if resp.StatusCode == http.StatusOK {
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			if v == nil || len(body) == 0 {
+				return nil
+			}
 			if err := json.Unmarshal(body, v); err != nil {
 				return c.notGraph(what, resp)
 			}
@@ -252,6 +282,8 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 			c.mu.Unlock()
 		case code == http.StatusUnauthorized:
 			return usersync.Errorf(usersync.EUNAUTHORIZED, "%s: Graph refused the access token: %s", what, ge.Error.Message)
+		case (cl.write || cl.apiErrors) && (code == http.StatusBadRequest || code == http.StatusNotFound || code == http.StatusConflict):
+			return &APIError{Status: code, Code: ge.Error.Code, Message: ge.Error.Message, What: what}
 		case code == http.StatusForbidden:
 			return usersync.Errorf(usersync.EFORBIDDEN, "%s: the application lacks a Graph permission (it needs %s, granted with admin consent): %s", what, perm, ge.Error.Message)
 		case code == http.StatusNotFound:
@@ -274,8 +306,18 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: Graph answered %d %s: %s", e.What, e.Status, e.Code, e.Message)
 }
 
-// Unwrap makes an APIError an EINVALID domain error.
-func (e *APIError) Unwrap() error { return usersync.Errorf(usersync.EINVALID, "%s", e.Error()) }
+// Unwrap makes an APIError a domain error: ENOTFOUND for 404, ECONFLICT
+// for 409, EINVALID otherwise.
+func (e *APIError) Unwrap() error {
+	code := usersync.EINVALID
+	switch e.Status {
+	case http.StatusNotFound:
+		code = usersync.ENOTFOUND
+	case http.StatusConflict:
+		code = usersync.ECONFLICT
+	}
+	return usersync.Errorf(code, "%s", e.Error())
+}
 
 // send sends a request, retrying a server that cannot be reached for now
 // (refused, reset, timed out) for up to netfail.ConnectBudget in all; a

@@ -15,9 +15,10 @@ const MaxPage = 999
 
 // Group is an Entra group.
 type Group struct {
-	ID          string `json:"id"`
-	DisplayName string `json:"displayName"`
-	Description string `json:"description"`
+	ID           string `json:"id"`
+	DisplayName  string `json:"displayName"`
+	Description  string `json:"description"`
+	MailNickname string `json:"mailNickname,omitempty"`
 }
 
 // User is an Entra user with the properties that were selected.

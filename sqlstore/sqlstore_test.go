@@ -501,3 +501,30 @@ func checkReadOnly(t *testing.T, d *DB, says string) {
 		t.Fatalf("reads still work: %v", err)
 	}
 }
+
+// A provisioner's client secret is sealed like the secret settings, and
+// bound to its provisioner: copied onto another row, it does not open.
+func TestProvisionerSecretSealed(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			d := openDB(t, dsn(t))
+			const secret = "prov-s3cret-value"
+			for _, n := range []string{"a", "b"} {
+				p := &usersync.Provisioner{Name: n, Kind: usersync.ProvisionerGroups, Config: usersync.ProvisionerConfig{TenantID: "t", ClientID: "c"}}
+				if err := d.CreateProvisioner(ctx, p, secret+n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var raw, config string
+			d.db.QueryRow(`SELECT secret, config FROM provisioners WHERE name = 'a'`).Scan(&raw, &config)
+			if strings.Contains(raw, secret) || !strings.HasPrefix(raw, sealedPrefix) || strings.Contains(config, secret) {
+				t.Fatalf("stored as %q (config %s)", raw, config)
+			}
+			d.db.Exec(d.q(`UPDATE provisioners SET secret = ? WHERE name = 'b'`), raw)
+			if s, err := d.ProvisionerSecret(ctx, "b"); err == nil {
+				t.Fatalf("a's sealed secret opened as b's: %q", s)
+			}
+		})
+	}
+}

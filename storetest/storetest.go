@@ -52,6 +52,7 @@ func Run(t *testing.T, open Opener) {
 		{"MembershipSources", testMembershipSources},
 		{"UpsertByID", testUpsertByID},
 		{"SoftDeletedState", testSoftDeletedState},
+		{"Provisioners", testProvisioners},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -1296,3 +1297,109 @@ func testSoftDeletedState(t *testing.T, d usersync.Directory) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func sampleProvisioner(name string) *usersync.Provisioner {
+	return &usersync.Provisioner{Name: name, Kind: usersync.ProvisionerGroups,
+		Config: usersync.ProvisionerConfig{TenantID: "contoso.onmicrosoft.com", ClientID: "app-1", Domain: "contoso.com"}}
+}
+
+// Provisioners are stored with the seed's defaults filled in, their secret
+// apart; items (failing groups) go with their provisioner.
+func testProvisioners(t *testing.T, d usersync.Directory) {
+	p := sampleProvisioner("o365")
+	if err := d.CreateProvisioner(ctx, p, "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.CreateProvisioner(ctx, sampleProvisioner("o365"), "x"), usersync.ECONFLICT)
+	wantCode(t, d.CreateProvisioner(ctx, sampleProvisioner("has space"), "x"), usersync.EINVALID)
+	bad := sampleProvisioner("bad")
+	bad.Config.TenantID = "@o365.tenantId@"
+	wantCode(t, d.CreateProvisioner(ctx, bad, "x"), usersync.EINVALID)
+	if _, err := d.FindProvisioner(ctx, "bad"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatalf("a refused provisioner was stored: %v", err)
+	}
+
+	got, err := d.FindProvisioner(ctx, "o365")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got.Config
+	if c.SyncAttribute != usersync.DefaultSyncAttribute || c.IDAttribute != "uid" || c.GroupType != "Security" ||
+		c.RemoteIDAttribute != usersync.DefaultRemoteIDAttr || c.QuartzCron != usersync.DefaultQuartzCron || c.Domain != "contoso.com" || got.Version != 1 {
+		t.Fatalf("stored config: %+v", got)
+	}
+	if s, err := d.ProvisionerSecret(ctx, "o365"); err != nil || s != "s3cret" {
+		t.Fatalf("secret = %q, %v", s, err)
+	}
+
+	second := sampleProvisioner("uni")
+	second.Config.GroupType = "Unified"
+	if err := d.CreateProvisioner(ctx, second, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if second.Config.RemoteIDAttribute != usersync.DefaultRemoteIDAttr+":uni" || second.Config.Visibility != "Public" {
+		t.Fatalf("second provisioner's defaults: %+v", second.Config)
+	}
+	all, err := d.FindProvisioners(ctx)
+	if err != nil || len(all) != 2 || all[0].Name != "o365" || all[1].Name != "uni" {
+		t.Fatalf("list: %v %v", all, err)
+	}
+
+	got.Config.GroupJexl = "group.name"
+	if err := d.UpdateProvisioner(ctx, got, nil); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := d.FindProvisioner(ctx, "o365")
+	if again.Config.GroupJexl != "group.name" || again.Version != 2 {
+		t.Fatalf("after update: %+v", again)
+	}
+	if s, _ := d.ProvisionerSecret(ctx, "o365"); s != "s3cret" {
+		t.Fatalf("an update without a secret changed it to %q", s)
+	}
+	newSecret := "n3w"
+	if err := d.UpdateProvisioner(ctx, again, &newSecret); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := d.ProvisionerSecret(ctx, "o365"); s != "n3w" {
+		t.Fatalf("secret after replacing = %q", s)
+	}
+	wantCode(t, d.UpdateProvisioner(ctx, sampleProvisioner("nobody"), nil), usersync.ENOTFOUND)
+
+	next := time.Now().Add(time.Minute).Truncate(time.Microsecond)
+	it := usersync.ProvisionerItem{Provisioner: "o365", GroupID: 7, GroupName: "app:g7", Failures: 2, LastError: "Graph answered 503", NextAttempt: next}
+	if err := d.SaveProvisionerItem(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	it.Failures, it.Quarantined = 5, true
+	if err := d.SaveProvisionerItem(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	d.SaveProvisionerItem(ctx, usersync.ProvisionerItem{Provisioner: "uni", GroupID: 7, GroupName: "app:g7", Failures: 1, LastError: "x", NextAttempt: next})
+	items, err := d.ProvisionerItems(ctx, "o365")
+	if err != nil || len(items) != 1 || items[0].Failures != 5 || !items[0].Quarantined || !items[0].NextAttempt.Equal(next) || items[0].LastError != "Graph answered 503" {
+		t.Fatalf("items: %+v %v", items, err)
+	}
+	if err := d.DeleteProvisionerItem(ctx, "o365", 7); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := d.ProvisionerItems(ctx, "o365"); len(items) != 0 {
+		t.Fatalf("item not deleted: %+v", items)
+	}
+	if items, _ := d.ProvisionerItems(ctx, "uni"); len(items) != 1 {
+		t.Fatalf("deleting one provisioner's item touched another's: %+v", items)
+	}
+
+	d.SetCursor(ctx, usersync.ProvisionerCursor("uni"), 9)
+	if err := d.DeleteProvisioner(ctx, "uni"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.DeleteProvisioner(ctx, "uni"), usersync.ENOTFOUND)
+	if items, _ := d.ProvisionerItems(ctx, "uni"); len(items) != 0 {
+		t.Fatalf("items outlived their provisioner: %+v", items)
+	}
+	if n, _ := d.Cursor(ctx, usersync.ProvisionerCursor("uni")); n != 0 {
+		t.Fatalf("cursor outlived its provisioner: %d", n)
+	}
+	_, err = d.ProvisionerSecret(ctx, "uni")
+	wantCode(t, err, usersync.ENOTFOUND)
+}

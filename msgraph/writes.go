@@ -1,0 +1,367 @@
+// Writes: groups and their members, as an outbound provisioner needs them
+// (wire facts §5, §8). Every write is paced under the write quota and sent
+// at low priority; what Graph treats as already done ("already exist" on
+// an add, 404 on a removal) is success.
+
+package msgraph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/netfail"
+)
+
+// MaxBind is the most members one request may bind (members@odata.bind).
+const MaxBind = 20
+
+// GroupSpec is what a provisioner writes of a group.
+type GroupSpec struct {
+	DisplayName  string
+	MailNickname string
+	Description  string
+	Unified      bool   // a Microsoft 365 group; else a security group
+	Visibility   string // Unified groups: Public, Private or HiddenMembership
+}
+
+// memberRef is the reference a bind or $ref takes.
+func memberRef(id string) string { return DefaultGraphURL + "/v1.0/directoryObjects/" + id }
+
+// CreateGroup creates a group with up to MaxBind members bound at creation.
+func (c *Client) CreateGroup(ctx context.Context, g GroupSpec, members []string) (Group, error) {
+	if len(members) > MaxBind {
+		members = members[:MaxBind]
+	}
+	body := map[string]any{"displayName": g.DisplayName, "mailNickname": g.MailNickname, "mailEnabled": g.Unified,
+		"securityEnabled": !g.Unified, "groupTypes": []string{}}
+	if g.Unified {
+		body["groupTypes"] = []string{"Unified"}
+		if g.Visibility != "" {
+			body["visibility"] = g.Visibility
+		}
+	}
+	if g.Description != "" {
+		body["description"] = g.Description
+	}
+	if len(members) > 0 {
+		refs := make([]string, len(members))
+		for i, m := range members {
+			refs[i] = memberRef(m)
+		}
+		body["members@odata.bind"] = refs
+	}
+	b, _ := json.Marshal(body)
+	var out Group
+	err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/groups", body: b, write: true,
+		what: fmt.Sprintf("create group %q", g.DisplayName), perm: "Group.ReadWrite.All"}, &out)
+	if err == nil {
+		c.noteCreated(out.ID)
+	}
+	return out, err
+}
+
+// UpdateGroup changes a group's names and description.
+func (c *Client) UpdateGroup(ctx context.Context, id string, g GroupSpec) error {
+	body := map[string]any{"displayName": g.DisplayName, "description": g.Description}
+	if g.MailNickname != "" {
+		body["mailNickname"] = g.MailNickname
+	}
+	if g.Unified && g.Visibility != "" && !strings.EqualFold(g.Visibility, "HiddenMembership") {
+		body["visibility"] = g.Visibility
+	}
+	b, _ := json.Marshal(body)
+	return c.fresh(ctx, id, func() error {
+		return c.do(ctx, call{method: http.MethodPatch, target: "/v1.0/groups/" + url.PathEscape(id), body: b, write: true,
+			what: fmt.Sprintf("update group %s", id), perm: "Group.ReadWrite.All"}, nil)
+	})
+}
+
+// DeleteGroup deletes a group; one that is gone already is no error.
+func (c *Client) DeleteGroup(ctx context.Context, id string) error {
+	err := c.do(ctx, call{method: http.MethodDelete, target: "/v1.0/groups/" + url.PathEscape(id), write: true,
+		what: fmt.Sprintf("delete group %s", id), perm: "Group.ReadWrite.All"}, nil)
+	if isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
+}
+
+// GroupByID reads a group's names; ENOTFOUND (an *APIError with status
+// 404) when there is none.
+func (c *Client) GroupByID(ctx context.Context, id string) (Group, error) {
+	var g Group
+	err := c.do(ctx, call{method: http.MethodGet, target: "/v1.0/groups/" + url.PathEscape(id) + "?$select=id,displayName,description,mailNickname", apiErrors: true,
+		what: fmt.Sprintf("read group %s", id), perm: "Group.Read.All"}, &g)
+	return g, err
+}
+
+// FindGroupsByMailNickname finds groups by their mailNickname (the anchor
+// a provisioner looks for before it creates a group again).
+func (c *Client) FindGroupsByMailNickname(ctx context.Context, nick string) ([]Group, error) {
+	q := url.Values{"$filter": {"mailNickname eq '" + strings.ReplaceAll(nick, "'", "''") + "'"}, "$select": {"id,displayName,description,mailNickname"}}
+	var res struct {
+		Value []Group `json:"value"`
+	}
+	err := c.get(ctx, "/v1.0/groups?"+q.Encode(), fmt.Sprintf("find group with mailNickname %q", nick), "Group.Read.All", &res)
+	return res.Value, err
+}
+
+// MemberIDs lists the object ids of a group's direct members.
+func (c *Client) MemberIDs(ctx context.Context, groupID string) ([]string, error) {
+	var out []string
+	next := "/v1.0/groups/" + url.PathEscape(groupID) + "/members?$select=id&$top=" + strconv.Itoa(MaxPage)
+	for next != "" {
+		var res struct {
+			Value []struct {
+				ID string `json:"id"`
+			} `json:"value"`
+			NextLink string `json:"@odata.nextLink"`
+		}
+		if err := c.get(ctx, next, fmt.Sprintf("members of group %s", groupID), "GroupMember.Read.All", &res); err != nil {
+			return nil, err
+		}
+		for _, m := range res.Value {
+			out = append(out, m.ID)
+		}
+		next = res.NextLink
+	}
+	return out, nil
+}
+
+// ItemErrors are the members a membership write could not apply, by
+// object id: the others were applied.
+type ItemErrors map[string]error
+
+// AddMembers adds members MaxBind at a time (members@odata.bind). A chunk
+// refused whole (one bad reference, or one member already there) is split
+// to find the culprit; "already exist" is success.
+func (c *Client) AddMembers(ctx context.Context, groupID string, ids []string) (ItemErrors, error) {
+	failed := ItemErrors{}
+	for start := 0; start < len(ids); start += MaxBind {
+		if err := c.addChunk(ctx, groupID, ids[start:min(start+MaxBind, len(ids))], failed); err != nil {
+			return failed, err
+		}
+	}
+	return failed, nil
+}
+
+func (c *Client) addChunk(ctx context.Context, groupID string, ids []string, failed ItemErrors) error {
+	refs := make([]string, len(ids))
+	for i, id := range ids {
+		refs[i] = memberRef(id)
+	}
+	b, _ := json.Marshal(map[string]any{"members@odata.bind": refs})
+	err := c.fresh(ctx, groupID, func() error {
+		return c.do(ctx, call{method: http.MethodPatch, target: "/v1.0/groups/" + url.PathEscape(groupID), body: b, write: true,
+			what: fmt.Sprintf("add %d members to group %s", len(ids), groupID), perm: "GroupMember.ReadWrite.All"}, nil)
+	})
+	var ae *APIError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &ae):
+		return err
+	case len(ids) == 1 && alreadyMember(ae):
+		return nil
+	case len(ids) == 1:
+		failed[ids[0]] = err
+		return nil
+	}
+	half := len(ids) / 2
+	if err := c.addChunk(ctx, groupID, ids[:half], failed); err != nil {
+		return err
+	}
+	return c.addChunk(ctx, groupID, ids[half:], failed)
+}
+
+// alreadyMember is Graph's answer to adding a member that is one already.
+func alreadyMember(e *APIError) bool {
+	return e.Status == http.StatusBadRequest && strings.Contains(e.Message, "already exist")
+}
+
+// RemoveMembers removes members in $batch requests of DELETE …/$ref, 20 to
+// a request; a member that is not there (404) is removed already. Throttled
+// inner requests are sent again after their Retry-After.
+func (c *Client) RemoveMembers(ctx context.Context, groupID string, ids []string) (ItemErrors, error) {
+	failed := ItemErrors{}
+	for start := 0; start < len(ids); start += maxBatch {
+		pending := ids[start:min(start+maxBatch, len(ids))]
+		backoffs := c.backoff()
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt > c.cfg.MaxRetries {
+				return failed, usersync.Errorf(usersync.EUNAVAILABLE, "remove %d members of group %s: Graph still throttles them after %d retries", len(pending), groupID, attempt-1)
+			}
+			var req struct {
+				Requests []map[string]string `json:"requests"`
+			}
+			for i, id := range pending {
+				req.Requests = append(req.Requests, map[string]string{"id": strconv.Itoa(i), "method": "DELETE",
+					"url": "/groups/" + url.PathEscape(groupID) + "/members/" + url.PathEscape(id) + "/$ref"})
+			}
+			body, _ := json.Marshal(req)
+			var res batchAnswer
+			// Each inner DELETE is a write of its own; the limiter is
+			// asked for the batch as a whole, then for the rest.
+			if err := c.writes.WaitN(ctx, min(len(pending), c.writes.Burst())); err != nil {
+				return failed, err
+			}
+			if err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/$batch", body: body,
+				what: fmt.Sprintf("remove %d members of group %s", len(pending), groupID), perm: "GroupMember.ReadWrite.All",
+				header: http.Header{"X-Ms-Throttle-Priority": {"Low"}}}, &res); err != nil {
+				return failed, err
+			}
+			var retry []string
+			var wait time.Duration
+			for _, r := range res.Responses {
+				i, err := strconv.Atoi(r.ID)
+				if err != nil || i < 0 || i >= len(pending) {
+					return failed, usersync.Errorf(usersync.EUNAVAILABLE, "remove members of group %s: a batch answer has unknown id %q", groupID, r.ID)
+				}
+				switch {
+				case r.Status == http.StatusNoContent || r.Status == http.StatusOK || r.Status == http.StatusNotFound:
+				case r.Status == http.StatusTooManyRequests || r.Status >= 500:
+					retry = append(retry, pending[i])
+					if s, err := strconv.Atoi(r.Headers["Retry-After"]); err == nil {
+						wait = max(wait, time.Duration(s)*time.Second)
+					}
+				default:
+					var ge graphError
+					json.Unmarshal(r.Body, &ge)
+					failed[pending[i]] = (&APIError{Status: r.Status, Code: ge.Error.Code, Message: ge.Error.Message, What: "remove member " + pending[i]}).Unwrap()
+				}
+			}
+			if len(retry) > 0 {
+				if wait == 0 {
+					wait = backoffs.NextBackOff()
+				}
+				if err := c.pause(ctx, "remove members", fmt.Sprintf("%d removals of a $batch were throttled or failed", len(retry)), wait); err != nil {
+					return failed, err
+				}
+			}
+			pending = retry
+		}
+	}
+	return failed, nil
+}
+
+// batchAnswer is the answer to a $batch.
+type batchAnswer struct {
+	Responses []struct {
+		ID      string            `json:"id"`
+		Status  int               `json:"status"`
+		Headers map[string]string `json:"headers"`
+		Body    json.RawMessage   `json:"body"`
+	} `json:"responses"`
+}
+
+// UserIDs resolves userPrincipalNames to object ids with $batch, 20 to a
+// request; names that are no user in the tenant are left out.
+func (c *Client) UserIDs(ctx context.Context, upns []string) (map[string]string, error) {
+	out := make(map[string]string, len(upns))
+	for start := 0; start < len(upns); start += maxBatch {
+		pending := upns[start:min(start+maxBatch, len(upns))]
+		backoffs := c.backoff()
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt > c.cfg.MaxRetries {
+				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "look up %d users: Graph still throttles them after %d retries", len(pending), attempt-1)
+			}
+			var req struct {
+				Requests []map[string]string `json:"requests"`
+			}
+			for i, upn := range pending {
+				req.Requests = append(req.Requests, map[string]string{"id": strconv.Itoa(i), "method": "GET", "url": "/users/" + url.PathEscape(upn) + "?$select=id"})
+			}
+			body, _ := json.Marshal(req)
+			var res batchAnswer
+			if err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/$batch", body: body, what: fmt.Sprintf("look up %d users", len(pending)), perm: "User.Read.All"}, &res); err != nil {
+				return nil, err
+			}
+			var retry []string
+			var wait time.Duration
+			for _, r := range res.Responses {
+				i, err := strconv.Atoi(r.ID)
+				if err != nil || i < 0 || i >= len(pending) {
+					return nil, usersync.Errorf(usersync.EUNAVAILABLE, "look up users: a batch answer has unknown id %q", r.ID)
+				}
+				switch {
+				case r.Status == http.StatusOK:
+					var u struct {
+						ID string `json:"id"`
+					}
+					json.Unmarshal(r.Body, &u)
+					out[strings.ToLower(pending[i])] = u.ID
+				case r.Status == http.StatusNotFound:
+				case r.Status == http.StatusTooManyRequests || r.Status >= 500:
+					retry = append(retry, pending[i])
+					if s, err := strconv.Atoi(r.Headers["Retry-After"]); err == nil {
+						wait = max(wait, time.Duration(s)*time.Second)
+					}
+				case r.Status == http.StatusForbidden:
+					return nil, usersync.Errorf(usersync.EFORBIDDEN, "look up users: the application lacks a Graph permission (it needs User.Read.All, granted with admin consent)")
+				}
+			}
+			if len(retry) > 0 {
+				if wait == 0 {
+					wait = backoffs.NextBackOff()
+				}
+				if err := c.pause(ctx, "look up users", fmt.Sprintf("%d lookups of a $batch were throttled or failed", len(retry)), wait); err != nil {
+					return nil, err
+				}
+			}
+			pending = retry
+		}
+	}
+	return out, nil
+}
+
+// freshFor is how long after creating a group a 404 for it may be Graph's
+// replication lag (wire facts §5) rather than a group that is gone.
+var freshFor = 30 * time.Second
+
+type freshGroups struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (c *Client) noteCreated(id string) {
+	c.created.mu.Lock()
+	defer c.created.mu.Unlock()
+	if c.created.at == nil {
+		c.created.at = map[string]time.Time{}
+	}
+	c.created.at[id] = time.Now()
+}
+
+// fresh runs a write to a group; while the group is one this client made
+// moments ago, a 404 is retried after 1, 2, 4, 8 s (the new id has not
+// reached every replica yet).
+func (c *Client) fresh(ctx context.Context, id string, write func() error) error {
+	for wait := time.Second; ; wait *= 2 {
+		err := write()
+		c.created.mu.Lock()
+		at, isFresh := c.created.at[id]
+		c.created.mu.Unlock()
+		if !isStatus(err, http.StatusNotFound) || !isFresh || time.Since(at) > freshFor || wait > 8*time.Second {
+			return err
+		}
+		if err := c.pause(ctx, fmt.Sprintf("write to group %s", id), "a group created moments ago is not found yet (replication)", wait); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Client) backoff() interface{ NextBackOff() time.Duration } { return netfail.Backoff() }
+
+func isStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}

@@ -1,0 +1,1005 @@
+// Package entra is the outbound target that pushes marked directory groups
+// and their members to Entra ID (Grouper's Azure provisioner, seed 003): a
+// change-log consumer that follows the directory's change log from its
+// cursor, folds the events per group, and writes each group's changes
+// through the shared Graph client (msgraph). A reconcile compares Entra
+// with the directory for every covered group and repairs drift both ways.
+//
+// A group is covered when it, or a folder above it, carries the
+// provisioner's marker attribute. Its Entra id is kept on the group in the
+// provisioner's remote id attribute. Commit order is Entra write → remote
+// id → cursor, and a group is looked up by its mailNickname (the anchor)
+// before it is created, so a crash anywhere replays without duplicates.
+package entra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/jexl"
+	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/pull"
+)
+
+// ActionKind names one step of a provisioner run.
+type ActionKind string
+
+const (
+	CreateGroup  ActionKind = "create-group"
+	AdoptGroup   ActionKind = "adopt-group" // found in Entra by its mailNickname (an earlier run created it)
+	UpdateGroup  ActionKind = "update-group"
+	DeleteGroup  ActionKind = "delete-group"
+	AddMember    ActionKind = "add-member"
+	RemoveMember ActionKind = "remove-member"
+	FailMember   ActionKind = "member-failed" // this member could not be written; the others were
+	StopGroup    ActionKind = "stop-group"    // the marker was removed: no more sync, the Entra group stays
+)
+
+// Action is one write (or, in a dry run, planned write) and why.
+type Action struct {
+	Kind     ActionKind `json:"action"`
+	Group    string     `json:"group"`
+	Member   string     `json:"member,omitempty"` // a user principal name
+	RemoteID string     `json:"remoteId,omitempty"`
+	Reason   string     `json:"reason"`
+}
+
+// Failure is a group that failed in a run.
+type Failure struct {
+	Group       string `json:"group"`
+	Error       string `json:"error"`
+	Failures    int    `json:"failures"`
+	Quarantined bool   `json:"quarantined,omitempty"`
+}
+
+// Result is what a run did (or, in a dry run, would do).
+type Result struct {
+	Provisioner string             `json:"provisioner"`
+	DryRun      bool               `json:"dryRun"`
+	FromSeq     int64              `json:"fromSeq"`
+	ToSeq       int64              `json:"toSeq"`
+	Events      int                `json:"events"`
+	Groups      int                `json:"groups"` // groups looked at
+	Counts      map[ActionKind]int `json:"counts"`
+	Actions     []Action           `json:"actions,omitempty"`
+	Failures    []Failure          `json:"failures,omitempty"`
+}
+
+// Options shape a run.
+type Options struct {
+	DryRun      bool // plan only: read Entra and the directory, write neither, keep the cursor
+	Force       bool // reconcile: apply removals beyond the mass-removal guard
+	KeepActions bool
+	OnAction    func(Action)
+	Now         func() time.Time
+}
+
+// Groups is a group provisioner over a directory and a Graph client.
+type Groups struct {
+	dir    usersync.Directory
+	client *msgraph.Client
+	p      *usersync.Provisioner
+	group  struct{ name, nick, desc *jexl.Program }
+	upn    *jexl.Program // subjectJexl
+	actor  context.Context
+}
+
+// groupVars and subjectVars are the variables expressions may use.
+var (
+	groupVars   = []string{"group", "consumerName", "tenantId", "domain", "idAttribute"}
+	subjectVars = []string{"subject", "subjectIdValue", "consumerName", "tenantId", "domain", "idAttribute"}
+)
+
+// Compile checks a provisioner's expressions: a syntax error names the
+// expression, the position and what was expected.
+func Compile(c usersync.ProvisionerConfig) (name, nick, desc, subject *jexl.Program, err error) {
+	compile := func(what, src string, vars []string) *jexl.Program {
+		if err != nil || src == "" {
+			return nil
+		}
+		var p *jexl.Program
+		if p, err = jexl.Compile(src, vars...); err != nil {
+			err = usersync.Errorf(usersync.EINVALID, "%s: %v", what, err)
+		}
+		return p
+	}
+	name = compile("groupJexl", c.GroupJexl, groupVars)
+	nick = compile("mailNicknameJexl", c.MailNicknameJexl, groupVars)
+	desc = compile("descriptionJexl", c.DescriptionJexl, groupVars)
+	subject = compile("subjectJexl", c.SubjectJexl, subjectVars)
+	return name, nick, desc, subject, err
+}
+
+// New returns the provisioner p over dir, writing through client.
+func New(dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner) (*Groups, error) {
+	g := &Groups{dir: dir, client: client, p: p}
+	var err error
+	if g.group.name, g.group.nick, g.group.desc, g.upn, err = Compile(p.Config); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// run is one run's state.
+type run struct {
+	*Groups
+	ctx     context.Context
+	o       Options
+	r       *Result
+	folders map[string]*usersync.Folder // by path key; nil entries: no such folder
+	names   map[string]string           // Entra object id → principal name, for actions
+}
+
+func (g *Groups) newRun(ctx context.Context, o Options) *run {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	ctx = usersync.WithActor(ctx, usersync.ProvisionerCursor(g.p.Name))
+	return &run{Groups: g, ctx: ctx, o: o, folders: map[string]*usersync.Folder{}, names: map[string]string{},
+		r: &Result{Provisioner: g.p.Name, DryRun: o.DryRun, Counts: map[ActionKind]int{}}}
+}
+
+func (r *run) act(a Action) {
+	r.r.Counts[a.Kind]++
+	if r.o.KeepActions {
+		r.r.Actions = append(r.r.Actions, a)
+	}
+	if r.o.OnAction != nil {
+		r.o.OnAction(a)
+	}
+}
+
+// batchSize bounds the change events read at a time.
+const batchSize = 5000
+
+// work is what a run has to do for one group, folded from its events.
+type work struct {
+	id             int64
+	name           string
+	deleted        bool
+	remoteID       string // when deleted: the Entra id it had
+	full           bool   // read both sides and repair: created, (re)marked, a member gone from the directory
+	props          bool   // names or description changed
+	unmarked       bool
+	markedAtDelete bool           // the deleted group carried the marker itself
+	adds, remove   map[int64]bool // members by user id (the latest event wins)
+}
+
+// Run processes the change events after the provisioner's cursor once,
+// first retrying the groups that failed before and are due. The cursor
+// moves past each batch once its writes are done; a group that fails is
+// retried later on its own (retryOnError) rather than holding the cursor.
+func (g *Groups) Run(ctx context.Context, o Options) (*Result, error) {
+	r := g.newRun(ctx, o)
+	if err := r.retryDue(); err != nil {
+		return r.r, err
+	}
+	cursor, err := g.dir.Cursor(ctx, usersync.ProvisionerCursor(g.p.Name))
+	if err != nil {
+		return r.r, err
+	}
+	r.r.FromSeq, r.r.ToSeq = cursor, cursor
+	for {
+		events, err := g.dir.ChangesAfter(ctx, cursor, batchSize)
+		if err != nil || len(events) == 0 {
+			return r.r, err
+		}
+		r.r.Events += len(events)
+		if err := r.apply(r.fold(events)); err != nil {
+			return r.r, err
+		}
+		cursor = events[len(events)-1].Seq
+		r.r.ToSeq = cursor
+		if !o.DryRun {
+			if err := g.dir.SetCursor(ctx, usersync.ProvisionerCursor(g.p.Name), cursor); err != nil {
+				return r.r, err
+			}
+		}
+	}
+}
+
+// fold reads a batch of events into work per group. A marker set or
+// removed on a folder makes every group below it a full reconcile.
+func (r *run) fold(events []*usersync.Change) map[int64]*work {
+	out := map[int64]*work{}
+	get := func(ref usersync.ObjectRef) *work {
+		w := out[ref.ID]
+		if w == nil {
+			w = &work{id: ref.ID, name: ref.Name, adds: map[int64]bool{}, remove: map[int64]bool{}}
+			out[ref.ID] = w
+		}
+		w.name = ref.Name
+		return w
+	}
+	marker, remoteAttr := "attributes."+r.p.Config.SyncAttribute, "attributes."+r.p.Config.RemoteIDAttribute
+	type touched struct {
+		path     string
+		unmarked bool
+	}
+	var folders []touched
+	for _, e := range events {
+		switch {
+		case e.Kind == usersync.GroupCreated:
+			get(e.Object).full = true
+		case e.Kind == usersync.GroupDeleted:
+			w := get(e.Object)
+			w.deleted, w.remoteID = true, e.Fields[remoteAttr].From
+			_, w.markedAtDelete = e.Fields[marker]
+		case e.Kind == usersync.GroupUpdated:
+			w := get(e.Object)
+			for f, ch := range e.Fields {
+				switch {
+				case f == marker && ch.To != "":
+					w.full = true // marked (again): reconcile
+				case f == marker:
+					w.unmarked = true
+				case f == "name" || f == "description" || f == "attributes."+usersync.AttrDisplayExtension:
+					w.props = true // what the naming model shows
+				}
+			}
+		case (e.Kind == usersync.MemberAdded || e.Kind == usersync.MemberRemoved) && e.Member != nil && e.Member.Type == usersync.ObjectUser:
+			w := get(e.Object)
+			if e.Kind == usersync.MemberAdded {
+				w.adds[e.Member.ID], w.remove[e.Member.ID] = true, false
+			} else {
+				w.remove[e.Member.ID], w.adds[e.Member.ID] = true, false
+			}
+		case e.Kind == usersync.FolderUpdated || e.Kind == usersync.FolderCreated:
+			if ch, ok := e.Fields[marker]; ok {
+				folders = append(folders, touched{e.Object.Name, ch.To == "" && ch.From != ""})
+			}
+			_, display := e.Fields["attributes."+usersync.AttrDisplayExtension]
+			_, desc := e.Fields["attributes."+usersync.AttrDescription]
+			if display || desc {
+				folders = append(folders, touched{path: e.Object.Name}) // names below may change
+			}
+		}
+	}
+	for _, f := range folders {
+		delete(r.folders, usersync.GroupNameKey(f.path)) // read it afresh
+		groups, err := r.groupsBelow(f.path)
+		if err != nil {
+			continue // the folder is gone
+		}
+		for _, gr := range groups {
+			w := get(usersync.ObjectRef{Type: usersync.ObjectGroup, ID: gr.ID, Name: gr.Name})
+			w.full = true
+			w.unmarked = w.unmarked || f.unmarked
+		}
+	}
+	return out
+}
+
+// groupsBelow lists the groups in a folder and every folder under it.
+func (r *run) groupsBelow(path string) ([]*usersync.Group, error) {
+	groups, _, err := r.dir.FindGroups(r.ctx, usersync.GroupFilter{
+		Where: usersync.Any{usersync.Match{Field: "name", Op: usersync.OpSw, Value: path + usersync.FolderSeparator}}})
+	return groups, err
+}
+
+// apply does each group's work, in id order; a group that fails is
+// recorded and the others go on.
+func (r *run) apply(ws map[int64]*work) error {
+	ids := make([]int64, 0, len(ws))
+	for id := range ws {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		w := ws[id]
+		r.r.Groups++
+		err := r.applyOne(w)
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.settle(id, w.name, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) applyOne(w *work) error {
+	if w.deleted {
+		if w.remoteID == "" {
+			return nil // never provisioned
+		}
+		// Only a group still followed is deleted in Entra: one whose
+		// marker was removed earlier keeps its Entra group.
+		if !w.markedAtDelete {
+			covered, err := r.coveredName(w.name)
+			if err != nil || !covered {
+				return err
+			}
+		}
+		r.act(Action{Kind: DeleteGroup, Group: w.name, RemoteID: w.remoteID, Reason: "deleted in the directory"})
+		if r.o.DryRun {
+			return nil
+		}
+		return r.client.DeleteGroup(r.ctx, w.remoteID)
+	}
+	grp, err := r.dir.FindGroupByID(r.ctx, w.id)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		return nil // deleted later in the log: its own event says so
+	} else if err != nil {
+		return err
+	}
+	covered, err := r.covered(grp)
+	if err != nil {
+		return err
+	}
+	if !covered {
+		if w.unmarked && grp.Attributes[r.p.Config.RemoteIDAttribute] != "" {
+			r.act(Action{Kind: StopGroup, Group: grp.Name, RemoteID: grp.Attributes[r.p.Config.RemoteIDAttribute], Reason: "the marker was removed: no more sync; the Entra group stays"})
+		}
+		return nil
+	}
+	remote := grp.Attributes[r.p.Config.RemoteIDAttribute]
+	if remote == "" || w.full {
+		return r.reconcile(grp)
+	}
+	// Members removed from a user that is gone from the directory cannot
+	// be named: the group is reconciled instead.
+	var add, remove []*usersync.User
+	for id, on := range w.adds {
+		if on {
+			u, err := r.dir.FindUserByID(r.ctx, id)
+			if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+				continue
+			} else if err != nil {
+				return err
+			}
+			add = append(add, u)
+		}
+	}
+	for id, on := range w.remove {
+		if on {
+			u, err := r.dir.FindUserByID(r.ctx, id)
+			if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+				return r.reconcile(grp)
+			} else if err != nil {
+				return err
+			}
+			remove = append(remove, u)
+		}
+	}
+	if w.props {
+		spec, err := r.spec(grp)
+		if err != nil {
+			return err
+		}
+		if err := r.updateIfChanged(grp, remote, spec); err != nil {
+			return err
+		}
+	}
+	return r.writeMembers(grp, remote, add, remove)
+}
+
+// covered reports whether a group, or a folder above it, carries the marker.
+func (r *run) covered(g *usersync.Group) (bool, error) {
+	if _, ok := g.Attributes[r.p.Config.SyncAttribute]; ok {
+		return true, nil
+	}
+	return r.coveredName(g.Name)
+}
+
+// coveredName reports whether a folder above the group named name carries
+// the marker.
+func (r *run) coveredName(name string) (bool, error) {
+	for _, path := range usersync.FolderPrefixes(name) {
+		f, err := r.folder(path)
+		if err != nil {
+			return false, err
+		}
+		if f != nil {
+			if _, ok := f.Attributes[r.p.Config.SyncAttribute]; ok {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (r *run) folder(path string) (*usersync.Folder, error) {
+	key := usersync.GroupNameKey(path)
+	if f, ok := r.folders[key]; ok {
+		return f, nil
+	}
+	f, err := r.dir.FindFolder(r.ctx, path)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		f, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.folders[key] = f
+	return f, nil
+}
+
+// reconcile brings one group's Entra group in line with the directory:
+// created (or adopted) when missing, its names and every member.
+func (r *run) reconcile(grp *usersync.Group) error {
+	spec, err := r.spec(grp)
+	if err != nil {
+		return err
+	}
+	want, err := r.memberIDs(grp)
+	if err != nil {
+		return err
+	}
+	remote := grp.Attributes[r.p.Config.RemoteIDAttribute]
+	var have []string
+	if remote != "" {
+		current, err := r.client.GroupByID(r.ctx, remote)
+		switch {
+		case err == nil:
+			if err := r.updateIfDiffers(grp, remote, spec, current); err != nil {
+				return err
+			}
+			if have, err = r.client.MemberIDs(r.ctx, remote); err != nil {
+				return err
+			}
+		case isNotFound(err):
+			remote = "" // deleted in Entra by hand: made again
+		default:
+			return err
+		}
+	}
+	if remote == "" {
+		if remote, have, err = r.create(grp, spec, want); err != nil {
+			return err
+		}
+	}
+	wantSet := map[string]bool{}
+	for _, id := range want {
+		wantSet[id] = true
+	}
+	haveSet := map[string]bool{}
+	for _, id := range have {
+		haveSet[id] = true
+	}
+	var adds, removes []string
+	for _, id := range want {
+		if !haveSet[id] {
+			adds = append(adds, id)
+		}
+	}
+	for _, id := range have {
+		if !wantSet[id] {
+			removes = append(removes, id)
+		}
+	}
+	if n := len(removes); n > pull.MassRemovalMin && float64(n) > pull.MassRemovalShare*float64(len(have)) && !r.o.Force {
+		return usersync.Errorf(usersync.ECONFLICT, "reconciling group %q would remove %d of the %d members of its Entra group %s; removals refused as a likely mistake — reconcile with --force to apply them",
+			grp.Name, n, len(have), remote)
+	}
+	return r.writeIDs(grp, remote, adds, removes, "in the directory group", "not in the directory group")
+}
+
+// create makes the Entra group, or adopts one an earlier run made (found
+// by its mailNickname, with the same display name), with up to 20 members
+// bound at once, and stores its id on the directory group right away.
+func (r *run) create(grp *usersync.Group, spec msgraph.GroupSpec, want []string) (string, []string, error) {
+	found, err := r.client.FindGroupsByMailNickname(r.ctx, spec.MailNickname)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, f := range found {
+		if len(found) == 1 && f.DisplayName == spec.DisplayName {
+			r.act(Action{Kind: AdoptGroup, Group: grp.Name, RemoteID: f.ID, Reason: "an Entra group with its mailNickname and display name exists (made by an earlier run)"})
+			if err := r.storeRemoteID(grp, f.ID); err != nil {
+				return "", nil, err
+			}
+			have, err := r.client.MemberIDs(r.ctx, f.ID)
+			return f.ID, have, err
+		}
+	}
+	bound := want[:min(len(want), msgraph.MaxBind)]
+	r.act(Action{Kind: CreateGroup, Group: grp.Name, Reason: fmt.Sprintf("covered by %s; %q, %d members bound at creation", r.p.Config.SyncAttribute, spec.DisplayName, len(bound))})
+	if r.o.DryRun {
+		return "(new)", nil, nil
+	}
+	g, err := r.client.CreateGroup(r.ctx, spec, bound)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := r.storeRemoteID(grp, g.ID); err != nil {
+		return "", nil, err
+	}
+	return g.ID, bound, nil
+}
+
+func (r *run) storeRemoteID(grp *usersync.Group, id string) error {
+	if r.o.DryRun {
+		return nil
+	}
+	_, err := r.dir.UpdateGroup(r.ctx, grp.ID, usersync.GroupUpdate{Attributes: map[string]*string{r.p.Config.RemoteIDAttribute: &id}}, 0)
+	return err
+}
+
+// updateIfChanged patches the Entra group to spec (after a rename or a
+// description change in the directory).
+func (r *run) updateIfChanged(grp *usersync.Group, remote string, spec msgraph.GroupSpec) error {
+	current, err := r.client.GroupByID(r.ctx, remote)
+	if err != nil {
+		return err
+	}
+	return r.updateIfDiffers(grp, remote, spec, current)
+}
+
+func (r *run) updateIfDiffers(grp *usersync.Group, remote string, spec msgraph.GroupSpec, current msgraph.Group) error {
+	if current.DisplayName == spec.DisplayName && current.Description == spec.Description &&
+		(spec.MailNickname == "" || current.MailNickname == "" || current.MailNickname == spec.MailNickname) {
+		return nil
+	}
+	r.act(Action{Kind: UpdateGroup, Group: grp.Name, RemoteID: remote, Reason: fmt.Sprintf("names or description differ (%q → %q)", current.DisplayName, spec.DisplayName)})
+	if r.o.DryRun {
+		return nil
+	}
+	return r.client.UpdateGroup(r.ctx, remote, spec)
+}
+
+// writeMembers adds and removes directory users in the Entra group.
+func (r *run) writeMembers(grp *usersync.Group, remote string, add, remove []*usersync.User) error {
+	addIDs, err := r.resolve(grp, add)
+	if err != nil {
+		return err
+	}
+	removeIDs, err := r.resolve(grp, remove)
+	if err != nil {
+		return err
+	}
+	return r.writeIDs(grp, remote, addIDs, removeIDs, "joined the directory group", "left the directory group")
+}
+
+func (r *run) writeIDs(grp *usersync.Group, remote string, adds, removes []string, whyAdd, whyRemove string) error {
+	for _, id := range adds {
+		r.act(Action{Kind: AddMember, Group: grp.Name, Member: r.nameOf(id), RemoteID: remote, Reason: whyAdd})
+	}
+	for _, id := range removes {
+		r.act(Action{Kind: RemoveMember, Group: grp.Name, Member: r.nameOf(id), RemoteID: remote, Reason: whyRemove})
+	}
+	if r.o.DryRun {
+		return nil
+	}
+	failed, err := r.client.AddMembers(r.ctx, remote, adds)
+	if err != nil {
+		return err
+	}
+	more, err := r.client.RemoveMembers(r.ctx, remote, removes)
+	if err != nil {
+		return err
+	}
+	for id, e := range more {
+		failed[id] = e
+	}
+	for id, e := range failed {
+		r.act(Action{Kind: FailMember, Group: grp.Name, Member: r.nameOf(id), RemoteID: remote, Reason: usersync.ErrorMessage(e)})
+	}
+	return nil
+}
+
+// memberIDs resolves a directory group's user members to Entra object ids.
+func (r *run) memberIDs(grp *usersync.Group) ([]string, error) {
+	var users []*usersync.User
+	for offset := 0; ; offset += 1000 {
+		page, total, err := r.dir.Members(r.ctx, grp.ID, offset, 1000)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, page...)
+		if len(users) >= total || len(page) == 0 {
+			break
+		}
+	}
+	return r.resolve(grp, users)
+}
+
+// nameOf is the principal name behind an Entra object id, when known.
+func (r *run) nameOf(id string) string {
+	if n, ok := r.names[id]; ok {
+		return n
+	}
+	return id
+}
+
+// resolve turns users into Entra object ids through their principal names
+// (upnAttribute, else subjectJexl, else idAttribute@domain). A user whose
+// name cannot be made, or is no user in the tenant, is a failed member:
+// reported, and the others go on.
+func (r *run) resolve(grp *usersync.Group, users []*usersync.User) ([]string, error) {
+	if len(users) == 0 {
+		return nil, nil
+	}
+	upns := make([]string, 0, len(users))
+	byUPN := map[string]*usersync.User{}
+	for _, u := range users {
+		upn, err := r.principal(u)
+		if err != nil {
+			r.act(Action{Kind: FailMember, Group: grp.Name, Member: u.Username, Reason: usersync.ErrorMessage(err)})
+			continue
+		}
+		upns = append(upns, upn)
+		byUPN[strings.ToLower(upn)] = u
+	}
+	ids, err := r.client.UserIDs(r.ctx, upns)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(upns))
+	for _, upn := range upns {
+		id, ok := ids[strings.ToLower(upn)]
+		if !ok {
+			r.act(Action{Kind: FailMember, Group: grp.Name, Member: upn, Reason: "not a user in tenant " + r.p.Config.TenantID + " (users are created in Entra by a user provisioner, not this one)"})
+			continue
+		}
+		r.names[id] = upn
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// Subject is a directory user as subject expressions see it: its custom
+// attributes by name, and its fields username, email, firstName,
+// lastName, sourceId; uid is the attribute uid, else the username up to
+// its "@".
+type Subject struct{ U *usersync.User }
+
+// Attribute returns one of the subject's attributes.
+func (s Subject) Attribute(name string) string {
+	if v, ok := s.U.Attributes[name]; ok {
+		return v
+	}
+	switch name {
+	case "uid":
+		local, _, _ := strings.Cut(s.U.Username, "@")
+		return local
+	case "username":
+		return s.U.Username
+	case "email":
+		return s.U.Email
+	case "firstName":
+		return s.U.FirstName
+	case "lastName":
+		return s.U.LastName
+	case "sourceId":
+		return s.U.SourceID
+	}
+	return ""
+}
+
+// principal makes a user's Entra principal name: upnAttribute as it is,
+// else subjectJexl, else idAttribute + "@" + (domain or tenant id).
+func (r *run) principal(u *usersync.User) (string, error) {
+	return Principal(r.p, r.upn, u)
+}
+
+// Principal makes a user's principal name for provisioner p (subject: its
+// compiled subjectJexl, or nil).
+func Principal(p *usersync.Provisioner, subject *jexl.Program, u *usersync.User) (string, error) {
+	c := p.Config
+	s := Subject{u}
+	if c.UPNAttribute != "" {
+		if v := s.Attribute(c.UPNAttribute); v != "" {
+			return v, nil
+		}
+	}
+	id := s.Attribute(c.IDAttribute)
+	if subject != nil {
+		v, err := subject.Eval(map[string]any{"subject": s, "subjectIdValue": id, "consumerName": p.Name, "tenantId": c.TenantID,
+			"domain": c.Domain, "idAttribute": c.IDAttribute})
+		if err != nil {
+			return "", usersync.Errorf(usersync.EINVALID, "subjectJexl for %s: %v", u.Username, err)
+		}
+		if v != "" {
+			return v, nil
+		}
+	}
+	if id == "" {
+		return "", usersync.Errorf(usersync.EINVALID, "no principal name for %s: upnAttribute, subjectJexl and idAttribute %q are all blank", u.Username, c.IDAttribute)
+	}
+	domain := c.Domain
+	if domain == "" {
+		domain = c.TenantID
+	}
+	return id + "@" + domain, nil
+}
+
+// GroupVars is what group expressions see of a group: the naming model
+// (name, extension, displayName, displayExtension, description, id,
+// parentStem with the same fields, up to the root).
+func (r *run) groupVars(g *usersync.Group) (map[string]any, error) {
+	return GroupVars(r.ctx, r.dir, g, r.folder)
+}
+
+// GroupVars builds the naming model of a group; folder reads a folder
+// (nil when there is none).
+func GroupVars(ctx context.Context, dir usersync.Directory, g *usersync.Group, folder func(string) (*usersync.Folder, error)) (map[string]any, error) {
+	if folder == nil {
+		folder = func(path string) (*usersync.Folder, error) {
+			f, err := dir.FindFolder(ctx, path)
+			if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+				return nil, nil
+			}
+			return f, err
+		}
+	}
+	stem := func(path string) (map[string]any, error) {
+		var parent map[string]any
+		var displays []string
+		for _, p := range usersync.FolderPrefixes(path + usersync.FolderSeparator) {
+			f, err := folder(p)
+			if err != nil {
+				return nil, err
+			}
+			node := map[string]any{"name": p, "extension": last(p), "displayExtension": last(p), "description": ""}
+			if f != nil {
+				if v := f.Attributes[usersync.AttrDisplayExtension]; v != "" {
+					node["displayExtension"] = v
+				}
+				node["description"] = f.Attributes[usersync.AttrDescription]
+				node["id"] = strconv.FormatInt(f.ID, 10)
+			}
+			displays = append(displays, node["displayExtension"].(string))
+			node["displayName"] = strings.Join(displays, usersync.FolderSeparator)
+			if parent != nil {
+				node["parentStem"] = parent
+			}
+			parent = node
+		}
+		return parent, nil
+	}
+	out := map[string]any{"id": strconv.FormatInt(g.ID, 10), "name": g.Name, "extension": last(g.Name), "displayExtension": last(g.Name),
+		"description": g.Description}
+	if v := g.Attributes[usersync.AttrDisplayExtension]; v != "" {
+		out["displayExtension"] = v
+	}
+	display := out["displayExtension"].(string)
+	if dir := usersync.FolderPath(g.Name); dir != "" {
+		parent, err := stem(dir)
+		if err != nil {
+			return nil, err
+		}
+		out["parentStem"] = parent
+		display = parent["displayName"].(string) + usersync.FolderSeparator + display
+	}
+	out["displayName"] = display
+	return out, nil
+}
+
+func last(path string) string { return path[strings.LastIndex(path, usersync.FolderSeparator)+1:] }
+
+// spec computes what the Entra group should be: names and description
+// from the expressions, else the defaults (the group's full name, a
+// mailNickname made of it, its description), checked against Graph's limits
+// before any call.
+func (r *run) spec(g *usersync.Group) (msgraph.GroupSpec, error) {
+	return Spec(r.ctx, r.dir, r.p, r.group.name, r.group.nick, r.group.desc, g, r.folder)
+}
+
+// Spec computes a group's Entra group for provisioner p.
+func Spec(ctx context.Context, dir usersync.Directory, p *usersync.Provisioner, name, nick, desc *jexl.Program, g *usersync.Group, folder func(string) (*usersync.Folder, error)) (msgraph.GroupSpec, error) {
+	vars, err := GroupVars(ctx, dir, g, folder)
+	if err != nil {
+		return msgraph.GroupSpec{}, err
+	}
+	c := p.Config
+	vars["consumerName"], vars["tenantId"], vars["domain"], vars["idAttribute"] = p.Name, c.TenantID, c.Domain, c.IDAttribute
+	eval := func(what string, prog *jexl.Program, def string) (string, error) {
+		if prog == nil {
+			return def, nil
+		}
+		v, err := prog.Eval(vars)
+		if err != nil {
+			return "", usersync.Errorf(usersync.EINVALID, "%s for group %q: %v", what, g.Name, err)
+		}
+		if v == "" {
+			return def, nil
+		}
+		return v, nil
+	}
+	spec := msgraph.GroupSpec{Unified: c.GroupType == "Unified", Visibility: c.Visibility}
+	if spec.DisplayName, err = eval("groupJexl", name, g.Name); err != nil {
+		return spec, err
+	}
+	if spec.MailNickname, err = eval("mailNicknameJexl", nick, DefaultMailNickname(g)); err != nil {
+		return spec, err
+	}
+	if spec.Description, err = eval("descriptionJexl", desc, g.Description); err != nil {
+		return spec, err
+	}
+	return spec, CheckSpec(g.Name, spec)
+}
+
+// DefaultMailNickname is a group's name with what Graph refuses in a
+// mailNickname replaced by "-", cut to fit with the group's id kept, so it
+// stays the same run after run (it is the anchor of the Entra group).
+func DefaultMailNickname(g *usersync.Group) string {
+	var b strings.Builder
+	for _, c := range g.Name {
+		if c > 127 || c <= ' ' || strings.ContainsRune(`@()\[]";:<>,.`, c) {
+			c = '-'
+		}
+		b.WriteRune(c)
+	}
+	s := strings.Trim(b.String(), "-")
+	if len(s) > 64 {
+		id := "-" + strconv.FormatInt(g.ID, 10)
+		s = s[:64-len(id)] + id
+	}
+	if s == "" {
+		s = "group-" + strconv.FormatInt(g.ID, 10)
+	}
+	return s
+}
+
+// CheckSpec applies Graph's limits (wire facts §5) before any call: a
+// violation is an error for that group only.
+func CheckSpec(group string, s msgraph.GroupSpec) error {
+	switch {
+	case strings.TrimSpace(s.DisplayName) == "":
+		return usersync.Errorf(usersync.EINVALID, "group %q: its Entra display name is empty", group)
+	case utf8.RuneCountInString(s.DisplayName) > 256:
+		return usersync.Errorf(usersync.EINVALID, "group %q: its Entra display name %q is %d characters, more than Entra's 256", group, s.DisplayName[:40]+"…", utf8.RuneCountInString(s.DisplayName))
+	case utf8.RuneCountInString(s.Description) > 1024:
+		return usersync.Errorf(usersync.EINVALID, "group %q: its Entra description is %d characters, more than Entra's 1,024", group, utf8.RuneCountInString(s.Description))
+	}
+	if msg := checkNickname(s.MailNickname); msg != "" {
+		return usersync.Errorf(usersync.EINVALID, "group %q: its mailNickname %q: %s", group, s.MailNickname, msg)
+	}
+	return nil
+}
+
+func checkNickname(s string) string {
+	switch {
+	case s == "":
+		return "it is empty"
+	case len(s) > 64:
+		return fmt.Sprintf("it is %d characters, more than Entra's 64", len(s))
+	}
+	for _, c := range s {
+		if c > 127 || c <= ' ' || strings.ContainsRune(`@()\[]";:<>,`, c) {
+			return fmt.Sprintf("Entra does not allow the character %q in it", c)
+		}
+	}
+	return ""
+}
+
+// settle records how a group fared: a success forgets its failures; a
+// failure is retried with backoff (retryOnError) and quarantined after
+// MaxFailures; without retryOnError it is only recorded.
+func (r *run) settle(groupID int64, name string, err error) error {
+	items, lerr := r.itemsByGroup()
+	if lerr != nil {
+		return lerr
+	}
+	it, had := items[groupID]
+	if err == nil {
+		if had && !r.o.DryRun {
+			return r.dir.DeleteProvisionerItem(r.ctx, r.p.Name, groupID)
+		}
+		return nil
+	}
+	if !had {
+		it = usersync.ProvisionerItem{Provisioner: r.p.Name, GroupID: groupID}
+	}
+	it.GroupName, it.Failures, it.LastError = name, it.Failures+1, usersync.ErrorMessage(err)
+	it.Quarantined = it.Failures >= r.p.Config.MaxFailures
+	wait := time.Duration(1<<min(it.Failures-1, 10)) * 5 * time.Second // 5 s, 10 s, 20 s, … up to about 85 min
+	it.NextAttempt = r.o.Now().Add(wait)
+	if !r.p.Config.RetryOnError {
+		it.NextAttempt = time.Time{}.Add(1<<62 - 1) // recorded for status, never retried
+	}
+	r.r.Failures = append(r.r.Failures, Failure{Group: name, Error: it.LastError, Failures: it.Failures, Quarantined: it.Quarantined})
+	if r.o.DryRun {
+		return nil
+	}
+	return r.dir.SaveProvisionerItem(r.ctx, it)
+}
+
+func (r *run) itemsByGroup() (map[int64]usersync.ProvisionerItem, error) {
+	items, err := r.dir.ProvisionerItems(r.ctx, r.p.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]usersync.ProvisionerItem, len(items))
+	for _, it := range items {
+		out[it.GroupID] = it
+	}
+	return out, nil
+}
+
+// retryDue reconciles the failed groups whose next attempt has come.
+func (r *run) retryDue() error {
+	if !r.p.Config.RetryOnError {
+		return nil
+	}
+	items, err := r.dir.ProvisionerItems(r.ctx, r.p.Name)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.Quarantined || r.o.Now().Before(it.NextAttempt) {
+			continue
+		}
+		if err := r.retry(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) retry(it usersync.ProvisionerItem) error {
+	r.r.Groups++
+	grp, err := r.dir.FindGroupByID(r.ctx, it.GroupID)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		if r.o.DryRun {
+			return nil
+		}
+		return r.dir.DeleteProvisionerItem(r.ctx, r.p.Name, it.GroupID)
+	} else if err != nil {
+		return err
+	}
+	covered, err := r.covered(grp)
+	if err == nil && covered {
+		err = r.reconcile(grp)
+	}
+	return r.settle(grp.ID, grp.Name, err)
+}
+
+// Reconcile compares Entra with the directory for every covered group (and
+// the quarantined and failing ones) and repairs drift both ways. Groups
+// that succeed leave quarantine.
+func (g *Groups) Reconcile(ctx context.Context, o Options) (*Result, error) {
+	r := g.newRun(ctx, o)
+	groups, _, err := g.dir.FindGroups(ctx, usersync.GroupFilter{})
+	if err != nil {
+		return r.r, err
+	}
+	for _, grp := range groups {
+		covered, err := r.covered(grp)
+		if err != nil {
+			return r.r, err
+		}
+		if !covered {
+			continue
+		}
+		r.r.Groups++
+		err = r.reconcile(grp)
+		if err := ctx.Err(); err != nil {
+			return r.r, err
+		}
+		if err := r.settle(grp.ID, grp.Name, err); err != nil {
+			return r.r, err
+		}
+	}
+	return r.r, nil
+}
+
+// Retry clears a group's failures and quarantine and reconciles it now.
+func (g *Groups) Retry(ctx context.Context, groupName string, o Options) (*Result, error) {
+	r := g.newRun(ctx, o)
+	grp, err := g.dir.FindGroupByName(ctx, groupName)
+	if err != nil {
+		return r.r, err
+	}
+	if !o.DryRun {
+		if err := g.dir.DeleteProvisionerItem(ctx, g.p.Name, grp.ID); err != nil {
+			return r.r, err
+		}
+	}
+	return r.r, r.retry(usersync.ProvisionerItem{GroupID: grp.ID, GroupName: grp.Name})
+}
+
+func isNotFound(err error) bool {
+	var ae *msgraph.APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
