@@ -192,6 +192,10 @@ type call struct {
 	// priority (a background sync); writes, and calls with apiErrors,
 	// return 400, 404 and 409 as *APIError for the caller to read.
 	write, apiErrors bool
+	// once: not retried after a 5xx, which may come after the write was
+	// done (a create; the caller looks for what it made before trying
+	// again). A 429 is retried: Graph did nothing.
+	once bool
 }
 
 // ErrSyncStateExpired is returned for a delta link Graph no longer knows
@@ -263,6 +267,9 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 		case (code == http.StatusTooManyRequests || code >= 500) && (isGraph || len(body) == 0 || code >= 502):
 			// Throttled or failing for now (a gateway in front of Graph may
 			// answer 502–504 without a Graph body).
+			if cl.once && code != http.StatusTooManyRequests {
+				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph answered %s; not retried at once, as it may have been done (the next attempt looks for it first)", what, resp.Status)
+			}
 			if attempt >= c.cfg.MaxRetries {
 				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph still answers %s after %d retries", what, resp.Status, attempt)
 			}

@@ -61,7 +61,7 @@ func (c *Client) CreateGroup(ctx context.Context, g GroupSpec, members []string)
 	}
 	b, _ := json.Marshal(body)
 	var out Group
-	err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/groups", body: b, write: true,
+	err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/groups", body: b, write: true, once: true,
 		what: fmt.Sprintf("create group %q", g.DisplayName), perm: "Group.ReadWrite.All"}, &out)
 	if err == nil {
 		c.noteCreated(out.ID)
@@ -99,8 +99,10 @@ func (c *Client) DeleteGroup(ctx context.Context, id string) error {
 // 404) when there is none.
 func (c *Client) GroupByID(ctx context.Context, id string) (Group, error) {
 	var g Group
-	err := c.do(ctx, call{method: http.MethodGet, target: "/v1.0/groups/" + url.PathEscape(id) + "?$select=id,displayName,description,mailNickname", apiErrors: true,
-		what: fmt.Sprintf("read group %s", id), perm: "Group.Read.All"}, &g)
+	err := c.fresh(ctx, id, func() error {
+		return c.do(ctx, call{method: http.MethodGet, target: "/v1.0/groups/" + url.PathEscape(id) + "?$select=id,displayName,description,mailNickname", apiErrors: true,
+			what: fmt.Sprintf("read group %s", id), perm: "Group.Read.All"}, &g)
+	})
 	return g, err
 }
 
@@ -126,7 +128,12 @@ func (c *Client) MemberIDs(ctx context.Context, groupID string) ([]string, error
 			} `json:"value"`
 			NextLink string `json:"@odata.nextLink"`
 		}
-		if err := c.get(ctx, next, fmt.Sprintf("members of group %s", groupID), "GroupMember.Read.All", &res); err != nil {
+		target := next
+		err := c.fresh(ctx, groupID, func() error {
+			return c.do(ctx, call{method: http.MethodGet, target: target, apiErrors: true,
+				what: fmt.Sprintf("members of group %s", groupID), perm: "GroupMember.Read.All"}, &res)
+		})
+		if err != nil {
 			return nil, err
 		}
 		for _, m := range res.Value {
@@ -263,9 +270,51 @@ type batchAnswer struct {
 	} `json:"responses"`
 }
 
-// UserIDs resolves userPrincipalNames to object ids with $batch, 20 to a
-// request; names that are no user in the tenant are left out.
+// UserIDs resolves userPrincipalNames to object ids; names that are no
+// user in the tenant are left out. A few are looked up with $batch, 20 to
+// a request; when there are so many that reading the whole tenant's users
+// (999 a page) takes fewer requests, it does that instead.
 func (c *Client) UserIDs(ctx context.Context, upns []string) (map[string]string, error) {
+	if len(upns) > 10*maxBatch {
+		var n int
+		err := c.do(ctx, call{method: http.MethodGet, target: "/v1.0/users/$count", header: http.Header{"ConsistencyLevel": {"eventual"}},
+			what: "count the tenant's users", perm: "User.Read.All"}, &n)
+		if err == nil && (n+MaxPage-1)/MaxPage < (len(upns)+maxBatch-1)/maxBatch {
+			return c.userIDsByListing(ctx, upns)
+		}
+	}
+	return c.userIDsByBatch(ctx, upns)
+}
+
+func (c *Client) userIDsByListing(ctx context.Context, upns []string) (map[string]string, error) {
+	want := make(map[string]bool, len(upns))
+	for _, u := range upns {
+		want[strings.ToLower(u)] = true
+	}
+	out := make(map[string]string, len(upns))
+	next := "/v1.0/users?$select=id,userPrincipalName&$top=" + strconv.Itoa(MaxPage)
+	for next != "" {
+		var res struct {
+			Value []struct {
+				ID  string `json:"id"`
+				UPN string `json:"userPrincipalName"`
+			} `json:"value"`
+			NextLink string `json:"@odata.nextLink"`
+		}
+		if err := c.get(ctx, next, "list the tenant's users", "User.Read.All", &res); err != nil {
+			return nil, err
+		}
+		for _, u := range res.Value {
+			if k := strings.ToLower(u.UPN); want[k] {
+				out[k] = u.ID
+			}
+		}
+		next = res.NextLink
+	}
+	return out, nil
+}
+
+func (c *Client) userIDsByBatch(ctx context.Context, upns []string) (map[string]string, error) {
 	out := make(map[string]string, len(upns))
 	for start := 0; start < len(upns); start += maxBatch {
 		pending := upns[start:min(start+maxBatch, len(upns))]

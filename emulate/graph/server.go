@@ -39,6 +39,10 @@ type Options struct {
 	// ReplicationLag: a group created less than this ago answers 404 on
 	// reads and writes, as Graph's replicas do for a few seconds.
 	ReplicationLag time.Duration
+	// Fault, when set, is asked about each Graph request (each inner
+	// request of a $batch too): a non-zero status is answered instead, with
+	// Graph's error body (and Retry-After: 1 for 429). For staging failures.
+	Fault func(r *http.Request) int
 }
 
 // Server serves a Tenant over the Graph and token wire protocols.
@@ -151,6 +155,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveOne answers one Graph request, alone or inside a $batch.
 func (s *Server) serveOne(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Fault != nil {
+		if status := s.opts.Fault(r); status != 0 {
+			s.count(strconv.Itoa(status))
+			if status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
+			graphError(w, status, "injectedFault", "Failure injected by the emulator's Fault option.")
+			return
+		}
+	}
 	if retry, ok := s.throttle(); !ok {
 		s.count("429")
 		w.Header().Set("Retry-After", strconv.Itoa(retry))

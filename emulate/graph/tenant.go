@@ -247,6 +247,19 @@ func (t *Tenant) Group(id string) (Group, bool) {
 	return c, true
 }
 
+// Groups returns a copy of every group, in creation order.
+func (t *Tenant) Groups() []Group {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]Group, 0, len(t.order))
+	for _, id := range t.order {
+		g := *t.groups[id]
+		g.Members = append([]string(nil), g.Members...)
+		out = append(out, g)
+	}
+	return out
+}
+
 // GroupsNamed returns the groups with exactly this display name, in creation order.
 func (t *Tenant) GroupsNamed(name string) []Group {
 	t.mu.RLock()

@@ -787,12 +787,12 @@ func (r *run) spec(g *usersync.Group) (msgraph.GroupSpec, error) {
 
 // Spec computes a group's Entra group for provisioner p.
 func Spec(ctx context.Context, dir usersync.Directory, p *usersync.Provisioner, name, nick, desc *jexl.Program, g *usersync.Group, folder func(string) (*usersync.Folder, error)) (msgraph.GroupSpec, error) {
-	vars, err := GroupVars(ctx, dir, g, folder)
+	group, err := GroupVars(ctx, dir, g, folder)
 	if err != nil {
 		return msgraph.GroupSpec{}, err
 	}
 	c := p.Config
-	vars["consumerName"], vars["tenantId"], vars["domain"], vars["idAttribute"] = p.Name, c.TenantID, c.Domain, c.IDAttribute
+	vars := map[string]any{"group": group, "consumerName": p.Name, "tenantId": c.TenantID, "domain": c.Domain, "idAttribute": c.IDAttribute}
 	eval := func(what string, prog *jexl.Program, def string) (string, error) {
 		if prog == nil {
 			return def, nil
