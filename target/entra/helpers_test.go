@@ -105,7 +105,9 @@ func (e *env) provisioner() *Groups {
 	return g
 }
 
-func (e *env) opts() Options { return Options{KeepActions: true, Now: func() time.Time { return e.now }} }
+func (e *env) opts() Options {
+	return Options{KeepActions: true, Now: func() time.Time { return e.now }}
+}
 
 func (e *env) run() *Result {
 	e.t.Helper()
