@@ -13,6 +13,7 @@ package jexl
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 
@@ -45,18 +46,32 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("expression %q: %s at character %d", e.Expr, e.Message, e.Position)
 }
 
+// Shape lists the properties of a variable that is a map: a property
+// mapped to a Shape has properties in turn, one mapped to nil is a value.
+// A property not listed (and not a method) is a compile error, so that a
+// typo fails at once rather than reading as null.
+type Shape map[string]Shape
+
 // Compile checks and compiles a JEXL expression over the variables named.
 func Compile(src string, vars ...string) (*Program, error) {
+	return CompileShaped(src, nil, vars...)
+}
+
+// CompileShaped is Compile with the shapes of some variables checked.
+func CompileShaped(src string, shapes map[string]Shape, vars ...string) (*Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &Error{Expr: src, Position: 1, Message: "empty expression"}
 	}
-	rw := &rewrite{vars: map[string]bool{elvisMark: true}}
+	rw := &rewrite{vars: map[string]bool{elvisMark: true}, shapes: shapes}
 	for _, v := range vars {
 		rw.vars[v] = true
 	}
 	opts := []expr.Option{expr.AllowUndefinedVariables(), expr.Patch(rw)}
 	opts = append(opts, functions...)
 	p, err := expr.Compile(elvis(src), opts...)
+	if err == nil && rw.badMember != nil {
+		return nil, &Error{Expr: src, Position: rw.badMember.Location().From + 1, Message: rw.badWhy}
+	}
 	if err == nil && rw.unknown != nil {
 		return nil, &Error{Expr: src, Position: rw.unknown.Location().From + 1, Message: fmt.Sprintf("unknown variable %q (known: %s)", rw.unknown.Value, strings.Join(vars, ", "))}
 	}
@@ -152,12 +167,43 @@ func elvis(src string) string {
 // jElvis(a, b); c ? a : b with c tested for JEXL truth. It notes the first
 // variable the expression names that it was not given.
 type rewrite struct {
-	vars    map[string]bool
-	unknown *ast.IdentifierNode
+	vars      map[string]bool
+	unknown   *ast.IdentifierNode
+	shapes    map[string]Shape
+	badMember ast.Node
+	badWhy    string
+}
+
+// shapeOf is the shape of a variable or property chain, nil when unknown.
+func (r *rewrite) shapeOf(n ast.Node) (Shape, string) {
+	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		return r.shapes[n.Value], n.Value
+	case *ast.MemberNode:
+		parent, path := r.shapeOf(n.Node)
+		if prop, ok := n.Property.(*ast.StringNode); ok && parent != nil {
+			return parent[prop.Value], path + "." + prop.Value
+		}
+	}
+	return nil, ""
 }
 
 func (r *rewrite) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.MemberNode:
+		shape, path := r.shapeOf(n.Node)
+		prop, ok := n.Property.(*ast.StringNode)
+		if !ok || shape == nil || r.badMember != nil {
+			break
+		}
+		if _, known := shape[prop.Value]; !known && methods[prop.Value] == "" {
+			names := make([]string, 0, len(shape))
+			for k := range shape {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			r.badMember, r.badWhy = n, fmt.Sprintf("%s has no property %q (it has: %s)", path, prop.Value, strings.Join(names, ", "))
+		}
 	case *ast.IdentifierNode:
 		if !r.vars[n.Value] && !functionNames[n.Value] && r.unknown == nil {
 			r.unknown = n

@@ -106,3 +106,28 @@ func TestUnknownVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A property the variable does not have is an error when compiled, not a
+// null at run time; methods and the properties of plain values are not
+// checked.
+func TestShapeChecked(t *testing.T) {
+	stem := Shape{"name": nil, "displayExtension": nil}
+	stem["parentStem"] = stem
+	shapes := map[string]Shape{"group": {"name": nil, "parentStem": stem}, "subject": {}}
+	for _, ok := range []string{`group.name.replaceAll("a", "b")`, `group.parentStem.parentStem.displayExtension`, `subject.getAttributeValue('x')`, `group.name.length() > 2 ? "x" : "y"`} {
+		if _, err := CompileShaped(ok, shapes, "group", "subject"); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for src, want := range map[string]string{
+		`group.nme`:                        `group has no property "nme" (it has: name, parentStem) at character 7`,
+		`group.parentStem.parentStem.nam`:  `group.parentStem.parentStem has no property "nam"`,
+		`subject.name`:                     `subject has no property "name"`,
+		`"x" + group.parentStem.extension`: `group.parentStem has no property "extension"`,
+	} {
+		_, err := CompileShaped(src, shapes, "group", "subject")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", src, err, want)
+		}
+	}
+}

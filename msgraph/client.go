@@ -117,6 +117,13 @@ func New(cfg Config) (*Client, error) {
 // Tenant is the tenant the client signs in to.
 func (c *Client) Tenant() string { return c.cfg.Tenant }
 
+// SignIn gets an access token, checking the credentials and that the
+// identity platform can be reached.
+func (c *Client) SignIn(ctx context.Context) error {
+	_, err := c.accessToken(ctx, false)
+	return err
+}
+
 // accessToken returns a cached token, fetching a new one shortly before expiry.
 func (c *Client) accessToken(ctx context.Context, renew bool) (string, error) {
 	c.mu.Lock()
@@ -144,8 +151,8 @@ func (c *Client) accessToken(ctx context.Context, renew bool) (string, error) {
 		Description string `json:"error_description"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil || (body.AccessToken == "" && body.Error == "") {
-		return "", usersync.Errorf(usersync.EUNAVAILABLE, "the server at %s does not answer like the Microsoft identity platform (its token endpoint answered %s%s); check --authority-url",
-			c.cfg.AuthorityURL, resp.Status, contentType(resp))
+		return "", &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "the server at %s does not answer like the Microsoft identity platform (its token endpoint answered %s%s); check --authority-url",
+			c.cfg.AuthorityURL, resp.Status, contentType(resp))}
 	}
 	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
 		return "", usersync.Errorf(usersync.EUNAUTHORIZED, "sign-in to tenant %q failed: %s", c.cfg.Tenant, firstSentence(body.Error, body.Description))
@@ -348,7 +355,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, what, base string)
 			if f.Transient {
 				tried = fmt.Sprintf(" (tried for %s)", waited.Round(time.Second))
 			}
-			return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach %s: %s%s", what, base, f.Reason, tried)
+			return nil, &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach %s: %s%s", what, base, f.Reason, tried)}
 		}
 		if err := c.pause(ctx, what, f.Reason, d); err != nil {
 			return nil, err
@@ -372,9 +379,18 @@ func (c *Client) pause(ctx context.Context, what, why string, d time.Duration) e
 
 // notGraph is the error for an answer that is not Graph's: a web server, a
 // proxy's page, a wrong --graph-url.
+// Unreachable is a Graph (or identity platform) that cannot be used at
+// all: not reached, or something else answers in its place. Nothing else a
+// run would ask of it can succeed, so a provisioner stops rather than fail
+// group after group.
+type Unreachable struct{ Err *usersync.Error }
+
+func (e *Unreachable) Error() string { return e.Err.Error() }
+func (e *Unreachable) Unwrap() error { return e.Err }
+
 func (c *Client) notGraph(what string, resp *http.Response) error {
-	return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the server at %s does not answer like Microsoft Graph (it answered %s%s); check --graph-url",
-		what, c.cfg.GraphURL, resp.Status, contentType(resp))
+	return &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "%s: the server at %s does not answer like Microsoft Graph (it answered %s%s); check --graph-url",
+		what, c.cfg.GraphURL, resp.Status, contentType(resp))}
 }
 
 func contentType(resp *http.Response) string {

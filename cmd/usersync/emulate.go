@@ -42,7 +42,10 @@ func (a *app) emulateCommand() *cobra.Command {
 		Long: `Serve a generated tenant over the Microsoft Graph and token-endpoint wire
 protocols. One address answers both roles: point a client at it with
 --authority-url http://ADDR --graph-url http://ADDR. The tenant holds "All
-Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
+Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.
+Groups can be written too (what a provisioner sends); what was asked of the
+emulator, requests by endpoint and accepted writes by kind, is served as JSON
+at http://ADDR` + graphemu.CountsPath + `.`,
 		Args: cobra.NoArgs,
 	}
 	fl := g.Flags()
@@ -57,6 +60,9 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 	fl.DurationVar(&o.Latency, "latency", 0, "added to every Graph request, e.g. 50ms")
 	fl.IntVar(&o.RequestBudget, "throttle", 0, "answer 429 with Retry-After past this many requests per 10 s (0: never)")
 	fl.Float64Var(&o.FailRate, "fail-rate", 0, "share of Graph requests answered 503, e.g. 0.1")
+	fl.IntVar(&o.WriteBudget, "write-budget", 0, "answer writes 429 with Retry-After past this many per --write-window (Graph: 3000 per 150s; 0: no quota)")
+	fl.DurationVar(&o.WriteWindow, "write-window", 150*time.Second, "the window of --write-budget")
+	fl.DurationVar(&o.ReplicationLag, "replication-lag", 0, "a group created less than this ago answers 404, as Graph's replicas do, e.g. 2s")
 	var tf tlsFlags
 	tf.register(fl)
 	g.RunE = func(cmd *cobra.Command, args []string) error {
@@ -96,6 +102,7 @@ Users" (every user) and groups "Group 1", "Group 2", … of halving sizes.`,
 			fmt.Fprintf(a.stdout, "  %s\n", shellJoin(append([]string{selfCommand(), "o365", "provision", "--authority-url", addr, "--graph-url", addr, "--tenant", tenant.ID,
 				"--client-id", clientID, "--client-secret", clientSecret, "--auto-create", "all"}, append(userLimit(size), group)...)))
 		}
+		fmt.Fprintf(a.stdout, "  what was sent: %s%s\n", addr, graphemu.CountsPath)
 		return serve(cmd.Context(), ln, graphemu.NewServer(tenant, o))
 	}
 	c.AddCommand(g, a.emulateOktaCommand())

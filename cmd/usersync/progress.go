@@ -53,6 +53,24 @@ func (b *progressBar) update(p pull.Progress) {
 	fmt.Fprint(b.f, "\r"+progressLine(p, width-1)+"\x1b[K")
 }
 
+// show draws one line of text, shortened to the terminal's width.
+func (b *progressBar) show(line string) {
+	if b.f == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if time.Since(b.last) < 100*time.Millisecond {
+		return
+	}
+	b.last, b.drawn = time.Now(), true
+	width, _, err := term.GetSize(int(b.f.Fd()))
+	if err != nil || width <= 0 {
+		width = 80
+	}
+	fmt.Fprint(b.f, "\r"+truncate(line, width-1)+"\x1b[K")
+}
+
 // progressLine renders p in at most width columns: the counts first, then
 // a bar when there is room; a long group name is shortened.
 func progressLine(p pull.Progress, width int) string {

@@ -98,6 +98,22 @@ var (
 	subjectVars = []string{"subject", "subjectIdValue", "consumerName", "tenantId", "domain", "idAttribute"}
 )
 
+// stemShape and groupShape are the naming model's properties, checked
+// when an expression is compiled.
+var stemShape, groupShape = func() (jexl.Shape, jexl.Shape) {
+	stem := jexl.Shape{"name": nil, "extension": nil, "displayName": nil, "displayExtension": nil, "description": nil, "id": nil}
+	stem["parentStem"] = stem
+	group := jexl.Shape{"parentStem": stem}
+	for k := range stem {
+		if k != "parentStem" {
+			group[k] = nil
+		}
+	}
+	return stem, group
+}()
+
+var shapes = map[string]jexl.Shape{"group": groupShape, "subject": {}}
+
 // Compile checks a provisioner's expressions: a syntax error names the
 // expression, the position and what was expected.
 func Compile(c usersync.ProvisionerConfig) (name, nick, desc, subject *jexl.Program, err error) {
@@ -106,7 +122,7 @@ func Compile(c usersync.ProvisionerConfig) (name, nick, desc, subject *jexl.Prog
 			return nil
 		}
 		var p *jexl.Program
-		if p, err = jexl.Compile(src, vars...); err != nil {
+		if p, err = jexl.CompileShaped(src, shapes, vars...); err != nil {
 			err = usersync.Errorf(usersync.EINVALID, "%s: %v", what, err)
 		}
 		return p
@@ -234,15 +250,14 @@ func (r *run) fold(events []*usersync.Change) map[int64]*work {
 			w.deleted, w.remoteID = true, e.Fields[remoteAttr].From
 			_, w.markedAtDelete = e.Fields[marker]
 		case e.Kind == usersync.GroupUpdated:
-			w := get(e.Object)
 			for f, ch := range e.Fields {
 				switch {
 				case f == marker && ch.To != "":
-					w.full = true // marked (again): reconcile
+					get(e.Object).full = true // marked (again): reconcile
 				case f == marker:
-					w.unmarked = true
+					get(e.Object).unmarked = true
 				case f == "name" || f == "description" || f == "attributes."+usersync.AttrDisplayExtension:
-					w.props = true // what the naming model shows
+					get(e.Object).props = true // what the naming model shows
 				}
 			}
 		case (e.Kind == usersync.MemberAdded || e.Kind == usersync.MemberRemoved) && e.Member != nil && e.Member.Type == usersync.ObjectUser:
@@ -504,8 +519,11 @@ func (r *run) create(grp *usersync.Group, spec msgraph.GroupSpec, want []string)
 	}
 	bound := want[:min(len(want), msgraph.MaxBind)]
 	r.act(Action{Kind: CreateGroup, Group: grp.Name, Reason: fmt.Sprintf("covered by %s; %q, %d members bound at creation", r.p.Config.SyncAttribute, spec.DisplayName, len(bound))})
+	for _, id := range bound {
+		r.act(Action{Kind: AddMember, Group: grp.Name, Member: r.nameOf(id), Reason: "in the directory group; bound at creation"})
+	}
 	if r.o.DryRun {
-		return "(new)", nil, nil
+		return "(new)", bound, nil
 	}
 	g, err := r.client.CreateGroup(r.ctx, spec, bound)
 	if err != nil {
@@ -873,10 +891,32 @@ func checkNickname(s string) string {
 	return ""
 }
 
+// fatal reports an error no other group can escape: Graph cannot be used
+// (not reached, wrong credentials, a permission the app lacks) or the
+// directory failed. The run stops there, its cursor where the last
+// finished batch left it, and no group is blamed.
+func fatal(err error) bool {
+	var u *msgraph.Unreachable
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &u), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	switch usersync.ErrorCode(err) {
+	case usersync.EUNAUTHORIZED, usersync.EFORBIDDEN, usersync.EINTERNAL:
+		return true
+	}
+	return false
+}
+
 // settle records how a group fared: a success forgets its failures; a
 // failure is retried with backoff (retryOnError) and quarantined after
 // MaxFailures; without retryOnError it is only recorded.
 func (r *run) settle(groupID int64, name string, err error) error {
+	if fatal(err) {
+		return err
+	}
 	items, lerr := r.itemsByGroup()
 	if lerr != nil {
 		return lerr

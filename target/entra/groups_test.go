@@ -642,3 +642,32 @@ func TestSeedExpressionsOnTheNamingModel(t *testing.T) {
 		}
 	})
 }
+
+// Wrong credentials or a Graph that cannot be reached stop the run: no
+// group is blamed, the cursor stays, and the next run does the work.
+func TestRunStopsWhenGraphCannotBeUsed(t *testing.T) {
+	e := newEnv(t, dirtest.SQLite(t), graphemu.Options{}, nil)
+	e.mark("app")
+	e.group("app:g", "alice")
+	good := e.cfg
+	for name, cfg := range map[string]func(){
+		"wrong secret": func() { e.cfg.ClientSecret = "wrong" },
+		"unreachable":  func() { e.cfg.GraphURL, e.cfg.AuthorityURL = "http://127.0.0.1:1", "http://127.0.0.1:1" },
+	} {
+		e.cfg = good
+		cfg()
+		_, err := e.provisioner().Run(ctx, e.opts())
+		if err == nil {
+			t.Fatalf("%s: the run did not fail", name)
+		}
+		if items, _ := e.dir.ProvisionerItems(ctx, "o365"); len(items) != 0 {
+			t.Fatalf("%s: a group was blamed: %+v", name, items)
+		}
+		if c, _ := e.dir.Cursor(ctx, usersync.ProvisionerCursor("o365")); c != 0 {
+			t.Fatalf("%s: the cursor moved to %d", name, c)
+		}
+	}
+	e.cfg = good
+	e.run()
+	e.wantMembers("app:g", "alice")
+}
