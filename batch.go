@@ -105,5 +105,6 @@ type Directory interface {
 	BatchApplier
 	SyncStateService
 	ProvisionerService
+	LeaseService
 	Close() error
 }

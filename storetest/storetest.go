@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"UpsertByID", testUpsertByID},
 		{"SoftDeletedState", testSoftDeletedState},
 		{"Provisioners", testProvisioners},
+		{"Leases", testLeases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -1402,4 +1403,40 @@ func testProvisioners(t *testing.T, d usersync.Directory) {
 	}
 	_, err = d.ProvisionerSecret(ctx, "uni")
 	wantCode(t, err, usersync.ENOTFOUND)
+}
+
+// One holder at a time: a lease is renewed by its holder, refused to
+// another until it expires or is released.
+func testLeases(t *testing.T, d usersync.Directory) {
+	take := func(holder string, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := d.TryLease(ctx, "provisioner:o365", holder, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !take("a", time.Minute) || !take("a", time.Minute) {
+		t.Fatal("a could not take or renew a free lease")
+	}
+	if take("b", time.Minute) {
+		t.Fatal("b took a's unexpired lease")
+	}
+	if ok, _ := d.TryLease(ctx, "other", "b", time.Minute); !ok {
+		t.Fatal("leases of other names are separate")
+	}
+	d.ReleaseLease(ctx, "provisioner:o365", "b") // not b's: no effect
+	if take("b", time.Minute) {
+		t.Fatal("b released a's lease")
+	}
+	d.ReleaseLease(ctx, "provisioner:o365", "a")
+	if !take("b", 50*time.Millisecond) {
+		t.Fatal("b could not take a released lease")
+	}
+	time.Sleep(80 * time.Millisecond)
+	if !take("a", time.Minute) {
+		t.Fatal("a could not take b's expired lease")
+	}
+	_, err := d.TryLease(ctx, "", "a", time.Minute)
+	wantCode(t, err, usersync.EINVALID)
 }

@@ -78,13 +78,15 @@ func (a *app) demoOwns(ctx context.Context, db string) (bool, error) {
 func (a *app) demoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",
-		Short: "Pull groups from an emulated Microsoft 365 tenant and Okta org, change them, pull again; then receive a SCIM push (no network, no setup)",
+		Short: "Pull groups from an emulated Microsoft 365 tenant and Okta org, push a group back out, receive a SCIM push (no network, no setup)",
 		Long: `Start the Graph emulator in-process on loopback with a generated tenant, run
 "o365 provision --auto-create all --full-summary" of a sample group into an
 embedded SQLite directory (` + demoDB + `, made afresh, unless --db names
 another), change the tenant, and run it again: the second run is incremental
-and applies only that change. Then the same with the Okta emulator and
-"okta provision": a user deprovisioned in Okta is disabled.`,
+and applies only that change. Then a provisioner pushes a marked folder's
+group to the emulated tenant and follows a member change. Then the same pull
+with the Okta emulator and "okta provision": a user deprovisioned in Okta is
+disabled. Last, a SCIM push like Microsoft Entra's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.demo(cmd.Context())
@@ -147,6 +149,10 @@ func (a *app) demo(ctx context.Context) error {
 	fmt.Fprintf(w, "\nIn the tenant: %s's surname becomes %q; %s leaves %q; %s joins it.\n",
 		changed.UserPrincipalName, changed.Surname+"-Smith", leaver.UserPrincipalName, group, joiner.UserPrincipalName)
 	if err := provision(); err != nil {
+		return err
+	}
+	g, _ = tenant.Group(g.ID)
+	if err := a.demoPush(ctx, db, url, emu, g, clientID, secret); err != nil {
 		return err
 	}
 	if err := a.demoOkta(ctx, db, reused); err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -133,25 +131,6 @@ func (a *app) readClientSecret(file string) (string, error) {
 	return s, nil
 }
 
-// graphClient builds the Graph client of a provisioner from its stored
-// settings and secret.
-func graphClient(ctx context.Context, d usersync.Directory, p *usersync.Provisioner, secret string, onRetry func(what, why string, wait time.Duration)) (*msgraph.Client, error) {
-	if secret == "" {
-		var err error
-		if secret, err = d.ProvisionerSecret(ctx, p.Name); err != nil {
-			return nil, err
-		}
-	}
-	c := p.Config
-	cfg := msgraph.Config{AuthorityURL: c.AuthorityURL, GraphURL: c.GraphURL, Tenant: c.TenantID, ClientID: c.ClientID, ClientSecret: secret, OnRetry: onRetry}
-	if c.ProxyType != "" {
-		scheme := map[string]string{"http": "http", "socks": "socks5"}[c.ProxyType]
-		pu := &url.URL{Scheme: scheme, Host: c.ProxyHost + ":" + strconv.Itoa(c.ProxyPort)}
-		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 8}}
-	}
-	return msgraph.New(cfg)
-}
-
 func (a *app) provisionersCommand() *cobra.Command {
 	c := &cobra.Command{Use: "provisioners", Aliases: []string{"provisioner"},
 		Short: "Push marked groups and their members to Entra ID (outbound provisioners)",
@@ -210,7 +189,7 @@ func (a *app) storeProvisioner(ctx context.Context, d usersync.Directory, p *use
 		if secret != nil {
 			s = *secret
 		}
-		client, err := graphClient(ctx, d, p, s, nil)
+		client, err := entra.NewClient(ctx, d, p, s, nil)
 		if err != nil {
 			return err
 		}
@@ -326,7 +305,7 @@ func (a *app) provisioner(ctx context.Context, d usersync.Directory, name string
 			fmt.Fprintf(a.stderr, "retry: %s: %s; trying again in %s\n", what, why, wait.Round(100*time.Millisecond))
 		}
 	}
-	client, err := graphClient(ctx, d, p, "", onRetry)
+	client, err := entra.NewClient(ctx, d, p, "", onRetry)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/sqlstore"
+	"github.com/usersync/usersync/target/entra"
 )
 
 const consumerPrefix = "changeLog.consumer."
@@ -172,7 +173,7 @@ block signs in to its tenant): either every provisioner is made, or none.`}
 				return err
 			}
 			if !noVerify {
-				client, err := graphClient(ctx, d, f.p, f.secret, nil)
+				client, err := entra.NewClient(ctx, d, f.p, f.secret, nil)
 				if err == nil {
 					err = client.SignIn(ctx)
 				}

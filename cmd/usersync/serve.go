@@ -16,19 +16,26 @@ import (
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/server"
 	"github.com/usersync/usersync/sqlstore"
+	"github.com/usersync/usersync/target/entra"
 )
 
 func (a *app) serveCommand() *cobra.Command {
 	var listen, cert, key, logFormat, scimLogDir, accessLog string
+	var noProvisioners bool
 	c := &cobra.Command{
 		Use:   "serve [--listen ADDR]",
-		Short: "Run the usersync service: SCIM 2.0 at /scim/v2, /healthz, /readyz, /metrics",
+		Short: "Run the usersync service: SCIM 2.0 at /scim/v2, /healthz, /readyz, /metrics, and the provisioners",
 		Long: `Run the usersync service until interrupted: SCIM 2.0 at /scim/v2 (bearer API
 tokens of administrators), /healthz, /readyz (the directory answers) and
 Prometheus metrics at /metrics. Logs are structured (--log-format text or
 json) on standard error. With --tls-cert and --tls-key it serves HTTPS. On
 SIGINT or SIGTERM it stops accepting connections and finishes the requests
 in flight (up to 30 s).
+
+Every provisioner (see "usersync provisioners") runs on its schedule and as
+soon as the directory changes, so a change reaches Entra in about a second.
+Replicas sharing a directory take turns through a lease: one runs a
+provisioner at a time.
 
 SCIM serves Users and Groups (create, read, list with filters, PUT, PATCH,
 delete) and the discovery endpoints. While the setting
@@ -80,6 +87,14 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 					}
 				}
 			}()
+			provisioners := make(chan struct{})
+			go func() {
+				defer close(provisioners)
+				if noProvisioners {
+					return
+				}
+				entra.Serve(ctx, d, entra.ServeOptions{Log: log})
+			}()
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -98,6 +113,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 				return err
 			}
 			<-done
+			<-provisioners
 			log.Info("stopped")
 			return nil
 		}),
@@ -108,6 +124,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 	fl.StringVar(&key, "tls-key", "", "TLS private key file (PEM)")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&scimLogDir, "scim-log-dir", "scim-log", "where SCIM requests are logged while the setting ENABLE_SCIM_REQUEST_LOGGER is Y")
+	fl.BoolVar(&noProvisioners, "no-provisioners", false, "do not run the provisioners (another replica, or a maintenance window)")
 	fl.StringVar(&accessLog, "access-log", server.AccessAll, "which requests get an access-log line: all, errors (status 400 and above) or none")
 	return c
 }

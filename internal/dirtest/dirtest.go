@@ -34,7 +34,7 @@ func Backends(t *testing.T, fn func(t *testing.T, open Opener)) {
 // dsns remembers where each opened directory lives, for Reopen.
 var dsns sync.Map
 
-func open(t *testing.T, dsn string) usersync.Directory {
+func open(t testing.TB, dsn string) usersync.Directory {
 	t.Helper()
 	var o sqlstore.Options
 	if strings.HasPrefix(dsn, "postgres") {
@@ -51,7 +51,7 @@ func open(t *testing.T, dsn string) usersync.Directory {
 
 // Reopen opens a second handle on the directory d was opened on (a second
 // connection pool, as another replica of the service would have).
-func Reopen(t *testing.T, d usersync.Directory) usersync.Directory {
+func Reopen(t testing.TB, d usersync.Directory) usersync.Directory {
 	t.Helper()
 	dsn, ok := dsns.Load(d)
 	if !ok {
@@ -62,7 +62,7 @@ func Reopen(t *testing.T, d usersync.Directory) usersync.Directory {
 
 // SQLite opens a new, empty SQLite directory, for tests of behaviour that
 // does not depend on the backend.
-func SQLite(t *testing.T) usersync.Directory {
+func SQLite(t testing.TB) usersync.Directory {
 	t.Helper()
 	return open(t, filepath.Join(t.TempDir(), "d.db"))
 }

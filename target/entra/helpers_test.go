@@ -28,7 +28,7 @@ var ctx = usersync.WithActor(context.Background(), "test")
 // env is a directory, an emulated tenant served on loopback, and a
 // provisioner between them.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    usersync.Directory
 	emu    *graphemu.Server
 	tenant *graphemu.Tenant
@@ -43,7 +43,7 @@ type env struct {
 // tenant (UPN uid@contoso.com); erin is in the directory only.
 var tenantUsers = []string{"alice", "bob", "carol", "dave"}
 
-func newEnv(t *testing.T, d usersync.Directory, o graphemu.Options, setup func(*usersync.ProvisionerConfig)) *env {
+func newEnv(t testing.TB, d usersync.Directory, o graphemu.Options, setup func(*usersync.ProvisionerConfig)) *env {
 	t.Helper()
 	e := newEnvTenant(t, o)
 	e.dir, e.users, e.now = d, map[string]*usersync.User{}, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -67,7 +67,7 @@ func newEnv(t *testing.T, d usersync.Directory, o graphemu.Options, setup func(*
 }
 
 // newEnvTenant serves a new emulated tenant holding tenantUsers.
-func newEnvTenant(t *testing.T, o graphemu.Options) *env {
+func newEnvTenant(t testing.TB, o graphemu.Options) *env {
 	t.Helper()
 	tenant := graphemu.NewTenant(tenantID)
 	for _, uid := range tenantUsers {

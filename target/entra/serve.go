@@ -1,0 +1,257 @@
+package entra
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/schedule"
+)
+
+// ServeOptions shape Serve.
+type ServeOptions struct {
+	Log *slog.Logger
+	// Poll is how often the change counter is read: a change reaches
+	// Entra about this long after it is made (default 200 ms).
+	Poll time.Duration
+	// Reload is how often the provisioners' settings are read again
+	// (default 5 s).
+	Reload time.Duration
+	// LeaseTTL bounds how long a replica that died keeps a provisioner
+	// from the others (default 60 s; renewed while a run lasts).
+	LeaseTTL time.Duration
+	// NewClient makes a provisioner's Graph client (default NewClient
+	// with the stored secret).
+	NewClient func(ctx context.Context, p *usersync.Provisioner) (*msgraph.Client, error)
+	// OnRun hears of every run (metrics, tests).
+	OnRun func(name string, r *Result, err error)
+}
+
+// Holder names this process in leases.
+func holder() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Serve runs every provisioner in dir until ctx ends: on its schedule
+// (quartzCron, for retries and as a safety net) and as soon as the change
+// log moves. A lease in the directory lets one replica at a time run a
+// provisioner; the others skip it.
+func Serve(ctx context.Context, dir usersync.Directory, o ServeOptions) error {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Poll <= 0 {
+		o.Poll = 200 * time.Millisecond
+	}
+	if o.Reload <= 0 {
+		o.Reload = 5 * time.Second
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = time.Minute
+	}
+	if o.NewClient == nil {
+		o.NewClient = func(ctx context.Context, p *usersync.Provisioner) (*msgraph.Client, error) {
+			return NewClient(ctx, dir, p, "", nil)
+		}
+	}
+	s := &serving{dir: dir, o: o, holder: holder(), workers: map[string]*worker{}}
+	defer s.stop()
+	tick := time.NewTicker(o.Poll)
+	defer tick.Stop()
+	var loaded time.Time
+	for {
+		if time.Since(loaded) >= o.Reload {
+			if err := s.reload(ctx); err != nil && ctx.Err() == nil {
+				o.Log.Warn("provisioners: reading their settings failed", "err", err)
+			}
+			loaded = time.Now()
+		}
+		if seq, err := dir.LastChangeSeq(ctx); err == nil {
+			s.wake(seq)
+		} else if ctx.Err() == nil {
+			o.Log.Warn("provisioners: reading the change log failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+type serving struct {
+	dir     usersync.Directory
+	o       ServeOptions
+	holder  string
+	mu      sync.Mutex
+	workers map[string]*worker
+	wg      sync.WaitGroup
+}
+
+// worker runs one provisioner, one run at a time.
+type worker struct {
+	p      *usersync.Provisioner
+	sched  schedule.Schedule
+	next   time.Time // next scheduled run
+	seen   int64     // the change counter when the last run began
+	kick   chan int64
+	cancel context.CancelFunc
+}
+
+// reload starts workers for new or changed provisioners and stops those
+// of deleted ones.
+func (s *serving) reload(ctx context.Context) error {
+	ps, err := s.dir.FindProvisioners(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := map[string]bool{}
+	for _, p := range ps {
+		live[p.Name] = true
+		if w := s.workers[p.Name]; w != nil && w.p.Version == p.Version {
+			continue
+		} else if w != nil {
+			w.cancel()
+		}
+		sched, err := schedule.ParseQuartz(p.Config.QuartzCron)
+		if err != nil {
+			s.o.Log.Warn("provisioner not run: its schedule does not parse", "provisioner", p.Name, "err", err)
+			delete(s.workers, p.Name)
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		w := &worker{p: p, sched: sched, next: time.Now(), seen: -1, kick: make(chan int64, 1), cancel: cancel}
+		s.workers[p.Name] = w
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.work(wctx, w)
+		}()
+	}
+	for name, w := range s.workers {
+		if !live[name] {
+			w.cancel()
+			delete(s.workers, name)
+		}
+	}
+	return nil
+}
+
+// wake tells every worker the change counter's value.
+func (s *serving) wake(seq int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		select {
+		case w.kick <- seq:
+		default: // a wake is pending already; it reads the counter afresh
+		}
+	}
+}
+
+func (s *serving) stop() {
+	s.mu.Lock()
+	for _, w := range s.workers {
+		w.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// work runs a provisioner whenever the change log moved past what its
+// last run saw, or its schedule comes round.
+func (s *serving) work(ctx context.Context, w *worker) {
+	log := s.o.Log.With("provisioner", w.p.Name)
+	var g *Groups
+	for {
+		var seq int64
+		select {
+		case <-ctx.Done():
+			return
+		case seq = <-w.kick:
+		}
+		now := time.Now()
+		if seq <= w.seen && now.Before(w.next) {
+			continue
+		}
+		if g == nil {
+			client, err := s.o.NewClient(ctx, w.p)
+			if err == nil {
+				g, err = New(s.dir, client, w.p)
+			}
+			if err != nil {
+				log.Warn("provisioner not run", "err", usersync.ErrorMessage(err))
+				w.next = w.sched.Next(now)
+				w.seen = seq
+				continue
+			}
+		}
+		got, err := s.dir.TryLease(ctx, usersync.ProvisionerCursor(w.p.Name), s.holder, s.o.LeaseTTL)
+		if err != nil || !got {
+			if err != nil && ctx.Err() == nil {
+				log.Warn("provisioner lease failed", "err", err)
+			}
+			continue // another replica runs it; try again at the next wake
+		}
+		w.seen, w.next = seq, w.sched.Next(now)
+		r, err := s.runLeased(ctx, w, g)
+		if s.o.OnRun != nil {
+			s.o.OnRun(w.p.Name, r, err)
+		}
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("provisioner run failed", "err", usersync.ErrorMessage(err))
+		case r != nil && (len(r.Counts) > 0 || len(r.Failures) > 0):
+			attrs := []any{"events", r.Events, "groups", r.Groups, "failures", len(r.Failures)}
+			for k, n := range r.Counts {
+				attrs = append(attrs, string(k), n)
+			}
+			log.Info("provisioner run", attrs...)
+			for _, f := range r.Failures {
+				log.Warn("provisioner group failed", "group", f.Group, "failures", f.Failures, "quarantined", f.Quarantined, "err", f.Error)
+			}
+		}
+	}
+}
+
+// runLeased runs once, renewing the lease while the run lasts.
+func (s *serving) runLeased(ctx context.Context, w *worker, g *Groups) (*Result, error) {
+	name := usersync.ProvisionerCursor(w.p.Name)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.o.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				if got, err := s.dir.TryLease(rctx, name, s.holder, s.o.LeaseTTL); err == nil && !got {
+					cancel() // lost it: stop rather than run beside another replica
+					return
+				}
+			}
+		}
+	}()
+	r, err := g.Run(rctx, Options{})
+	cancel()
+	<-done
+	if err := s.dir.ReleaseLease(context.WithoutCancel(ctx), name, s.holder); err != nil {
+		s.o.Log.Warn("provisioner lease not released", "provisioner", w.p.Name, "err", err)
+	}
+	return r, err
+}
