@@ -149,27 +149,35 @@ func (c *Client) MemberIDs(ctx context.Context, groupID string) ([]string, error
 type ItemErrors map[string]error
 
 // AddMembers adds members MaxBind at a time (members@odata.bind). A chunk
-// refused whole (one bad reference, or one member already there) is split
-// to find the culprit; "already exist" is success.
+// refused because a member is one already is sent again without the
+// members the group has (read once); one refused for another reason (a
+// bad reference) is split to find the culprit. "Already exist" is success.
 func (c *Client) AddMembers(ctx context.Context, groupID string, ids []string) (ItemErrors, error) {
-	failed := ItemErrors{}
+	a := &adder{c: c, group: groupID, failed: ItemErrors{}}
 	for start := 0; start < len(ids); start += MaxBind {
-		if err := c.addChunk(ctx, groupID, ids[start:min(start+MaxBind, len(ids))], failed); err != nil {
-			return failed, err
+		if err := a.add(ctx, ids[start:min(start+MaxBind, len(ids))]); err != nil {
+			return a.failed, err
 		}
 	}
-	return failed, nil
+	return a.failed, nil
 }
 
-func (c *Client) addChunk(ctx context.Context, groupID string, ids []string, failed ItemErrors) error {
+type adder struct {
+	c       *Client
+	group   string
+	failed  ItemErrors
+	current map[string]bool // the group's members, once read
+}
+
+func (a *adder) add(ctx context.Context, ids []string) error {
 	refs := make([]string, len(ids))
 	for i, id := range ids {
 		refs[i] = memberRef(id)
 	}
 	b, _ := json.Marshal(map[string]any{"members@odata.bind": refs})
-	err := c.fresh(ctx, groupID, func() error {
-		return c.do(ctx, call{method: http.MethodPatch, target: "/v1.0/groups/" + url.PathEscape(groupID), body: b, write: true,
-			what: fmt.Sprintf("add %d members to group %s", len(ids), groupID), perm: "GroupMember.ReadWrite.All"}, nil)
+	err := a.c.fresh(ctx, a.group, func() error {
+		return a.c.do(ctx, call{method: http.MethodPatch, target: "/v1.0/groups/" + url.PathEscape(a.group), body: b, write: true,
+			what: fmt.Sprintf("add %d members to group %s", len(ids), a.group), perm: "GroupMember.ReadWrite.All"}, nil)
 	})
 	var ae *APIError
 	switch {
@@ -180,14 +188,46 @@ func (c *Client) addChunk(ctx context.Context, groupID string, ids []string, fai
 	case len(ids) == 1 && alreadyMember(ae):
 		return nil
 	case len(ids) == 1:
-		failed[ids[0]] = err
+		a.failed[ids[0]] = err
 		return nil
+	case alreadyMember(ae) && a.current == nil:
+		have, err := a.c.MemberIDs(ctx, a.group)
+		if err != nil {
+			return err
+		}
+		a.current = make(map[string]bool, len(have))
+		for _, id := range have {
+			a.current[id] = true
+		}
+		var missing []string
+		for _, id := range ids {
+			if !a.current[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		return a.add(ctx, missing)
+	case alreadyMember(ae):
+		var missing []string
+		for _, id := range ids {
+			if !a.current[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if len(missing) < len(ids) {
+			return a.add(ctx, missing)
+		}
 	}
 	half := len(ids) / 2
-	if err := c.addChunk(ctx, groupID, ids[:half], failed); err != nil {
+	if err := a.add(ctx, ids[:half]); err != nil {
 		return err
 	}
-	return c.addChunk(ctx, groupID, ids[half:], failed)
+	return a.add(ctx, ids[half:])
 }
 
 // alreadyMember is Graph's answer to adding a member that is one already.
@@ -399,13 +439,23 @@ func (c *Client) fresh(ctx context.Context, id string, write func() error) error
 		c.created.mu.Lock()
 		at, isFresh := c.created.at[id]
 		c.created.mu.Unlock()
-		if !isStatus(err, http.StatusNotFound) || !isFresh || time.Since(at) > freshFor || wait > 8*time.Second {
+		if !isStatus(err, http.StatusNotFound) || !isFresh || time.Since(at) > freshFor || wait > 8*time.Second || !namesGroup(err, id) {
 			return err
 		}
 		if err := c.pause(ctx, fmt.Sprintf("write to group %s", id), "a group created moments ago is not found yet (replication)", wait); err != nil {
 			return err
 		}
 	}
+}
+
+// namesGroup reports whether a 404 is about the group id rather than a
+// member it names ("Resource '<id>' does not exist …").
+func namesGroup(err error, id string) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return strings.Contains(ae.Message, id) || !strings.Contains(ae.Message, "Resource '")
 }
 
 func (c *Client) backoff() interface{ NextBackOff() time.Duration } { return netfail.Backoff() }

@@ -152,6 +152,10 @@ type run struct {
 	r       *Result
 	folders map[string]*usersync.Folder // by path key; nil entries: no such folder
 	names   map[string]string           // Entra object id → principal name, for actions
+	// reconciledAt is, per group reconciled in this run, the change
+	// counter before it read the directory: its member events up to there
+	// (in later batches) are in Entra already.
+	reconciledAt map[int64]int64
 }
 
 func (g *Groups) newRun(ctx context.Context, o Options) *run {
@@ -159,7 +163,7 @@ func (g *Groups) newRun(ctx context.Context, o Options) *run {
 		o.Now = time.Now
 	}
 	ctx = usersync.WithActor(ctx, usersync.ProvisionerCursor(g.p.Name))
-	return &run{Groups: g, ctx: ctx, o: o, folders: map[string]*usersync.Folder{}, names: map[string]string{},
+	return &run{Groups: g, ctx: ctx, o: o, folders: map[string]*usersync.Folder{}, names: map[string]string{}, reconciledAt: map[int64]int64{},
 		r: &Result{Provisioner: g.p.Name, DryRun: o.DryRun, Counts: map[ActionKind]int{}}}
 }
 
@@ -261,6 +265,9 @@ func (r *run) fold(events []*usersync.Change) map[int64]*work {
 				}
 			}
 		case (e.Kind == usersync.MemberAdded || e.Kind == usersync.MemberRemoved) && e.Member != nil && e.Member.Type == usersync.ObjectUser:
+			if at, ok := r.reconciledAt[e.Object.ID]; ok && e.Seq <= at {
+				continue // a reconcile earlier in this run wrote it
+			}
 			w := get(e.Object)
 			if e.Kind == usersync.MemberAdded {
 				w.adds[e.Member.ID], w.remove[e.Member.ID] = true, false
@@ -442,6 +449,18 @@ func (r *run) folder(path string) (*usersync.Folder, error) {
 // reconcile brings one group's Entra group in line with the directory:
 // created (or adopted) when missing, its names and every member.
 func (r *run) reconcile(grp *usersync.Group) error {
+	seen, err := r.dir.LastChangeSeq(r.ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.reconcileOnce(grp); err != nil {
+		return err
+	}
+	r.reconciledAt[grp.ID] = seen
+	return nil
+}
+
+func (r *run) reconcileOnce(grp *usersync.Group) error {
 	spec, err := r.spec(grp)
 	if err != nil {
 		return err
