@@ -152,6 +152,7 @@ type run struct {
 	r       *Result
 	folders map[string]*usersync.Folder // by path key; nil entries: no such folder
 	names   map[string]string           // Entra object id → principal name, for actions
+	upnIDs  map[string]string           // lower-case principal name → Entra object id, "" for none: looked up once a run
 	// reconciledAt is, per group reconciled in this run, the change
 	// counter before it read the directory: its member events up to there
 	// (in later batches) are in Entra already.
@@ -163,7 +164,7 @@ func (g *Groups) newRun(ctx context.Context, o Options) *run {
 		o.Now = time.Now
 	}
 	ctx = usersync.WithActor(ctx, usersync.ProvisionerCursor(g.p.Name))
-	return &run{Groups: g, ctx: ctx, o: o, folders: map[string]*usersync.Folder{}, names: map[string]string{}, reconciledAt: map[int64]int64{},
+	return &run{Groups: g, ctx: ctx, o: o, folders: map[string]*usersync.Folder{}, names: map[string]string{}, upnIDs: map[string]string{}, reconciledAt: map[int64]int64{},
 		r: &Result{Provisioner: g.p.Name, DryRun: o.DryRun, Counts: map[ActionKind]int{}}}
 }
 
@@ -667,14 +668,26 @@ func (r *run) resolve(grp *usersync.Group, users []*usersync.User) ([]string, er
 		upns = append(upns, upn)
 		byUPN[strings.ToLower(upn)] = u
 	}
-	ids, err := r.client.UserIDs(r.ctx, upns)
-	if err != nil {
-		return nil, err
+	var unknown []string
+	for _, upn := range upns {
+		if _, ok := r.upnIDs[strings.ToLower(upn)]; !ok {
+			unknown = append(unknown, upn)
+		}
 	}
+	if len(unknown) > 0 {
+		found, err := r.client.UserIDs(r.ctx, unknown)
+		if err != nil {
+			return nil, err
+		}
+		for _, upn := range unknown {
+			r.upnIDs[strings.ToLower(upn)] = found[strings.ToLower(upn)] // "": not in the tenant
+		}
+	}
+	ids := r.upnIDs
 	out := make([]string, 0, len(upns))
 	for _, upn := range upns {
-		id, ok := ids[strings.ToLower(upn)]
-		if !ok {
+		id := ids[strings.ToLower(upn)]
+		if id == "" {
 			r.act(Action{Kind: FailMember, Group: grp.Name, Member: upn, Reason: "not a user in tenant " + r.p.Config.TenantID + " (users are created in Entra by a user provisioner, not this one)"})
 			continue
 		}
