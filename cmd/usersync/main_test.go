@@ -178,6 +178,12 @@ func TestCLIDemo(t *testing.T) {
 		if !found || !strings.Contains(oktaPart, "users created 0, updated 1, skipped 1") || !strings.Contains(oktaPart, `enabled: "true"→"false"`) {
 			t.Fatalf("demo round %d, Okta part:\n%s", round, oktaPart)
 		}
+		graphPart, pushPart, found := strings.Cut(graphPart, "Pushing groups out")
+		if !found || !strings.Contains(pushPart, `In the tenant: group "CRM - Sales: Sales team" (mailNickname apps-crm-sales) with members ada.dijkstra44@contoso.example, donald.hopper38@contoso.example, edsger.ritchie46@contoso.example`) ||
+			!strings.Contains(pushPart, "add-member 1, remove-member 1") || !strings.Contains(pushPart, "failing groups:  none") ||
+			!strings.Contains(pushPart, "members ada.dijkstra44@contoso.example, edsger.ritchie46@contoso.example, radia.thompson56@contoso.example") || strings.Contains(pushPart, "demo-secret-not-for-production") {
+			t.Fatalf("demo round %d, push part:\n%s", round, pushPart)
+		}
 		first, second, found := strings.Cut(graphPart, "In the tenant:")
 		if !found || !strings.Contains(first, "25 source users; users created 25, updated 0, skipped 0; groups created 1; members added 25, removed 0; joined the Default Group or mapped groups 25") ||
 			strings.Count(first, "create-user ") != 25 || !strings.Contains(first, "--graph-url http://127.0.0.1:") || !strings.Contains(first, "--client-secret ") {

@@ -190,6 +190,7 @@ type work struct {
 	full           bool   // read both sides and repair: created, (re)marked, a member gone from the directory
 	props          bool   // names or description changed
 	unmarked       bool
+	renamed        bool
 	markedAtDelete bool           // the deleted group carried the marker itself
 	adds, remove   map[int64]bool // members by user id (the latest event wins)
 }
@@ -261,7 +262,10 @@ func (r *run) fold(events []*usersync.Change) map[int64]*work {
 					get(e.Object).full = true // marked (again): reconcile
 				case f == marker:
 					get(e.Object).unmarked = true
-				case f == "name" || f == "description" || f == "attributes."+usersync.AttrDisplayExtension:
+				case f == "name":
+					w := get(e.Object)
+					w.props, w.renamed = true, true
+				case f == "description" || f == "attributes."+usersync.AttrDisplayExtension:
 					get(e.Object).props = true // what the naming model shows
 				}
 			}
@@ -360,8 +364,12 @@ func (r *run) applyOne(w *work) error {
 		return err
 	}
 	if !covered {
-		if w.unmarked && grp.Attributes[r.p.Config.RemoteIDAttribute] != "" {
-			r.act(Action{Kind: StopGroup, Group: grp.Name, RemoteID: grp.Attributes[r.p.Config.RemoteIDAttribute], Reason: "the marker was removed: no more sync; the Entra group stays"})
+		switch remote := grp.Attributes[r.p.Config.RemoteIDAttribute]; {
+		case remote == "":
+		case w.unmarked:
+			r.act(Action{Kind: StopGroup, Group: grp.Name, RemoteID: remote, Reason: "the marker was removed: no more sync; the Entra group stays"})
+		case w.renamed:
+			r.act(Action{Kind: StopGroup, Group: grp.Name, RemoteID: remote, Reason: "renamed out of the marked folder: no more sync; the Entra group stays"})
 		}
 		return nil
 	}

@@ -671,3 +671,25 @@ func TestRunStopsWhenGraphCannotBeUsed(t *testing.T) {
 	e.run()
 	e.wantMembers("app:g", "alice")
 }
+
+// A group renamed out of the marked folder is no longer followed, and the
+// run says so; its Entra group stays.
+func TestRenamedOutOfMarkedFolder(t *testing.T) {
+	e := newEnv(t, dirtest.SQLite(t), graphemu.Options{}, nil)
+	e.mark("app:f")
+	g := e.group("app:f:g", "alice")
+	e.run()
+	id := e.remote("app:f:g").ID
+	if _, err := e.dir.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: ptr("app:other:g")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.addMembers("app:other:g", "bob")
+	r := e.run()
+	stops := kinds(r, StopGroup)
+	if len(stops) != 1 || !strings.Contains(stops[0].Reason, "renamed out of the marked folder") || r.Counts[AddMember] != 0 {
+		t.Fatalf("run: %+v", r.Actions)
+	}
+	if rg, ok := e.tenant.Group(id); !ok || len(rg.Members) != 1 {
+		t.Fatalf("the Entra group changed or went: %+v %v", rg, ok)
+	}
+}
