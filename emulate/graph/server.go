@@ -1,11 +1,13 @@
 package graph
 
 import (
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	mrand "math/rand"
 	"net/http"
 	"net/url"
@@ -146,6 +148,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count("http")
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		// Graph takes compressed request bodies; Microsoft's SDKs send them.
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			graphError(w, http.StatusBadRequest, "BadRequest", "The request body is not valid gzip.")
+			return
+		}
+		defer zr.Close()
+		r.Body = io.NopCloser(zr)
+		r.Header.Del("Content-Encoding")
+	}
 	if r.Method == http.MethodPost && r.URL.Path == "/v1.0/$batch" {
 		s.batch(w, r)
 		return

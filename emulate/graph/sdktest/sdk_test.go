@@ -1,0 +1,200 @@
+// Package sdktest checks the Graph emulator with Microsoft's own Go SDK
+// (msgraph-sdk-go), unchanged: reads, paging with the SDK's page iterator,
+// and the writes a provisioner makes, with the errors the SDK decodes. It
+// is a module of its own, so that usersync does not depend on the SDK.
+package sdktest
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/microsoft/kiota-abstractions-go/authentication"
+	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	graphgroups "github.com/microsoftgraph/msgraph-sdk-go/groups"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+	graphusers "github.com/microsoftgraph/msgraph-sdk-go/users"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"golang.org/x/oauth2/clientcredentials"
+
+	graphemu "github.com/usersync/usersync/emulate/graph"
+)
+
+const secret = "sdk-test-secret"
+
+// tokens gets access tokens from the emulator's token endpoint with the
+// OAuth2 client-credentials grant, as an Entra app does.
+type tokens struct {
+	cfg   clientcredentials.Config
+	hosts *authentication.AllowedHostsValidator
+}
+
+func (t *tokens) GetAuthorizationToken(ctx context.Context, u *url.URL, _ map[string]interface{}) (string, error) {
+	tok, err := t.cfg.Token(ctx)
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+func (t *tokens) GetAllowedHostsValidator() *authentication.AllowedHostsValidator { return t.hosts }
+
+func client(t *testing.T) (*msgraphsdk.GraphServiceClient, *graphemu.Tenant) {
+	t.Helper()
+	tenant := graphemu.Generate(3, 30, 3)
+	srv := httptest.NewServer(graphemu.NewServer(tenant, graphemu.Options{ClientID: "app-1", ClientSecret: secret}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	hosts, err := authentication.NewAllowedHostsValidatorErrorCheck([]string{u.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &tokens{cfg: clientcredentials.Config{ClientID: "app-1", ClientSecret: secret,
+		TokenURL: srv.URL + "/" + tenant.ID + "/oauth2/v2.0/token", Scopes: []string{srv.URL + "/.default"}}, hosts: hosts}
+	adapter, err := msgraphsdk.NewGraphRequestAdapter(authentication.NewBaseBearerTokenAuthenticationProvider(tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapter.SetBaseUrl(srv.URL + "/v1.0")
+	return msgraphsdk.NewGraphServiceClient(adapter), tenant
+}
+
+func odata(err error) (code, msg string) {
+	var oe *odataerrors.ODataError
+	if errors.As(err, &oe) && oe.GetErrorEscaped() != nil {
+		return deref(oe.GetErrorEscaped().GetCode()), deref(oe.GetErrorEscaped().GetMessage())
+	}
+	return "", ""
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Reads: users with $select and $top, paged by the SDK's PageIterator;
+// a group's members; a user by its principal name.
+func TestSDKReads(t *testing.T) {
+	c, tenant := client(t)
+	ctx := context.Background()
+	top := int32(7)
+	page, err := c.Users().Get(ctx, &graphusers.UsersRequestBuilderGetRequestConfiguration{
+		QueryParameters: &graphusers.UsersRequestBuilderGetQueryParameters{Select: []string{"id", "userPrincipalName"}, Top: &top}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := msgraphcore.NewPageIterator[models.Userable](page, c.GetAdapter(), models.CreateUserCollectionResponseFromDiscriminatorValue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	if err := it.Iterate(ctx, func(u models.Userable) bool { seen[deref(u.GetId())] = true; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if users, _ := tenant.Size(); len(seen) != users {
+		t.Fatalf("the page iterator saw %d users, the tenant has %d", len(seen), users)
+	}
+	all := tenant.GroupsNamed("All Users")[0]
+	members, err := c.Groups().ByGroupId(all.ID).Members().Get(ctx, nil)
+	if err != nil || len(members.GetValue()) != len(all.Members) {
+		t.Fatalf("members: %v %v", members, err)
+	}
+	if _, ok := members.GetValue()[0].(models.Userable); !ok {
+		t.Fatalf("a member is not decoded as a user: %T", members.GetValue()[0])
+	}
+	first, _ := tenant.User(all.Members[0])
+	u, err := c.Users().ByUserId(first.UserPrincipalName).Get(ctx, nil)
+	if err != nil || deref(u.GetId()) != first.ID {
+		t.Fatalf("user by principal name: %v %v", u, err)
+	}
+	_, err = c.Users().ByUserId("nobody@contoso.example").Get(ctx, nil)
+	if code, _ := odata(err); code != "Request_ResourceNotFound" {
+		t.Fatalf("missing user: %v (code %q)", err, code)
+	}
+}
+
+// The writes a provisioner makes, through the SDK: create with members
+// bound, add one by $ref (again: "already exist"), PATCH, remove by $ref,
+// delete; the errors come back as the SDK's ODataError.
+func TestSDKWrites(t *testing.T) {
+	c, tenant := client(t)
+	ctx := context.Background()
+	all := tenant.GroupsNamed("All Users")[0]
+	ref := func(id string) string { return "https://graph.microsoft.com/v1.0/directoryObjects/" + id }
+
+	g := models.NewGroup()
+	g.SetDisplayName(ptr("GROUPER-SECURITY-sdk"))
+	g.SetMailNickname(ptr("grouper-security-sdk"))
+	g.SetMailEnabled(ptr(false))
+	g.SetSecurityEnabled(ptr(true))
+	g.SetGroupTypes([]string{})
+	g.SetAdditionalData(map[string]any{"members@odata.bind": []string{ref(all.Members[0]), ref(all.Members[1])}})
+	made, err := c.Groups().Post(ctx, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := deref(made.GetId())
+	if got, ok := tenant.Group(id); !ok || len(got.Members) != 2 || got.DisplayName != "GROUPER-SECURITY-sdk" {
+		t.Fatalf("created: %+v %v", got, ok)
+	}
+
+	add := models.NewReferenceCreate()
+	add.SetOdataId(ptr(ref(all.Members[2])))
+	if err := c.Groups().ByGroupId(id).Members().Ref().Post(ctx, add, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Groups().ByGroupId(id).Members().Ref().Post(ctx, add, nil)
+	if code, msg := odata(err); code != "Request_BadRequest" || !strings.Contains(msg, "already exist") {
+		t.Fatalf("adding a member twice: %v (%q %q)", err, code, msg)
+	}
+
+	patch := models.NewGroup()
+	patch.SetDescription(ptr("Testing of Azure Security Groups"))
+	if _, err := c.Groups().ByGroupId(id).Patch(ctx, patch, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Groups().ByGroupId(id).Members().ByDirectoryObjectId(all.Members[0]).Ref().Delete(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Groups().ByGroupId(id).Members().ByDirectoryObjectId(all.Members[0]).Ref().Delete(ctx, nil)
+	if code, _ := odata(err); code != "Request_ResourceNotFound" {
+		t.Fatalf("removing a non-member: %v", err)
+	}
+	got, _ := tenant.Group(id)
+	if got.Description != "Testing of Azure Security Groups" || len(got.Members) != 2 {
+		t.Fatalf("after PATCH and removal: %+v", got)
+	}
+
+	filter := "mailNickname eq 'grouper-security-sdk'"
+	found, err := c.Groups().Get(ctx, &graphgroups.GroupsRequestBuilderGetRequestConfiguration{
+		QueryParameters: &graphgroups.GroupsRequestBuilderGetQueryParameters{Filter: &filter}})
+	if err != nil || len(found.GetValue()) != 1 || deref(found.GetValue()[0].GetId()) != id {
+		t.Fatalf("find by mailNickname: %v %v", found, err)
+	}
+
+	bad := models.NewGroup()
+	bad.SetDisplayName(ptr(strings.Repeat("x", 257)))
+	bad.SetMailNickname(ptr("x"))
+	bad.SetMailEnabled(ptr(false))
+	bad.SetSecurityEnabled(ptr(true))
+	_, err = c.Groups().Post(ctx, bad, nil)
+	if code, _ := odata(err); code != "Request_BadRequest" {
+		t.Fatalf("a display name of 257 characters: %v", err)
+	}
+
+	if err := c.Groups().ByGroupId(id).Delete(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Groups().ByGroupId(id).Get(ctx, nil)
+	if code, _ := odata(err); code != "Request_ResourceNotFound" {
+		t.Fatalf("a deleted group: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
