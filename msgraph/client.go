@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/internal/netfail"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/time/rate"
 )
 
@@ -124,43 +127,53 @@ func (c *Client) SignIn(ctx context.Context) error {
 	return err
 }
 
-// accessToken returns a cached token, fetching a new one shortly before expiry.
+// accessToken returns a cached token, fetching a new one shortly before
+// expiry with the OAuth2 client-credentials grant (golang.org/x/oauth2),
+// over this client's transport and its connection retries.
 func (c *Client) accessToken(ctx context.Context, renew bool) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !renew && c.token != "" && time.Now().Before(c.expires) {
 		return c.token, nil
 	}
-	form := url.Values{"client_id": {c.cfg.ClientID}, "client_secret": {c.cfg.ClientSecret},
-		"grant_type": {"client_credentials"}, "scope": {c.cfg.GraphURL + "/.default"}}
-	endpoint := c.cfg.AuthorityURL + "/" + url.PathEscape(c.cfg.Tenant) + "/oauth2/v2.0/token"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.send(ctx, req, "sign in to tenant "+c.cfg.Tenant, c.cfg.AuthorityURL)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil || (body.AccessToken == "" && body.Error == "") {
+	what := "sign in to tenant " + c.cfg.Tenant
+	cc := clientcredentials.Config{ClientID: c.cfg.ClientID, ClientSecret: c.cfg.ClientSecret, AuthStyle: oauth2.AuthStyleInParams,
+		TokenURL: c.cfg.AuthorityURL + "/" + url.PathEscape(c.cfg.Tenant) + "/oauth2/v2.0/token", Scopes: []string{c.cfg.GraphURL + "/.default"}}
+	hc := &http.Client{Transport: roundTripper(func(req *http.Request) (*http.Response, error) {
+		return c.send(req.Context(), req, what, c.cfg.AuthorityURL)
+	})}
+	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	var re *oauth2.RetrieveError
+	var u *Unreachable
+	switch {
+	case err == nil && tok.AccessToken != "":
+	case errors.As(err, &u):
+		return "", u
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case errors.As(err, &re) && re.ErrorCode != "":
+		return "", usersync.Errorf(usersync.EUNAUTHORIZED, "sign-in to tenant %q failed: %s", c.cfg.Tenant, firstSentence(re.ErrorCode, re.ErrorDescription))
+	case errors.As(err, &re):
 		return "", &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "the server at %s does not answer like the Microsoft identity platform (its token endpoint answered %s%s); check --authority-url",
-			c.cfg.AuthorityURL, resp.Status, contentType(resp))}
+			c.cfg.AuthorityURL, re.Response.Status, contentType(re.Response))}
+	default:
+		return "", &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "the server at %s does not answer like the Microsoft identity platform (its token endpoint gave no access token); check --authority-url", c.cfg.AuthorityURL)}
 	}
-	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
-		return "", usersync.Errorf(usersync.EUNAUTHORIZED, "sign-in to tenant %q failed: %s", c.cfg.Tenant, firstSentence(body.Error, body.Description))
+	c.token = tok.AccessToken
+	expires := tok.Expiry
+	if expires.IsZero() {
+		expires = time.Now().Add(time.Hour)
 	}
-	c.token = body.AccessToken
-	c.expires = time.Now().Add(time.Duration(max(body.ExpiresIn-120, 30)) * time.Second) // renew two minutes early
+	c.expires = expires.Add(-2 * time.Minute) // renew two minutes early
+	if time.Until(c.expires) < 30*time.Second {
+		c.expires = time.Now().Add(30 * time.Second)
+	}
 	return c.token, nil
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // firstSentence reduces an AADSTS description to its code and first sentence.
 func firstSentence(code, desc string) string {
