@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/internal/netfail"
 )
 
 // MemberCount returns how many users a group holds, nested groups
@@ -111,72 +108,23 @@ func (c *Client) Delta(ctx context.Context, link string, fn func(item map[string
 func (c *Client) UsersByID(ctx context.Context, ids []string, props []string) ([]User, error) {
 	sel := url.Values{"$select": {strings.Join(dedupe(append([]string{"id"}, props...)), ",")}}.Encode()
 	var out []User
-	for start := 0; start < len(ids); start += maxBatch {
-		pending := ids[start:min(start+maxBatch, len(ids))]
-		backoffs := netfail.Backoff()
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt > c.cfg.MaxRetries {
-				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "read %d users by id: Graph still throttles or fails them after %d retries", len(pending), attempt-1)
-			}
-			var req struct {
-				Requests []map[string]string `json:"requests"`
-			}
-			for i, id := range pending {
-				req.Requests = append(req.Requests, map[string]string{"id": strconv.Itoa(i), "method": "GET", "url": "/users/" + url.PathEscape(id) + "?" + sel})
-			}
-			body, _ := json.Marshal(req)
-			var res struct {
-				Responses []struct {
-					ID      string            `json:"id"`
-					Status  int               `json:"status"`
-					Headers map[string]string `json:"headers"`
-					Body    json.RawMessage   `json:"body"`
-				} `json:"responses"`
-			}
-			if err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/$batch", body: body, what: fmt.Sprintf("read %d users by id", len(pending)), perm: "User.Read.All"}, &res); err != nil {
-				return nil, err
-			}
-			var retry []string
-			wait := time.Duration(0)
-			for _, r := range res.Responses {
-				i, err := strconv.Atoi(r.ID)
-				if err != nil || i < 0 || i >= len(pending) {
-					return nil, usersync.Errorf(usersync.EUNAVAILABLE, "read users by id: a batch answer has unknown id %q", r.ID)
+	err := c.batchEach(ctx, ids, batchCall{what: "read users by id", perm: "User.Read.All", method: http.MethodGet,
+		url: func(id string) string { return "/users/" + url.PathEscape(id) + "?" + sel },
+		answer: func(id string, status int, body json.RawMessage) error {
+			switch status {
+			case http.StatusOK:
+				var u User
+				if err := json.Unmarshal(body, &u); err != nil {
+					return usersync.Errorf(usersync.EUNAVAILABLE, "read user %s: %v", id, err)
 				}
-				switch {
-				case r.Status == http.StatusOK:
-					var u User
-					if err := json.Unmarshal(r.Body, &u); err != nil {
-						return nil, usersync.Errorf(usersync.EUNAVAILABLE, "read user %s: %v", pending[i], err)
-					}
-					out = append(out, u)
-				case r.Status == http.StatusNotFound: // deleted meanwhile
-				case r.Status == http.StatusTooManyRequests || r.Status >= 500:
-					retry = append(retry, pending[i])
-					if s, err := strconv.Atoi(r.Headers["Retry-After"]); err == nil {
-						wait = max(wait, time.Duration(s)*time.Second)
-					}
-				case r.Status == http.StatusForbidden:
-					return nil, usersync.Errorf(usersync.EFORBIDDEN, "read user %s: the application lacks a Graph permission (it needs User.Read.All, granted with admin consent)", pending[i])
-				default:
-					var ge graphError
-					json.Unmarshal(r.Body, &ge)
-					return nil, (&APIError{Status: r.Status, Code: ge.Error.Code, Message: ge.Error.Message, What: "read user " + pending[i]}).Unwrap()
-				}
+				out = append(out, u)
+			case http.StatusNotFound: // deleted meanwhile
+			case http.StatusForbidden:
+				return usersync.Errorf(usersync.EFORBIDDEN, "read user %s: the application lacks a Graph permission (it needs User.Read.All, granted with admin consent)", id)
+			default:
+				return innerError(status, body, "read user "+id)
 			}
-			if len(retry) > 0 {
-				if wait == 0 {
-					wait = backoffs.NextBackOff()
-				}
-				if err := c.pause(ctx, "read users by id", fmt.Sprintf("%d answers of a $batch were throttled or failed", len(retry)), wait); err != nil {
-					return nil, err
-				}
-			}
-			pending = retry
-		}
-	}
-	return out, nil
+			return nil
+		}})
+	return out, err
 }
-
-// maxBatch is the most requests one $batch may carry.
-const maxBatch = 20

@@ -240,74 +240,19 @@ func alreadyMember(e *APIError) bool {
 // inner requests are sent again after their Retry-After.
 func (c *Client) RemoveMembers(ctx context.Context, groupID string, ids []string) (ItemErrors, error) {
 	failed := ItemErrors{}
-	for start := 0; start < len(ids); start += maxBatch {
-		pending := ids[start:min(start+maxBatch, len(ids))]
-		backoffs := c.backoff()
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt > c.cfg.MaxRetries {
-				return failed, usersync.Errorf(usersync.EUNAVAILABLE, "remove %d members of group %s: Graph still throttles them after %d retries", len(pending), groupID, attempt-1)
+	err := c.batchEach(ctx, ids, batchCall{what: "remove members of group " + groupID, perm: "GroupMember.ReadWrite.All", method: http.MethodDelete, write: true,
+		url: func(id string) string {
+			return "/groups/" + url.PathEscape(groupID) + "/members/" + url.PathEscape(id) + "/$ref"
+		},
+		answer: func(id string, status int, body json.RawMessage) error {
+			switch status {
+			case http.StatusNoContent, http.StatusOK, http.StatusNotFound: // 404: not a member (any more)
+			default:
+				failed[id] = innerError(status, body, "remove member "+id)
 			}
-			var req struct {
-				Requests []map[string]string `json:"requests"`
-			}
-			for i, id := range pending {
-				req.Requests = append(req.Requests, map[string]string{"id": strconv.Itoa(i), "method": "DELETE",
-					"url": "/groups/" + url.PathEscape(groupID) + "/members/" + url.PathEscape(id) + "/$ref"})
-			}
-			body, _ := json.Marshal(req)
-			var res batchAnswer
-			// Each inner DELETE is a write of its own; the limiter is
-			// asked for the batch as a whole, then for the rest.
-			if err := c.writes.WaitN(ctx, min(len(pending), c.writes.Burst())); err != nil {
-				return failed, err
-			}
-			if err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/$batch", body: body,
-				what: fmt.Sprintf("remove %d members of group %s", len(pending), groupID), perm: "GroupMember.ReadWrite.All",
-				header: http.Header{"X-Ms-Throttle-Priority": {"Low"}}}, &res); err != nil {
-				return failed, err
-			}
-			var retry []string
-			var wait time.Duration
-			for _, r := range res.Responses {
-				i, err := strconv.Atoi(r.ID)
-				if err != nil || i < 0 || i >= len(pending) {
-					return failed, usersync.Errorf(usersync.EUNAVAILABLE, "remove members of group %s: a batch answer has unknown id %q", groupID, r.ID)
-				}
-				switch {
-				case r.Status == http.StatusNoContent || r.Status == http.StatusOK || r.Status == http.StatusNotFound:
-				case r.Status == http.StatusTooManyRequests || r.Status >= 500:
-					retry = append(retry, pending[i])
-					if s, err := strconv.Atoi(r.Headers["Retry-After"]); err == nil {
-						wait = max(wait, time.Duration(s)*time.Second)
-					}
-				default:
-					var ge graphError
-					json.Unmarshal(r.Body, &ge)
-					failed[pending[i]] = (&APIError{Status: r.Status, Code: ge.Error.Code, Message: ge.Error.Message, What: "remove member " + pending[i]}).Unwrap()
-				}
-			}
-			if len(retry) > 0 {
-				if wait == 0 {
-					wait = backoffs.NextBackOff()
-				}
-				if err := c.pause(ctx, "remove members", fmt.Sprintf("%d removals of a $batch were throttled or failed", len(retry)), wait); err != nil {
-					return failed, err
-				}
-			}
-			pending = retry
-		}
-	}
-	return failed, nil
-}
-
-// batchAnswer is the answer to a $batch.
-type batchAnswer struct {
-	Responses []struct {
-		ID      string            `json:"id"`
-		Status  int               `json:"status"`
-		Headers map[string]string `json:"headers"`
-		Body    json.RawMessage   `json:"body"`
-	} `json:"responses"`
+			return nil
+		}})
+	return failed, err
 }
 
 // UserIDs resolves userPrincipalNames to object ids; names that are no
@@ -356,60 +301,25 @@ func (c *Client) userIDsByListing(ctx context.Context, upns []string) (map[strin
 
 func (c *Client) userIDsByBatch(ctx context.Context, upns []string) (map[string]string, error) {
 	out := make(map[string]string, len(upns))
-	for start := 0; start < len(upns); start += maxBatch {
-		pending := upns[start:min(start+maxBatch, len(upns))]
-		backoffs := c.backoff()
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt > c.cfg.MaxRetries {
-				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "look up %d users: Graph still throttles them after %d retries", len(pending), attempt-1)
-			}
-			var req struct {
-				Requests []map[string]string `json:"requests"`
-			}
-			for i, upn := range pending {
-				req.Requests = append(req.Requests, map[string]string{"id": strconv.Itoa(i), "method": "GET", "url": "/users/" + url.PathEscape(upn) + "?$select=id"})
-			}
-			body, _ := json.Marshal(req)
-			var res batchAnswer
-			if err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/$batch", body: body, what: fmt.Sprintf("look up %d users", len(pending)), perm: "User.Read.All"}, &res); err != nil {
-				return nil, err
-			}
-			var retry []string
-			var wait time.Duration
-			for _, r := range res.Responses {
-				i, err := strconv.Atoi(r.ID)
-				if err != nil || i < 0 || i >= len(pending) {
-					return nil, usersync.Errorf(usersync.EUNAVAILABLE, "look up users: a batch answer has unknown id %q", r.ID)
+	err := c.batchEach(ctx, upns, batchCall{what: "look up users", perm: "User.Read.All", method: http.MethodGet,
+		url: func(upn string) string { return "/users/" + url.PathEscape(upn) + "?$select=id" },
+		answer: func(upn string, status int, body json.RawMessage) error {
+			switch status {
+			case http.StatusOK:
+				var u struct {
+					ID string `json:"id"`
 				}
-				switch {
-				case r.Status == http.StatusOK:
-					var u struct {
-						ID string `json:"id"`
-					}
-					json.Unmarshal(r.Body, &u)
-					out[strings.ToLower(pending[i])] = u.ID
-				case r.Status == http.StatusNotFound:
-				case r.Status == http.StatusTooManyRequests || r.Status >= 500:
-					retry = append(retry, pending[i])
-					if s, err := strconv.Atoi(r.Headers["Retry-After"]); err == nil {
-						wait = max(wait, time.Duration(s)*time.Second)
-					}
-				case r.Status == http.StatusForbidden:
-					return nil, usersync.Errorf(usersync.EFORBIDDEN, "look up users: the application lacks a Graph permission (it needs User.Read.All, granted with admin consent)")
-				}
+				json.Unmarshal(body, &u)
+				out[strings.ToLower(upn)] = u.ID
+			case http.StatusNotFound: // no such user in the tenant
+			case http.StatusForbidden:
+				return usersync.Errorf(usersync.EFORBIDDEN, "look up users: the application lacks a Graph permission (it needs User.Read.All, granted with admin consent)")
+			default:
+				return innerError(status, body, "look up user "+upn)
 			}
-			if len(retry) > 0 {
-				if wait == 0 {
-					wait = backoffs.NextBackOff()
-				}
-				if err := c.pause(ctx, "look up users", fmt.Sprintf("%d lookups of a $batch were throttled or failed", len(retry)), wait); err != nil {
-					return nil, err
-				}
-			}
-			pending = retry
-		}
-	}
-	return out, nil
+			return nil
+		}})
+	return out, err
 }
 
 // freshFor is how long after creating a group a 404 for it may be Graph's

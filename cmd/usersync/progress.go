@@ -37,24 +37,17 @@ func (a *app) progress(group string, pf *provisionFlags) *progressBar {
 }
 
 func (b *progressBar) update(p pull.Progress) {
-	if b.f == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if time.Since(b.last) < 100*time.Millisecond {
-		return
-	}
-	b.last, b.drawn = time.Now(), true
-	width, _, err := term.GetSize(int(b.f.Fd()))
-	if err != nil || width <= 0 {
-		width = 80
-	}
-	fmt.Fprint(b.f, "\r"+progressLine(p, width-1)+"\x1b[K")
+	b.draw(func(width int) string { return progressLine(p, width) })
 }
 
 // show draws one line of text, shortened to the terminal's width.
 func (b *progressBar) show(line string) {
+	b.draw(func(width int) string { return truncate(line, width) })
+}
+
+// draw redraws the line at most ten times a second, one column narrower
+// than the terminal is now.
+func (b *progressBar) draw(line func(width int) string) {
 	if b.f == nil {
 		return
 	}
@@ -68,7 +61,7 @@ func (b *progressBar) show(line string) {
 	if err != nil || width <= 0 {
 		width = 80
 	}
-	fmt.Fprint(b.f, "\r"+truncate(line, width-1)+"\x1b[K")
+	fmt.Fprint(b.f, "\r"+line(width-1)+"\x1b[K")
 }
 
 // progressLine renders p in at most width columns: the counts first, then
