@@ -230,7 +230,15 @@ func (a *app) provisionersUpdate() *cobra.Command {
 		if err := a.storeProvisioner(ctx, d, p, secret, credentials && !noVerify, false); err != nil {
 			return err
 		}
-		return a.emit(p, func(w io.Writer) { fmt.Fprintf(w, "updated provisioner %s (version %d)\n", p.Name, p.Version+1) })
+		return a.emit(p, func(w io.Writer) {
+			fmt.Fprintf(w, "updated provisioner %s (version %d)\n", p.Name, p.Version+1)
+			for _, f := range []string{"group-jexl", "mail-nickname-jexl", "description-jexl", "subject-jexl", "upn-attribute", "id-attribute", "domain", "visibility"} {
+				if c.Flags().Changed(f) {
+					fmt.Fprintf(w, "--%s changed: groups already in Entra are brought in line by: usersync provisioners reconcile %s\n", f, p.Name)
+					break
+				}
+			}
+		})
 	})
 	return c
 }
