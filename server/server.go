@@ -27,6 +27,9 @@ type Options struct {
 	// AccessLog says which requests get an access-log line: AccessAll
 	// (the default), AccessErrors (status 400 and above) or AccessNone.
 	AccessLog string
+	// Metrics is the set /metrics serves, shared with the parts of the
+	// service that count their own (the provisioners); nil: a new one.
+	Metrics *metrics.Set
 }
 
 // Access-log levels.
@@ -65,7 +68,10 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 	})
 	// Each server counts its own requests: two in one process (tests, the
 	// demo) do not add up.
-	set := metrics.NewSet()
+	set := o.Metrics
+	if set == nil {
+		set = metrics.NewSet()
+	}
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		set.WritePrometheus(w)
 		metrics.WriteProcessMetrics(w)

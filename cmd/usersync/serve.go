@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
@@ -71,7 +72,8 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 				scheme = "https"
 			}
 			log.Info("usersync serving", "address", scheme+"://"+ln.Addr().String(), "scim", scheme+"://"+ln.Addr().String()+server.SCIMPath, "directory", d.Where())
-			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+			set := metrics.NewSet()
+			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog, Metrics: set}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn), TLSConfig: tlsConf}
 			go func() { // keep the SQLite WAL short, off the request path
 				t := time.NewTicker(time.Second)
@@ -93,7 +95,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 				if noProvisioners {
 					return
 				}
-				entra.Serve(ctx, d, entra.ServeOptions{Log: log})
+				entra.Serve(ctx, d, entra.ServeOptions{Log: log, OnRun: entra.Metrics(set)})
 			}()
 			done := make(chan struct{})
 			go func() {

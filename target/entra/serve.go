@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/schedule"
@@ -30,8 +32,8 @@ type ServeOptions struct {
 	// NewClient makes a provisioner's Graph client (default NewClient
 	// with the stored secret).
 	NewClient func(ctx context.Context, p *usersync.Provisioner) (*msgraph.Client, error)
-	// OnRun hears of every run (metrics, tests).
-	OnRun func(name string, r *Result, err error)
+	// OnRun hears of every run and how long it took (metrics, tests).
+	OnRun func(name string, r *Result, err error, took time.Duration)
 }
 
 // Holder names this process in leases.
@@ -208,7 +210,7 @@ func (s *serving) work(ctx context.Context, w *worker) {
 		w.seen, w.next = seq, w.sched.Next(now)
 		r, err := s.runLeased(ctx, w, g)
 		if s.o.OnRun != nil {
-			s.o.OnRun(w.p.Name, r, err)
+			s.o.OnRun(w.p.Name, r, err, time.Since(now))
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -254,4 +256,34 @@ func (s *serving) runLeased(ctx context.Context, w *worker, g *Groups) (*Result,
 		s.o.Log.Warn("provisioner lease not released", "provisioner", w.p.Name, "err", err)
 	}
 	return r, err
+}
+
+// Metrics returns an OnRun that counts runs, writes and failed groups per
+// provisioner in set, for /metrics:
+//
+//	usersync_provisioner_runs_total{provisioner, result="ok"|"error"}
+//	usersync_provisioner_actions_total{provisioner, action}
+//	usersync_provisioner_failed_groups_total{provisioner}
+//	usersync_provisioner_run_duration_seconds{provisioner} (histogram)
+//	usersync_provisioner_last_success_timestamp_seconds{provisioner}
+func Metrics(set *metrics.Set) func(name string, r *Result, err error, took time.Duration) {
+	return func(name string, r *Result, err error, took time.Duration) {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		p := fmt.Sprintf("provisioner=%q", name)
+		set.GetOrCreateCounter(fmt.Sprintf(`usersync_provisioner_runs_total{%s,result=%q}`, p, result)).Inc()
+		set.GetOrCreateHistogram(fmt.Sprintf(`usersync_provisioner_run_duration_seconds{%s}`, p)).Update(took.Seconds())
+		if err == nil {
+			set.GetOrCreateFloatCounter(fmt.Sprintf(`usersync_provisioner_last_success_timestamp_seconds{%s}`, p)).Set(float64(time.Now().Unix()))
+		}
+		if r == nil {
+			return
+		}
+		for k, n := range r.Counts {
+			set.GetOrCreateCounter(fmt.Sprintf(`usersync_provisioner_actions_total{%s,action=%q}`, p, k)).Add(n)
+		}
+		set.GetOrCreateCounter(fmt.Sprintf(`usersync_provisioner_failed_groups_total{%s}`, p)).Add(len(r.Failures))
+	}
 }

@@ -3,10 +3,13 @@ package entra
 import (
 	"context"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/usersync/usersync"
 	graphemu "github.com/usersync/usersync/emulate/graph"
@@ -15,7 +18,7 @@ import (
 )
 
 // serve runs Serve over dir until the test ends.
-func (e *env) serve(t *testing.T, dir usersync.Directory, onRun func(string, *Result, error)) {
+func (e *env) serve(t *testing.T, dir usersync.Directory, onRun func(string, *Result, error, time.Duration)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -58,7 +61,9 @@ func TestServeFollowsChanges(t *testing.T) {
 		e := newEnv(t, open(t), graphemu.Options{Latency: 2 * time.Millisecond}, nil)
 		var running, overlaps, runs atomic.Int32
 		var mu sync.Mutex
-		onRun := func(string, *Result, error) { runs.Add(1) }
+		set := metrics.NewSet()
+		record := Metrics(set)
+		onRun := func(name string, r *Result, err error, took time.Duration) { runs.Add(1); record(name, r, err, took) }
 		// Each replica has its own connection pool on the same directory.
 		for i := 0; i < 2; i++ {
 			dir := dirtest.Reopen(t, e.dir)
@@ -87,6 +92,14 @@ func TestServeFollowsChanges(t *testing.T) {
 		}
 		if runs.Load() == 0 {
 			t.Fatal("no run was reported")
+		}
+		var out strings.Builder
+		set.WritePrometheus(&out)
+		for _, want := range []string{`usersync_provisioner_actions_total{provisioner="o365",action="create-group"} 3`,
+			`usersync_provisioner_actions_total{provisioner="o365",action="remove-member"} 1`, `usersync_provisioner_runs_total{provisioner="o365",result="ok"}`} {
+			if !strings.Contains(out.String(), want) {
+				t.Fatalf("metrics lack %s:\n%s", want, out.String())
+			}
 		}
 	})
 }
