@@ -276,6 +276,10 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 			if v == nil || len(body) == 0 {
 				return nil
 			}
+			if raw, ok := v.(*[]byte); ok {
+				*raw = body // decoded by the caller
+				return nil
+			}
 			if err := json.Unmarshal(body, v); err != nil {
 				return c.notGraph(what, resp)
 			}

@@ -1,8 +1,11 @@
 package msgraph
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -82,21 +85,99 @@ func (c *Client) FindGroup(ctx context.Context, nameOrID string) (Group, error) 
 func (c *Client) Members(ctx context.Context, groupID string, props []string, fn func(page []User) error) error {
 	sel := append([]string{"id"}, props...)
 	q := url.Values{"$select": {strings.Join(dedupe(sel), ",")}, "$top": {fmt.Sprint(MaxPage)}}
-	next := "/v1.0/groups/" + url.PathEscape(groupID) + "/transitiveMembers/microsoft.graph.user?" + q.Encode()
-	for next != "" {
-		var res struct {
-			Value    []User `json:"value"`
-			NextLink string `json:"@odata.nextLink"`
+	first := "/v1.0/groups/" + url.PathEscape(groupID) + "/transitiveMembers/microsoft.graph.user?" + q.Encode()
+	what := fmt.Sprintf("members of group %s", groupID)
+	return c.pages(ctx, first, what, "GroupMember.Read.All and User.Read.All", fn)
+}
+
+type userPage struct {
+	Value    []User `json:"value"`
+	NextLink string `json:"@odata.nextLink"`
+}
+
+// pages follows @odata.nextLink from first, handing each page to fn in
+// order. The next page is asked for as soon as this one's link is read,
+// before this one is decoded and while fn works on it, so that decoding
+// and fn hide behind Graph's latency instead of adding to it.
+func (c *Client) pages(ctx context.Context, first, what, perm string, fn func([]User) error) error {
+	type fetched struct {
+		body []byte
+		err  error
+	}
+	type inFlight struct {
+		ch     chan fetched
+		cancel context.CancelFunc
+	}
+	fetch := func(link string) *inFlight {
+		fctx, cancel := context.WithCancel(ctx)
+		f := &inFlight{ch: make(chan fetched, 1), cancel: cancel}
+		go func() {
+			var r fetched
+			r.err = c.do(fctx, call{method: http.MethodGet, target: link, what: what, perm: perm}, &r.body)
+			f.ch <- r
+		}()
+		return f
+	}
+	stop := func(f *inFlight) {
+		if f != nil {
+			f.cancel()
+			<-f.ch
 		}
-		if err := c.get(ctx, next, fmt.Sprintf("members of group %s", groupID), "GroupMember.Read.All and User.Read.All", &res); err != nil {
+	}
+	pending := fetch(first)
+	for pending != nil {
+		r := <-pending.ch
+		pending.cancel()
+		if r.err != nil {
+			return r.err
+		}
+		pending = nil
+		guess := peekNextLink(r.body)
+		if guess != "" {
+			pending = fetch(guess)
+		}
+		var page userPage
+		if err := json.Unmarshal(r.body, &page); err != nil {
+			stop(pending)
+			return c.notGraphPage(what, err)
+		}
+		if page.NextLink != guess { // not with Graph's pages; kept exact all the same
+			stop(pending)
+			pending = nil
+			if page.NextLink != "" {
+				pending = fetch(page.NextLink)
+			}
+		}
+		if err := fn(page.Value); err != nil {
+			stop(pending)
 			return err
 		}
-		if err := fn(res.Value); err != nil {
-			return err
-		}
-		next = res.NextLink
 	}
 	return nil
+}
+
+func (c *Client) notGraphPage(what string, err error) error {
+	return &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "%s: the server at %s does not answer like Microsoft Graph (a page does not decode: %v); check --graph-url", what, c.cfg.GraphURL, err)}
+}
+
+// peekNextLink finds a page's @odata.nextLink without decoding the page.
+func peekNextLink(body []byte) string {
+	key := []byte(`"@odata.nextLink"`)
+	i := bytes.Index(body, key)
+	if i < 0 {
+		return ""
+	}
+	rest := bytes.TrimLeft(body[i+len(key):], " \t\r\n")
+	if len(rest) == 0 || rest[0] != ':' {
+		return ""
+	}
+	rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	var link string
+	if dec.Decode(&link) != nil {
+		return ""
+	}
+	return link
 }
 
 // FindUser returns one user by object id or userPrincipalName.

@@ -87,3 +87,24 @@ func TestCreateNotRetriedAfter5xx(t *testing.T) {
 		t.Fatalf("posts %d, err %v", posts, err)
 	}
 }
+
+// The next page's link is read before the page is decoded; a value that
+// merely looks like the key is not taken for it.
+func TestPeekNextLink(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"@odata.nextLink":"https://g/v1.0/x?$skiptoken=a\u0026b","value":[]}`:              "https://g/v1.0/x?$skiptoken=a&b",
+		`{"value":[{"displayName":"@odata.nextLink"}],"@odata.nextLink" : "https://g/next"}`: "",
+		`{"value":[{"id":"1"}], "@odata.nextLink": "https://g/next"}`:                        "https://g/next",
+		`{"value":[]}`:        "",
+		`{"@odata.nextLink":`: "",
+	} {
+		if got := peekNextLink([]byte(body)); got != want {
+			t.Errorf("%s: %q, want %q", body, got, want)
+		}
+	}
+}
+
+func FuzzPeekNextLink(f *testing.F) {
+	f.Add(`{"@odata.nextLink":"https://g/next","value":[]}`)
+	f.Fuzz(func(t *testing.T, body string) { peekNextLink([]byte(body)) })
+}
