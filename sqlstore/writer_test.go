@@ -296,9 +296,12 @@ func testDeadlockRetried(t *testing.T, loser string) {
 			t.Fatalf("a write failed: %v", err)
 		}
 	}
-	want := map[string][2]int32{"combined": {2, 1}, "alone": {1, 2}}[loser]
-	if got := [2]int32{triesA.Load(), triesB.Load()}; got != want {
-		t.Fatalf("w2 and b ran %v times, want %v", got, want)
+	// The loser runs again (more than once when, on a busy machine, its
+	// retry takes y before the winner does and deadlocks anew); the winner
+	// runs once.
+	a1, b1 := triesA.Load(), triesB.Load()
+	if loser == "combined" && (a1 < 2 || b1 != 1) || loser == "alone" && (a1 != 1 || b1 < 2) {
+		t.Fatalf("w2 and b ran %d and %d times; the %s side should have run again and the other once", a1, b1, loser)
 	}
 	gx, _ := a.FindUserByID(ctx, x.ID)
 	gy, _ := a.FindUserByID(ctx, y.ID)
