@@ -190,36 +190,30 @@ func (a *adder) add(ctx context.Context, ids []string) error {
 	case len(ids) == 1:
 		a.failed[ids[0]] = err
 		return nil
-	case alreadyMember(ae) && a.current == nil:
-		have, err := a.c.MemberIDs(ctx, a.group)
-		if err != nil {
-			return err
-		}
-		a.current = make(map[string]bool, len(have))
-		for _, id := range have {
-			a.current[id] = true
-		}
-		var missing []string
-		for _, id := range ids {
-			if !a.current[id] {
-				missing = append(missing, id)
-			}
-		}
-		if len(missing) == 0 {
-			return nil
-		}
-		return a.add(ctx, missing)
 	case alreadyMember(ae):
+		// Some of the chunk are members already: read the group once, then
+		// send only the others. When none is known as a member (it joined
+		// since the read), split as for a bad reference.
+		if a.current == nil {
+			have, err := a.c.MemberIDs(ctx, a.group)
+			if err != nil {
+				return err
+			}
+			a.current = make(map[string]bool, len(have))
+			for _, id := range have {
+				a.current[id] = true
+			}
+		}
 		var missing []string
 		for _, id := range ids {
 			if !a.current[id] {
 				missing = append(missing, id)
 			}
-		}
-		if len(missing) == 0 {
-			return nil
 		}
 		if len(missing) < len(ids) {
+			if len(missing) == 0 {
+				return nil
+			}
 			return a.add(ctx, missing)
 		}
 	}

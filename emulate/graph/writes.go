@@ -196,9 +196,9 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, raw []byte)
 	t := s.tenant
 	t.mu.Lock()
 	for _, m := range members {
-		if _, ok := t.users[m]; !ok {
+		if status, code, msg := t.refuseMember(g, m, false); status != 0 {
 			t.mu.Unlock()
-			graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", m))
+			graphError(w, status, code, msg)
 			return
 		}
 	}
@@ -328,17 +328,8 @@ func (s *Server) patchGroup(w http.ResponseWriter, id string, raw []byte) {
 		have[m] = true
 	}
 	for _, m := range ids {
-		_, isUser := t.users[m]
-		_, isGroup := t.groups[m]
-		switch {
-		case !isUser && !isGroup:
-			graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", m))
-			return
-		case isGroup && g.unified():
-			graphError(w, 400, "Request_BadRequest", "Microsoft 365 groups cannot have groups as members.")
-			return
-		case have[m]:
-			graphError(w, 400, "Request_BadRequest", "One or more added object references already exist for the following modified properties: 'members'.")
+		if status, code, msg := t.refuseMember(g, m, have[m]); status != 0 {
+			graphError(w, status, code, msg)
 			return
 		}
 	}
@@ -395,20 +386,30 @@ func (s *Server) addMemberRef(w http.ResponseWriter, id string, raw []byte) {
 		return
 	}
 	m := ids[0]
+	if status, code, msg := t.refuseMember(g, m, indexOf(g.Members, m) >= 0); status != 0 {
+		graphError(w, status, code, msg)
+		return
+	}
+	g.Members = append(g.Members, m)
+	t.record(change{group: id, member: m})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// refuseMember is Graph's answer when m cannot join g (status 0 when it
+// can): no such object, a group into a Microsoft 365 group, or a member
+// already. Call with t.mu held.
+func (t *Tenant) refuseMember(g *Group, m string, already bool) (status int, code, msg string) {
 	_, isUser := t.users[m]
 	_, isGroup := t.groups[m]
 	switch {
 	case !isUser && !isGroup:
-		notFound(w, m)
+		return http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", m)
 	case isGroup && g.unified():
-		graphError(w, 400, "Request_BadRequest", "Microsoft 365 groups cannot have groups as members.")
-	case indexOf(g.Members, m) >= 0:
-		graphError(w, 400, "Request_BadRequest", "One or more added object references already exist for the following modified properties: 'members'.")
-	default:
-		g.Members = append(g.Members, m)
-		t.record(change{group: id, member: m})
-		w.WriteHeader(http.StatusNoContent)
+		return http.StatusBadRequest, "Request_BadRequest", "Microsoft 365 groups cannot have groups as members."
+	case already:
+		return http.StatusBadRequest, "Request_BadRequest", "One or more added object references already exist for the following modified properties: 'members'."
 	}
+	return 0, "", ""
 }
 
 func (s *Server) removeMemberRef(w http.ResponseWriter, id, member string) {
