@@ -96,7 +96,7 @@ func checkProvisioner(p *usersync.Provisioner) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if _, _, _, _, err := entra.Compile(p.Config); err != nil {
+	if _, err := entra.Compile(p.Config); err != nil {
 		return usersync.Errorf(usersync.EINVALID, "provisioner %s: %v", p.Name, usersync.ErrorMessage(err))
 	}
 	if _, err := schedule.ParseQuartz(p.Config.QuartzCron); err != nil {
@@ -524,11 +524,11 @@ func (a *app) evalDefaults(ctx context.Context, d usersync.Directory, p *usersyn
 	if err != nil {
 		return err
 	}
-	name, nick, desc, _, err := entra.Compile(p.Config)
+	x, err := entra.Compile(p.Config)
 	if err != nil {
 		return err
 	}
-	spec, err := entra.Spec(ctx, d, p, name, nick, desc, g, nil)
+	spec, err := entra.Spec(ctx, d, p, x, g, nil)
 	if err != nil {
 		return err
 	}

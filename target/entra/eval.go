@@ -50,9 +50,9 @@ func PrincipalOf(ctx context.Context, dir usersync.Directory, p *usersync.Provis
 	if err != nil {
 		return "", err
 	}
-	_, _, _, subject, err := Compile(p.Config)
+	x, err := Compile(p.Config)
 	if err != nil {
 		return "", err
 	}
-	return Principal(p, subject, u)
+	return Principal(p, x.Subject, u)
 }

@@ -87,9 +87,7 @@ type Groups struct {
 	dir    usersync.Directory
 	client *msgraph.Client
 	p      *usersync.Provisioner
-	group  struct{ name, nick, desc *jexl.Program }
-	upn    *jexl.Program // subjectJexl
-	actor  context.Context
+	expr   *Expressions
 }
 
 // groupVars and subjectVars are the variables expressions may use.
@@ -114,9 +112,16 @@ var stemShape, groupShape = func() (jexl.Shape, jexl.Shape) {
 
 var shapes = map[string]jexl.Shape{"group": groupShape, "subject": {}}
 
+// Expressions are a provisioner's compiled expressions; nil for those not set.
+type Expressions struct {
+	Name, MailNickname, Description *jexl.Program // groupJexl, mailNicknameJexl, descriptionJexl
+	Subject                         *jexl.Program // subjectJexl
+}
+
 // Compile checks a provisioner's expressions: a syntax error names the
 // expression, the position and what was expected.
-func Compile(c usersync.ProvisionerConfig) (name, nick, desc, subject *jexl.Program, err error) {
+func Compile(c usersync.ProvisionerConfig) (*Expressions, error) {
+	var err error
 	compile := func(what, src string, vars []string) *jexl.Program {
 		if err != nil || src == "" {
 			return nil
@@ -127,21 +132,25 @@ func Compile(c usersync.ProvisionerConfig) (name, nick, desc, subject *jexl.Prog
 		}
 		return p
 	}
-	name = compile("groupJexl", c.GroupJexl, groupVars)
-	nick = compile("mailNicknameJexl", c.MailNicknameJexl, groupVars)
-	desc = compile("descriptionJexl", c.DescriptionJexl, groupVars)
-	subject = compile("subjectJexl", c.SubjectJexl, subjectVars)
-	return name, nick, desc, subject, err
+	x := &Expressions{
+		Name:         compile("groupJexl", c.GroupJexl, groupVars),
+		MailNickname: compile("mailNicknameJexl", c.MailNicknameJexl, groupVars),
+		Description:  compile("descriptionJexl", c.DescriptionJexl, groupVars),
+		Subject:      compile("subjectJexl", c.SubjectJexl, subjectVars),
+	}
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
 // New returns the provisioner p over dir, writing through client.
 func New(dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner) (*Groups, error) {
-	g := &Groups{dir: dir, client: client, p: p}
-	var err error
-	if g.group.name, g.group.nick, g.group.desc, g.upn, err = Compile(p.Config); err != nil {
+	x, err := Compile(p.Config)
+	if err != nil {
 		return nil, err
 	}
-	return g, nil
+	return &Groups{dir: dir, client: client, p: p, expr: x}, nil
 }
 
 // run is one run's state.
@@ -157,6 +166,7 @@ type run struct {
 	// counter before it read the directory: its member events up to there
 	// (in later batches) are in Entra already.
 	reconciledAt map[int64]int64
+	items        map[int64]usersync.ProvisionerItem // failing groups by id, read once a run (nil until then)
 }
 
 func (g *Groups) newRun(ctx context.Context, o Options) *run {
@@ -191,8 +201,9 @@ type work struct {
 	props          bool   // names or description changed
 	unmarked       bool
 	renamed        bool
-	markedAtDelete bool           // the deleted group carried the marker itself
-	adds, remove   map[int64]bool // members by user id (the latest event wins)
+	markedAtDelete bool             // the deleted group carried the marker itself
+	adds, remove   map[int64]bool   // members by user id (the latest event wins)
+	usernames      map[int64]string // the members' usernames as the events name them
 }
 
 // Run processes the change events after the provisioner's cursor once,
@@ -215,7 +226,11 @@ func (g *Groups) Run(ctx context.Context, o Options) (*Result, error) {
 			return r.r, err
 		}
 		r.r.Events += len(events)
-		if err := r.apply(r.fold(events)); err != nil {
+		ws, err := r.fold(events)
+		if err != nil {
+			return r.r, err
+		}
+		if err := r.apply(ws); err != nil {
 			return r.r, err
 		}
 		cursor = events[len(events)-1].Seq
@@ -229,13 +244,14 @@ func (g *Groups) Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 // fold reads a batch of events into work per group. A marker set or
-// removed on a folder makes every group below it a full reconcile.
-func (r *run) fold(events []*usersync.Change) map[int64]*work {
+// removed on a folder makes every group below it a full reconcile; a
+// folder's display name or description only updates their properties.
+func (r *run) fold(events []*usersync.Change) (map[int64]*work, error) {
 	out := map[int64]*work{}
 	get := func(ref usersync.ObjectRef) *work {
 		w := out[ref.ID]
 		if w == nil {
-			w = &work{id: ref.ID, name: ref.Name, adds: map[int64]bool{}, remove: map[int64]bool{}}
+			w = &work{id: ref.ID, name: ref.Name, adds: map[int64]bool{}, remove: map[int64]bool{}, usernames: map[int64]string{}}
 			out[ref.ID] = w
 		}
 		w.name = ref.Name
@@ -245,6 +261,7 @@ func (r *run) fold(events []*usersync.Change) map[int64]*work {
 	type touched struct {
 		path     string
 		unmarked bool
+		props    bool // only names and descriptions below may change
 	}
 	var folders []touched
 	for _, e := range events {
@@ -274,6 +291,7 @@ func (r *run) fold(events []*usersync.Change) map[int64]*work {
 				continue // a reconcile earlier in this run wrote it
 			}
 			w := get(e.Object)
+			w.usernames[e.Member.ID] = e.Member.Name
 			if e.Kind == usersync.MemberAdded {
 				w.adds[e.Member.ID], w.remove[e.Member.ID] = true, false
 			} else {
@@ -281,12 +299,12 @@ func (r *run) fold(events []*usersync.Change) map[int64]*work {
 			}
 		case e.Kind == usersync.FolderUpdated || e.Kind == usersync.FolderCreated:
 			if ch, ok := e.Fields[marker]; ok {
-				folders = append(folders, touched{e.Object.Name, ch.To == "" && ch.From != ""})
+				folders = append(folders, touched{path: e.Object.Name, unmarked: ch.To == "" && ch.From != ""})
 			}
 			_, display := e.Fields["attributes."+usersync.AttrDisplayExtension]
 			_, desc := e.Fields["attributes."+usersync.AttrDescription]
 			if display || desc {
-				folders = append(folders, touched{path: e.Object.Name}) // names below may change
+				folders = append(folders, touched{path: e.Object.Name, props: true})
 			}
 		}
 	}
@@ -294,15 +312,19 @@ func (r *run) fold(events []*usersync.Change) map[int64]*work {
 		delete(r.folders, usersync.GroupNameKey(f.path)) // read it afresh
 		groups, err := r.groupsBelow(f.path)
 		if err != nil {
-			continue // the folder is gone
+			return nil, fmt.Errorf("listing the groups below folder %q: %w", f.path, err)
 		}
 		for _, gr := range groups {
 			w := get(usersync.ObjectRef{Type: usersync.ObjectGroup, ID: gr.ID, Name: gr.Name})
+			if f.props {
+				w.props = true
+				continue
+			}
 			w.full = true
 			w.unmarked = w.unmarked || f.unmarked
 		}
 	}
-	return out
+	return out, nil
 }
 
 // groupsBelow lists the groups in a folder and every folder under it.
@@ -379,28 +401,25 @@ func (r *run) applyOne(w *work) error {
 	}
 	// Members removed from a user that is gone from the directory cannot
 	// be named: the group is reconciled instead.
+	users, err := r.membersOf(w)
+	if err != nil {
+		return err
+	}
 	var add, remove []*usersync.User
 	for id, on := range w.adds {
-		if on {
-			u, err := r.dir.FindUserByID(r.ctx, id)
-			if usersync.ErrorCode(err) == usersync.ENOTFOUND {
-				continue
-			} else if err != nil {
-				return err
-			}
+		if u := users[id]; on && u != nil {
 			add = append(add, u)
 		}
 	}
 	for id, on := range w.remove {
-		if on {
-			u, err := r.dir.FindUserByID(r.ctx, id)
-			if usersync.ErrorCode(err) == usersync.ENOTFOUND {
-				return r.reconcile(grp)
-			} else if err != nil {
-				return err
-			}
-			remove = append(remove, u)
+		if !on {
+			continue
 		}
+		u := users[id]
+		if u == nil {
+			return r.reconcile(grp)
+		}
+		remove = append(remove, u)
 	}
 	if w.props {
 		spec, err := r.spec(grp)
@@ -412,6 +431,40 @@ func (r *run) applyOne(w *work) error {
 		}
 	}
 	return r.writeMembers(grp, remote, add, remove)
+}
+
+// membersOf finds the users a group's member events name, by id: in one
+// query by the usernames the events carry, and one by one for those
+// renamed since. Users gone from the directory are left out.
+func (r *run) membersOf(w *work) (map[int64]*usersync.User, error) {
+	names := make([]string, 0, len(w.usernames))
+	for id, name := range w.usernames {
+		if w.adds[id] || w.remove[id] {
+			names = append(names, name)
+		}
+	}
+	byName, err := r.dir.UsersByUsername(r.ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*usersync.User, len(names))
+	for id, name := range w.usernames {
+		if !w.adds[id] && !w.remove[id] {
+			continue
+		}
+		if u := byName[usersync.UsernameKey(name)]; u != nil && u.ID == id {
+			out[id] = u
+			continue
+		}
+		u, err := r.dir.FindUserByID(r.ctx, id)
+		if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out[id] = u
+	}
+	return out, nil
 }
 
 // covered reports whether a group, or a folder above it, carries the marker.
@@ -737,7 +790,7 @@ func (s Subject) Attribute(name string) string {
 // principal makes a user's Entra principal name: upnAttribute as it is,
 // else subjectJexl, else idAttribute + "@" + (domain or tenant id).
 func (r *run) principal(u *usersync.User) (string, error) {
-	return Principal(r.p, r.upn, u)
+	return Principal(r.p, r.expr.Subject, u)
 }
 
 // Principal makes a user's principal name for provisioner p (subject: its
@@ -840,11 +893,11 @@ func last(path string) string { return path[strings.LastIndex(path, usersync.Fol
 // mailNickname made of it, its description), checked against Graph's limits
 // before any call.
 func (r *run) spec(g *usersync.Group) (msgraph.GroupSpec, error) {
-	return Spec(r.ctx, r.dir, r.p, r.group.name, r.group.nick, r.group.desc, g, r.folder)
+	return Spec(r.ctx, r.dir, r.p, r.expr, g, r.folder)
 }
 
 // Spec computes a group's Entra group for provisioner p.
-func Spec(ctx context.Context, dir usersync.Directory, p *usersync.Provisioner, name, nick, desc *jexl.Program, g *usersync.Group, folder func(string) (*usersync.Folder, error)) (msgraph.GroupSpec, error) {
+func Spec(ctx context.Context, dir usersync.Directory, p *usersync.Provisioner, x *Expressions, g *usersync.Group, folder func(string) (*usersync.Folder, error)) (msgraph.GroupSpec, error) {
 	group, err := GroupVars(ctx, dir, g, folder)
 	if err != nil {
 		return msgraph.GroupSpec{}, err
@@ -865,13 +918,13 @@ func Spec(ctx context.Context, dir usersync.Directory, p *usersync.Provisioner, 
 		return v, nil
 	}
 	spec := msgraph.GroupSpec{Unified: c.GroupType == "Unified", Visibility: c.Visibility}
-	if spec.DisplayName, err = eval("groupJexl", name, g.Name); err != nil {
+	if spec.DisplayName, err = eval("groupJexl", x.Name, g.Name); err != nil {
 		return spec, err
 	}
-	if spec.MailNickname, err = eval("mailNicknameJexl", nick, DefaultMailNickname(g)); err != nil {
+	if spec.MailNickname, err = eval("mailNicknameJexl", x.MailNickname, DefaultMailNickname(g)); err != nil {
 		return spec, err
 	}
-	if spec.Description, err = eval("descriptionJexl", desc, g.Description); err != nil {
+	if spec.Description, err = eval("descriptionJexl", x.Description, g.Description); err != nil {
 		return spec, err
 	}
 	return spec, CheckSpec(g.Name, spec)
@@ -964,6 +1017,7 @@ func (r *run) settle(groupID int64, name string, err error) error {
 	it, had := items[groupID]
 	if err == nil {
 		if had && !r.o.DryRun {
+			delete(items, groupID)
 			return r.dir.DeleteProvisionerItem(r.ctx, r.p.Name, groupID)
 		}
 		return nil
@@ -982,19 +1036,28 @@ func (r *run) settle(groupID int64, name string, err error) error {
 	if r.o.DryRun {
 		return nil
 	}
-	return r.dir.SaveProvisionerItem(r.ctx, it)
+	if err := r.dir.SaveProvisionerItem(r.ctx, it); err != nil {
+		return err
+	}
+	items[groupID] = it
+	return nil
 }
 
+// itemsByGroup returns the provisioner's failing groups, read once a run
+// and kept in step by settle (one replica runs a provisioner at a time).
 func (r *run) itemsByGroup() (map[int64]usersync.ProvisionerItem, error) {
+	if r.items != nil {
+		return r.items, nil
+	}
 	items, err := r.dir.ProvisionerItems(r.ctx, r.p.Name)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[int64]usersync.ProvisionerItem, len(items))
+	r.items = make(map[int64]usersync.ProvisionerItem, len(items))
 	for _, it := range items {
-		out[it.GroupID] = it
+		r.items[it.GroupID] = it
 	}
-	return out, nil
+	return r.items, nil
 }
 
 // retryDue reconciles the failed groups whose next attempt has come.
@@ -1002,10 +1065,15 @@ func (r *run) retryDue() error {
 	if !r.p.Config.RetryOnError {
 		return nil
 	}
-	items, err := r.dir.ProvisionerItems(r.ctx, r.p.Name)
+	byGroup, err := r.itemsByGroup()
 	if err != nil {
 		return err
 	}
+	items := make([]usersync.ProvisionerItem, 0, len(byGroup)) // settle changes the map
+	for _, it := range byGroup {
+		items = append(items, it)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].GroupID < items[j].GroupID })
 	for _, it := range items {
 		if it.Quarantined || r.o.Now().Before(it.NextAttempt) {
 			continue
@@ -1024,6 +1092,7 @@ func (r *run) retry(it usersync.ProvisionerItem) error {
 		if r.o.DryRun {
 			return nil
 		}
+		delete(r.items, it.GroupID)
 		return r.dir.DeleteProvisionerItem(r.ctx, r.p.Name, it.GroupID)
 	} else if err != nil {
 		return err

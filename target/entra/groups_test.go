@@ -632,13 +632,18 @@ func TestSeedExpressionsOnTheNamingModel(t *testing.T) {
 			got.MailNickname != "GROUPER-SECURITY-groupTypes-o365Sync-group5" || got.Description != "groupTypes / o365Sync / group5" {
 			t.Fatalf("Entra group: %q %q %q", got.DisplayName, got.MailNickname, got.Description)
 		}
-		// A folder's display extension changed: the names below follow.
+		// A folder's display extension changed: the names below follow,
+		// and only the names: the members are not read again.
 		if _, err := e.dir.SetFolderAttributes(ctx, "app:test:grp-2607:provision:groupTypes", map[string]*string{usersync.AttrDisplayExtension: ptr("Types")}); err != nil {
 			t.Fatal(err)
 		}
+		before := e.emu.Requests()["members"]
 		e.run()
 		if got := e.remote(name).DisplayName; got != "Types - Security Groups - Group 5: Testing of Azure Security Groups" {
 			t.Fatalf("after the folder's rename: %q", got)
+		}
+		if n := e.emu.Requests()["members"] - before; n != 0 {
+			t.Fatalf("a folder's new display name read the group's members %d times", n)
 		}
 	})
 }
