@@ -116,8 +116,14 @@ type GroupChange struct {
 	GroupUpdate
 	Add    []int64 // users to add; each must exist
 	Remove []int64 // users to remove; ids not in the group are ignored
-	// ReplaceMembers makes the user members exactly Add; Remove is ignored.
+	// ReplaceMembers makes the user members exactly Add and the group
+	// members exactly AddGroups; Remove and RemoveGroups are ignored.
 	ReplaceMembers bool
+	// AddGroups and RemoveGroups change the groups that are members of
+	// this one (nested groups). A group that would end up inside itself,
+	// directly or through others, fails the change (ECONFLICT).
+	AddGroups    []int64
+	RemoveGroups []int64
 }
 
 // GroupFilter selects groups for listing.
@@ -135,6 +141,10 @@ type GroupService interface {
 	// CreateGroup stores g with the users of memberIDs as its members, in
 	// one transaction: a user that does not exist fails it all (ENOTFOUND).
 	CreateGroup(ctx context.Context, g *Group, memberIDs ...int64) error
+	// CreateGroupWith stores g with the users ch.Add and the groups
+	// ch.AddGroups as its members, in one transaction; the rest of ch is
+	// not used.
+	CreateGroupWith(ctx context.Context, g *Group, ch GroupChange) error
 	FindGroupByID(ctx context.Context, id int64) (*Group, error)
 	FindGroupByName(ctx context.Context, name string) (*Group, error)
 	FindGroups(ctx context.Context, f GroupFilter) ([]*Group, int, error)
@@ -169,6 +179,24 @@ type GroupService interface {
 	HasMembersNotFrom(ctx context.Context, groupID int64, source string) (bool, error)
 	// GroupsOf lists the groups a user is a direct member of, by name.
 	GroupsOf(ctx context.Context, userID int64) ([]*Group, error)
+
+	// MemberGroups lists the groups that are direct members of a group,
+	// ordered by name.
+	MemberGroups(ctx context.Context, groupID int64) ([]*Group, error)
+	// EffectiveMembers lists the users in a group directly or through the
+	// groups nested in it, each once, ordered by username: one query.
+	EffectiveMembers(ctx context.Context, groupID int64, offset, limit int) ([]*User, int, error)
+	// MembershipsOf returns, for each of the users, the groups it is in,
+	// directly or through nested groups, ordered by group name: one query
+	// for all of them.
+	MembershipsOf(ctx context.Context, userIDs []int64) (map[int64][]Membership, error)
+}
+
+// Membership is a group a user is in, and whether directly.
+type Membership struct {
+	GroupID   int64
+	GroupName string
+	Direct    bool
 }
 
 // Folder is a node of the group name hierarchy. Folders exist for every path

@@ -56,6 +56,25 @@ func (d *DB) CreateGroup(ctx context.Context, g *usersync.Group, memberIDs ...in
 	})
 }
 
+// CreateGroupWith stores g with the users ch.Add and the groups
+// ch.AddGroups as members, in one transaction.
+func (d *DB) CreateGroupWith(ctx context.Context, g *usersync.Group, ch usersync.GroupChange) error {
+	g.Normalize()
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	return d.update(ctx, func(t *tx) error {
+		if err := t.createGroup(g); err != nil {
+			return err
+		}
+		if _, err := t.addMembers(groupRef(g), ch.Add); err != nil {
+			return err
+		}
+		_, err := t.changeGroupMembers(groupRef(g), ch.AddGroups, nil, false)
+		return err
+	})
+}
+
 func (t *tx) createGroup(g *usersync.Group) error {
 	if err := t.ensureFolders(usersync.FolderPrefixes(g.Name)); err != nil {
 		return err
@@ -179,7 +198,11 @@ func (d *DB) ChangeGroup(ctx context.Context, id int64, ch usersync.GroupChange,
 		if err != nil {
 			return err
 		}
-		if added+removed > 0 && next.Version == g.Version {
+		nested, err := t.changeGroupMembers(groupRef(next), ch.AddGroups, ch.RemoveGroups, ch.ReplaceMembers)
+		if err != nil {
+			return err
+		}
+		if added+removed+nested > 0 && next.Version == g.Version {
 			if err := t.touchGroup(next); err != nil {
 				return err
 			}
@@ -283,7 +306,7 @@ func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
 		if err != nil {
 			return t.d.wrapErr("delete memberships", err)
 		}
-		var ids []int64
+		var ids, groupIDs []int64
 		for rows.Next() {
 			var typ string
 			var mid int64
@@ -294,6 +317,8 @@ func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
 			t.rows++
 			if typ == usersync.ObjectUser {
 				ids = append(ids, mid)
+			} else {
+				groupIDs = append(groupIDs, mid)
 			}
 		}
 		if err := rows.Close(); err != nil {
@@ -307,6 +332,40 @@ func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
 		for _, mid := range ids {
 			t.change(usersync.MemberRemoved, ref, &usersync.ObjectRef{Type: usersync.ObjectUser, ID: mid, Name: names[mid]}, nil)
 		}
+		groupNames, err := t.groupNames(groupIDs)
+		if err != nil {
+			return err
+		}
+		for _, mid := range groupIDs {
+			t.change(usersync.MemberRemoved, ref, &usersync.ObjectRef{Type: usersync.ObjectGroup, ID: mid, Name: groupNames[mid]}, nil)
+		}
+		// The group leaves the groups it was in: each says so.
+		parents, err := t.query(`DELETE FROM memberships WHERE member_type = 'group' AND member_id = ? RETURNING group_id`, id)
+		if err != nil {
+			return t.d.wrapErr("delete memberships", err)
+		}
+		var parentIDs []int64
+		for parents.Next() {
+			var pid int64
+			if err := parents.Scan(&pid); err != nil {
+				parents.Close()
+				return t.d.wrapErr("delete memberships", err)
+			}
+			parentIDs = append(parentIDs, pid)
+		}
+		if err := parents.Close(); err != nil {
+			return t.d.wrapErr("delete memberships", err)
+		}
+		parentNames, err := t.groupNames(parentIDs)
+		if err != nil {
+			return err
+		}
+		for _, pid := range parentIDs {
+			if err := t.touchGroup(&usersync.Group{ID: pid}); err != nil {
+				return err
+			}
+			t.change(usersync.MemberRemoved, usersync.ObjectRef{Type: usersync.ObjectGroup, ID: pid, Name: parentNames[pid]}, &usersync.ObjectRef{Type: usersync.ObjectGroup, ID: id, Name: g.Name}, nil)
+		}
 		if _, err := t.exec(`DELETE FROM groups WHERE id = ?`, id); err != nil {
 			return t.d.wrapErr("delete group", err)
 		}
@@ -319,6 +378,18 @@ func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
 func (t *tx) usernames(ids []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
 	return out, inChunks(t.d, t.query, "read users", `SELECT id, username FROM users WHERE id IN `, nil, ids, func(rows *sql.Rows) error {
+		var id int64
+		var name string
+		err := rows.Scan(&id, &name)
+		out[id] = name
+		return err
+	})
+}
+
+// groupNames maps group ids to names; ids not found are absent.
+func (t *tx) groupNames(ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	return out, inChunks(t.d, t.query, "read groups", `SELECT id, name FROM groups WHERE id IN `, nil, ids, func(rows *sql.Rows) error {
 		var id int64
 		var name string
 		err := rows.Scan(&id, &name)
