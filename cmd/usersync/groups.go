@@ -169,19 +169,39 @@ func (a *app) groupsDelete() *cobra.Command {
 
 func (a *app) membersList() *cobra.Command {
 	var limit, offset int
-	c := &cobra.Command{Use: "list GROUP", Short: "List a group's members", Args: cobra.ExactArgs(1)}
+	var transitive bool
+	c := &cobra.Command{Use: "list GROUP", Short: "List a group's members: its users, and the groups in it", Args: cobra.ExactArgs(1)}
 	c.Flags().IntVar(&limit, "limit", 0, "show at most this many members (0: all)")
 	c.Flags().IntVar(&offset, "offset", 0, "skip this many members")
+	c.Flags().BoolVar(&transitive, "transitive", false, "list the effective members: the users in the group and in every group nested in it, each once")
 	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 		g, err := d.FindGroupByName(ctx, args[0])
 		if err != nil {
 			return err
 		}
-		users, total, err := d.Members(ctx, g.ID, offset, limit)
+		list := d.Members
+		if transitive {
+			list = d.EffectiveMembers
+		}
+		users, total, err := list(ctx, g.ID, offset, limit)
 		if err != nil {
 			return err
 		}
-		return a.emit(map[string]any{"group": g.Name, "total": total, "members": nonNil(users)}, func(w io.Writer) {
+		var nested []*usersync.Group
+		if !transitive {
+			if nested, err = d.MemberGroups(ctx, g.ID); err != nil {
+				return err
+			}
+		}
+		groupNames := make([]string, 0, len(nested))
+		for _, n := range nested {
+			groupNames = append(groupNames, n.Name)
+		}
+		out := map[string]any{"group": g.Name, "total": total, "members": nonNil(users), "transitive": transitive}
+		if !transitive {
+			out["groups"] = groupNames
+		}
+		return a.emit(out, func(w io.Writer) {
 			row(w, "USERNAME", "EMAIL", "NAME", "ENABLED")
 			for _, u := range users {
 				row(w, u.Username, orDash(u.Email), orDash(u.FirstName+" "+u.LastName), u.Enabled)
@@ -189,23 +209,30 @@ func (a *app) membersList() *cobra.Command {
 			if len(users) < total {
 				row(w, fmt.Sprintf("(%d of %d members)", len(users), total))
 			}
+			for _, n := range groupNames {
+				row(w, "group:", n, "(members list --transitive shows its users)")
+			}
 		})
 	})
 	return c
 }
 
-// membersChange adds or removes users. Every username is resolved before
-// anything is written, so an unknown one changes nothing.
+// membersChange adds or removes users and nested groups. Every name is
+// resolved before anything is written, so an unknown one changes nothing.
 func (a *app) membersChange(remove bool) *cobra.Command {
-	verb, short := "add", "Add users to a group"
+	verb, short := "add", "Add users (and, with --group, groups) to a group"
 	if remove {
-		verb, short = "remove", "Remove users from a group"
+		verb, short = "remove", "Remove users (and, with --group, groups) from a group"
 	}
-	return &cobra.Command{
-		Use:   verb + " GROUP USERNAME...",
+	var groupArgs []string
+	c := &cobra.Command{
+		Use:   verb + " GROUP [USERNAME...]",
 		Short: short,
-		Args:  cobra.MinimumNArgs(2),
+		Args:  cobra.MinimumNArgs(1),
 		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			if len(args) == 1 && len(groupArgs) == 0 {
+				return usersync.Errorf(usersync.EINVALID, "name at least one user, or a group with --group")
+			}
 			g, err := d.FindGroupByName(ctx, args[0])
 			if err != nil {
 				return err
@@ -217,6 +244,9 @@ func (a *app) membersChange(remove bool) *cobra.Command {
 					return err
 				}
 				ids = append(ids, u.ID)
+			}
+			if len(groupArgs) > 0 {
+				return a.nestedChange(ctx, d, g, ids, groupArgs, remove)
 			}
 			var n int
 			if remove {
@@ -233,6 +263,52 @@ func (a *app) membersChange(remove bool) *cobra.Command {
 			})
 		}),
 	}
+	c.Flags().StringArrayVar(&groupArgs, "group", nil, "a group to "+verb+" as a member (nested group; repeatable)")
+	return c
+}
+
+// nestedChange adds or removes users and groups in one transaction: a
+// group that would make a cycle changes nothing.
+func (a *app) nestedChange(ctx context.Context, d *sqlstore.DB, g *usersync.Group, users []int64, groupNames []string, remove bool) error {
+	gids := make([]int64, 0, len(groupNames))
+	for _, name := range groupNames {
+		m, err := d.FindGroupByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		gids = append(gids, m.ID)
+	}
+	count := func() (int, int, error) {
+		n, err := d.CountMembers(ctx, g.ID)
+		if err != nil {
+			return 0, 0, err
+		}
+		gs, err := d.MemberGroups(ctx, g.ID)
+		return n, len(gs), err
+	}
+	u0, g0, err := count()
+	if err != nil {
+		return err
+	}
+	ch := usersync.GroupChange{Add: users, AddGroups: gids}
+	if remove {
+		ch = usersync.GroupChange{Remove: users, RemoveGroups: gids}
+	}
+	if _, err := d.ChangeGroup(ctx, g.ID, ch, 0); err != nil {
+		return err
+	}
+	u1, g1, err := count()
+	if err != nil {
+		return err
+	}
+	past := map[bool]string{false: "added", true: "removed"}[remove]
+	du, dg := u1-u0, g1-g0
+	if remove {
+		du, dg = -du, -dg
+	}
+	return a.emit(map[string]any{"group": g.Name, past: du, past + "Groups": dg}, func(w io.Writer) {
+		row(w, fmt.Sprintf("%s %d of %d users and %d of %d groups", past, du, len(users), dg, len(gids)))
+	})
 }
 
 // membersChanged says how many of the named users a members add or remove
