@@ -50,11 +50,33 @@ type Not struct{ Cond Cond }
 // Always is a constant condition.
 type Always bool
 
-func (Match) cond()  {}
-func (All) cond()    {}
-func (Any) cond()    {}
-func (Not) cond()    {}
-func (Always) cond() {}
+// ProfileMatch compares a value in users' profiles (see User.Profile),
+// named by its Path of keys from the profile's top or, inside a
+// ProfileEach, from the element. Strings compare case-insensitively unless
+// CaseExact; Value is a string, bool or number (float64). A value of
+// another JSON type, or none, matches no comparison (and not pr).
+type ProfileMatch struct {
+	Path      []string
+	Op        MatchOp
+	Value     any
+	CaseExact bool
+}
+
+// ProfileEach holds when some element of the array at Path (in the
+// profile, or in the element of an enclosing ProfileEach) satisfies Where;
+// a nil Where holds for any element.
+type ProfileEach struct {
+	Path  []string
+	Where Cond
+}
+
+func (ProfileMatch) cond() {}
+func (ProfileEach) cond()  {}
+func (Match) cond()        {}
+func (All) cond()          {}
+func (Any) cond()          {}
+func (Not) cond()          {}
+func (Always) cond()       {}
 
 // GroupMatchFields are the group fields a Match may name: the name (always
 // compared ignoring case), description, alias, source, sourceId, id, times,
@@ -69,6 +91,7 @@ var MatchFields = map[string]FieldKind{
 	"id": KindNumber, "username": KindString, "email": KindString, "firstName": KindString, "lastName": KindString,
 	"enabled": KindBool, "type": KindString, "source": KindString, "sourceId": KindString,
 	"createdAt": KindTime, "updatedAt": KindTime, "softDeleted": KindBool,
+	"profile": KindProfile,
 }
 
 // FieldKind is the type of a field's values.
@@ -79,7 +102,8 @@ const (
 	KindBool
 	KindNumber
 	KindTime
-	KindMember // the id of a user the object has as a direct member
+	KindMember  // the id of a user the object has as a direct member
+	KindProfile // ProfileMatch and ProfileEach conditions apply
 )
 
 // FieldKindOf returns a field's kind among fields; attributes.<name>
@@ -102,7 +126,7 @@ func ValidateFields(c Cond, fields map[string]FieldKind) error {
 	switch c := c.(type) {
 	case Match:
 		kind, ok := FieldKindOf(fields, c.Field)
-		if !ok {
+		if !ok || kind == KindProfile {
 			return Errorf(EINVALID, "unknown field %q", c.Field)
 		}
 		if c.Op == OpPresent {
@@ -152,9 +176,52 @@ func ValidateFields(c Cond, fields map[string]FieldKind) error {
 		}
 	case Not:
 		return ValidateFields(c.Cond, fields)
+	case ProfileMatch:
+		if fields["profile"] != KindProfile {
+			return Errorf(EINVALID, "profiles are conditions on users only")
+		}
+		return validateProfileMatch(c)
+	case ProfileEach:
+		if fields["profile"] != KindProfile {
+			return Errorf(EINVALID, "profiles are conditions on users only")
+		}
+		if len(c.Path) == 0 {
+			return Errorf(EINVALID, "a profile condition on each element needs a path")
+		}
+		if c.Where != nil {
+			return ValidateFields(c.Where, fields)
+		}
 	case Always, nil:
 	default:
 		return Errorf(EINVALID, "unknown condition %T", c)
+	}
+	return nil
+}
+
+func validateProfileMatch(m ProfileMatch) error {
+	if len(m.Path) == 0 {
+		return Errorf(EINVALID, "a profile comparison needs a path")
+	}
+	name := strings.Join(m.Path, ".")
+	switch m.Op {
+	case OpPresent:
+		return nil
+	case OpEq, OpNe, OpGt, OpGe, OpLt, OpLe, OpCo, OpSw, OpEw:
+	default:
+		return Errorf(EINVALID, "unknown operator %q", m.Op)
+	}
+	switch m.Value.(type) {
+	case string:
+	case float64:
+		if m.Op == OpCo || m.Op == OpSw || m.Op == OpEw {
+			return Errorf(EINVALID, "operator %s applies to strings, not the number compared with %s", m.Op, name)
+		}
+	case bool:
+		if m.Op != OpEq && m.Op != OpNe {
+			return Errorf(EINVALID, "%s compared with true or false: only eq and ne apply", name)
+		}
+	default:
+		return Errorf(EINVALID, "%s cannot be compared with %v (%T)", name, m.Value, m.Value)
 	}
 	return nil
 }

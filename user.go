@@ -2,6 +2,7 @@ package usersync
 
 import (
 	"context"
+	"encoding/json"
 	"net/mail"
 	"strings"
 	"time"
@@ -57,8 +58,13 @@ type User struct {
 	// prefixed. Only that transition sets it, and reactivation or a new
 	// name from the user's source clears it; a user disabled any other way
 	// is not soft-deleted.
-	SoftDeleted bool      `json:"softDeleted,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
+	SoftDeleted bool `json:"softDeleted,omitempty"`
+	// Profile is what a SCIM client sent beyond the directory's own fields
+	// (title, phone numbers, addresses, …: RFC 7643 attributes by their
+	// schema's names), as decoded JSON; nil when there is none. The
+	// directory's fields stay the truth for what they hold.
+	Profile   map[string]any `json:"profile,omitempty"`
+	CreatedAt time.Time      `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
 	Version     int64     `json:"version"` // changes on every update
 }
@@ -107,7 +113,54 @@ func (u *User) Validate() error {
 	if u.Source == "" {
 		return Errorf(EINVALID, "user %q: source is empty", u.Username)
 	}
-	return ValidateAttributes("user "+quote(u.Username), u.Attributes)
+	if err := ValidateAttributes("user "+quote(u.Username), u.Attributes); err != nil {
+		return err
+	}
+	return ValidateProfile("user "+quote(u.Username), u.Profile)
+}
+
+// MaxProfileSize bounds a profile's JSON encoding.
+const MaxProfileSize = 256 << 10
+
+// ValidateProfile checks that a profile can be stored faithfully: JSON
+// values only, its text valid UTF-8 without NUL, and not too large.
+func ValidateProfile(owner string, p map[string]any) error {
+	if len(p) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return Errorf(EINVALID, "%s: the profile cannot be stored as JSON: %v", owner, err)
+	}
+	if len(b) > MaxProfileSize {
+		return Errorf(EINVALID, "%s: the profile is %d bytes, more than %d", owner, len(b), MaxProfileSize)
+	}
+	var bad string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			if e := checkText(x); e != "" && bad == "" {
+				bad = "a value " + e
+			}
+		case map[string]any:
+			for k, v := range x {
+				if e := checkText(k); e != "" && bad == "" {
+					bad = "a name " + e
+				}
+				walk(v)
+			}
+		case []any:
+			for _, v := range x {
+				walk(v)
+			}
+		}
+	}
+	walk(p)
+	if bad != "" {
+		return Errorf(EINVALID, "%s: the profile has %s", owner, bad)
+	}
+	return nil
 }
 
 // ValidateUsername checks a username on its own.
@@ -190,6 +243,9 @@ type UserUpdate struct {
 	Attributes map[string]*string
 	// SoftDeleted sets or clears the soft-delete mark (see User).
 	SoftDeleted *bool
+	// Profile replaces the whole profile when not nil (an empty map
+	// clears it).
+	Profile *map[string]any
 }
 
 // UserFilter selects users for listing.

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +42,151 @@ func (d *DB) whereSQL(c usersync.Cond, e entity) (string, []any, error) {
 	return b.String(), args, nil
 }
 
+// profileBase is the JSON a profile condition reads: the users' profile
+// column, or the element of an enclosing ProfileEach (depth > 0).
+func (d *DB) profileBase(depth int) string {
+	if depth == 0 {
+		if d.dialect.name == "sqlite" {
+			return "users.profile"
+		}
+		return "users.profile::jsonb"
+	}
+	if d.dialect.name == "sqlite" {
+		return "pe" + strconv.Itoa(depth) + ".value"
+	}
+	return "pe" + strconv.Itoa(depth) + ".v"
+}
+
+// profileAt is the JSON value at path under base, and its JSON type name
+// ("text"/"string", "integer"/"real"/"number", "true"/"false"/"boolean",
+// "array", "object", "null"; NULL when absent).
+func (d *DB) profileAt(base string, path []string) (value, typ string) {
+	if d.dialect.name == "sqlite" {
+		var p strings.Builder
+		p.WriteString("$")
+		for _, k := range path {
+			p.WriteString(`."` + strings.ReplaceAll(strings.ReplaceAll(k, `\`, `\\`), `"`, `\"`) + `"`)
+		}
+		lit := sqlString(p.String())
+		return "json_extract(" + base + ", " + lit + ")", "json_type(" + base + ", " + lit + ")"
+	}
+	keys := make([]string, len(path))
+	for i, k := range path {
+		keys[i] = sqlString(k)
+	}
+	v := "(" + base + " #> ARRAY[" + strings.Join(keys, ", ") + "]::text[])"
+	return v, "jsonb_typeof(" + v + ")"
+}
+
+func (d *DB) writeProfileEach(b *strings.Builder, args *[]any, c usersync.ProfileEach, e entity, depth int) {
+	v, typ := d.profileAt(d.profileBase(depth), c.Path)
+	alias := "pe" + strconv.Itoa(depth+1)
+	if d.dialect.name == "sqlite" {
+		b.WriteString("EXISTS (SELECT 1 FROM json_each(CASE WHEN " + typ + " = 'array' THEN " + v + " ELSE '[]' END) AS " + alias)
+	} else {
+		b.WriteString("EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN " + typ + " = 'array' THEN " + v + " ELSE '[]'::jsonb END) AS " + alias + "(v)")
+	}
+	if c.Where != nil {
+		b.WriteString(" WHERE ")
+		d.writeCondAt(b, args, c.Where, e, depth+1)
+	}
+	b.WriteString(")")
+}
+
+func (d *DB) writeProfileMatch(b *strings.Builder, args *[]any, m usersync.ProfileMatch, depth int) {
+	v, typ := d.profileAt(d.profileBase(depth), m.Path)
+	sqlite := d.dialect.name == "sqlite"
+	text := v // the value as SQL text, for strings
+	if !sqlite {
+		text = "(" + v + " #>> '{}')"
+	}
+	isString, isNumber := typ+" = 'string'", typ+" = 'number'"
+	if sqlite {
+		isString, isNumber = typ+" = 'text'", typ+" IN ('integer', 'real')"
+	}
+	if m.Op == usersync.OpPresent {
+		b.WriteString("(COALESCE(" + typ + ", 'null') <> 'null' AND NOT (" + isString + " AND " + text + " = '')")
+		if sqlite {
+			b.WriteString(" AND NOT (" + typ + " IN ('array', 'object') AND json(" + v + ") IN ('[]', '{}'))")
+		} else {
+			b.WriteString(" AND NOT (" + typ + " IN ('array', 'object') AND " + v + " IN ('[]'::jsonb, '{}'::jsonb))")
+		}
+		b.WriteString(")")
+		return
+	}
+	negate := m.Op == usersync.OpNe
+	if negate {
+		b.WriteString("NOT ")
+		m.Op = usersync.OpEq
+	}
+	b.WriteString("COALESCE(")
+	switch val := m.Value.(type) {
+	case bool:
+		switch {
+		case sqlite && val:
+			b.WriteString(typ + " = 'true'")
+		case sqlite:
+			b.WriteString(typ + " = 'false'")
+		default:
+			b.WriteString("(" + typ + " = 'boolean' AND " + text + " = " + sqlString(strconv.FormatBool(val)) + ")")
+		}
+	case float64:
+		op := map[usersync.MatchOp]string{usersync.OpEq: "=", usersync.OpGt: ">", usersync.OpGe: ">=", usersync.OpLt: "<", usersync.OpLe: "<="}[m.Op]
+		num := v
+		if !sqlite {
+			num = "(CASE WHEN " + isNumber + " THEN " + text + "::float8 END)"
+		}
+		b.WriteString("(" + isNumber + " AND " + num + " " + op + " ?)")
+		*args = append(*args, val)
+	case string:
+		col, param := text, "?"
+		if !m.CaseExact {
+			col, param = d.dialect.fold(text), d.dialect.fold("?")
+		}
+		b.WriteString("(" + isString + " AND ")
+		switch m.Op {
+		case usersync.OpCo, usersync.OpSw, usersync.OpEw:
+			s := escapeLike(val)
+			switch m.Op {
+			case usersync.OpCo:
+				s = "%" + s + "%"
+			case usersync.OpSw:
+				s += "%"
+			case usersync.OpEw:
+				s = "%" + s
+			}
+			if sqlite && m.CaseExact {
+				switch m.Op {
+				case usersync.OpCo:
+					b.WriteString("instr(" + col + ", ?) > 0")
+					*args = append(*args, val)
+				case usersync.OpSw:
+					b.WriteString("substr(" + col + ", 1, length(?)) = ?")
+					*args = append(*args, val, val)
+				case usersync.OpEw:
+					b.WriteString("length(" + col + ") >= length(?) AND substr(" + col + ", -length(?)) = ?")
+					*args = append(*args, val, val, val)
+				}
+			} else {
+				b.WriteString(col + " LIKE " + param + " ESCAPE '\\'")
+				*args = append(*args, s)
+			}
+		default:
+			op := map[usersync.MatchOp]string{usersync.OpEq: "=", usersync.OpGt: ">", usersync.OpGe: ">=", usersync.OpLt: "<", usersync.OpLe: "<="}[m.Op]
+			b.WriteString(col + " " + op + " " + param)
+			*args = append(*args, val)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(", FALSE)")
+}
+
 func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond, e entity) {
+	d.writeCondAt(b, args, c, e, 0)
+}
+
+// writeCondAt writes c at a ProfileEach nesting depth (0: the top).
+func (d *DB) writeCondAt(b *strings.Builder, args *[]any, c usersync.Cond, e entity, depth int) {
 	join := func(list []usersync.Cond, op, empty string) {
 		if len(list) == 0 {
 			b.WriteString(empty)
@@ -52,7 +197,7 @@ func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond, e entit
 			if i > 0 {
 				b.WriteString(op)
 			}
-			d.writeCond(b, args, s, e)
+			d.writeCondAt(b, args, s, e, depth)
 		}
 		b.WriteString(")")
 	}
@@ -71,10 +216,14 @@ func (d *DB) writeCond(b *strings.Builder, args *[]any, c usersync.Cond, e entit
 		join(c, " OR ", "1=0")
 	case usersync.Not:
 		b.WriteString("NOT (")
-		d.writeCond(b, args, c.Cond, e)
+		d.writeCondAt(b, args, c.Cond, e, depth)
 		b.WriteString(")")
 	case usersync.Match:
 		d.writeMatch(b, args, c, e)
+	case usersync.ProfileMatch:
+		d.writeProfileMatch(b, args, c, depth)
+	case usersync.ProfileEach:
+		d.writeProfileEach(b, args, c, e, depth)
 	}
 }
 

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -11,20 +13,23 @@ import (
 	"github.com/usersync/usersync"
 )
 
-const userCols = `id, username, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, soft_deleted, created_at, updated_at, version`
+const userCols = `id, username, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, soft_deleted, created_at, updated_at, version, profile`
 
 type scanner interface{ Scan(...any) error }
 
 func scanUser(s scanner) (*usersync.User, error) {
 	var u usersync.User
-	var attrs string
+	var attrs, profile string
 	var created, updated int64
 	if err := s.Scan(&u.ID, &u.Username, &u.Email, &u.FirstName, &u.LastName, &u.Type, &u.Enabled, &u.AuthMethod,
-		&u.Source, &u.SourceID, &attrs, &u.SoftDeleted, &created, &updated, &u.Version); err != nil {
+		&u.Source, &u.SourceID, &attrs, &u.SoftDeleted, &created, &updated, &u.Version, &profile); err != nil {
 		return nil, err
 	}
 	var err error
 	if u.Attributes, err = decodeAttrs(attrs); err != nil {
+		return nil, err
+	}
+	if u.Profile, err = decodeProfile(profile); err != nil {
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -48,7 +53,44 @@ func userFields(u *usersync.User) map[string]string {
 	for k, v := range u.Attributes {
 		m["attributes."+k] = v
 	}
+	for k, v := range u.Profile {
+		m["profile."+k] = profileText(v)
+	}
 	return m
+}
+
+// profileText is a profile value as the change log shows it: its JSON.
+func profileText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func encodeProfile(p map[string]any) string {
+	if len(p) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(p) // checked by User.Validate; keys are sorted
+	return string(b)
+}
+
+func decodeProfile(s string) (map[string]any, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	var p map[string]any
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return nil, fmt.Errorf("decode profile: %w", err)
+	}
+	return p, nil
+}
+
+// cloneProfile is a deep copy, so that a caller's changes stay its own.
+func cloneProfile(p map[string]any) map[string]any {
+	if p == nil {
+		return nil
+	}
+	c, _ := decodeProfile(encodeProfile(p))
+	return c
 }
 
 // createdFields is diffFields(nil, userFields(u)) in one map: the non-empty
@@ -74,6 +116,9 @@ func createdFields(u *usersync.User) map[string]usersync.FieldChange {
 	}
 	for k, v := range u.Attributes {
 		set("attributes."+k, v)
+	}
+	for k, v := range u.Profile {
+		set("profile."+k, profileText(v))
 	}
 	return out
 }
@@ -113,11 +158,11 @@ func (t *tx) createUsers(users []*usersync.User) error {
 		u.CreatedAt, u.UpdatedAt, u.Version = fromMicros(t.now), fromMicros(t.now), 1
 		byKey[usersync.UsernameKey(u.Username)] = u
 	}
-	const table = "users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, soft_deleted, created_at, updated_at, version)"
+	const table = "users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, soft_deleted, created_at, updated_at, version, profile)"
 	row := func(i int, args []any) []any {
 		u := users[i]
 		return append(args, u.Username, usersync.UsernameKey(u.Username), u.Email, u.FirstName, u.LastName, string(u.Type), u.Enabled,
-			string(u.AuthMethod), u.Source, u.SourceID, encodeAttrs(u.Attributes), u.SoftDeleted, t.now, t.now, int64(1))
+			string(u.AuthMethod), u.Source, u.SourceID, encodeAttrs(u.Attributes), u.SoftDeleted, t.now, t.now, int64(1), encodeProfile(u.Profile))
 	}
 	var err error
 	if t.d.dialect.name == "sqlite" {
@@ -134,10 +179,10 @@ func (t *tx) createUsers(users []*usersync.User) error {
 			}
 			return nil
 		}
-		err = t.insertRows(table, 15, len(users), "", row, nil)
+		err = t.insertRows(table, 16, len(users), "", row, nil)
 		t.afterInsert = nil
 	} else {
-		err = t.insertRows(table, 15, len(users), " RETURNING id, username_key", row, func(rows *sql.Rows) error {
+		err = t.insertRows(table, 16, len(users), " RETURNING id, username_key", row, func(rows *sql.Rows) error {
 			var id int64
 			var key string
 			if err := rows.Scan(&id, &key); err != nil {
@@ -303,6 +348,7 @@ func (d *DB) ModifyUser(ctx context.Context, id int64, expectVersion int64, fn f
 		}
 		cur := *u
 		cur.Attributes = maps.Clone(u.Attributes)
+		cur.Profile = cloneProfile(u.Profile)
 		upd, err := fn(&cur)
 		if err != nil {
 			return err
@@ -319,6 +365,12 @@ func (d *DB) ModifyUser(ctx context.Context, id int64, expectVersion int64, fn f
 		set(&next.Source, upd.Source)
 		set(&next.SourceID, upd.SourceID)
 		set(&next.SoftDeleted, upd.SoftDeleted)
+		if upd.Profile != nil {
+			next.Profile = *upd.Profile
+			if len(next.Profile) == 0 {
+				next.Profile = nil
+			}
+		}
 		if err := next.Validate(); err != nil {
 			return err
 		}
@@ -369,9 +421,9 @@ func (t *tx) saveUser(old, next *usersync.User) error {
 	}
 	next.Version, next.UpdatedAt = old.Version+1, fromMicros(t.now)
 	n, err := t.exec(`UPDATE users SET username = ?, username_key = ?, email = ?, first_name = ?, last_name = ?, user_type = ?, enabled = ?,
-		auth_method = ?, source = ?, source_id = ?, attributes = ?, soft_deleted = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
+		auth_method = ?, source = ?, source_id = ?, attributes = ?, soft_deleted = ?, updated_at = ?, version = ?, profile = ? WHERE id = ? AND version = ?`,
 		next.Username, usersync.UsernameKey(next.Username), next.Email, next.FirstName, next.LastName, string(next.Type), next.Enabled,
-		string(next.AuthMethod), next.Source, next.SourceID, encodeAttrs(next.Attributes), next.SoftDeleted, t.now, next.Version, next.ID, old.Version)
+		string(next.AuthMethod), next.Source, next.SourceID, encodeAttrs(next.Attributes), next.SoftDeleted, t.now, next.Version, encodeProfile(next.Profile), next.ID, old.Version)
 	if isUniqueViolation(err) {
 		return usersync.Errorf(usersync.ECONFLICT, "cannot rename user %q: %q already exists", old.Username, next.Username)
 	} else if err != nil {

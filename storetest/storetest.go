@@ -55,6 +55,8 @@ func Run(t *testing.T, open Opener) {
 		{"Provisioners", testProvisioners},
 		{"Leases", testLeases},
 		{"NestedGroups", testNestedGroups},
+		{"Profiles", testProfiles},
+		{"ProfileConditions", testProfileConditions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
