@@ -80,10 +80,11 @@ func (Always) cond()       {}
 
 // GroupMatchFields are the group fields a Match may name: the name (always
 // compared ignoring case), description, alias, source, sourceId, id, times,
-// and member (a direct user member's id: eq, or pr for a non-empty group).
+// member (a direct user member's id: eq, or pr for a group with users) and
+// memberGroup (the same for groups nested in it).
 var GroupMatchFields = map[string]FieldKind{
 	"id": KindNumber, "name": KindString, "description": KindString, "alias": KindString, "source": KindString, "sourceId": KindString,
-	"createdAt": KindTime, "updatedAt": KindTime, "member": KindMember,
+	"createdAt": KindTime, "updatedAt": KindTime, "member": KindMember, "memberGroup": KindMember,
 }
 
 // MatchFields are the user fields a Match may name, with their kinds.

@@ -121,7 +121,7 @@ type GroupChange struct {
 	ReplaceMembers bool
 	// AddGroups and RemoveGroups change the groups that are members of
 	// this one (nested groups). A group that would end up inside itself,
-	// directly or through others, fails the change (ECONFLICT).
+	// directly or through others, fails the change (EINVALID).
 	AddGroups    []int64
 	RemoveGroups []int64
 }

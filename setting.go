@@ -30,6 +30,8 @@ type SettingDef struct {
 var SettingDefs = []SettingDef{
 	{Key: "SCIM_REMOVE_USER_ON_SOFT_DELETE", Type: SettingBool, Default: "N",
 		Description: "Y: a user soft-deleted by a SCIM client is deleted; N: disabled and renamed with SCIM_SOFT_DELETE_PREFIX"},
+	{Key: "SCIM_REQUIRE_EMAIL", Type: SettingBool, Default: "N",
+		Description: "Y: a user created or changed over SCIM must have a valid email address (the directory's email: the work one, else the primary, else the first); N: an email is optional, as RFC 7643 has it"},
 	{Key: "SCIM_SOFT_DELETE_PREFIX", Type: SettingString, Default: "deleted_",
 		Description: "prefix added to the username of a user soft-deleted by a SCIM client"},
 	{Key: "ENABLE_SCIM_REQUEST_LOGGER", Type: SettingBool, Default: "N",

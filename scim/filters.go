@@ -40,8 +40,9 @@ func translate(e filter.Expr, leaf func(filter.Expr) (usersync.Cond, error)) (us
 }
 
 // userCond translates a SCIM filter on Users into a directory condition.
-// Attributes usersync does not store make the filter invalid, as RFC 7644
-// §3.4.2.2 asks.
+// Every attribute of the User schemas is filterable: the directory's own
+// fields by their columns, the rest in the profile. Attributes the schemas
+// do not have make the filter invalid, as RFC 7644 §3.4.2.2 asks.
 //
 // userName eq also finds a user soft-deleted under that name (stored with
 // the prefix, and marked soft-deleted), as the client sees it (scimName): a
@@ -62,13 +63,201 @@ func userCond(e filter.Expr, prefix string) (usersync.Cond, error) {
 			}
 			return c, err
 		case *filter.ValuePath:
-			if err := valuePathOn(e.Path, "emails", SchemaUser); err != nil {
-				return nil, err
-			}
-			return emailCond(e.Filter)
+			return userValuePath(e)
 		}
 		return nil, invalidFilter("unsupported expression")
 	})
+}
+
+// userValuePath translates attr[filter]: some value of a multi-valued
+// attribute matches. Users without emails in their profile (pulled ones)
+// have the directory's email as their one work, primary email.
+func userValuePath(e *filter.ValuePath) (usersync.Cond, error) {
+	s, a := resolveUser(e.Path.URI, e.Path.Name)
+	if a == nil || !a.MultiValued || a.Type != "complex" || e.Path.Sub != "" {
+		return nil, invalidFilter("value filters apply to multi-valued attributes such as emails, not %s", e.Path)
+	}
+	if a.Mutability == "readOnly" || a.Mutability == "writeOnly" {
+		return nil, invalidFilter("%s is not filterable", a.Name)
+	}
+	where, err := translate(e.Filter, func(x filter.Expr) (usersync.Cond, error) {
+		switch x := x.(type) {
+		case *filter.Present:
+			return elemMatch(a, x.Path, "pr", nil)
+		case *filter.Compare:
+			return elemMatch(a, x.Path, x.Op, x.Value)
+		}
+		return nil, invalidFilter("value filters compare sub-attributes of %s", a.Name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := usersync.Cond(usersync.ProfileEach{Path: profilePath(s, a.Name), Where: where})
+	if a.Name == "emails" {
+		col, err := emailCond(e.Filter)
+		if err != nil {
+			return nil, err
+		}
+		c = usersync.Any{c, usersync.All{usersync.Not{Cond: usersync.ProfileMatch{Path: []string{"emails"}, Op: usersync.OpPresent}}, col}}
+	}
+	return c, nil
+}
+
+// profilePath is where an attribute of schema s is in a profile.
+func profilePath(s *Schema, name string, sub ...string) []string {
+	p := []string{name}
+	if s == EnterpriseSchema {
+		p = []string{SchemaEnterprise, name}
+	}
+	return append(p, sub...)
+}
+
+// elemMatch compares a sub-attribute of an element of a.
+func elemMatch(a *Attribute, p filter.Path, op string, v any) (usersync.Cond, error) {
+	sa := a.Sub(p.Name)
+	if sa == nil || p.Sub != "" || p.URI != "" {
+		return nil, invalidFilter("%s has no sub-attribute %q", a.Name, p)
+	}
+	return profileMatch(sa, []string{sa.Name}, op, v)
+}
+
+// profileMatch compares a profile value of attribute a at path.
+func profileMatch(a *Attribute, path []string, op string, v any) (usersync.Cond, error) {
+	m := usersync.ProfileMatch{Path: path, Op: usersync.MatchOp(op), Value: v, CaseExact: a.CaseExact}
+	if op == "pr" {
+		m.Value = nil
+	} else {
+		switch a.Type {
+		case "boolean":
+			if _, ok := v.(bool); !ok {
+				return nil, invalidFilter("%s is true or false, not %v", a.Name, v)
+			}
+		case "decimal", "integer":
+			if _, ok := v.(float64); !ok {
+				return nil, invalidFilter("%s is a number, not %v", a.Name, v)
+			}
+		default:
+			if _, ok := v.(string); !ok {
+				return usersync.Always(op == "ne"), nil // a string attribute never equals a number, true or null
+			}
+		}
+	}
+	if err := usersync.Validate(m); err != nil {
+		return nil, invalidFilter("%s", usersync.ErrorMessage(err))
+	}
+	return m, nil
+}
+
+// userColumns map User attributes (lower case) kept in the directory's
+// own fields to them, and whether they compare case-exactly.
+var userColumns = map[string]struct {
+	field string
+	exact bool
+}{
+	"username": {"username", false}, "id": {"id", true}, "active": {"enabled", false},
+	"name.givenname": {"firstName", false}, "name.familyname": {"lastName", false},
+	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
+}
+
+func userMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
+	s, a := resolveUser(p.URI, p.Name)
+	if a == nil {
+		return nil, invalidFilter("%s is not a User attribute (see /Schemas)", p)
+	}
+	if a.Mutability == "writeOnly" || a.Name == "groups" {
+		return nil, invalidFilter("%s is not filterable", a.Name)
+	}
+	var sa *Attribute
+	if p.Sub != "" {
+		if sa = a.Sub(p.Sub); sa == nil {
+			return nil, invalidFilter("%s has no sub-attribute %q", a.Name, p.Sub)
+		}
+	}
+	key := strings.ToLower(a.Name)
+	if sa != nil {
+		key += "." + strings.ToLower(sa.Name)
+	}
+	switch {
+	case key == "externalid":
+		// externalId is the SCIM client's id of users it owns (source
+		// "scim"); the partial index users_scim_external serves this.
+		m, err := match("sourceId", op, v, true)
+		if err != nil {
+			return nil, err
+		}
+		return usersync.All{usersync.Match{Field: "source", Op: usersync.OpEq, Value: SourceSCIM, CaseExact: true}, m}, nil
+	case s == EnterpriseSchema && (sa == nil || sa.Name == "value"):
+		// Enterprise attributes are custom attributes too (manager: its id).
+		if op != "pr" {
+			if _, ok := v.(string); !ok {
+				return usersync.Always(op == "ne"), nil
+			}
+		}
+		return match("attributes."+a.Name, op, v, false)
+	case key == "emails" || key == "emails.value":
+		col, err := match("email", op, v, false)
+		if err != nil {
+			return nil, err
+		}
+		if op == "ne" {
+			eq, err := userMatch(p, "eq", v)
+			return usersync.Not{Cond: eq}, err
+		}
+		prof, err := profileMatch(UserSchema.Attr("emails").Sub("value"), []string{"value"}, op, v)
+		if err != nil {
+			return nil, err
+		}
+		return usersync.Any{col, usersync.ProfileEach{Path: []string{"emails"}, Where: prof}}, nil
+	case strings.HasPrefix(key, "meta.") && userColumns[key].field == "":
+		return nil, invalidFilter("%s is not filterable", p)
+	}
+	if c, ok := userColumns[key]; ok {
+		if c.field == "id" {
+			s, ok := v.(string)
+			n, err := strconv.ParseInt(s, 10, 64)
+			if op != "pr" && (!ok || err != nil) {
+				return usersync.Always(op == "ne"), nil // no user has such an id
+			}
+			v = float64(n)
+		}
+		if c.field == "createdAt" || c.field == "updatedAt" {
+			s, ok := v.(string)
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if op != "pr" && (!ok || err != nil) {
+				return nil, invalidFilter("%s compares with an RFC 3339 date-time, not %v", p, v)
+			}
+			v = t
+		}
+		if c.field == "enabled" && op != "pr" {
+			if _, ok := v.(bool); !ok {
+				return nil, invalidFilter("active is true or false, not %v", v)
+			}
+		}
+		return match(c.field, op, v, c.exact)
+	}
+	// Everything else is in the profile.
+	if a.MultiValued {
+		target := sa
+		if target == nil {
+			target = a.Sub("value") // emails co "x": the values
+		}
+		if target == nil {
+			return nil, invalidFilter("%s has no value to compare: name a sub-attribute", a.Name)
+		}
+		if op == "ne" {
+			eq, err := profileMatch(target, []string{target.Name}, "eq", v)
+			return usersync.Not{Cond: usersync.ProfileEach{Path: profilePath(s, a.Name), Where: eq}}, err
+		}
+		m, err := profileMatch(target, []string{target.Name}, op, v)
+		return usersync.ProfileEach{Path: profilePath(s, a.Name), Where: m}, err
+	}
+	if sa != nil {
+		return profileMatch(sa, profilePath(s, a.Name, sa.Name), op, v)
+	}
+	if a.Type == "complex" {
+		return nil, invalidFilter("%s is complex: name a sub-attribute (%s.%s)", a.Name, a.Name, a.SubAttributes[0].Name)
+	}
+	return profileMatch(a, profilePath(s, a.Name), op, v)
 }
 
 // valuePathOn checks that a value filter (attr[…]) names attr of schema,
@@ -80,8 +269,8 @@ func valuePathOn(p filter.Path, attr, schema string) error {
 	return nil
 }
 
-// emailCond translates the filter inside emails[…]: usersync keeps one
-// email, the work one, which is also primary.
+// emailCond translates the filter inside emails[…] for a user whose
+// profile has no emails: its one email is the directory's, work and primary.
 func emailCond(e filter.Expr) (usersync.Cond, error) {
 	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
 		switch e := e.(type) {
@@ -89,6 +278,8 @@ func emailCond(e filter.Expr) (usersync.Cond, error) {
 			switch strings.ToLower(e.Path.Name) {
 			case "value", "type", "primary":
 				return usersync.Match{Field: "email", Op: usersync.OpPresent}, nil
+			case "display":
+				return usersync.Always(false), nil
 			}
 		case *filter.Compare:
 			switch strings.ToLower(e.Path.Name) {
@@ -96,79 +287,22 @@ func emailCond(e filter.Expr) (usersync.Cond, error) {
 				return match("email", e.Op, e.Value, false)
 			case "type":
 				s, ok := e.Value.(string)
-				if !ok || e.Op != "eq" {
-					return nil, invalidFilter("emails type compares with eq and a string")
+				if !ok {
+					return usersync.Always(e.Op == "ne"), nil
 				}
-				return usersync.Always(strings.EqualFold(s, "work")), nil
+				return usersync.All{usersync.Match{Field: "email", Op: usersync.OpPresent}, usersync.Always(compareValue("work", e.Op, s, false))}, nil
 			case "primary":
 				b, ok := e.Value.(bool)
-				if !ok || e.Op != "eq" {
-					return nil, invalidFilter("emails primary compares with eq and true or false")
+				if !ok || (e.Op != "eq" && e.Op != "ne") {
+					return nil, invalidFilter("emails primary compares with eq or ne and true or false")
 				}
-				return usersync.Always(b), nil
+				return usersync.All{usersync.Match{Field: "email", Op: usersync.OpPresent}, usersync.Always(compareValue(true, e.Op, b, false))}, nil
+			case "display":
+				return usersync.Always(e.Op == "ne"), nil
 			}
 		}
-		return nil, invalidFilter("emails have value, type and primary only")
+		return nil, invalidFilter("emails have value, display, type and primary")
 	})
-}
-
-// userAttrs maps SCIM User attribute paths (lower case) to directory
-// fields and whether they compare case-exactly.
-var userAttrs = map[string]struct {
-	field string
-	exact bool
-}{
-	"username": {"username", false}, "id": {"id", true}, "active": {"enabled", false},
-	"name.givenname": {"firstName", false}, "name.familyname": {"lastName", false},
-	"emails": {"email", false}, "emails.value": {"email", false},
-	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
-}
-
-func userMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
-	key := strings.ToLower(p.Name)
-	if p.Sub != "" {
-		key += "." + strings.ToLower(p.Sub)
-	}
-	switch {
-	case strings.EqualFold(p.URI, SchemaEnterprise):
-		// Enterprise extension attributes live among the custom attributes.
-		if p.Sub != "" {
-			return nil, invalidFilter("%s: sub-attributes of the enterprise extension are not stored", p)
-		}
-		return match("attributes."+p.Name, op, v, false)
-	case p.URI != "" && !strings.EqualFold(p.URI, SchemaUser):
-		return nil, invalidFilter("unknown schema %q", p.URI)
-	}
-	if key == "externalid" {
-		// externalId is the SCIM client's id of users it owns (source
-		// "scim"); the partial index users_scim_external serves this.
-		m, err := match("sourceId", op, v, true)
-		if err != nil {
-			return nil, err
-		}
-		return usersync.All{usersync.Match{Field: "source", Op: usersync.OpEq, Value: SourceSCIM, CaseExact: true}, m}, nil
-	}
-	a, ok := userAttrs[key]
-	if !ok {
-		return nil, invalidFilter("%s is not an attribute usersync stores for users", p)
-	}
-	if a.field == "id" {
-		s, ok := v.(string)
-		n, err := strconv.ParseInt(s, 10, 64)
-		if op != "pr" && (!ok || err != nil) {
-			return usersync.Always(op == "ne"), nil // no user has such an id
-		}
-		v = float64(n)
-	}
-	if a.field == "createdAt" || a.field == "updatedAt" {
-		s, ok := v.(string)
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if op != "pr" && (!ok || err != nil) {
-			return nil, invalidFilter("%s compares with an RFC 3339 date-time, not %v", p, v)
-		}
-		v = t
-	}
-	return match(a.field, op, v, a.exact)
 }
 
 func match(field, op string, v any, exact bool) (usersync.Cond, error) {
@@ -187,7 +321,7 @@ var groupAttrs = map[string]struct {
 }{
 	"displayname": {"name", false}, "externalid": {"alias", true}, "id": {"id", true},
 	"meta.created": {"createdAt", false}, "meta.lastmodified": {"updatedAt", false},
-	"members": {"member", true}, "members.value": {"member", true},
+	"members": {"member", true}, "members.value": {"member", true}, "description": {"description", false},
 }
 
 // groupCond translates a SCIM filter on Groups into a directory condition.
@@ -208,13 +342,13 @@ func groupCond(e filter.Expr) (usersync.Cond, error) {
 	})
 }
 
-// memberCond translates the filter inside members[…]: value is a user id;
-// type is always "User" (groups hold no groups here).
+// memberCond translates the filter inside members[…]: value is a user's
+// id or a group's ("g…"); type is User or Group.
 func memberCond(e filter.Expr) (usersync.Cond, error) {
 	return translate(e, func(e filter.Expr) (usersync.Cond, error) {
 		switch e := e.(type) {
 		case *filter.Present:
-			if k := strings.ToLower(e.Path.Name); k == "value" || k == "type" || k == "display" {
+			if k := strings.ToLower(e.Path.Name); k == "value" || k == "type" || k == "display" || k == "$ref" {
 				return groupMatch(filter.Path{Name: "members"}, "pr", nil)
 			}
 		case *filter.Compare:
@@ -226,13 +360,16 @@ func memberCond(e filter.Expr) (usersync.Cond, error) {
 				if !ok || e.Op != "eq" {
 					return nil, invalidFilter("members type compares with eq and a string")
 				}
-				if !strings.EqualFold(s, "User") {
-					return usersync.Always(false), nil
+				switch strings.ToLower(s) {
+				case "user":
+					return usersync.Match{Field: "member", Op: usersync.OpPresent}, nil
+				case "group":
+					return usersync.Match{Field: "memberGroup", Op: usersync.OpPresent}, nil
 				}
-				return groupMatch(filter.Path{Name: "members"}, "pr", nil)
+				return usersync.Always(false), nil
 			}
 		}
-		return nil, invalidFilter("members filters on value (a user id) and type")
+		return nil, invalidFilter("members filters on value (a member's id) and type")
 	})
 }
 
@@ -246,19 +383,32 @@ func groupMatch(p filter.Path, op string, v any) (usersync.Cond, error) {
 	}
 	a, ok := groupAttrs[key]
 	if !ok {
-		return nil, invalidFilter("%s is not a group attribute usersync filters on", p)
+		return nil, invalidFilter("%s is not a Group attribute (see /Schemas)", p)
 	}
 	switch a.field {
-	case "id", "member":
-		if a.field == "member" && op != "eq" && op != "pr" {
-			return nil, invalidFilter("%s is a set of user ids: only eq and pr test it, not %s", p, op)
-		}
+	case "id":
 		s, ok := v.(string)
-		n, err := strconv.ParseInt(s, 10, 64)
-		if op != "pr" && (!ok || err != nil) {
+		n, valid := parseGroupID(s)
+		if op != "pr" && (!ok || !valid) {
 			return usersync.Always(op == "ne"), nil
 		}
 		v = float64(n)
+	case "member":
+		if op != "eq" && op != "pr" {
+			return nil, invalidFilter("%s is a set of ids: only eq and pr test it, not %s", p, op)
+		}
+		if op == "pr" {
+			return usersync.Any{usersync.Match{Field: "member", Op: usersync.OpPresent}, usersync.Match{Field: "memberGroup", Op: usersync.OpPresent}}, nil
+		}
+		s, _ := v.(string)
+		ms, err := resolveMembers([]memberRef{{Value: s}})
+		if err != nil {
+			return usersync.Always(false), nil // no member has such an id
+		}
+		if len(ms.groups) == 1 {
+			return usersync.Match{Field: "memberGroup", Op: usersync.OpEq, Value: float64(ms.groups[0])}, nil
+		}
+		return usersync.Match{Field: "member", Op: usersync.OpEq, Value: float64(ms.users[0])}, nil
 	case "createdAt", "updatedAt":
 		s, _ := v.(string)
 		t, err := time.Parse(time.RFC3339Nano, s)

@@ -5,6 +5,7 @@ package scim
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,14 +14,32 @@ import (
 	"github.com/usersync/usersync/scim/filter"
 )
 
+// Group ids in SCIM are "g" and the directory's number, so that no id can
+// name both a user and a group (user ids are plain numbers): a member,
+// a $ref or a filter value is never read as the wrong kind.
+func groupSCIMID(id int64) string { return "g" + strconv.FormatInt(id, 10) }
+
+// parseGroupID reads a group's SCIM id. A plain number (the ids groups had
+// before) is read too on /Groups paths, where it cannot name a user.
+func parseGroupID(s string) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimPrefix(s, "g"), 10, 64)
+	return n, err == nil && n > 0
+}
+
 // groupResource is a Group as clients send it.
 type groupResource struct {
-	DisplayName string `json:"displayName"`
-	ExternalID  string `json:"externalId"`
-	Description string `json:"description"`
-	Members     []struct {
-		Value string `json:"value"`
-	} `json:"members"`
+	DisplayName string      `json:"displayName"`
+	ExternalID  string      `json:"externalId"`
+	Description string      `json:"description"`
+	Members     []memberRef `json:"members"`
+}
+
+// memberRef is a member as a client names it (RFC 7643 §4.2): value,
+// and optionally type (User or Group) and $ref.
+type memberRef struct {
+	Value string `json:"value"`
+	Type  string `json:"type"`
+	Ref   string `json:"$ref"`
 }
 
 // readGroup reads a Group body, which must name the group.
@@ -35,17 +54,72 @@ func readGroup(r *http.Request) (*groupResource, error) {
 	return &in, nil
 }
 
-// memberValues lists the member ids the body gives.
-func (in *groupResource) memberValues() []string {
-	out := make([]string, 0, len(in.Members))
-	for _, m := range in.Members {
-		out = append(out, m.Value)
+// members are a change's members by kind.
+type members struct{ users, groups []int64 }
+
+// resolveMembers reads member references: a group is named by its "g" id,
+// by type "Group" or by a $ref to /Groups/; anything else is a user.
+// Where value, type and $ref disagree, nothing is guessed: it is refused.
+func resolveMembers(refs []memberRef) (members, error) {
+	var out members
+	for _, m := range refs {
+		value, kind := m.Value, ""
+		switch strings.ToLower(m.Type) {
+		case "":
+		case "user":
+			kind = "User"
+		case "group":
+			kind = "Group"
+		default:
+			return out, invalidValue("member %q: type %q is not User or Group", m.Value, m.Type)
+		}
+		if m.Ref != "" {
+			refKind, refID := "", ""
+			if i := strings.LastIndex(m.Ref, "/Users/"); i >= 0 {
+				refKind, refID = "User", m.Ref[i+len("/Users/"):]
+			} else if i := strings.LastIndex(m.Ref, "/Groups/"); i >= 0 {
+				refKind, refID = "Group", m.Ref[i+len("/Groups/"):]
+			} else {
+				return out, invalidValue("member $ref %q names neither /Users/ nor /Groups/", m.Ref)
+			}
+			if kind != "" && kind != refKind {
+				return out, invalidValue("member %q: type says %s but $ref %q names a %s", m.Value, kind, m.Ref, strings.ToLower(refKind))
+			}
+			if value == "" {
+				value = refID
+			} else if refID != value {
+				return out, invalidValue("member %q: $ref %q names another resource", m.Value, m.Ref)
+			}
+			kind = refKind
+		}
+		prefixed := strings.HasPrefix(value, "g")
+		switch {
+		case prefixed && kind == "User":
+			return out, invalidValue("member %q is a group id, but type says User", value)
+		case prefixed:
+			kind = "Group"
+		case kind == "":
+			kind = "User"
+		}
+		if kind == "Group" {
+			id, ok := parseGroupID(value)
+			if !ok {
+				return out, invalidValue("member %q is not the id of a group of this service", value)
+			}
+			out.groups = append(out.groups, id)
+			continue
+		}
+		id, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || id <= 0 {
+			return out, invalidValue("member %q is not the id of a user of this service", value)
+		}
+		out.users = append(out.users, id)
 	}
-	return out
+	return out, nil
 }
 
 func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool) (map[string]any, error) {
-	id, root := strconv.FormatInt(g.ID, 10), s.root(r)
+	id, root := groupSCIMID(g.ID), s.root(r)
 	out := map[string]any{
 		"schemas": []string{SchemaGroup}, "id": id, "displayName": g.Name,
 		"meta": map[string]any{"resourceType": "Group", "created": g.CreatedAt.Format(time.RFC3339Nano), "lastModified": g.UpdatedAt.Format(time.RFC3339Nano),
@@ -62,47 +136,37 @@ func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool)
 		if err != nil {
 			return nil, err
 		}
-		members := make([]map[string]any, 0, len(users))
+		groups, err := s.dir.MemberGroups(r.Context(), g.ID)
+		if err != nil {
+			return nil, err
+		}
+		list := make([]map[string]any, 0, len(users)+len(groups))
 		for _, u := range users {
 			uid := strconv.FormatInt(u.ID, 10)
-			members = append(members, map[string]any{"value": uid, "display": u.Username, "$ref": root + "/Users/" + uid, "type": "User"})
+			list = append(list, map[string]any{"value": uid, "display": u.Username, "$ref": root + "/Users/" + uid, "type": "User"})
 		}
-		out["members"] = members
+		for _, m := range groups {
+			gid := groupSCIMID(m.ID)
+			list = append(list, map[string]any{"value": gid, "display": m.Name, "$ref": root + "/Groups/" + gid, "type": "Group"})
+		}
+		if len(list) > 0 {
+			out["members"] = list
+		}
 	}
 	return out, nil
 }
 
-func memberIDs(values []string) ([]int64, error) {
-	ids := make([]int64, 0, len(values))
-	for _, v := range values {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, invalidValue("member %q is not a user id of this service", v)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-// memberValues reads a members value: a list of {"value": id} (or one).
-func memberValues(raw json.RawMessage) ([]string, error) {
-	var list []struct {
-		Value string `json:"value"`
-	}
+// memberList reads a members value: a list of member references (or one).
+func memberList(raw json.RawMessage) ([]memberRef, error) {
+	var list []memberRef
 	if err := json.Unmarshal(raw, &list); err != nil {
-		var one struct {
-			Value string `json:"value"`
+		var one memberRef
+		if json.Unmarshal(raw, &one) != nil || (one.Value == "" && one.Ref == "") {
+			return nil, invalidValue("members needs a list of {\"value\": id}")
 		}
-		if json.Unmarshal(raw, &one) != nil || one.Value == "" {
-			return nil, invalidValue("members needs a list of {\"value\": user id}")
-		}
-		return []string{one.Value}, nil
+		return []memberRef{one}, nil
 	}
-	out := make([]string, 0, len(list))
-	for _, m := range list {
-		out = append(out, m.Value)
-	}
-	return out, nil
+	return list, nil
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
@@ -111,32 +175,47 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ids, err := memberIDs(in.memberValues())
+	ms, err := resolveMembers(in.Members)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	// One transaction: the group and its members, or nothing.
 	g := &usersync.Group{Name: in.DisplayName, Alias: in.ExternalID, Description: in.Description, Source: SourceSCIM, SourceID: in.ExternalID}
-	if err := s.dir.CreateGroup(r.Context(), g, ids...); err != nil {
-		if usersync.ErrorCode(err) == usersync.ENOTFOUND {
-			err = invalidValue("%s: members must be users", usersync.ErrorMessage(err))
-		}
-		s.fail(w, r, err) // a taken displayName is ECONFLICT: 409 uniqueness
+	if err := s.dir.CreateGroupWith(r.Context(), g, usersync.GroupChange{Add: ms.users, AddGroups: ms.groups}); err != nil {
+		s.fail(w, r, memberError(err)) // a taken displayName is ECONFLICT: 409 uniqueness
 		return
 	}
-	body, err := s.groupJSON(r, g, len(ids) > 0)
+	body, err := s.groupJSON(r, g, len(ms.users)+len(ms.groups) > 0)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", s.root(r)+"/Groups/"+strconv.FormatInt(g.ID, 10))
+	w.Header().Set("Location", s.root(r)+"/Groups/"+groupSCIMID(g.ID))
 	w.Header().Set("ETag", etag(g.Version))
 	writeJSON(w, http.StatusCreated, body)
 }
 
 func (s *Server) findGroup(w http.ResponseWriter, r *http.Request) *usersync.Group {
-	return find(s, w, r, "group", s.dir.FindGroupByID)
+	id, ok := parseGroupID(r.PathValue("id"))
+	if !ok {
+		writeError(w, &Error{Status: 404, Detail: "group " + r.PathValue("id") + " not found"})
+		return nil
+	}
+	g, err := s.dir.FindGroupByID(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil
+	}
+	return g
+}
+
+// memberError says a member that does not exist is the request's fault.
+func memberError(err error) error {
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		return invalidValue("member: %s", usersync.ErrorMessage(err))
+	}
+	return err
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +284,8 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 // patchGroup applies member adds and removes (by value list, by value
-// filter, or all), replacements of the member list, and renames.
+// filter, or all), replacements of the member list, and changes of the
+// name, externalId and description.
 func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 	g := s.findGroup(w, r)
 	if g == nil || !ifMatch(w, r, g.Version) {
@@ -216,134 +296,191 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var upd usersync.GroupUpdate
-	var add, remove []string
-	replaceAll, removeAll := false, false
-	setString := func(key string, raw json.RawMessage) error {
-		v, err := stringValue(raw, key)
-		if err != nil {
-			return err
-		}
-		switch strings.ToLower(key) {
-		case "displayname":
-			if strings.TrimSpace(v) == "" {
-				return invalidValue("displayName cannot be empty")
-			}
-			upd.Name = &v
-		case "externalid":
-			upd.Alias, upd.SourceID = &v, &v
-		case "description":
-			upd.Description = &v
-		}
-		return nil
-	}
-	for _, op := range req.Operations {
-		if op.Path == "" {
-			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(op.Value, &obj); err != nil {
-				s.fail(w, r, invalidValue("%s without a path needs an object value", op.Op))
-				return
-			}
-			for k, v := range obj {
-				if strings.EqualFold(k, "members") {
-					vals, err := memberValues(v)
-					if err != nil {
-						s.fail(w, r, err)
-						return
-					}
-					if op.Op == "replace" {
-						replaceAll, add, remove = true, vals, nil
-					} else {
-						add = append(add, vals...)
-					}
-					continue
-				}
-				if err := setString(k, v); err != nil {
-					s.fail(w, r, err)
-					return
-				}
-			}
-			continue
-		}
-		path, vf, _, err := filter.ParsePath(op.Path)
-		if err != nil {
-			s.fail(w, r, invalidPath("path %q: %v", op.Path, err))
-			return
-		}
-		if !strings.EqualFold(path.Name, "members") {
-			if op.Op == "remove" {
-				if strings.EqualFold(path.Name, "displayName") {
-					s.fail(w, r, &Error{Status: 400, ScimType: "mutability", Detail: "displayName is required and cannot be removed"})
-					return
-				}
-				continue // other attributes usersync does not keep
-			}
-			if err := setString(path.Name, op.Value); err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			continue
-		}
-		switch {
-		case vf != nil: // members[value eq "id"]; the type is checked before anything is read
-			c, ok := vf.(*filter.Compare)
-			if !ok || !strings.EqualFold(c.Path.Name, "value") || c.Op != "eq" || op.Op != "remove" {
-				s.fail(w, r, invalidPath("%s: only remove with members[value eq \"id\"] is supported", op.Path))
-				return
-			}
-			v, ok := c.Value.(string)
-			if !ok {
-				s.fail(w, r, invalidPath("%s: the member id must be a string", op.Path))
-				return
-			}
-			remove = append(remove, v)
-		case op.Op == "remove" && len(op.Value) == 0:
-			removeAll, add = true, nil
-		default:
-			vals, err := memberValues(op.Value)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			switch op.Op {
-			case "add":
-				add = append(add, vals...)
-			case "remove":
-				remove = append(remove, vals...)
-			case "replace":
-				replaceAll, add, remove = true, vals, nil
-			}
-		}
-	}
-	if _, err := s.applyGroupChange(r, g, upd, add, remove, replaceAll || removeAll); err != nil {
+	if err := s.patchGroupOps(r, g, req.Operations); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// applyGroupChange renames and changes members (by user id) in one
-// transaction; with replace, the members become exactly add. With If-Match
-// the change applies only to the version the client named. It returns the
-// group as changed.
-func (s *Server) applyGroupChange(r *http.Request, g *usersync.Group, upd usersync.GroupUpdate, add, remove []string, replace bool) (*usersync.Group, error) {
-	ch := usersync.GroupChange{GroupUpdate: upd, ReplaceMembers: replace}
-	var err error
-	if ch.Add, err = memberIDs(add); err != nil {
+// groupEdit collects a PATCH's changes of a group, applied at the end in
+// one transaction.
+type groupEdit struct {
+	upd         usersync.GroupUpdate
+	add, remove []memberRef
+	replace     bool // the members become exactly add
+}
+
+func (e *groupEdit) setString(key string, raw json.RawMessage, op string) error {
+	v := ""
+	if op != "remove" {
+		var err error
+		if v, err = stringValue(raw, key); err != nil {
+			return err
+		}
+	}
+	switch strings.ToLower(key) {
+	case "displayname":
+		if strings.TrimSpace(v) == "" {
+			return &Error{Status: 400, ScimType: "mutability", Detail: "displayName is required and cannot be removed or empty"}
+		}
+		e.upd.Name = &v
+	case "externalid":
+		e.upd.Alias, e.upd.SourceID = &v, &v
+	case "description":
+		e.upd.Description = &v
+	case "id", "meta", "schemas":
+		if op == "remove" {
+			return &Error{Status: 400, ScimType: "mutability", Detail: key + " is read-only"}
+		}
+	}
+	return nil // other attributes are not in the Group schema: ignored
+}
+
+func (s *Server) patchGroupOps(r *http.Request, g *usersync.Group, ops []patchOp) error {
+	var e groupEdit
+	for _, op := range ops {
+		if op.Path == "" {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(op.Value, &obj); err != nil {
+				return invalidValue("%s without a path needs an object value", op.Op)
+			}
+			for k, v := range obj {
+				if !strings.EqualFold(strings.TrimPrefix(k, SchemaGroup+":"), "members") {
+					if err := e.setString(strings.TrimPrefix(k, SchemaGroup+":"), v, op.Op); err != nil {
+						return err
+					}
+					continue
+				}
+				refs, err := memberList(v)
+				if err != nil {
+					return err
+				}
+				if op.Op == "replace" {
+					e.replace, e.add, e.remove = true, refs, nil
+				} else {
+					e.add = append(e.add, refs...)
+				}
+			}
+			continue
+		}
+		path, vf, _, err := filter.ParsePath(op.Path)
+		if err != nil {
+			return invalidPath("path %q: %v", op.Path, err)
+		}
+		if path.URI != "" && !strings.EqualFold(path.URI, SchemaGroup) {
+			return invalidPath("path %q: Group has no schema %q", op.Path, path.URI)
+		}
+		if !strings.EqualFold(path.Name, "members") {
+			if GroupSchema.Attr(path.Name) == nil && findAttr(commonAttributes, path.Name) == nil {
+				return invalidPath("path %q: Group has no attribute %q (see /Schemas)", op.Path, path.Name)
+			}
+			if err := e.setString(path.Name, op.Value, op.Op); err != nil {
+				return err
+			}
+			continue
+		}
+		switch {
+		case vf != nil: // members[value eq "id"], or any filter on value, type, display
+			if op.Op != "remove" {
+				return invalidPath("%s: a value filter on members applies to remove only", op.Path)
+			}
+			hit, err := s.membersMatching(r, g, vf)
+			if err != nil {
+				return err
+			}
+			if len(hit) == 0 {
+				return noTarget("members[" + filter.String(vf) + "]")
+			}
+			e.remove = append(e.remove, hit...)
+		case op.Op == "remove" && len(op.Value) == 0:
+			e.replace, e.add = true, nil
+		default:
+			refs, err := memberList(op.Value)
+			if err != nil {
+				return err
+			}
+			switch op.Op {
+			case "add":
+				e.add = append(e.add, refs...)
+			case "remove":
+				e.remove = append(e.remove, refs...)
+			case "replace":
+				e.replace, e.add, e.remove = true, refs, nil
+			}
+		}
+	}
+	_, err := s.applyGroupChange(r, g, e.upd, e.add, e.remove, e.replace)
+	return err
+}
+
+// membersMatching lists the members a value filter selects. A filter of
+// value eq "id" is answered from the key; others read the members.
+func (s *Server) membersMatching(r *http.Request, g *usersync.Group, vf filter.Expr) ([]memberRef, error) {
+	members := GroupSchema.Attr("members")
+	if c, ok := vf.(*filter.Compare); ok && c.Op == "eq" && strings.EqualFold(c.Path.Name, "value") {
+		v, ok := c.Value.(string)
+		if !ok {
+			return nil, invalidFilter("the member id must be a string")
+		}
+		ms, err := resolveMembers([]memberRef{{Value: v}})
+		if err != nil {
+			return nil, nil // no member has such an id
+		}
+		if len(ms.users) == 1 {
+			refs, err := s.dir.MemberRefsOf(r.Context(), g.ID, usersync.MemberQuery{UserIDs: ms.users})
+			if err != nil || len(refs) == 0 {
+				return nil, err
+			}
+		} else {
+			gs, err := s.dir.MemberGroups(r.Context(), g.ID)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.ContainsFunc(gs, func(m *usersync.Group) bool { return m.ID == ms.groups[0] }) {
+				return nil, nil
+			}
+		}
+		return []memberRef{{Value: v}}, nil
+	}
+	body, err := s.groupJSON(r, g, true)
+	if err != nil {
 		return nil, err
 	}
-	if ch.Remove, err = memberIDs(remove); err != nil {
+	list, _ := body["members"].([]map[string]any)
+	var out []memberRef
+	for _, m := range list {
+		ok, err := matchElem(vf, m, members)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, memberRef{Value: m["value"].(string)})
+		}
+	}
+	return out, nil
+}
+
+// applyGroupChange renames and changes members in one transaction; with
+// replace, the members become exactly add. With If-Match the change
+// applies only to the version the client named. It returns the group as
+// changed.
+func (s *Server) applyGroupChange(r *http.Request, g *usersync.Group, upd usersync.GroupUpdate, add, remove []memberRef, replace bool) (*usersync.Group, error) {
+	plus, err := resolveMembers(add)
+	if err != nil {
 		return nil, err
 	}
+	minus, err := resolveMembers(remove)
+	if err != nil {
+		return nil, err
+	}
+	ch := usersync.GroupChange{GroupUpdate: upd, ReplaceMembers: replace, Add: plus.users, AddGroups: plus.groups, Remove: minus.users, RemoveGroups: minus.groups}
 	var expect int64
 	if r.Header.Get("If-Match") != "" {
 		expect = g.Version
 	}
 	next, err := s.dir.ChangeGroup(r.Context(), g.ID, ch, expect)
-	if usersync.ErrorCode(err) == usersync.ENOTFOUND && strings.HasPrefix(usersync.ErrorMessage(err), "user ") {
-		return nil, invalidValue("%s", usersync.ErrorMessage(err)) // a member that does not exist
-	}
-	return next, err // a taken name is ECONFLICT: fail answers 409 uniqueness
+	return next, memberError(err) // a taken name is ECONFLICT: fail answers 409 uniqueness
 }
 
 // putGroup replaces a group's name, externalId, description and members.
@@ -367,7 +504,7 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) {
 	if in.Description != g.Description {
 		upd.Description = &in.Description
 	}
-	next, err := s.applyGroupChange(r, g, upd, in.memberValues(), nil, true)
+	next, err := s.applyGroupChange(r, g, upd, in.Members, nil, true)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -88,8 +88,10 @@ func TestSoftDeleteOnlyOnDeactivation(t *testing.T) {
 	})
 }
 
-// PATCH /Groups/{id} with member paths the endpoint does not support is a
-// 400 naming the path, never a panic (each of these dereferenced nil).
+// PATCH /Groups/{id} with value filters on members: remove takes any
+// filter and answers noTarget when it selects nothing (RFC 7644 §3.5.2.2,
+// §3.12); add and replace with a filter are a 400 naming the path. Never a
+// panic (each of these once dereferenced nil).
 func TestGroupMemberPathForms(t *testing.T) {
 	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
 		d := open(t)
@@ -98,9 +100,16 @@ func TestGroupMemberPathForms(t *testing.T) {
 		d.CreateGroup(context.Background(), g)
 		for _, p := range []string{`members[value pr]`, `members[value eq "1" or value eq "2"]`, `members[not (value eq "1")]`, `members[value eq 1]`} {
 			for _, op := range []string{"remove", "replace", "add"} {
-				code, body, _ := c.do("PATCH", fmt.Sprint("/Groups/", g.ID), map[string]any{"Operations": []map[string]any{{"op": op, "path": p}}})
-				if code != 400 || body["scimType"] != "invalidPath" {
-					t.Fatalf("%s %s: %d %v", op, p, code, body)
+				code, body, _ := c.do("PATCH", fmt.Sprint("/Groups/g", g.ID), map[string]any{"Operations": []map[string]any{{"op": op, "path": p}}})
+				want := "invalidPath"
+				switch {
+				case op == "remove" && p == `members[value eq 1]`:
+					want = "invalidFilter"
+				case op == "remove":
+					want = "noTarget"
+				}
+				if code != 400 || body["scimType"] != want {
+					t.Fatalf("%s %s: %d %v, want %s", op, p, code, body, want)
 				}
 			}
 		}

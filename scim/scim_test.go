@@ -167,7 +167,8 @@ func TestUsers(t *testing.T) {
 			t.Fatalf("location behind a proxy: %v, want %s", u2["meta"], want)
 		}
 		ext := u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].(map[string]any)
-		if ext["department"] != "Navy" || ext["manager"] != "mgr-1" {
+		// manager is complex (RFC 7643 §4.3), though Entra sends the id alone.
+		if m, _ := ext["manager"].(map[string]any); ext["department"] != "Navy" || m["value"] != "mgr-1" {
 			t.Fatalf("enterprise extension: %v", ext)
 		}
 		stored, err := d.FindUserByUsername(ctx, "grace@navy.example")
@@ -192,10 +193,10 @@ func TestUsers(t *testing.T) {
 			scimType, says string
 		}{
 			{entraUser("GRACE@navy.example", "obj-9"), 409, "uniqueness", "taken"},
-			{noEmail, 400, "invalidValue", "work email"},
 			{entraUser(strings.Repeat("a", 101), "x"), 400, "invalidValue", "100"},
 			{`{"userName": `, 400, "invalidSyntax", "JSON"},
-			{`{"userName": "a@b", "active": "maybe"}`, 400, "invalidSyntax", "boolean"},
+			{`{"userName": "a@b", "active": "maybe"}`, 400, "invalidValue", "true or false"},
+			{`{"userName": "a@b", "emails": [{"value": "a@b", "primary": true}, {"value": "c@d", "primary": true}]}`, 400, "invalidValue", "primary"},
 		} {
 			code, body, _ := c.do("POST", "/Users", bad.body)
 			if code != bad.code || body["scimType"] != bad.scimType || !strings.Contains(body["detail"].(string), bad.says) {
@@ -222,7 +223,7 @@ func TestUsers(t *testing.T) {
 				t.Errorf("filter %s: %d %v", filter, code, body["totalResults"])
 			}
 		}
-		for filter, says := range map[string]string{`userName eq`: "value", `nickName eq "x"`: "nickName", `active co "x"`: "strings"} {
+		for filter, says := range map[string]string{`userName eq`: "value", `nickNames eq "x"`: "nickNames", `active co "x"`: "true or false", `password eq "x"`: "password"} {
 			code, body, _ := c.do("GET", "/Users?filter="+url.QueryEscape(filter), nil)
 			if code != 400 || body["scimType"] != "invalidFilter" || !strings.Contains(body["detail"].(string), says) {
 				t.Errorf("bad filter %s: %d %v", filter, code, body)
@@ -235,6 +236,22 @@ func TestUsers(t *testing.T) {
 		}
 		if _, page, _ = c.do("GET", "/Users?count=0", nil); page["totalResults"].(float64) != 4 || page["itemsPerPage"].(float64) != 0 {
 			t.Fatalf("count=0: %v", page)
+		}
+
+		// An email is optional (RFC 7643 §4.1 requires userName only) unless
+		// SCIM_REQUIRE_EMAIL says otherwise.
+		code, created, _ := c.do("POST", "/Users", noEmail)
+		if _, has := created["emails"]; code != 201 || has {
+			t.Fatalf("a user without email: %d %v", code, created)
+		}
+		d.SetSetting(ctx, "SCIM_REQUIRE_EMAIL", "Y")
+		noEmail["userName"], noEmail["externalId"] = "y@example.com", "obj-4"
+		if code, body, _ := c.do("POST", "/Users", noEmail); code != 400 || !strings.Contains(body["detail"].(string), "SCIM_REQUIRE_EMAIL") {
+			t.Fatalf("a user without email, SCIM_REQUIRE_EMAIL=Y: %d %v", code, body)
+		}
+		noEmail["emails"] = []any{map[string]any{"value": "not an address", "type": "work"}}
+		if code, body, _ := c.do("POST", "/Users", noEmail); code != 400 || !strings.Contains(body["detail"].(string), "not an address") {
+			t.Fatalf("an invalid email, SCIM_REQUIRE_EMAIL=Y: %d %v", code, body)
 		}
 
 		// Read and delete by id.

@@ -3,139 +3,103 @@
 package scim
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/scim/filter"
 )
 
-// flexBool reads true/false and Entra's "True"/"False" strings.
-type flexBool struct {
-	set, v bool
+// readUser reads a User body into a doc (see readUserDoc).
+func readUser(r *http.Request) (doc, error) {
+	var in map[string]any
+	if err := readBody(r, &in); err != nil {
+		return nil, err
+	}
+	return readUserDoc(in)
 }
 
-func (b *flexBool) UnmarshalJSON(data []byte) error {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
+// newUser is the directory user a doc makes: a regular SSO user owned by
+// SCIM, its profile what the doc holds beyond the directory's fields.
+func newUser(d doc) (*usersync.User, userFields, error) {
+	f, profile, err := split(d)
+	if err != nil {
+		return nil, f, err
+	}
+	u := &usersync.User{Username: f.UserName, Email: f.Email, FirstName: f.GivenName, LastName: f.FamilyName,
+		Enabled: f.Active, Type: usersync.UserRegular, AuthMethod: usersync.AuthSSO,
+		Source: SourceSCIM, SourceID: f.ExternalID, Attributes: f.Attrs, Profile: profile}
+	return u, f, nil
+}
+
+// checkEmail enforces SCIM_REQUIRE_EMAIL.
+func (s *Server) checkEmail(r *http.Request, f userFields) error {
+	if f.Email != "" {
+		return nil
+	}
+	req, err := s.dir.Setting(r.Context(), "SCIM_REQUIRE_EMAIL")
+	if err != nil || !req.Bool() {
 		return err
 	}
-	switch x := v.(type) {
-	case bool:
-		b.v = x
-	case string:
-		p, err := strconv.ParseBool(strings.ToLower(x))
-		if err != nil {
-			return fmt.Errorf("%q is not a boolean", x)
-		}
-		b.v = p
-	default:
-		return fmt.Errorf("%s is not a boolean", data)
+	if f.InvalidEmail != "" {
+		return invalidValue("SCIM_REQUIRE_EMAIL is Y and %q is not a valid email address (the work email, else the primary, else the first is used)", f.InvalidEmail)
 	}
-	b.set = true
-	return nil
+	return invalidValue("SCIM_REQUIRE_EMAIL is Y: the user needs an email (emails[type eq \"work\"].value)")
 }
 
-// userResource is a User as clients send it; unknown attributes are ignored.
-type userResource struct {
-	Schemas    []string `json:"schemas"`
-	ExternalID string   `json:"externalId"`
-	UserName   string   `json:"userName"`
-	Active     flexBool `json:"active"`
-	Name       struct {
-		GivenName  string `json:"givenName"`
-		FamilyName string `json:"familyName"`
-	} `json:"name"`
-	Emails []struct {
-		Value   string   `json:"value"`
-		Type    string   `json:"type"`
-		Primary flexBool `json:"primary"`
-	} `json:"emails"`
-	Enterprise map[string]any `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"`
-}
-
-// workEmail picks the work email, else the primary one, else the first.
-func (in *userResource) workEmail() string {
-	for _, e := range in.Emails {
-		if strings.EqualFold(e.Type, "work") {
-			return e.Value
-		}
-	}
-	for _, e := range in.Emails {
-		if e.Primary.v {
-			return e.Value
-		}
-	}
-	if len(in.Emails) > 0 {
-		return in.Emails[0].Value
-	}
-	return ""
-}
-
-// toUser maps the resource to a directory user: a regular SSO user owned
-// by SCIM; enterprise extension attributes become custom attributes.
-func (in *userResource) toUser() (*usersync.User, error) {
-	if in.UserName == "" {
-		return nil, &Error{Status: 400, ScimType: "invalidValue", Detail: "userName is required"}
-	}
-	if utf8.RuneCountInString(in.UserName) > MaxUserName {
-		return nil, &Error{Status: 400, ScimType: "invalidValue", Detail: fmt.Sprintf("userName is longer than %d characters", MaxUserName)}
-	}
-	email := in.workEmail()
-	if email == "" {
-		return nil, &Error{Status: 400, ScimType: "invalidValue", Detail: "a work email is required (emails[type eq \"work\"].value)"}
-	}
-	u := &usersync.User{Username: in.UserName, Email: email, FirstName: in.Name.GivenName, LastName: in.Name.FamilyName,
-		Enabled: !in.Active.set || in.Active.v, Type: usersync.UserRegular, AuthMethod: usersync.AuthSSO,
-		Source: SourceSCIM, SourceID: in.ExternalID, Attributes: map[string]string{}}
-	for k, v := range in.Enterprise {
-		switch x := v.(type) {
-		case string:
-			u.Attributes[k] = x
-		case float64, bool:
-			u.Attributes[k] = fmt.Sprint(x)
-		case map[string]any: // manager: {"value": id, "displayName": …}
-			if id, ok := x["value"].(string); ok {
-				u.Attributes[k] = id
-			}
-		}
-	}
-	return u, nil
-}
-
-func (s *Server) userJSON(r *http.Request, u *usersync.User, prefix string) map[string]any {
-	id := strconv.FormatInt(u.ID, 10)
-	out := map[string]any{
-		"schemas":     []string{SchemaUser},
-		"id":          id,
-		"userName":    scimName(u, prefix),
-		"name":        map[string]any{"givenName": u.FirstName, "familyName": u.LastName, "formatted": strings.TrimSpace(u.FirstName + " " + u.LastName)},
-		"displayName": strings.TrimSpace(u.FirstName + " " + u.LastName),
-		"active":      u.Enabled,
-		"meta": map[string]any{"resourceType": "User", "created": u.CreatedAt.Format(time.RFC3339Nano), "lastModified": u.UpdatedAt.Format(time.RFC3339Nano),
-			"location": s.root(r) + "/Users/" + id, "version": etag(u.Version)},
-	}
-	if u.Source == SourceSCIM && u.SourceID != "" {
-		out["externalId"] = u.SourceID // the SCIM client's own id for users it owns
-	}
-	if u.Email != "" {
-		out["emails"] = []map[string]any{{"value": u.Email, "type": "work", "primary": true}}
-	}
-	if len(u.Attributes) > 0 {
-		ext := map[string]any{}
-		for k, v := range u.Attributes {
-			ext[k] = v
-		}
-		out[SchemaEnterprise] = ext
+// userJSON is a user's SCIM resource; groups are the user's memberships
+// (nil: not read, leave the attribute out).
+func (s *Server) userJSON(r *http.Request, u *usersync.User, prefix string, groups []usersync.Membership) map[string]any {
+	id, root := strconv.FormatInt(u.ID, 10), s.root(r)
+	out := view(u, prefix)
+	out["id"] = id
+	out["meta"] = map[string]any{"resourceType": "User", "created": u.CreatedAt.Format(time.RFC3339Nano), "lastModified": u.UpdatedAt.Format(time.RFC3339Nano),
+		"location": root + "/Users/" + id, "version": etag(u.Version)}
+	out["schemas"] = []string{SchemaUser}
+	if _, ok := out[SchemaEnterprise]; ok {
 		out["schemas"] = []string{SchemaUser, SchemaEnterprise}
 	}
+	if len(groups) > 0 {
+		list := make([]any, 0, len(groups))
+		for _, m := range groups {
+			gid := groupSCIMID(m.GroupID)
+			typ := "indirect"
+			if m.Direct {
+				typ = "direct"
+			}
+			list = append(list, map[string]any{"value": gid, "$ref": root + "/Groups/" + gid, "display": m.GroupName, "type": typ})
+		}
+		out["groups"] = list
+	}
 	return out
+}
+
+// wantsGroups reports whether a response shows users' groups, so that
+// they are read only then.
+func wantsGroups(r *http.Request) bool { return !excluded(r, "groups") }
+
+// membershipsOf reads the groups of the users in one query, when asked.
+func (s *Server) membershipsOf(r *http.Request, users []*usersync.User) (map[int64][]usersync.Membership, error) {
+	if !wantsGroups(r) || len(users) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	return s.dir.MembershipsOf(r.Context(), ids)
+}
+
+// oneUserJSON is userJSON with the user's groups read.
+func (s *Server) oneUserJSON(r *http.Request, u *usersync.User, prefix string) (map[string]any, error) {
+	ms, err := s.membershipsOf(r, []*usersync.User{u})
+	if err != nil {
+		return nil, err
+	}
+	return s.userJSON(r, u, prefix, ms[u.ID]), nil
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
@@ -174,9 +138,14 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	ms, err := s.membershipsOf(r, users)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	resources := make([]map[string]any, 0, len(users))
 	for _, u := range users {
-		resources = append(resources, project(r, s.userJSON(r, u, sd.prefix)))
+		resources = append(resources, project(r, s.userJSON(r, u, sd.prefix, ms[u.ID])))
 	}
 	writeList(w, start, total, resources)
 }
@@ -195,17 +164,25 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("ETag", etag(u.Version))
-	writeJSON(w, 200, project(r, s.userJSON(r, u, sd.prefix)))
-}
-
-func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
-	var in userResource
-	if err := readBody(r, &in); err != nil {
+	body, err := s.oneUserJSON(r, u, sd.prefix)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	u, err := in.toUser()
+	w.Header().Set("ETag", etag(u.Version))
+	writeJSON(w, 200, project(r, body))
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
+	d, err := readUser(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	u, f, err := newUser(d)
+	if err == nil {
+		err = s.checkEmail(r, f)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -220,12 +197,12 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", s.root(r)+"/Users/"+strconv.FormatInt(u.ID, 10))
 	w.Header().Set("ETag", etag(u.Version))
-	writeJSON(w, http.StatusCreated, s.userJSON(r, u, "")) // created enabled: no soft-delete prefix
+	writeJSON(w, http.StatusCreated, project(r, s.userJSON(r, u, "", nil))) // new: no groups, no soft-delete prefix
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	u := s.findUser(w, r)
-	if u == nil {
+	if u == nil || !ifMatch(w, r, u.Version) {
 		return
 	}
 	if err := s.dir.DeleteUser(r.Context(), u.ID); err != nil {
@@ -261,20 +238,6 @@ func scimName(u *usersync.User, prefix string) string {
 	return u.Username
 }
 
-// stateOf is what SCIM sees of a user: a soft-deleted user's name without
-// the prefix it got when it was disabled.
-func stateOf(u *usersync.User, prefix string) userState {
-	st := userState{UserName: scimName(u, prefix), GivenName: u.FirstName, FamilyName: u.LastName, Email: u.Email,
-		Active: u.Enabled, Attrs: map[string]string{}}
-	if u.Source == SourceSCIM {
-		st.ExternalID = u.SourceID
-	}
-	for k, v := range u.Attributes {
-		st.Attrs[k] = v
-	}
-	return st
-}
-
 func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 	u := s.findUser(w, r)
 	if u == nil || !ifMatch(w, r, u.Version) {
@@ -285,14 +248,14 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeUser(w, r, u, func(u *usersync.User, sd softDelete) (userState, error) {
-		st := stateOf(u, sd.prefix)
+	s.writeUser(w, r, u, func(u *usersync.User, sd softDelete) (doc, error) {
+		d := view(u, sd.prefix)
 		for _, op := range req.Operations {
-			if err := st.apply(op); err != nil {
-				return st, err
+			if err := patchDoc(d, op); err != nil {
+				return nil, err
 			}
 		}
-		return st, nil
+		return d, nil
 	})
 }
 
@@ -301,31 +264,27 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
 	if u == nil || !ifMatch(w, r, u.Version) {
 		return
 	}
-	var in userResource
-	if err := readBody(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	next, err := in.toUser()
+	d, err := readUser(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeUser(w, r, u, func(*usersync.User, softDelete) (userState, error) {
-		return userState{UserName: next.Username, ExternalID: next.SourceID, GivenName: next.FirstName, FamilyName: next.LastName,
-			Email: next.Email, Active: next.Enabled, Attrs: next.Attributes}, nil
-	})
+	if _, _, err := split(d); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeUser(w, r, u, func(*usersync.User, softDelete) (doc, error) { return d, nil })
 }
 
 // errSoftDelete stops a user write that is a soft delete with
 // SCIM_REMOVE_USER_ON_SOFT_DELETE=Y: the user is deleted instead.
 var errSoftDelete = errors.New("soft delete removes the user")
 
-// writeUser saves the state that state computes from the user as stored
+// writeUser saves the doc that next computes from the user as stored
 // (inside the write, so concurrent PATCHes of one user never lose each
 // other's changes) and answers the request. With If-Match the write
 // applies only to the version the client named.
-func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.User, state func(*usersync.User, softDelete) (userState, error)) {
+func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.User, next func(*usersync.User, softDelete) (doc, error)) {
 	sd, err := s.softDelete(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -335,15 +294,29 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 	if r.Header.Get("If-Match") != "" {
 		expect = u.Version
 	}
-	next, err := s.dir.ModifyUser(r.Context(), u.ID, expect, func(cur *usersync.User) (usersync.UserUpdate, error) {
-		st, err := state(cur, sd)
+	saved, err := s.dir.ModifyUser(r.Context(), u.ID, expect, func(cur *usersync.User) (usersync.UserUpdate, error) {
+		d, err := next(cur, sd)
 		if err != nil {
 			return usersync.UserUpdate{}, err
 		}
-		if !st.Active && cur.Enabled && sd.remove {
+		f, profile, err := split(d)
+		if err != nil {
+			return usersync.UserUpdate{}, err
+		}
+		if err := s.checkEmail(r, f); err != nil {
+			return usersync.UserUpdate{}, err
+		}
+		if !f.Active && cur.Enabled && sd.remove {
 			return usersync.UserUpdate{}, errSoftDelete
 		}
-		return updateFor(cur, st, sd.prefix), nil
+		upd := updateFor(cur, f, sd.prefix)
+		if !sameProfile(cur.Profile, profile) {
+			if profile == nil {
+				profile = map[string]any{}
+			}
+			upd.Profile = &profile
+		}
+		return upd, nil
 	})
 	if errors.Is(err, errSoftDelete) {
 		if err = s.dir.DeleteUser(r.Context(), u.ID); err == nil {
@@ -355,16 +328,22 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		s.fail(w, r, err) // a taken userName is ECONFLICT: 409 uniqueness
 		return
 	}
-	w.Header().Set("ETag", etag(next.Version))
-	writeJSON(w, 200, s.userJSON(r, next, sd.prefix))
+	body, err := s.oneUserJSON(r, saved, sd.prefix)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(saved.Version))
+	writeJSON(w, 200, project(r, body))
 }
 
-// updateFor is the update that turns u into st. Deactivating an active
-// user is a soft delete: the user is disabled, marked soft-deleted, and its
-// username gets the prefix; reactivating it restores the name. Any other
-// write keeps the user's state: a soft-deleted user stays so (its name
-// prefixed), and a user disabled otherwise is only disabled.
-func updateFor(u *usersync.User, st userState, prefix string) usersync.UserUpdate {
+// updateFor is the update that gives u the fields f. Deactivating an
+// active user is a soft delete: the user is disabled, marked soft-deleted,
+// and its username gets the prefix; reactivating it restores the name. Any
+// other write keeps the user's state: a soft-deleted user stays so (its
+// name prefixed), and a user disabled otherwise is only disabled. Of the
+// custom attributes, only the enterprise extension's are SCIM's to change.
+func updateFor(u *usersync.User, st userFields, prefix string) usersync.UserUpdate {
 	soft := u.SoftDeleted
 	switch {
 	case !st.Active && u.Enabled: // the soft-delete transition
@@ -402,15 +381,13 @@ func updateFor(u *usersync.User, st userState, prefix string) usersync.UserUpdat
 		src := SourceSCIM
 		upd.Source, upd.SourceID = &src, &st.ExternalID
 	}
-	for k, v := range st.Attrs {
-		if u.Attributes[k] != v {
-			v := v
-			upd.Attributes[k] = &v
-		}
-	}
-	for k := range u.Attributes {
-		if _, ok := st.Attrs[k]; !ok {
-			upd.Attributes[k] = nil
+	for _, a := range EnterpriseSchema.Attributes {
+		v, ok := st.Attrs[a.Name]
+		switch {
+		case ok && u.Attributes[a.Name] != v:
+			upd.Attributes[a.Name] = &v
+		case !ok && u.Attributes[a.Name] != "":
+			upd.Attributes[a.Name] = nil
 		}
 	}
 	return upd

@@ -230,7 +230,11 @@ func (d *DB) writeCondAt(b *strings.Builder, args *[]any, c usersync.Cond, e ent
 func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e entity) {
 	kind, _ := usersync.FieldKindOf(e.fields, m.Field)
 	if kind == usersync.KindMember { // through the (group_id, member) primary key
-		b.WriteString("EXISTS (SELECT 1 FROM memberships WHERE group_id = groups.id AND member_type = 'user'")
+		typ := usersync.ObjectUser
+		if m.Field == "memberGroup" {
+			typ = usersync.ObjectGroup
+		}
+		b.WriteString("EXISTS (SELECT 1 FROM memberships WHERE group_id = groups.id AND member_type = '" + typ + "'")
 		if m.Op == usersync.OpEq {
 			b.WriteString(" AND member_id = ?")
 			*args = append(*args, int64(m.Value.(float64)))

@@ -110,7 +110,7 @@ const descendants = `WITH RECURSIVE sub(id) AS (
 // member of itself: child is parent, or parent is nested in child.
 func (t *tx) refuseCycle(parent usersync.ObjectRef, child *usersync.Group) error {
 	if child.ID == parent.ID {
-		return usersync.Errorf(usersync.ECONFLICT, "group %q cannot be a member of itself", parent.Name)
+		return usersync.Errorf(usersync.EINVALID, "group %q cannot be a member of itself", parent.Name)
 	}
 	var one int
 	err := t.queryRow(descendants+` SELECT 1 FROM sub WHERE id = ? LIMIT 1`, child.ID, parent.ID).Scan(&one)
@@ -119,7 +119,7 @@ func (t *tx) refuseCycle(parent usersync.ObjectRef, child *usersync.Group) error
 	} else if err != nil {
 		return t.d.wrapErr("check nested groups", err)
 	}
-	return usersync.Errorf(usersync.ECONFLICT, "group %q cannot be a member of %q: %q is already inside %q, which would make a cycle",
+	return usersync.Errorf(usersync.EINVALID, "group %q cannot be a member of %q: %q is already inside %q, which would make a cycle",
 		child.Name, parent.Name, parent.Name, child.Name)
 }
 

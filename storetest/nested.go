@@ -83,7 +83,7 @@ func testNestedGroups(t *testing.T, d usersync.Directory) {
 		in int64
 	}{{gc, p.ID}, {c, p.ID}, {p, p.ID}, {gc, gc.ID}} {
 		err := change(bad.g, usersync.GroupChange{Add: []int64{users["ann"]}, AddGroups: []int64{bad.in}})
-		wantCode(t, err, usersync.ECONFLICT)
+		wantCode(t, err, usersync.EINVALID)
 	}
 	if lastSeq(t, d) != before {
 		t.Fatalf("a refused cycle logged %d events", lastSeq(t, d)-before)

@@ -98,7 +98,7 @@ func (a *app) demoSCIM(ctx context.Context, db string) error {
 	if !ok {
 		if uid, err = createdID(send("POST", "/Users", "", map[string]any{
 			"schemas":    []string{"urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"},
-			"externalId": objectID, "userName": upn, "active": true,
+			"externalId": objectID, "userName": upn, "active": true, "displayName": "Ada Lovelace",
 			"name":   map[string]any{"givenName": "Ada", "familyName": "Lovelace"},
 			"emails": []map[string]any{{"primary": true, "type": "work", "value": upn}},
 			"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": map[string]any{"department": "Engineering"},
@@ -121,7 +121,8 @@ func (a *app) demoSCIM(ctx context.Context, db string) error {
 		body       any
 	}{
 		{"/Groups/" + gid, "Add members", patch(map[string]any{"op": "Add", "path": "members", "value": []map[string]any{{"value": uid}}})},
-		{"/Users/" + uid, "Replace name.familyName", patch(map[string]any{"op": "Replace", "path": "name.familyName", "value": "King"})},
+		{"/Users/" + uid, "Replace name.familyName, displayName", patch(map[string]any{"op": "Replace", "path": "name.familyName", "value": "King"},
+			map[string]any{"op": "Replace", "path": "displayName", "value": "Ada King"})},
 		{"/Users/" + uid, `Replace active "False": soft delete`, patch(map[string]any{"op": "Replace", "path": "active", "value": "False"})},
 		{"/Users/" + uid, "a malformed path", patch(map[string]any{"op": "Replace", "path": `emails[type eq "work"`, "value": "x"})},
 	} {

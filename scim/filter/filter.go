@@ -276,8 +276,27 @@ func (p *parser) attrExp(depth int, inValue bool) (Expr, error) {
 			return nil, p.errf("expected ] to close the value filter")
 		}
 		p.i++
+		if p.peek() == '.' {
+			// Entra's form beyond the ABNF: emails[type eq "work"].value eq
+			// "x" holds when one element matches the filter and the comparison.
+			p.i++
+			sub, err := p.name()
+			if err != nil {
+				return nil, err
+			}
+			c, err := p.operation(Path{Name: sub})
+			if err != nil {
+				return nil, err
+			}
+			f = &Logical{Op: "and", Left: f, Right: c}
+		}
 		return &ValuePath{Path: path, Filter: f}, nil
 	}
+	return p.operation(path)
+}
+
+// operation reads " op value" or " pr" after an attribute path.
+func (p *parser) operation(path Path) (Expr, error) {
 	if p.i < len(p.s) && p.s[p.i] != ' ' {
 		return nil, p.errf("expected a space after %q", path.String())
 	}

@@ -23,6 +23,9 @@ func TestParse(t *testing.T) {
 		`manager eq null`:               `manager eq null`,
 		`x eq "quote \" and \\ \u00e9"`: `x eq "quote \" and \\ é"`,
 		`members[value eq "2819c223"]`:  `members[value eq "2819c223"]`,
+		// Entra's form (Microsoft's SCIM guidance), beyond RFC 7644's ABNF.
+		`emails[type eq "work"].value eq "a@b.c"`: `emails[(type eq "work" and value eq "a@b.c")]`,
+		`emails[type eq "work"].value pr`:         `emails[(type eq "work" and value pr)]`,
 	} {
 		e, err := Parse(in)
 		if err != nil {
