@@ -65,8 +65,8 @@ type User struct {
 	// directory's fields stay the truth for what they hold.
 	Profile   map[string]any `json:"profile,omitempty"`
 	CreatedAt time.Time      `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
-	Version     int64     `json:"version"` // changes on every update
+	UpdatedAt time.Time      `json:"updatedAt"`
+	Version   int64          `json:"version"` // changes on every update
 }
 
 // UsernameKey is the form usernames are compared and indexed in: Unicode

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
 )
 
 // patchRequest is a PatchOp message (RFC 7644 §3.5.2).
