@@ -134,6 +134,29 @@ type GroupFilter struct {
 	Where  Cond    // on GroupMatchFields, evaluated in the database; nil for all
 	Offset int
 	Limit  int
+	Order  *Order    // nil: by name
+	After  *Position // keyset paging: continue after this position of Order
+}
+
+// SortValue is a group's value of a sort field, as Position holds it.
+func (g *Group) SortValue(field string) any {
+	switch field {
+	case "name":
+		return GroupNameKey(g.Name)
+	case "description":
+		return g.Description
+	case "alias":
+		return g.Alias
+	case "source":
+		return g.Source
+	case "sourceId":
+		return g.SourceID
+	case "createdAt":
+		return g.CreatedAt.UnixMicro()
+	case "updatedAt":
+		return g.UpdatedAt.UnixMicro()
+	}
+	return g.ID
 }
 
 // GroupService manages groups and their members.

@@ -258,6 +258,52 @@ type UserFilter struct {
 	// Unordered skips ordering by username: for existence checks, which
 	// then cost one index probe, not a sort of every match.
 	Unordered bool
+	// Order sorts by a field (nil: by username); After continues after a
+	// position in that order, whatever the depth (keyset paging).
+	Order *Order
+	After *Position
+}
+
+// Order sorts a listing by one of its fields (MatchFields or
+// GroupMatchFields, not attributes), then by id, so that rows with equal
+// values keep one order that paging can rely on.
+type Order struct {
+	Field string
+	Desc  bool
+}
+
+// Position is where a page ended in an order: the last row's value of the
+// order's field (as SortValue gives it) and its id.
+type Position struct {
+	Value any
+	ID    int64
+}
+
+// SortValue is a user's value of a sort field, as Position holds it.
+func (u *User) SortValue(field string) any {
+	switch field {
+	case "username":
+		return UsernameKey(u.Username)
+	case "email":
+		return u.Email
+	case "firstName":
+		return u.FirstName
+	case "lastName":
+		return u.LastName
+	case "createdAt":
+		return u.CreatedAt.UnixMicro()
+	case "updatedAt":
+		return u.UpdatedAt.UnixMicro()
+	case "enabled":
+		return u.Enabled
+	case "sourceId":
+		return u.SourceID
+	case "type":
+		return string(u.Type)
+	case "source":
+		return u.Source
+	}
+	return u.ID
 }
 
 // UserService manages users.

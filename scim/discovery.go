@@ -1,56 +1,97 @@
-// The discovery endpoints (RFC 7644 §4): what this server really supports.
+// The discovery endpoints (RFC 7644 §4): what this server supports, and
+// the schemas of what it serves, from the same definitions the handlers use.
 
 package scim
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
-// serviceProviderConfig says what this server really supports now.
+// Discovery schema URIs (RFC 7643 §5–§7).
+const (
+	SchemaSPC          = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+	SchemaResourceType = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+	SchemaSchema       = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+)
+
 func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{
-		"schemas":          []string{"urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"},
-		"documentationUri": "https://github.com/usersync/usersync",
+		"schemas":          []string{SchemaSPC},
+		"documentationUri": "https://github.com/usersync/usersync#scim-20-endpoint",
 		"patch":            map[string]any{"supported": true},
-		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+		"bulk":             map[string]any{"supported": true, "maxOperations": MaxBulkOperations, "maxPayloadSize": MaxBulkPayload},
 		"filter":           map[string]any{"supported": true, "maxResults": MaxResults},
 		"changePassword":   map[string]any{"supported": false},
-		"sort":             map[string]any{"supported": false},
+		"sort":             map[string]any{"supported": true},
 		"etag":             map[string]any{"supported": true},
+		// RFC 9865 §5: cursor paging beside index paging.
+		"pagination": map[string]any{"cursor": true, "index": true, "defaultPaginationMethod": "index",
+			"defaultPageSize": DefaultPageSize, "maxPageSize": MaxResults, "cursorTimeout": 0},
 		"authenticationSchemes": []map[string]any{{"type": "oauthbearertoken", "name": "API token",
 			"description": "A usersync API token of an administrator, as Authorization: Bearer <token>", "primary": true}},
 		"meta": map[string]any{"resourceType": "ServiceProviderConfig", "location": s.root(r) + "/ServiceProviderConfig"},
 	})
 }
 
+// resourceTypeJSON describes a resource type (RFC 7643 §6).
+func (s *Server) resourceTypeJSON(r *http.Request, name string) map[string]any {
+	schemas := resourceSchemas[name]
+	out := map[string]any{"schemas": []string{SchemaResourceType}, "id": name, "name": name,
+		"endpoint": "/" + name + "s", "description": schemas[0].Description, "schema": schemas[0].ID,
+		"meta": map[string]any{"resourceType": "ResourceType", "location": s.root(r) + "/ResourceTypes/" + name}}
+	if len(schemas) > 1 {
+		var ext []map[string]any
+		for _, x := range schemas[1:] {
+			ext = append(ext, map[string]any{"schema": x.ID, "required": false})
+		}
+		out["schemaExtensions"] = ext
+	}
+	return out
+}
+
+var resourceTypeNames = []string{"User", "Group"}
+
 func (s *Server) resourceTypes(w http.ResponseWriter, r *http.Request) {
-	user := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}, "id": "User", "name": "User",
-		"endpoint": "/Users", "schema": SchemaUser, "schemaExtensions": []map[string]any{{"schema": SchemaEnterprise, "required": false}},
-		"meta": map[string]any{"resourceType": "ResourceType", "location": s.root(r) + "/ResourceTypes/User"}}
-	group := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}, "id": "Group", "name": "Group",
-		"endpoint": "/Groups", "schema": SchemaGroup, "meta": map[string]any{"resourceType": "ResourceType", "location": s.root(r) + "/ResourceTypes/Group"}}
-	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": 2, "startIndex": 1, "itemsPerPage": 2, "Resources": []any{user, group}})
+	var list []map[string]any
+	for _, n := range resourceTypeNames {
+		list = append(list, s.resourceTypeJSON(r, n))
+	}
+	writeList(w, 1, len(list), list)
+}
+
+func (s *Server) resourceType(w http.ResponseWriter, r *http.Request) {
+	for _, n := range resourceTypeNames {
+		if strings.EqualFold(n, r.PathValue("name")) {
+			writeJSON(w, 200, s.resourceTypeJSON(r, n))
+			return
+		}
+	}
+	writeError(w, &Error{Status: 404, Detail: "no resource type " + r.PathValue("name") + ": User and Group are served"})
+}
+
+// allSchemas are the schemas served, in the order /Schemas lists them.
+var allSchemas = []*Schema{UserSchema, EnterpriseSchema, GroupSchema}
+
+func (s *Server) schemaJSON(r *http.Request, sc *Schema) map[string]any {
+	return map[string]any{"schemas": []string{SchemaSchema}, "id": sc.ID, "name": sc.Name, "description": sc.Description,
+		"attributes": sc.Attributes, "meta": map[string]any{"resourceType": "Schema", "location": s.root(r) + "/Schemas/" + sc.ID}}
 }
 
 func (s *Server) schemas(w http.ResponseWriter, r *http.Request) {
-	attr := func(name, typ string, required, caseExact bool, uniqueness string) map[string]any {
-		return map[string]any{"name": name, "type": typ, "multiValued": false, "required": required, "caseExact": caseExact,
-			"mutability": "readWrite", "returned": "default", "uniqueness": uniqueness}
+	var list []map[string]any
+	for _, sc := range allSchemas {
+		list = append(list, s.schemaJSON(r, sc))
 	}
-	user := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Schema"}, "id": SchemaUser, "name": "User",
-		"attributes": []any{
-			attr("userName", "string", true, false, "server"),
-			attr("externalId", "string", false, true, "none"),
-			attr("active", "boolean", false, false, "none"),
-			map[string]any{"name": "name", "type": "complex", "multiValued": false, "required": false, "subAttributes": []any{
-				attr("givenName", "string", false, false, "none"), attr("familyName", "string", false, false, "none")}},
-			map[string]any{"name": "emails", "type": "complex", "multiValued": true, "required": true, "subAttributes": []any{
-				attr("value", "string", true, false, "none"), attr("type", "string", false, false, "none"), attr("primary", "boolean", false, false, "none")}},
-		}}
-	ent := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Schema"}, "id": SchemaEnterprise, "name": "EnterpriseUser",
-		"description": "Stored as custom attributes: employeeNumber, department, manager (its value), and any other string attribute"}
-	group := map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Schema"}, "id": SchemaGroup, "name": "Group",
-		"attributes": []any{attr("displayName", "string", true, false, "server"), attr("externalId", "string", false, true, "none"),
-			attr("description", "string", false, false, "none"),
-			map[string]any{"name": "members", "type": "complex", "multiValued": true, "required": false, "subAttributes": []any{
-				attr("value", "string", true, true, "none"), attr("display", "string", false, false, "none")}}}}
-	writeJSON(w, 200, map[string]any{"schemas": []string{SchemaListResp}, "totalResults": 3, "startIndex": 1, "itemsPerPage": 3, "Resources": []any{user, ent, group}})
+	writeList(w, 1, len(list), list)
+}
+
+func (s *Server) schema(w http.ResponseWriter, r *http.Request) {
+	for _, sc := range allSchemas {
+		if strings.EqualFold(sc.ID, r.PathValue("id")) {
+			writeJSON(w, 200, s.schemaJSON(r, sc))
+			return
+		}
+	}
+	writeError(w, &Error{Status: 404, Detail: "no schema " + r.PathValue("id")})
 }

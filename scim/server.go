@@ -14,10 +14,12 @@ import (
 	"github.com/usersync/usersync"
 )
 
-// MaxBody bounds request bodies; MaxResults bounds a page of a list.
+// MaxBody bounds request bodies; MaxResults bounds a page of a list, and
+// DefaultPageSize is a page when the client gives no count.
 const (
-	MaxBody    = 1 << 20
-	MaxResults = 200
+	MaxBody         = 1 << 20
+	MaxResults      = 200
+	DefaultPageSize = 100
 )
 
 // MediaType is SCIM's JSON media type.
@@ -55,7 +57,9 @@ func New(dir usersync.Directory, base string, log *slog.Logger, logDir string) *
 	s := &Server{dir: dir, base: strings.TrimRight(base, "/"), log: log, mux: http.NewServeMux(), reqs: &requestLog{dir: logDir}}
 	s.mux.HandleFunc("GET /ServiceProviderConfig", s.serviceProviderConfig)
 	s.mux.HandleFunc("GET /ResourceTypes", s.resourceTypes)
+	s.mux.HandleFunc("GET /ResourceTypes/{name}", s.resourceType)
 	s.mux.HandleFunc("GET /Schemas", s.schemas)
+	s.mux.HandleFunc("GET /Schemas/{id}", s.schema)
 	s.mux.HandleFunc("GET /Users", s.listUsers)
 	s.mux.HandleFunc("POST /Users", s.createUser)
 	s.mux.HandleFunc("GET /Users/{id}", s.getUser)
@@ -68,6 +72,7 @@ func New(dir usersync.Directory, base string, log *slog.Logger, logDir string) *
 	s.mux.HandleFunc("PATCH /Groups/{id}", s.patchGroup)
 	s.mux.HandleFunc("PUT /Groups/{id}", s.putGroup)
 	s.mux.HandleFunc("DELETE /Groups/{id}", s.deleteGroup)
+	s.mux.HandleFunc("POST /Bulk", s.bulk)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: 404, Detail: r.Method + " " + r.URL.Path + " is not served (yet): see /ServiceProviderConfig"})
 	})
@@ -226,6 +231,11 @@ func readBody(r *http.Request, v any) error {
 	if len(body) > MaxBody {
 		return &Error{Status: 413, Detail: "the body is larger than " + strconv.Itoa(MaxBody) + " bytes"}
 	}
+	return decodeBody(body, v)
+}
+
+// decodeBody decodes a JSON body read whole.
+func decodeBody(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return &Error{Status: 400, ScimType: "invalidSyntax", Detail: "the body is not valid UTF-8 (RFC 7644 §3.8: JSON in UTF-8)"}
 	}
@@ -241,7 +251,7 @@ func readBody(r *http.Request, v any) error {
 // paging reads startIndex (1-based; below 1 means 1, RFC 7644 §3.4.2.4) and
 // count (default 100, at most MaxResults).
 func paging(r *http.Request) (start, count int, err error) {
-	start, count = 1, 100
+	start, count = 1, DefaultPageSize
 	q := r.URL.Query()
 	if v := q.Get("startIndex"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -278,6 +288,9 @@ func find[T any](s *Server, w http.ResponseWriter, r *http.Request, kind string,
 
 // writeList answers a ListResponse.
 func writeList(w http.ResponseWriter, start, total int, resources []map[string]any) {
+	if resources == nil {
+		resources = []map[string]any{}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"schemas":      []string{SchemaListResp},
 		"totalResults": total,

@@ -333,3 +333,38 @@ func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e ent
 
 // sqlString quotes s as an SQL string literal.
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// orderSQL is the ORDER BY of a listing and, for keyset paging, the
+// condition that continues after a position: rows after it in the order
+// (the field, then id).
+func orderSQL(e entity, o *usersync.Order, after *usersync.Position) (order, cont string, args []any, err error) {
+	field, desc := e.keyField, false
+	if o != nil {
+		field, desc = o.Field, o.Desc
+	}
+	col, ok := e.columns[field]
+	if k, _ := usersync.FieldKindOf(e.fields, field); !ok || k == usersync.KindMember || k == usersync.KindProfile {
+		return "", "", nil, usersync.Errorf(usersync.EINVALID, "cannot sort by %q", field)
+	}
+	dir, cmp := " ASC", " > "
+	if desc {
+		dir, cmp = " DESC", " < "
+	}
+	unique := field == e.keyField || field == "id" // one row per value: the column alone orders
+	order = " ORDER BY " + col + dir
+	if !unique {
+		order += ", id" + dir
+	}
+	if after == nil {
+		return order, "", nil, nil
+	}
+	v := after.Value
+	switch x := v.(type) {
+	case float64: // a position read back from JSON
+		v = int64(x)
+	}
+	if unique {
+		return order, "(" + col + cmp + "?)", []any{v}, nil
+	}
+	return order, "(" + col + cmp + "? OR (" + col + " = ? AND id" + cmp + "?))", []any{v, v, after.ID}, nil
+}

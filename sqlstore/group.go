@@ -140,7 +140,15 @@ func (d *DB) FindGroups(ctx context.Context, f usersync.GroupFilter) ([]*usersyn
 	if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM groups`+cond), args...).Scan(&total); err != nil {
 		return nil, 0, d.wrapErr("count groups", err)
 	}
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+groupCols+` FROM groups`+cond+` ORDER BY name_key`+limitClause(f.Offset, f.Limit)), args...)
+	order, cont, cargs, err := orderSQL(groupEntity, f.Order, f.After)
+	if err != nil {
+		return nil, 0, err
+	}
+	page, pageArgs := cond, args
+	if cont != "" {
+		page, pageArgs = " WHERE "+strings.Join(append(slices.Clone(where), cont), " AND "), append(slices.Clone(args), cargs...)
+	}
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+groupCols+` FROM groups`+page+order+limitClause(f.Offset, f.Limit)), pageArgs...)
 	if err != nil {
 		return nil, 0, d.wrapErr("list groups", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -252,11 +253,18 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	order := ` ORDER BY username_key`
+	order, cont, cargs, err := orderSQL(userEntity, f.Order, f.After)
+	if err != nil {
+		return nil, 0, err
+	}
 	if f.Unordered {
 		order = ""
 	}
-	rows, err := d.queryRows(ctx, `SELECT `+userCols+` FROM users`+cond+order+limitClause(f.Offset, f.Limit), args...)
+	page, pageArgs := cond, args
+	if cont != "" {
+		page, pageArgs = " WHERE "+strings.Join(append(slices.Clone(where), cont), " AND "), append(slices.Clone(args), cargs...)
+	}
+	rows, err := d.queryRows(ctx, `SELECT `+userCols+` FROM users`+page+order+limitClause(f.Offset, f.Limit), pageArgs...)
 	if err != nil {
 		return nil, 0, d.wrapErr("list users", err)
 	}
@@ -275,7 +283,7 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	// A first page that is not full holds everything: no need to count
 	// (a SCIM lookup by userName is one query, not two).
 	total := len(out)
-	if f.Offset > 0 || (f.Limit > 0 && len(out) == f.Limit) {
+	if f.Offset > 0 || f.After != nil || (f.Limit > 0 && len(out) == f.Limit) {
 		if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM users`+cond), args...).Scan(&total); err != nil {
 			return nil, 0, d.wrapErr("count users", err)
 		}

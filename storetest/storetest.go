@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"NestedGroups", testNestedGroups},
 		{"Profiles", testProfiles},
 		{"ProfileConditions", testProfileConditions},
+		{"OrderAndKeyset", testOrderAndKeyset},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
