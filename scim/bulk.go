@@ -248,7 +248,10 @@ func (s *Server) bulkOne(r *http.Request, op bulkOpInput, ids map[string]string)
 		path = path[:i] + ids[path[i+len("bulkId:"):]]
 	}
 	u, err := url.Parse(path)
-	if err != nil || strings.HasPrefix(strings.ToLower(u.Path), "/bulk") {
+	if err == nil {
+		u.Path = canonicalPath(u.Path)
+	}
+	if err != nil || u.Path == "/Bulk" {
 		return bulkError(op, invalidValue("path %q is not a resource path", op.Path))
 	}
 	sub := r.Clone(r.Context())

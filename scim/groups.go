@@ -233,15 +233,17 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	start, count, err := paging(r)
+	lq, err := readList(r.URL.Query(), groupSortFields, "name")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	f := usersync.GroupFilter{Offset: start - 1, Limit: max(count, 1)}
-	if v := q.Get("filter"); v != "" {
-		e, err := filter.Parse(v)
+	f := usersync.GroupFilter{Offset: lq.start - 1, Limit: max(lq.count, 1), Order: lq.order, After: lq.after}
+	if lq.cursor {
+		f.Offset = 0
+	}
+	if lq.filter != "" {
+		e, err := filter.Parse(lq.filter)
 		if err != nil {
 			writeError(w, &Error{Status: 400, ScimType: "invalidFilter", Detail: err.Error()})
 			return
@@ -256,7 +258,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if count == 0 {
+	if lq.count == 0 {
 		groups = nil
 	}
 	resources := make([]map[string]any, 0, len(groups))
@@ -268,7 +270,12 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		}
 		resources = append(resources, project(r, body))
 	}
-	writeList(w, start, total, resources)
+	next := ""
+	if n := len(groups); n > 0 {
+		last := groups[n-1]
+		next = lq.nextCursor(n == lq.count, last.SortValue(lq.sortField), last.ID)
+	}
+	lq.writePage(w, total, resources, next)
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {

@@ -139,7 +139,7 @@ func TestAuth(t *testing.T) {
 				t.Fatalf("want %d with a SCIM error body, got %d %v", c.code, code, body)
 			}
 		}
-		if code, body, _ := admin.do("POST", "/Bulk", `{}`); code != 404 || body["schemas"] == nil {
+		if code, body, _ := admin.do("POST", "/Me", `{}`); code != 404 || body["schemas"] == nil {
 			t.Fatalf("unserved path: %d %v", code, body)
 		}
 		for _, p := range []string{"/ServiceProviderConfig", "/ResourceTypes", "/Schemas"} {

@@ -73,6 +73,9 @@ func New(dir usersync.Directory, base string, log *slog.Logger, logDir string) *
 	s.mux.HandleFunc("PUT /Groups/{id}", s.putGroup)
 	s.mux.HandleFunc("DELETE /Groups/{id}", s.deleteGroup)
 	s.mux.HandleFunc("POST /Bulk", s.bulk)
+	s.mux.HandleFunc("POST /Users/.search", s.search(s.listUsers))
+	s.mux.HandleFunc("POST /Groups/.search", s.search(s.listGroups))
+	s.mux.HandleFunc("POST /.search", s.rootSearch)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: 404, Detail: r.Method + " " + r.URL.Path + " is not served (yet): see /ServiceProviderConfig"})
 	})
@@ -109,9 +112,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(usersync.WithActor(r.Context(), "scim:"+u.Username))
 	rel := *r.URL // a copy: the caller's URL stays as it was
-	rel.Path = "/" + strings.TrimLeft(strings.TrimPrefix(r.URL.Path, s.base), "/")
+	rel.Path = canonicalPath(strings.TrimPrefix(r.URL.Path, s.base))
+	rel.RawPath = ""
 	r.URL = &rel
 	s.reqs.wrap(s, w, r, s.mux.ServeHTTP)
+}
+
+// endpoints are the resource paths' first segments as served.
+var endpoints = map[string]string{}
+
+func init() {
+	for _, e := range []string{"Users", "Groups", "Schemas", "ResourceTypes", "ServiceProviderConfig", "Bulk", ".search"} {
+		endpoints[strings.ToLower(e)] = e
+	}
+}
+
+// canonicalPath is a request path relative to the mount, with its
+// endpoint spelled as served and no trailing slash: clients that send
+// /users or /Users/ are understood (a lenience that breaks no RFC client).
+func canonicalPath(p string) string {
+	p = "/" + strings.Trim(p, "/")
+	segs := strings.SplitN(p[1:], "/", 3)
+	if e, ok := endpoints[strings.ToLower(segs[0])]; ok {
+		segs[0] = e
+	}
+	if len(segs) == 2 && strings.EqualFold(segs[1], ".search") {
+		segs[1] = ".search"
+	}
+	return "/" + strings.Join(segs, "/")
 }
 
 // root is the absolute URL of the SCIM mount as the client addressed it:
@@ -246,28 +274,6 @@ func decodeBody(body []byte, v any) error {
 		return &Error{Status: 400, ScimType: "invalidSyntax", Detail: "the body is not the JSON expected: " + err.Error()}
 	}
 	return nil
-}
-
-// paging reads startIndex (1-based; below 1 means 1, RFC 7644 §3.4.2.4) and
-// count (default 100, at most MaxResults).
-func paging(r *http.Request) (start, count int, err error) {
-	start, count = 1, DefaultPageSize
-	q := r.URL.Query()
-	if v := q.Get("startIndex"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return 0, 0, invalidValue("startIndex must be an integer, not %q", v)
-		}
-		start = max(n, 1)
-	}
-	if v := q.Get("count"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return 0, 0, invalidValue("count must be an integer, not %q", v)
-		}
-		count = min(max(n, 0), MaxResults)
-	}
-	return start, count, nil
 }
 
 // find reads the resource named by the path's {id}; it answers the error

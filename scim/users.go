@@ -103,8 +103,7 @@ func (s *Server) oneUserJSON(r *http.Request, u *usersync.User, prefix string) (
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	start, count, err := paging(r)
+	lq, err := readList(r.URL.Query(), userSortFields, "username")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -114,9 +113,12 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	f := usersync.UserFilter{Offset: start - 1, Limit: count}
-	if v := q.Get("filter"); v != "" {
-		e, err := filter.Parse(v)
+	f := usersync.UserFilter{Offset: lq.start - 1, Limit: lq.count, Order: lq.order, After: lq.after}
+	if lq.cursor {
+		f.Offset = 0
+	}
+	if lq.filter != "" {
+		e, err := filter.Parse(lq.filter)
 		if err != nil {
 			writeError(w, &Error{Status: 400, ScimType: "invalidFilter", Detail: err.Error()})
 			return
@@ -128,7 +130,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	var users []*usersync.User
 	var total int
-	if count == 0 {
+	if lq.count == 0 {
 		f.Limit = 1 // only the total is asked for
 		_, total, err = s.dir.FindUsers(r.Context(), f)
 	} else {
@@ -147,7 +149,12 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	for _, u := range users {
 		resources = append(resources, project(r, s.userJSON(r, u, sd.prefix, ms[u.ID])))
 	}
-	writeList(w, start, total, resources)
+	next := ""
+	if n := len(users); n > 0 {
+		last := users[n-1]
+		next = lq.nextCursor(n == lq.count, last.SortValue(lq.sortField), last.ID)
+	}
+	lq.writePage(w, total, resources, next)
 }
 
 func (s *Server) findUser(w http.ResponseWriter, r *http.Request) *usersync.User {
