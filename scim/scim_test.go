@@ -85,6 +85,11 @@ func (c *client) doWith(method, path string, body any, headers map[string]string
 	defer resp.Body.Close()
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode < 300 && c.token != "" {
+		if err := checkBody(servedSchemas(c.base, c.token), out); err != nil {
+			c.t.Fatal(fmt.Sprintf("%s %s: the response does not follow the served /Schemas: %v\n%v", method, path, err, out))
+		}
+	}
 	return resp.StatusCode, out, resp.Header
 }
 

@@ -331,13 +331,27 @@ func ifMatch(w http.ResponseWriter, r *http.Request, version int64) bool {
 	return false
 }
 
+// attrName is an attributes/excludedAttributes entry without a value
+// filter: some clients send emails[type eq "work"], read as emails.
+func attrName(a string) string {
+	a = strings.TrimSpace(a)
+	if i := strings.IndexByte(a, '['); i >= 0 {
+		rest := ""
+		if j := strings.LastIndexByte(a, ']'); j > i {
+			rest = a[j+1:]
+		}
+		a = a[:i] + rest
+	}
+	return a
+}
+
 // excluded reports whether a request's attributes/excludedAttributes leave
 // out attr (only "members" is worth leaving out: it can be huge).
 func excluded(r *http.Request, attr string) bool {
 	q := r.URL.Query()
 	has := func(list string) bool {
 		for _, a := range strings.Split(list, ",") {
-			a = strings.TrimSpace(a)
+			a = attrName(a)
 			a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaGroup+":"), SchemaUser+":")
 			if strings.EqualFold(a, attr) {
 				return true
@@ -364,7 +378,7 @@ func project(r *http.Request, res map[string]any) map[string]any {
 	list := func(v string) []string {
 		var out []string
 		for _, a := range strings.Split(v, ",") {
-			if a = strings.TrimSpace(a); a != "" {
+			if a = attrName(a); a != "" {
 				a = strings.TrimPrefix(strings.TrimPrefix(a, SchemaUser+":"), SchemaGroup+":")
 				out = append(out, a)
 			}
