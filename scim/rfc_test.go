@@ -425,10 +425,10 @@ func TestRFC7644_SearchSortAndCursors(t *testing.T) {
 			t.Fatalf("orders differ:\nsearch %v\nindex  %v\ncursor %v", names(all), byIndex, byCursor)
 		}
 		for q, scimType := range map[string]string{
-			"cursor=bm9wZQ":            "invalidCursor",
-			"cursor=&startIndex=2":     "invalidValue",
-			"sortBy=password":          "invalidValue",
-			"sortOrder=sideways":       "invalidValue",
+			"cursor=bm9wZQ":        "invalidCursor",
+			"cursor=&startIndex=2": "invalidValue",
+			"sortBy=password":      "invalidValue",
+			"sortOrder=sideways":   "invalidValue",
 			"sortBy=userName&cursor=" + url.QueryEscape(cursor): "invalidCursor",
 		} {
 			if code, body, _ := c.do("GET", "/Users?"+q, nil); code != 400 || body["scimType"] != scimType {
