@@ -63,10 +63,14 @@ type User struct {
 	// (title, phone numbers, addresses, …: RFC 7643 attributes by their
 	// schema's names), as decoded JSON; nil when there is none. The
 	// directory's fields stay the truth for what they hold.
-	Profile   map[string]any `json:"profile,omitempty"`
-	CreatedAt time.Time      `json:"createdAt"`
-	UpdatedAt time.Time      `json:"updatedAt"`
-	Version   int64          `json:"version"` // changes on every update
+	Profile map[string]any `json:"profile,omitempty"`
+	// Memberships are the groups the user is in, directly or through
+	// nested groups, by group name; read only when a listing asks
+	// (UserFilter.WithMemberships), nil otherwise.
+	Memberships []Membership `json:"-"`
+	CreatedAt   time.Time    `json:"createdAt"`
+	UpdatedAt   time.Time    `json:"updatedAt"`
+	Version     int64        `json:"version"` // changes on every update
 }
 
 // UsernameKey is the form usernames are compared and indexed in: Unicode
@@ -262,6 +266,9 @@ type UserFilter struct {
 	// position in that order, whatever the depth (keyset paging).
 	Order *Order
 	After *Position
+	// WithMemberships fills each user's Memberships in the same query
+	// (and one more only for users in nested groups).
+	WithMemberships bool
 }
 
 // Order sorts a listing by one of its fields (MatchFields or

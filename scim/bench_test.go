@@ -66,3 +66,58 @@ func BenchmarkCreateUser(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkFilterUser: GET /Users?filter=userName eq "…" from 32 clients
+// over loopback, in one process (for profiles), on 10,000 users.
+//
+//	go test ./scim -run '^$' -bench FilterUser -cpuprofile cpu.out
+func BenchmarkFilterUser(b *testing.B) {
+	ctx := context.Background()
+	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	admin := &usersync.User{Username: "scim-admin", Type: usersync.UserAdministrator, Enabled: true}
+	if err := d.CreateUser(ctx, admin); err != nil {
+		b.Fatal(err)
+	}
+	token, _, err := d.CreateToken(ctx, admin.ID, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const users = 10000
+	batch := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "g"}}}}
+	for i := 0; i < users; i++ {
+		name := fmt.Sprintf("u%05d@x.example", i)
+		batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, Enabled: true, Source: "scim", SourceID: name}})
+		batch.Members = append(batch.Members, usersync.MemberChange{Group: "g", Username: name})
+	}
+	if _, err := d.ApplyBatch(ctx, batch); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
+	defer srv.Close()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(7919) % users
+			req, _ := http.NewRequest("GET", srv.URL+server.SCIMPath+fmt.Sprintf("/Users?filter=userName%%20eq%%20%%22u%05d%%40x.example%%22", i), nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"totalResults":1`)) {
+				b.Errorf("GET: %s %s", resp.Status, body)
+				return
+			}
+		}
+	})
+}

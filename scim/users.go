@@ -113,7 +113,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	f := usersync.UserFilter{Offset: lq.start - 1, Limit: lq.count, Order: lq.order, After: lq.after}
+	f := usersync.UserFilter{Offset: lq.start - 1, Limit: lq.count, Order: lq.order, After: lq.after, WithMemberships: wantsGroups(r)}
 	if lq.cursor {
 		f.Offset = 0
 	}
@@ -140,14 +140,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ms, err := s.membershipsOf(r, users)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	resources := make([]map[string]any, 0, len(users))
 	for _, u := range users {
-		resources = append(resources, project(r, s.userJSON(r, u, sd.prefix, ms[u.ID])))
+		resources = append(resources, project(r, s.userJSON(r, u, sd.prefix, u.Memberships)))
 	}
 	next := ""
 	if n := len(users); n > 0 {

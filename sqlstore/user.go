@@ -264,21 +264,52 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	if cont != "" {
 		page, pageArgs = " WHERE "+strings.Join(append(slices.Clone(where), cont), " AND "), append(slices.Clone(args), cargs...)
 	}
-	rows, err := d.queryRows(ctx, `SELECT `+userCols+` FROM users`+page+order+limitClause(f.Offset, f.Limit), pageArgs...)
+	cols := userCols
+	if f.WithMemberships {
+		cols += ", " + d.directGroupsSQL()
+	}
+	rows, err := d.queryRows(ctx, `SELECT `+cols+` FROM users`+page+order+limitClause(f.Offset, f.Limit), pageArgs...)
 	if err != nil {
 		return nil, 0, d.wrapErr("list users", err)
 	}
 	defer rows.Close()
 	var out []*usersync.User
+	var nested []int64 // users in a group that is itself in a group
+	var direct string
+	scan := scanner(rows)
+	if f.WithMemberships {
+		scan = scanFunc(func(dest ...any) error { return rows.Scan(append(dest, &direct)...) })
+	}
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, err := scanUser(scan)
 		if err != nil {
 			return nil, 0, d.wrapErr("list users", err)
+		}
+		if f.WithMemberships {
+			deeper, err := decodeDirectGroups(u, direct)
+			if err != nil {
+				return nil, 0, d.wrapErr("list users", err)
+			}
+			if deeper {
+				nested = append(nested, u.ID)
+			}
 		}
 		out = append(out, u)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, d.wrapErr("list users", err)
+	}
+	rows.Close()
+	if len(nested) > 0 {
+		all, err := d.MembershipsOf(ctx, nested)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, u := range out {
+			if ms, ok := all[u.ID]; ok {
+				u.Memberships = ms
+			}
+		}
 	}
 	// A first page that is not full holds everything: no need to count
 	// (a SCIM lookup by userName is one query, not two).

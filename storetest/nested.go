@@ -126,6 +126,28 @@ func testNestedGroups(t *testing.T, d usersync.Directory) {
 		}
 	}
 
+	// A listing reads the same memberships along with the users.
+	listed, _, err := d.FindUsers(ctx, usersync.UserFilter{WithMemberships: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range listed {
+		want := ms[u.ID]
+		if len(want) == 0 {
+			want = nil
+		}
+		got := u.Memberships
+		if len(got) == 0 {
+			got = nil
+		}
+		if !slices.Equal(describe(got), describe(want)) {
+			t.Fatalf("listing: groups of %s %v, MembershipsOf %v", u.Username, describe(got), describe(want))
+		}
+	}
+	if plain, _ := d.FindUserByID(ctx, users["bob"]); plain.Memberships != nil {
+		t.Fatal("memberships read without being asked for")
+	}
+
 	// Replacing the members replaces the nested groups too.
 	if err := change(c, usersync.GroupChange{Add: []int64{users["bob"]}, ReplaceMembers: true}); err != nil {
 		t.Fatal(err)

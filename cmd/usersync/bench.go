@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -270,5 +271,103 @@ func (a *app) benchSCIM(ctx context.Context, clients int, d time.Duration, seedU
 		return fmt.Errorf("PATCH adding 10,000 members: %w", err)
 	}
 	fmt.Fprintf(a.stdout, "\n%-34s %7.0f ms\n", "PATCH adding 10,000 members", float64(time.Since(start).Microseconds())/1000)
+	if err := a.benchBulk(ctx, c, d); err != nil {
+		return err
+	}
+	return a.benchPaging(ctx, c)
+}
+
+// benchBulk creates users through /Bulk, 1,000 operations per request,
+// one request at a time, and prints users created per second.
+func (a *app) benchBulk(ctx context.Context, c *benchClient, d time.Duration) error {
+	created, requests := 0, 0
+	var slowest time.Duration
+	start := time.Now()
+	for time.Since(start) < d {
+		ops := make([]map[string]any, 1000)
+		for i := range ops {
+			name := fmt.Sprintf("bulk-%05d-%04d@example.com", requests, i)
+			ops[i] = map[string]any{"method": "POST", "path": "/Users", "bulkId": fmt.Sprint(i),
+				"data": map[string]any{"userName": name, "emails": []map[string]any{{"value": name, "type": "work"}}, "active": true}}
+		}
+		t0 := time.Now()
+		code, body, err := c.do(ctx, "POST", "/Bulk", map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:BulkRequest"}, "Operations": ops})
+		if err != nil {
+			return err
+		}
+		if code != 200 || bytes.Count(body, []byte(`"status":"201"`)) != len(ops) {
+			return fmt.Errorf("bulk: status %d: %.300s", code, body)
+		}
+		slowest = max(slowest, time.Since(t0))
+		created += len(ops)
+		requests++
+	}
+	el := time.Since(start)
+	fmt.Fprintf(a.stdout, "\n%-34s %7.0f users/s (%d requests of 1,000, slowest %.0f ms)\n", "POST /Bulk creating users", float64(created)/el.Seconds(), requests, float64(slowest.Microseconds())/1000)
+	return nil
+}
+
+// benchPaging walks every user by cursor (RFC 9865) and samples index
+// pages at the start and the end, 100 users a page: a cursor page should
+// cost the same at any depth.
+func (a *app) benchPaging(ctx context.Context, c *benchClient) error {
+	var times []time.Duration
+	cursor := ""
+	total := 0
+	for {
+		t0 := time.Now()
+		code, body, err := c.do(ctx, "GET", "/Users?count=100&excludedAttributes=groups&cursor="+url.QueryEscape(cursor), nil)
+		if err != nil {
+			return err
+		}
+		if code != 200 {
+			return fmt.Errorf("cursor page: status %d: %.200s", code, body)
+		}
+		times = append(times, time.Since(t0))
+		var page struct {
+			TotalResults int
+			NextCursor   string
+		}
+		json.Unmarshal(body, &page)
+		total = page.TotalResults
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	mean := func(ts []time.Duration) float64 {
+		var sum time.Duration
+		for _, t := range ts {
+			sum += t
+		}
+		return float64(sum.Microseconds()) / 1000 / float64(len(ts))
+	}
+	n := min(20, len(times)/2)
+	index := func(start int) (float64, error) {
+		var ts []time.Duration
+		for i := 0; i < n; i++ {
+			t0 := time.Now()
+			code, body, err := c.do(ctx, "GET", fmt.Sprintf("/Users?count=100&excludedAttributes=groups&startIndex=%d", start), nil)
+			if err != nil {
+				return 0, err
+			}
+			if code != 200 {
+				return 0, fmt.Errorf("index page: status %d: %.200s", code, body)
+			}
+			ts = append(ts, time.Since(t0))
+		}
+		return mean(ts), nil
+	}
+	first, err := index(1)
+	if err != nil {
+		return err
+	}
+	last, err := index(max(total-99, 1))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "\nPaging %d users, 100 a page (mean ms per page, first and last %d pages):\n", total, n)
+	fmt.Fprintf(a.stdout, "  %-10s start %6.2f ms   end %6.2f ms   (%d pages walked)\n", "cursor", mean(times[:n]), mean(times[len(times)-n:]), len(times))
+	fmt.Fprintf(a.stdout, "  %-10s start %6.2f ms   end %6.2f ms\n", "startIndex", first, last)
 	return nil
 }
