@@ -86,9 +86,9 @@ func BenchmarkFilterUser(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const users = 10000
+	const users int64 = 10000
 	batch := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "g"}}}}
-	for i := 0; i < users; i++ {
+	for i := int64(0); i < users; i++ {
 		name := fmt.Sprintf("u%05d@x.example", i)
 		batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, Enabled: true, Source: "scim", SourceID: name}})
 		batch.Members = append(batch.Members, usersync.MemberChange{Group: "g", Username: name})
@@ -99,13 +99,19 @@ func BenchmarkFilterUser(b *testing.B) {
 	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
 	defer srv.Close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for _, query := range []string{"", "&excludedAttributes=groups"} {
+		b.Run("query="+query, func(b *testing.B) { benchFilter(b, hc, srv.URL, token, users, query) })
+	}
+}
+
+func benchFilter(b *testing.B, hc *http.Client, url, token string, users int64, query string) {
 	var n atomic.Int64
 	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(7919) % users
-			req, _ := http.NewRequest("GET", srv.URL+server.SCIMPath+fmt.Sprintf("/Users?filter=userName%%20eq%%20%%22u%05d%%40x.example%%22", i), nil)
+			req, _ := http.NewRequest("GET", url+server.SCIMPath+fmt.Sprintf("/Users?filter=userName%%20eq%%20%%22u%05d%%40x.example%%22", i)+query, nil)
 			req.Header.Set("Authorization", "Bearer "+token)
 			resp, err := hc.Do(req)
 			if err != nil {

@@ -35,6 +35,12 @@ func FuzzSCIM(f *testing.F) {
 		// Text that cannot be stored faithfully.
 		{"userName eq \"a\x00b\"", `name.givenName`, `"a\u0000b"`},
 		{"userName eq \"caf\xe9\"", `displayName`, "\"caf\xe9\""},
+		// The profile, value filters on it, cursors, sorting, Bulk.
+		{`phoneNumbers[type eq "work"].value eq "1"`, `phoneNumbers[type eq "work"].value`, `"555"`},
+		{`addresses.locality sw "H"`, `addresses`, `[{"type":"home","primary":true},{"primary":true}]`},
+		{`eyJmIjoidXNlcm5hbWUiLCJ2IjoiYSIsImkiOjF9`, `name.familyName`, `{"userName":"bulk"}`},
+		{`members.value eq "g1"`, `members[type eq "Group"]`, `[{"value":"g1","type":"User"}]`},
+		{`x509Certificates[value pr]`, `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`, `[{"value":"boss"}]`},
 	} {
 		f.Add(s.filter, s.path, s.value)
 	}
@@ -78,6 +84,13 @@ func FuzzSCIM(f *testing.F) {
 		remove := `{"Operations":[{"op":"remove","path":` + quote(path) + `}]}`
 		send(t, "PATCH", server.SCIMPath+"/Groups/"+itoa(g.ID), remove)
 		send(t, "POST", server.SCIMPath+"/Users", `{"userName":`+quote(filter)+`,"emails":[{"value":`+value+`}]}`)
+		add := `{"Operations":[{"op":"add","path":` + quote(path) + `,"value":` + value + `}]}`
+		send(t, "PATCH", server.SCIMPath+"/Users/"+itoa(member.ID), add)
+		send(t, "PUT", server.SCIMPath+"/Users/"+itoa(member.ID), `{"userName":"m","title":`+value+`,"phoneNumbers":`+value+`}`)
+		send(t, "GET", server.SCIMPath+"/Users?"+url.Values{"cursor": {filter}, "sortBy": {path}}.Encode(), "")
+		send(t, "POST", server.SCIMPath+"/Users/.search", `{"filter":`+quote(filter)+`,"sortBy":`+quote(path)+`}`)
+		send(t, "POST", server.SCIMPath+"/Bulk", `{"Operations":[{"method":"POST","path":"/Users","bulkId":"b","data":`+value+`},`+
+			`{"method":"PATCH","path":"/Users/bulkId:b","data":`+op+`},{"method":"POST","path":"/Groups","bulkId":"c","data":{"displayName":`+quote(filter)+`,"members":`+value+`}}]}`)
 	})
 }
 

@@ -169,8 +169,7 @@ var GroupSchema = &Schema{ID: SchemaGroup, Name: "Group", Description: "Group", 
 	)),
 }}
 
-// commonAttributes are on every resource (RFC 7643 §3.1); schemas do not
-// list them.
+// commonAttributes are on every resource (RFC 7643 §3.1).
 var commonAttributes = []*Attribute{
 	attr("id", "string", "Unique identifier of the resource, issued by usersync.", readOnly, always, caseExact, unique),
 	attr("externalId", "string", "The client's own identifier of the resource.", caseExact),
@@ -186,3 +185,12 @@ var commonAttributes = []*Attribute{
 // resourceSchemas are the schemas of a resource type: its core schema and
 // extensions.
 var resourceSchemas = map[string][]*Schema{"User": {UserSchema, EnterpriseSchema}, "Group": {GroupSchema}}
+
+// The core schemas list the common attributes too (RFC 7643 §8.7.1 leaves
+// them out): /Schemas then describes every attribute a response holds,
+// meta read-only among them.
+func init() {
+	for _, s := range []*Schema{UserSchema, GroupSchema} {
+		s.Attributes = append(append([]*Attribute{}, commonAttributes...), s.Attributes...)
+	}
+}

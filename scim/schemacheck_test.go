@@ -113,18 +113,7 @@ func checkResource(schemas map[string]*servedSchema, res map[string]any) error {
 		return fmt.Errorf("no id")
 	}
 	for k, v := range res {
-		switch k {
-		case "schemas", "id":
-			continue
-		case "externalId":
-			if s, ok := v.(string); !ok || s == "" {
-				return fmt.Errorf("externalId %v", v)
-			}
-			continue
-		case "meta":
-			if _, ok := v.(map[string]any); !ok {
-				return fmt.Errorf("meta %v", v)
-			}
+		if k == "schemas" {
 			continue
 		}
 		if ext := schemas[strings.ToLower(k)]; ext != nil {
