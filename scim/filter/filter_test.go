@@ -90,7 +90,7 @@ func TestParsePath(t *testing.T) {
 // FuzzParse: no input panics; whatever parses prints to a filter that
 // parses to the same tree.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{`userName eq "bjensen"`, `a eq 1 or b eq 2 and not (c pr)`, `emails[type eq "work" and value co "@x"]`, `x eq "\u00e9\\"`, `a gt -1.5e3`} {
+	for _, s := range []string{`userName eq "bjensen"`, `a eq 1 or b eq 2 and not (c pr)`, `emails[type eq "work" and value co "@x"]`, `x eq "\u00e9\\"`, `a gt -1.5e3`, `emails[type eq "work"].value eq "a"`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
