@@ -24,22 +24,7 @@ import (
 //
 //	go test ./scim -run '^$' -bench CreateUser -cpuprofile cpu.out
 func BenchmarkCreateUser(b *testing.B) {
-	ctx := context.Background()
-	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	admin := &usersync.User{Username: "scim-admin", Type: usersync.UserAdministrator, Enabled: true}
-	if err := d.CreateUser(ctx, admin); err != nil {
-		b.Fatal(err)
-	}
-	token, _, err := d.CreateToken(ctx, admin.ID, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
-	defer srv.Close()
+	_, url, token := benchServer(b, nil)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var n atomic.Int64
 	b.SetParallelism(16) // 32 clients on 2 cores
@@ -49,7 +34,7 @@ func BenchmarkCreateUser(b *testing.B) {
 			i := n.Add(1)
 			body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bench%d@x.example","externalId":"ext-%d",`+
 				`"active":true,"name":{"givenName":"Bench","familyName":"User %d"},"emails":[{"type":"work","primary":true,"value":"bench%d@x.example"}]}`, i, i, i, i)
-			req, _ := http.NewRequest("POST", srv.URL+server.SCIMPath+"/Users", bytes.NewReader([]byte(body)))
+			req, _ := http.NewRequest("POST", url+server.SCIMPath+"/Users", bytes.NewReader([]byte(body)))
 			req.Header.Set("Authorization", "Bearer "+token)
 			req.Header.Set("Content-Type", "application/scim+json")
 			resp, err := hc.Do(req)
@@ -72,35 +57,21 @@ func BenchmarkCreateUser(b *testing.B) {
 //
 //	go test ./scim -run '^$' -bench FilterUser -cpuprofile cpu.out
 func BenchmarkFilterUser(b *testing.B) {
-	ctx := context.Background()
-	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	admin := &usersync.User{Username: "scim-admin", Type: usersync.UserAdministrator, Enabled: true}
-	if err := d.CreateUser(ctx, admin); err != nil {
-		b.Fatal(err)
-	}
-	token, _, err := d.CreateToken(ctx, admin.ID, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
 	const users int64 = 10000
-	batch := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "g"}}}}
-	for i := int64(0); i < users; i++ {
-		name := fmt.Sprintf("u%05d@x.example", i)
-		batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, Enabled: true, Source: "scim", SourceID: name}})
-		batch.Members = append(batch.Members, usersync.MemberChange{Group: "g", Username: name})
-	}
-	if _, err := d.ApplyBatch(ctx, batch); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
-	defer srv.Close()
+	_, url, token := benchServer(b, func(d *sqlstore.DB) {
+		batch := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "g"}}}}
+		for i := int64(0); i < users; i++ {
+			name := fmt.Sprintf("u%05d@x.example", i)
+			batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, Enabled: true, Source: "scim", SourceID: name}})
+			batch.Members = append(batch.Members, usersync.MemberChange{Group: "g", Username: name})
+		}
+		if _, err := d.ApplyBatch(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	})
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for _, query := range []string{"", "&excludedAttributes=groups"} {
-		b.Run("query="+query, func(b *testing.B) { benchFilter(b, hc, srv.URL, token, users, query) })
+		b.Run("query="+query, func(b *testing.B) { benchFilter(b, hc, url, token, users, query) })
 	}
 }
 
@@ -126,4 +97,29 @@ func benchFilter(b *testing.B, hc *http.Client, url, token string, users int64, 
 			}
 		}
 	})
+}
+
+// benchServer serves SCIM over a fresh SQLite file with an administrator's
+// token, after seed (if any) has filled the directory.
+func benchServer(b *testing.B, seed func(*sqlstore.DB)) (*sqlstore.DB, string, string) {
+	ctx := context.Background()
+	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	admin := &usersync.User{Username: "scim-admin", Type: usersync.UserAdministrator, Enabled: true}
+	if err := d.CreateUser(ctx, admin); err != nil {
+		b.Fatal(err)
+	}
+	token, _, err := d.CreateToken(ctx, admin.ID, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if seed != nil {
+		seed(d)
+	}
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
+	b.Cleanup(srv.Close)
+	return d, srv.URL, token
 }

@@ -5,6 +5,7 @@
 package scim
 
 import (
+	"cmp"
 	"fmt"
 	"net/mail"
 	"reflect"
@@ -478,25 +479,14 @@ func compareValue(have any, op string, want any, exact bool) bool {
 			h, w = strings.ToLower(h), strings.ToLower(w)
 		}
 		switch op {
-		case "eq":
-			return h == w
-		case "ne":
-			return h != w
 		case "co":
 			return strings.Contains(h, w)
 		case "sw":
 			return strings.HasPrefix(h, w)
 		case "ew":
 			return strings.HasSuffix(h, w)
-		case "gt":
-			return h > w
-		case "ge":
-			return h >= w
-		case "lt":
-			return h < w
-		case "le":
-			return h <= w
 		}
+		return compareOrdered(h, op, w)
 	case bool:
 		h, ok := have.(bool)
 		if !ok {
@@ -508,22 +498,27 @@ func compareValue(have any, op string, want any, exact bool) bool {
 		if !ok {
 			return op == "ne"
 		}
-		switch op {
-		case "eq":
-			return h == w
-		case "ne":
-			return h != w
-		case "gt":
-			return h > w
-		case "ge":
-			return h >= w
-		case "lt":
-			return h < w
-		case "le":
-			return h <= w
-		}
+		return compareOrdered(h, op, w)
 	case nil:
 		return (op == "eq") == (have == nil)
+	}
+	return false
+}
+
+func compareOrdered[T cmp.Ordered](h T, op string, w T) bool {
+	switch op {
+	case "eq":
+		return h == w
+	case "ne":
+		return h != w
+	case "gt":
+		return h > w
+	case "ge":
+		return h >= w
+	case "lt":
+		return h < w
+	case "le":
+		return h <= w
 	}
 	return false
 }

@@ -146,31 +146,7 @@ func (d *DB) writeProfileMatch(b *strings.Builder, args *[]any, m usersync.Profi
 		b.WriteString("(" + isString + " AND ")
 		switch m.Op {
 		case usersync.OpCo, usersync.OpSw, usersync.OpEw:
-			s := escapeLike(val)
-			switch m.Op {
-			case usersync.OpCo:
-				s = "%" + s + "%"
-			case usersync.OpSw:
-				s += "%"
-			case usersync.OpEw:
-				s = "%" + s
-			}
-			if sqlite && m.CaseExact {
-				switch m.Op {
-				case usersync.OpCo:
-					b.WriteString("instr(" + col + ", ?) > 0")
-					*args = append(*args, val)
-				case usersync.OpSw:
-					b.WriteString("substr(" + col + ", 1, length(?)) = ?")
-					*args = append(*args, val, val)
-				case usersync.OpEw:
-					b.WriteString("length(" + col + ") >= length(?) AND substr(" + col + ", -length(?)) = ?")
-					*args = append(*args, val, val, val)
-				}
-			} else {
-				b.WriteString(col + " LIKE " + param + " ESCAPE '\\'")
-				*args = append(*args, s)
-			}
+			d.writeLike(b, args, col, param, m.Op, val, !m.CaseExact)
 		default:
 			op := map[usersync.MatchOp]string{usersync.OpEq: "=", usersync.OpGt: ">", usersync.OpGe: ">=", usersync.OpLt: "<", usersync.OpLe: "<="}[m.Op]
 			b.WriteString(col + " " + op + " " + param)
@@ -300,35 +276,41 @@ func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e ent
 		b.WriteString("(" + col + " " + op + " " + param + ")")
 		*args = append(*args, value)
 	case usersync.OpCo, usersync.OpSw, usersync.OpEw:
-		s := escapeLike(value.(string))
-		switch m.Op {
-		case usersync.OpCo:
-			s = "%" + s + "%"
-		case usersync.OpSw:
-			s += "%"
-		case usersync.OpEw:
-			s = "%" + s
-		}
-		like := "LIKE"
-		if d.dialect.name == "sqlite" && !fold {
-			// SQLite's LIKE ignores ASCII case; GLOB does not, but has its own
-			// metacharacters, so exact matching uses instr/substr instead.
-			switch m.Op {
-			case usersync.OpCo:
-				b.WriteString("(instr(" + col + ", ?) > 0)")
-			case usersync.OpSw:
-				b.WriteString("(substr(" + col + ", 1, length(?)) = ?)")
-				*args = append(*args, value)
-			case usersync.OpEw:
-				b.WriteString("(length(" + col + ") >= length(?) AND substr(" + col + ", -length(?)) = ?)")
-				*args = append(*args, value, value)
-			}
-			*args = append(*args, value)
-			return
-		}
-		b.WriteString("(" + col + " " + like + " " + param + " ESCAPE '\\')")
-		*args = append(*args, s)
+		b.WriteString("(")
+		d.writeLike(b, args, col, param, m.Op, value.(string), fold)
+		b.WriteString(")")
 	}
+}
+
+// writeLike writes col co/sw/ew v. Folded comparisons use LIKE on both
+// sides folded; exact ones on SQLite use instr/substr, since SQLite's LIKE
+// ignores ASCII case and GLOB has metacharacters of its own.
+func (d *DB) writeLike(b *strings.Builder, args *[]any, col, param string, op usersync.MatchOp, v string, fold bool) {
+	if d.dialect.name == "sqlite" && !fold {
+		switch op {
+		case usersync.OpCo:
+			b.WriteString("instr(" + col + ", ?) > 0")
+			*args = append(*args, v)
+		case usersync.OpSw:
+			b.WriteString("substr(" + col + ", 1, length(?)) = ?")
+			*args = append(*args, v, v)
+		case usersync.OpEw:
+			b.WriteString("length(" + col + ") >= length(?) AND substr(" + col + ", -length(?)) = ?")
+			*args = append(*args, v, v, v)
+		}
+		return
+	}
+	s := escapeLike(v)
+	switch op {
+	case usersync.OpCo:
+		s = "%" + s + "%"
+	case usersync.OpSw:
+		s += "%"
+	case usersync.OpEw:
+		s = "%" + s
+	}
+	b.WriteString(col + " LIKE " + param + " ESCAPE '\\'")
+	*args = append(*args, s)
 }
 
 // sqlString quotes s as an SQL string literal.

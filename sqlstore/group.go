@@ -43,17 +43,7 @@ func groupFields(g *usersync.Group) map[string]string {
 // CreateGroup validates g, stores it with its members, and makes the
 // folders on its path.
 func (d *DB) CreateGroup(ctx context.Context, g *usersync.Group, memberIDs ...int64) error {
-	g.Normalize()
-	if err := g.Validate(); err != nil {
-		return err
-	}
-	return d.update(ctx, func(t *tx) error {
-		if err := t.createGroup(g); err != nil {
-			return err
-		}
-		_, err := t.addMembers(groupRef(g), memberIDs)
-		return err
-	})
+	return d.CreateGroupWith(ctx, g, usersync.GroupChange{Add: memberIDs})
 }
 
 // CreateGroupWith stores g with the users ch.Add and the groups
@@ -347,32 +337,8 @@ func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
 		for _, mid := range groupIDs {
 			t.change(usersync.MemberRemoved, ref, &usersync.ObjectRef{Type: usersync.ObjectGroup, ID: mid, Name: groupNames[mid]}, nil)
 		}
-		// The group leaves the groups it was in: each says so.
-		parents, err := t.query(`DELETE FROM memberships WHERE member_type = 'group' AND member_id = ? RETURNING group_id`, id)
-		if err != nil {
-			return t.d.wrapErr("delete memberships", err)
-		}
-		var parentIDs []int64
-		for parents.Next() {
-			var pid int64
-			if err := parents.Scan(&pid); err != nil {
-				parents.Close()
-				return t.d.wrapErr("delete memberships", err)
-			}
-			parentIDs = append(parentIDs, pid)
-		}
-		if err := parents.Close(); err != nil {
-			return t.d.wrapErr("delete memberships", err)
-		}
-		parentNames, err := t.groupNames(parentIDs)
-		if err != nil {
+		if err := t.leaveParents(g); err != nil {
 			return err
-		}
-		for _, pid := range parentIDs {
-			if err := t.touchGroup(&usersync.Group{ID: pid}); err != nil {
-				return err
-			}
-			t.change(usersync.MemberRemoved, usersync.ObjectRef{Type: usersync.ObjectGroup, ID: pid, Name: parentNames[pid]}, &usersync.ObjectRef{Type: usersync.ObjectGroup, ID: id, Name: g.Name}, nil)
 		}
 		if _, err := t.exec(`DELETE FROM groups WHERE id = ?`, id); err != nil {
 			return t.d.wrapErr("delete group", err)

@@ -282,3 +282,35 @@ func decodeDirectGroups(u *usersync.User, s string) (bool, error) {
 	})
 	return deeper, nil
 }
+
+// leaveParents takes a group being deleted out of the groups it is in;
+// each parent's version moves and the log says so.
+func (t *tx) leaveParents(g *usersync.Group) error {
+	rows, err := t.query(`DELETE FROM memberships WHERE member_type = 'group' AND member_id = ? RETURNING group_id`, g.ID)
+	if err != nil {
+		return t.d.wrapErr("delete memberships", err)
+	}
+	var parentIDs []int64
+	for rows.Next() {
+		var pid int64
+		if err := rows.Scan(&pid); err != nil {
+			rows.Close()
+			return t.d.wrapErr("delete memberships", err)
+		}
+		parentIDs = append(parentIDs, pid)
+	}
+	if err := rows.Close(); err != nil {
+		return t.d.wrapErr("delete memberships", err)
+	}
+	names, err := t.groupNames(parentIDs)
+	if err != nil {
+		return err
+	}
+	for _, pid := range parentIDs {
+		if err := t.touchGroup(&usersync.Group{ID: pid}); err != nil {
+			return err
+		}
+		t.change(usersync.MemberRemoved, usersync.ObjectRef{Type: usersync.ObjectGroup, ID: pid, Name: names[pid]}, &usersync.ObjectRef{Type: usersync.ObjectGroup, ID: g.ID, Name: g.Name}, nil)
+	}
+	return nil
+}
