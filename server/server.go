@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/scim"
 )
 
@@ -77,6 +78,7 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 		metrics.WriteProcessMetrics(w)
 	})
 	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
+	mux.Handle(api.Path+"/", api.New(dir))
 	return observe(mux, log, set, o.AccessLog)
 }
 
@@ -85,12 +87,24 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 // its own (they come before authentication).
 var scimResources = map[string]bool{"ServiceProviderConfig": true, "ResourceTypes": true, "Schemas": true, "Users": true, "Groups": true}
 
+// apiResources are the API's first path segments.
+var apiResources = map[string]bool{"users": true, "groups": true, "folders": true, "tokens": true, "settings": true, "changes": true, "openapi.json": true, "openapi.yaml": true, "openapi-3.0.json": true}
+
 // route names a request for metrics by the pattern it matched, from a
 // fixed set: ids in SCIM paths become {id}.
 func route(path string) string {
 	switch {
 	case path == "/healthz" || path == "/readyz" || path == "/metrics":
 		return path
+	case strings.HasPrefix(path, api.Path+"/"):
+		first, rest, _ := strings.Cut(strings.TrimPrefix(path, api.Path+"/"), "/")
+		if !apiResources[first] {
+			return api.Path + "/other"
+		}
+		if rest == "" {
+			return api.Path + "/" + first
+		}
+		return api.Path + "/" + first + "/{…}"
 	case strings.HasPrefix(path, SCIMPath+"/"):
 		parts := strings.Split(strings.TrimPrefix(path, SCIMPath+"/"), "/")
 		if !scimResources[parts[0]] {

@@ -1,0 +1,175 @@
+// Package api serves the REST API at /api/v1: the directory and usersync's
+// own settings for scripts and the admin UI, described by an OpenAPI 3.1
+// document generated from the handlers (huma), at /api/v1/openapi.json.
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/usersync/usersync"
+)
+
+// Path is where the API is served.
+const Path = "/api/v1"
+
+// MaxBody bounds request bodies.
+const MaxBody = 1 << 20
+
+// New returns the API over dir. Every operation needs the bearer API token
+// of an enabled administrator (401 without a valid one, 403 for anyone
+// else); the OpenAPI document is public.
+func New(dir usersync.Directory) http.Handler {
+	mux := http.NewServeMux()
+	config := huma.DefaultConfig("usersync API", "1")
+	config.Info.Description = "The usersync directory (users, groups, members, folders), API tokens, settings and the change log. " +
+		"Authenticate with an administrator's API token: Authorization: Bearer <token>."
+	config.DocsPath = "" // the docs page would load scripts from a CDN
+	config.CreateHooks = nil
+	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"bearer": {Type: "http", Scheme: "bearer", Description: "a usersync API token of an administrator"}}
+	config.Security = []map[string][]string{{"bearer": {}}}
+	a := humago.NewWithPrefix(mux, Path, config)
+	s := &server{dir: dir, api: a}
+	a.UseMiddleware(s.authenticate)
+	s.users()
+	s.groups()
+	s.folders()
+	s.tokens()
+	s.settings()
+	s.changes()
+	return http.MaxBytesHandler(mux, MaxBody)
+}
+
+type server struct {
+	dir usersync.Directory
+	api huma.API
+}
+
+// authenticate admits administrators' API tokens and names them as the
+// actor of the changes they make.
+func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(ctx.Header("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="usersync API"`)
+		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "missing bearer token: send an API token of an administrator as Authorization: Bearer <token>")
+		return
+	}
+	u, err := s.dir.Authenticate(ctx.Context(), strings.TrimSpace(tok))
+	if usersync.ErrorCode(err) == usersync.EUNAUTHORIZED {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="usersync API", error="invalid_token"`)
+		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "the bearer token is not a valid API token")
+		return
+	} else if err != nil {
+		se := apiError(err)
+		huma.WriteErr(s.api, ctx, se.GetStatus(), se.Error())
+		return
+	}
+	if u.Type != usersync.UserAdministrator {
+		huma.WriteErr(s.api, ctx, http.StatusForbidden, "the API token belongs to "+u.Username+", who is not an administrator")
+		return
+	}
+	next(huma.WithContext(ctx, usersync.WithActor(ctx.Context(), "api:"+u.Username)))
+}
+
+// apiError maps a directory error onto its HTTP status, once for every
+// operation: the message says what failed and why.
+func apiError(err error) huma.StatusError {
+	var se huma.StatusError
+	if errors.As(err, &se) {
+		return se
+	}
+	msg := usersync.ErrorMessage(err)
+	switch usersync.ErrorCode(err) {
+	case usersync.ENOTFOUND:
+		return huma.Error404NotFound(msg)
+	case usersync.ECONFLICT:
+		return huma.Error409Conflict(msg)
+	case usersync.ESTALE:
+		return huma.Error412PreconditionFailed(msg)
+	case usersync.EINVALID:
+		return huma.Error422UnprocessableEntity(msg)
+	case usersync.EFORBIDDEN:
+		return huma.Error403Forbidden(msg)
+	case usersync.EUNAUTHORIZED:
+		return huma.Error401Unauthorized(msg)
+	case usersync.EUNAVAILABLE:
+		return huma.Error503ServiceUnavailable("the directory is unavailable; try again")
+	}
+	return huma.Error500InternalServerError("internal error")
+}
+
+// etag is an object's version as a weak ETag.
+func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatch is the version an If-Match header allows a write to (0: any),
+// or a 412 when it names another.
+func ifMatch(header string, version int64) (int64, error) {
+	if header == "" || header == "*" {
+		return 0, nil
+	}
+	for _, t := range strings.Split(header, ",") {
+		if strings.TrimSpace(t) == etag(version) {
+			return version, nil
+		}
+	}
+	return 0, huma.Error412PreconditionFailed("the object changed: its version is " + etag(version) + ", not " + header)
+}
+
+// cursor is an opaque page position: the last row's sort value and id.
+type cursor struct {
+	Value any   `json:"v"`
+	ID    int64 `json:"i"`
+}
+
+func encodeCursor(v any, id int64) string {
+	b, _ := json.Marshal(cursor{v, id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (*usersync.Position, error) {
+	if s == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	var c cursor
+	if err != nil || json.Unmarshal(raw, &c) != nil {
+		return nil, huma.Error400BadRequest("cursor is not one this API gave: pass next_cursor from the previous page as it is")
+	}
+	return &usersync.Position{Value: c.Value, ID: c.ID}, nil
+}
+
+// Paging are the query parameters of a paged listing.
+type Paging struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"at most this many items"`
+	Cursor string `query:"cursor" doc:"next_cursor of the previous page"`
+}
+
+// IfMatch is the header that makes a write conditional.
+type IfMatch struct {
+	IfMatch string `header:"If-Match" doc:"the ETag of the version the write applies to; 412 when the object changed"`
+}
+
+// longPoll waits up to wait for fn to find something, checking every 200 ms.
+func longPoll[T any](ctx context.Context, wait time.Duration, fn func() ([]T, error)) ([]T, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		items, err := fn()
+		if err != nil || len(items) > 0 || time.Now().After(deadline) {
+			return items, err
+		}
+		select {
+		case <-ctx.Done():
+			return items, nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

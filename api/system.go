@@ -1,0 +1,208 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/usersync/usersync"
+)
+
+// FolderList lists folders.
+type FolderList struct {
+	Body struct {
+		Items []*usersync.Folder `json:"items"`
+	}
+}
+
+// FolderOutput is one folder.
+type FolderOutput struct {
+	Body *usersync.Folder
+}
+
+func (s *server) folders() {
+	huma.Register(s.api, huma.Operation{OperationID: "list-folders", Method: http.MethodGet, Path: "/folders", Summary: "List folders", Tags: []string{"folders"}},
+		func(ctx context.Context, in *struct {
+			Under string `query:"under" doc:"only folders under this path"`
+		}) (*FolderList, error) {
+			fs, err := s.dir.FindFolders(ctx, in.Under)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &FolderList{}
+			out.Body.Items = nonNil(fs)
+			return out, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "get-folder", Method: http.MethodGet, Path: "/folders/{path}", Summary: "Read a folder and its attributes", Tags: []string{"folders"}},
+		func(ctx context.Context, in *struct {
+			Path string `path:"path" doc:"the folder path (app:test), URL-encoded"`
+		}) (*FolderOutput, error) {
+			f, err := s.dir.FindFolder(ctx, in.Path)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			return &FolderOutput{Body: f}, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "set-folder-attributes", Method: http.MethodPatch, Path: "/folders/{path}", Summary: "Set or remove (null) a folder's attributes, such as a provisioner's marker", Tags: []string{"folders"}},
+		func(ctx context.Context, in *struct {
+			Path string `path:"path"`
+			Body struct {
+				Attributes map[string]*string `json:"attributes"`
+			}
+		}) (*FolderOutput, error) {
+			f, err := s.dir.SetFolderAttributes(ctx, in.Path, in.Body.Attributes)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			return &FolderOutput{Body: f}, nil
+		})
+}
+
+// NewToken is what a created token answers: the clear token, shown once.
+type NewToken struct {
+	Body struct {
+		Token string          `json:"token" doc:"the clear token: shown once, stored only as a hash"`
+		Info  *usersync.Token `json:"info"`
+	}
+}
+
+func (s *server) tokens() {
+	huma.Register(s.api, huma.Operation{OperationID: "list-tokens", Method: http.MethodGet, Path: "/tokens", Summary: "List API tokens (never their values)", Tags: []string{"tokens"}},
+		func(ctx context.Context, in *struct {
+			User string `query:"user" doc:"only this user's tokens"`
+		}) (*struct {
+			Body struct {
+				Items []*usersync.Token `json:"items"`
+			}
+		}, error) {
+			var id int64
+			if in.User != "" {
+				u, err := s.dir.FindUserByUsername(ctx, in.User)
+				if err != nil {
+					return nil, apiError(err)
+				}
+				id = u.ID
+			}
+			ts, err := s.dir.FindTokens(ctx, id)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &struct {
+				Body struct {
+					Items []*usersync.Token `json:"items"`
+				}
+			}{}
+			out.Body.Items = nonNil(ts)
+			return out, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "create-token", Method: http.MethodPost, Path: "/tokens", Summary: "Create an API token for a user", Tags: []string{"tokens"}, DefaultStatus: http.StatusCreated},
+		func(ctx context.Context, in *struct {
+			Body struct {
+				User string `json:"user" minLength:"1" doc:"the username the token signs in as"`
+				Name string `json:"name,omitempty" doc:"what the token is for"`
+			}
+		}) (*NewToken, error) {
+			u, err := s.dir.FindUserByUsername(ctx, in.Body.User)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			clear, t, err := s.dir.CreateToken(ctx, u.ID, in.Body.Name)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &NewToken{}
+			out.Body.Token, out.Body.Info = clear, t
+			return out, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "revoke-token", Method: http.MethodDelete, Path: "/tokens/{id}", Summary: "Revoke an API token", Tags: []string{"tokens"}, DefaultStatus: http.StatusNoContent},
+		func(ctx context.Context, in *struct {
+			ID int64 `path:"id"`
+		}) (*struct{}, error) {
+			return nil, apiError0(s.dir.RevokeToken(ctx, in.ID))
+		})
+}
+
+// SettingView is a setting as the API shows it: secret values masked.
+type SettingView struct {
+	Key         string     `json:"key"`
+	Type        string     `json:"type"`
+	Value       string     `json:"value" doc:"******** for a secret that is set"`
+	Default     string     `json:"default,omitempty"`
+	IsSet       bool       `json:"isSet"`
+	Secret      bool       `json:"secret"`
+	Description string     `json:"description"`
+	UpdatedAt   *time.Time `json:"updatedAt,omitempty"`
+}
+
+func settingView(st usersync.Setting) SettingView {
+	return SettingView{Key: st.Key, Type: string(st.Type), Value: st.Shown(), Default: st.Default, IsSet: st.IsSet, Secret: st.Secret, Description: st.Description, UpdatedAt: st.UpdatedAt}
+}
+
+func (s *server) settings() {
+	huma.Register(s.api, huma.Operation{OperationID: "list-settings", Method: http.MethodGet, Path: "/settings", Summary: "List every setting with its type and description", Tags: []string{"settings"}},
+		func(ctx context.Context, in *struct{}) (*struct {
+			Body struct {
+				Items []SettingView `json:"items"`
+			}
+		}, error) {
+			sts, err := s.dir.Settings(ctx)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &struct {
+				Body struct {
+					Items []SettingView `json:"items"`
+				}
+			}{}
+			out.Body.Items = []SettingView{}
+			for _, st := range sts {
+				out.Body.Items = append(out.Body.Items, settingView(st))
+			}
+			return out, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "set-setting", Method: http.MethodPut, Path: "/settings/{key}", Summary: "Set a setting (checked against its type)", Tags: []string{"settings"}},
+		func(ctx context.Context, in *struct {
+			Key  string `path:"key"`
+			Body struct {
+				Value string `json:"value"`
+			}
+		}) (*struct{ Body SettingView }, error) {
+			st, err := s.dir.SetSetting(ctx, in.Key, in.Body.Value)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			return &struct{ Body SettingView }{settingView(st)}, nil
+		})
+}
+
+// ChangeList is a run of the change log.
+type ChangeList struct {
+	Body struct {
+		Items []*usersync.Change `json:"items"`
+		Last  int64              `json:"last" doc:"the sequence number to pass as after next time"`
+	}
+}
+
+func (s *server) changes() {
+	huma.Register(s.api, huma.Operation{OperationID: "list-changes", Method: http.MethodGet, Path: "/changes", Summary: "Read the change log after a sequence number, waiting for new changes if asked", Tags: []string{"changes"}},
+		func(ctx context.Context, in *struct {
+			After int64 `query:"after" minimum:"0" doc:"changes after this sequence number"`
+			Limit int   `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+			Wait  int   `query:"wait" minimum:"0" maximum:"60" doc:"seconds to wait for a change when there is none yet (long polling)"`
+		}) (*ChangeList, error) {
+			cs, err := longPoll(ctx, time.Duration(in.Wait)*time.Second, func() ([]*usersync.Change, error) {
+				return s.dir.ChangesAfter(ctx, in.After, in.Limit)
+			})
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &ChangeList{}
+			out.Body.Items, out.Body.Last = nonNil(cs), in.After
+			if len(cs) > 0 {
+				out.Body.Last = cs[len(cs)-1].Seq
+			}
+			return out, nil
+		})
+}
