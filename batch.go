@@ -106,5 +106,6 @@ type Directory interface {
 	SyncStateService
 	ProvisionerService
 	LeaseService
+	ScheduleService
 	Close() error
 }

@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
 	"github.com/usersync/usersync"
 )
 
@@ -108,6 +112,29 @@ func (d *DB) migrate(ctx context.Context, upTo int) error {
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("commit migration %s: %w", m.name, err)
 		}
+	}
+	if upTo < all[len(all)-1].version {
+		return nil // an older schema, for upgrade tests
+	}
+	return d.migrateRiver(ctx) // still under the migration lock on PostgreSQL
+}
+
+// migrateRiver creates or upgrades the job queue's tables (River's own
+// migrations, on its driver for the dialect), so that one migration path
+// makes the whole schema.
+func (d *DB) migrateRiver(ctx context.Context) error {
+	var m *rivermigrate.Migrator[*sql.Tx]
+	var err error
+	if d.dialect.name == "sqlite" {
+		m, err = rivermigrate.New(riversqlite.New(d.db), nil)
+	} else {
+		m, err = rivermigrate.New(riverdatabasesql.New(d.db), nil)
+	}
+	if err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return d.wrapErr("apply the job queue's migrations", err)
 	}
 	return nil
 }

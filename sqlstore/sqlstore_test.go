@@ -528,3 +528,17 @@ func TestProvisionerSecretSealed(t *testing.T) {
 		})
 	}
 }
+
+// The job queue's tables are made by the same migrations as the rest, on
+// both backends.
+func TestJobQueueTablesMigrated(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			d := openDB(t, dsn(t))
+			var n int
+			if err := d.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM river_job`).Scan(&n); err != nil || n != 0 {
+				t.Fatalf("river_job: %d %v", n, err)
+			}
+		})
+	}
+}

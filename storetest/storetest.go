@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"Profiles", testProfiles},
 		{"ProfileConditions", testProfileConditions},
 		{"OrderAndKeyset", testOrderAndKeyset},
+		{"Schedules", testSchedules},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
