@@ -58,3 +58,32 @@ func FuzzParseQuartz(f *testing.F) {
 		}
 	})
 }
+
+func TestParseForms(t *testing.T) {
+	from := time.Date(2026, 12, 1, 10, 7, 30, 0, time.UTC)
+	for _, tc := range []struct {
+		spec, tz string
+		want     time.Time
+	}{
+		{"*/40 * * * *", "", time.Date(2026, 12, 1, 10, 40, 0, 0, time.UTC)},
+		{"0 0/5 * * * ?", "", time.Date(2026, 12, 1, 10, 10, 0, 0, time.UTC)},
+		{"0 9 * * *", "Europe/Paris", time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)}, // 09:00 in Paris is 08:00 UTC in winter
+		{"* * * * * ?", "", time.Date(2026, 12, 1, 10, 7, 31, 0, time.UTC)},
+	} {
+		s, err := Parse(tc.spec, tc.tz)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.spec, err)
+		}
+		if got := s.Next(from); !got.Equal(tc.want) {
+			t.Errorf("%s in %q: next %s, want %s", tc.spec, tc.tz, got.UTC(), tc.want)
+		}
+	}
+	for spec, says := range map[string]string{"* * *": "five", "61 * * * *": "cron", "0 0 0 L * ?": "not supported"} {
+		if _, err := Parse(spec, ""); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("%s: %v, want it to say %q", spec, err, says)
+		}
+	}
+	if _, err := Parse("* * * * *", "Mars/Olympus"); err == nil || !strings.Contains(err.Error(), "IANA") {
+		t.Errorf("a bad time zone: %v", err)
+	}
+}

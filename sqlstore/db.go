@@ -427,3 +427,12 @@ func (d *DB) Checkpoint(ctx context.Context) error {
 	_, err := d.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
 	return d.wrapErr("checkpoint", err)
 }
+
+// SQLitePool is the pool of a SQLite directory, for the job queue, which
+// shares the file; nil on PostgreSQL (the queue opens its own pool there).
+func (d *DB) SQLitePool() *sql.DB {
+	if d.dialect.name == "sqlite" {
+		return d.db
+	}
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/server"
 	"github.com/usersync/usersync/sqlstore"
 	"github.com/usersync/usersync/target/entra"
@@ -22,7 +23,8 @@ import (
 
 func (a *app) serveCommand() *cobra.Command {
 	var listen, cert, key, logFormat, scimLogDir, accessLog string
-	var noProvisioners bool
+	var noProvisioners, noSchedules bool
+	var jobTimeout, rescueAfter time.Duration
 	c := &cobra.Command{
 		Use:   "serve [--listen ADDR]",
 		Short: "Run the usersync service: SCIM 2.0 at /scim/v2, /healthz, /readyz, /metrics, and the provisioners",
@@ -32,6 +34,10 @@ Prometheus metrics at /metrics. Logs are structured (--log-format text or
 json) on standard error. With --tls-cert and --tls-key it serves HTTPS. On
 SIGINT or SIGTERM it stops accepting connections and finishes the requests
 in flight (up to 30 s).
+
+Every schedule (see "usersync schedules") runs as a job: once per due time
+however many replicas share the directory, never twice at once, retried
+with backoff when it fails, each run recorded ("usersync runs").
 
 Every provisioner (see "usersync provisioners") runs on its schedule and as
 soon as the directory changes, so a change reaches Entra in about a second.
@@ -89,6 +95,13 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 					}
 				}
 			}()
+			var queue *jobs.Service
+			if !noSchedules {
+				if queue, err = jobs.Start(ctx, jobs.Options{Dir: d, SQL: d.SQLitePool(), DSN: a.dsn(), Run: a.runner(), Holder: servingHolder(),
+					Log: log, Timeout: jobTimeout, RescueAfter: rescueAfter}); err != nil {
+					return err
+				}
+			}
 			provisioners := make(chan struct{})
 			go func() {
 				defer close(provisioners)
@@ -116,6 +129,11 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 			}
 			<-done
 			<-provisioners
+			if queue != nil {
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				queue.Stop(sctx) // a run still going after 30 s is run again by another replica, or at the next start
+				cancel()
+			}
 			log.Info("stopped")
 			return nil
 		}),
@@ -127,6 +145,9 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&scimLogDir, "scim-log-dir", "scim-log", "where SCIM requests are logged while the setting ENABLE_SCIM_REQUEST_LOGGER is Y")
 	fl.BoolVar(&noProvisioners, "no-provisioners", false, "do not run the provisioners (another replica, or a maintenance window)")
+	fl.BoolVar(&noSchedules, "no-schedules", false, "do not run schedules (see \"usersync schedules\")")
+	fl.DurationVar(&jobTimeout, "job-timeout", time.Hour, "the longest a scheduled run may take before it is cut and retried")
+	fl.DurationVar(&rescueAfter, "rescue-after", 0, "when a run whose replica died is run again by another replica (more than --job-timeout; default --job-timeout + 1m)")
 	fl.StringVar(&accessLog, "access-log", server.AccessAll, "which requests get an access-log line: all, errors (status 400 and above) or none")
 	return c
 }

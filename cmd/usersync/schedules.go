@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/schedule"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+func (a *app) schedulesCommand() *cobra.Command {
+	c := &cobra.Command{Use: "schedules", Short: "Run pulls on a schedule, as jobs of usersync serve"}
+	c.AddCommand(a.schedulesCreate(), a.schedulesList(), a.schedulesShow(), a.schedulesUpdate(), a.schedulesDelete(),
+		a.schedulesPause(true), a.schedulesPause(false), a.schedulesRun())
+	return c
+}
+
+// secretFlags are the flags that would put a secret in a stored command
+// line, and where the secret belongs instead.
+var secretFlags = map[string]string{
+	"client-secret": "O365_USERSYNC_CLIENT_SECRET",
+	"okta-token":    "OKTA_USERSYNC_TOKEN",
+	"P":             "OKTA_USERSYNC_TOKEN",
+}
+
+// checkCommand checks a schedule's command line as the command itself
+// reads it: a pull (o365 provision or okta provision), flags it knows,
+// groups named, no secret in it, and the secret it needs set.
+func (a *app) checkCommand(ctx context.Context, d *sqlstore.DB, command []string) error {
+	if len(command) < 2 || command[1] != "provision" || (command[0] != "o365" && command[0] != "okta") {
+		return usageError{fmt.Errorf("a schedule runs a pull: give `-- o365 provision …` or `-- okta provision …` after the flags, not %q", strings.Join(command, " "))}
+	}
+	for _, arg := range command {
+		name := strings.TrimLeft(strings.SplitN(arg, "=", 2)[0], "-")
+		if key, ok := secretFlags[name]; ok && strings.HasPrefix(arg, "-") {
+			return usageError{fmt.Errorf("a schedule's command line is stored and shown: it must not hold a secret (%s); set %s with `usersync settings set` (stored sealed) or in serve's environment", arg, key)}
+		}
+	}
+	root := (&app{stdout: io.Discard, stderr: io.Discard}).rootCommand()
+	cmd, rest, err := root.Find(command)
+	if err != nil || cmd.Name() != "provision" {
+		return usageError{fmt.Errorf("%q is not a usersync command", strings.Join(command, " "))}
+	}
+	args := rest
+	if cmd.Annotations[annArgparse] != "" {
+		cmd.InitDefaultHelpFlag()
+		if args, err = argparseArgs(cmd, rest); err != nil {
+			return usageError{fmt.Errorf("the schedule's command line: %w", err)}
+		}
+	}
+	if err := cmd.ParseFlags(args); err != nil {
+		return usageError{fmt.Errorf("the schedule's command line: %w", err)}
+	}
+	if err := cmd.ValidateArgs(cmd.Flags().Args()); err != nil {
+		return usageError{fmt.Errorf("the schedule's command line: %w", err)}
+	}
+	key := "O365_USERSYNC_CLIENT_SECRET"
+	if command[0] == "okta" {
+		key = "OKTA_USERSYNC_TOKEN"
+	}
+	if v, err := credential(ctx, d, "", key); err != nil {
+		return err
+	} else if v == "" {
+		return usersync.Errorf(usersync.EINVALID, "the schedule would run without its secret: set %s with `usersync settings set %s` (stored sealed), or in the environment of usersync serve, first", key, key)
+	}
+	return nil
+}
+
+func checkCron(spec, tz string) error {
+	if _, err := schedule.Parse(spec, tz); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+func (a *app) schedulesCreate() *cobra.Command {
+	var cronSpec, tz string
+	var paused bool
+	c := &cobra.Command{
+		Use:   "create NAME --cron SPEC [--time-zone TZ] -- o365|okta provision [flags] GROUP...",
+		Short: "Create a schedule: a pull that usersync serve runs on a cron schedule",
+		Long: `Create a schedule. The cron is standard (five fields: "*/40 * * * *") or the
+Quartz form with seconds ("0 0/40 * * * ?"), in --time-zone (default UTC).
+The command line after -- is checked as the command reads it. It must not
+hold secrets: the pull takes them from the settings (O365_USERSYNC_CLIENT_SECRET,
+OKTA_USERSYNC_TOKEN) or serve's environment.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			name, command := args[0], args[1:]
+			if err := usersync.ValidateScheduleName(name); err != nil {
+				return err
+			}
+			if err := checkCron(cronSpec, tz); err != nil {
+				return err
+			}
+			if err := a.checkCommand(ctx, d, command); err != nil {
+				return err
+			}
+			s := &usersync.Schedule{Name: name, Cron: cronSpec, TimeZone: tz, Command: command, Paused: paused}
+			if err := d.CreateSchedule(ctx, s); err != nil {
+				return err
+			}
+			return a.emit(s, func(w io.Writer) { row(w, "created schedule", s.Name, "("+nextRun(s)+")") })
+		}),
+	}
+	c.Flags().StringVar(&cronSpec, "cron", "", "when to run: five-field cron or Quartz with seconds (required)")
+	c.Flags().StringVar(&tz, "time-zone", "", "IANA time zone the cron is read in (default UTC)")
+	c.Flags().BoolVar(&paused, "paused", false, "create it paused")
+	c.MarkFlagRequired("cron")
+	return c
+}
+
+// nextRun says when a schedule runs next.
+func nextRun(s *usersync.Schedule) string {
+	if s.Paused {
+		return "paused"
+	}
+	when, err := schedule.Parse(s.Cron, s.TimeZone)
+	if err != nil {
+		return "cron unreadable: " + err.Error()
+	}
+	return "next run " + when.Next(time.Now()).Format(time.RFC3339)
+}
+
+func (a *app) schedulesList() *cobra.Command {
+	return &cobra.Command{Use: "list", Short: "List the schedules", Args: cobra.NoArgs,
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			list, err := d.ListSchedules(ctx)
+			if err != nil {
+				return err
+			}
+			return a.emit(nonNil(list), func(w io.Writer) {
+				row(w, "NAME", "CRON", "TIME ZONE", "NEXT", "COMMAND")
+				for _, s := range list {
+					row(w, s.Name, s.Cron, orDash(s.TimeZone), nextRun(s), strings.Join(s.Command, " "))
+				}
+			})
+		})}
+}
+
+func (a *app) schedulesShow() *cobra.Command {
+	return &cobra.Command{Use: "show NAME", Short: "Show a schedule and its latest runs", Args: cobra.ExactArgs(1),
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			s, err := d.FindSchedule(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			runs, err := d.ListRuns(ctx, s.Name, 10)
+			if err != nil {
+				return err
+			}
+			return a.emit(map[string]any{"schedule": s, "runs": nonNil(runs)}, func(w io.Writer) {
+				row(w, "name:", s.Name)
+				row(w, "cron:", s.Cron, orDash(s.TimeZone))
+				row(w, "command:", strings.Join(s.Command, " "))
+				row(w, "state:", nextRun(s))
+				printRuns(w, runs)
+			})
+		})}
+}
+
+func printRuns(w io.Writer, runs []*usersync.Run) {
+	row(w, "RUN", "SCHEDULE", "TRIGGER", "STARTED", "OUTCOME", "ERROR")
+	for _, r := range runs {
+		row(w, r.ID, r.Schedule, r.Trigger, r.StartedAt.Format(time.RFC3339), r.Outcome, orDash(r.Error))
+	}
+}
+
+func (a *app) schedulesUpdate() *cobra.Command {
+	var cronSpec, tz string
+	c := &cobra.Command{Use: "update NAME [--cron SPEC] [--time-zone TZ] [-- COMMAND...]", Short: "Change a schedule", Args: cobra.MinimumNArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			cur, err := d.FindSchedule(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			var upd usersync.ScheduleUpdate
+			spec, zone := cur.Cron, cur.TimeZone
+			if c := cronSpec; c != "" {
+				upd.Cron, spec = &c, c
+			}
+			if tz != "" {
+				upd.TimeZone, zone = &tz, tz
+			}
+			if err := checkCron(spec, zone); err != nil {
+				return err
+			}
+			if len(args) > 1 {
+				command := args[1:]
+				if err := a.checkCommand(ctx, d, command); err != nil {
+					return err
+				}
+				upd.Command = &command
+			}
+			s, err := d.UpdateSchedule(ctx, cur.Name, upd, cur.Version)
+			if err != nil {
+				return err
+			}
+			return a.emit(s, func(w io.Writer) { row(w, "updated schedule", s.Name, "("+nextRun(s)+")") })
+		})}
+	c.Flags().StringVar(&cronSpec, "cron", "", "new cron")
+	c.Flags().StringVar(&tz, "time-zone", "", "new time zone")
+	return c
+}
+
+func (a *app) schedulesDelete() *cobra.Command {
+	return &cobra.Command{Use: "delete NAME", Short: "Delete a schedule (its runs stay on record)", Args: cobra.ExactArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			if err := d.DeleteSchedule(ctx, args[0]); err != nil {
+				return err
+			}
+			return a.emit(map[string]string{"deleted": args[0]}, func(w io.Writer) { row(w, "deleted schedule", args[0]) })
+		})}
+}
+
+func (a *app) schedulesPause(pause bool) *cobra.Command {
+	verb, short := "resume", "Resume a paused schedule"
+	if pause {
+		verb, short = "pause", "Pause a schedule: serve no longer starts it (a run in progress finishes)"
+	}
+	return &cobra.Command{Use: verb + " NAME", Short: short, Args: cobra.ExactArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			s, err := d.UpdateSchedule(ctx, args[0], usersync.ScheduleUpdate{Paused: &pause}, 0)
+			if err != nil {
+				return err
+			}
+			return a.emit(s, func(w io.Writer) { row(w, verb+"d schedule", s.Name, "("+nextRun(s)+")") })
+		})}
+}
+
+// schedulesRun runs a schedule now, in this process, and records the run.
+func (a *app) schedulesRun() *cobra.Command {
+	return &cobra.Command{Use: "run NAME", Short: "Run a schedule now, wait, and print the result", Args: cobra.ExactArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			s, err := d.FindSchedule(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			r := &usersync.Run{Schedule: s.Name, Trigger: "cli", StartedBy: cliActor()}
+			if err := d.StartRun(ctx, r); err != nil {
+				return err
+			}
+			output, runErr := a.runner()(ctx, s.Command)
+			outcome, errText := usersync.RunSucceeded, ""
+			if runErr != nil {
+				outcome, errText = usersync.RunFailed, runErr.Error()
+			}
+			done, err := d.FinishRun(context.WithoutCancel(ctx), r.ID, outcome, output, errText)
+			if err != nil {
+				return err
+			}
+			if err := a.emit(done, func(w io.Writer) {
+				row(w, "run", done.ID, "of", done.Schedule+":", done.Outcome)
+				if output != "" {
+					fmt.Fprintln(w, strings.TrimSpace(output))
+				}
+			}); err != nil {
+				return err
+			}
+			if runErr != nil {
+				return fmt.Errorf("schedule %s failed (run %d): %w", s.Name, done.ID, runErr)
+			}
+			return nil
+		})}
+}
+
+// runner runs a schedule's command line in this process, on this
+// directory, and returns its JSON output.
+func (a *app) runner() jobs.Runner {
+	dsn := a.dsn()
+	return func(ctx context.Context, command []string) (string, error) {
+		var out, errOut bytes.Buffer
+		args := []string{"-o", "json"}
+		if dsn != "" {
+			args = append(args, "--db", dsn)
+		}
+		if code := run(ctx, append(args, command...), strings.NewReader(""), &out, &errOut); code != 0 {
+			msg := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(errOut.String()), "usersync: "))
+			if msg == "" {
+				msg = "exit status " + strconv.Itoa(code)
+			}
+			return out.String(), errors.New(msg)
+		}
+		return out.String(), nil
+	}
+}
+
+func (a *app) runsCommand() *cobra.Command {
+	c := &cobra.Command{Use: "runs", Short: "The record of schedule runs"}
+	var schedName string
+	var limit int
+	list := &cobra.Command{Use: "list", Short: "List runs, latest first", Args: cobra.NoArgs,
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			runs, err := d.ListRuns(ctx, schedName, limit)
+			if err != nil {
+				return err
+			}
+			return a.emit(nonNil(runs), func(w io.Writer) { printRuns(w, runs) })
+		})}
+	list.Flags().StringVar(&schedName, "schedule", "", "only this schedule's runs")
+	list.Flags().IntVar(&limit, "limit", 20, "at most this many runs (0: all)")
+	show := &cobra.Command{Use: "show ID", Short: "Show a run with its output", Args: cobra.ExactArgs(1),
+		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return usageError{fmt.Errorf("a run id is a number, not %q", args[0])}
+			}
+			r, err := d.FindRun(ctx, id)
+			if err != nil {
+				return err
+			}
+			return a.emit(r, func(w io.Writer) {
+				printRuns(w, []*usersync.Run{r})
+				if r.EndedAt != nil {
+					row(w, "ended:", r.EndedAt.Format(time.RFC3339), "by", r.StartedBy, "attempt", r.Attempt)
+				}
+				if r.Output != "" {
+					fmt.Fprintln(w, strings.TrimSpace(r.Output))
+				}
+			})
+		})}
+	c.AddCommand(list, show)
+	return c
+}
+
+// servingHolder names this serve process in runs and River.
+func servingHolder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("serve:%s:%d", host, os.Getpid())
+}

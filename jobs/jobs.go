@@ -1,0 +1,278 @@
+// Package jobs runs schedules as River jobs inside usersync serve: one
+// periodic job per schedule (enqueued by the River leader, so once however
+// many replicas run), unique per schedule so that a schedule never runs
+// twice at once, retried with backoff, cut at a timeout, and recorded as
+// runs in the directory.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/schedule"
+)
+
+// Runner runs a schedule's command line and returns what it printed as
+// JSON (the run's summary).
+type Runner func(ctx context.Context, command []string) (output string, err error)
+
+// Options configure the service.
+type Options struct {
+	Dir     usersync.Directory
+	SQL     *sql.DB // the directory's pool (SQLite), or nil on PostgreSQL
+	DSN     string  // the PostgreSQL URL, for River's own pool
+	Run     Runner
+	Holder  string // who runs: serve:<host>:<pid>, recorded with each run
+	Log     *slog.Logger
+	Timeout time.Duration // one run's limit (default 1 h)
+	// RescueAfter is when a job whose replica died (still marked
+	// running) is run again elsewhere: it bounds failover, and must
+	// exceed Timeout (default Timeout + 1 min).
+	RescueAfter time.Duration
+	Poll        time.Duration // how often schedules are reread and jobs fetched (default 1 s)
+}
+
+// Args are a schedule job's arguments. Only the schedule makes a job
+// unique: a manual run waits for a scheduled one and the other way round.
+type Args struct {
+	Schedule  string `json:"schedule" river:"unique"`
+	Trigger   string `json:"trigger"`
+	StartedBy string `json:"startedBy"`
+}
+
+// Kind names the job for River.
+func (Args) Kind() string { return "usersync.schedule" }
+
+// MaxAttempts is how often a failing run is tried (River backs off between).
+const MaxAttempts = 3
+
+// InsertOpts keep one job of a schedule at a time: not two waiting or
+// running, while a finished one does not stop the next (River's default
+// unique states count completed jobs too).
+func (Args) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: MaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
+}
+
+// Service is the running job queue.
+type Service struct {
+	o      Options
+	client clientAPI
+	pool   *pgxpool.Pool
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	loaded string // the schedules' names and versions the periodic jobs were built from
+}
+
+// clientAPI is what the service needs of a River client, whatever its driver.
+type clientAPI interface {
+	Start(context.Context) error
+	Stop(context.Context) error
+	Insert(context.Context, river.JobArgs, *river.InsertOpts) (*rivertypeInsertResult, error)
+	PeriodicJobs() *river.PeriodicJobBundle
+}
+
+// Start starts the queue: workers, and a periodic job for each schedule
+// that is not paused, reread every Poll.
+func Start(ctx context.Context, o Options) (*Service, error) {
+	if o.Timeout == 0 {
+		o.Timeout = time.Hour
+	}
+	if o.RescueAfter == 0 {
+		o.RescueAfter = o.Timeout + time.Minute
+	}
+	if o.RescueAfter <= o.Timeout {
+		return nil, fmt.Errorf("the rescue delay (%s) must exceed the job timeout (%s): a running job would be run twice", o.RescueAfter, o.Timeout)
+	}
+	if o.Poll == 0 {
+		o.Poll = time.Second
+	}
+	s := &Service{o: o}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &worker{s: s})
+	cfg := &river.Config{
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		Workers:              workers,
+		JobTimeout:           o.Timeout,
+		RescueStuckJobsAfter: o.RescueAfter,
+		FetchPollInterval:    o.Poll / 4,
+		Logger:               o.Log.With("part", "jobs"),
+		ID:                   strings.NewReplacer(":", "_", ".", "_").Replace(o.Holder),
+	}
+	var err error
+	if o.SQL != nil {
+		var c *river.Client[*sql.Tx]
+		if c, err = river.NewClient(riversqlite.New(o.SQL), cfg); err == nil {
+			s.client = sqlClient{c}
+		}
+	} else {
+		if s.pool, err = pgxpool.New(ctx, o.DSN); err != nil {
+			return nil, fmt.Errorf("job queue: connect to PostgreSQL: %w", err)
+		}
+		var c *river.Client[pgxTx]
+		if c, err = river.NewClient(riverpgxv5.New(s.pool), cfg); err == nil {
+			s.client = pgClient{c}
+		}
+	}
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	if err := s.reload(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := s.client.Start(ctx); err != nil {
+		s.close()
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	loop, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(o.Poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-loop.Done():
+				return
+			case <-t.C:
+				if err := s.reload(loop); err != nil && loop.Err() == nil {
+					o.Log.Warn("schedules could not be reread; the jobs run as they were", "err", err)
+				}
+			}
+		}
+	}()
+	return s, nil
+}
+
+// Stop stops fetching jobs and waits for running ones (until ctx ends).
+func (s *Service) Stop(ctx context.Context) error {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.wg.Wait()
+	err := s.client.Stop(ctx)
+	s.close()
+	return err
+}
+
+func (s *Service) close() {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
+// RunNow asks for a run of a schedule as soon as a worker is free; a run
+// already waiting or running is not doubled (River's unique jobs).
+func (s *Service) RunNow(ctx context.Context, name, startedBy string) (duplicate bool, err error) {
+	if _, err := s.o.Dir.FindSchedule(ctx, name); err != nil {
+		return false, err
+	}
+	res, err := s.client.Insert(ctx, Args{Schedule: name, Trigger: "manual", StartedBy: startedBy}, nil)
+	if err != nil {
+		return false, fmt.Errorf("queue a run of %s: %w", name, err)
+	}
+	return res.UniqueSkippedAsDuplicate, nil
+}
+
+// reload rebuilds the periodic jobs when the schedules changed.
+func (s *Service) reload(ctx context.Context) error {
+	list, err := s.o.Dir.ListSchedules(ctx)
+	if err != nil {
+		return err
+	}
+	var sig strings.Builder
+	for _, sc := range list {
+		fmt.Fprintf(&sig, "%s@%d;", sc.Name, sc.Version)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sig.String() == s.loaded {
+		return nil
+	}
+	bundle := s.client.PeriodicJobs()
+	bundle.Clear()
+	for _, sc := range list {
+		if sc.Paused {
+			continue
+		}
+		when, err := schedule.Parse(sc.Cron, sc.TimeZone)
+		if err != nil { // checked when stored; a later usersync may read it otherwise
+			s.o.Log.Error("schedule skipped: its cron cannot be read", "schedule", sc.Name, "err", err)
+			continue
+		}
+		name := sc.Name
+		bundle.Add(river.NewPeriodicJob(when, func() (river.JobArgs, *river.InsertOpts) {
+			return Args{Schedule: name, Trigger: "schedule", StartedBy: "schedule"}, nil
+		}, &river.PeriodicJobOpts{ID: "schedule." + name}))
+	}
+	s.loaded = sig.String()
+	return nil
+}
+
+type worker struct {
+	river.WorkerDefaults[Args]
+	s *Service
+}
+
+// Work runs a schedule's command once and records the run.
+func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
+	o := w.s.o
+	sc, err := o.Dir.FindSchedule(ctx, job.Args.Schedule)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		return river.JobCancel(fmt.Errorf("schedule %s was deleted", job.Args.Schedule))
+	} else if err != nil {
+		return err
+	}
+	startedBy := job.Args.StartedBy
+	if startedBy == "schedule" {
+		startedBy = o.Holder
+	}
+	run := &usersync.Run{Schedule: sc.Name, Trigger: job.Args.Trigger, StartedBy: startedBy, Attempt: job.Attempt}
+	if err := o.Dir.StartRun(ctx, run); err != nil {
+		return err
+	}
+	output, runErr := o.Run(ctx, sc.Command)
+	outcome, errText := usersync.RunSucceeded, ""
+	if runErr != nil {
+		outcome, errText = usersync.RunFailed, usersync.ErrorMessage(runErr)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			errText = fmt.Sprintf("cut after the job timeout (%s): %s", o.Timeout, errText)
+		}
+	}
+	// Recorded even when the job's context has ended.
+	if _, err := o.Dir.FinishRun(context.WithoutCancel(ctx), run.ID, outcome, output, errText); err != nil {
+		o.Log.Error("a run's end could not be recorded", "schedule", sc.Name, "run", run.ID, "err", err)
+	}
+	o.Log.Info("schedule ran", "schedule", sc.Name, "run", run.ID, "trigger", run.Trigger, "attempt", job.Attempt, "outcome", outcome)
+	return runErr
+}
+
+type rivertypeInsertResult = rivertype.JobInsertResult
+
+type pgxTx = pgx.Tx
+
+// The River client is generic in its driver's transaction type: one
+// wrapper per backend gives the service one interface.
+type (
+	sqlClient struct{ *river.Client[*sql.Tx] }
+	pgClient  struct{ *river.Client[pgx.Tx] }
+)
