@@ -246,6 +246,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	if startedBy == "schedule" {
 		startedBy = o.Holder
 	}
+	if job.Attempt > 1 {
+		w.closeAbandoned(ctx, sc.Name)
+	}
 	run := &usersync.Run{Schedule: sc.Name, Trigger: job.Args.Trigger, StartedBy: startedBy, Attempt: job.Attempt}
 	if err := o.Dir.StartRun(ctx, run); err != nil {
 		return err
@@ -276,3 +279,19 @@ type (
 	sqlClient struct{ *river.Client[*sql.Tx] }
 	pgClient  struct{ *river.Client[pgx.Tx] }
 )
+
+// closeAbandoned records as failed the runs of a schedule still marked
+// running: a job tries again only after its earlier attempt ended, so such
+// a run's replica died (or lost the directory) before it could record the
+// end. One job of a schedule runs at a time, so none of them is still going.
+func (w *worker) closeAbandoned(ctx context.Context, name string) {
+	runs, err := w.s.o.Dir.ListRuns(ctx, name, 20)
+	if err != nil {
+		return
+	}
+	for _, r := range runs {
+		if r.Outcome == usersync.RunRunning {
+			w.s.o.Dir.FinishRun(ctx, r.ID, usersync.RunFailed, r.Output, "abandoned: "+r.StartedBy+" stopped during the run (the job was run again)")
+		}
+	}
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+	graphemu "github.com/usersync/usersync/emulate/graph"
+	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// Schedules from the command line: bad input is refused with a reason and
+// stores nothing; a schedule runs on demand and the run is recorded.
+func TestSchedulesCLI(t *testing.T) {
+	_, base := emulator(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	pull := append(append([]string{}, base...), "--auto-create", "all", "Group 2")
+	create := func(name, cron string, command ...string) result {
+		return cli(t, db, "", append([]string{"schedules", "create", name, "--cron", cron, "--"}, command...)...)
+	}
+	fails(t, create("sales", "*/40 * * * *", pull...), 1, "set O365_USERSYNC_CLIENT_SECRET")
+	ok(t, cli(t, db, emuSecret+"\n", "settings", "set", "O365_USERSYNC_CLIENT_SECRET", "-"))
+	for _, bad := range []struct {
+		name, cron string
+		command    []string
+		says       string
+	}{
+		{"sales", "61 * * * *", pull, "above maximum"},
+		{"sales", "* * *", pull, "five"},
+		{"sales", "0 0 0 L * ?", pull, "not supported"},
+		{"sales", "*/40 * * * *", append(append([]string{}, pull...), "--client-secret", "x"), "must not hold a secret"},
+		{"sales", "*/40 * * * *", []string{"users", "list"}, "a schedule runs a pull"},
+		{"sales", "*/40 * * * *", append(append([]string{}, base...), "--bogus", "G"), "unknown flag: --bogus"},
+		{"bad name", "*/40 * * * *", pull, "letters, digits"},
+	} {
+		fails(t, create(bad.name, bad.cron, bad.command...), exitFor(bad.says), bad.says)
+	}
+	fails(t, cli(t, db, "", "schedules", "create", "sales", "--cron", "* * * * *", "--time-zone", "Mars/Olympus", "--", "o365", "provision", "G"), 2, "IANA")
+	if r := ok(t, cli(t, db, "", "-o", "json", "schedules", "list")); strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("a refused schedule was stored: %s", r.stdout)
+	}
+
+	ok(t, cli(t, db, "", append([]string{"schedules", "create", "sales", "--cron", "*/40 * * * *", "--time-zone", "Europe/Paris", "--"}, pull...)...))
+	fails(t, create("sales", "* * * * *", pull...), 1, "exists already")
+	r := ok(t, cli(t, db, "", "-o", "json", "schedules", "run", "sales"))
+	var run usersync.Run
+	if err := json.Unmarshal([]byte(r.stdout), &run); err != nil || run.Outcome != usersync.RunSucceeded || run.Trigger != "cli" || run.EndedAt == nil ||
+		!strings.Contains(run.Output, `"usersCreated": 75`) {
+		t.Fatalf("schedules run: %s %v", r.stdout, err)
+	}
+	if strings.Contains(r.stdout+r.stderr, emuSecret) {
+		t.Fatal("the secret reached the output")
+	}
+	ok(t, cli(t, db, "", "schedules", "pause", "sales"))
+	if r := ok(t, cli(t, db, "", "schedules", "list")); !strings.Contains(r.stdout, "paused") {
+		t.Fatalf("list after pause: %s", r.stdout)
+	}
+	ok(t, cli(t, db, "", "schedules", "update", "sales", "--cron", "0 0/5 * * * ?"))
+	if r := ok(t, cli(t, db, "", "schedules", "show", "sales")); !strings.Contains(r.stdout, "0 0/5 * * * ?") || !strings.Contains(r.stdout, "succeeded") {
+		t.Fatalf("show: %s", r.stdout)
+	}
+	// A failing run is recorded as failed, with its reason.
+	ok(t, cli(t, db, "", "settings", "set", "O365_USERSYNC_CLIENT_SECRET", "wrong"))
+	fails(t, cli(t, db, "", "schedules", "run", "sales"), 1, "schedule sales failed")
+	if r := ok(t, cli(t, db, "", "runs", "list", "--schedule", "sales")); !strings.Contains(r.stdout, "failed") {
+		t.Fatalf("runs list: %s", r.stdout)
+	}
+	ok(t, cli(t, db, "", "schedules", "delete", "sales"))
+	if r := ok(t, cli(t, db, "", "-o", "json", "runs", "list")); strings.Count(r.stdout, `"schedule": "sales"`) != 2 {
+		t.Fatalf("runs stay on record: %s", r.stdout)
+	}
+}
+
+// exitFor is the exit status a schedules create refusal gives: 2 for
+// usage (flags, cron, command line), 1 for the rest.
+func exitFor(says string) int {
+	if says == "letters, digits" {
+		return 1
+	}
+	return 2
+}
+
+// child starts `usersync ARGS` as a real process (this test binary,
+// re-executed: see TestMain).
+func child(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "USERSYNC_CLI_CHILD="+strings.Join(args, "\x1f"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// Two replicas of usersync serve on one PostgreSQL database share a
+// schedule that is due every second: each due time runs once, never two at
+// once. Then the replica running a slow pull is killed (SIGKILL): the other
+// runs the schedule again within the rescue delay plus River's rescuer
+// interval, and the abandoned run is recorded as such.
+func TestScheduleReplicas(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	t.Setenv(sqlstore.KeyEnv, pgtest.SecretKey) // the children inherit it
+	tenant := graphemu.Generate(12, 200, 2)
+	var slow atomicDuration
+	emu := graphemu.NewServer(tenant, graphemu.Options{ClientID: "app-1", ClientSecret: emuSecret})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(slow.get())
+		emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ok(t, cli(t, db, emuSecret+"\n", "settings", "set", "O365_USERSYNC_CLIENT_SECRET", "-"))
+	ok(t, cli(t, db, "", "schedules", "create", "every-second", "--cron", "* * * * * ?", "--", "o365", "provision", "--tenant", tenant.ID, "--client-id", "app-1",
+		"--authority-url", srv.URL, "--graph-url", srv.URL, "--auto-create", "all", "All Users"))
+	serve := func() *exec.Cmd {
+		return child(t, "--db", db, "serve", "--listen", "127.0.0.1:0", "--no-provisioners", "--job-timeout", "4s", "--rescue-after", "5s")
+	}
+	a, b := serve(), serve()
+	d, err := sqlstore.OpenWith(context.Background(), db, sqlstore.Options{SecretKey: pgtest.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	ctx := context.Background()
+	runs := func() []*usersync.Run {
+		rs, err := d.ListRuns(ctx, "every-second", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for len(runs()) < 8 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	rs := runs()
+	if len(rs) < 8 {
+		t.Fatalf("%d runs in 40 s of a schedule due every second", len(rs))
+	}
+	seen := map[int64]bool{}
+	for i, r := range rs {
+		if r.Outcome != usersync.RunSucceeded && r.Outcome != usersync.RunRunning {
+			t.Fatalf("run %d: %s %s", r.ID, r.Outcome, r.Error)
+		}
+		second := r.StartedAt.Unix()
+		if seen[second] {
+			t.Fatalf("two runs started in the same second %s: %+v", r.StartedAt, rs)
+		}
+		seen[second] = true
+		if i+1 < len(rs) && rs[i+1].EndedAt != nil && rs[i+1].EndedAt.After(r.StartedAt) {
+			t.Fatalf("run %d started before run %d ended: two at once", r.ID, rs[i+1].ID)
+		}
+	}
+
+	// Slow the pull, so that a run is in progress when its replica dies.
+	slow.set(400 * time.Millisecond)
+	var victim *usersync.Run
+	for victim == nil && time.Now().Before(deadline.Add(30*time.Second)) {
+		for _, r := range runs() {
+			if r.Outcome == usersync.RunRunning {
+				victim = r
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if victim == nil {
+		t.Fatal("no run in progress to interrupt")
+	}
+	var killed *exec.Cmd
+	for _, c := range []*exec.Cmd{a, b} {
+		if strings.HasSuffix(victim.StartedBy, fmt.Sprintf(":%d", c.Process.Pid)) {
+			killed = c
+		}
+	}
+	if killed == nil {
+		t.Fatalf("run %d was started by %s, neither replica", victim.ID, victim.StartedBy)
+	}
+	slow.set(0)
+	killedAt := time.Now()
+	killed.Process.Signal(syscall.SIGKILL)
+	killed.Wait()
+	var failover time.Duration
+	for time.Since(killedAt) < 90*time.Second {
+		for _, r := range runs() {
+			if r.ID > victim.ID && r.StartedAt.After(killedAt) && r.Outcome == usersync.RunSucceeded {
+				failover = r.StartedAt.Sub(killedAt)
+			}
+		}
+		if failover > 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if failover == 0 {
+		t.Fatal("the schedule did not run again within 90 s of its replica's death")
+	}
+	t.Logf("failover after SIGKILL: %s (the rescue delay is 5 s; River's rescuer looks every 30 s)", failover.Round(100*time.Millisecond))
+	if failover > 40*time.Second {
+		t.Fatalf("failover took %s, more than the rescue delay plus the rescuer's interval", failover)
+	}
+	// The rescued job's next attempt records the killed run as abandoned.
+	deadline = time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := d.FindRun(ctx, victim.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Outcome == usersync.RunFailed && strings.Contains(r.Error, "abandoned") {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r, _ := d.FindRun(ctx, victim.ID)
+	t.Fatalf("the killed run is recorded as %s %q", r.Outcome, r.Error)
+}
+
+type atomicDuration struct{ v atomic.Int64 }
+
+func (a *atomicDuration) get() time.Duration  { return time.Duration(a.v.Load()) }
+func (a *atomicDuration) set(d time.Duration) { a.v.Store(int64(d)) }
+
+// One replica on SQLite runs a schedule due every other second, each due
+// time once, starting within a second of it (a run that started at an odd
+// second would be late by a second or more).
+func TestScheduleServeSQLite(t *testing.T) {
+	_, base := emulator(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, emuSecret+"\n", "settings", "set", "O365_USERSYNC_CLIENT_SECRET", "-"))
+	ok(t, cli(t, db, "", append([]string{"schedules", "create", "tick", "--cron", "*/2 * * * * ?", "--"}, append(append([]string{}, base...), "--auto-create", "all", "Group 3")...)...))
+	child(t, "--db", db, "serve", "--listen", "127.0.0.1:0", "--no-provisioners")
+	d, err := sqlstore.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	var rs []*usersync.Run
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if rs, err = d.ListRuns(context.Background(), "tick", 0); err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) >= 5 {
+			break
+		}
+	}
+	if len(rs) < 5 {
+		t.Fatalf("%d runs in 30 s of a schedule due every other second", len(rs))
+	}
+	seen := map[int64]bool{}
+	var lates []time.Duration
+	for _, r := range rs {
+		late := r.StartedAt.Sub(r.StartedAt.Truncate(2 * time.Second))
+		if late >= time.Second || seen[r.StartedAt.Unix()/2] || r.Trigger != "schedule" {
+			t.Fatalf("run %d: started %s, %s after its due time, trigger %s; runs %+v", r.ID, r.StartedAt, late, r.Trigger, rs)
+		}
+		seen[r.StartedAt.Unix()/2] = true
+		lates = append(lates, late)
+	}
+	t.Logf("start latency after the due time: %v", lates)
+}
