@@ -46,6 +46,7 @@ func New(dir usersync.Directory) http.Handler {
 	s.tokens()
 	s.settings()
 	s.changes()
+	s.schedules()
 	return http.MaxBytesHandler(mux, MaxBody)
 }
 

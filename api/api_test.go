@@ -324,3 +324,38 @@ func TestTokensSettingsAndChanges(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(dirtest.Main(m)) }
+
+func TestSchedulesAndRuns(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		c, _ := start(t, d)
+		ctx := context.Background()
+		if err := d.CreateSchedule(ctx, &usersync.Schedule{Name: "sales", Cron: "*/40 * * * *", Command: []string{"o365", "provision", "Sales"}}); err != nil {
+			t.Fatal(err)
+		}
+		r := &usersync.Run{Schedule: "sales", Trigger: "cli", StartedBy: "cli:test"}
+		d.StartRun(ctx, r)
+		d.FinishRun(ctx, r.ID, usersync.RunSucceeded, `{"usersCreated": 3}`, "")
+		_, list, _ := c.do("GET", "/schedules", nil)
+		if items := list["items"].([]any); len(items) != 1 || items[0].(map[string]any)["name"] != "sales" {
+			t.Fatalf("schedules: %v", list)
+		}
+		if code, _, _ := c.do("PATCH", "/schedules/sales", map[string]any{"paused": true}, "If-Match", `W/"9"`); code != 412 {
+			t.Fatalf("stale If-Match: %d", code)
+		}
+		code, s, _ := c.do("PATCH", "/schedules/sales", map[string]any{"paused": true}, "If-Match", `W/"1"`)
+		if code != 200 || s["paused"] != true {
+			t.Fatalf("pause: %d %v", code, s)
+		}
+		_, runs, _ := c.do("GET", "/runs?schedule=sales", nil)
+		if items := runs["items"].([]any); len(items) != 1 || items[0].(map[string]any)["outcome"] != "succeeded" {
+			t.Fatalf("runs: %v", runs)
+		}
+		if code, run, _ := c.do("GET", fmt.Sprintf("/runs/%d", r.ID), nil); code != 200 || run["output"] != `{"usersCreated": 3}` {
+			t.Fatalf("run: %d %v", code, run)
+		}
+		if code, _, _ := c.do("GET", "/schedules/nope", nil); code != 404 {
+			t.Fatalf("unknown schedule: %d", code)
+		}
+	})
+}

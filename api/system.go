@@ -206,3 +206,86 @@ func (s *server) changes() {
 			return out, nil
 		})
 }
+
+func (s *server) schedules() {
+	type list struct {
+		Body struct {
+			Items []*usersync.Schedule `json:"items"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{OperationID: "list-schedules", Method: http.MethodGet, Path: "/schedules", Summary: "List the schedules (made with `usersync schedules create`)", Tags: []string{"schedules"}},
+		func(ctx context.Context, in *struct{}) (*list, error) {
+			sc, err := s.dir.ListSchedules(ctx)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &list{}
+			out.Body.Items = nonNil(sc)
+			return out, nil
+		})
+	type one struct {
+		ETag string `header:"ETag"`
+		Body *usersync.Schedule
+	}
+	type byName struct {
+		Name string `path:"name"`
+	}
+	huma.Register(s.api, huma.Operation{OperationID: "get-schedule", Method: http.MethodGet, Path: "/schedules/{name}", Summary: "Read a schedule", Tags: []string{"schedules"}},
+		func(ctx context.Context, in *byName) (*one, error) {
+			sc, err := s.dir.FindSchedule(ctx, in.Name)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			return &one{ETag: etag(sc.Version), Body: sc}, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "pause-schedule", Method: http.MethodPatch, Path: "/schedules/{name}", Summary: "Pause or resume a schedule", Tags: []string{"schedules"}},
+		func(ctx context.Context, in *struct {
+			Name string `path:"name"`
+			IfMatch
+			Body struct {
+				Paused bool `json:"paused"`
+			}
+		}) (*one, error) {
+			sc, err := s.dir.FindSchedule(ctx, in.Name)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			expect, err := ifMatch(in.IfMatch.IfMatch, sc.Version)
+			if err != nil {
+				return nil, err
+			}
+			next, err := s.dir.UpdateSchedule(ctx, in.Name, usersync.ScheduleUpdate{Paused: &in.Body.Paused}, expect)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			return &one{ETag: etag(next.Version), Body: next}, nil
+		})
+	type runs struct {
+		Body struct {
+			Items []*usersync.Run `json:"items"`
+		}
+	}
+	huma.Register(s.api, huma.Operation{OperationID: "list-runs", Method: http.MethodGet, Path: "/runs", Summary: "List schedule runs, latest first", Tags: []string{"schedules"}},
+		func(ctx context.Context, in *struct {
+			Schedule string `query:"schedule" doc:"only this schedule's runs"`
+			Limit    int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+		}) (*runs, error) {
+			rs, err := s.dir.ListRuns(ctx, in.Schedule, in.Limit)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &runs{}
+			out.Body.Items = nonNil(rs)
+			return out, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "get-run", Method: http.MethodGet, Path: "/runs/{id}", Summary: "Read a run, with its output", Tags: []string{"schedules"}},
+		func(ctx context.Context, in *struct {
+			ID int64 `path:"id"`
+		}) (*struct{ Body *usersync.Run }, error) {
+			r, err := s.dir.FindRun(ctx, in.ID)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			return &struct{ Body *usersync.Run }{r}, nil
+		})
+}
