@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -44,6 +45,8 @@ type Options struct {
 	// exceed Timeout (default Timeout + 1 min).
 	RescueAfter time.Duration
 	Poll        time.Duration // how often schedules are reread and jobs fetched (default 1 s)
+	// OnRun is told of each run's end (for metrics).
+	OnRun func(schedule, outcome string, took time.Duration)
 }
 
 // Args are a schedule job's arguments. Only the schedule makes a job
@@ -253,6 +256,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	if err := o.Dir.StartRun(ctx, run); err != nil {
 		return err
 	}
+	began := time.Now()
 	output, runErr := o.Run(ctx, sc.Command)
 	outcome, errText := usersync.RunSucceeded, ""
 	if runErr != nil {
@@ -264,6 +268,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	// Recorded even when the job's context has ended.
 	if _, err := o.Dir.FinishRun(context.WithoutCancel(ctx), run.ID, outcome, output, errText); err != nil {
 		o.Log.Error("a run's end could not be recorded", "schedule", sc.Name, "run", run.ID, "err", err)
+	}
+	if o.OnRun != nil {
+		o.OnRun(sc.Name, outcome, time.Since(began))
 	}
 	o.Log.Info("schedule ran", "schedule", sc.Name, "run", run.ID, "trigger", run.Trigger, "attempt", job.Attempt, "outcome", outcome)
 	return runErr
@@ -292,6 +299,19 @@ func (w *worker) closeAbandoned(ctx context.Context, name string) {
 	for _, r := range runs {
 		if r.Outcome == usersync.RunRunning {
 			w.s.o.Dir.FinishRun(ctx, r.ID, usersync.RunFailed, r.Output, "abandoned: "+r.StartedBy+" stopped during the run (the job was run again)")
+		}
+	}
+}
+
+// Metrics records runs on set: runs by schedule and outcome, their
+// duration, and the time of each schedule's last success.
+func Metrics(set *metrics.Set) func(schedule, outcome string, took time.Duration) {
+	return func(schedule, outcome string, took time.Duration) {
+		l := fmt.Sprintf("schedule=%q", schedule)
+		set.GetOrCreateCounter(fmt.Sprintf(`usersync_schedule_runs_total{%s,outcome=%q}`, l, outcome)).Inc()
+		set.GetOrCreateHistogram(fmt.Sprintf(`usersync_schedule_run_duration_seconds{%s}`, l)).Update(took.Seconds())
+		if outcome == usersync.RunSucceeded {
+			set.GetOrCreateFloatCounter(fmt.Sprintf(`usersync_schedule_last_success_timestamp_seconds{%s}`, l)).Set(float64(time.Now().Unix()))
 		}
 	}
 }

@@ -98,7 +98,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 			var queue *jobs.Service
 			if !noSchedules {
 				if queue, err = jobs.Start(ctx, jobs.Options{Dir: d, SQL: d.SQLitePool(), DSN: a.dsn(), Run: a.runner(), Holder: servingHolder(),
-					Log: log, Timeout: jobTimeout, RescueAfter: rescueAfter}); err != nil {
+					Log: log, Timeout: jobTimeout, RescueAfter: rescueAfter, OnRun: jobs.Metrics(set)}); err != nil {
 					return err
 				}
 			}
