@@ -116,11 +116,7 @@ func (s *server) groups() {
 			IfMatch
 			Body GroupChange
 		}) (*GroupOutput, error) {
-			g, err := s.dir.FindGroupByName(ctx, in.Name)
-			if err != nil {
-				return nil, apiError(err)
-			}
-			expect, err := ifMatch(in.IfMatch.IfMatch, g.Version)
+			g, expect, err := s.groupIfMatch(ctx, in.Name, in.IfMatch.IfMatch)
 			if err != nil {
 				return nil, err
 			}
@@ -135,11 +131,8 @@ func (s *server) groups() {
 			ByName
 			IfMatch
 		}) (*struct{}, error) {
-			g, err := s.dir.FindGroupByName(ctx, in.Name)
+			g, _, err := s.groupIfMatch(ctx, in.Name, in.IfMatch.IfMatch)
 			if err != nil {
-				return nil, apiError(err)
-			}
-			if _, err := ifMatch(in.IfMatch.IfMatch, g.Version); err != nil {
 				return nil, err
 			}
 			return nil, apiError0(s.dir.DeleteGroup(ctx, g.ID))
@@ -193,11 +186,7 @@ func (s *server) groups() {
 			IfMatch
 			Body MembersChange
 		}) (*GroupOutput, error) {
-			g, err := s.dir.FindGroupByName(ctx, in.Name)
-			if err != nil {
-				return nil, apiError(err)
-			}
-			expect, err := ifMatch(in.IfMatch.IfMatch, g.Version)
+			g, expect, err := s.groupIfMatch(ctx, in.Name, in.IfMatch.IfMatch)
 			if err != nil {
 				return nil, err
 			}
@@ -215,6 +204,17 @@ func (s *server) groups() {
 			}
 			return &GroupOutput{ETag: etag(next.Version), Body: next}, nil
 		})
+}
+
+// groupIfMatch reads a group and the version an If-Match header allows a
+// write to (0: any), or the error to answer.
+func (s *server) groupIfMatch(ctx context.Context, name, header string) (*usersync.Group, int64, error) {
+	g, err := s.dir.FindGroupByName(ctx, name)
+	if err != nil {
+		return nil, 0, apiError(err)
+	}
+	expect, err := ifMatch(header, g.Version)
+	return g, expect, err
 }
 
 // resolve finds users by username and groups by name; one that does not

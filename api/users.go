@@ -100,11 +100,7 @@ func (s *server) users() {
 			IfMatch
 			Body UserChange
 		}) (*UserOutput, error) {
-			u, err := s.dir.FindUserByUsername(ctx, in.Username)
-			if err != nil {
-				return nil, apiError(err)
-			}
-			expect, err := ifMatch(in.IfMatch.IfMatch, u.Version)
+			u, expect, err := s.userIfMatch(ctx, in.Username, in.IfMatch.IfMatch)
 			if err != nil {
 				return nil, err
 			}
@@ -125,15 +121,23 @@ func (s *server) users() {
 			ByUsername
 			IfMatch
 		}) (*struct{}, error) {
-			u, err := s.dir.FindUserByUsername(ctx, in.Username)
+			u, _, err := s.userIfMatch(ctx, in.Username, in.IfMatch.IfMatch)
 			if err != nil {
-				return nil, apiError(err)
-			}
-			if _, err := ifMatch(in.IfMatch.IfMatch, u.Version); err != nil {
 				return nil, err
 			}
 			return nil, apiError0(s.dir.DeleteUser(ctx, u.ID))
 		})
+}
+
+// userIfMatch reads a user and the version an If-Match header allows a
+// write to (0: any), or the error to answer.
+func (s *server) userIfMatch(ctx context.Context, username, header string) (*usersync.User, int64, error) {
+	u, err := s.dir.FindUserByUsername(ctx, username)
+	if err != nil {
+		return nil, 0, apiError(err)
+	}
+	expect, err := ifMatch(header, u.Version)
+	return u, expect, err
 }
 
 // apiError0 is apiError for calls that may succeed.
