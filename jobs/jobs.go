@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -299,19 +298,6 @@ func (w *worker) closeAbandoned(ctx context.Context, name string) {
 	for _, r := range runs {
 		if r.Outcome == usersync.RunRunning {
 			w.s.o.Dir.FinishRun(ctx, r.ID, usersync.RunFailed, r.Output, "abandoned: "+r.StartedBy+" stopped during the run (the job was run again)")
-		}
-	}
-}
-
-// Metrics records runs on set: runs by schedule and outcome, their
-// duration, and the time of each schedule's last success.
-func Metrics(set *metrics.Set) func(schedule, outcome string, took time.Duration) {
-	return func(schedule, outcome string, took time.Duration) {
-		l := fmt.Sprintf("schedule=%q", schedule)
-		set.GetOrCreateCounter(fmt.Sprintf(`usersync_schedule_runs_total{%s,outcome=%q}`, l, outcome)).Inc()
-		set.GetOrCreateHistogram(fmt.Sprintf(`usersync_schedule_run_duration_seconds{%s}`, l)).Update(took.Seconds())
-		if outcome == usersync.RunSucceeded {
-			set.GetOrCreateFloatCounter(fmt.Sprintf(`usersync_schedule_last_success_timestamp_seconds{%s}`, l)).Set(float64(time.Now().Unix()))
 		}
 	}
 }

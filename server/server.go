@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/scim"
+	"github.com/usersync/usersync/telemetry"
 )
 
 // SCIMPath is where SCIM is served.
@@ -30,7 +30,7 @@ type Options struct {
 	AccessLog string
 	// Metrics is the set /metrics serves, shared with the parts of the
 	// service that count their own (the provisioners); nil: a new one.
-	Metrics *metrics.Set
+	Metrics *telemetry.Metrics
 }
 
 // Access-log levels.
@@ -71,12 +71,9 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 	// demo) do not add up.
 	set := o.Metrics
 	if set == nil {
-		set = metrics.NewSet()
+		set = telemetry.New()
 	}
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		set.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
-	})
+	mux.Handle("GET /metrics", set.Handler())
 	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
 	mux.Handle(api.Path+"/", api.New(dir))
 	return observe(mux, log, set, o.AccessLog)
@@ -152,7 +149,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // each one as opts say (never its headers: they carry tokens), and turns a
 // handler's panic into a logged, counted 500 instead of a dropped
 // connection that neither the log nor the metrics would see.
-func observe(next http.Handler, log *slog.Logger, set *metrics.Set, accessLog string) http.Handler {
+func observe(next http.Handler, log *slog.Logger, set *telemetry.Metrics, accessLog string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rt, m, path := route(r.URL.Path), method(r.Method), r.URL.Path
@@ -167,7 +164,7 @@ func observe(next http.Handler, log *slog.Logger, set *metrics.Set, accessLog st
 					panic(p)
 				}
 				log.Error("request failed: the handler panicked (a bug)", "method", r.Method, "path", path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_panics_total{route=%q}`, rt)).Inc()
+				set.Panic(rt)
 				if !sw.wrote {
 					sw.Header().Set("Content-Type", scim.MediaType)
 					sw.WriteHeader(http.StatusInternalServerError)
@@ -182,12 +179,7 @@ func observe(next http.Handler, log *slog.Logger, set *metrics.Set, accessLog st
 			sw.status = scim.StatusClientGone
 		}
 		d := time.Since(start)
-		set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_requests_total{route=%q,method=%q,code="%d"}`, rt, m, sw.status)).Inc()
-		// A summary (p50, p90, p99 over 5 minutes): Prometheus reads it as is.
-		set.GetOrCreateSummaryExt(fmt.Sprintf(`usersync_http_request_duration_seconds{route=%q,method=%q}`, rt, m), 5*time.Minute, []float64{0.5, 0.9, 0.99}).Update(d.Seconds())
-		if sw.status >= 500 {
-			set.GetOrCreateCounter(fmt.Sprintf(`usersync_http_errors_total{route=%q}`, rt)).Inc()
-		}
+		set.Request(rt, m, sw.status, d) // latency as a histogram: replicas add up
 		if rt == "/healthz" || rt == "/readyz" || rt == "/metrics" || accessLog == AccessNone || (accessLog == AccessErrors && sw.status < 400) {
 			return
 		}

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
@@ -19,6 +18,7 @@ import (
 	"github.com/usersync/usersync/server"
 	"github.com/usersync/usersync/sqlstore"
 	"github.com/usersync/usersync/target/entra"
+	"github.com/usersync/usersync/telemetry"
 )
 
 func (a *app) serveCommand() *cobra.Command {
@@ -78,7 +78,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 				scheme = "https"
 			}
 			log.Info("usersync serving", "address", scheme+"://"+ln.Addr().String(), "scim", scheme+"://"+ln.Addr().String()+server.SCIMPath, "directory", d.Where())
-			set := metrics.NewSet()
+			set := telemetry.New()
 			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog, Metrics: set}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn), TLSConfig: tlsConf}
 			go func() { // keep the SQLite WAL short, off the request path
@@ -98,7 +98,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 			var queue *jobs.Service
 			if !noSchedules {
 				if queue, err = jobs.Start(ctx, jobs.Options{Dir: d, SQL: d.SQLitePool(), DSN: a.dsn(), Run: a.runner(), Holder: servingHolder(),
-					Log: log, Timeout: jobTimeout, RescueAfter: rescueAfter, OnRun: jobs.Metrics(set)}); err != nil {
+					Log: log, Timeout: jobTimeout, RescueAfter: rescueAfter, OnRun: set.ScheduleRun}); err != nil {
 					return err
 				}
 			}

@@ -108,9 +108,9 @@ func TestServe(t *testing.T) {
 		t.Fatalf("wrong token: %d", code)
 	}
 	code, metrics := get("/metrics", "")
-	if code != 200 || !strings.Contains(metrics, `usersync_http_requests_total{route="/scim/v2/Users",method="GET",code="200"} 1`) ||
-		!strings.Contains(metrics, `usersync_http_requests_total{route="/scim/v2/Users",method="GET",code="401"} 1`) ||
-		!strings.Contains(metrics, `usersync_http_request_duration_seconds{route="/scim/v2/Users",method="GET",quantile="0.99"}`) {
+	if code != 200 || !strings.Contains(metrics, `usersync_http_requests_total{code="200",method="GET",route="/scim/v2/Users"} 1`) ||
+		!strings.Contains(metrics, `usersync_http_requests_total{code="401",method="GET",route="/scim/v2/Users"} 1`) ||
+		!strings.Contains(metrics, `usersync_http_request_duration_seconds_bucket{method="GET",route="/scim/v2/Users",le="0.1"}`) {
 		t.Fatalf("metrics:\n%s", metrics)
 	}
 

@@ -10,11 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/schedule"
+	"github.com/usersync/usersync/telemetry"
 )
 
 // ServeOptions shape Serve.
@@ -259,31 +258,22 @@ func (s *serving) runLeased(ctx context.Context, w *worker, g *Groups) (*Result,
 }
 
 // Metrics returns an OnRun that counts runs, writes and failed groups per
-// provisioner in set, for /metrics:
+// provisioner in m, for /metrics:
 //
 //	usersync_provisioner_runs_total{provisioner, result="ok"|"error"}
 //	usersync_provisioner_actions_total{provisioner, action}
 //	usersync_provisioner_failed_groups_total{provisioner}
 //	usersync_provisioner_run_duration_seconds{provisioner} (histogram)
 //	usersync_provisioner_last_success_timestamp_seconds{provisioner}
-func Metrics(set *metrics.Set) func(name string, r *Result, err error, took time.Duration) {
+func Metrics(m *telemetry.Metrics) func(name string, r *Result, err error, took time.Duration) {
 	return func(name string, r *Result, err error, took time.Duration) {
-		result := "ok"
-		if err != nil {
-			result = "error"
+		actions, failed := map[string]int{}, 0
+		if r != nil {
+			for k, n := range r.Counts {
+				actions[string(k)] = n
+			}
+			failed = len(r.Failures)
 		}
-		p := fmt.Sprintf("provisioner=%q", name)
-		set.GetOrCreateCounter(fmt.Sprintf(`usersync_provisioner_runs_total{%s,result=%q}`, p, result)).Inc()
-		set.GetOrCreateHistogram(fmt.Sprintf(`usersync_provisioner_run_duration_seconds{%s}`, p)).Update(took.Seconds())
-		if err == nil {
-			set.GetOrCreateFloatCounter(fmt.Sprintf(`usersync_provisioner_last_success_timestamp_seconds{%s}`, p)).Set(float64(time.Now().Unix()))
-		}
-		if r == nil {
-			return
-		}
-		for k, n := range r.Counts {
-			set.GetOrCreateCounter(fmt.Sprintf(`usersync_provisioner_actions_total{%s,action=%q}`, p, k)).Add(n)
-		}
-		set.GetOrCreateCounter(fmt.Sprintf(`usersync_provisioner_failed_groups_total{%s}`, p)).Add(len(r.Failures))
+		m.ProvisionerRun(name, err == nil, took, actions, failed)
 	}
 }

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
@@ -9,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/usersync/usersync"
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	"github.com/usersync/usersync/internal/dirtest"
 	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/telemetry"
 )
 
 // serve runs Serve over dir until the test ends.
@@ -61,7 +61,7 @@ func TestServeFollowsChanges(t *testing.T) {
 		e := newEnv(t, open(t), graphemu.Options{Latency: 2 * time.Millisecond}, nil)
 		var running, overlaps, runs atomic.Int32
 		var mu sync.Mutex
-		set := metrics.NewSet()
+		set := telemetry.New()
 		record := Metrics(set)
 		onRun := func(name string, r *Result, err error, took time.Duration) { runs.Add(1); record(name, r, err, took) }
 		// Each replica has its own connection pool on the same directory.
@@ -93,12 +93,12 @@ func TestServeFollowsChanges(t *testing.T) {
 		if runs.Load() == 0 {
 			t.Fatal("no run was reported")
 		}
-		var out strings.Builder
-		set.WritePrometheus(&out)
-		for _, want := range []string{`usersync_provisioner_actions_total{provisioner="o365",action="create-group"} 3`,
-			`usersync_provisioner_actions_total{provisioner="o365",action="remove-member"} 1`, `usersync_provisioner_runs_total{provisioner="o365",result="ok"}`} {
-			if !strings.Contains(out.String(), want) {
-				t.Fatalf("metrics lack %s:\n%s", want, out.String())
+		out := httptest.NewRecorder()
+		set.Handler().ServeHTTP(out, httptest.NewRequest("GET", "/metrics", nil))
+		for _, want := range []string{`usersync_provisioner_actions_total{action="create-group",provisioner="o365"} 3`,
+			`usersync_provisioner_actions_total{action="remove-member",provisioner="o365"} 1`, `usersync_provisioner_runs_total{provisioner="o365",result="ok"}`} {
+			if !strings.Contains(out.Body.String(), want) {
+				t.Fatalf("metrics lack %s:\n%s", want, out.Body.String())
 			}
 		}
 	})
