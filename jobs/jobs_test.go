@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // A rescue delay that does not exceed the timeout would run a job twice.

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/scim"
