@@ -185,3 +185,11 @@ func (d *DB) ListRuns(ctx context.Context, schedule string, limit int) ([]*users
 	}
 	return out, d.wrapErr("list runs", rows.Err())
 }
+
+// JobQueueDepth counts the jobs waiting to run: available, scheduled or
+// to be retried.
+func (d *DB) JobQueueDepth(ctx context.Context) (int, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job WHERE state IN ('available', 'scheduled', 'retryable')`).Scan(&n)
+	return n, d.wrapErr("count waiting jobs", err)
+}

@@ -539,6 +539,9 @@ func TestJobQueueTablesMigrated(t *testing.T) {
 			if err := d.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM river_job`).Scan(&n); err != nil || n != 0 {
 				t.Fatalf("river_job: %d %v", n, err)
 			}
+			if n, err := d.JobQueueDepth(context.Background()); err != nil || n != 0 {
+				t.Fatalf("queue depth: %d %v", n, err)
+			}
 		})
 	}
 }

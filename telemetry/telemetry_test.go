@@ -1,10 +1,14 @@
 package telemetry
 
 import (
+	"context"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/dirtest"
 )
 
 func scrape(m *Metrics) string {
@@ -43,5 +47,39 @@ func TestSeries(t *testing.T) {
 	}
 	if strings.Contains(out, `usersync_schedule_last_success_timestamp_seconds{schedule="hr"}`) {
 		t.Error("a schedule that never succeeded has a last success")
+	}
+}
+
+// A provisioner's backlog and lag, and the job queue's depth, are read
+// from the directory at each scrape.
+func TestDirectoryFigures(t *testing.T) {
+	ctx := context.Background()
+	d := dirtest.SQLite(t)
+	p := &usersync.Provisioner{Name: "o365", Kind: usersync.ProvisionerGroups,
+		Config: usersync.ProvisionerConfig{TenantID: "contoso.onmicrosoft.com", ClientID: "app-1", Domain: "contoso.com"}}
+	if err := d.CreateProvisioner(ctx, p, "s"); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := d.LastChangeSeq(ctx)
+	d.SetCursor(ctx, usersync.ProvisionerCursor("o365"), last)
+	for _, n := range []string{"a", "b", "c"} {
+		d.CreateUser(ctx, &usersync.User{Username: n})
+	}
+	m := New()
+	m.Directory(d, func(context.Context) (int, error) { return 4, nil })
+	time.Sleep(20 * time.Millisecond)
+	out := scrape(m)
+	for _, want := range []string{`usersync_provisioner_backlog_events{provisioner="o365"} 3`, `usersync_job_queue_depth 4`, `usersync_directory_scrape_ok 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if strings.Contains(out, `usersync_provisioner_lag_seconds{provisioner="o365"} 0`+"\n") {
+		t.Error("a provisioner with a backlog has no lag")
+	}
+	m2 := New()
+	m2.Directory(d, func(context.Context) (int, error) { return 0, context.DeadlineExceeded })
+	if out := scrape(m2); !strings.Contains(out, `usersync_directory_scrape_ok 0`) || strings.Contains(out, "usersync_job_queue_depth") {
+		t.Errorf("a failed read is not said: %s", out)
 	}
 }

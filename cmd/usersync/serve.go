@@ -79,6 +79,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 			}
 			log.Info("usersync serving", "address", scheme+"://"+ln.Addr().String(), "scim", scheme+"://"+ln.Addr().String()+server.SCIMPath, "directory", d.Where())
 			set := telemetry.New()
+			set.Directory(d, d.JobQueueDepth)
 			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog, Metrics: set}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn), TLSConfig: tlsConf}
 			go func() { // keep the SQLite WAL short, off the request path
