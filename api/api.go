@@ -28,7 +28,7 @@ const MaxBody = 1 << 20
 // New returns the API over dir. Every operation needs the bearer API token
 // of an enabled administrator (401 without a valid one, 403 for anyone
 // else); the OpenAPI document is public.
-func New(dir usersync.Directory) http.Handler {
+func New(dir usersync.Directory, o Options) http.Handler {
 	mux := http.NewServeMux()
 	config := huma.DefaultConfig("usersync API", "1")
 	config.Info.Description = "The usersync directory (users, groups, members, folders), API tokens, settings and the change log. " +
@@ -38,7 +38,7 @@ func New(dir usersync.Directory) http.Handler {
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"bearer": {Type: "http", Scheme: "bearer", Description: "a usersync API token of an administrator"}}
 	config.Security = []map[string][]string{{"bearer": {}}}
 	a := humago.NewWithPrefix(mux, Path, config)
-	s := &server{dir: dir, api: a}
+	s := &server{dir: dir, api: a, o: o}
 	a.UseMiddleware(s.authenticate)
 	s.users()
 	s.groups()
@@ -47,12 +47,25 @@ func New(dir usersync.Directory) http.Handler {
 	s.settings()
 	s.changes()
 	s.schedules()
+	s.scheduleWrites()
 	return http.MaxBytesHandler(mux, MaxBody)
 }
 
 type server struct {
 	dir usersync.Directory
 	api huma.API
+	o   Options
+}
+
+// Options are what the API needs from the process that serves it.
+type Options struct {
+	// CheckCommand checks a schedule's command line as the command itself
+	// reads it (the command line tool knows its commands); nil refuses to
+	// create schedules.
+	CheckCommand func(ctx context.Context, command []string) error
+	// RunNow queues a run of a schedule; nil when this process runs no
+	// schedules. duplicate: one was waiting or running already.
+	RunNow func(ctx context.Context, name, startedBy string) (duplicate bool, err error)
 }
 
 // authenticate admits administrators' API tokens and names them as the

@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/internal/dirtest"
 	"github.com/usersync/usersync/server"
 )
@@ -37,7 +38,12 @@ type client struct {
 
 func start(t *testing.T, d usersync.Directory) (admin, regular *client) {
 	t.Helper()
-	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
+	return startWith(t, d, api.Options{})
+}
+
+func startWith(t *testing.T, d usersync.Directory, o api.Options) (admin, regular *client) {
+	t.Helper()
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{API: o}))
 	t.Cleanup(srv.Close)
 	token := func(name string, typ usersync.UserType) string {
 		u := &usersync.User{Username: name, Email: name + "@x.example", Type: typ, Enabled: true}
@@ -358,4 +364,72 @@ func TestSchedulesAndRuns(t *testing.T) {
 			t.Fatalf("unknown schedule: %d", code)
 		}
 	})
+}
+
+// Schedules made and run through the API use the serving process's
+// command-line check and job queue; without them the API says so.
+func TestScheduleWrites(t *testing.T) {
+	d := dirtest.SQLite(t)
+	var queued []string
+	c, _ := startWith(t, d, api.Options{
+		CheckCommand: func(ctx context.Context, command []string) error {
+			if strings.Contains(strings.Join(command, " "), "--client-secret") {
+				return usersync.Errorf(usersync.EINVALID, "a schedule's command line must not hold a secret")
+			}
+			return nil
+		},
+		RunNow: func(ctx context.Context, name, by string) (bool, error) {
+			if _, err := d.FindSchedule(ctx, name); err != nil {
+				return false, err
+			}
+			queued = append(queued, name+" by "+by)
+			return len(queued) > 1, nil
+		},
+	})
+	good := map[string]any{"name": "sales", "cron": "*/40 * * * *", "command": []any{"o365", "provision", "Sales"}}
+	for _, bad := range []struct {
+		body map[string]any
+		says string
+	}{
+		{map[string]any{"name": "sales", "cron": "61 * * * *", "command": []any{"o365", "provision", "Sales"}}, "above maximum"},
+		{map[string]any{"name": "sales", "cron": "* * * * *", "timeZone": "Mars/Olympus", "command": []any{"o365", "provision", "Sales"}}, "IANA"},
+		{map[string]any{"name": "sales", "cron": "* * * * *", "command": []any{"o365", "provision", "--client-secret", "x", "Sales"}}, "secret"},
+		{map[string]any{"name": "bad name", "cron": "* * * * *", "command": []any{"o365", "provision", "Sales"}}, "name"},
+	} {
+		code, body, _ := c.do("POST", "/schedules", bad.body)
+		if text, _ := json.Marshal(body); code != 422 || !strings.Contains(string(text), bad.says) {
+			t.Errorf("POST %v: %d %s", bad.body, code, text)
+		}
+	}
+	if list, _ := d.ListSchedules(context.Background()); len(list) != 0 {
+		t.Fatalf("a refused schedule was stored: %v", list)
+	}
+	if code, s, h := c.do("POST", "/schedules", good); code != 201 || s["name"] != "sales" || h.Get("ETag") != `W/"1"` {
+		t.Fatalf("create: %d %v", code, s)
+	}
+	if code, _, _ := c.do("POST", "/schedules", good); code != 409 {
+		t.Fatalf("twice: %d", code)
+	}
+	if code, r, _ := c.do("POST", "/schedules/sales/runs", nil); code != 202 || r["queued"] != true {
+		t.Fatalf("run now: %d %v", code, r)
+	}
+	if _, r, _ := c.do("POST", "/schedules/sales/runs", nil); r["duplicate"] != true || r["queued"] != false {
+		t.Fatalf("a second run now: %v", r)
+	}
+	if len(queued) != 2 || queued[0] != "sales by api:api-admin" {
+		t.Fatalf("queued %v", queued)
+	}
+	if code, _, _ := c.do("POST", "/schedules/nope/runs", nil); code != 404 {
+		t.Fatalf("run of an unknown schedule: %d", code)
+	}
+	if code, _, _ := c.do("DELETE", "/schedules/sales", nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	bare, _ := start(t, dirtest.SQLite(t))
+	if code, _, _ := bare.do("POST", "/schedules", good); code != 501 {
+		t.Fatalf("create without a command check: %d", code)
+	}
+	if code, _, _ := bare.do("POST", "/schedules/sales/runs", nil); code != 503 {
+		t.Fatalf("run without a queue: %d", code)
+	}
 }

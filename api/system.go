@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/schedule"
 )
 
 // FolderList lists folders.
@@ -287,5 +288,72 @@ func (s *server) schedules() {
 				return nil, apiError(err)
 			}
 			return &struct{ Body *usersync.Run }{r}, nil
+		})
+}
+
+// NewSchedule is a schedule to create.
+type NewSchedule struct {
+	Name     string   `json:"name" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9._-]+$"`
+	Cron     string   `json:"cron" minLength:"1" doc:"five-field cron, or Quartz with seconds"`
+	TimeZone string   `json:"timeZone,omitempty" doc:"IANA time zone (default UTC)"`
+	Command  []string `json:"command" minItems:"2" doc:"the arguments after usersync: o365 provision … or okta provision …, without secrets"`
+	Paused   bool     `json:"paused,omitempty"`
+}
+
+func (s *server) scheduleWrites() {
+	huma.Register(s.api, huma.Operation{OperationID: "create-schedule", Method: http.MethodPost, Path: "/schedules", Summary: "Create a schedule (checked as usersync schedules create checks it)", Tags: []string{"schedules"}, DefaultStatus: http.StatusCreated},
+		func(ctx context.Context, in *struct{ Body NewSchedule }) (*struct {
+			ETag string `header:"ETag"`
+			Body *usersync.Schedule
+		}, error) {
+			if s.o.CheckCommand == nil {
+				return nil, huma.Error501NotImplemented("this server cannot check command lines: create schedules with `usersync schedules create`")
+			}
+			b := in.Body
+			if _, err := schedule.Parse(b.Cron, b.TimeZone); err != nil {
+				return nil, huma.Error422UnprocessableEntity(err.Error(), &huma.ErrorDetail{Location: "body.cron", Value: b.Cron})
+			}
+			if err := s.o.CheckCommand(ctx, b.Command); err != nil {
+				return nil, apiError(err)
+			}
+			sc := &usersync.Schedule{Name: b.Name, Cron: b.Cron, TimeZone: b.TimeZone, Command: b.Command, Paused: b.Paused}
+			if err := s.dir.CreateSchedule(ctx, sc); err != nil {
+				return nil, apiError(err)
+			}
+			return &struct {
+				ETag string `header:"ETag"`
+				Body *usersync.Schedule
+			}{etag(sc.Version), sc}, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "delete-schedule", Method: http.MethodDelete, Path: "/schedules/{name}", Summary: "Delete a schedule (its runs stay on record)", Tags: []string{"schedules"}, DefaultStatus: http.StatusNoContent},
+		func(ctx context.Context, in *struct {
+			Name string `path:"name"`
+		}) (*struct{}, error) {
+			return nil, apiError0(s.dir.DeleteSchedule(ctx, in.Name))
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "run-schedule", Method: http.MethodPost, Path: "/schedules/{name}/runs", Summary: "Queue a run of a schedule now", Tags: []string{"schedules"}, DefaultStatus: http.StatusAccepted},
+		func(ctx context.Context, in *struct {
+			Name string `path:"name"`
+		}) (*struct {
+			Body struct {
+				Queued    bool `json:"queued"`
+				Duplicate bool `json:"duplicate" doc:"a run was already waiting or running: no second one was queued"`
+			}
+		}, error) {
+			if s.o.RunNow == nil {
+				return nil, huma.Error503ServiceUnavailable("this server runs no schedules (usersync serve --no-schedules): run it with `usersync schedules run`")
+			}
+			dup, err := s.o.RunNow(ctx, in.Name, usersync.ActorFrom(ctx))
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &struct {
+				Body struct {
+					Queued    bool `json:"queued"`
+					Duplicate bool `json:"duplicate" doc:"a run was already waiting or running: no second one was queued"`
+				}
+			}{}
+			out.Body.Queued, out.Body.Duplicate = !dup, dup
+			return out, nil
 		})
 }

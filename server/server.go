@@ -30,6 +30,7 @@ type Options struct {
 	// Metrics is the set /metrics serves, shared with the parts of the
 	// service that count their own (the provisioners); nil: a new one.
 	Metrics *telemetry.Metrics
+	API     api.Options // what the REST API needs of the process
 }
 
 // Access-log levels.
@@ -74,7 +75,7 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 	}
 	mux.Handle("GET /metrics", set.Handler())
 	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
-	mux.Handle(api.Path+"/", api.New(dir))
+	mux.Handle(api.Path+"/", api.New(dir, o.API))
 	return observe(mux, log, set, o.AccessLog)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/server"
 	"github.com/usersync/usersync/sqlstore"
@@ -80,7 +81,24 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 			log.Info("usersync serving", "address", scheme+"://"+ln.Addr().String(), "scim", scheme+"://"+ln.Addr().String()+server.SCIMPath, "directory", d.Where())
 			set := telemetry.New()
 			set.Directory(d, d.JobQueueDepth)
-			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog, Metrics: set}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+			var queue *jobs.Service
+			if !noSchedules {
+				if queue, err = jobs.Start(ctx, jobs.Options{Dir: d, SQL: d.SQLitePool(), DSN: a.dsn(), Run: a.runner(), Holder: servingHolder(),
+					Log: log, Timeout: jobTimeout, RescueAfter: rescueAfter, OnRun: set.ScheduleRun}); err != nil {
+					return err
+				}
+			}
+			apiOpts := api.Options{CheckCommand: func(ctx context.Context, command []string) error {
+				err := a.checkCommand(ctx, d, command)
+				if err != nil && usersync.ErrorCode(err) == usersync.EINTERNAL {
+					err = usersync.Errorf(usersync.EINVALID, "%s", err.Error()) // a usage error: the command line's fault
+				}
+				return err
+			}}
+			if queue != nil {
+				apiOpts.RunNow = queue.RunNow
+			}
+			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog, Metrics: set, API: apiOpts}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn), TLSConfig: tlsConf}
 			go func() { // keep the SQLite WAL short, off the request path
 				t := time.NewTicker(time.Second)
@@ -96,13 +114,6 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 					}
 				}
 			}()
-			var queue *jobs.Service
-			if !noSchedules {
-				if queue, err = jobs.Start(ctx, jobs.Options{Dir: d, SQL: d.SQLitePool(), DSN: a.dsn(), Run: a.runner(), Holder: servingHolder(),
-					Log: log, Timeout: jobTimeout, RescueAfter: rescueAfter, OnRun: set.ScheduleRun}); err != nil {
-					return err
-				}
-			}
 			provisioners := make(chan struct{})
 			go func() {
 				defer close(provisioners)
