@@ -46,7 +46,7 @@ type Run struct {
 	StartedBy string     `json:"startedBy"` // the actor: serve:<host>, cli:<user>, api:<user>
 	StartedAt time.Time  `json:"startedAt"`
 	EndedAt   *time.Time `json:"endedAt,omitempty"`
-	Outcome   string     `json:"outcome"`          // running, succeeded, failed
+	Outcome   string     `json:"outcome"`          // running, succeeded, failed, quarantined, removals-allowed, removals-rejected
 	Output    string     `json:"output,omitempty"` // the command's JSON summary
 	Error     string     `json:"error,omitempty"`
 	Attempt   int        `json:"attempt"` // 1 for the first try of a job, more for its retries
@@ -57,6 +57,13 @@ const (
 	RunRunning   = "running"
 	RunSucceeded = "succeeded"
 	RunFailed    = "failed"
+	// RunQuarantined: the mass-removal guard held removals; the rest of
+	// the run applied. An administrator allows or rejects them.
+	RunQuarantined = "quarantined"
+	// RunRemovalsAllowed and RunRemovalsRejected record the decision on a
+	// quarantined run.
+	RunRemovalsAllowed  = "removals-allowed"
+	RunRemovalsRejected = "removals-rejected"
 )
 
 // ScheduleService stores schedules and their runs.

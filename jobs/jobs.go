@@ -30,6 +30,13 @@ import (
 // JSON (the run's summary).
 type Runner func(ctx context.Context, command []string) (output string, err error)
 
+// Held is a run that stopped at the mass-removal guard: its other changes
+// applied, its removals wait for an administrator (usersync runs
+// allow-removals or reject). It is not retried: it would stop again.
+type Held struct{ Detail string }
+
+func (h *Held) Error() string { return h.Detail }
+
 // Options configure the service.
 type Options struct {
 	Dir     usersync.Directory
@@ -257,12 +264,10 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	}
 	began := time.Now()
 	output, runErr := o.Run(ctx, sc.Command)
-	outcome, errText := usersync.RunSucceeded, ""
-	if runErr != nil {
-		outcome, errText = usersync.RunFailed, usersync.ErrorMessage(runErr)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			errText = fmt.Sprintf("cut after the job timeout (%s): %s", o.Timeout, errText)
-		}
+	outcome, errText := RunOutcome(runErr)
+	errText = WithAdvice(outcome, errText, run.ID)
+	if runErr != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		errText = fmt.Sprintf("cut after the job timeout (%s): %s", o.Timeout, errText)
 	}
 	// Recorded even when the job's context has ended.
 	if _, err := o.Dir.FinishRun(context.WithoutCancel(ctx), run.ID, outcome, output, errText); err != nil {
@@ -272,6 +277,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		o.OnRun(sc.Name, outcome, time.Since(began))
 	}
 	o.Log.Info("schedule ran", "schedule", sc.Name, "run", run.ID, "trigger", run.Trigger, "attempt", job.Attempt, "outcome", outcome)
+	if outcome == usersync.RunQuarantined {
+		return nil // held for an administrator: trying again would only hold again
+	}
 	return runErr
 }
 
@@ -300,4 +308,26 @@ func (w *worker) closeAbandoned(ctx context.Context, name string) {
 			w.s.o.Dir.FinishRun(ctx, r.ID, usersync.RunFailed, r.Output, "abandoned: "+r.StartedBy+" stopped during the run (the job was run again)")
 		}
 	}
+}
+
+// RunOutcome is how a run that ended with err is recorded: succeeded,
+// quarantined (removals held) or failed, and the error to show.
+func RunOutcome(err error) (outcome, errText string) {
+	var held *Held
+	switch {
+	case err == nil:
+		return usersync.RunSucceeded, ""
+	case errors.As(err, &held):
+		return usersync.RunQuarantined, held.Detail
+	}
+	return usersync.RunFailed, err.Error() // the command's own message (it never shows secrets)
+}
+
+// WithAdvice adds to a quarantined run's error what the administrator can
+// do about it.
+func WithAdvice(outcome, errText string, id int64) string {
+	if outcome != usersync.RunQuarantined {
+		return errText
+	}
+	return fmt.Sprintf("%s. Decide with `usersync runs allow-removals %d` or `usersync runs reject %d`", errText, id, id)
 }

@@ -32,6 +32,10 @@ type Options struct {
 	UserType         usersync.UserType // type of created users; default regular
 	AutoCreate       AutoCreate
 	Force            bool // overwrite profiles of users this source does not own, and apply mass removals
+	// AllowRemovals applies removals the mass-removal guard would hold,
+	// and nothing else that Force does (an administrator's answer to a
+	// held run).
+	AllowRemovals bool
 	TargetGroup      string
 	SkipDefaultGroup bool
 	SyncUserLimit    int      // a group with more users is refused whole; 0: no limit
@@ -73,6 +77,20 @@ const (
 	MassRemovalShare = 0.2
 	MassRemovalMin   = 10
 )
+
+// MassRemoval is the mass-removal guard's refusal: the removals it held.
+// It is an ECONFLICT domain error too.
+type MassRemoval struct {
+	Group       string   `json:"group"`
+	SourceGroup string   `json:"sourceGroup"`
+	Remove      int      `json:"remove"` // members the sync would have removed
+	Total       int      `json:"total"`  // members the group had
+	Sample      []string `json:"sample"` // up to 20 of them, by username
+	err         error
+}
+
+func (e *MassRemoval) Error() string { return e.err.Error() }
+func (e *MassRemoval) Unwrap() error { return e.err }
 
 // applyChunk bounds the users written in one transaction when a group is
 // held whole before writing; ten of it bound a group commit.
@@ -1000,9 +1018,14 @@ func (s *syncer) removeFrom(ctx context.Context, leave, rebound []*member, total
 	sortByName(gone)
 	sortByName(kept)
 	n := len(gone)
-	if n > 0 && !s.o.Force && s.o.OnlyUser == "" && ((sourceEmpty && n == total) || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(total))) {
-		return usersync.Errorf(usersync.ECONFLICT, "syncing group %q would remove %d of its %d members (source group %q); removals refused as a likely mistake — run with --force to apply them",
+	if n > 0 && !s.o.Force && !s.o.AllowRemovals && s.o.OnlyUser == "" && ((sourceEmpty && n == total) || (n > MassRemovalMin && float64(n) > MassRemovalShare*float64(total))) {
+		held := &MassRemoval{Group: s.r.Group, SourceGroup: s.r.SourceGroup, Remove: n, Total: total}
+		for _, m := range gone[:min(len(gone), 20)] {
+			held.Sample = append(held.Sample, m.username)
+		}
+		held.err = usersync.Errorf(usersync.ECONFLICT, "syncing group %q would remove %d of its %d members (source group %q); removals refused as a likely mistake — run with --allow-removals (or --force) to apply them",
 			s.r.Group, n, total, s.r.SourceGroup)
+		return held
 	}
 	for _, m := range gone {
 		s.act(Action{Kind: RemoveMember, User: m.username, Group: s.r.Group, Reason: "no longer in source group " + s.r.SourceGroup})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,12 +22,12 @@ import (
 
 // provisionFlags are the flags that o365 and okta provision share (the seeds' common set).
 type provisionFlags struct {
-	verbose, dryRun, noSummary, fullSummary bool
-	userType                                string
-	autoCreate                              string
-	force, skipDefault, rebind              bool
-	syncUserLimit                           int
-	targetGroup                             string
+	verbose, dryRun, noSummary, fullSummary   bool
+	userType                                  string
+	autoCreate                                string
+	force, skipDefault, rebind, allowRemovals bool
+	syncUserLimit                             int
+	targetGroup                               string
 }
 
 func (f *provisionFlags) register(c *cobra.Command) {
@@ -39,6 +40,7 @@ func (f *provisionFlags) register(c *cobra.Command) {
 	fl.StringVarP(&f.autoCreate, "auto-create", "a", "", "all (or no value): create missing groups and users; groups: create groups, only update existing users; absent: only users of existing groups are created and updated")
 	fl.Lookup("auto-create").NoOptDefVal = "all"
 	fl.BoolVar(&f.force, "force", false, "overwrite profiles of users this source does not own, and apply removals of more than 20% of a group")
+	fl.BoolVar(&f.allowRemovals, "allow-removals", false, "apply removals of more than 20% of a group, which are otherwise held (unlike --force, profiles are not taken over)")
 	fl.BoolVar(&f.skipDefault, "skip-default-group", false, "do not add synced users to the Default Group")
 	fl.IntVar(&f.syncUserLimit, "sync-user-limit", 10000, "refuse, whole, a group with more users than this")
 	fl.StringVar(&f.targetGroup, "target-group", "", "sync into this directory group instead of one named like the source group (several source groups may share one: it holds their union)")
@@ -49,7 +51,7 @@ func (f *provisionFlags) register(c *cobra.Command) {
 }
 
 func (f *provisionFlags) options() (pull.Options, error) {
-	o := pull.Options{Force: f.force, SkipDefaultGroup: f.skipDefault, SyncUserLimit: f.syncUserLimit, TargetGroup: f.targetGroup, Rebind: f.rebind}
+	o := pull.Options{Force: f.force, AllowRemovals: f.allowRemovals, SkipDefaultGroup: f.skipDefault, SyncUserLimit: f.syncUserLimit, TargetGroup: f.targetGroup, Rebind: f.rebind}
 	if err := usersync.ValidateUserType(f.userType); err != nil {
 		return o, usageError{fmt.Errorf("--user-type: %v", err)}
 	}
@@ -255,6 +257,8 @@ type groupOutcome struct {
 	Name   string       `json:"name"`
 	Result *pull.Result `json:"result,omitempty"`
 	Error  string       `json:"error,omitempty"`
+	// HeldRemovals are the removals the mass-removal guard held.
+	HeldRemovals *pull.MassRemoval `json:"heldRemovals,omitempty"`
 }
 
 // provision syncs each group in turn; one group's failure does not stop the
@@ -297,6 +301,7 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 		case err != nil:
 			failed = true
 			out.Error = usersync.ErrorMessage(err)
+			errors.As(err, &out.HeldRemovals)
 			if usersync.ErrorCode(err) == usersync.EINTERNAL {
 				out.Error += " (" + err.Error() + ")"
 			}

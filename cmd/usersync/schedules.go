@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -252,10 +253,8 @@ func (a *app) schedulesRun() *cobra.Command {
 				return err
 			}
 			output, runErr := a.runner()(ctx, s.Command)
-			outcome, errText := usersync.RunSucceeded, ""
-			if runErr != nil {
-				outcome, errText = usersync.RunFailed, runErr.Error()
-			}
+			outcome, errText := jobs.RunOutcome(runErr)
+			errText = jobs.WithAdvice(outcome, errText, r.ID)
 			done, err := d.FinishRun(context.WithoutCancel(ctx), r.ID, outcome, output, errText)
 			if err != nil {
 				return err
@@ -269,9 +268,65 @@ func (a *app) schedulesRun() *cobra.Command {
 				return err
 			}
 			if runErr != nil {
+				if outcome == usersync.RunQuarantined {
+					return usersync.Errorf(usersync.ECONFLICT, "schedule %s, run %d: %s", s.Name, done.ID, errText)
+				}
 				return fmt.Errorf("schedule %s failed (run %d): %w", s.Name, done.ID, runErr)
 			}
 			return nil
+		})}
+}
+
+// runsDecide answers a quarantined run: allow runs its command again with
+// --allow-removals (recorded as a run of its own); reject leaves the
+// directory as it is. Either way the run records the decision.
+func (a *app) runsDecide(allow bool) *cobra.Command {
+	verb, short := "reject", "Reject the removals a quarantined run held: nothing is removed"
+	if allow {
+		verb, short = "allow-removals", "Apply the removals a quarantined run held: its command runs again with --allow-removals"
+	}
+	return &cobra.Command{Use: verb + " RUN", Short: short, Args: cobra.ExactArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return usageError{fmt.Errorf("a run id is a number, not %q", args[0])}
+			}
+			held, err := d.FindRun(ctx, id)
+			if err != nil {
+				return err
+			}
+			if held.Outcome != usersync.RunQuarantined {
+				return usersync.Errorf(usersync.ECONFLICT, "run %d is %s, not quarantined: there is nothing to decide", id, held.Outcome)
+			}
+			if !allow {
+				done, err := d.FinishRun(ctx, id, usersync.RunRemovalsRejected, held.Output, held.Error+"; rejected by "+cliActor())
+				if err != nil {
+					return err
+				}
+				return a.emit(done, func(w io.Writer) { row(w, "run", id, "rejected: nothing was removed") })
+			}
+			s, err := d.FindSchedule(ctx, held.Schedule)
+			if err != nil {
+				return err
+			}
+			command := append(append(append([]string{}, s.Command[:2]...), "--allow-removals"), s.Command[2:]...)
+			r := &usersync.Run{Schedule: s.Name, Trigger: "allow-removals", StartedBy: cliActor()}
+			if err := d.StartRun(ctx, r); err != nil {
+				return err
+			}
+			output, runErr := a.runner()(ctx, command)
+			outcome, errText := jobs.RunOutcome(runErr)
+			done, err := d.FinishRun(context.WithoutCancel(ctx), r.ID, outcome, output, errText)
+			if err != nil {
+				return err
+			}
+			if runErr != nil {
+				return fmt.Errorf("run %d, allowing the removals of run %d, failed: %w", done.ID, id, runErr)
+			}
+			if _, err := d.FinishRun(ctx, id, usersync.RunRemovalsAllowed, held.Output, fmt.Sprintf("%s; allowed by %s, applied by run %d", held.Error, cliActor(), done.ID)); err != nil {
+				return err
+			}
+			return a.emit(done, func(w io.Writer) { row(w, "run", done.ID, "applied the removals run", id, "held") })
 		})}
 }
 
@@ -286,6 +341,9 @@ func (a *app) runner() jobs.Runner {
 			args = append(args, "--db", dsn)
 		}
 		if code := run(ctx, append(args, command...), strings.NewReader(""), &out, &errOut); code != 0 {
+			if held := heldRemovals(out.Bytes()); held != nil {
+				return out.String(), held
+			}
 			msg := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(errOut.String()), "usersync: "))
 			if msg == "" {
 				msg = "exit status " + strconv.Itoa(code)
@@ -330,7 +388,7 @@ func (a *app) runsCommand() *cobra.Command {
 				}
 			})
 		})}
-	c.AddCommand(list, show)
+	c.AddCommand(list, show, a.runsDecide(true), a.runsDecide(false))
 	return c
 }
 
@@ -338,4 +396,31 @@ func (a *app) runsCommand() *cobra.Command {
 func servingHolder() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("serve:%s:%d", host, os.Getpid())
+}
+
+// heldRemovals reads a pull's JSON summary for groups whose removals the
+// mass-removal guard held; nil when there are none (the run failed
+// otherwise, or did not).
+func heldRemovals(output []byte) *jobs.Held {
+	var summary struct {
+		Groups []groupOutcome `json:"groups"`
+	}
+	if json.Unmarshal(output, &summary) != nil {
+		return nil
+	}
+	var parts []string
+	for _, g := range summary.Groups {
+		if g.Error != "" && g.HeldRemovals == nil {
+			return nil // a group failed for another reason: the run failed
+		}
+		if g.HeldRemovals == nil {
+			continue
+		}
+		h := g.HeldRemovals
+		parts = append(parts, fmt.Sprintf("group %q would lose %d of its %d members (%s…)", h.Group, h.Remove, h.Total, strings.Join(h.Sample[:min(3, len(h.Sample))], ", ")))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return &jobs.Held{Detail: "removals held: " + strings.Join(parts, "; ") + "; the other changes applied"}
 }

@@ -281,3 +281,54 @@ func startLatencies(t *testing.T, rs []*usersync.Run, period time.Duration) stri
 	slices.Sort(lates)
 	return fmt.Sprintf("%d runs started %s (median) to %s (largest) after their due times", len(lates), lates[len(lates)/2].Round(time.Millisecond), lates[len(lates)-1].Round(time.Millisecond))
 }
+
+// A scheduled pull that would remove more than the guard allows is
+// quarantined: the removals wait, the run says so, and an administrator
+// allows them (the command runs again with --allow-removals) or rejects
+// them (nothing is removed).
+func TestScheduleQuarantine(t *testing.T) {
+	emu, base := emulator(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, emuSecret+"\n", "settings", "set", "O365_USERSYNC_CLIENT_SECRET", "-"))
+	ok(t, cli(t, db, "", append([]string{"schedules", "create", "g2", "--cron", "*/40 * * * *", "--"}, append(append([]string{}, base...), "--auto-create", "all", "Group 2")...)...))
+	ok(t, cli(t, db, "", "schedules", "run", "g2"))
+	members := func() int {
+		var out struct{ Total int }
+		json.Unmarshal([]byte(ok(t, cli(t, db, "", "-o", "json", "groups", "members", "list", "Group 2")).stdout), &out)
+		return out.Total
+	}
+	if n := members(); n != 75 {
+		t.Fatalf("Group 2 has %d members after the first run", n)
+	}
+	g := emu.Tenant().GroupsNamed("Group 2")[0]
+	emu.Tenant().SetMembers(g.ID, g.Members[:45]) // 30 of 75 leave: more than 20 %
+	lastRun := func() usersync.Run {
+		var rs []usersync.Run
+		json.Unmarshal([]byte(ok(t, cli(t, db, "", "-o", "json", "runs", "list", "--limit", "1")).stdout), &rs)
+		return rs[0]
+	}
+	for _, decision := range []string{"reject", "allow-removals"} {
+		fails(t, cli(t, db, "", "schedules", "run", "g2"), 1, "removals held")
+		held := lastRun()
+		if held.Outcome != usersync.RunQuarantined || !strings.Contains(held.Error, `would lose 30 of its 75 members`) || !strings.Contains(held.Error, fmt.Sprintf("runs allow-removals %d", held.ID)) {
+			t.Fatalf("quarantined run: %+v", held)
+		}
+		if n := members(); n != 75 {
+			t.Fatalf("a quarantined run removed members: %d left", n)
+		}
+		ok(t, cli(t, db, "", "runs", decision, fmt.Sprint(held.ID)))
+		var after usersync.Run
+		json.Unmarshal([]byte(ok(t, cli(t, db, "", "-o", "json", "runs", "show", fmt.Sprint(held.ID))).stdout), &after)
+		want, left := usersync.RunRemovalsRejected, 75
+		if decision == "allow-removals" {
+			want, left = usersync.RunRemovalsAllowed, 45
+		}
+		if after.Outcome != want || members() != left {
+			t.Fatalf("after %s: run %s, %d members; want %s and %d", decision, after.Outcome, members(), want, left)
+		}
+		fails(t, cli(t, db, "", "runs", decision, fmt.Sprint(held.ID)), 1, "not quarantined")
+	}
+	if r := lastRun(); r.Trigger != "allow-removals" || r.Outcome != usersync.RunSucceeded {
+		t.Fatalf("the run that applied the removals: %+v", r)
+	}
+}
