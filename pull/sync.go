@@ -29,13 +29,13 @@ const (
 // Options shape a sync run; the zero value is the seeds' defaults except
 // SyncUserLimit, which callers set (the CLI's default is 10000).
 type Options struct {
-	UserType         usersync.UserType // type of created users; default regular
-	AutoCreate       AutoCreate
-	Force            bool // overwrite profiles of users this source does not own, and apply mass removals
+	UserType   usersync.UserType // type of created users; default regular
+	AutoCreate AutoCreate
+	Force      bool // overwrite profiles of users this source does not own, and apply mass removals
 	// AllowRemovals applies removals the mass-removal guard would hold,
 	// and nothing else that Force does (an administrator's answer to a
 	// held run).
-	AllowRemovals bool
+	AllowRemovals    bool
 	TargetGroup      string
 	SkipDefaultGroup bool
 	SyncUserLimit    int      // a group with more users is refused whole; 0: no limit
