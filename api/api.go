@@ -48,6 +48,7 @@ func New(dir usersync.Directory, o Options) http.Handler {
 	s.changes()
 	s.schedules()
 	s.scheduleWrites()
+	s.provisioners()
 	return http.MaxBytesHandler(mux, MaxBody)
 }
 

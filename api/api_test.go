@@ -433,3 +433,33 @@ func TestScheduleWrites(t *testing.T) {
 		t.Fatalf("run without a queue: %d", code)
 	}
 }
+
+// Provisioners are listed without secrets, with their backlog and
+// failing groups.
+func TestProvisioners(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		c, _ := start(t, d)
+		ctx := context.Background()
+		p := &usersync.Provisioner{Name: "o365", Kind: usersync.ProvisionerGroups,
+			Config: usersync.ProvisionerConfig{TenantID: "contoso.onmicrosoft.com", ClientID: "app-1", Domain: "contoso.com"}}
+		if err := d.CreateProvisioner(ctx, p, "the-secret-value"); err != nil {
+			t.Fatal(err)
+		}
+		g := &usersync.Group{Name: "app:g"}
+		d.CreateGroup(ctx, g)
+		d.SaveProvisionerItem(ctx, usersync.ProvisionerItem{Provisioner: "o365", GroupID: g.ID, GroupName: g.Name, Failures: 2, LastError: "Graph said no", Quarantined: true})
+		_, list, _ := c.do("GET", "/provisioners", nil)
+		if text, _ := json.Marshal(list); len(list["items"].([]any)) != 1 || strings.Contains(string(text), "the-secret-value") {
+			t.Fatalf("provisioners: %s", text)
+		}
+		code, st, _ := c.do("GET", "/provisioners/o365", nil)
+		items, _ := st["items"].([]any)
+		if code != 200 || st["backlog"].(float64) < 1 || len(items) != 1 || items[0].(map[string]any)["quarantined"] != true {
+			t.Fatalf("status: %d %v", code, st)
+		}
+		if code, _, _ := c.do("GET", "/provisioners/nope", nil); code != 404 {
+			t.Fatalf("unknown provisioner: %d", code)
+		}
+	})
+}

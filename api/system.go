@@ -357,3 +357,55 @@ func (s *server) scheduleWrites() {
 			return out, nil
 		})
 }
+
+// ProvisionerStatus is a provisioner with how far it is and what fails.
+type ProvisionerStatus struct {
+	Provisioner *usersync.Provisioner      `json:"provisioner"`
+	Cursor      int64                      `json:"cursor" doc:"the last change-log event it processed"`
+	LastChange  int64                      `json:"lastChange"`
+	Backlog     int64                      `json:"backlog" doc:"change-log events it has not processed yet"`
+	Items       []usersync.ProvisionerItem `json:"items" doc:"its failing and quarantined groups"`
+}
+
+func (s *server) provisioners() {
+	huma.Register(s.api, huma.Operation{OperationID: "list-provisioners", Method: http.MethodGet, Path: "/provisioners", Summary: "List the provisioners (never their secrets)", Tags: []string{"provisioners"}},
+		func(ctx context.Context, in *struct{}) (*struct {
+			Body struct {
+				Items []*usersync.Provisioner `json:"items"`
+			}
+		}, error) {
+			ps, err := s.dir.FindProvisioners(ctx)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			out := &struct {
+				Body struct {
+					Items []*usersync.Provisioner `json:"items"`
+				}
+			}{}
+			out.Body.Items = nonNil(ps)
+			return out, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "get-provisioner", Method: http.MethodGet, Path: "/provisioners/{name}", Summary: "A provisioner's settings, backlog, and failing and quarantined groups", Tags: []string{"provisioners"}},
+		func(ctx context.Context, in *struct {
+			Name string `path:"name"`
+		}) (*struct{ Body ProvisionerStatus }, error) {
+			p, err := s.dir.FindProvisioner(ctx, in.Name)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			cursor, err := s.dir.Cursor(ctx, usersync.ProvisionerCursor(p.Name))
+			if err != nil {
+				return nil, apiError(err)
+			}
+			last, err := s.dir.LastChangeSeq(ctx)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			items, err := s.dir.ProvisionerItems(ctx, p.Name)
+			if err != nil {
+				return nil, apiError(err)
+			}
+			return &struct{ Body ProvisionerStatus }{ProvisionerStatus{p, cursor, last, max(last-cursor, 0), nonNil(items)}}, nil
+		})
+}

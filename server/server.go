@@ -85,7 +85,7 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 var scimResources = map[string]bool{"ServiceProviderConfig": true, "ResourceTypes": true, "Schemas": true, "Users": true, "Groups": true}
 
 // apiResources are the API's first path segments.
-var apiResources = map[string]bool{"users": true, "groups": true, "folders": true, "tokens": true, "settings": true, "changes": true, "schedules": true, "runs": true, "openapi.json": true, "openapi.yaml": true, "openapi-3.0.json": true}
+var apiResources = map[string]bool{"users": true, "groups": true, "folders": true, "tokens": true, "settings": true, "changes": true, "schedules": true, "runs": true, "provisioners": true, "openapi.json": true, "openapi.yaml": true, "openapi-3.0.json": true}
 
 // route names a request for metrics by the pattern it matched, from a
 // fixed set: ids in SCIM paths become {id}.
