@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -53,6 +54,25 @@ func migrations(dl dialect) []migration {
 // PostgreSQL an advisory lock keeps replicas that start together from
 // migrating twice.
 func (d *DB) migrate(ctx context.Context, upTo int) error {
+	if d.dialect.name == "postgres" {
+		return d.migrateOnce(ctx, upTo)
+	}
+	// SQLite has no advisory lock: two processes opening a new file at once
+	// both migrate it, and the one that loses a race fails its step (its
+	// transaction rolls back whole). It tries again from the version the
+	// other reached, for up to about 3 s; an error that is no race (a
+	// schema newer than this usersync) is not retried.
+	var err error
+	for attempt := 0; attempt < 30; attempt++ {
+		if err = d.migrateOnce(ctx, upTo); err == nil || usersync.ErrorCode(err) == usersync.EINVALID || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
+
+func (d *DB) migrateOnce(ctx context.Context, upTo int) error {
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return d.wrapOpenErr(err)
@@ -75,7 +95,7 @@ func (d *DB) migrate(ctx context.Context, upTo int) error {
 		return d.wrapOpenErr(err)
 	}
 	if n == 0 {
-		if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 			return d.wrapOpenErr(err)
 		}
 	}

@@ -545,3 +545,27 @@ func TestJobQueueTablesMigrated(t *testing.T) {
 		})
 	}
 }
+
+// Several processes opening a new SQLite file at once all migrate it: the
+// one that loses a race tries again from where the other got (it once
+// failed with "table schema_migrations already exists").
+func TestConcurrentFirstOpens(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		path := filepath.Join(t.TempDir(), "d.db")
+		errs := make(chan error, 4)
+		for i := 0; i < 4; i++ {
+			go func() {
+				d, err := Open(context.Background(), path)
+				if err == nil {
+					d.Close()
+				}
+				errs <- err
+			}()
+		}
+		for i := 0; i < 4; i++ {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: a concurrent first open failed: %v", round, err)
+			}
+		}
+	}
+}
