@@ -184,10 +184,13 @@ func TestScheduleReplicas(t *testing.T) {
 	if killed == nil {
 		t.Fatalf("run %d was started by %s, neither replica", victim.ID, victim.StartedBy)
 	}
-	slow.set(0)
 	killedAt := time.Now()
 	killed.Process.Signal(syscall.SIGKILL)
 	killed.Wait()
+	slow.set(0) // only now: the run must still be going when its replica dies
+	if r, _ := d.FindRun(ctx, victim.ID); r.Outcome != usersync.RunRunning {
+		t.Fatalf("run %d ended (%s) before its replica was killed; the pull was not slow enough", r.ID, r.Outcome)
+	}
 	var failover time.Duration
 	for time.Since(killedAt) < 90*time.Second {
 		for _, r := range runs() {
