@@ -61,6 +61,25 @@ func (s *server) folders() {
 		})
 }
 
+// TokenList, SettingList and ProvisionerList are listings.
+type (
+	TokenList struct {
+		Body struct {
+			Items []*usersync.Token `json:"items"`
+		}
+	}
+	SettingList struct {
+		Body struct {
+			Items []SettingView `json:"items"`
+		}
+	}
+	ProvisionerList struct {
+		Body struct {
+			Items []*usersync.Provisioner `json:"items"`
+		}
+	}
+)
+
 // NewToken is what a created token answers: the clear token, shown once.
 type NewToken struct {
 	Body struct {
@@ -73,11 +92,7 @@ func (s *server) tokens() {
 	huma.Register(s.api, huma.Operation{OperationID: "list-tokens", Method: http.MethodGet, Path: "/tokens", Summary: "List API tokens (never their values)", Tags: []string{"tokens"}},
 		func(ctx context.Context, in *struct {
 			User string `query:"user" doc:"only this user's tokens"`
-		}) (*struct {
-			Body struct {
-				Items []*usersync.Token `json:"items"`
-			}
-		}, error) {
+		}) (*TokenList, error) {
 			var id int64
 			if in.User != "" {
 				u, err := s.dir.FindUserByUsername(ctx, in.User)
@@ -90,11 +105,7 @@ func (s *server) tokens() {
 			if err != nil {
 				return nil, apiError(err)
 			}
-			out := &struct {
-				Body struct {
-					Items []*usersync.Token `json:"items"`
-				}
-			}{}
+			out := &TokenList{}
 			out.Body.Items = nonNil(ts)
 			return out, nil
 		})
@@ -143,20 +154,12 @@ func settingView(st usersync.Setting) SettingView {
 
 func (s *server) settings() {
 	huma.Register(s.api, huma.Operation{OperationID: "list-settings", Method: http.MethodGet, Path: "/settings", Summary: "List every setting with its type and description", Tags: []string{"settings"}},
-		func(ctx context.Context, in *struct{}) (*struct {
-			Body struct {
-				Items []SettingView `json:"items"`
-			}
-		}, error) {
+		func(ctx context.Context, in *struct{}) (*SettingList, error) {
 			sts, err := s.dir.Settings(ctx)
 			if err != nil {
 				return nil, apiError(err)
 			}
-			out := &struct {
-				Body struct {
-					Items []SettingView `json:"items"`
-				}
-			}{}
+			out := &SettingList{}
 			out.Body.Items = []SettingView{}
 			for _, st := range sts {
 				out.Body.Items = append(out.Body.Items, settingView(st))
@@ -300,6 +303,14 @@ type NewSchedule struct {
 	Paused   bool     `json:"paused,omitempty"`
 }
 
+// RunQueued answers a request for a run now.
+type RunQueued struct {
+	Body struct {
+		Queued    bool `json:"queued"`
+		Duplicate bool `json:"duplicate" doc:"a run was already waiting or running: no second one was queued"`
+	}
+}
+
 func (s *server) scheduleWrites() {
 	huma.Register(s.api, huma.Operation{OperationID: "create-schedule", Method: http.MethodPost, Path: "/schedules", Summary: "Create a schedule (checked as usersync schedules create checks it)", Tags: []string{"schedules"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct{ Body NewSchedule }) (*struct {
@@ -334,12 +345,7 @@ func (s *server) scheduleWrites() {
 	huma.Register(s.api, huma.Operation{OperationID: "run-schedule", Method: http.MethodPost, Path: "/schedules/{name}/runs", Summary: "Queue a run of a schedule now", Tags: []string{"schedules"}, DefaultStatus: http.StatusAccepted},
 		func(ctx context.Context, in *struct {
 			Name string `path:"name"`
-		}) (*struct {
-			Body struct {
-				Queued    bool `json:"queued"`
-				Duplicate bool `json:"duplicate" doc:"a run was already waiting or running: no second one was queued"`
-			}
-		}, error) {
+		}) (*RunQueued, error) {
 			if s.o.RunNow == nil {
 				return nil, huma.Error503ServiceUnavailable("this server runs no schedules (usersync serve --no-schedules): run it with `usersync schedules run`")
 			}
@@ -347,12 +353,7 @@ func (s *server) scheduleWrites() {
 			if err != nil {
 				return nil, apiError(err)
 			}
-			out := &struct {
-				Body struct {
-					Queued    bool `json:"queued"`
-					Duplicate bool `json:"duplicate" doc:"a run was already waiting or running: no second one was queued"`
-				}
-			}{}
+			out := &RunQueued{}
 			out.Body.Queued, out.Body.Duplicate = !dup, dup
 			return out, nil
 		})
@@ -369,20 +370,12 @@ type ProvisionerStatus struct {
 
 func (s *server) provisioners() {
 	huma.Register(s.api, huma.Operation{OperationID: "list-provisioners", Method: http.MethodGet, Path: "/provisioners", Summary: "List the provisioners (never their secrets)", Tags: []string{"provisioners"}},
-		func(ctx context.Context, in *struct{}) (*struct {
-			Body struct {
-				Items []*usersync.Provisioner `json:"items"`
-			}
-		}, error) {
+		func(ctx context.Context, in *struct{}) (*ProvisionerList, error) {
 			ps, err := s.dir.FindProvisioners(ctx)
 			if err != nil {
 				return nil, apiError(err)
 			}
-			out := &struct {
-				Body struct {
-					Items []*usersync.Provisioner `json:"items"`
-				}
-			}{}
+			out := &ProvisionerList{}
 			out.Body.Items = nonNil(ps)
 			return out, nil
 		})

@@ -258,21 +258,14 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	if job.Attempt > 1 {
 		w.closeAbandoned(ctx, sc.Name)
 	}
-	run := &usersync.Run{Schedule: sc.Name, Trigger: job.Args.Trigger, StartedBy: startedBy, Attempt: job.Attempt}
-	if err := o.Dir.StartRun(ctx, run); err != nil {
-		return err
-	}
 	began := time.Now()
-	output, runErr := o.Run(ctx, sc.Command)
-	outcome, errText := RunOutcome(runErr)
-	errText = WithAdvice(outcome, errText, run.ID)
-	if runErr != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		errText = fmt.Sprintf("cut after the job timeout (%s): %s", o.Timeout, errText)
-	}
-	// Recorded even when the job's context has ended.
-	if _, err := o.Dir.FinishRun(context.WithoutCancel(ctx), run.ID, outcome, output, errText); err != nil {
+	run, runErr, err := Record(ctx, o.Dir, &usersync.Run{Schedule: sc.Name, Trigger: job.Args.Trigger, StartedBy: startedBy, Attempt: job.Attempt}, sc.Command, o.Run)
+	if run == nil {
+		return err // the run could not even be recorded as started
+	} else if err != nil {
 		o.Log.Error("a run's end could not be recorded", "schedule", sc.Name, "run", run.ID, "err", err)
 	}
+	outcome := run.Outcome
 	if o.OnRun != nil {
 		o.OnRun(sc.Name, outcome, time.Since(began))
 	}
@@ -330,4 +323,27 @@ func WithAdvice(outcome, errText string, id int64) string {
 		return errText
 	}
 	return fmt.Sprintf("%s. Decide with `usersync runs allow-removals %d` or `usersync runs reject %d`", errText, id, id)
+}
+
+// Record runs a schedule's command as the run r (started now) and records
+// how it ended, whoever runs it: serve's worker, or the command line. It
+// returns the run as recorded (nil when even its start could not be), the
+// command's error, and an error recording it.
+func Record(ctx context.Context, dir usersync.Directory, r *usersync.Run, command []string, run Runner) (*usersync.Run, error, error) {
+	if err := dir.StartRun(ctx, r); err != nil {
+		return nil, nil, err
+	}
+	output, runErr := run(ctx, command)
+	outcome, errText := RunOutcome(runErr)
+	errText = WithAdvice(outcome, errText, r.ID)
+	if runErr != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		errText = "cut at its time limit (serve --job-timeout): " + errText
+	}
+	// Recorded even when the run's context has ended.
+	done, err := dir.FinishRun(context.WithoutCancel(ctx), r.ID, outcome, output, errText)
+	if err != nil {
+		r.Outcome, r.Output, r.Error = outcome, output, errText
+		return r, runErr, err
+	}
+	return done, runErr, nil
 }

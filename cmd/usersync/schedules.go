@@ -248,28 +248,21 @@ func (a *app) schedulesRun() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r := &usersync.Run{Schedule: s.Name, Trigger: "cli", StartedBy: cliActor()}
-			if err := d.StartRun(ctx, r); err != nil {
-				return err
-			}
-			output, runErr := a.runner()(ctx, s.Command)
-			outcome, errText := jobs.RunOutcome(runErr)
-			errText = jobs.WithAdvice(outcome, errText, r.ID)
-			done, err := d.FinishRun(context.WithoutCancel(ctx), r.ID, outcome, output, errText)
+			done, runErr, err := jobs.Record(ctx, d, &usersync.Run{Schedule: s.Name, Trigger: "cli", StartedBy: cliActor()}, s.Command, a.runner())
 			if err != nil {
 				return err
 			}
 			if err := a.emit(done, func(w io.Writer) {
 				row(w, "run", done.ID, "of", done.Schedule+":", done.Outcome)
-				if output != "" {
-					fmt.Fprintln(w, strings.TrimSpace(output))
+				if done.Output != "" {
+					fmt.Fprintln(w, strings.TrimSpace(done.Output))
 				}
 			}); err != nil {
 				return err
 			}
 			if runErr != nil {
-				if outcome == usersync.RunQuarantined {
-					return usersync.Errorf(usersync.ECONFLICT, "schedule %s, run %d: %s", s.Name, done.ID, errText)
+				if done.Outcome == usersync.RunQuarantined {
+					return usersync.Errorf(usersync.ECONFLICT, "schedule %s, run %d: %s", s.Name, done.ID, done.Error)
 				}
 				return fmt.Errorf("schedule %s failed (run %d): %w", s.Name, done.ID, runErr)
 			}
@@ -310,13 +303,7 @@ func (a *app) runsDecide(allow bool) *cobra.Command {
 				return err
 			}
 			command := append(append(append([]string{}, s.Command[:2]...), "--allow-removals"), s.Command[2:]...)
-			r := &usersync.Run{Schedule: s.Name, Trigger: "allow-removals", StartedBy: cliActor()}
-			if err := d.StartRun(ctx, r); err != nil {
-				return err
-			}
-			output, runErr := a.runner()(ctx, command)
-			outcome, errText := jobs.RunOutcome(runErr)
-			done, err := d.FinishRun(context.WithoutCancel(ctx), r.ID, outcome, output, errText)
+			done, runErr, err := jobs.Record(ctx, d, &usersync.Run{Schedule: s.Name, Trigger: "allow-removals", StartedBy: cliActor()}, command, a.runner())
 			if err != nil {
 				return err
 			}
