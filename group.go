@@ -172,7 +172,9 @@ type GroupService interface {
 	FindGroupByName(ctx context.Context, name string) (*Group, error)
 	FindGroups(ctx context.Context, f GroupFilter) ([]*Group, int, error)
 	UpdateGroup(ctx context.Context, id int64, upd GroupUpdate, expectVersion int64) (*Group, error)
-	DeleteGroup(ctx context.Context, id int64) error
+	// DeleteGroup removes a group and its memberships; when expectVersion is
+	// not 0 it fails with ESTALE unless the stored version equals it.
+	DeleteGroup(ctx context.Context, id int64, expectVersion int64) error
 
 	// ChangeGroup applies ch in one transaction: nothing of it is applied
 	// when any part fails (a taken name, a user that does not exist). When

@@ -334,5 +334,8 @@ type UserService interface {
 	// cannot race another. fn gets a copy, may run on another goroutine,
 	// and its error is returned as it is, with nothing written.
 	ModifyUser(ctx context.Context, id int64, expectVersion int64, fn func(*User) (UserUpdate, error)) (*User, error)
-	DeleteUser(ctx context.Context, id int64) error
+	// DeleteUser removes a user with its memberships and tokens; when
+	// expectVersion is not 0 it fails with ESTALE unless the stored version
+	// equals it.
+	DeleteUser(ctx context.Context, id int64, expectVersion int64) error
 }

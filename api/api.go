@@ -38,7 +38,7 @@ func New(dir usersync.Directory, o Options) http.Handler {
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"bearer": {Type: "http", Scheme: "bearer", Description: "a usersync API token of an administrator"}}
 	config.Security = []map[string][]string{{"bearer": {}}}
 	a := humago.NewWithPrefix(mux, Path, config)
-	s := &server{dir: dir, api: a, o: o}
+	s := &server{dir: dir, api: a, ops: &Local{Dir: dir, Options: o}}
 	a.UseMiddleware(s.authenticate)
 	s.users()
 	s.groups()
@@ -53,9 +53,9 @@ func New(dir usersync.Directory, o Options) http.Handler {
 }
 
 type server struct {
-	dir usersync.Directory
+	dir usersync.Directory // for authentication
 	api huma.API
-	o   Options
+	ops *Local
 }
 
 // Options are what the API needs from the process that serves it.
@@ -67,6 +67,12 @@ type Options struct {
 	// RunNow queues a run of a schedule; nil when this process runs no
 	// schedules. duplicate: one was waiting or running already.
 	RunNow func(ctx context.Context, name, startedBy string) (duplicate bool, err error)
+	// Decide answers a quarantined run (see Operations.DecideRun); nil
+	// when this process runs no schedules.
+	Decide func(ctx context.Context, id int64, allow bool) (*usersync.Run, error)
+	// Retry clears a provisioner's failures for a group and reconciles it
+	// now; nil when this process runs no provisioners.
+	Retry func(ctx context.Context, provisioner, group string) error
 }
 
 // authenticate admits administrators' API tokens and names them as the
@@ -125,18 +131,23 @@ func apiError(err error) huma.StatusError {
 // etag is an object's version as a weak ETag.
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
 
-// ifMatch is the version an If-Match header allows a write to (0: any),
-// or a 412 when it names another.
-func ifMatch(header string, version int64) (int64, error) {
-	if header == "" || header == "*" {
+// version is the version an If-Match header lets a write apply to (0:
+// any): the write itself checks it, so a change between reading and
+// writing fails with 412 instead of being overwritten.
+func (m IfMatch) version() (int64, error) {
+	h := strings.TrimSpace(m.IfMatch)
+	if h == "" || h == "*" {
 		return 0, nil
 	}
-	for _, t := range strings.Split(header, ",") {
-		if strings.TrimSpace(t) == etag(version) {
-			return version, nil
-		}
+	if strings.Contains(h, ",") {
+		return 0, huma.Error400BadRequest("If-Match names several ETags: send the one ETag of the version you read")
 	}
-	return 0, huma.Error412PreconditionFailed("the object changed: its version is " + etag(version) + ", not " + header)
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || v <= 0 {
+		// No object of this API has that version: it cannot match (RFC 9110 §13.1.1).
+		return 0, huma.Error412PreconditionFailed("If-Match " + h + " is not an ETag of this API: send the ETag header of the version you read")
+	}
+	return v, nil
 }
 
 // cursor is an opaque page position: the last row's sort value and id.

@@ -9,15 +9,6 @@ import (
 	"github.com/usersync/usersync"
 )
 
-// UserList is a page of users.
-type UserList struct {
-	Body struct {
-		Items      []*usersync.User `json:"items"`
-		Total      int              `json:"total" doc:"users the query selects, on every page"`
-		NextCursor string           `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last"`
-	}
-}
-
 // UserOutput is one user, with its version as ETag.
 type UserOutput struct {
 	ETag string `header:"ETag"`
@@ -44,6 +35,7 @@ type UserChange struct {
 	FirstName  *string            `json:"firstName,omitempty"`
 	LastName   *string            `json:"lastName,omitempty"`
 	Type       *string            `json:"type,omitempty" enum:"regular,power_user,administrator"`
+	AuthMethod *string            `json:"authMethod,omitempty" enum:"password,sso"`
 	Enabled    *bool              `json:"enabled,omitempty"`
 	Attributes map[string]*string `json:"attributes,omitempty"`
 }
@@ -55,44 +47,22 @@ type ByUsername struct {
 
 func (s *server) users() {
 	huma.Register(s.api, huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Summary: "List users by username", Tags: []string{"users"}},
-		func(ctx context.Context, in *struct {
-			Paging
-			Search string `query:"search" doc:"a case-insensitive part of the username, email or name"`
-			Source string `query:"source" doc:"only users this source owns (local, scim, o365:<tenant>, okta:<host>)"`
-		}) (*UserList, error) {
-			after, err := decodeCursor(in.Cursor)
-			if err != nil {
-				return nil, err
-			}
-			users, total, err := s.dir.FindUsers(ctx, usersync.UserFilter{Search: in.Search, Source: in.Source, Limit: in.Limit, After: after})
-			if err != nil {
-				return nil, apiError(err)
-			}
-			out := &UserList{}
-			out.Body.Items, out.Body.Total = nonNil(users), total
-			if len(users) == in.Limit {
-				last := users[len(users)-1]
-				out.Body.NextCursor = encodeCursor(last.SortValue("username"), last.ID)
-			}
-			return out, nil
+		func(ctx context.Context, in *UserQuery) (*struct{ Body *UserPage }, error) {
+			p, err := s.ops.ListUsers(ctx, *in)
+			return body(p, err)
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "create-user", Method: http.MethodPost, Path: "/users", Summary: "Create a user", Tags: []string{"users"}, DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct{ Body NewUser }) (*UserOutput, error) {
-			b := in.Body
-			u := &usersync.User{Username: b.Username, Email: b.Email, FirstName: b.FirstName, LastName: b.LastName, Type: usersync.UserType(b.Type),
-				Enabled: b.Enabled == nil || *b.Enabled, AuthMethod: usersync.AuthMethod(b.AuthMethod), Attributes: b.Attributes}
-			if err := s.dir.CreateUser(ctx, u); err != nil {
-				return nil, apiError(err)
-			}
-			return &UserOutput{ETag: etag(u.Version), Body: u}, nil
+			return userOutput(s.ops.CreateUser(ctx, in.Body))
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "get-user", Method: http.MethodGet, Path: "/users/{username}", Summary: "Read a user", Tags: []string{"users"}},
 		func(ctx context.Context, in *ByUsername) (*UserOutput, error) {
-			u, err := s.dir.FindUserByUsername(ctx, in.Username)
-			if err != nil {
-				return nil, apiError(err)
-			}
-			return &UserOutput{ETag: etag(u.Version), Body: u}, nil
+			return userOutput(s.ops.GetUser(ctx, in.Username))
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "get-user-groups", Method: http.MethodGet, Path: "/users/{username}/groups", Summary: "Name the groups a user is a direct member of", Tags: []string{"users"}},
+		func(ctx context.Context, in *ByUsername) (*struct{ Body NameList }, error) {
+			names, err := s.ops.UserGroups(ctx, in.Username)
+			return body(NameList{Items: nonNil(names)}, err)
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "update-user", Method: http.MethodPatch, Path: "/users/{username}", Summary: "Change a user's fields", Tags: []string{"users"}},
 		func(ctx context.Context, in *struct {
@@ -100,44 +70,43 @@ func (s *server) users() {
 			IfMatch
 			Body UserChange
 		}) (*UserOutput, error) {
-			u, expect, err := s.userIfMatch(ctx, in.Username, in.IfMatch.IfMatch)
+			v, err := in.version()
 			if err != nil {
 				return nil, err
 			}
-			b := in.Body
-			upd := usersync.UserUpdate{Username: b.Username, Email: b.Email, FirstName: b.FirstName, LastName: b.LastName, Enabled: b.Enabled, Attributes: b.Attributes}
-			if b.Type != nil {
-				t := usersync.UserType(*b.Type)
-				upd.Type = &t
-			}
-			next, err := s.dir.UpdateUser(ctx, u.ID, upd, expect)
-			if err != nil {
-				return nil, apiError(err)
-			}
-			return &UserOutput{ETag: etag(next.Version), Body: next}, nil
+			return userOutput(s.ops.UpdateUser(ctx, in.Username, in.Body, v))
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "delete-user", Method: http.MethodDelete, Path: "/users/{username}", Summary: "Delete a user, its memberships and tokens", Tags: []string{"users"}, DefaultStatus: http.StatusNoContent},
 		func(ctx context.Context, in *struct {
 			ByUsername
 			IfMatch
 		}) (*struct{}, error) {
-			u, _, err := s.userIfMatch(ctx, in.Username, in.IfMatch.IfMatch)
+			v, err := in.version()
 			if err != nil {
 				return nil, err
 			}
-			return nil, apiError0(s.dir.DeleteUser(ctx, u.ID))
+			return nil, apiError0(s.ops.DeleteUser(ctx, in.Username, v))
 		})
 }
 
-// userIfMatch reads a user and the version an If-Match header allows a
-// write to (0: any), or the error to answer.
-func (s *server) userIfMatch(ctx context.Context, username, header string) (*usersync.User, int64, error) {
-	u, err := s.dir.FindUserByUsername(ctx, username)
+// NameList is a list of names.
+type NameList struct {
+	Items []string `json:"items"`
+}
+
+func userOutput(u *usersync.User, err error) (*UserOutput, error) {
 	if err != nil {
-		return nil, 0, apiError(err)
+		return nil, apiError(err)
 	}
-	expect, err := ifMatch(header, u.Version)
-	return u, expect, err
+	return &UserOutput{ETag: etag(u.Version), Body: u}, nil
+}
+
+// body answers v, or the error mapped once onto its status.
+func body[T any](v T, err error) (*struct{ Body T }, error) {
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return &struct{ Body T }{v}, nil
 }
 
 // apiError0 is apiError for calls that may succeed.

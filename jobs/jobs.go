@@ -61,6 +61,9 @@ type Args struct {
 	Schedule  string `json:"schedule" river:"unique"`
 	Trigger   string `json:"trigger"`
 	StartedBy string `json:"startedBy"`
+	// AllowRemovalsOf names a quarantined run whose held removals this
+	// run applies (the command runs with --allow-removals).
+	AllowRemovalsOf int64 `json:"allowRemovalsOf,omitempty"`
 }
 
 // Kind names the job for River.
@@ -259,7 +262,14 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		w.closeAbandoned(ctx, sc.Name)
 	}
 	began := time.Now()
-	run, runErr, err := Record(ctx, o.Dir, &usersync.Run{Schedule: sc.Name, Trigger: job.Args.Trigger, StartedBy: startedBy, Attempt: job.Attempt}, sc.Command, o.Run)
+	r := &usersync.Run{Schedule: sc.Name, Trigger: job.Args.Trigger, StartedBy: startedBy, Attempt: job.Attempt}
+	var run *usersync.Run
+	var runErr error
+	if job.Args.AllowRemovalsOf != 0 {
+		run, runErr, err = AllowRemovals(ctx, o.Dir, job.Args.AllowRemovalsOf, r, o.Run)
+	} else {
+		run, runErr, err = Record(ctx, o.Dir, r, sc.Command, o.Run)
+	}
 	if run == nil {
 		return err // the run could not even be recorded as started
 	} else if err != nil {
@@ -301,6 +311,73 @@ func (w *worker) closeAbandoned(ctx context.Context, name string) {
 			w.s.o.Dir.FinishRun(ctx, r.ID, usersync.RunFailed, r.Output, "abandoned: "+r.StartedBy+" stopped during the run (the job was run again)")
 		}
 	}
+}
+
+// Decide answers a quarantined run: reject records that nothing is
+// removed; allow queues a run of its schedule that applies the removals
+// (AllowRemovals) and returns the held run as it still is.
+func (s *Service) Decide(ctx context.Context, id int64, allow bool, by string) (*usersync.Run, error) {
+	if !allow {
+		return Reject(ctx, s.o.Dir, id, by)
+	}
+	held, err := quarantined(ctx, s.o.Dir, id)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.client.Insert(ctx, Args{Schedule: held.Schedule, Trigger: "allow-removals", StartedBy: by, AllowRemovalsOf: id}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("queue the run that applies the removals of run %d: %w", id, err)
+	}
+	if res.UniqueSkippedAsDuplicate {
+		return nil, usersync.Errorf(usersync.ECONFLICT, "a run of schedule %s is waiting or running: allow the removals of run %d when it has ended (it may be quarantined again, or apply them)", held.Schedule, id)
+	}
+	return held, nil
+}
+
+// quarantined reads a run that waits for a decision, or says why there is
+// nothing to decide.
+func quarantined(ctx context.Context, dir usersync.Directory, id int64) (*usersync.Run, error) {
+	held, err := dir.FindRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if held.Outcome != usersync.RunQuarantined {
+		return nil, usersync.Errorf(usersync.ECONFLICT, "run %d is %s, not quarantined: there is nothing to decide", id, held.Outcome)
+	}
+	return held, nil
+}
+
+// Reject records that the removals a quarantined run held are not
+// applied: nothing is removed. A later run of the schedule that finds the
+// same members gone from the source is quarantined again.
+func Reject(ctx context.Context, dir usersync.Directory, id int64, by string) (*usersync.Run, error) {
+	held, err := quarantined(ctx, dir, id)
+	if err != nil {
+		return nil, err
+	}
+	return dir.FinishRun(ctx, id, usersync.RunRemovalsRejected, held.Output, held.Error+"; rejected by "+by)
+}
+
+// AllowRemovals runs the schedule of the quarantined run heldID again
+// with --allow-removals, as the run r, and marks the held run as allowed
+// once that run succeeded. It returns what Record returns.
+func AllowRemovals(ctx context.Context, dir usersync.Directory, heldID int64, r *usersync.Run, run Runner) (*usersync.Run, error, error) {
+	held, err := quarantined(ctx, dir, heldID)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := dir.FindSchedule(ctx, held.Schedule)
+	if err != nil {
+		return nil, nil, err
+	}
+	command := append(append(append([]string{}, sc.Command[:2]...), "--allow-removals"), sc.Command[2:]...)
+	r.Schedule = sc.Name
+	done, runErr, err := Record(ctx, dir, r, command, run)
+	if done == nil || err != nil || runErr != nil {
+		return done, runErr, err
+	}
+	_, err = dir.FinishRun(ctx, heldID, usersync.RunRemovalsAllowed, held.Output, fmt.Sprintf("%s; allowed by %s, applied by run %d", held.Error, r.StartedBy, done.ID))
+	return done, nil, err
 }
 
 // RunOutcome is how a run that ended with err is recorded: succeeded,

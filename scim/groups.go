@@ -283,7 +283,7 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
 	if g == nil || !ifMatch(w, r, g.Version) {
 		return
 	}
-	if err := s.dir.DeleteGroup(r.Context(), g.ID); err != nil {
+	if err := s.dir.DeleteGroup(r.Context(), g.ID, expectedVersion(r, g.Version)); err != nil {
 		s.fail(w, r, err)
 		return
 	}

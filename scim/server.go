@@ -331,6 +331,16 @@ func ifMatch(w http.ResponseWriter, r *http.Request, version int64) bool {
 	return false
 }
 
+// expectedVersion is the version a write that passed ifMatch must find
+// when it commits (0: any), so that a change between the check and the
+// write fails with 412 instead of being overwritten.
+func expectedVersion(r *http.Request, version int64) int64 {
+	if h := r.Header.Get("If-Match"); h != "" && h != "*" {
+		return version
+	}
+	return 0
+}
+
 // attrName is an attributes/excludedAttributes entry without a value
 // filter: some clients send emails[type eq "work"], read as emails.
 func attrName(a string) string {

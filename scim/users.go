@@ -207,7 +207,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	if u == nil || !ifMatch(w, r, u.Version) {
 		return
 	}
-	if err := s.dir.DeleteUser(r.Context(), u.ID); err != nil {
+	if err := s.dir.DeleteUser(r.Context(), u.ID, expectedVersion(r, u.Version)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -292,10 +292,7 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		s.fail(w, r, err)
 		return
 	}
-	var expect int64
-	if r.Header.Get("If-Match") != "" {
-		expect = u.Version
-	}
+	expect := expectedVersion(r, u.Version)
 	saved, err := s.dir.ModifyUser(r.Context(), u.ID, expect, func(cur *usersync.User) (usersync.UserUpdate, error) {
 		d, err := next(cur, sd)
 		if err != nil {
@@ -321,7 +318,7 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		return upd, nil
 	})
 	if errors.Is(err, errSoftDelete) {
-		if err = s.dir.DeleteUser(r.Context(), u.ID); err == nil {
+		if err = s.dir.DeleteUser(r.Context(), u.ID, expect); err == nil {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}

@@ -290,12 +290,17 @@ func (t *tx) saveGroup(old, next *usersync.Group) error {
 	return nil
 }
 
-// DeleteGroup removes a group and its memberships; its folders stay.
-func (d *DB) DeleteGroup(ctx context.Context, id int64) error {
+// DeleteGroup removes a group and its memberships; its folders stay. When
+// expectVersion is not 0, only the group at that version (ESTALE
+// otherwise), checked on the locked row.
+func (d *DB) DeleteGroup(ctx context.Context, id int64, expectVersion int64) error {
 	return d.update(ctx, func(t *tx) error {
 		g, err := t.lockGroup(id)
 		if err != nil {
 			return err
+		}
+		if expectVersion != 0 && g.Version != expectVersion {
+			return usersync.Errorf(usersync.ESTALE, "group %q is at version %d, not %d: it changed meanwhile; nothing was deleted", g.Name, g.Version, expectVersion)
 		}
 		if usersync.GroupNameKey(g.Name) == usersync.GroupNameKey(usersync.DefaultGroupName) {
 			return usersync.Errorf(usersync.EFORBIDDEN, "the %s is built in and cannot be deleted", usersync.DefaultGroupName)

@@ -475,12 +475,17 @@ func (t *tx) saveUser(old, next *usersync.User) error {
 	return nil
 }
 
-// DeleteUser removes a user, its memberships and its tokens.
-func (d *DB) DeleteUser(ctx context.Context, id int64) error {
+// DeleteUser removes a user, its memberships and its tokens; when
+// expectVersion is not 0, only the user at that version (ESTALE otherwise),
+// checked on the locked row.
+func (d *DB) DeleteUser(ctx context.Context, id int64, expectVersion int64) error {
 	return d.update(ctx, func(t *tx) error {
 		u, err := t.lockUser(id)
 		if err != nil {
 			return err
+		}
+		if expectVersion != 0 && u.Version != expectVersion {
+			return usersync.Errorf(usersync.ESTALE, "user %q is at version %d, not %d: it changed meanwhile; nothing was deleted", u.Username, u.Version, expectVersion)
 		}
 		rows, err := t.query(`SELECT g.id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.member_type = 'user' AND m.member_id = ? ORDER BY g.name_key`, id)
 		if err != nil {

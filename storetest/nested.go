@@ -162,7 +162,7 @@ func testNestedGroups(t *testing.T, d usersync.Directory) {
 	// A deleted group leaves the groups it was in, and the log says so.
 	vBefore, _ := d.FindGroupByID(ctx, c.ID)
 	before = lastSeq(t, d)
-	if err := d.DeleteGroup(ctx, gc.ID); err != nil {
+	if err := d.DeleteGroup(ctx, gc.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	left := false

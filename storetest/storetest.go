@@ -162,7 +162,7 @@ func testUsers(t *testing.T, d usersync.Directory) {
 	if _, _, err := d.CreateToken(ctx, u.ID, "t"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.DeleteUser(ctx, u.ID); err != nil {
+	if err := d.DeleteUser(ctx, u.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	_, err = d.FindUserByID(ctx, u.ID)
@@ -173,7 +173,7 @@ func testUsers(t *testing.T, d usersync.Directory) {
 	if toks, _ := d.FindTokens(ctx, 0); len(toks) != 0 {
 		t.Fatalf("tokens survive their user: %+v", toks)
 	}
-	wantCode(t, d.DeleteUser(ctx, u.ID), usersync.ENOTFOUND)
+	wantCode(t, d.DeleteUser(ctx, u.ID, 0), usersync.ENOTFOUND)
 }
 
 func testUserValidation(t *testing.T, d usersync.Directory) {
@@ -323,10 +323,10 @@ func testGroups(t *testing.T, d usersync.Directory) {
 	u := mustCreateUser(t, d, "dave")
 	d.AddMembers(ctx, g.ID, []int64{u.ID})
 	seq := lastSeq(t, d)
-	if err := d.DeleteGroup(ctx, g.ID); err != nil {
+	if err := d.DeleteGroup(ctx, g.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, d.DeleteGroup(ctx, g.ID), usersync.ENOTFOUND)
+	wantCode(t, d.DeleteGroup(ctx, g.ID, 0), usersync.ENOTFOUND)
 	cs := changesSince(t, d, seq)
 	if len(cs) != 2 || cs[0].Kind != usersync.MemberRemoved || cs[0].Member.Name != "dave" || cs[1].Kind != usersync.GroupDeleted || cs[1].Object.Name != newName {
 		t.Fatalf("delete events: %+v", cs)
@@ -341,7 +341,7 @@ func testDefaultGroup(t *testing.T, d usersync.Directory) {
 	if err != nil {
 		t.Fatalf("the Default Group is missing: %v", err)
 	}
-	wantCode(t, d.DeleteGroup(ctx, g.ID), usersync.EFORBIDDEN)
+	wantCode(t, d.DeleteGroup(ctx, g.ID, 0), usersync.EFORBIDDEN)
 	name := "Renamed"
 	_, err = d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &name}, 0)
 	wantCode(t, err, usersync.EFORBIDDEN)
@@ -524,7 +524,7 @@ func testFolders(t *testing.T, d usersync.Directory) {
 	}
 	wantCode(t, d.DeleteFolder(ctx, "corp:emea"), usersync.ECONFLICT)
 	g, _ := d.FindGroupByName(ctx, "corp:emea:Sales")
-	d.DeleteGroup(ctx, g.ID)
+	d.DeleteGroup(ctx, g.ID, 0)
 	if err := d.DeleteFolder(ctx, "corp:emea"); err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +583,7 @@ func testTokens(t *testing.T, d usersync.Directory) {
 	if _, err := d.Authenticate(ctx, clear3); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.DeleteUser(ctx, v.ID); err != nil {
+	if err := d.DeleteUser(ctx, v.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	_, err = d.Authenticate(ctx, clear3)
@@ -636,7 +636,7 @@ func testChangeLog(t *testing.T, d usersync.Directory) {
 	g := mustCreateGroup(t, d, "ops:oncall")
 	d.AddMembers(ctxAs("cli"), g.ID, []int64{u.ID})
 	d.RemoveMembers(ctxAs("cli"), g.ID, []int64{u.ID})
-	d.DeleteUser(ctxAs("scim"), u.ID)
+	d.DeleteUser(ctxAs("scim"), u.ID, 0)
 	cs := changesSince(t, d, start)
 	var kinds []string
 	for i, c := range cs {
@@ -1275,7 +1275,7 @@ func testUpsertByID(t *testing.T, d usersync.Directory) {
 		t.Fatalf("membership lost in the rename: %d members", n)
 	}
 	// An upsert by ID of a user that is gone is skipped, with its memberships.
-	d.DeleteUser(ctx, u.ID)
+	d.DeleteUser(ctx, u.ID, 0)
 	res, err = d.ApplyBatch(ctx, &usersync.Batch{
 		Users:   []usersync.UserUpsert{{ID: u.ID, User: usersync.User{Username: "new@x.example"}, Update: usersync.FieldUsername, Create: true}},
 		Members: []usersync.MemberChange{{Group: "G", Username: "new@x.example"}},

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/sqlstore"
+	"github.com/usersync/usersync/api"
 )
 
 func (a *app) changesCommand() *cobra.Command {
@@ -27,11 +27,21 @@ func (a *app) changesCommand() *cobra.Command {
 	c.Flags().Int64Var(&after, "after", 0, "show events with a sequence number above N")
 	c.Flags().IntVar(&limit, "limit", 1000, "show at most this many events (without --follow)")
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep waiting for new events (JSON: one event per line)")
-	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
 		if !follow {
-			cs, err := d.ChangesAfter(ctx, after, limit)
-			if err != nil {
-				return err
+			if limit <= 0 {
+				limit = 1000
+			}
+			var cs []*usersync.Change
+			for len(cs) < limit { // pages of at most 1000, as the API gives them
+				more, err := o.Changes(ctx, after, min(limit-len(cs), 1000), 0)
+				if err != nil {
+					return err
+				}
+				if len(more) == 0 {
+					break
+				}
+				cs, after = append(cs, more...), more[len(more)-1].Seq
 			}
 			return a.emit(nonNil(cs), func(w io.Writer) {
 				row(w, "SEQ", "TIME", "ACTOR", "KIND", "OBJECT", "DETAILS")
@@ -42,7 +52,10 @@ func (a *app) changesCommand() *cobra.Command {
 		}
 		enc := json.NewEncoder(a.stdout)
 		for {
-			cs, err := d.ChangesAfter(ctx, after, 1000)
+			cs, err := o.Changes(ctx, after, 1000, 30*time.Second) // a long poll: a change shows at once
+			if ctx.Err() != nil {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -54,16 +67,9 @@ func (a *app) changesCommand() *cobra.Command {
 				}
 				after = ch.Seq
 			}
-			if len(cs) == 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(500 * time.Millisecond):
-				}
-			}
 		}
 	})
-	return c
+	return remote(c)
 }
 
 func printChange(w io.Writer, c *usersync.Change) {

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/sqlstore"
+	"github.com/usersync/usersync/api"
 )
 
 func (a *app) foldersCommand() *cobra.Command {
@@ -15,8 +15,8 @@ func (a *app) foldersCommand() *cobra.Command {
 	var under string
 	list := &cobra.Command{Use: "list", Short: "List folders", Args: cobra.NoArgs}
 	list.Flags().StringVar(&under, "under", "", "only folders below this one")
-	list.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		fs, err := d.FindFolders(ctx, under)
+	list.RunE = a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+		fs, err := o.ListFolders(ctx, under)
 		if err != nil {
 			return err
 		}
@@ -33,51 +33,52 @@ func (a *app) foldersCommand() *cobra.Command {
 		row(w, "Created:", fmtTime(f.CreatedAt))
 		row(w, "Updated:", fmtTime(f.UpdatedAt))
 	}
+	remote(list)
 	c.AddCommand(list,
-		&cobra.Command{Use: "show PATH", Short: "Show a folder", Args: cobra.ExactArgs(1),
-			RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-				f, err := d.FindFolder(ctx, args[0])
+		remote(&cobra.Command{Use: "show PATH", Short: "Show a folder", Args: cobra.ExactArgs(1),
+			RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+				f, err := o.GetFolder(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				return a.emit(f, func(w io.Writer) { show(w, f) })
-			})},
-		&cobra.Command{Use: "create PATH", Short: "Create an empty folder (and the folders above it)", Args: cobra.ExactArgs(1),
-			RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-				f, err := d.CreateFolder(ctx, args[0])
+			})}),
+		remote(&cobra.Command{Use: "create PATH", Short: "Create an empty folder (and the folders above it)", Args: cobra.ExactArgs(1),
+			RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+				f, err := o.CreateFolder(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				return a.emit(f, func(w io.Writer) { row(w, "created folder", f.Path) })
-			})},
-		&cobra.Command{Use: "delete PATH", Short: "Delete an empty folder", Args: cobra.ExactArgs(1),
-			RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-				if err := d.DeleteFolder(ctx, args[0]); err != nil {
+			})}),
+		remote(&cobra.Command{Use: "delete PATH", Short: "Delete an empty folder", Args: cobra.ExactArgs(1),
+			RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+				if err := o.DeleteFolder(ctx, args[0]); err != nil {
 					return err
 				}
 				return a.emit(map[string]any{"deleted": args[0]}, func(w io.Writer) { row(w, "deleted folder", args[0]) })
-			})},
-		&cobra.Command{Use: "set-attr PATH NAME=VALUE...", Short: "Set folder attributes", Args: cobra.MinimumNArgs(2),
-			RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			})}),
+		remote(&cobra.Command{Use: "set-attr PATH NAME=VALUE...", Short: "Set folder attributes", Args: cobra.MinimumNArgs(2),
+			RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 				attrs, err := parseAttrs(args[1:], nil)
 				if err != nil {
 					return err
 				}
-				f, err := d.SetFolderAttributes(ctx, args[0], attrs)
+				f, err := o.SetFolderAttributes(ctx, args[0], attrs)
 				if err != nil {
 					return err
 				}
 				return a.emit(f, func(w io.Writer) { show(w, f) })
-			})},
-		&cobra.Command{Use: "unset-attr PATH NAME...", Short: "Remove folder attributes", Args: cobra.MinimumNArgs(2),
-			RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			})}),
+		remote(&cobra.Command{Use: "unset-attr PATH NAME...", Short: "Remove folder attributes", Args: cobra.MinimumNArgs(2),
+			RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 				attrs, _ := parseAttrs(nil, args[1:])
-				f, err := d.SetFolderAttributes(ctx, args[0], attrs)
+				f, err := o.SetFolderAttributes(ctx, args[0], attrs)
 				if err != nil {
 					return err
 				}
 				return a.emit(f, func(w io.Writer) { show(w, f) })
-			})},
+			})}),
 	)
 	return c
 }

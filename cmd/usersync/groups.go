@@ -8,31 +8,41 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/sqlstore"
+	"github.com/usersync/usersync/api"
 )
 
 func (a *app) groupsCommand() *cobra.Command {
 	c := &cobra.Command{Use: "groups", Short: "List and manage groups and their members"}
 	members := &cobra.Command{Use: "members", Short: "List, add and remove the members of a group"}
-	members.AddCommand(a.membersList(), a.membersChange(false), a.membersChange(true))
-	c.AddCommand(a.groupsList(), a.groupsShow(), a.groupsCreate(), a.groupsUpdate(), a.groupsDelete(), members)
+	for _, sub := range []*cobra.Command{a.membersList(), a.membersChange(false), a.membersChange(true)} {
+		members.AddCommand(remote(sub))
+	}
+	for _, sub := range []*cobra.Command{a.groupsList(), a.groupsShow(), a.groupsCreate(), a.groupsUpdate(), a.groupsDelete()} {
+		c.AddCommand(remote(sub))
+	}
+	c.AddCommand(members)
 	return c
 }
 
 func (a *app) groupsList() *cobra.Command {
-	var f usersync.GroupFilter
-	var folder string
+	var q api.GroupQuery
+	var limit, offset int
 	c := &cobra.Command{Use: "list", Short: "List groups ordered by name", Args: cobra.NoArgs}
-	c.Flags().StringVar(&f.Source, "source", "", "only groups owned by this source")
-	c.Flags().StringVar(&folder, "folder", "", "only groups directly in this folder")
-	c.Flags().StringVar(&f.Search, "search", "", "only groups whose name contains this text")
-	c.Flags().IntVar(&f.Limit, "limit", 0, "show at most this many groups (0: all)")
-	c.Flags().IntVar(&f.Offset, "offset", 0, "skip this many groups")
-	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		if c.Flags().Changed("folder") {
-			f.Folder = &folder
-		}
-		groups, total, err := d.FindGroups(ctx, f)
+	c.Flags().StringVar(&q.Source, "source", "", "only groups owned by this source")
+	c.Flags().StringVar(&q.Folder, "folder", "", `only groups directly in this folder ("" for groups in no folder)`)
+	c.Flags().StringVar(&q.Search, "search", "", "only groups whose name contains this text")
+	c.Flags().IntVar(&limit, "limit", 0, "show at most this many groups (0: all)")
+	c.Flags().IntVar(&offset, "offset", 0, "skip this many groups")
+	c.RunE = a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+		q.Top = c.Flags().Changed("folder") && q.Folder == ""
+		groups, total, err := pages(offset, limit, func(p api.Paging) ([]*usersync.Group, int, string, error) {
+			q.Paging = p
+			page, err := o.ListGroups(ctx, q)
+			if err != nil {
+				return nil, 0, "", err
+			}
+			return page.Items, page.Total, page.NextCursor, nil
+		})
 		if err != nil {
 			return err
 		}
@@ -54,15 +64,16 @@ func (a *app) groupsShow() *cobra.Command {
 		Use:   "show GROUP",
 		Short: "Show one group",
 		Args:  cobra.ExactArgs(1),
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			g, err := d.FindGroupByName(ctx, args[0])
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			g, err := o.GetGroup(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			_, n, err := d.Members(ctx, g.ID, 0, 1)
+			page, err := o.ListMembers(ctx, g.Name, api.MemberQuery{Paging: api.Paging{Limit: 1}})
 			if err != nil {
 				return err
 			}
+			n := page.Total
 			return a.emit(struct {
 				*usersync.Group
 				Members int `json:"members"`
@@ -85,7 +96,7 @@ func (a *app) groupsShow() *cobra.Command {
 }
 
 func (a *app) groupsCreate() *cobra.Command {
-	var g usersync.Group
+	var g api.NewGroup
 	var attrs []string
 	c := &cobra.Command{
 		Use:   "create GROUP",
@@ -95,7 +106,7 @@ func (a *app) groupsCreate() *cobra.Command {
 	c.Flags().StringVar(&g.Description, "description", "", "description")
 	c.Flags().StringVar(&g.Alias, "alias", "", "alias (for synced groups: the source's object id)")
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute name=value (repeatable)")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 		g.Name = args[0]
 		set, err := parseAttrs(attrs, nil)
 		if err != nil {
@@ -105,10 +116,11 @@ func (a *app) groupsCreate() *cobra.Command {
 		for k, v := range set {
 			g.Attributes[k] = *v
 		}
-		if err := d.CreateGroup(ctx, &g); err != nil {
+		made, err := o.CreateGroup(ctx, g)
+		if err != nil {
 			return err
 		}
-		return a.emit(&g, func(w io.Writer) { row(w, "created group", g.Name, "(id", fmt.Sprint(g.ID)+")") })
+		return a.emit(made, func(w io.Writer) { row(w, "created group", made.Name, "(id", fmt.Sprint(made.ID)+")") })
 	})
 	return c
 }
@@ -122,8 +134,8 @@ func (a *app) groupsUpdate() *cobra.Command {
 	c.Flags().StringVar(&alias, "alias", "", "alias")
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "set attribute name=value (repeatable)")
 	c.Flags().StringArrayVar(&unset, "unset-attr", nil, "remove attribute (repeatable)")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		var upd usersync.GroupUpdate
+	c.RunE = a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+		var upd api.GroupChange
 		if c.Flags().Changed("rename") {
 			upd.Name = &rename
 		}
@@ -137,11 +149,8 @@ func (a *app) groupsUpdate() *cobra.Command {
 		if upd.Attributes, err = parseAttrs(attrs, unset); err != nil {
 			return err
 		}
-		g, err := d.FindGroupByName(ctx, args[0])
+		g, err := o.UpdateGroup(ctx, args[0], upd, 0)
 		if err != nil {
-			return err
-		}
-		if g, err = d.UpdateGroup(ctx, g.ID, upd, 0); err != nil {
 			return err
 		}
 		return a.emit(g, func(w io.Writer) { row(w, "updated group", g.Name, "(version", fmt.Sprint(g.Version)+")") })
@@ -154,12 +163,12 @@ func (a *app) groupsDelete() *cobra.Command {
 		Use:   "delete GROUP",
 		Short: "Delete a group and its memberships (its users stay)",
 		Args:  cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			g, err := d.FindGroupByName(ctx, args[0])
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+			g, err := o.GetGroup(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			if err := d.DeleteGroup(ctx, g.ID); err != nil {
+			if err := o.DeleteGroup(ctx, g.Name, g.Version); err != nil {
 				return err
 			}
 			return a.emit(map[string]any{"deleted": g.Name}, func(w io.Writer) { row(w, "deleted group", g.Name) })
@@ -174,29 +183,24 @@ func (a *app) membersList() *cobra.Command {
 	c.Flags().IntVar(&limit, "limit", 0, "show at most this many members (0: all)")
 	c.Flags().IntVar(&offset, "offset", 0, "skip this many members")
 	c.Flags().BoolVar(&transitive, "transitive", false, "list the effective members: the users in the group and in every group nested in it, each once")
-	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		g, err := d.FindGroupByName(ctx, args[0])
+	c.RunE = a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+		g, err := o.GetGroup(ctx, args[0])
 		if err != nil {
 			return err
 		}
-		list := d.Members
-		if transitive {
-			list = d.EffectiveMembers
-		}
-		users, total, err := list(ctx, g.ID, offset, limit)
-		if err != nil {
-			return err
-		}
-		var nested []*usersync.Group
-		if !transitive {
-			if nested, err = d.MemberGroups(ctx, g.ID); err != nil {
-				return err
+		var groupNames []string
+		users, total, err := pages(offset, limit, func(p api.Paging) ([]*usersync.User, int, string, error) {
+			page, err := o.ListMembers(ctx, g.Name, api.MemberQuery{Transitive: transitive, Paging: p})
+			if err != nil {
+				return nil, 0, "", err
 			}
+			groupNames = page.Groups
+			return page.Users, page.Total, page.NextCursor, nil
+		})
+		if err != nil {
+			return err
 		}
-		groupNames := make([]string, 0, len(nested))
-		for _, n := range nested {
-			groupNames = append(groupNames, n.Name)
-		}
+		groupNames = nonNil(groupNames)
 		out := map[string]any{"group": g.Name, "total": total, "members": nonNil(users), "transitive": transitive}
 		if !transitive {
 			out["groups"] = groupNames
@@ -229,86 +233,35 @@ func (a *app) membersChange(remove bool) *cobra.Command {
 		Use:   verb + " GROUP [USERNAME...]",
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 			if len(args) == 1 && len(groupArgs) == 0 {
 				return usersync.Errorf(usersync.EINVALID, "name at least one user, or a group with --group")
 			}
-			g, err := d.FindGroupByName(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			ids := make([]int64, 0, len(args)-1)
-			for _, name := range args[1:] {
-				u, err := d.FindUserByUsername(ctx, name)
-				if err != nil {
-					return err
-				}
-				ids = append(ids, u.ID)
-			}
-			if len(groupArgs) > 0 {
-				return a.nestedChange(ctx, d, g, ids, groupArgs, remove)
-			}
-			var n int
+			ch := api.MembersChange{Add: args[1:], AddGroups: groupArgs}
 			if remove {
-				n, err = d.RemoveMembers(ctx, g.ID, ids)
-			} else {
-				n, err = d.AddMembers(ctx, g.ID, ids)
+				ch = api.MembersChange{Remove: args[1:], RemoveGroups: groupArgs}
 			}
+			done, err := o.ChangeMembers(ctx, args[0], ch, 0)
 			if err != nil {
 				return err
 			}
 			past := map[bool]string{false: "added", true: "removed"}[remove]
-			return a.emit(map[string]any{"group": g.Name, past: n}, func(w io.Writer) {
-				row(w, membersChanged(past, n, len(ids), remove))
+			users, groups := done.Added, done.AddedGroups
+			if remove {
+				users, groups = done.Removed, done.RemovedGroups
+			}
+			if len(groupArgs) > 0 {
+				return a.emit(map[string]any{"group": done.Group.Name, past: users, past + "Groups": groups}, func(w io.Writer) {
+					row(w, fmt.Sprintf("%s %d of %d users and %d of %d groups", past, users, len(args)-1, groups, len(groupArgs)))
+				})
+			}
+			return a.emit(map[string]any{"group": done.Group.Name, past: users}, func(w io.Writer) {
+				row(w, membersChanged(past, users, len(args)-1, remove))
 			})
 		}),
 	}
 	c.Flags().StringArrayVar(&groupArgs, "group", nil, "a group to "+verb+" as a member (nested group; repeatable)")
 	return c
-}
-
-// nestedChange adds or removes users and groups in one transaction: a
-// group that would make a cycle changes nothing.
-func (a *app) nestedChange(ctx context.Context, d *sqlstore.DB, g *usersync.Group, users []int64, groupNames []string, remove bool) error {
-	gids := make([]int64, 0, len(groupNames))
-	for _, name := range groupNames {
-		m, err := d.FindGroupByName(ctx, name)
-		if err != nil {
-			return err
-		}
-		gids = append(gids, m.ID)
-	}
-	count := func() (int, int, error) {
-		n, err := d.CountMembers(ctx, g.ID)
-		if err != nil {
-			return 0, 0, err
-		}
-		gs, err := d.MemberGroups(ctx, g.ID)
-		return n, len(gs), err
-	}
-	u0, g0, err := count()
-	if err != nil {
-		return err
-	}
-	ch := usersync.GroupChange{Add: users, AddGroups: gids}
-	if remove {
-		ch = usersync.GroupChange{Remove: users, RemoveGroups: gids}
-	}
-	if _, err := d.ChangeGroup(ctx, g.ID, ch, 0); err != nil {
-		return err
-	}
-	u1, g1, err := count()
-	if err != nil {
-		return err
-	}
-	past := map[bool]string{false: "added", true: "removed"}[remove]
-	du, dg := u1-u0, g1-g0
-	if remove {
-		du, dg = -du, -dg
-	}
-	return a.emit(map[string]any{"group": g.Name, past: du, past + "Groups": dg}, func(w io.Writer) {
-		row(w, fmt.Sprintf("%s %d of %d users and %d of %d groups", past, du, len(users), dg, len(gids)))
-	})
 }
 
 // membersChanged says how many of the named users a members add or remove

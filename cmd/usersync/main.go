@@ -28,6 +28,8 @@ type usageError struct{ error }
 // app carries what every subcommand shares.
 type app struct {
 	dbFlag string
+	server string // --server: the API of a usersync serve instead of the database
+	token  string
 	output string
 	stdout io.Writer
 	stderr io.Writer
@@ -109,6 +111,8 @@ groups, folders and memberships, pulls groups and their users from Microsoft
 	}
 	root.PersistentFlags().StringVar(&a.dbFlag, "db", "", "directory database: a SQLite file path or a postgres:// URL (env USERSYNC_DB; default "+sqlstore.DefaultPath+")")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&a.server, "server", "", "work through the API of this usersync serve (https://host:port) instead of the database (env "+serverEnv+"); for the directory, settings, tokens, schedules and runs")
+	root.PersistentFlags().StringVar(&a.token, "token", "", "with --server: an administrator's API token (env "+tokenEnv+", which keeps it out of the process list)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if a.output != "table" && a.output != "json" {
 			return usageError{fmt.Errorf("--output must be table or json, not %q", a.output)}
@@ -116,7 +120,7 @@ groups, folders and memberships, pulls groups and their users from Microsoft
 		if cmd.Flags().Changed("db") && a.dbFlag == "" {
 			return usageError{fmt.Errorf("--db is empty: give a SQLite file path or a postgres:// URL (without --db: USERSYNC_DB, else %s)", sqlstore.DefaultPath)}
 		}
-		return nil
+		return a.checkRemote(cmd)
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCommand(), a.usersCommand(), a.groupsCommand(), a.foldersCommand(), a.tokensCommand(),
@@ -151,7 +155,7 @@ func (a *app) markUsage(c, root *cobra.Command) {
 					return cmd.Help()
 				case arg == "--version" && cmd == root:
 					return a.printVersion()
-				case arg == "--db" || arg == "-o" || arg == "--output":
+				case arg == "--db" || arg == "-o" || arg == "--output" || arg == "--server" || arg == "--token":
 					i++ // their value is not a command
 				case !strings.HasPrefix(arg, "-") && word == "":
 					word = arg

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/schedule"
 	"github.com/usersync/usersync/sqlstore"
@@ -140,8 +141,8 @@ settings have the names of Grouper's changeLog.consumer.NAME.* properties;
 "usersync provisioners import" reads a grouper-loader.properties file.
 "usersync serve" runs every provisioner on its schedule, and as soon as the
 directory changes.`}
-	c.AddCommand(a.provisionersCreate(), a.provisionersImport(), a.provisionersList(), a.provisionersShow(), a.provisionersUpdate(),
-		a.provisionersDelete(), a.provisionersRun(false), a.provisionersRun(true), a.provisionersStatus(), a.provisionersEval(), a.provisionersRetry())
+	c.AddCommand(a.provisionersCreate(), a.provisionersImport(), remote(a.provisionersList()), remote(a.provisionersShow()), a.provisionersUpdate(),
+		a.provisionersDelete(), a.provisionersRun(false), a.provisionersRun(true), remote(a.provisionersStatus()), a.provisionersEval(), remote(a.provisionersRetry()))
 	return c
 }
 
@@ -245,8 +246,8 @@ func (a *app) provisionersUpdate() *cobra.Command {
 
 func (a *app) provisionersList() *cobra.Command {
 	return &cobra.Command{Use: "list", Short: "List provisioners", Args: cobra.NoArgs,
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			ps, err := d.FindProvisioners(ctx)
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			ps, err := o.ListProvisioners(ctx)
 			if err != nil {
 				return err
 			}
@@ -265,11 +266,12 @@ func (a *app) provisionersList() *cobra.Command {
 
 func (a *app) provisionersShow() *cobra.Command {
 	return &cobra.Command{Use: "show NAME", Short: "Show a provisioner's settings (the secret masked)", Args: cobra.ExactArgs(1),
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			p, err := d.FindProvisioner(ctx, args[0])
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			st, err := o.ProvisionerStatus(ctx, args[0])
 			if err != nil {
 				return err
 			}
+			p := st.Provisioner
 			return a.emit(p, func(w io.Writer) {
 				row(w, "name:", p.Name)
 				for _, s := range settings {
@@ -430,51 +432,44 @@ func (a *app) printRun(r *entra.Result, reconcile bool) error {
 
 func (a *app) provisionersStatus() *cobra.Command {
 	return &cobra.Command{Use: "status NAME", Short: "Show a provisioner's cursor, backlog, and failing and quarantined groups", Args: cobra.ExactArgs(1),
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			p, err := d.FindProvisioner(ctx, args[0])
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			st, err := o.ProvisionerStatus(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			cursor, err := d.Cursor(ctx, usersync.ProvisionerCursor(p.Name))
-			if err != nil {
-				return err
-			}
-			last, err := d.LastChangeSeq(ctx)
-			if err != nil {
-				return err
-			}
-			items, err := d.ProvisionerItems(ctx, p.Name)
-			if err != nil {
-				return err
-			}
-			st := struct {
-				Provisioner string                     `json:"provisioner"`
-				Cursor      int64                      `json:"cursor"`
-				LastChange  int64                      `json:"lastChange"`
-				Backlog     int64                      `json:"backlog"`
-				Items       []usersync.ProvisionerItem `json:"items"`
-			}{p.Name, cursor, last, max(last-cursor, 0), nonNil(items)}
-			return a.emit(st, func(w io.Writer) {
-				row(w, "provisioner:", p.Name)
-				row(w, "cursor:", fmt.Sprintf("change %d of %d", cursor, last))
-				row(w, "backlog:", fmt.Sprintf("up to %d change events", st.Backlog))
-				if len(items) == 0 {
-					row(w, "failing groups:", "none")
-					return
-				}
-				row(w, "GROUP", "FAILURES", "STATE", "NEXT ATTEMPT", "LAST ERROR")
-				for _, it := range items {
-					state, next := "retrying", fmtTime(it.NextAttempt)
-					switch {
-					case it.Quarantined:
-						state, next = "quarantined", "after reconcile or retry"
-					case !p.Config.RetryOnError:
-						state, next = "passed", "not retried (retryOnError is off)"
-					}
-					row(w, it.GroupName, it.Failures, state, next, it.LastError)
-				}
-			})
+			return a.printStatus(st)
 		})}
+}
+
+// printStatus shows a provisioner's cursor, backlog and failing groups.
+func (a *app) printStatus(st *api.ProvisionerStatus) error {
+	p, items := st.Provisioner, st.Items
+	return a.emit(struct {
+		Provisioner string                     `json:"provisioner"`
+		Cursor      int64                      `json:"cursor"`
+		LastChange  int64                      `json:"lastChange"`
+		Backlog     int64                      `json:"backlog"`
+		Items       []usersync.ProvisionerItem `json:"items"`
+	}{p.Name, st.Cursor, st.LastChange, st.Backlog, nonNil(items)}, func(w io.Writer) {
+		row(w, "provisioner:", p.Name)
+		row(w, "cursor:", fmt.Sprintf("change %d of %d", st.Cursor, st.LastChange))
+		row(w, "backlog:", fmt.Sprintf("up to %d change events", st.Backlog))
+		if len(items) == 0 {
+			row(w, "failing groups:", "none")
+			return
+		}
+		row(w, "GROUP", "FAILURES", "STATE", "NEXT ATTEMPT", "LAST ERROR")
+		for _, it := range items {
+			state, next := "retrying", fmtTime(it.NextAttempt)
+			switch {
+			case it.Quarantined:
+				state, next = "quarantined", "after reconcile or retry"
+			case !p.Config.RetryOnError:
+				state, next = "passed", "not retried (retryOnError is off)"
+			}
+			row(w, it.GroupName, it.Failures, state, next, it.LastError)
+		}
+	})
 }
 
 func (a *app) provisionersEval() *cobra.Command {
@@ -541,23 +536,42 @@ func (a *app) evalDefaults(ctx context.Context, d usersync.Directory, p *usersyn
 
 func (a *app) provisionersRetry() *cobra.Command {
 	return &cobra.Command{Use: "retry NAME GROUP", Short: "Clear a group's failures or quarantine and reconcile it now", Args: cobra.ExactArgs(2),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			g, _, err := a.provisioner(ctx, d, args[0], false)
-			if err != nil {
-				return err
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.serverURL() != "" { // serve reconciles it, and answers the status after
+				return a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+					st, err := o.RetryProvisioner(ctx, args[0], args[1])
+					if err != nil {
+						return err
+					}
+					if err := a.printStatus(st); err != nil {
+						return err
+					}
+					for _, it := range st.Items {
+						if usersync.GroupNameKey(it.GroupName) == usersync.GroupNameKey(args[1]) {
+							return exitError{1} // it failed again
+						}
+					}
+					return nil
+				})(cmd, args)
 			}
-			r, err := g.Retry(ctx, args[1], entra.Options{KeepActions: a.output == "json"})
-			if err != nil {
-				return err
-			}
-			if err := a.printRun(r, true); err != nil {
-				return err
-			}
-			if len(r.Failures) > 0 {
-				return exitError{1}
-			}
-			return nil
-		})}
+			return a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+				g, _, err := a.provisioner(ctx, d, args[0], false)
+				if err != nil {
+					return err
+				}
+				r, err := g.Retry(ctx, args[1], entra.Options{KeepActions: a.output == "json"})
+				if err != nil {
+					return err
+				}
+				if err := a.printRun(r, true); err != nil {
+					return err
+				}
+				if len(r.Failures) > 0 {
+					return exitError{1}
+				}
+				return nil
+			})(cmd, args)
+		}}
 }
 
 // lineBar is a one-line progress display for provisioner runs on a terminal.

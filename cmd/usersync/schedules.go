@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/schedule"
 	"github.com/usersync/usersync/sqlstore"
@@ -22,8 +23,10 @@ import (
 
 func (a *app) schedulesCommand() *cobra.Command {
 	c := &cobra.Command{Use: "schedules", Short: "Run pulls on a schedule, as jobs of usersync serve"}
-	c.AddCommand(a.schedulesCreate(), a.schedulesList(), a.schedulesShow(), a.schedulesUpdate(), a.schedulesDelete(),
-		a.schedulesPause(true), a.schedulesPause(false), a.schedulesRun())
+	for _, sub := range []*cobra.Command{a.schedulesCreate(), a.schedulesList(), a.schedulesShow(), a.schedulesUpdate(), a.schedulesDelete(),
+		a.schedulesPause(true), a.schedulesPause(false), a.schedulesRun()} {
+		c.AddCommand(remote(sub))
+	}
 	return c
 }
 
@@ -97,7 +100,7 @@ The command line after -- is checked as the command reads it. It must not
 hold secrets: the pull takes them from the settings (O365_USERSYNC_CLIENT_SECRET,
 OKTA_USERSYNC_TOKEN) or serve's environment.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 			name, command := args[0], args[1:]
 			if err := usersync.ValidateScheduleName(name); err != nil {
 				return err
@@ -105,11 +108,10 @@ OKTA_USERSYNC_TOKEN) or serve's environment.`,
 			if err := checkCron(cronSpec, tz); err != nil {
 				return err
 			}
-			if err := a.checkCommand(ctx, d, command); err != nil {
-				return err
-			}
-			s := &usersync.Schedule{Name: name, Cron: cronSpec, TimeZone: tz, Command: command, Paused: paused}
-			if err := d.CreateSchedule(ctx, s); err != nil {
+			// The command line is checked where the schedule is stored: here,
+			// or by the server with --server.
+			s, err := o.CreateSchedule(ctx, api.NewSchedule{Name: name, Cron: cronSpec, TimeZone: tz, Command: command, Paused: paused})
+			if err != nil {
 				return err
 			}
 			return a.emit(s, func(w io.Writer) { row(w, "created schedule", s.Name, "("+nextRun(s)+")") })
@@ -136,8 +138,8 @@ func nextRun(s *usersync.Schedule) string {
 
 func (a *app) schedulesList() *cobra.Command {
 	return &cobra.Command{Use: "list", Short: "List the schedules", Args: cobra.NoArgs,
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			list, err := d.ListSchedules(ctx)
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			list, err := o.ListSchedules(ctx)
 			if err != nil {
 				return err
 			}
@@ -152,12 +154,12 @@ func (a *app) schedulesList() *cobra.Command {
 
 func (a *app) schedulesShow() *cobra.Command {
 	return &cobra.Command{Use: "show NAME", Short: "Show a schedule and its latest runs", Args: cobra.ExactArgs(1),
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			s, err := d.FindSchedule(ctx, args[0])
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			s, err := o.GetSchedule(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			runs, err := d.ListRuns(ctx, s.Name, 10)
+			runs, err := o.ListRuns(ctx, s.Name, 10)
 			if err != nil {
 				return err
 			}
@@ -181,30 +183,27 @@ func printRuns(w io.Writer, runs []*usersync.Run) {
 func (a *app) schedulesUpdate() *cobra.Command {
 	var cronSpec, tz string
 	c := &cobra.Command{Use: "update NAME [--cron SPEC] [--time-zone TZ] [-- COMMAND...]", Short: "Change a schedule", Args: cobra.MinimumNArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			cur, err := d.FindSchedule(ctx, args[0])
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+			cur, err := o.GetSchedule(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			var upd usersync.ScheduleUpdate
+			var ch api.ScheduleChange
 			spec, zone := cur.Cron, cur.TimeZone
 			if c := cronSpec; c != "" {
-				upd.Cron, spec = &c, c
+				ch.Cron, spec = &c, c
 			}
 			if tz != "" {
-				upd.TimeZone, zone = &tz, tz
+				ch.TimeZone, zone = &tz, tz
 			}
 			if err := checkCron(spec, zone); err != nil {
 				return err
 			}
 			if len(args) > 1 {
 				command := args[1:]
-				if err := a.checkCommand(ctx, d, command); err != nil {
-					return err
-				}
-				upd.Command = &command
+				ch.Command = &command
 			}
-			s, err := d.UpdateSchedule(ctx, cur.Name, upd, cur.Version)
+			s, err := o.UpdateSchedule(ctx, cur.Name, ch, cur.Version)
 			if err != nil {
 				return err
 			}
@@ -217,8 +216,8 @@ func (a *app) schedulesUpdate() *cobra.Command {
 
 func (a *app) schedulesDelete() *cobra.Command {
 	return &cobra.Command{Use: "delete NAME", Short: "Delete a schedule (its runs stay on record)", Args: cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			if err := d.DeleteSchedule(ctx, args[0]); err != nil {
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+			if err := o.DeleteSchedule(ctx, args[0]); err != nil {
 				return err
 			}
 			return a.emit(map[string]string{"deleted": args[0]}, func(w io.Writer) { row(w, "deleted schedule", args[0]) })
@@ -231,8 +230,8 @@ func (a *app) schedulesPause(pause bool) *cobra.Command {
 		verb, short = "pause", "Pause a schedule: serve no longer starts it (a run in progress finishes)"
 	}
 	return &cobra.Command{Use: verb + " NAME", Short: short, Args: cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			s, err := d.UpdateSchedule(ctx, args[0], usersync.ScheduleUpdate{Paused: &pause}, 0)
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+			s, err := o.UpdateSchedule(ctx, args[0], api.ScheduleChange{Paused: &pause}, 0)
 			if err != nil {
 				return err
 			}
@@ -240,81 +239,128 @@ func (a *app) schedulesPause(pause bool) *cobra.Command {
 		})}
 }
 
-// schedulesRun runs a schedule now, in this process, and records the run.
+// schedulesRun runs a schedule now and waits for it: in this process on
+// the database, or queued on serve's replicas with --server.
 func (a *app) schedulesRun() *cobra.Command {
-	return &cobra.Command{Use: "run NAME", Short: "Run a schedule now, wait, and print the result", Args: cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			s, err := d.FindSchedule(ctx, args[0])
-			if err != nil {
-				return err
+	var wait time.Duration
+	c := &cobra.Command{Use: "run NAME", Short: "Run a schedule now, wait, and print the result", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.serverURL() != "" {
+				return a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+					return a.queueRun(ctx, o, args[0], wait)
+				})(cmd, args)
 			}
-			done, runErr, err := jobs.Record(ctx, d, &usersync.Run{Schedule: s.Name, Trigger: "cli", StartedBy: cliActor()}, s.Command, a.runner())
-			if err != nil {
-				return err
-			}
-			if err := a.emit(done, func(w io.Writer) {
-				row(w, "run", done.ID, "of", done.Schedule+":", done.Outcome)
-				if done.Output != "" {
-					fmt.Fprintln(w, strings.TrimSpace(done.Output))
+			return a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+				s, err := d.FindSchedule(ctx, args[0])
+				if err != nil {
+					return err
 				}
-			}); err != nil {
-				return err
-			}
-			if runErr != nil {
-				if done.Outcome == usersync.RunQuarantined {
-					return usersync.Errorf(usersync.ECONFLICT, "schedule %s, run %d: %s", s.Name, done.ID, done.Error)
+				done, runErr, err := jobs.Record(ctx, d, &usersync.Run{Schedule: s.Name, Trigger: "cli", StartedBy: cliActor()}, s.Command, a.runner())
+				if err != nil {
+					return err
 				}
-				return fmt.Errorf("schedule %s failed (run %d): %w", s.Name, done.ID, runErr)
+				return a.ranSchedule(done, runErr)
+			})(cmd, args)
+		}}
+	c.Flags().DurationVar(&wait, "wait", 10*time.Minute, "with --server: how long to wait for the queued run to end")
+	return c
+}
+
+// ranSchedule prints a run that ended, and fails when it did.
+func (a *app) ranSchedule(done *usersync.Run, runErr error) error {
+	if err := a.emit(done, func(w io.Writer) {
+		row(w, "run", done.ID, "of", done.Schedule+":", done.Outcome)
+		if done.Output != "" {
+			fmt.Fprintln(w, strings.TrimSpace(done.Output))
+		}
+	}); err != nil {
+		return err
+	}
+	switch {
+	case done.Outcome == usersync.RunQuarantined:
+		return usersync.Errorf(usersync.ECONFLICT, "schedule %s, run %d: %s", done.Schedule, done.ID, done.Error)
+	case runErr != nil:
+		return fmt.Errorf("schedule %s failed (run %d): %w", done.Schedule, done.ID, runErr)
+	case done.Outcome == usersync.RunFailed:
+		return usersync.Errorf(usersync.ECONFLICT, "schedule %s failed (run %d): %s", done.Schedule, done.ID, done.Error)
+	}
+	return nil
+}
+
+// queueRun asks serve for a run now and waits for it: the first run of the
+// schedule that starts after the request (or the one already going, when
+// the request was a duplicate) is the one reported.
+func (a *app) queueRun(ctx context.Context, o api.Operations, name string, wait time.Duration) error {
+	before, err := o.ListRuns(ctx, name, 1)
+	if err != nil {
+		return err
+	}
+	var last int64
+	if len(before) > 0 {
+		last = before[0].ID
+		if before[0].Outcome == usersync.RunRunning {
+			last-- // a duplicate request waits for the run in progress
+		}
+	}
+	dup, err := o.RunSchedule(ctx, name)
+	if err != nil {
+		return err
+	}
+	if dup {
+		fmt.Fprintf(a.stderr, "A run of %s was already waiting or running: waiting for it.\n", name)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		runs, err := o.ListRuns(ctx, name, 5)
+		if err != nil {
+			return err
+		}
+		for i := len(runs) - 1; i >= 0; i-- { // oldest first
+			if r := runs[i]; r.ID > last && r.Outcome != usersync.RunRunning {
+				return a.ranSchedule(r, nil)
 			}
-			return nil
-		})}
+		}
+		if time.Now().After(deadline) {
+			return usersync.Errorf(usersync.EUNAVAILABLE, "no run of %s ended within --wait %s: it is queued or running on serve; see `usersync runs list --schedule %s`", name, wait, name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 // runsDecide answers a quarantined run: allow runs its command again with
-// --allow-removals (recorded as a run of its own); reject leaves the
-// directory as it is. Either way the run records the decision.
+// --allow-removals (recorded as a run of its own: here on the database,
+// queued on serve with --server); reject leaves the directory as it is.
+// Either way the held run records the decision.
 func (a *app) runsDecide(allow bool) *cobra.Command {
 	verb, short := "reject", "Reject the removals a quarantined run held: nothing is removed"
 	if allow {
 		verb, short = "allow-removals", "Apply the removals a quarantined run held: its command runs again with --allow-removals"
 	}
-	return &cobra.Command{Use: verb + " RUN", Short: short, Args: cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	return remote(&cobra.Command{Use: verb + " RUN", Short: short, Args: cobra.ExactArgs(1),
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {
 				return usageError{fmt.Errorf("a run id is a number, not %q", args[0])}
 			}
-			held, err := d.FindRun(ctx, id)
+			done, err := o.DecideRun(ctx, id, allow)
 			if err != nil {
 				return err
 			}
-			if held.Outcome != usersync.RunQuarantined {
-				return usersync.Errorf(usersync.ECONFLICT, "run %d is %s, not quarantined: there is nothing to decide", id, held.Outcome)
-			}
-			if !allow {
-				done, err := d.FinishRun(ctx, id, usersync.RunRemovalsRejected, held.Output, held.Error+"; rejected by "+cliActor())
-				if err != nil {
-					return err
+			return a.emit(done, func(w io.Writer) {
+				switch {
+				case !allow:
+					row(w, "run", id, "rejected: nothing was removed")
+				case done.ID == id: // queued on serve
+					row(w, "run", id, "allowed: a run that applies its removals is queued (see `usersync runs list --schedule "+done.Schedule+"`)")
+				default:
+					row(w, "run", done.ID, "applied the removals run", id, "held")
 				}
-				return a.emit(done, func(w io.Writer) { row(w, "run", id, "rejected: nothing was removed") })
-			}
-			s, err := d.FindSchedule(ctx, held.Schedule)
-			if err != nil {
-				return err
-			}
-			command := append(append(append([]string{}, s.Command[:2]...), "--allow-removals"), s.Command[2:]...)
-			done, runErr, err := jobs.Record(ctx, d, &usersync.Run{Schedule: s.Name, Trigger: "allow-removals", StartedBy: cliActor()}, command, a.runner())
-			if err != nil {
-				return err
-			}
-			if runErr != nil {
-				return fmt.Errorf("run %d, allowing the removals of run %d, failed: %w", done.ID, id, runErr)
-			}
-			if _, err := d.FinishRun(ctx, id, usersync.RunRemovalsAllowed, held.Output, fmt.Sprintf("%s; allowed by %s, applied by run %d", held.Error, cliActor(), done.ID)); err != nil {
-				return err
-			}
-			return a.emit(done, func(w io.Writer) { row(w, "run", done.ID, "applied the removals run", id, "held") })
-		})}
+			})
+		})})
 }
 
 // runner runs a schedule's command line in this process, on this
@@ -346,8 +392,8 @@ func (a *app) runsCommand() *cobra.Command {
 	var schedName string
 	var limit int
 	list := &cobra.Command{Use: "list", Short: "List runs, latest first", Args: cobra.NoArgs,
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			runs, err := d.ListRuns(ctx, schedName, limit)
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			runs, err := o.ListRuns(ctx, schedName, limit)
 			if err != nil {
 				return err
 			}
@@ -356,12 +402,12 @@ func (a *app) runsCommand() *cobra.Command {
 	list.Flags().StringVar(&schedName, "schedule", "", "only this schedule's runs")
 	list.Flags().IntVar(&limit, "limit", 20, "at most this many runs (0: all)")
 	show := &cobra.Command{Use: "show ID", Short: "Show a run with its output", Args: cobra.ExactArgs(1),
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {
 				return usageError{fmt.Errorf("a run id is a number, not %q", args[0])}
 			}
-			r, err := d.FindRun(ctx, id)
+			r, err := o.GetRun(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -375,7 +421,7 @@ func (a *app) runsCommand() *cobra.Command {
 				}
 			})
 		})}
-	c.AddCommand(list, show, a.runsDecide(true), a.runsDecide(false))
+	c.AddCommand(remote(list), remote(show), a.runsDecide(true), a.runsDecide(false))
 	return c
 }
 

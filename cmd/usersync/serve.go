@@ -95,8 +95,19 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 				}
 				return err
 			}}
+			apiOpts.Retry = func(ctx context.Context, name, group string) error {
+				g, _, err := a.provisioner(ctx, d, name, false)
+				if err != nil {
+					return err
+				}
+				_, err = g.Retry(ctx, group, entra.Options{}) // a group that fails again is recorded among its items
+				return err
+			}
 			if queue != nil {
 				apiOpts.RunNow = queue.RunNow
+				apiOpts.Decide = func(ctx context.Context, id int64, allow bool) (*usersync.Run, error) {
+					return queue.Decide(ctx, id, allow, usersync.ActorFrom(ctx))
+				}
 			}
 			srv := &http.Server{Handler: server.New(d, log, server.Options{SCIMLogDir: scimLogDir, AccessLog: accessLog, Metrics: set, API: apiOpts}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 				ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn), TLSConfig: tlsConf}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync/sqlstore"
+	"github.com/usersync/usersync/api"
 )
 
 func (a *app) tokensCommand() *cobra.Command {
@@ -21,38 +21,27 @@ func (a *app) tokensCommand() *cobra.Command {
 	}
 	create.Flags().StringVar(&user, "user", "", "the user the token acts as")
 	create.Flags().StringVar(&name, "name", "", "a label to tell tokens apart")
-	create.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	create.RunE = a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 		if user == "" {
 			return usageError{fmt.Errorf("tokens create needs --user")}
 		}
-		u, err := d.FindUserByUsername(ctx, user)
+		made, err := o.CreateToken(ctx, user, name)
 		if err != nil {
 			return err
 		}
-		clear, tok, err := d.CreateToken(ctx, u.ID, name)
-		if err != nil {
-			return err
-		}
+		clear, tok := made.Token, made.Info
 		if a.output == "json" {
 			return a.emit(map[string]any{"id": tok.ID, "username": tok.Username, "name": tok.Name, "token": clear}, nil)
 		}
 		fmt.Fprintln(a.stdout, clear)
-		fmt.Fprintf(a.stderr, "Token %d for %s created. It is shown only now; store it safely.\n", tok.ID, u.Username)
+		fmt.Fprintf(a.stderr, "Token %d for %s created. It is shown only now; store it safely.\n", tok.ID, tok.Username)
 		return nil
 	})
 	var listUser string
 	list := &cobra.Command{Use: "list [--user USERNAME]", Short: "List API tokens (never their values)", Args: cobra.NoArgs}
 	list.Flags().StringVar(&listUser, "user", "", "only this user's tokens")
-	list.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		var uid int64
-		if listUser != "" {
-			u, err := d.FindUserByUsername(ctx, listUser)
-			if err != nil {
-				return err
-			}
-			uid = u.ID
-		}
-		toks, err := d.FindTokens(ctx, uid)
+	list.RunE = a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+		toks, err := o.ListTokens(ctx, listUser)
 		if err != nil {
 			return err
 		}
@@ -71,17 +60,17 @@ func (a *app) tokensCommand() *cobra.Command {
 		Use:   "revoke ID",
 		Short: "Revoke an API token",
 		Args:  cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {
 				return usageError{fmt.Errorf("token ID %q is not a number (see 'usersync tokens list')", args[0])}
 			}
-			if err := d.RevokeToken(ctx, id); err != nil {
+			if err := o.RevokeToken(ctx, id); err != nil {
 				return err
 			}
 			return a.emit(map[string]any{"revoked": id}, func(w io.Writer) { row(w, "revoked token", id) })
 		}),
 	}
-	c.AddCommand(create, list, revoke)
+	c.AddCommand(remote(create), remote(list), remote(revoke))
 	return c
 }

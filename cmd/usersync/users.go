@@ -9,28 +9,38 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/sqlstore"
+	"github.com/usersync/usersync/api"
 )
 
 func (a *app) usersCommand() *cobra.Command {
 	c := &cobra.Command{Use: "users", Short: "List and manage users"}
-	c.AddCommand(a.usersList(), a.usersShow(), a.usersCreate(), a.usersUpdate(), a.usersDelete())
+	for _, sub := range []*cobra.Command{a.usersList(), a.usersShow(), a.usersCreate(), a.usersUpdate(), a.usersDelete()} {
+		c.AddCommand(remote(sub))
+	}
 	return c
 }
 
 func (a *app) usersList() *cobra.Command {
-	var f usersync.UserFilter
+	var q api.UserQuery
+	var limit, offset int
 	c := &cobra.Command{
 		Use:   "list",
 		Short: "List users ordered by username",
 		Args:  cobra.NoArgs,
 	}
-	c.Flags().StringVar(&f.Source, "source", "", "only users owned by this source (local, scim, o365:<tenant>, okta:<host>)")
-	c.Flags().StringVar(&f.Search, "search", "", "only users whose username, email or name contains this text")
-	c.Flags().IntVar(&f.Limit, "limit", 0, "show at most this many users (0: all)")
-	c.Flags().IntVar(&f.Offset, "offset", 0, "skip this many users")
-	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		users, total, err := d.FindUsers(ctx, f)
+	c.Flags().StringVar(&q.Source, "source", "", "only users owned by this source (local, scim, o365:<tenant>, okta:<host>)")
+	c.Flags().StringVar(&q.Search, "search", "", "only users whose username, email or name contains this text")
+	c.Flags().IntVar(&limit, "limit", 0, "show at most this many users (0: all)")
+	c.Flags().IntVar(&offset, "offset", 0, "skip this many users")
+	c.RunE = a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+		users, total, err := pages(offset, limit, func(p api.Paging) ([]*usersync.User, int, string, error) {
+			q.Paging = p
+			page, err := o.ListUsers(ctx, q)
+			if err != nil {
+				return nil, 0, "", err
+			}
+			return page.Items, page.Total, page.NextCursor, nil
+		})
 		if err != nil {
 			return err
 		}
@@ -47,6 +57,29 @@ func (a *app) usersList() *cobra.Command {
 	return c
 }
 
+// pages reads a listing page by page from offset on, limit items in all
+// (0: every one), and returns them with the total the listing counts.
+func pages[T any](offset, limit int, page func(api.Paging) ([]T, int, string, error)) ([]T, int, error) {
+	var out []T
+	p := api.Paging{Limit: 1000}
+	for {
+		items, total, next, err := page(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		skip := min(offset, len(items))
+		offset -= skip
+		out = append(out, items[skip:]...)
+		if limit > 0 && len(out) >= limit {
+			return out[:limit], total, nil
+		}
+		if next == "" {
+			return out, total, nil
+		}
+		p.Cursor = next
+	}
+}
+
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
@@ -59,18 +92,14 @@ func (a *app) usersShow() *cobra.Command {
 		Use:   "show USERNAME",
 		Short: "Show one user and the groups it belongs to",
 		Args:  cobra.ExactArgs(1),
-		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			u, err := d.FindUserByUsername(ctx, args[0])
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			u, err := o.GetUser(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			groups, err := d.GroupsOf(ctx, u.ID)
+			names, err := o.UserGroups(ctx, u.Username)
 			if err != nil {
 				return err
-			}
-			names := make([]string, len(groups))
-			for i, g := range groups {
-				names[i] = g.Name
 			}
 			return a.emit(struct {
 				*usersync.User
@@ -97,8 +126,7 @@ func (a *app) usersShow() *cobra.Command {
 }
 
 func (a *app) usersCreate() *cobra.Command {
-	var u usersync.User
-	var typ, auth string
+	var u api.NewUser
 	var disabled bool
 	var attrs []string
 	c := &cobra.Command{
@@ -110,15 +138,16 @@ func (a *app) usersCreate() *cobra.Command {
 	c.Flags().StringVar(&u.Email, "email", "", "email address")
 	c.Flags().StringVar(&u.FirstName, "first-name", "", "first name")
 	c.Flags().StringVar(&u.LastName, "last-name", "", "last name")
-	c.Flags().StringVarP(&typ, "type", "t", "regular", "user type: regular, power_user or administrator")
-	c.Flags().StringVar(&auth, "auth-method", "password", "authentication method: password or sso")
+	c.Flags().StringVarP(&u.Type, "type", "t", "regular", "user type: regular, power_user or administrator")
+	c.Flags().StringVar(&u.AuthMethod, "auth-method", "password", "authentication method: password or sso")
 	c.Flags().BoolVar(&disabled, "disabled", false, "create the user disabled")
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "custom attribute name=value (repeatable)")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 		if u.Username == "" {
 			return usageError{fmt.Errorf("users create needs --username")}
 		}
-		u.Type, u.AuthMethod, u.Enabled = usersync.UserType(typ), usersync.AuthMethod(auth), !disabled
+		enabled := !disabled
+		u.Enabled = &enabled
 		set, err := parseAttrs(attrs, nil)
 		if err != nil {
 			return err
@@ -127,10 +156,11 @@ func (a *app) usersCreate() *cobra.Command {
 		for k, v := range set {
 			u.Attributes[k] = *v
 		}
-		if err := d.CreateUser(ctx, &u); err != nil {
+		made, err := o.CreateUser(ctx, u)
+		if err != nil {
 			return err
 		}
-		return a.emit(&u, func(w io.Writer) { row(w, "created user", u.Username, "(id", fmt.Sprint(u.ID)+")") })
+		return a.emit(made, func(w io.Writer) { row(w, "created user", made.Username, "(id", fmt.Sprint(made.ID)+")") })
 	})
 	return c
 }
@@ -154,11 +184,11 @@ func (a *app) usersUpdate() *cobra.Command {
 	c.Flags().BoolVar(&disable, "disable", false, "disable the user")
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "set custom attribute name=value (repeatable)")
 	c.Flags().StringArrayVar(&unset, "unset-attr", nil, "remove custom attribute (repeatable)")
-	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+	c.RunE = a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
 		if enable && disable {
 			return usageError{fmt.Errorf("--enable and --disable exclude each other")}
 		}
-		var upd usersync.UserUpdate
+		var upd api.UserChange
 		fl := c.Flags()
 		if fl.Changed("rename") {
 			upd.Username = &rename
@@ -173,12 +203,10 @@ func (a *app) usersUpdate() *cobra.Command {
 			upd.LastName = &last
 		}
 		if fl.Changed("type") {
-			t := usersync.UserType(typ)
-			upd.Type = &t
+			upd.Type = &typ
 		}
 		if fl.Changed("auth-method") {
-			m := usersync.AuthMethod(auth)
-			upd.AuthMethod = &m
+			upd.AuthMethod = &auth
 		}
 		if enable || disable {
 			upd.Enabled = &enable
@@ -187,11 +215,7 @@ func (a *app) usersUpdate() *cobra.Command {
 		if upd.Attributes, err = parseAttrs(attrs, unset); err != nil {
 			return err
 		}
-		u, err := d.FindUserByUsername(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		u, err = d.UpdateUser(ctx, u.ID, upd, 0)
+		u, err := o.UpdateUser(ctx, args[0], upd, 0)
 		if err != nil {
 			return err
 		}
@@ -205,12 +229,12 @@ func (a *app) usersDelete() *cobra.Command {
 		Use:   "delete USERNAME",
 		Short: "Delete a user with its memberships and API tokens",
 		Args:  cobra.ExactArgs(1),
-		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			u, err := d.FindUserByUsername(ctx, args[0])
+		RunE: a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
+			u, err := o.GetUser(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			if err := d.DeleteUser(ctx, u.ID); err != nil {
+			if err := o.DeleteUser(ctx, u.Username, u.Version); err != nil {
 				return err
 			}
 			return a.emit(map[string]any{"deleted": u.Username}, func(w io.Writer) { row(w, "deleted user", u.Username) })

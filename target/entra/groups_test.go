@@ -64,7 +64,7 @@ func TestGroupLifecycle(t *testing.T) {
 		}
 
 		remoteID := g.ID
-		if err := e.dir.DeleteGroup(ctx, grp.ID); err != nil {
+		if err := e.dir.DeleteGroup(ctx, grp.ID, 0); err != nil {
 			t.Fatal(err)
 		}
 		r = e.run()
@@ -124,7 +124,7 @@ func TestUnmarkAndMarkAgain(t *testing.T) {
 		if r := e.run(); len(kinds(r, StopGroup)) != 1 {
 			t.Fatalf("folder unmarked: %+v", r.Actions)
 		}
-		if err := e.dir.DeleteGroup(ctx, e.find("app:f:g2").ID); err != nil {
+		if err := e.dir.DeleteGroup(ctx, e.find("app:f:g2").ID, 0); err != nil {
 			t.Fatal(err)
 		}
 		if r := e.run(); r.Counts[DeleteGroup] != 0 {
