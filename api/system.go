@@ -234,7 +234,9 @@ type ByProvisioner struct {
 
 func (s *server) provisioners() {
 	huma.Register(s.api, huma.Operation{OperationID: "list-provisioners", Method: http.MethodGet, Path: "/provisioners", Summary: "List the provisioners (never their secrets)", Tags: []string{"provisioners"}},
-		func(ctx context.Context, in *struct{}) (*struct{ Body ItemList[*usersync.Provisioner] }, error) {
+		func(ctx context.Context, in *struct{}) (*struct {
+			Body ItemList[*usersync.Provisioner]
+		}, error) {
 			return items(s.ops.ListProvisioners(ctx))
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "get-provisioner", Method: http.MethodGet, Path: "/provisioners/{name}", Summary: "A provisioner's settings, backlog, and failing and quarantined groups", Tags: []string{"provisioners"}},
