@@ -104,9 +104,19 @@ func (c *client) do(method, path string, body any, headers ...string) (int, map[
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	route, params, err := c.router.FindRoute(req)
+	validate(c.t, c.router, req, resp, data)
+	var out map[string]any
+	json.Unmarshal(data, &out)
+	return resp.StatusCode, out, resp.Header
+}
+
+// validate fails the test when a response does not follow the OpenAPI
+// document.
+func validate(t *testing.T, router routers.Router, req *http.Request, resp *http.Response, data []byte) {
+	t.Helper()
+	route, params, err := router.FindRoute(req)
 	if err != nil {
-		c.t.Fatalf("%s %s is not in the OpenAPI document: %v", method, path, err)
+		t.Fatalf("%s %s is not in the OpenAPI document: %v", req.Method, req.URL, err)
 	}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
@@ -115,11 +125,30 @@ func (c *client) do(method, path string, body any, headers ...string) (int, map[
 	}
 	in.SetBodyBytes(data)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		c.t.Fatalf("%s %s: the %d response does not follow the OpenAPI document: %v\n%s", method, path, resp.StatusCode, err, data)
+		t.Fatalf("%s %s: the %d response does not follow the OpenAPI document: %v\n%s", req.Method, req.URL, resp.StatusCode, err, data)
 	}
-	var out map[string]any
-	json.Unmarshal(data, &out)
-	return resp.StatusCode, out, resp.Header
+}
+
+// checked is a transport that validates every response against the
+// OpenAPI document: api.Client's traffic is held to it too.
+type checked struct {
+	t      *testing.T
+	router routers.Router
+}
+
+func (c checked) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	validate(c.t, c.router, req, resp, data)
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	return resp, nil
 }
 
 func TestAuthAndDocument(t *testing.T) {

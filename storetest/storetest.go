@@ -59,6 +59,7 @@ func Run(t *testing.T, open Opener) {
 		{"ProfileConditions", testProfileConditions},
 		{"OrderAndKeyset", testOrderAndKeyset},
 		{"Schedules", testSchedules},
+		{"DeleteAtVersion", testDeleteAtVersion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -1444,4 +1445,38 @@ func testLeases(t *testing.T, d usersync.Directory) {
 	}
 	_, err := d.TryLease(ctx, "", "a", time.Minute)
 	wantCode(t, err, usersync.EINVALID)
+}
+
+// A delete that names the version it read fails when the object moved on
+// meanwhile, and deletes nothing: the check is inside the delete, so an
+// If-Match checked before it cannot race a change.
+func testDeleteAtVersion(t *testing.T, d usersync.Directory) {
+	u := mustCreateUser(t, d, "ann")
+	g := mustCreateGroup(t, d, "app:staff")
+	read := u.Version
+	if _, err := d.UpdateUser(ctx, u.ID, usersync.UserUpdate{FirstName: ptr("Anne")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.DeleteUser(ctx, u.ID, read), usersync.ESTALE)
+	if _, err := d.FindUserByID(ctx, u.ID); err != nil {
+		t.Fatalf("a stale delete removed the user: %v", err)
+	}
+	cur, _ := d.FindUserByID(ctx, u.ID)
+	if err := d.DeleteUser(ctx, u.ID, cur.Version); err != nil {
+		t.Fatalf("delete at the current version: %v", err)
+	}
+
+	gread := g.Version
+	if _, err := d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Description: ptr("moved on")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.DeleteGroup(ctx, g.ID, gread), usersync.ESTALE)
+	gcur, err := d.FindGroupByID(ctx, g.ID)
+	if err != nil {
+		t.Fatalf("a stale delete removed the group: %v", err)
+	}
+	if err := d.DeleteGroup(ctx, g.ID, gcur.Version); err != nil {
+		t.Fatalf("delete at the current version: %v", err)
+	}
+	wantCode(t, d.DeleteGroup(ctx, g.ID, gcur.Version), usersync.ENOTFOUND)
 }
