@@ -324,9 +324,22 @@ func (s *Service) Decide(ctx context.Context, id int64, allow bool, by string) (
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.client.Insert(ctx, Args{Schedule: held.Schedule, Trigger: "allow-removals", StartedBy: by, AllowRemovalsOf: id}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("queue the run that applies the removals of run %d: %w", id, err)
+	// A job whose run has just ended is still a duplicate for a moment:
+	// try again for a few seconds before saying another run is in the way.
+	var res *rivertypeInsertResult
+	for try := 0; ; try++ {
+		res, err = s.client.Insert(ctx, Args{Schedule: held.Schedule, Trigger: "allow-removals", StartedBy: by, AllowRemovalsOf: id}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("queue the run that applies the removals of run %d: %w", id, err)
+		}
+		if !res.UniqueSkippedAsDuplicate || try == 25 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	if res.UniqueSkippedAsDuplicate {
 		return nil, usersync.Errorf(usersync.ECONFLICT, "a run of schedule %s is waiting or running: allow the removals of run %d when it has ended (it may be quarantined again, or apply them)", held.Schedule, id)
