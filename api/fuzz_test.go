@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/server"
 )
 
@@ -25,6 +27,10 @@ func FuzzAPI(f *testing.F) {
 		{`{"attributes":{"x":null,"":"y"}}`, "app", "after=-1&wait=999"},
 		{`{"username":"a\u0000b"}`, "%00", "search=%ff"},
 		{`[1,2`, "", ""},
+		{`{"name":"s","cron":"* * * * *","command":["o365","provision","G"]}`, "1", ""},
+		{`{"allow":true}`, "1", ""},
+		{`{"group":"app:g"}`, "o365", ""},
+		{`{"cron":"0 0/40 * * * ?","timeZone":"Mars/Base","paused":true}`, "s", ""},
 	} {
 		f.Add(s.body, s.name, s.query)
 	}
@@ -35,7 +41,22 @@ func FuzzAPI(f *testing.F) {
 		f.Fatal(err)
 	}
 	token, _, _ := d.CreateToken(ctx, admin.ID, "fuzz")
-	h := server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{})
+	// What serve gives the API, minus the pulls and tenants.
+	opts := api.Options{
+		CheckCommand: func(ctx context.Context, command []string) error {
+			return usersync.Errorf(usersync.EINVALID, "%q is not a pull", command)
+		},
+		RunNow: func(ctx context.Context, name, by string) (bool, error) {
+			_, err := d.FindSchedule(ctx, name)
+			return false, err
+		},
+		Decide: func(ctx context.Context, id int64, allow bool) (*usersync.Run, error) { return jobs.Reject(ctx, d, id, "fuzz") },
+		Retry: func(ctx context.Context, provisioner, group string) error {
+			_, err := d.FindProvisioner(ctx, provisioner)
+			return err
+		},
+	}
+	h := server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{API: opts})
 	send := func(t *testing.T, method, target, body string) {
 		req := httptest.NewRequest(method, target, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -55,7 +76,10 @@ func FuzzAPI(f *testing.F) {
 		for _, c := range []struct{ method, path string }{
 			{"POST", "/users"}, {"PATCH", "/users/" + seg}, {"GET", "/users?" + q.Encode()}, {"DELETE", "/users/" + seg + "x"},
 			{"POST", "/groups"}, {"PATCH", "/groups/" + seg}, {"PATCH", "/groups/" + seg + "/members"}, {"GET", "/groups/" + seg + "/members?" + q.Encode()},
-			{"PATCH", "/folders/" + seg}, {"PUT", "/settings/" + seg}, {"POST", "/tokens"}, {"POST", "/schedules"}, {"PATCH", "/schedules/" + seg},
+			{"PATCH", "/folders/" + seg}, {"PUT", "/folders/" + seg}, {"DELETE", "/folders/" + seg + "x"},
+			{"PUT", "/settings/" + seg}, {"DELETE", "/settings/" + seg}, {"POST", "/tokens"},
+			{"POST", "/schedules"}, {"PATCH", "/schedules/" + seg}, {"POST", "/schedules/" + seg + "/runs"},
+			{"POST", "/runs/" + seg + "/decision"}, {"POST", "/provisioners/" + seg + "/retries"},
 		} {
 			send(t, c.method, "/api/v1"+c.path, body)
 		}

@@ -15,7 +15,7 @@ type result struct {
 }
 
 // cli runs usersync in-process against the database db.
-func cli(t *testing.T, db string, stdin string, args ...string) result {
+func cli(t testing.TB, db string, stdin string, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	if db != "" {
@@ -25,7 +25,7 @@ func cli(t *testing.T, db string, stdin string, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
-func ok(t *testing.T, r result) result {
+func ok(t testing.TB, r result) result {
 	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)

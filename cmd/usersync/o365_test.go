@@ -15,7 +15,7 @@ const emuSecret = "emu-Secret~value.42"
 
 // emulator serves a generated tenant on loopback and returns the flags
 // that point o365 provision at it.
-func emulator(t *testing.T) (*graphemu.Server, []string) {
+func emulator(t testing.TB) (*graphemu.Server, []string) {
 	t.Helper()
 	tenant := graphemu.Generate(11, 300, 4) // All Users 300, Group 1 150, Group 2 75, Group 3 37
 	emu := graphemu.NewServer(tenant, graphemu.Options{ClientID: "app-1", ClientSecret: emuSecret})

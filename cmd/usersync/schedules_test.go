@@ -95,7 +95,7 @@ func exitFor(says string) int {
 
 // child starts `usersync ARGS` as a real process (this test binary,
 // re-executed: see TestMain).
-func child(t *testing.T, args ...string) *exec.Cmd {
+func child(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "USERSYNC_CLI_CHILD="+strings.Join(args, "\x1f"))
