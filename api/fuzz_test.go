@@ -50,7 +50,9 @@ func FuzzAPI(f *testing.F) {
 			_, err := d.FindSchedule(ctx, name)
 			return false, err
 		},
-		Decide: func(ctx context.Context, id int64, allow bool) (*usersync.Run, error) { return jobs.Reject(ctx, d, id, "fuzz") },
+		Decide: func(ctx context.Context, id int64, allow bool) (*usersync.Run, error) {
+			return jobs.Reject(ctx, d, id, "fuzz")
+		},
 		Retry: func(ctx context.Context, provisioner, group string) error {
 			_, err := d.FindProvisioner(ctx, provisioner)
 			return err
