@@ -107,5 +107,6 @@ type Directory interface {
 	ProvisionerService
 	LeaseService
 	ScheduleService
+	SignInService
 	Close() error
 }

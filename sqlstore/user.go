@@ -511,6 +511,9 @@ func (d *DB) DeleteUser(ctx context.Context, id int64, expectVersion int64) erro
 		if _, err := t.exec(`DELETE FROM api_tokens WHERE user_id = ?`, id); err != nil {
 			return t.d.wrapErr("delete tokens", err)
 		}
+		if _, err := t.exec(`DELETE FROM admin_sessions WHERE user_id = ?`, id); err != nil {
+			return t.d.wrapErr("delete sessions", err)
+		}
 		if _, err := t.exec(`DELETE FROM users WHERE id = ?`, id); err != nil {
 			return t.d.wrapErr("delete user", err)
 		}

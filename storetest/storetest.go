@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"OrderAndKeyset", testOrderAndKeyset},
 		{"Schedules", testSchedules},
 		{"DeleteAtVersion", testDeleteAtVersion},
+		{"SignIn", testSignIn},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -1479,4 +1480,68 @@ func testDeleteAtVersion(t *testing.T, d usersync.Directory) {
 		t.Fatalf("delete at the current version: %v", err)
 	}
 	wantCode(t, d.DeleteGroup(ctx, g.ID, gcur.Version), usersync.ENOTFOUND)
+}
+
+// Passwords, failed attempts that lock, and console sessions stored only
+// as hashes, ended by sign-out, expiry, or the user losing the right.
+func testSignIn(t *testing.T, d usersync.Directory) {
+	admin := &usersync.User{Username: "root@example.com", Type: usersync.UserAdministrator, Enabled: true}
+	if err := d.CreateUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := d.SignInState(ctx, "ROOT@example.com"); err != nil || st.PasswordHash != "" || st.Failures != 0 {
+		t.Fatalf("a new user's sign-in state: %+v %v", st, err)
+	}
+	if err := d.SetPasswordHash(ctx, admin.ID, "$2a$10$hash"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, d.SetPasswordHash(ctx, 987654, "x"), usersync.ENOTFOUND)
+	for i := 0; i < 3; i++ {
+		if err := d.RecordSignIn(ctx, admin.ID, false, 3, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, st, err := d.SignInState(ctx, "root@example.com")
+	if err != nil || u.ID != admin.ID || st.PasswordHash != "$2a$10$hash" || st.Failures != 3 || time.Until(st.LockedUntil) < 50*time.Second {
+		t.Fatalf("after three failures: %+v %v", st, err)
+	}
+	d.RecordSignIn(ctx, admin.ID, true, 3, time.Minute)
+	if _, st, _ := d.SignInState(ctx, "root@example.com"); st.Failures != 0 || !st.LockedUntil.IsZero() {
+		t.Fatalf("a success forgets failures: %+v", st)
+	}
+
+	clear, s, err := d.CreateSession(ctx, admin.ID, time.Hour)
+	if err != nil || !strings.HasPrefix(clear, usersync.SessionPrefix) || s.CSRF == "" || s.Username != admin.Username {
+		t.Fatalf("create session: %q %+v %v", clear, s, err)
+	}
+	got, err := d.FindSession(ctx, clear)
+	if err != nil || got.ID != s.ID || got.CSRF != s.CSRF {
+		t.Fatalf("find session: %+v %v", got, err)
+	}
+	_, err = d.FindSession(ctx, clear+"x")
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	short, _, _ := d.CreateSession(ctx, admin.ID, time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	_, err = d.FindSession(ctx, short)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	// No longer an administrator: the session no longer signs in.
+	regular := usersync.UserRegular
+	if _, err := d.UpdateUser(ctx, admin.ID, usersync.UserUpdate{Type: &regular}, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.FindSession(ctx, clear)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	adm := usersync.UserAdministrator
+	d.UpdateUser(ctx, admin.ID, usersync.UserUpdate{Type: &adm}, 0)
+	if err := d.DeleteSession(ctx, clear); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.FindSession(ctx, clear)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	again, _, _ := d.CreateSession(ctx, admin.ID, time.Hour)
+	if err := d.DeleteUser(ctx, admin.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.FindSession(ctx, again)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
 }
