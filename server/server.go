@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/adminui"
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/scim"
 	"github.com/usersync/usersync/telemetry"
@@ -76,6 +77,7 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 	mux.Handle("GET /metrics", set.Handler())
 	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
 	mux.Handle(api.Path+"/", api.New(dir, o.API))
+	mux.Handle(adminui.Path+"/", adminui.New(dir, &api.Local{Dir: dir, Options: o.API}, log))
 	return observe(mux, log, set, o.AccessLog)
 }
 

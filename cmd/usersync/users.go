@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"golang.org/x/term"
+
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/adminui"
 	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/sqlstore"
 )
 
 func (a *app) usersCommand() *cobra.Command {
@@ -17,6 +24,7 @@ func (a *app) usersCommand() *cobra.Command {
 	for _, sub := range []*cobra.Command{a.usersList(), a.usersShow(), a.usersCreate(), a.usersUpdate(), a.usersDelete()} {
 		c.AddCommand(remote(sub))
 	}
+	c.AddCommand(a.usersSetPassword())
 	return c
 }
 
@@ -240,4 +248,79 @@ func (a *app) usersDelete() *cobra.Command {
 			return a.emit(map[string]any{"deleted": u.Username}, func(w io.Writer) { row(w, "deleted user", u.Username) })
 		}),
 	}
+}
+
+// usersSetPassword sets the password an administrator signs in to the admin
+// console with: typed twice without echo on a terminal, else the first
+// line of standard input. It is stored as a slow hash (bcrypt).
+func (a *app) usersSetPassword() *cobra.Command {
+	var clear bool
+	c := &cobra.Command{Use: "set-password USERNAME", Short: "Set the password a user signs in to the admin console (/admin) with", Args: cobra.ExactArgs(1),
+		Long: `Set the password a user signs in to the admin console (/admin) with. On a
+terminal it is asked twice and not echoed; otherwise the first line of
+standard input is read. It is stored as a bcrypt hash, never in clear, and
+needs at least ` + strconv.Itoa(adminui.MinPassword) + ` characters. Only enabled administrators can sign in.`,
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			u, err := d.FindUserByUsername(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			hash := ""
+			if !clear {
+				password, err := a.readPassword()
+				if err != nil {
+					return err
+				}
+				if hash, err = adminui.HashPassword(password); err != nil {
+					return err
+				}
+			}
+			if err := d.SetPasswordHash(ctx, u.ID, hash); err != nil {
+				return err
+			}
+			what := "set"
+			if clear {
+				what = "removed"
+			}
+			return a.emit(map[string]any{"username": u.Username, "password": what}, func(w io.Writer) {
+				row(w, "password", what, "for", u.Username)
+				if what == "set" && u.Type != usersync.UserAdministrator {
+					row(w, "note: only administrators sign in to the console;", u.Username, "is", u.Type)
+				}
+			})
+		})}
+	c.Flags().BoolVar(&clear, "clear", false, "remove the password (the user can no longer sign in to the console)")
+	return c
+}
+
+// readPassword reads a new password: twice without echo from a terminal,
+// or one line of standard input.
+func (a *app) readPassword() (string, error) {
+	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.stderr, "New password: ")
+		first, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(a.stderr, "Again: ")
+		again, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(first) != string(again) {
+			return "", usersync.Errorf(usersync.EINVALID, "the two passwords differ; nothing was changed")
+		}
+		return string(first), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(a.stdin, 1024)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", usersync.Errorf(usersync.EINVALID, "no password on standard input: pipe it in, or run this on a terminal")
+	}
+	return line, nil
 }

@@ -1,0 +1,261 @@
+// Package adminui serves the admin console at /admin: server-rendered
+// pages (html/template) that read and change the same things as the REST
+// API, through the same operations (api.Local), for administrators who
+// sign in with a password. Every page works without JavaScript; htmx,
+// served from the binary, only spares full reloads.
+package adminui
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
+)
+
+// Path is where the console is served.
+const Path = "/admin"
+
+// Sign-in limits: the lockAfter-th wrong password in a row locks the
+// account for lockFor; a session lasts sessionTTL.
+const (
+	lockAfter  = 5
+	lockFor    = 15 * time.Minute
+	sessionTTL = 8 * time.Hour
+)
+
+const (
+	sessionCookie = "usersync_session"
+	loginCookie   = "usersync_login" // the sign-in form's CSRF token, before there is a session
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// New returns the console over dir; ops does the changes (as the API does).
+func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler {
+	u := &ui{dir: dir, ops: ops, log: log, pages: map[string]*template.Template{}}
+	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "error"} {
+		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html"))
+	}
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET "+Path+"/static/", http.StripPrefix(Path+"/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET "+Path+"/login", u.loginPage)
+	mux.HandleFunc("POST "+Path+"/login", u.login)
+	mux.Handle("POST "+Path+"/logout", u.signedIn(u.logout))
+	mux.Handle("GET "+Path+"/{$}", u.signedIn(func(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+		http.Redirect(w, r, Path+"/users", http.StatusSeeOther)
+	}))
+	mux.Handle("GET "+Path+"/users", u.signedIn(u.usersPage))
+	mux.Handle("GET "+Path+"/users/{username}", u.signedIn(u.userPage))
+	mux.Handle("GET "+Path+"/groups", u.signedIn(u.groupsPage))
+	mux.Handle("GET "+Path+"/groups/{name}", u.signedIn(u.groupPage))
+	mux.Handle("POST "+Path+"/groups/{name}/members", u.signedIn(u.changeMembers))
+	mux.Handle("GET "+Path+"/settings", u.signedIn(u.settingsPage))
+	mux.Handle("POST "+Path+"/settings", u.signedIn(u.commitSettings))
+	return securityHeaders(mux)
+}
+
+type ui struct {
+	dir   usersync.Directory
+	ops   *api.Local
+	log   *slog.Logger
+	pages map[string]*template.Template
+}
+
+// securityHeaders keep the pages out of frames and other sites' scripts.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+var funcs = template.FuncMap{
+	"path": url.PathEscape,
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"orDash": func(s string) string {
+		if s == "" {
+			return "—"
+		}
+		return s
+	},
+}
+
+// view is what every page gets: the signed-in administrator, the CSRF
+// token its forms carry, a notice and an error to show, and its own data.
+type view struct {
+	Title   string
+	Session *usersync.AdminSession
+	Notice  string
+	Error   string
+	Data    any
+}
+
+func (u *ui) render(w http.ResponseWriter, status int, page string, v view) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := u.pages[page].Execute(w, v); err != nil {
+		u.log.Error("admin page failed to render", "page", page, "err", err)
+	}
+}
+
+// fail shows an error page that says what went wrong; internal errors say
+// no more than that.
+func (u *ui) fail(w http.ResponseWriter, s *usersync.AdminSession, err error) {
+	status := map[string]int{usersync.ENOTFOUND: 404, usersync.EINVALID: 422, usersync.ECONFLICT: 409, usersync.ESTALE: 409,
+		usersync.EFORBIDDEN: 403, usersync.EUNAVAILABLE: 503}[usersync.ErrorCode(err)]
+	if status == 0 {
+		status = 500
+		u.log.Error("admin request failed", "err", err)
+	}
+	u.render(w, status, "error", view{Title: "Something went wrong", Session: s, Error: usersync.ErrorMessage(err)})
+}
+
+type sessionKey struct{}
+
+// signedIn admits a request with a live session of an administrator (the
+// rest are sent to sign in), checks the CSRF token of every form it posts,
+// and names the administrator as the actor of what it changes.
+func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *usersync.AdminSession)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var s *usersync.AdminSession
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			s, err = u.dir.FindSession(r.Context(), c.Value)
+			if err != nil && usersync.ErrorCode(err) != usersync.EUNAUTHORIZED {
+				u.fail(w, nil, err)
+				return
+			}
+		}
+		if s == nil {
+			if r.Method != http.MethodGet {
+				u.render(w, http.StatusUnauthorized, "error", view{Title: "Signed out", Error: "You are not signed in (or the session ended): sign in again; nothing was changed."})
+				return
+			}
+			http.Redirect(w, r, Path+"/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
+				u.render(w, http.StatusForbidden, "error", view{Title: "Refused", Session: s,
+					Error: "This form did not come from a page of this console (its CSRF token is missing or stale), so nothing was changed. Reload the page and try again."})
+				return
+			}
+		}
+		ctx := usersync.WithActor(context.WithValue(r.Context(), sessionKey{}, s), "admin:"+s.Username)
+		next(w, r.WithContext(ctx), s)
+	})
+}
+
+func secure(r *http.Request) bool { return r.TLS != nil }
+
+func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
+	u.showLogin(w, r, http.StatusOK, "")
+}
+
+// showLogin shows the sign-in form with a fresh token for it (the form's
+// CSRF defence before there is a session: the cookie and the field must
+// agree).
+func (u *ui) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	tok := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: Path + "/login", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+	next := r.FormValue("next")
+	if !strings.HasPrefix(next, Path+"/") || strings.HasPrefix(next, "//") {
+		next = Path + "/users"
+	}
+	u.render(w, status, "login", view{Title: "Sign in", Error: msg, Data: map[string]string{"Token": tok, "Next": next, "Username": r.PostFormValue("username")}})
+}
+
+func (u *ui) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+	c, err := r.Cookie(loginCookie)
+	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("token"))) != 1 {
+		u.showLogin(w, r, http.StatusForbidden, "The sign-in form was stale or came from another site: sign in again.")
+		return
+	}
+	ctx := r.Context()
+	name, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
+	user, st, err := u.dir.SignInState(ctx, name)
+	if err != nil && usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		u.fail(w, nil, err)
+		return
+	}
+	if user != nil && time.Now().Before(st.LockedUntil) {
+		passwordMatches("", password) // as slow as any other answer
+		u.showLogin(w, r, http.StatusTooManyRequests, "Too many wrong passwords for this user: try again after "+st.LockedUntil.UTC().Format("15:04 UTC")+".")
+		return
+	}
+	if user == nil || !passwordMatches(st.PasswordHash, password) {
+		if user != nil {
+			if err := u.dir.RecordSignIn(ctx, user.ID, false, lockAfter, lockFor); err != nil {
+				u.fail(w, nil, err)
+				return
+			}
+		}
+		u.log.Warn("admin sign-in refused", "username", name, "remote", r.RemoteAddr)
+		u.showLogin(w, r, http.StatusUnauthorized, "Wrong username or password.")
+		return
+	}
+	if user.Type != usersync.UserAdministrator || !user.Enabled {
+		u.showLogin(w, r, http.StatusForbidden, "Only enabled administrators can sign in to the console.")
+		return
+	}
+	if err := u.dir.RecordSignIn(ctx, user.ID, true, lockAfter, lockFor); err != nil {
+		u.fail(w, nil, err)
+		return
+	}
+	clear, _, err := u.dir.CreateSession(ctx, user.ID, sessionTTL)
+	if err != nil {
+		u.fail(w, nil, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: clear, Path: Path, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL / time.Second)})
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: Path + "/login", MaxAge: -1})
+	u.log.Info("admin signed in", "username", user.Username)
+	next := r.PostFormValue("next")
+	if !strings.HasPrefix(next, Path+"/") || strings.HasPrefix(next, "//") {
+		next = Path + "/users"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (u *ui) logout(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := u.dir.DeleteSession(r.Context(), c.Value); err != nil {
+			u.fail(w, s, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: Path, MaxAge: -1})
+	http.Redirect(w, r, Path+"/login", http.StatusSeeOther)
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,202 @@
+package adminui
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
+)
+
+// pageSize is how many rows a listing page shows.
+const pageSize = 50
+
+func (u *ui) usersPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	q := api.UserQuery{Search: r.FormValue("q"), Source: r.FormValue("source"), Paging: api.Paging{Limit: pageSize, Cursor: r.FormValue("cursor")}}
+	page, err := u.ops.ListUsers(r.Context(), q)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	next := ""
+	if page.NextCursor != "" {
+		next = "?" + url.Values{"q": {q.Search}, "source": {q.Source}, "cursor": {page.NextCursor}}.Encode()
+	}
+	u.render(w, http.StatusOK, "users", view{Title: "Users", Session: s, Data: map[string]any{"Page": page, "Query": q, "Next": next}})
+}
+
+func (u *ui) userPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	user, err := u.ops.GetUser(r.Context(), r.PathValue("username"))
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	groups, err := u.ops.UserGroups(r.Context(), user.Username)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	u.render(w, http.StatusOK, "user", view{Title: user.Username, Session: s, Data: map[string]any{"User": user, "Groups": groups, "Attributes": sorted(user.Attributes)}})
+}
+
+func (u *ui) groupsPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	q := api.GroupQuery{Search: r.FormValue("q"), Folder: r.FormValue("folder"), Paging: api.Paging{Limit: pageSize, Cursor: r.FormValue("cursor")}}
+	page, err := u.ops.ListGroups(r.Context(), q)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	next := ""
+	if page.NextCursor != "" {
+		next = "?" + url.Values{"q": {q.Search}, "folder": {q.Folder}, "cursor": {page.NextCursor}}.Encode()
+	}
+	u.render(w, http.StatusOK, "groups", view{Title: "Groups", Session: s, Data: map[string]any{"Page": page, "Query": q, "Next": next}})
+}
+
+func (u *ui) groupPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	u.showGroup(w, r, s, http.StatusOK, "", "")
+}
+
+// showGroup shows a group with its Members tab, and what a change did.
+func (u *ui) showGroup(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession, status int, notice, problem string) {
+	ctx := r.Context()
+	g, err := u.ops.GetGroup(ctx, r.PathValue("name"))
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	cursor := r.URL.Query().Get("cursor")
+	members, err := u.ops.ListMembers(ctx, g.Name, api.MemberQuery{Paging: api.Paging{Limit: pageSize, Cursor: cursor}})
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	next := ""
+	if members.NextCursor != "" {
+		next = "?" + url.Values{"cursor": {members.NextCursor}}.Encode()
+	}
+	u.render(w, status, "group", view{Title: g.Name, Session: s, Notice: notice, Error: problem,
+		Data: map[string]any{"Group": g, "Members": members, "Next": next, "Attributes": sorted(g.Attributes)}})
+}
+
+// changeMembers adds the usernames typed (one per line or comma) or removes
+// one; a name that does not exist changes nothing and says so.
+func (u *ui) changeMembers(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	var ch api.MembersChange
+	if rm := r.PostFormValue("remove"); rm != "" {
+		ch.Remove = []string{rm}
+	} else {
+		for _, n := range strings.FieldsFunc(r.PostFormValue("add"), func(c rune) bool { return c == ',' || c == '\n' || c == '\r' || c == ' ' }) {
+			ch.Add = append(ch.Add, n)
+		}
+		if len(ch.Add) == 0 {
+			u.showGroup(w, r, s, http.StatusUnprocessableEntity, "", "Type at least one username to add.")
+			return
+		}
+	}
+	done, err := u.ops.ChangeMembers(r.Context(), r.PathValue("name"), ch, 0)
+	if usersync.ErrorCode(err) == usersync.EINVALID {
+		u.showGroup(w, r, s, http.StatusUnprocessableEntity, "", usersync.ErrorMessage(err))
+		return
+	} else if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	notice := "Added " + plural(done.Added, "member") + " of " + plural(len(ch.Add), "name") + "."
+	if len(ch.Remove) > 0 {
+		notice = "Removed " + ch.Remove[0] + "."
+		if done.Removed == 0 {
+			notice = ch.Remove[0] + " was not a member."
+		}
+	}
+	u.showGroup(w, r, s, http.StatusOK, notice, "")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+type kv struct{ Key, Value string }
+
+func sorted(m map[string]string) []kv {
+	out := make([]kv, 0, len(m))
+	for k, v := range m {
+		out = append(out, kv{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// settingsPage is System Variables: every setting with its type and
+// description, found by a part of its key or description.
+func (u *ui) settingsPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	u.showSettings(w, r, s, http.StatusOK, "", "")
+}
+
+func (u *ui) showSettings(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession, status int, notice, problem string) {
+	all, err := u.ops.Settings(r.Context())
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	q := strings.TrimSpace(r.FormValue("q"))
+	var shown []usersync.Setting
+	for _, st := range all {
+		if q == "" || strings.Contains(strings.ToLower(st.Key+" "+st.Description), strings.ToLower(q)) {
+			shown = append(shown, st)
+		}
+	}
+	u.render(w, status, "settings", view{Title: "System Variables", Session: s, Notice: notice, Error: problem, Data: map[string]any{"Settings": shown, "Query": q}})
+}
+
+// commitSettings applies the values that changed (a secret only when a new
+// one is typed). Each is checked before any is stored, so a bad value
+// changes nothing.
+func (u *ui) commitSettings(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	ctx := r.Context()
+	all, err := u.ops.Settings(ctx)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	type change struct{ key, value string }
+	var changes []change
+	for _, st := range all {
+		v, sent := r.PostForm["v:"+st.Key]
+		if !sent {
+			continue // not on the page (filtered out)
+		}
+		value := strings.TrimSpace(v[0])
+		if st.Secret && value == "" || !st.Secret && value == st.Value {
+			continue
+		}
+		canon, err := st.Parse(value)
+		if err == nil {
+			err = usersync.ValidateText("setting "+st.Key, map[string]string{"value": canon})
+		}
+		if err != nil {
+			u.showSettings(w, r, s, http.StatusUnprocessableEntity, "", usersync.ErrorMessage(err)+" Nothing was changed.")
+			return
+		}
+		changes = append(changes, change{st.Key, value})
+	}
+	var names []string
+	for _, c := range changes {
+		if _, err := u.ops.SetSetting(ctx, c.key, c.value); err != nil {
+			u.showSettings(w, r, s, http.StatusUnprocessableEntity, "", usersync.ErrorMessage(err))
+			return
+		}
+		names = append(names, c.key)
+	}
+	notice := "No setting changed."
+	if len(names) > 0 {
+		notice = "Committed: " + strings.Join(names, ", ") + "."
+	}
+	u.showSettings(w, r, s, http.StatusOK, notice, "")
+}

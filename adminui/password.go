@@ -1,0 +1,47 @@
+package adminui
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/usersync/usersync"
+)
+
+// MinPassword is the shortest password an administrator may set.
+const MinPassword = 12
+
+// passwordCost is bcrypt's work factor: about 50–100 ms a check on this
+// kind of machine, slow for a guesser and unnoticed by a person.
+const passwordCost = 12
+
+// HashPassword checks a new password and returns its stored form (bcrypt).
+func HashPassword(password string) (string, error) {
+	switch {
+	case utf8.RuneCountInString(password) < MinPassword:
+		return "", usersync.Errorf(usersync.EINVALID, "a password needs at least %d characters", MinPassword)
+	case len(password) > 72:
+		return "", usersync.Errorf(usersync.EINVALID, "a password may have at most 72 bytes (bcrypt reads no further)")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
+	if err != nil {
+		return "", err
+	}
+	return string(h), nil
+}
+
+// dummyHash is compared against when a user does not exist or has no
+// password, so that the answer takes as long either way.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password of anyone"), passwordCost)
+
+// passwordMatches reports whether password is the one hash was made from;
+// an empty hash never matches, after as long a check.
+func passwordMatches(hash, password string) bool {
+	if hash == "" {
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return false
+	}
+	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
+	return !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) && err == nil
+}
