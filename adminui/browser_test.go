@@ -1,0 +1,155 @@
+package adminui_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/usersync/usersync"
+)
+
+// headless starts a headless Chromium for the test (scripts/test installs
+// Debian's chromium when it is missing).
+func headless(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if path, err = exec.LookPath("chromium-browser"); err != nil {
+			t.Fatal("the console's tests drive Chromium, which is not installed: run ./scripts/test (it installs it) or apt-get install chromium")
+		}
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// shots is where the test writes screenshots: USERSYNC_SCREENSHOTS (the
+// README's images are made so: see docs/screenshots), else a temporary folder.
+func shots(t *testing.T) string {
+	if dir := os.Getenv("USERSYNC_SCREENSHOTS"); dir != "" {
+		os.MkdirAll(dir, 0o755)
+		return dir
+	}
+	return t.TempDir()
+}
+
+func screenshot(t *testing.T, b context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The seeds' console flows, clicked through in a real browser: a wrong
+// password, sign in, find a user, open a group's Members tab and add one,
+// search System Variables for SCIM, change one and Commit Changes; each
+// change shows, is in the directory, and names the administrator in the
+// change log.
+func TestConsoleInBrowser(t *testing.T) {
+	d, srv := console(t)
+	ctx := context.Background()
+	for i := 0; i < 120; i++ {
+		d.CreateUser(ctx, &usersync.User{Username: fmt.Sprintf("user%03d@example.com", i), Email: fmt.Sprintf("user%03d@example.com", i), FirstName: "User", LastName: fmt.Sprint(i), Enabled: true})
+	}
+	alice := &usersync.User{Username: "alice@example.com", Email: "alice@example.com", FirstName: "Alice", Enabled: true}
+	bob := &usersync.User{Username: "bob@example.com", Email: "bob@example.com", FirstName: "Bob", Enabled: true}
+	d.CreateUser(ctx, alice)
+	d.CreateUser(ctx, bob)
+	sales := &usersync.Group{Name: "o365:Sales", Description: "synced from Microsoft 365"}
+	if err := d.CreateGroup(ctx, sales, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	b, dir := headless(t), shots(t)
+	var text string
+	must := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(b, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		var err error
+		if text, err = chromedp.Run(b, chromedp.Text(chromedp.CSS("main"))); err != nil {
+			t.Fatalf("%s: read the page: %v", what, err)
+		}
+	}
+	says := func(what, want string) {
+		t.Helper()
+		if !strings.Contains(text, want) {
+			t.Fatalf("%s: the page does not say %q:\n%s", what, want, text)
+		}
+	}
+
+	must("wrong password", chromedp.Navigate(srv.URL+"/admin/users"), chromedp.WaitVisible(chromedp.ID("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), "root@example.com"), chromedp.SendKeys(chromedp.CSS("#password"), "not the password"),
+		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.CSS(".error")))
+	says("wrong password", "Wrong username or password.")
+	must("sign in", chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.ID("find-users")))
+	screenshot(t, b, dir, "users")
+	says("users page", "124 users")
+	says("users page", "alice@example.com")
+
+	must("search a user", chromedp.SendKeys(chromedp.CSS("#q"), "bob"), chromedp.Submit(chromedp.ID("#q")),
+		chromedp.WaitVisible(chromedp.Search(`//p[text()="1 users"]`)))
+	says("search", "1 users")
+
+	// Admin > Groups > the synced group > Members tab (seed 000).
+	must("find the synced group", chromedp.Click(chromedp.CSS(`nav a[href="/admin/groups"]`)), chromedp.WaitVisible(chromedp.ID("find-groups")),
+		chromedp.SendKeys(chromedp.CSS("#q"), "Sales"), chromedp.Submit(chromedp.ID("#q")), chromedp.WaitVisible(chromedp.Search(`//p[text()="1 groups"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/admin/groups/o365:Sales"]`)), chromedp.Click(chromedp.CSS(`a[href="/admin/groups/o365:Sales"]`)),
+		chromedp.WaitVisible(chromedp.ID("#members")))
+	says("members tab", "alice@example.com")
+	must("add a member", chromedp.SendKeys(chromedp.CSS("#add"), "bob@example.com"), chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	screenshot(t, b, dir, "group-members")
+	says("after adding", "Added 1 member of 1 name.")
+	says("after adding", "bob@example.com")
+	if refs, _ := d.MemberRefs(ctx, sales.ID); len(refs) != 2 {
+		t.Fatalf("the group has %d members in the directory", len(refs))
+	}
+	must("add nobody", chromedp.SendKeys(chromedp.CSS("#add"), "nobody@example.com"), chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(".error")))
+	says("an unknown user", `user "nobody@example.com" not found; nothing was changed`)
+
+	// Admin > System > System Variables, search SCIM, change, Commit Changes (seed 002).
+	must("system variables", chromedp.Click(chromedp.CSS(`nav a[href="/admin/settings"]`)), chromedp.WaitVisible(chromedp.ID("find-settings")),
+		chromedp.SendKeys(chromedp.CSS("#q"), "SCIM"), chromedp.Submit(chromedp.ID("#q")),
+		chromedp.WaitVisible(chromedp.CSS(`select[name="v:SCIM_REQUIRE_EMAIL"]`)))
+	says("SCIM search", "SCIM_SOFT_DELETE_PREFIX")
+	if strings.Contains(text, "O365_USERSYNC_TENANT") {
+		t.Fatal("searching SCIM shows the O365 settings too")
+	}
+	must("commit", chromedp.SetValue(chromedp.CSS(`select[name="v:SCIM_REQUIRE_EMAIL"]`), "Y"),
+		chromedp.Click(chromedp.Search(`//button[text()="Commit Changes"]`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	screenshot(t, b, dir, "system-variables")
+	says("after commit", "Committed: SCIM_REQUIRE_EMAIL.")
+	if st, _ := d.Setting(ctx, "SCIM_REQUIRE_EMAIL"); st.Value != "Y" {
+		t.Fatalf("SCIM_REQUIRE_EMAIL is %q after Commit Changes", st.Value)
+	}
+	cs, _ := d.ChangesAfter(ctx, 0, 10000)
+	var byAdmin int
+	for _, c := range cs {
+		if c.Actor == "admin:root@example.com" {
+			byAdmin++
+		}
+	}
+	if byAdmin == 0 {
+		t.Fatal("the change log does not name the administrator who added the member")
+	}
+	must("sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.ID("#username")))
+}
