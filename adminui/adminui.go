@@ -48,8 +48,8 @@ var staticFS embed.FS
 // New returns the console over dir; ops does the changes (as the API does).
 func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler {
 	u := &ui{dir: dir, ops: ops, log: log, pages: map[string]*template.Template{}}
-	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "error"} {
-		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html"))
+	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "error"} {
+		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/runs_table.html", "templates/"+page+".html"))
 	}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
@@ -67,6 +67,13 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("POST "+Path+"/groups/{name}/members", u.signedIn(u.changeMembers))
 	mux.Handle("GET "+Path+"/settings", u.signedIn(u.settingsPage))
 	mux.Handle("POST "+Path+"/settings", u.signedIn(u.commitSettings))
+	mux.Handle("GET "+Path+"/schedules", u.signedIn(u.schedulesPage))
+	mux.Handle("GET "+Path+"/schedules/{name}", u.signedIn(u.schedulePage))
+	mux.Handle("POST "+Path+"/schedules/{name}", u.signedIn(u.scheduleAction))
+	mux.Handle("GET "+Path+"/runs/{id}", u.signedIn(u.runPage))
+	mux.Handle("POST "+Path+"/runs/{id}/decision", u.signedIn(u.decideRun))
+	mux.Handle("GET "+Path+"/tokens", u.signedIn(u.tokensPage))
+	mux.Handle("POST "+Path+"/tokens", u.signedIn(u.tokenAction))
 	return securityHeaders(mux)
 }
 
@@ -96,6 +103,12 @@ var funcs = template.FuncMap{
 			return "—"
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"ms": func(d time.Duration) string {
+		if d == 0 {
+			return "—"
+		}
+		return d.String()
 	},
 	"orDash": func(s string) string {
 		if s == "" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/adminui"
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/internal/dirtest"
 	"github.com/usersync/usersync/server"
 )
@@ -25,7 +26,11 @@ const password = "correct horse battery staple"
 // seeded directory with an administrator root@example.com.
 func console(t *testing.T) (usersync.Directory, *httptest.Server) {
 	t.Helper()
-	d := dirtest.SQLite(t)
+	return consoleWith(t, dirtest.SQLite(t), func(usersync.Directory) api.Options { return api.Options{} })
+}
+
+func consoleWith(t *testing.T, d usersync.Directory, opts func(usersync.Directory) api.Options) (usersync.Directory, *httptest.Server) {
+	t.Helper()
 	ctx := context.Background()
 	for _, u := range []*usersync.User{
 		{Username: "root@example.com", Email: "root@example.com", Type: usersync.UserAdministrator, Enabled: true},
@@ -42,7 +47,7 @@ func console(t *testing.T) (usersync.Directory, *httptest.Server) {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{}))
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{API: opts(d)}))
 	t.Cleanup(srv.Close)
 	return d, srv
 }

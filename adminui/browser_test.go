@@ -13,6 +13,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/jobs"
 )
 
 // headless starts a headless Chromium for the test (scripts/test installs
@@ -62,7 +65,18 @@ func screenshot(t *testing.T, b context.Context, dir, name string) {
 // change shows, is in the directory, and names the administrator in the
 // change log.
 func TestConsoleInBrowser(t *testing.T) {
-	d, srv := console(t)
+	// Run now records a run at once, as serve's job queue would a moment later.
+	summary := `{"groups":[{"name":"Sales","result":{"group":"o365:Sales","counts":{"create-user":3,"add-member":3,"unchanged":40},"warnings":["1 user has no email"]}}]}`
+	d, srv := consoleWith(t, dirtest.SQLite(t), func(d usersync.Directory) api.Options {
+		return api.Options{
+			RunNow: func(ctx context.Context, name, by string) (bool, error) {
+				_, _, err := jobs.Record(ctx, d, &usersync.Run{Schedule: name, Trigger: "manual", StartedBy: by}, nil,
+					func(context.Context, []string) (string, error) { time.Sleep(20 * time.Millisecond); return summary, nil })
+				return false, err
+			},
+			Decide: func(ctx context.Context, id int64, allow bool) (*usersync.Run, error) { return jobs.Reject(ctx, d, id, usersync.ActorFrom(ctx)) },
+		}
+	})
 	ctx := context.Background()
 	for i := 0; i < 120; i++ {
 		d.CreateUser(ctx, &usersync.User{Username: fmt.Sprintf("user%03d@example.com", i), Email: fmt.Sprintf("user%03d@example.com", i), FirstName: "User", LastName: fmt.Sprint(i), Enabled: true})
@@ -100,7 +114,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	says("wrong password", "Wrong username or password.")
 	must("sign in", chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.ID("find-users")))
-	screenshot(t, b, dir, "users")
 	says("users page", "124 users")
 	says("users page", "alice@example.com")
 
@@ -151,5 +164,48 @@ func TestConsoleInBrowser(t *testing.T) {
 	if byAdmin == 0 {
 		t.Fatal("the change log does not name the administrator who added the member")
 	}
+	// Syncs and runs: run a schedule now, see the run and its chart; reject
+	// the removals of a quarantined run.
+	if err := d.CreateSchedule(ctx, &usersync.Schedule{Name: "sales", Cron: "*/40 * * * *", Command: []string{"o365", "provision", "Sales"}}); err != nil {
+		t.Fatal(err)
+	}
+	held := &usersync.Run{Schedule: "sales", Trigger: "schedule", StartedBy: "serve:test"}
+	d.StartRun(ctx, held)
+	d.FinishRun(ctx, held.ID, usersync.RunQuarantined, `{"groups":[{"name":"Sales","error":"held","heldRemovals":{"group":"o365:Sales","remove":30,"total":75,"sample":["ann@example.com"]}}]}`, "removals held")
+	must("run now", chromedp.Click(chromedp.CSS(`nav a[href="/admin/schedules"]`)), chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Run sales now"]`)),
+		chromedp.Click(chromedp.CSS(`button[aria-label="Run sales now"]`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	says("after run now", "A run of sales is queued.")
+	says("after run now", "succeeded")
+	must("the schedule's chart", chromedp.Click(chromedp.CSS(`a[href="/admin/schedules/sales"]`)), chromedp.WaitVisible(chromedp.CSS("svg.chart rect")))
+	screenshot(t, b, dir, "schedule-chart")
+	says("schedule page", "Changes per run")
+	bars, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll("svg.chart rect").length`))
+	if err != nil || bars != 4 { // two charts, two ended runs each
+		t.Fatalf("the charts have %d bars (%v), want 4", bars, err)
+	}
+	must("a quarantined run", chromedp.Navigate(fmt.Sprintf("%s/admin/runs/%d", srv.URL, held.ID)), chromedp.WaitVisible(chromedp.Search(`//button[text()="Reject removals"]`)))
+	says("quarantined run", "Would remove 30 of 75 members")
+	must("reject", chromedp.Click(chromedp.Search(`//button[text()="Reject removals"]`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	says("after reject", "Rejected: nothing was removed.")
+	if r, _ := d.FindRun(ctx, held.ID); r.Outcome != usersync.RunRemovalsRejected || !strings.Contains(r.Error, "admin:root@example.com") {
+		t.Fatalf("the rejected run: %+v", r)
+	}
+
+	// API tokens: shown once, then only their last characters.
+	must("create a token", chromedp.Click(chromedp.CSS(`nav a[href="/admin/tokens"]`)), chromedp.WaitVisible(chromedp.ID("user")),
+		chromedp.SendKeys(chromedp.ID("user"), "root@example.com"), chromedp.SendKeys(chromedp.ID("name"), "script"),
+		chromedp.Click(chromedp.Search(`//button[text()="Create token"]`)), chromedp.WaitVisible(chromedp.ID("clear")))
+	clear, err := chromedp.Run(b, chromedp.Value(chromedp.ID("clear")))
+	if err != nil || !strings.HasPrefix(clear, usersync.TokenPrefix) {
+		t.Fatalf("the new token: %q %v", clear, err)
+	}
+	if u, err := d.Authenticate(ctx, clear); err != nil || u.Username != "root@example.com" {
+		t.Fatalf("the token shown does not sign in: %v", err)
+	}
+	must("tokens again", chromedp.Navigate(srv.URL+"/admin/tokens"), chromedp.WaitVisible(chromedp.ID("user")))
+	if strings.Contains(text, clear) {
+		t.Fatal("the token list shows a clear token")
+	}
+
 	must("sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.ID("#username")))
 }
