@@ -71,10 +71,15 @@ func TestConsoleInBrowser(t *testing.T) {
 		return api.Options{
 			RunNow: func(ctx context.Context, name, by string) (bool, error) {
 				_, _, err := jobs.Record(ctx, d, &usersync.Run{Schedule: name, Trigger: "manual", StartedBy: by}, nil,
-					func(context.Context, []string) (string, error) { time.Sleep(20 * time.Millisecond); return summary, nil })
+					func(context.Context, []string) (string, error) {
+						time.Sleep(20 * time.Millisecond)
+						return summary, nil
+					})
 				return false, err
 			},
-			Decide: func(ctx context.Context, id int64, allow bool) (*usersync.Run, error) { return jobs.Reject(ctx, d, id, usersync.ActorFrom(ctx)) },
+			Decide: func(ctx context.Context, id int64, allow bool) (*usersync.Run, error) {
+				return jobs.Reject(ctx, d, id, usersync.ActorFrom(ctx))
+			},
 		}
 	})
 	ctx := context.Background()
