@@ -48,8 +48,8 @@ var staticFS embed.FS
 // New returns the console over dir; ops does the changes (as the API does).
 func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler {
 	u := &ui{dir: dir, ops: ops, log: log, pages: map[string]*template.Template{}}
-	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "error"} {
-		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/runs_table.html", "templates/"+page+".html"))
+	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "error"} {
+		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/runs_table.html", "templates/change_rows.html", "templates/"+page+".html"))
 	}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
@@ -73,6 +73,9 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("GET "+Path+"/runs/{id}", u.signedIn(u.runPage))
 	mux.Handle("POST "+Path+"/runs/{id}/decision", u.signedIn(u.decideRun))
 	mux.Handle("GET "+Path+"/tokens", u.signedIn(u.tokensPage))
+	mux.Handle("GET "+Path+"/changes", u.signedIn(u.changesPage))
+	mux.Handle("GET "+Path+"/provisioners", u.signedIn(u.provisionersPage))
+	mux.Handle("POST "+Path+"/provisioners/{name}/retries", u.signedIn(u.retryProvisioner))
 	mux.Handle("POST "+Path+"/tokens", u.signedIn(u.tokenAction))
 	return securityHeaders(mux)
 }

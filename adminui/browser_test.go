@@ -147,7 +147,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Admin > System > System Variables, search SCIM, change, Commit Changes (seed 002).
 	must("system variables", chromedp.Click(chromedp.CSS(`nav a[href="/admin/settings"]`)), chromedp.WaitVisible(chromedp.ID("find-settings")),
 		chromedp.SendKeys(chromedp.CSS("#q"), "SCIM"), chromedp.Submit(chromedp.ID("#q")),
-		chromedp.WaitVisible(chromedp.CSS(`select[name="v:SCIM_REQUIRE_EMAIL"]`)))
+		chromedp.WaitVisible(chromedp.Search(`//input[@id="q" and @value="SCIM"]`)))
 	says("SCIM search", "SCIM_SOFT_DELETE_PREFIX")
 	if strings.Contains(text, "O365_USERSYNC_TENANT") {
 		t.Fatal("searching SCIM shows the O365 settings too")
@@ -211,6 +211,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	if strings.Contains(text, clear) {
 		t.Fatal("the token list shows a clear token")
 	}
+
+	// The change log, filtered by the administrator, follows new changes
+	// without a reload.
+	must("change log", chromedp.Click(chromedp.CSS(`nav a[href="/admin/changes"]`)), chromedp.WaitVisible(chromedp.ID("find-changes")),
+		chromedp.SendKeys(chromedp.ID("actor"), "admin:"), chromedp.Submit(chromedp.ID("actor")),
+		chromedp.WaitVisible(chromedp.Search(`//input[@id="actor" and @value="admin:"]`)))
+	says("change log", "member.added")
+	if strings.Contains(text, "user.created") {
+		t.Fatal("the actor filter shows changes of other actors")
+	}
+	late := &usersync.User{Username: "late@example.com", Enabled: true}
+	d.CreateUser(usersync.WithActor(ctx, "admin:root@example.com"), late)
+	must("live tail", chromedp.WaitVisible(chromedp.Search(`//td[contains(., "late@example.com")]`)))
+	must("provisioners", chromedp.Click(chromedp.CSS(`nav a[href="/admin/provisioners"]`)), chromedp.WaitVisible(chromedp.Search(`//h1[text()="Provisioners"]`)))
+	says("provisioners", "No provisioner yet")
 
 	must("sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.ID("#username")))
 }
