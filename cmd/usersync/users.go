@@ -283,9 +283,9 @@ needs at least ` + strconv.Itoa(adminui.MinPassword) + ` characters. Only enable
 				what = "removed"
 			}
 			return a.emit(map[string]any{"username": u.Username, "password": what}, func(w io.Writer) {
-				row(w, "password", what, "for", u.Username)
+				fmt.Fprintf(w, "password %s for %s\n", what, u.Username)
 				if what == "set" && u.Type != usersync.UserAdministrator {
-					row(w, "note: only administrators sign in to the console;", u.Username, "is", u.Type)
+					fmt.Fprintf(w, "note: only administrators sign in to the console; %s is %s\n", u.Username, u.Type)
 				}
 			})
 		})}

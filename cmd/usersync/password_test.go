@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// users set-password reads the password from standard input when it is no
+// terminal, refuses a short one, stores only a bcrypt hash, and --clear
+// removes it.
+func TestSetPassword(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "users", "create", "--username", "root@example.com", "--type", "administrator"))
+	fails(t, cli(t, db, "short\n", "users", "set-password", "root@example.com"), 1, "at least 12 characters")
+	fails(t, cli(t, db, "", "users", "set-password", "root@example.com"), 1, "no password on standard input")
+	fails(t, cli(t, db, "a long enough password\n", "users", "set-password", "nobody@example.com"), 1, "not found")
+	if r := ok(t, cli(t, db, "a long enough password\n", "users", "set-password", "root@example.com")); !strings.Contains(r.stdout, "password set for root@example.com") {
+		t.Fatalf("set: %s", r.stdout)
+	}
+	hash := func() string {
+		d, err := sqlstore.Open(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		_, st, err := d.SignInState(context.Background(), "root@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.PasswordHash
+	}
+	if h := hash(); !strings.HasPrefix(h, "$2a$12$") || strings.Contains(h, "long enough") {
+		t.Fatalf("stored password: %q", h)
+	}
+	ok(t, cli(t, db, "", "users", "set-password", "root@example.com", "--clear"))
+	if h := hash(); h != "" {
+		t.Fatalf("after --clear: %q", h)
+	}
+}
