@@ -21,14 +21,7 @@ type scheduleRow struct {
 }
 
 func nextRun(s *usersync.Schedule) string {
-	if s.Paused {
-		return "paused"
-	}
-	when, err := schedule.Parse(s.Cron, s.TimeZone)
-	if err != nil {
-		return "cron unreadable: " + err.Error()
-	}
-	return when.Next(time.Now()).UTC().Format("2006-01-02 15:04:05 UTC")
+	return schedule.NextRun(s.Cron, s.TimeZone, s.Paused, time.Now())
 }
 
 func (u *ui) schedulesPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {

@@ -43,3 +43,17 @@ type inZone struct {
 }
 
 func (z inZone) Next(t time.Time) time.Time { return z.s.Next(t.In(z.loc)) }
+
+// NextRun says when a schedule with this cron and time zone runs next
+// after now, in UTC: "paused" when it is paused, and why when its cron
+// cannot be read (a later usersync may read one otherwise).
+func NextRun(spec, tz string, paused bool, now time.Time) string {
+	if paused {
+		return "paused"
+	}
+	when, err := Parse(spec, tz)
+	if err != nil {
+		return "cron unreadable: " + err.Error()
+	}
+	return "next run " + when.Next(now).UTC().Format("2006-01-02 15:04:05 UTC")
+}

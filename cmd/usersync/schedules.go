@@ -126,14 +126,7 @@ OKTA_USERSYNC_TOKEN) or serve's environment.`,
 
 // nextRun says when a schedule runs next.
 func nextRun(s *usersync.Schedule) string {
-	if s.Paused {
-		return "paused"
-	}
-	when, err := schedule.Parse(s.Cron, s.TimeZone)
-	if err != nil {
-		return "cron unreadable: " + err.Error()
-	}
-	return "next run " + when.Next(time.Now()).Format(time.RFC3339)
+	return schedule.NextRun(s.Cron, s.TimeZone, s.Paused, time.Now())
 }
 
 func (a *app) schedulesList() *cobra.Command {
