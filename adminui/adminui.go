@@ -100,6 +100,7 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 var funcs = template.FuncMap{
+	"list": func(v ...string) []string { return v },
 	"path": url.PathEscape,
 	"when": func(t time.Time) string {
 		if t.IsZero() {

@@ -88,6 +88,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	alice := &usersync.User{Username: "alice@example.com", Email: "alice@example.com", FirstName: "Alice", Enabled: true}
 	bob := &usersync.User{Username: "bob@example.com", Email: "bob@example.com", FirstName: "Bob", Enabled: true}
+	d.CreateUser(ctx, &usersync.User{Username: "gone@example.com", Email: "gone@example.com", Enabled: false})
 	d.CreateUser(ctx, alice)
 	d.CreateUser(ctx, bob)
 	sales := &usersync.Group{Name: "o365:Sales", Description: "synced from Microsoft 365"}
@@ -119,12 +120,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	says("wrong password", "Wrong username or password.")
 	must("sign in", chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.ID("find-users")))
-	says("users page", "124 users")
+	says("users page", "125 users")
 	says("users page", "alice@example.com")
 
 	must("search a user", chromedp.SendKeys(chromedp.CSS("#q"), "bob"), chromedp.Submit(chromedp.ID("#q")),
 		chromedp.WaitVisible(chromedp.Search(`//p[text()="1 users"]`)))
 	says("search", "1 users")
+	must("disabled users", chromedp.Navigate(srv.URL+"/admin/users"), chromedp.WaitVisible(chromedp.ID("find-users")),
+		chromedp.SetValue(chromedp.ID("enabled"), "false"), chromedp.Submit(chromedp.ID("enabled")),
+		chromedp.WaitVisible(chromedp.Search(`//p[text()="1 users"]`)))
+	says("disabled users", "gone@example.com")
 
 	// Admin > Groups > the synced group > Members tab (seed 000).
 	must("find the synced group", chromedp.Click(chromedp.CSS(`nav a[href="/admin/groups"]`)), chromedp.WaitVisible(chromedp.ID("find-groups")),

@@ -15,7 +15,8 @@ import (
 const pageSize = 50
 
 func (u *ui) usersPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
-	q := api.UserQuery{Search: r.FormValue("q"), Source: r.FormValue("source"), Paging: api.Paging{Limit: pageSize, Cursor: r.FormValue("cursor")}}
+	q := api.UserQuery{Search: r.FormValue("q"), Source: r.FormValue("source"), Type: r.FormValue("type"), Enabled: r.FormValue("enabled"),
+		Paging: api.Paging{Limit: pageSize, Cursor: r.FormValue("cursor")}}
 	page, err := u.ops.ListUsers(r.Context(), q)
 	if err != nil {
 		u.fail(w, s, err)
@@ -23,7 +24,7 @@ func (u *ui) usersPage(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 	}
 	next := ""
 	if page.NextCursor != "" {
-		next = "?" + url.Values{"q": {q.Search}, "source": {q.Source}, "cursor": {page.NextCursor}}.Encode()
+		next = "?" + url.Values{"q": {q.Search}, "source": {q.Source}, "type": {q.Type}, "enabled": {q.Enabled}, "cursor": {page.NextCursor}}.Encode()
 	}
 	u.render(w, http.StatusOK, "users", view{Title: "Users", Session: s, Data: map[string]any{"Page": page, "Query": q, "Next": next}})
 }

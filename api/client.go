@@ -183,8 +183,10 @@ func (c *Client) ListUsers(ctx context.Context, q UserQuery) (*UserPage, error) 
 	if q.Search != "" {
 		v.Set("search", q.Search)
 	}
-	if q.Source != "" {
-		v.Set("source", q.Source)
+	for k, s := range map[string]string{"source": q.Source, "type": q.Type, "enabled": q.Enabled} {
+		if s != "" {
+			v.Set(k, s)
+		}
 	}
 	return get[*UserPage](c, ctx, "/users", paging(v, q.Paging))
 }

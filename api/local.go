@@ -21,7 +21,22 @@ func (l *Local) ListUsers(ctx context.Context, q UserQuery) (*UserPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	users, total, err := l.Dir.FindUsers(ctx, usersync.UserFilter{Search: q.Search, Source: q.Source, Limit: pageSize(q.Limit), After: after})
+	var where usersync.All
+	if q.Type != "" {
+		where = append(where, usersync.Match{Field: "type", Op: usersync.OpEq, Value: q.Type})
+	}
+	switch q.Enabled {
+	case "":
+	case "true", "false":
+		where = append(where, usersync.Match{Field: "enabled", Op: usersync.OpEq, Value: q.Enabled == "true"})
+	default:
+		return nil, usersync.Errorf(usersync.EINVALID, "enabled is true or false, not %q", q.Enabled)
+	}
+	f := usersync.UserFilter{Search: q.Search, Source: q.Source, Limit: pageSize(q.Limit), After: after}
+	if len(where) > 0 {
+		f.Where = where
+	}
+	users, total, err := l.Dir.FindUsers(ctx, f)
 	if err != nil {
 		return nil, err
 	}

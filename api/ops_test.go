@@ -114,6 +114,19 @@ func operationsSuite(t *testing.T, d usersync.Directory, o api.Operations) {
 		t.Fatalf("paged users: %v", seen)
 	}
 
+	no := false
+	if _, err := o.UpdateUser(ctx, "ops-cid", api.UserChange{Enabled: &no}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := o.ListUsers(ctx, api.UserQuery{Search: "ops-", Enabled: "false"}); err != nil || p.Total != 1 || p.Items[0].Username != "ops-cid" {
+		t.Fatalf("disabled users: %+v %v", p, err)
+	}
+	if p, err := o.ListUsers(ctx, api.UserQuery{Search: "ops-", Type: "regular", Enabled: "true"}); err != nil || p.Total != 2 {
+		t.Fatalf("enabled regular users: %+v %v", p, err)
+	}
+	yes := true
+	o.UpdateUser(ctx, "ops-cid", api.UserChange{Enabled: &yes}, 0)
+
 	// A write that names an old version changes nothing.
 	first := "Ann"
 	if _, err := o.UpdateUser(ctx, "ops-ann", api.UserChange{FirstName: &first}, u.Version+7); usersync.ErrorCode(err) != usersync.ESTALE {
