@@ -80,8 +80,8 @@ type Operations interface {
 
 // UserQuery selects a page of users ordered by username.
 type UserQuery struct {
-	Search string `query:"search" doc:"a case-insensitive part of the username, email or name"`
-	Source string `query:"source" doc:"only users this source owns (local, scim, o365:<tenant>, okta:<host>)"`
+	Search  string `query:"search" doc:"a case-insensitive part of the username, email or name"`
+	Source  string `query:"source" doc:"only users this source owns (local, scim, o365:<tenant>, okta:<host>)"`
 	Type    string `query:"type" enum:"regular,power_user,administrator" doc:"only users of this type"`
 	Enabled string `query:"enabled" enum:"true,false" doc:"only enabled (true) or disabled (false) users"`
 	Paging
