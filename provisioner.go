@@ -156,3 +156,24 @@ type ProvisionerService interface {
 
 // ProvisionerCursor names a provisioner's cursor in the change log.
 func ProvisionerCursor(name string) string { return "provisioner:" + name }
+
+// CoveredBy says why a provisioner whose marker is attr covers g: the
+// group carries the marker, or a folder above it does ("" when neither).
+// folder reads a folder by path, nil when there is none.
+func CoveredBy(attr string, g *Group, folder func(path string) (*Folder, error)) (string, error) {
+	if _, ok := g.Attributes[attr]; ok {
+		return "the group carries " + attr, nil
+	}
+	for _, path := range FolderPrefixes(g.Name) {
+		f, err := folder(path)
+		if err != nil {
+			return "", err
+		}
+		if f != nil {
+			if _, ok := f.Attributes[attr]; ok {
+				return "folder " + path + " carries " + attr, nil
+			}
+		}
+	}
+	return "", nil
+}

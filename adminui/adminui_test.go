@@ -202,3 +202,27 @@ func TestSessionCookieFlags(t *testing.T) {
 		t.Fatalf("no session cookie after sign-in (%d)", resp.StatusCode)
 	}
 }
+
+// A group's page names the provisioners that push it, and why.
+func TestGroupCoverage(t *testing.T) {
+	d, srv := console(t)
+	ctx := context.Background()
+	p := &usersync.Provisioner{Name: "o365", Kind: usersync.ProvisionerGroups, Config: usersync.ProvisionerConfig{TenantID: "t", ClientID: "c", Domain: "contoso.com"}}
+	if err := d.CreateProvisioner(ctx, p, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	d.CreateGroup(ctx, &usersync.Group{Name: "apps:eng:team"})
+	d.CreateGroup(ctx, &usersync.Group{Name: "other"})
+	x := "x"
+	if _, err := d.SetFolderAttributes(ctx, "apps", map[string]*string{usersync.DefaultSyncAttribute: &x}); err != nil {
+		t.Fatal(err)
+	}
+	c := browser(t)
+	signIn(t, c, srv.URL, "root@example.com", password)
+	if _, body, _ := get(t, c, srv.URL+"/admin/groups/apps:eng:team"); !strings.Contains(body, "Pushed to Entra ID by") || !strings.Contains(body, "folder apps carries "+usersync.DefaultSyncAttribute) {
+		t.Fatalf("a covered group's page:\n%s", body)
+	}
+	if _, body, _ := get(t, c, srv.URL+"/admin/groups/other"); !strings.Contains(body, "No provisioner pushes this group") {
+		t.Fatalf("an uncovered group's page:\n%s", body)
+	}
+}

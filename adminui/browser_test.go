@@ -137,6 +137,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/admin/groups/o365:Sales"]`)), chromedp.Click(chromedp.CSS(`a[href="/admin/groups/o365:Sales"]`)),
 		chromedp.WaitVisible(chromedp.ID("#members")))
 	says("members tab", "alice@example.com")
+	says("members tab", "No provisioner pushes this group")
 	must("add a member", chromedp.SendKeys(chromedp.CSS("#add"), "bob@example.com"), chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(".notice")))
 	screenshot(t, b, dir, "group-members")

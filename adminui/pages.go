@@ -79,8 +79,39 @@ func (u *ui) showGroup(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 	if members.NextCursor != "" {
 		next = "?" + url.Values{"cursor": {members.NextCursor}}.Encode()
 	}
+	covering, err := u.coverage(r, g)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
 	u.render(w, status, "group", view{Title: g.Name, Session: s, Notice: notice, Error: problem,
-		Data: map[string]any{"Group": g, "Members": members, "Next": next, "Attributes": sorted(g.Attributes)}})
+		Data: map[string]any{"Group": g, "Members": members, "Next": next, "Attributes": sorted(g.Attributes), "Covering": covering}})
+}
+
+// coverage names the provisioners that push a group, and why.
+func (u *ui) coverage(r *http.Request, g *usersync.Group) ([]kv, error) {
+	ps, err := u.ops.ListProvisioners(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	folder := func(path string) (*usersync.Folder, error) {
+		f, err := u.ops.GetFolder(r.Context(), path)
+		if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+			return nil, nil
+		}
+		return f, err
+	}
+	var out []kv
+	for _, p := range ps {
+		why, err := usersync.CoveredBy(p.Config.SyncAttribute, g, folder)
+		if err != nil {
+			return nil, err
+		}
+		if why != "" {
+			out = append(out, kv{p.Name, why})
+		}
+	}
+	return out, nil
 }
 
 // changeMembers adds the usernames typed (one per line or comma) or removes

@@ -469,27 +469,14 @@ func (r *run) membersOf(w *work) (map[int64]*usersync.User, error) {
 
 // covered reports whether a group, or a folder above it, carries the marker.
 func (r *run) covered(g *usersync.Group) (bool, error) {
-	if _, ok := g.Attributes[r.p.Config.SyncAttribute]; ok {
-		return true, nil
-	}
-	return r.coveredName(g.Name)
+	why, err := usersync.CoveredBy(r.p.Config.SyncAttribute, g, r.folder)
+	return why != "", err
 }
 
 // coveredName reports whether a folder above the group named name carries
 // the marker.
 func (r *run) coveredName(name string) (bool, error) {
-	for _, path := range usersync.FolderPrefixes(name) {
-		f, err := r.folder(path)
-		if err != nil {
-			return false, err
-		}
-		if f != nil {
-			if _, ok := f.Attributes[r.p.Config.SyncAttribute]; ok {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	return r.covered(&usersync.Group{Name: name})
 }
 
 func (r *run) folder(path string) (*usersync.Folder, error) {
