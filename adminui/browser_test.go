@@ -233,5 +233,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	must("provisioners", chromedp.Click(chromedp.CSS(`nav a[href="/admin/provisioners"]`)), chromedp.WaitVisible(chromedp.Search(`//h1[text()="Provisioners"]`)))
 	says("provisioners", "No provisioner yet")
 
+	// At a phone's width every page fits without scrolling sideways.
+	must("phone width", chromedp.EmulateViewport(390, 844))
+	for _, page := range []string{"/admin/users", "/admin/groups/o365:Sales", "/admin/settings", "/admin/schedules", "/admin/changes"} {
+		must(page, chromedp.Navigate(srv.URL+page), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		wide, err := chromedp.Run(b, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+		if err != nil || wide {
+			screenshot(t, b, dir, "phone-too-wide")
+			t.Fatalf("%s is wider than a phone's screen (%v)", page, err)
+		}
+	}
+	screenshot(t, b, dir, "phone-changes")
+	must("desktop width", chromedp.EmulateViewport(1280, 900))
+
 	must("sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.ID("#username")))
 }
