@@ -86,7 +86,8 @@ another), change the tenant, and run it again: the second run is incremental
 and applies only that change. Then a provisioner pushes a marked folder's
 group to the emulated tenant and follows a member change. Then the same pull
 with the Okta emulator and "okta provision": a user deprovisioned in Okta is
-disabled. Last, a SCIM push like Microsoft Entra's.`,
+disabled. Then a SCIM push like Microsoft Entra's. Last, it prints how to
+open the admin console, with a password made for this run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.demo(cmd.Context())
@@ -159,6 +160,9 @@ func (a *app) demo(ctx context.Context) error {
 		return err
 	}
 	if err := a.demoSCIM(ctx, db); err != nil {
+		return err
+	}
+	if err := a.demoConsole(ctx, db); err != nil {
 		return err
 	}
 	self := selfCommand()

@@ -5,8 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/usersync/usersync/sqlstore"
 )
 
 type result struct {
@@ -194,11 +199,24 @@ func TestCLIDemo(t *testing.T) {
 			t.Fatalf("demo round %d, second run shows more than the change:\n%s", round, second)
 		}
 	}
+	m := regexp.MustCompile(`then open http://127\.0\.0\.1:8443/admin and sign in as ` + demoConsoleUser + ` with the password (\S+)`).FindStringSubmatch(pullsOut)
+	if m == nil {
+		t.Fatalf("the demo does not say how to open the console:\n%s", pullsOut)
+	}
+	d, err := sqlstore.Open(context.Background(), demoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, st, err := d.SignInState(context.Background(), demoConsoleUser)
+	d.Close()
+	if err != nil || bcrypt.CompareHashAndPassword([]byte(st.PasswordHash), []byte(m[1])) != nil {
+		t.Fatalf("the console password the demo printed does not sign in: %v", err)
+	}
 	if !strings.Contains(pullsOut, "Look around: go run ./cmd/usersync --db "+demoDB) {
 		t.Fatalf("the closing hint does not say how to run usersync as it was run (go run): %s", pullsOut[max(0, len(pullsOut)-400):])
 	}
 	r := ok(t, cli(t, demoDB, "", "-o", "json", "users", "list"))
-	if !strings.Contains(r.stdout, `"total": 77`) { // 26 from the tenant, 49 from Okta, the SCIM client's admin and its user
+	if !strings.Contains(r.stdout, `"total": 78`) { // 26 from the tenant, 49 from Okta, the SCIM client's admin and its user, the console's admin
 		t.Fatalf("the demo directory: %.200s", r.stdout)
 	}
 	// USERSYNC_DB names the directory of real use: the demo never writes to
