@@ -53,12 +53,12 @@ func consoleWith(t *testing.T, d usersync.Directory, opts func(usersync.Director
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects.
-func browser(t *testing.T) *http.Client {
+func browser(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-func get(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
+func get(t testing.TB, c *http.Client, u string) (int, string, http.Header) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -69,7 +69,7 @@ func get(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
 	return resp.StatusCode, string(b), resp.Header
 }
 
-func post(t *testing.T, c *http.Client, u string, form url.Values) (int, string, http.Header) {
+func post(t testing.TB, c *http.Client, u string, form url.Values) (int, string, http.Header) {
 	t.Helper()
 	resp, err := c.PostForm(u, form)
 	if err != nil {
@@ -83,7 +83,7 @@ func post(t *testing.T, c *http.Client, u string, form url.Values) (int, string,
 var field = regexp.MustCompile(`name="(token|csrf)" value="([^"]+)"`)
 
 // signIn signs in as username and returns the session's CSRF token.
-func signIn(t *testing.T, c *http.Client, base, username, pw string) (int, string) {
+func signIn(t testing.TB, c *http.Client, base, username, pw string) (int, string) {
 	t.Helper()
 	_, page, _ := get(t, c, base+"/admin/login")
 	m := field.FindStringSubmatch(page)

@@ -1,0 +1,126 @@
+package adminui_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/adminui"
+	"github.com/usersync/usersync/server"
+	"github.com/usersync/usersync/sqlstore"
+)
+
+// BenchmarkPages measures the console's pages on a 100,000-user SQLite
+// directory: the users list (first page and one 1,000 users deep), a
+// group's Members tab (10,000 members) and a schedule's run history (1,000
+// runs, charts included). The time is the whole answer over loopback, as
+// signed in; it reports p50 and p99 per page over b.N×20 loads.
+//
+//	go test ./adminui -run '^$' -bench Pages -benchtime 5x
+func BenchmarkPages(b *testing.B) {
+	ctx := context.Background()
+	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	root := &usersync.User{Username: "root@example.com", Type: usersync.UserAdministrator, Enabled: true}
+	if err := d.CreateUser(ctx, root); err != nil {
+		b.Fatal(err)
+	}
+	hash, _ := adminui.HashPassword(password)
+	d.SetPasswordHash(ctx, root.ID, hash)
+	batch := &usersync.Batch{}
+	for i := 0; i < 100_000-1; i++ {
+		name := fmt.Sprintf("user%06d@example.com", i)
+		batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, FirstName: "First", LastName: fmt.Sprint("Last", i), Enabled: true, Source: "bench", SourceID: name}})
+	}
+	if _, err := d.ApplyBatch(ctx, batch); err != nil {
+		b.Fatal(err)
+	}
+	users, _, err := d.FindUsers(ctx, usersync.UserFilter{Search: "user00", Limit: 10_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]int64, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	if err := d.CreateGroup(ctx, &usersync.Group{Name: "apps:big"}, ids...); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.CreateSchedule(ctx, &usersync.Schedule{Name: "sales", Cron: "*/40 * * * *", Command: []string{"o365", "provision", "Sales"}}); err != nil {
+		b.Fatal(err)
+	}
+	out := `{"groups":[{"name":"Sales","result":{"group":"Sales","counts":{"add-member":2,"unchanged":300}}}]}`
+	for i := 0; i < 1000; i++ {
+		r := &usersync.Run{Schedule: "sales", Trigger: "schedule", StartedBy: "bench"}
+		d.StartRun(ctx, r)
+		d.FinishRun(ctx, r.ID, usersync.RunSucceeded, out, "")
+	}
+	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{AccessLog: server.AccessNone}))
+	defer srv.Close()
+	c := browser(b)
+	if code, _ := signIn(b, c, srv.URL, "root@example.com", password); code != http.StatusSeeOther {
+		b.Fatalf("sign in: %d", code)
+	}
+	// A page 1,000 users deep: follow "Next page" twenty times.
+	deep := "/admin/users"
+	next := regexp.MustCompile(`href="(/admin/users\?[^"]+)" rel="next"`)
+	for i := 0; i < 20; i++ {
+		_, body, _ := load(b, c, srv.URL+deep)
+		m := next.FindStringSubmatch(body)
+		if m == nil {
+			b.Fatal("no next page")
+		}
+		deep = strings.ReplaceAll(m[1], "&amp;", "&")
+	}
+	pages := []struct{ name, path, want string }{
+		{"users", "/admin/users", "100000 users"},
+		{"users-1000-deep", deep, "user001"},
+		{"members-10000", "/admin/groups/apps:big", "10000 users"},
+		{"runs-1000", "/admin/schedules/sales", "Changes per run"},
+	}
+	times := map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for range 20 {
+			for _, p := range pages {
+				t0 := time.Now()
+				code, body, _ := load(b, c, srv.URL+p.path)
+				times[p.name] = append(times[p.name], time.Since(t0))
+				if code != 200 || !strings.Contains(body, p.want) {
+					b.Fatalf("%s: %d, no %q", p.name, code, p.want)
+				}
+			}
+		}
+	}
+	for _, p := range pages {
+		ts := times[p.name]
+		slices.Sort(ts)
+		q := func(f float64) float64 { return float64(ts[int(f*float64(len(ts)-1))].Microseconds()) / 1000 }
+		b.ReportMetric(q(0.5), p.name+"-p50-ms")
+		b.ReportMetric(q(0.99), p.name+"-p99-ms")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+func load(b *testing.B, c *http.Client, u string) (int, string, http.Header) {
+	resp, err := c.Get(u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
