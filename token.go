@@ -27,12 +27,15 @@ type Token struct {
 }
 
 // NewToken returns a fresh clear token carrying 256 random bits.
-func NewToken() (string, error) {
+func NewToken() (string, error) { return NewSecret(TokenPrefix), nil }
+
+// NewSecret returns prefix followed by 256 random bits, URL-safe: the one
+// source of API tokens, console sessions, CSRF tokens and made-up
+// passwords.
+func NewSecret(prefix string) string {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+	rand.Read(b) // never fails (crypto/rand)
+	return prefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
 // HashToken is the stored form of a clear token. A fast hash is enough: the

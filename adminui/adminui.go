@@ -7,10 +7,8 @@ package adminui
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -48,6 +46,7 @@ var staticFS embed.FS
 // New returns the console over dir; ops does the changes (as the API does).
 func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler {
 	u := &ui{dir: dir, ops: ops, log: log, pages: map[string]*template.Template{}}
+	go dummyHash() // ready before the first sign-in, off the start-up path
 	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "error"} {
 		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/runs_table.html", "templates/change_rows.html", "templates/"+page+".html"))
 	}
@@ -143,10 +142,8 @@ func (u *ui) render(w http.ResponseWriter, status int, page string, v view) {
 // fail shows an error page that says what went wrong; internal errors say
 // no more than that.
 func (u *ui) fail(w http.ResponseWriter, s *usersync.AdminSession, err error) {
-	status := map[string]int{usersync.ENOTFOUND: 404, usersync.EINVALID: 422, usersync.ECONFLICT: 409, usersync.ESTALE: 409,
-		usersync.EFORBIDDEN: 403, usersync.EUNAVAILABLE: 503}[usersync.ErrorCode(err)]
-	if status == 0 {
-		status = 500
+	status := statusOf(err)
+	if status == http.StatusInternalServerError {
 		u.log.Error("admin request failed", "err", err)
 	}
 	u.render(w, status, "error", view{Title: "Something went wrong", Session: s, Error: usersync.ErrorMessage(err)})
@@ -198,7 +195,7 @@ func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
 // CSRF defence before there is a session: the cookie and the field must
 // agree).
 func (u *ui) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	tok := randomToken()
+	tok := usersync.NewSecret("")
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: Path + "/login", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	next := r.FormValue("next")
 	if !strings.HasPrefix(next, Path+"/") || strings.HasPrefix(next, "//") {
@@ -269,10 +266,4 @@ func (u *ui) logout(w http.ResponseWriter, r *http.Request, s *usersync.AdminSes
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: Path, MaxAge: -1})
 	http.Redirect(w, r, Path+"/login", http.StatusSeeOther)
-}
-
-func randomToken() string {
-	b := make([]byte, 24)
-	rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

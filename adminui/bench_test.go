@@ -2,12 +2,10 @@ package adminui_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,8 +14,8 @@ import (
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/adminui"
+	"github.com/usersync/usersync/internal/benchtest"
 	"github.com/usersync/usersync/server"
-	"github.com/usersync/usersync/sqlstore"
 )
 
 // BenchmarkPages measures the console's pages on a 100,000-user SQLite
@@ -29,25 +27,14 @@ import (
 //	go test ./adminui -run '^$' -bench Pages -benchtime 5x
 func BenchmarkPages(b *testing.B) {
 	ctx := context.Background()
-	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
+	d := benchtest.Dir(b)
 	root := &usersync.User{Username: "root@example.com", Type: usersync.UserAdministrator, Enabled: true}
 	if err := d.CreateUser(ctx, root); err != nil {
 		b.Fatal(err)
 	}
 	hash, _ := adminui.HashPassword(password)
 	d.SetPasswordHash(ctx, root.ID, hash)
-	batch := &usersync.Batch{}
-	for i := 0; i < 100_000-1; i++ {
-		name := fmt.Sprintf("user%06d@example.com", i)
-		batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, FirstName: "First", LastName: fmt.Sprint("Last", i), Enabled: true, Source: "bench", SourceID: name}})
-	}
-	if _, err := d.ApplyBatch(ctx, batch); err != nil {
-		b.Fatal(err)
-	}
+	benchtest.Users(b, d, 100_000-1)
 	users, _, err := d.FindUsers(ctx, usersync.UserFilter{Search: "user00", Limit: 10_000})
 	if err != nil {
 		b.Fatal(err)

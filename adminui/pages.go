@@ -94,11 +94,16 @@ func (u *ui) coverage(r *http.Request, g *usersync.Group) ([]kv, error) {
 	if err != nil {
 		return nil, err
 	}
+	read := map[string]*usersync.Folder{} // each folder once, whatever the number of provisioners
 	folder := func(path string) (*usersync.Folder, error) {
+		if f, ok := read[path]; ok {
+			return f, nil
+		}
 		f, err := u.ops.GetFolder(r.Context(), path)
 		if usersync.ErrorCode(err) == usersync.ENOTFOUND {
-			return nil, nil
+			f, err = nil, nil
 		}
+		read[path] = f
 		return f, err
 	}
 	var out []kv

@@ -1,7 +1,7 @@
 package adminui
 
 import (
-	"errors"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -32,16 +32,19 @@ func HashPassword(password string) (string, error) {
 }
 
 // dummyHash is compared against when a user does not exist or has no
-// password, so that the answer takes as long either way.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password of anyone"), passwordCost)
+// password, so that the answer takes as long either way. It is made on
+// first use: every command of the binary would otherwise pay for it.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), passwordCost)
+	return h
+})
 
 // passwordMatches reports whether password is the one hash was made from;
 // an empty hash never matches, after as long a check.
 func passwordMatches(hash, password string) bool {
 	if hash == "" {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return false
 	}
-	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
-	return !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) && err == nil
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }

@@ -75,11 +75,13 @@ func (u *ui) scheduleAction(w http.ResponseWriter, r *http.Request, s *usersync.
 	u.showSchedules(w, r, s, http.StatusOK, notice, "")
 }
 
+// statusOf is the HTTP status of a page that shows err.
 func statusOf(err error) int {
-	if c := map[string]int{usersync.ENOTFOUND: 404, usersync.EINVALID: 422, usersync.ECONFLICT: 409, usersync.ESTALE: 409, usersync.EUNAVAILABLE: 503}[usersync.ErrorCode(err)]; c != 0 {
+	if c := map[string]int{usersync.ENOTFOUND: 404, usersync.EINVALID: 422, usersync.ECONFLICT: 409, usersync.ESTALE: 409,
+		usersync.EFORBIDDEN: 403, usersync.EUNAVAILABLE: 503}[usersync.ErrorCode(err)]; c != 0 {
 		return c
 	}
-	return 500
+	return http.StatusInternalServerError
 }
 
 // runView is a run with what its summary counts.

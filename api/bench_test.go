@@ -3,20 +3,18 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/benchtest"
 	"github.com/usersync/usersync/server"
-	"github.com/usersync/usersync/sqlstore"
 )
 
 // BenchmarkListUsers: GET /api/v1/users?limit=1000 on a 100,000-user
@@ -26,24 +24,13 @@ import (
 //	go test ./api -run '^$' -bench ListUsers -benchtime 3x
 func BenchmarkListUsers(b *testing.B) {
 	ctx := context.Background()
-	d, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
+	d := benchtest.Dir(b)
 	admin := &usersync.User{Username: "api-admin", Type: usersync.UserAdministrator, Enabled: true}
 	if err := d.CreateUser(ctx, admin); err != nil {
 		b.Fatal(err)
 	}
 	token, _, _ := d.CreateToken(ctx, admin.ID, "bench")
-	batch := &usersync.Batch{}
-	for i := 0; i < 100_000-1; i++ {
-		name := fmt.Sprintf("user%06d@example.com", i)
-		batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, FirstName: "First", LastName: fmt.Sprint("Last", i), Enabled: true, Source: "bench", SourceID: name}})
-	}
-	if _, err := d.ApplyBatch(ctx, batch); err != nil {
-		b.Fatal(err)
-	}
+	benchtest.Users(b, d, 100_000-1)
 	srv := httptest.NewServer(server.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Options{AccessLog: server.AccessNone}))
 	defer srv.Close()
 	var times []time.Duration

@@ -198,11 +198,38 @@ func (s *Service) RunNow(ctx context.Context, name, startedBy string) (duplicate
 	if _, err := s.o.Dir.FindSchedule(ctx, name); err != nil {
 		return false, err
 	}
-	res, err := s.client.Insert(ctx, Args{Schedule: name, Trigger: "manual", StartedBy: startedBy}, nil)
+	dup, err := s.insert(ctx, Args{Schedule: name, Trigger: "manual", StartedBy: startedBy})
 	if err != nil {
 		return false, fmt.Errorf("queue a run of %s: %w", name, err)
 	}
-	return res.UniqueSkippedAsDuplicate, nil
+	return dup, nil
+}
+
+// insert queues a job of a schedule and says whether one was in the way.
+// A job whose run has just been recorded as ended is still "running" to
+// River for a moment: while no run of the schedule is recorded as going,
+// the insert is tried again for up to 5 s rather than answered as a
+// duplicate that nothing will honour.
+func (s *Service) insert(ctx context.Context, args Args) (duplicate bool, err error) {
+	for try := 0; ; try++ {
+		res, err := s.client.Insert(ctx, args, nil)
+		if err != nil || !res.UniqueSkippedAsDuplicate {
+			return false, err
+		}
+		if try == 25 {
+			return true, nil
+		}
+		if runs, err := s.o.Dir.ListRuns(ctx, args.Schedule, 1); err != nil {
+			return false, err
+		} else if len(runs) > 0 && runs[0].Outcome == usersync.RunRunning {
+			return true, nil // a run is really going: the caller waits for it
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // reload rebuilds the periodic jobs when the schedules changed.
@@ -324,24 +351,11 @@ func (s *Service) Decide(ctx context.Context, id int64, allow bool, by string) (
 	if err != nil {
 		return nil, err
 	}
-	// A job whose run has just ended is still a duplicate for a moment:
-	// try again for a few seconds before saying another run is in the way.
-	var res *rivertypeInsertResult
-	for try := 0; ; try++ {
-		res, err = s.client.Insert(ctx, Args{Schedule: held.Schedule, Trigger: "allow-removals", StartedBy: by, AllowRemovalsOf: id}, nil)
-		if err != nil {
-			return nil, fmt.Errorf("queue the run that applies the removals of run %d: %w", id, err)
-		}
-		if !res.UniqueSkippedAsDuplicate || try == 25 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	dup, err := s.insert(ctx, Args{Schedule: held.Schedule, Trigger: "allow-removals", StartedBy: by, AllowRemovalsOf: id})
+	if err != nil {
+		return nil, fmt.Errorf("queue the run that applies the removals of run %d: %w", id, err)
 	}
-	if res.UniqueSkippedAsDuplicate {
+	if dup {
 		return nil, usersync.Errorf(usersync.ECONFLICT, "a run of schedule %s is waiting or running: allow the removals of run %d when it has ended (it may be quarantined again, or apply them)", held.Schedule, id)
 	}
 	return held, nil

@@ -2,9 +2,7 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
@@ -68,7 +66,7 @@ func (d *DB) CreateSession(ctx context.Context, userID int64, ttl time.Duration)
 	if err != nil {
 		return "", nil, err
 	}
-	clear, csrf := randomToken(usersync.SessionPrefix), randomToken("")
+	clear, csrf := usersync.NewSecret(usersync.SessionPrefix), usersync.NewSecret("")
 	s := &usersync.AdminSession{UserID: u.ID, Username: u.Username, CSRF: csrf}
 	err = d.update(ctx, func(t *tx) error {
 		s.CreatedAt, s.ExpiresAt = fromMicros(t.now), fromMicros(t.now+ttl.Microseconds())
@@ -83,12 +81,6 @@ func (d *DB) CreateSession(ctx context.Context, userID int64, ttl time.Duration)
 		return "", nil, err
 	}
 	return clear, s, nil
-}
-
-func randomToken(prefix string) string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand)
-	return prefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
 // FindSession finds a live session of an enabled administrator.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 
 	"github.com/usersync/usersync"
@@ -30,9 +28,7 @@ func (a *app) demoConsole(ctx context.Context, db string) error {
 	} else if err != nil {
 		return fmt.Errorf("demo: create the console's administrator: %w", err)
 	}
-	b := make([]byte, 12)
-	rand.Read(b) // never fails (crypto/rand)
-	password := base64.RawURLEncoding.EncodeToString(b)
+	password := usersync.NewSecret("")[:20] // 120 random bits
 	hash, err := adminui.HashPassword(password)
 	if err != nil {
 		return err

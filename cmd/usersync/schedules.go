@@ -302,7 +302,7 @@ func (a *app) queueRun(ctx context.Context, o api.Operations, name string, wait 
 	if dup {
 		fmt.Fprintf(a.stderr, "A run of %s was already waiting or running: waiting for it.\n", name)
 	}
-	asked, deadline := time.Now(), time.Now().Add(wait)
+	deadline := time.Now().Add(wait)
 	for {
 		runs, err := o.ListRuns(ctx, name, 5)
 		if err != nil {
@@ -312,14 +312,6 @@ func (a *app) queueRun(ctx context.Context, o api.Operations, name string, wait 
 			if r := runs[i]; r.ID > last && r.Outcome != usersync.RunRunning {
 				return a.ranSchedule(r, nil)
 			}
-		}
-		// The job found as a duplicate may have been one whose run had
-		// just ended: when no run has started since, ask again.
-		if dup && (len(runs) == 0 || runs[0].ID <= last) && time.Since(asked) > time.Second {
-			if dup, err = o.RunSchedule(ctx, name); err != nil {
-				return err
-			}
-			asked = time.Now()
 		}
 		if time.Now().After(deadline) {
 			return usersync.Errorf(usersync.EUNAVAILABLE, "no run of %s ended within --wait %s: it is queued or running on serve; see `usersync runs list --schedule %s`", name, wait, name)

@@ -1,8 +1,9 @@
-// Package benchtest holds what the pull benchmarks share.
+// Package benchtest holds what the benchmarks share.
 package benchtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/sqlstore"
 )
 
@@ -57,6 +59,19 @@ func Dir(b *testing.B) *sqlstore.DB {
 	}
 	b.Cleanup(func() { d.Close() })
 	return d
+}
+
+// Users adds n users user000000@example.com, … (source "bench") to d in
+// one batch: the directory the API and console benchmarks page through.
+func Users(b *testing.B, d usersync.Directory, n int) {
+	batch := &usersync.Batch{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("user%06d@example.com", i)
+		batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, FirstName: "First", LastName: fmt.Sprint("Last", i), Enabled: true, Source: "bench", SourceID: name}})
+	}
+	if _, err := d.ApplyBatch(context.Background(), batch); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // MaxRSS is the process's peak resident set size (VmHWM), in bytes; 0 where
