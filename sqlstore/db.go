@@ -231,11 +231,27 @@ func connectSQLite(ctx context.Context, path string, existing bool) (*DB, error)
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	d := &DB{db: db, dialect: sqliteDialect, where: path, writer: newWriter()}
-	if err := db.PingContext(ctx); err != nil {
+	// The first connection switches a new file to WAL, which needs the
+	// file to itself: another process opening it at the same moment gets
+	// SQLITE_BUSY at once, without the busy timeout. It tries again for up
+	// to about 3 s, as migrate does.
+	for attempt := 0; attempt < 30; attempt++ {
+		if err = db.PingContext(ctx); err == nil || !isBusy(err) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
 		db.Close()
 		return nil, d.wrapOpenErr(err)
 	}
 	return d, nil
+}
+
+// isBusy reports whether SQLite said another connection holds the lock.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
 }
 
 func connectPostgres(ctx context.Context, dsn string) (*DB, error) {

@@ -114,7 +114,7 @@ func (d *DB) environmentErr(what string, err error) *usersync.Error {
 		case sqlite3.SQLITE_FULL:
 			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the disk holding %s is full", what, d.where)
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the database %s stayed locked by another process for more than 10 s", what, d.where)
+			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: the database %s is locked by another process (usersync waits up to 10 s for a lock, less when SQLite sees the wait could not end); try again when that process is done", what, d.where)
 		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM:
 			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot read or write the database %s: %v", what, d.where, err)
 		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
