@@ -108,5 +108,7 @@ type Directory interface {
 	LeaseService
 	ScheduleService
 	SignInService
+	RoleService
+	UserProvisioningService
 	Close() error
 }

@@ -93,6 +93,11 @@ var MatchFields = map[string]FieldKind{
 	"enabled": KindBool, "type": KindString, "source": KindString, "sourceId": KindString,
 	"createdAt": KindTime, "updatedAt": KindTime, "softDeleted": KindBool,
 	"profile": KindProfile,
+	// displayName is first and last name; memberOf compares the names of
+	// the groups a user is in (directly or through nested groups: holds
+	// when one of them matches; ne is "in no group equal to"); role is a
+	// role held by hand.
+	"displayName": KindString, "memberOf": KindString, "role": KindString,
 }
 
 // FieldKind is the type of a field's values.

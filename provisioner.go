@@ -64,6 +64,8 @@ type ProvisionerConfig struct {
 	// id; one per provisioner, so a group can be pushed to two tenants.
 	RemoteIDAttribute string `json:"remoteIdAttribute"`
 	MaxFailures       int    `json:"maxFailures"` // failures before a group is quarantined
+	// Users is the configuration of a user provisioner (kind users).
+	Users *UserProvisioning `json:"users,omitempty"`
 }
 
 // Normalize fills the defaults of a provisioner named name.
@@ -88,6 +90,9 @@ func (c *ProvisionerConfig) Normalize(name string) {
 	if c.GroupType == "Unified" && c.Visibility == "" {
 		c.Visibility = "Public"
 	}
+	if c.Users != nil {
+		c.Users.Normalize()
+	}
 }
 
 // Validate reports the first problem with a provisioner's settings (its
@@ -97,8 +102,15 @@ func (p *Provisioner) Validate() error {
 	switch {
 	case p.Name == "" || strings.ContainsAny(p.Name, " \t\n:/") || len(p.Name) > 64:
 		return Errorf(EINVALID, "provisioner name %q must be 1–64 characters without spaces, ':' or '/'", p.Name)
-	case p.Kind != ProvisionerGroups:
-		return Errorf(EINVALID, "provisioner %s: kind %q is not one of %s", p.Name, p.Kind, ProvisionerGroups)
+	case p.Kind != ProvisionerGroups && p.Kind != ProvisionerUsers:
+		return Errorf(EINVALID, "provisioner %s: kind %q is not %s or %s", p.Name, p.Kind, ProvisionerGroups, ProvisionerUsers)
+	case p.Kind == ProvisionerUsers && c.Users == nil:
+		return Errorf(EINVALID, "provisioner %s: a user provisioner needs its settings (scope roles, domain)", p.Name)
+	case p.Kind == ProvisionerUsers:
+		if c.TenantID == "" || c.ClientID == "" {
+			return Errorf(EINVALID, "provisioner %s: tenantId and clientId are needed", p.Name)
+		}
+		return c.Users.Validate(p.Name, c.Domain)
 	case c.TenantID == "" || strings.HasPrefix(c.TenantID, "@"):
 		return Errorf(EINVALID, "provisioner %s: tenantId is missing", p.Name)
 	case c.ClientID == "" || strings.HasPrefix(c.ClientID, "@"):

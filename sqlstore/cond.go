@@ -21,12 +21,17 @@ var (
 		"id": "id", "username": "username_key", "email": "email", "firstName": "first_name", "lastName": "last_name",
 		"enabled": "enabled", "type": "user_type", "source": "source", "sourceId": "source_id",
 		"createdAt": "created_at", "updatedAt": "updated_at", "softDeleted": "soft_deleted",
+		"displayName": "TRIM(first_name || ' ' || last_name)",
 	}}
 	groupEntity = entity{fields: usersync.GroupMatchFields, keyField: "name", column: "name", columns: map[string]string{
 		"id": "id", "name": "name_key", "description": "description", "alias": "alias", "source": "source", "sourceId": "source_id",
 		"createdAt": "created_at", "updatedAt": "updated_at",
 	}}
 )
+
+// roleEntity is the roles table, for role conditions.
+var roleEntity = entity{fields: map[string]usersync.FieldKind{"name": usersync.KindString}, keyField: "name", column: "roles.name",
+	columns: map[string]string{"name": "roles.name_key"}}
 
 // whereSQL compiles a condition on users into SQL with ? placeholders.
 // Everything is evaluated by the database: usernames through their
@@ -218,6 +223,10 @@ func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e ent
 		b.WriteString(")")
 		return
 	}
+	if e.keyField == "username" && (m.Field == "memberOf" || m.Field == "role") {
+		d.writeSetMatch(b, args, m)
+		return
+	}
 	col, isColumn := e.columns[m.Field]
 	if !isColumn { // attributes.<name>: a missing attribute reads as ''
 		// The name goes into the SQL as a quoted literal (it may appear
@@ -280,6 +289,29 @@ func (d *DB) writeMatch(b *strings.Builder, args *[]any, m usersync.Match, e ent
 		d.writeLike(b, args, col, param, m.Op, value.(string), fold)
 		b.WriteString(")")
 	}
+}
+
+// writeSetMatch writes a comparison with the names of a user's groups
+// (memberOf) or hand-held roles (role): it holds when one of them matches,
+// and ne holds when none is equal. The groups are found once, not per
+// user: those whose name matches, and the groups nested in them.
+func (d *DB) writeSetMatch(b *strings.Builder, args *[]any, m usersync.Match) {
+	negate := m.Op == usersync.OpNe
+	if negate {
+		m.Op = usersync.OpEq
+		b.WriteString("NOT ")
+	}
+	name := usersync.Match{Field: "name", Op: m.Op, Value: m.Value, CaseExact: m.CaseExact}
+	if m.Field == "role" {
+		b.WriteString("(users.id IN (SELECT ur.user_id FROM user_roles ur JOIN roles ON roles.id = ur.role_id WHERE ")
+		d.writeMatch(b, args, name, roleEntity)
+		b.WriteString("))")
+		return
+	}
+	b.WriteString("(users.id IN (WITH RECURSIVE sub(id) AS (SELECT groups.id FROM groups WHERE ")
+	d.writeMatch(b, args, name, groupEntity)
+	b.WriteString(` UNION SELECT m.member_id FROM memberships m JOIN sub ON m.group_id = sub.id WHERE m.member_type = 'group')
+		SELECT m.member_id FROM memberships m JOIN sub ON m.group_id = sub.id WHERE m.member_type = 'user'))`)
 }
 
 // writeLike writes col co/sw/ew v. Folded comparisons use LIKE on both

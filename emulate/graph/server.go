@@ -225,6 +225,12 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request) {
 	case parts[0] == "users" && len(parts) == 1:
 		s.count("users")
 		s.listUsers(w, r)
+	case parts[0] == "subscribedSkus" && len(parts) == 1:
+		s.count("subscribedSkus")
+		s.subscribedSKUs(w)
+	case parts[0] == "domains" && len(parts) == 1:
+		s.count("domains")
+		s.listDomains(w)
 	case (parts[0] == "users" || parts[0] == "groups") && len(parts) == 2 && parts[1] == "$count":
 		s.count(parts[0] + "/$count")
 		s.countAll(w, r, parts[0])
@@ -425,7 +431,7 @@ var userProps = map[string]bool{}
 func init() {
 	for _, p := range strings.Fields(`id userPrincipalName displayName givenName surname mail mailNickname accountEnabled
 		department jobTitle companyName officeLocation employeeId employeeType employeeHireDate city state country
-		postalCode streetAddress usageLocation preferredLanguage mobilePhone businessPhones onPremisesImmutableId
+		postalCode streetAddress usageLocation assignedLicenses preferredLanguage mobilePhone businessPhones onPremisesImmutableId
 		onPremisesSamAccountName onPremisesUserPrincipalName onPremisesDomainName onPremisesExtensionAttributes
 		createdDateTime deletedDateTime userType otherMails proxyAddresses identities ageGroup`) {
 		userProps[p] = true
@@ -485,6 +491,19 @@ func userJSON(u *User, sel map[string]bool) map[string]any {
 			return u.OnPremisesImmutableID, true
 		case "usageLocation":
 			return u.UsageLocation, true
+		case "mailNickname":
+			return u.MailNickname, true
+		case "assignedLicenses":
+			out := make([]map[string]any, len(u.Licenses))
+			for i, l := range u.Licenses {
+				out[i] = map[string]any{"skuId": l.SkuID, "disabledPlans": nonNilStr(l.DisabledPlans)}
+			}
+			return out, true
+		case "companyName", "officeLocation", "mobilePhone", "city", "country":
+			if v, ok := u.Other[k]; ok {
+				return v, true
+			}
+			return nil, true
 		}
 		if strings.HasPrefix(k, "extension_") {
 			v, ok := u.Extensions[k]

@@ -32,6 +32,9 @@ type User struct {
 	EmployeeID            string            `json:"employeeId"`
 	OnPremisesImmutableID string            `json:"onPremisesImmutableId"`
 	UsageLocation         string            `json:"usageLocation"`
+	MailNickname          string            `json:"mailNickname,omitempty"`
+	Licenses              []AssignedLicense `json:"assignedLicenses,omitempty"`
+	Other                 map[string]string `json:"other,omitempty"` // companyName, officeLocation, mobilePhone, city, country
 	Extensions            map[string]string `json:"extensions,omitempty"` // "extension_<appid>_<name>" → value
 }
 
@@ -75,6 +78,10 @@ type Tenant struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]memberCache // transitiveUsers answers
+
+	domains []string        // verified domains (see SetDomains)
+	skus    []*SKU          // subscribed licenses (see AddSKU)
+	deleted map[string]User // soft-deleted users, restorable
 }
 
 // change is one journal entry: a user created, changed or deleted, a group
@@ -384,6 +391,10 @@ type tenantFile struct {
 	ID     string  `json:"id"`
 	Users  []User  `json:"users"`
 	Groups []Group `json:"groups"`
+	// Domains are the verified domains (none: every domain is); SKUs the
+	// subscribed licenses.
+	Domains []string `json:"domains,omitempty"`
+	SKUs    []SKU    `json:"subscribedSkus,omitempty"`
 }
 
 // LoadTenant reads a tenant from its JSON form: {"id": …, "users": […],
@@ -400,6 +411,10 @@ func LoadTenant(r io.Reader) (*Tenant, error) {
 		return nil, fmt.Errorf("tenant file: \"id\" (the tenant id) is missing")
 	}
 	t := NewTenant(f.ID)
+	t.domains = f.Domains
+	for _, k := range f.SKUs {
+		t.AddSKU(k)
+	}
 	for i, u := range f.Users {
 		if u.ID == "" {
 			return nil, fmt.Errorf("tenant file: user %d has no id", i+1)
@@ -433,7 +448,10 @@ func LoadTenant(r io.Reader) (*Tenant, error) {
 // WriteJSON writes the tenant in the form LoadTenant reads.
 func (t *Tenant) WriteJSON(w io.Writer) error {
 	t.mu.RLock()
-	f := tenantFile{ID: t.ID, Users: make([]User, 0, len(t.users)), Groups: make([]Group, 0, len(t.order))}
+	f := tenantFile{ID: t.ID, Users: make([]User, 0, len(t.users)), Groups: make([]Group, 0, len(t.order)), Domains: t.domains}
+	for _, k := range t.skus {
+		f.SKUs = append(f.SKUs, *k)
+	}
 	for _, u := range t.users {
 		f.Users = append(f.Users, *u)
 	}

@@ -99,6 +99,18 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, parts []stri
 	case r.Method == http.MethodDelete && len(parts) == 5 && parts[0] == "groups" && parts[2] == "members" && parts[4] == "$ref":
 		s.countWrite("DELETE /groups/{id}/members/{id}/$ref")
 		s.removeMemberRef(w, parts[1], parts[3])
+	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "users":
+		s.countWrite("POST /users")
+		s.createUser(w, r, body)
+	case r.Method == http.MethodPatch && len(parts) == 2 && parts[0] == "users":
+		s.countWrite("PATCH /users/{id}")
+		s.patchUser(w, parts[1], body)
+	case r.Method == http.MethodDelete && len(parts) == 2 && parts[0] == "users":
+		s.countWrite("DELETE /users/{id}")
+		s.deleteUser(w, parts[1])
+	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "users" && parts[2] == "assignLicense":
+		s.countWrite("POST /users/{id}/assignLicense")
+		s.assignLicense(w, parts[1], body)
 	default:
 		graphError(w, http.StatusBadRequest, "Request_BadRequest", fmt.Sprintf("The emulator does not serve %s %s.", r.Method, r.URL.Path))
 	}

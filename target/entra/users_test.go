@@ -1,0 +1,449 @@
+package entra
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+	graphemu "github.com/usersync/usersync/emulate/graph"
+	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/rules"
+)
+
+// Seed 004's licenses: Yammer, Office Web Apps, Office Professional.
+var seedSKUs = []graphemu.SKU{
+	{ID: "sku-yammer", PartNumber: "YAMMER_ENTERPRISE", Enabled: 10, Plans: []graphemu.Plan{{ID: "plan-yam", Name: "YAMMER_ENTERPRISE"}}},
+	{ID: "sku-owa", PartNumber: "SHAREPOINTWAC", Enabled: 10, Plans: []graphemu.Plan{{ID: "plan-owa", Name: "SHAREPOINTWAC"}}},
+	{ID: "sku-pro", PartNumber: "OFFICESUBSCRIPTION", Enabled: 1, Plans: []graphemu.Plan{{ID: "plan-pro", Name: "OFFICESUBSCRIPTION"}, {ID: "plan-onedrive", Name: "ONEDRIVESTANDARD"}}},
+}
+
+// userEnv is a directory with the seed's group, role and mapping, an
+// emulated tenant with verified domain contoso.com and the seed's
+// licenses, and a user provisioner between them.
+type userEnv struct {
+	*env
+	group *usersync.Group
+	names map[string]*usersync.User
+}
+
+func newUserEnv(t *testing.T, d usersync.Directory, setup func(*usersync.UserProvisioning)) *userEnv {
+	t.Helper()
+	e := newEnvTenant(t, graphemu.Options{})
+	e.dir, e.now = d, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	e.tenant.SetDomains("contoso.com", tenantID)
+	for _, s := range seedSKUs {
+		e.tenant.AddSKU(s)
+	}
+	e.tenant.AddGroup(graphemu.Group{ID: "grp-sales", DisplayName: "Sales"})
+	ue := &userEnv{env: e, names: map[string]*usersync.User{}}
+	for _, n := range [][2]string{{"Josh", "Ames"}, {"Ann", "Lee"}, {"Bo", "Chen"}} {
+		u := &usersync.User{Username: strings.ToLower(n[0]) + "@contoso.com", Email: strings.ToLower(n[0]) + "@contoso.com", FirstName: n[0], LastName: n[1], Enabled: true,
+			Attributes: map[string]string{"usageLocation": "US"}}
+		if err := d.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		ue.names[strings.ToLower(n[0])] = u
+	}
+	g := &usersync.Group{Name: "Office 365"}
+	if err := d.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	ue.group = g
+	ue.members(true, "josh", "ann", "bo")
+	if err := d.CreateRole(ctx, &usersync.Role{Name: "Office 365"}); err != nil {
+		t.Fatal(err)
+	}
+	// The seed's mapping: member of contains "Office 365" → set role Office 365.
+	if err := d.CreateMapping(ctx, &usersync.Mapping{Name: "Office 365 Mapping", Condition: `memberOf co "Office 365"`, Roles: []string{"office 365"}}); err != nil {
+		t.Fatal(err)
+	}
+	up := &usersync.UserProvisioning{ScopeRoles: []string{"Office 365"}}
+	if setup != nil {
+		setup(up)
+	}
+	p := &usersync.Provisioner{Name: "o365users", Kind: usersync.ProvisionerUsers,
+		Config: usersync.ProvisionerConfig{TenantID: tenantID, ClientID: "app-1", Domain: "contoso.com", Users: up}}
+	c, err := msgraph.New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Entitlements, err = RefreshEntitlements(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateProvisioner(ctx, p, secret); err != nil {
+		t.Fatal(err)
+	}
+	e.p = p
+	return ue
+}
+
+func (e *userEnv) members(add bool, names ...string) {
+	e.t.Helper()
+	var ids []int64
+	for _, n := range names {
+		ids = append(ids, e.names[n].ID)
+	}
+	var err error
+	if add {
+		_, err = e.dir.AddMembers(ctx, e.group.ID, ids)
+	} else {
+		_, err = e.dir.RemoveMembers(ctx, e.group.ID, ids)
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *userEnv) provisioner() *Users {
+	e.t.Helper()
+	p, err := e.dir.FindProvisioner(ctx, e.p.Name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, err := msgraph.New(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	x, err := NewUsers(e.dir, c, p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return x
+}
+
+func (e *userEnv) run(o UserOptions) *UserResult {
+	e.t.Helper()
+	o.KeepActions, o.Now = true, func() time.Time { return e.now }
+	r, err := e.provisioner().Run(ctx, o)
+	if err != nil {
+		e.t.Fatalf("run: %v", err)
+	}
+	return r
+}
+
+func (e *userEnv) entra(name string) graphemu.User {
+	e.t.Helper()
+	u, ok := e.tenant.UserByUPN(name + "@contoso.com")
+	if !ok {
+		e.t.Fatalf("Entra has no user %s@contoso.com", name)
+	}
+	return u
+}
+
+func (e *userEnv) addRule(r usersync.UserRule) {
+	e.t.Helper()
+	p, err := e.dir.FindProvisioner(ctx, e.p.Name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p.Config.Users.Rules = append(p.Config.Users.Rules, r)
+	if _, _, err := CompileUsers(p); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.dir.UpdateProvisioner(ctx, p, nil); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func licenseIDs(u graphemu.User) string {
+	var ids []string
+	for _, l := range u.Licenses {
+		ids = append(ids, l.SkuID)
+	}
+	return strings.Join(ids, ",")
+}
+
+// The seed's flow: a mapping gives the role to the Office 365 group's
+// members, they are created in Entra, and the rule "display name equals
+// Josh Ames → Yammer / Office Web Apps / Office Professional" licenses Josh.
+func TestUserProvisioningSeedFlow(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		e.addRule(usersync.UserRule{Name: "Josh", Condition: `displayName eq "Josh Ames"`, Licenses: []usersync.License{{SKU: "YAMMER_ENTERPRISE"}, {SKU: "SHAREPOINTWAC"}, {SKU: "OFFICESUBSCRIPTION"}}})
+		r := e.run(UserOptions{})
+		if r.InScope != 3 || r.Counts["create:done"] != 3 || r.Counts["licenses:done"] != 1 || r.Failed != 0 {
+			t.Fatalf("first run: %+v", r)
+		}
+		josh := e.entra("josh")
+		if licenseIDs(josh) != "sku-owa,sku-pro,sku-yammer" || josh.UsageLocation != "US" || !josh.AccountEnabled || josh.DisplayName != "Josh Ames" || josh.MailNickname != "josh" {
+			t.Fatalf("josh in Entra: %+v", josh)
+		}
+		if ann := e.entra("ann"); len(ann.Licenses) != 0 {
+			t.Fatalf("ann has licenses no rule gives: %+v", ann.Licenses)
+		}
+		// Requests: one lookup $batch, three POSTs, one assignLicense.
+		w := e.emu.Writes()
+		if w["POST /users"] != 3 || w["POST /users/{id}/assignLicense"] != 1 {
+			t.Fatalf("writes: %v", w)
+		}
+		// A second run writes nothing.
+		before := e.emu.Requests()["http"]
+		if r := e.run(UserOptions{}); len(r.Actions) != 0 {
+			t.Fatalf("second run acted: %+v", r.Actions)
+		}
+		if after := e.emu.Requests()["http"]; after != before {
+			t.Fatalf("second run sent %d requests", after-before)
+		}
+		// An attribute change sends one PATCH with just that property.
+		last := "Ames-Smith"
+		if _, err := d.UpdateUser(ctx, e.names["josh"].ID, usersync.UserUpdate{LastName: &last}, e.names["josh"].Version); err != nil {
+			t.Fatal(err)
+		}
+		r = e.run(UserOptions{})
+		if r.Counts["update:done"] != 1 || len(r.Actions) != 2 { // update, and the rule no longer holds: licenses removed
+			t.Fatalf("after a rename: %+v", r.Actions)
+		}
+		if m := r.Actions[0].Modified; len(m) != 2 || m["surname"].To != "Ames-Smith" || m["displayName"].To != "Josh Ames-Smith" {
+			t.Fatalf("update modified %v, want surname and displayName only", m)
+		}
+		if got := licenseIDs(e.entra("josh")); got != "" {
+			t.Fatalf("the rule no longer holds for Josh Ames-Smith, yet he keeps %s", got)
+		}
+		// The provisioning log has each action with what it modified.
+		log, err := d.FindLog(ctx, usersync.LogFilter{Provisioner: e.p.Name, Username: "josh@contoso.com"})
+		if err != nil || len(log) != 4 || log[1].Action != UserUpdate || log[1].Modified["surname"].From != "Ames" {
+			t.Fatalf("log: %v %+v", err, log)
+		}
+	})
+}
+
+// A user already in Entra with the UPN is adopted, not duplicated, and
+// its onPremisesImmutableId is copied into the directory; when the two
+// differ, Entra's wins and the change is logged.
+func TestUserProvisioningAdoptAndImmutableID(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		e.tenant.AddUser(graphemu.User{ID: "pre-ann", UserPrincipalName: "ann@contoso.com", DisplayName: "Ann (old)", OnPremisesImmutableID: "imm-ann", AccountEnabled: false})
+		e.tenant.AddUser(graphemu.User{ID: "pre-bo", UserPrincipalName: "bo@contoso.com", DisplayName: "Bo", OnPremisesImmutableID: "imm-entra"})
+		imm := "imm-directory"
+		bo := e.names["bo"]
+		if _, err := d.UpdateUser(ctx, bo.ID, usersync.UserUpdate{Attributes: map[string]*string{"ImmutableID": &imm}}, bo.Version); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run(UserOptions{})
+		if r.Counts["adopt:done"] != 2 || r.Counts["create:done"] != 1 || r.Counts["immutable-id:done"] != 2 {
+			t.Fatalf("run: %+v", r.Counts)
+		}
+		if e.emu.Writes()["POST /users"] != 1 {
+			t.Fatalf("adopted users were created again: %v", e.emu.Writes())
+		}
+		if ann := e.entra("ann"); ann.ID != "pre-ann" || ann.DisplayName != "Ann Lee" || !ann.AccountEnabled {
+			t.Fatalf("ann not taken over: %+v", ann)
+		}
+		for name, want := range map[string]string{"ann": "imm-ann", "bo": "imm-entra"} {
+			u, _ := d.FindUserByID(ctx, e.names[name].ID)
+			if u.Attributes["ImmutableID"] != want {
+				t.Fatalf("%s: ImmutableID %q, want Entra's %q", name, u.Attributes["ImmutableID"], want)
+			}
+		}
+		log, _ := d.FindLog(ctx, usersync.LogFilter{Provisioner: e.p.Name, Username: "bo@contoso.com"})
+		found := false
+		for _, l := range log {
+			found = found || (l.Action == UserImmutable && l.Modified["attributes.ImmutableID"].From == "imm-directory" && strings.Contains(l.Reason, "Entra's wins"))
+		}
+		if !found {
+			t.Fatalf("the ImmutableID change is not logged: %+v", log)
+		}
+		// The user created by usersync carries no ImmutableID: nothing to copy.
+		josh := e.entra("josh")
+		if josh.OnPremisesImmutableID != "" {
+			t.Fatalf("josh: %+v", josh)
+		}
+	})
+}
+
+func TestUserProvisioningDeprovisionPolicies(t *testing.T) {
+	for _, policy := range []string{usersync.DeprovisionSuspend, usersync.DeprovisionDelete, usersync.DeprovisionNothing} {
+		t.Run(policy, func(t *testing.T) {
+			dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+				d := open(t)
+				e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.Deprovision = policy })
+				e.run(UserOptions{})
+				id := e.entra("bo").ID
+				e.members(false, "bo")
+				r := e.run(UserOptions{})
+				switch policy {
+				case usersync.DeprovisionSuspend:
+					if r.Counts["suspend:done"] != 1 || e.entra("bo").AccountEnabled {
+						t.Fatalf("suspend: %+v %+v", r.Counts, e.entra("bo"))
+					}
+					e.members(true, "bo") // coming back undoes the suspend
+					r = e.run(UserOptions{})
+					if r.Counts["restore:done"] != 1 || !e.entra("bo").AccountEnabled || e.entra("bo").ID != id {
+						t.Fatalf("restore: %+v", r.Counts)
+					}
+				case usersync.DeprovisionDelete:
+					if r.Counts["delete:done"] != 1 || !e.tenant.Deleted(id) {
+						t.Fatalf("delete: %+v", r.Counts)
+					}
+					if _, ok := e.tenant.UserByUPN("bo@contoso.com"); ok {
+						t.Fatal("bo is still in Entra")
+					}
+				case usersync.DeprovisionNothing:
+					if len(r.Actions) != 0 || !e.entra("bo").AccountEnabled {
+						t.Fatalf("nothing: %+v", r.Actions)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestUserProvisioningApprovals(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.Approve = []string{"create", "suspend"} })
+		r := e.run(UserOptions{})
+		if r.Pending != 3 || e.emu.Writes()["POST /users"] != 0 {
+			t.Fatalf("creates were sent without approval: %+v %v", r, e.emu.Writes())
+		}
+		// Running again keeps the same three pending, not six.
+		e.run(UserOptions{})
+		pending, _ := d.FindApprovals(ctx, e.p.Name, usersync.ApprovalPending)
+		if len(pending) != 3 {
+			t.Fatalf("%d pending after two runs, want 3", len(pending))
+		}
+		byUser := map[string]*usersync.Approval{}
+		for _, a := range pending {
+			byUser[a.Username] = a
+		}
+		// Approve josh: sent at once (a run for that user only).
+		admin := usersync.WithActor(ctx, "admin:root")
+		a, err := d.DecideApproval(admin, byUser["josh@contoso.com"].ID, usersync.ApprovalApproved)
+		if err != nil || a.DecidedBy != "admin:root" || a.DecidedAt.IsZero() {
+			t.Fatalf("approve: %v %+v", err, a)
+		}
+		r = e.run(UserOptions{Only: map[int64]bool{a.UserID: true}})
+		if r.Counts["create:done"] != 1 || e.emu.Writes()["POST /users"] != 1 {
+			t.Fatalf("approved create not sent: %+v", r.Counts)
+		}
+		// Reject ann: not sent, and the reject stands while the plan is the same.
+		if _, err := d.DecideApproval(admin, byUser["ann@contoso.com"].ID, usersync.ApprovalRejected); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.DecideApproval(admin, byUser["ann@contoso.com"].ID, usersync.ApprovalApproved); usersync.ErrorCode(err) != usersync.ECONFLICT {
+			t.Fatalf("deciding twice: %v", err)
+		}
+		// Bo leaves scope before anyone decides: his pending create is
+		// dropped, never sent stale.
+		e.members(false, "bo")
+		e.run(UserOptions{})
+		bo, _ := d.FindApproval(ctx, byUser["bo@contoso.com"].ID)
+		if bo.Status != usersync.ApprovalDropped {
+			t.Fatalf("bo's create is %s, want dropped", bo.Status)
+		}
+		if _, ok := e.tenant.UserByUPN("bo@contoso.com"); ok {
+			t.Fatal("bo was created after leaving scope")
+		}
+		if _, err := d.DecideApproval(admin, 9999, usersync.ApprovalApproved); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+			t.Fatalf("unknown approval: %v", err)
+		}
+	})
+}
+
+// Licenses are never assigned beyond the free seats: a clear failed item.
+func TestUserProvisioningSeatsRunOut(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		e.addRule(usersync.UserRule{Name: "Pro for all", Condition: `memberOf eq "Office 365"`, Licenses: []usersync.License{{SKU: "OFFICESUBSCRIPTION", DisabledPlans: []string{"ONEDRIVESTANDARD"}}}})
+		r := e.run(UserOptions{})
+		if r.Counts["licenses:done"] != 1 || r.Counts["licenses:failed"] != 2 || e.tenant.Consumed("OFFICESUBSCRIPTION") != 1 {
+			t.Fatalf("one seat, three users: %+v", r.Counts)
+		}
+		var failed []UserAction
+		for _, a := range r.Actions {
+			if a.Status == StatusFailed {
+				failed = append(failed, a)
+			}
+		}
+		if !strings.Contains(failed[0].Error, "no free seat") || failed[0].Code != "noFreeSeat" {
+			t.Fatalf("failure: %+v", failed[0])
+		}
+		if e.emu.Writes()["POST /users/{id}/assignLicense"] != 1 {
+			t.Fatalf("assignLicense sent beyond the seats: %v", e.emu.Writes())
+		}
+		for _, u := range []string{"josh", "ann", "bo"} {
+			if l := e.entra(u).Licenses; len(l) == 1 && (len(l[0].DisabledPlans) != 1 || l[0].DisabledPlans[0] != "plan-onedrive") {
+				t.Fatalf("%s: disabled plans %v", u, l[0].DisabledPlans)
+			}
+		}
+	})
+}
+
+// A run that would deprovision more than the limit and share holds them.
+func TestUserProvisioningMassDeprovisionHold(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.MassLimit, c.MassShare = 1, 50 })
+		e.run(UserOptions{})
+		e.members(false, "josh", "ann")
+		r := e.run(UserOptions{})
+		if r.Held != 2 || r.Counts["suspend:done"] != 0 || !e.entra("josh").AccountEnabled {
+			t.Fatalf("not held: %+v", r)
+		}
+		if !strings.Contains(r.HeldReason, "2 users would be deprovisioned") {
+			t.Fatalf("reason: %s", r.HeldReason)
+		}
+		r = e.run(UserOptions{Force: true})
+		if r.Counts["suspend:done"] != 2 || e.entra("josh").AccountEnabled {
+			t.Fatalf("force: %+v", r.Counts)
+		}
+	})
+}
+
+// A UPN outside the verified domain is refused with the reason; nothing is sent.
+func TestUserProvisioningDomain(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		other := "ann@fabrikam.com"
+		ann := e.names["ann"]
+		if _, err := d.UpdateUser(ctx, ann.ID, usersync.UserUpdate{Email: &other}, ann.Version); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run(UserOptions{})
+		if r.Failed != 1 || r.Counts["create:done"] != 2 {
+			t.Fatalf("%+v", r.Counts)
+		}
+		for _, a := range r.Actions {
+			if a.Status == StatusFailed && !strings.Contains(a.Error, `"ann@fabrikam.com" is not in the verified domain contoso.com`) {
+				t.Fatalf("reason: %s", a.Error)
+			}
+		}
+	})
+}
+
+// Check rule with users: each user is Will be mapped or not, with the part
+// of the condition that decided it.
+func TestRuleCheck(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		c, err := rules.Parse(`displayName eq "Josh Ames" or (memberOf co "365" and not (firstName sw "B"))`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := c.Check(ctx, d, []*usersync.User{e.names["josh"], e.names["ann"], e.names["bo"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{`true displayName eq "Josh Ames" holds`, `true memberOf co "365" holds and firstName sw "B" does not hold`, `false displayName eq "Josh Ames" does not hold and firstName sw "B" holds`}
+		for i, w := range want {
+			if got := strings.TrimSpace(strings.Replace(boolText(v[i].Holds)+" "+v[i].Because, "  ", " ", -1)); got != w {
+				t.Errorf("user %s: %q, want %q", v[i].Username, got, w)
+			}
+		}
+	})
+}
+
+func boolText(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
