@@ -322,8 +322,8 @@ type UserProvisioningService interface {
 	ProvisionedUsers(ctx context.Context, provisioner string) (map[int64]*Provisioned, error)
 	SaveProvisioned(ctx context.Context, p *Provisioned) error
 	// CreateApproval adds a pending approval, unless one for the same
-	// user and action with the same key is pending already (it returns
-	// that one). A pending one of the same user and action with another
+	// user and action with the same key is pending already, or was
+	// rejected (it returns that one). A pending one of the same user and action with another
 	// key is dropped: the state overtook it.
 	CreateApproval(ctx context.Context, a *Approval) (*Approval, error)
 	FindApprovals(ctx context.Context, provisioner, status string) ([]*Approval, error)

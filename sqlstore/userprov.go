@@ -444,6 +444,15 @@ func (d *DB) CreateApproval(ctx context.Context, a *usersync.Approval) (*usersyn
 				return nil
 			}
 		}
+		// A rejection stands for the plan it was given for.
+		rejected, err := scanApproval(t.queryRow(`SELECT `+approvalCols+` FROM approvals WHERE provisioner = ? AND user_id = ? AND action = ? AND plan_key = ? AND status = ? ORDER BY id DESC LIMIT 1`,
+			a.Provisioner, a.UserID, a.Action, a.Key, usersync.ApprovalRejected))
+		if err == nil {
+			out = rejected
+			return t.dropApprovals(pending, "overtaken by a newer plan")
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return t.d.wrapErr("read approvals", err)
+		}
 		if err := t.dropApprovals(pending, "overtaken by a newer plan"); err != nil {
 			return err
 		}

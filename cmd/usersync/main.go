@@ -124,7 +124,7 @@ groups, folders and memberships, pulls groups and their users from Microsoft
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.initCommand(), a.usersCommand(), a.groupsCommand(), a.foldersCommand(), a.tokensCommand(),
-		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.oktaCommand(), a.provisionersCommand(), a.schedulesCommand(), a.runsCommand(), a.serveCommand(), a.benchCommand(), a.emulateCommand(), a.demoCommand(),
+		a.settingsCommand(), a.changesCommand(), a.o365Command(), a.oktaCommand(), a.provisionersCommand(), a.rolesCommand(), a.mappingsCommand(), a.approvalsCommand(), a.schedulesCommand(), a.runsCommand(), a.serveCommand(), a.benchCommand(), a.emulateCommand(), a.demoCommand(),
 		a.versionCommand())
 	a.markUsage(root, root)
 	return root

@@ -134,15 +134,24 @@ func (a *app) readClientSecret(file string) (string, error) {
 
 func (a *app) provisionersCommand() *cobra.Command {
 	c := &cobra.Command{Use: "provisioners", Aliases: []string{"provisioner"},
-		Short: "Push marked groups and their members to Entra ID (outbound provisioners)",
-		Long: `A provisioner pushes the groups under a marked folder (or marked themselves)
-and their members to Entra ID, following the directory's change log. Its
-settings have the names of Grouper's changeLog.consumer.NAME.* properties;
-"usersync provisioners import" reads a grouper-loader.properties file.
+		Short: "Push groups, or users with licenses, to Entra ID / Office 365 (outbound provisioners)",
+		Long: `A group provisioner (--kind groups, the default) pushes the groups under a
+marked folder (or marked themselves) and their members to Entra ID, following
+the directory's change log. Its settings have the names of Grouper's
+changeLog.consumer.NAME.* properties; "usersync provisioners import" reads a
+grouper-loader.properties file.
+
+A user provisioner (--kind users) provisions the users holding its scope
+role(s) into an Office 365 tenant: it creates (or adopts) them, keeps their
+properties in line, gives licenses and groups by rules, and suspends or
+deletes those who leave scope; chosen actions wait for an administrator's
+approval ("usersync approvals").
+
 "usersync serve" runs every provisioner on its schedule, and as soon as the
 directory changes.`}
 	c.AddCommand(a.provisionersCreate(), a.provisionersImport(), remote(a.provisionersList()), remote(a.provisionersShow()), a.provisionersUpdate(),
-		a.provisionersDelete(), a.provisionersRun(false), a.provisionersRun(true), remote(a.provisionersStatus()), a.provisionersEval(), remote(a.provisionersRetry()))
+		a.provisionersDelete(), a.provisionersRun(false), a.provisionersRun(true), remote(a.provisionersStatus()), a.provisionersEval(), remote(a.provisionersRetry()),
+		a.provisionersEntitlements(), a.provisionersRules(), a.provisionersLog())
 	return c
 }
 
@@ -150,18 +159,33 @@ func (a *app) provisionersCreate() *cobra.Command {
 	var cfg usersync.ProvisionerConfig
 	var secretFile string
 	var noVerify bool
-	c := &cobra.Command{Use: "create NAME --tenant-id T --client-id C --client-secret-file FILE [flags]", Short: "Make a provisioner", Args: cobra.ExactArgs(1),
+	var uf userProvisionerFlags
+	c := &cobra.Command{Use: "create NAME --tenant-id T --client-id C --client-secret-file FILE [--kind users --domain D --scope-role R] [flags]", Short: "Make a provisioner", Args: cobra.ExactArgs(1),
 		Long: `Make a provisioner that pushes marked groups to Entra ID. The client secret
 comes from --client-secret-file FILE (- reads standard input) or from
 ` + provisionerSecretEnv + `; it is stored sealed and never printed. Unless
 --no-verify, usersync signs in to the tenant first and makes nothing when that
 fails. The Entra app needs the application permissions Group.ReadWrite.All,
-GroupMember.ReadWrite.All and User.Read.All, with admin consent.`}
+GroupMember.ReadWrite.All and User.Read.All, with admin consent; a user
+provisioner needs User.ReadWrite.All, Group.ReadWrite.All, Organization.Read.All
+and Domain.Read.All. A user provisioner's --domain must be a verified domain
+of the tenant (checked when signing in).`}
 	registerSettings(c.Flags(), &cfg)
+	uf.register(c)
 	c.Flags().StringVar(&secretFile, "client-secret-file", "", "file holding the client secret (- for standard input; else env "+provisionerSecretEnv+")")
 	c.Flags().BoolVar(&noVerify, "no-verify", false, "store the provisioner without signing in to the tenant first")
 	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		p := &usersync.Provisioner{Name: args[0], Kind: usersync.ProvisionerGroups, Config: cfg}
+		p := &usersync.Provisioner{Name: args[0], Kind: uf.kind, Config: cfg}
+		if uf.kind == usersync.ProvisionerUsers {
+			p.Config.Users = &usersync.UserProvisioning{}
+			if err := uf.apply(c, p.Config.Users, true); err != nil {
+				return err
+			}
+		} else if uf.kind != usersync.ProvisionerGroups {
+			return usageError{fmt.Errorf("--kind %q is not groups or users", uf.kind)}
+		} else if len(uf.scopeRoles)+len(uf.approve)+len(uf.params) > 0 || uf.deprovision != "" {
+			return usageError{fmt.Errorf("--scope-role, --approve, --deprovision and --param are settings of user provisioners: add --kind users")}
+		}
 		secret, err := a.readClientSecret(secretFile)
 		if err != nil {
 			return err
@@ -173,6 +197,16 @@ GroupMember.ReadWrite.All and User.Read.All, with admin consent.`}
 			return err
 		}
 		return a.emit(p, func(w io.Writer) {
+			if u := p.Config.Users; u != nil {
+				approve := "none"
+				if len(u.Approve) > 0 {
+					approve = strings.Join(u.Approve, ", ")
+				}
+				fmt.Fprintf(w, "created user provisioner %s: users holding role %s are provisioned into tenant %s (domain %s); approval needed for: %s; leaving scope: %s\n",
+					p.Name, strings.Join(u.ScopeRoles, ", "), p.Config.TenantID, p.Config.Domain, approve, u.Deprovision)
+				fmt.Fprintf(w, "next: usersync provisioners entitlements %s --refresh (licenses and groups for rules), then usersync provisioners run %s --dry-run\n", p.Name, p.Name)
+				return
+			}
 			fmt.Fprintf(w, "created provisioner %s: groups marked with %s are pushed to tenant %s as %s groups\n", p.Name, p.Config.SyncAttribute, p.Config.TenantID, p.Config.GroupType)
 		})
 	})
@@ -182,7 +216,11 @@ GroupMember.ReadWrite.All and User.Read.All, with admin consent.`}
 // storeProvisioner checks p, signs in with its credentials when verify,
 // and creates or updates it. Nothing is stored when a check fails.
 func (a *app) storeProvisioner(ctx context.Context, d usersync.Directory, p *usersync.Provisioner, secret *string, verify, create bool) error {
-	if err := checkProvisioner(p); err != nil {
+	if p.Kind == usersync.ProvisionerUsers {
+		if err := checkUsers(ctx, d, p); err != nil {
+			return err
+		}
+	} else if err := checkProvisioner(p); err != nil {
 		return err
 	}
 	if verify {
@@ -197,6 +235,19 @@ func (a *app) storeProvisioner(ctx context.Context, d usersync.Directory, p *use
 		if err := client.SignIn(ctx); err != nil {
 			return usersync.Errorf(usersync.ErrorCode(err), "provisioner %s not saved: %s (--no-verify saves it without signing in)", p.Name, usersync.ErrorMessage(err))
 		}
+		if p.Kind == usersync.ProvisionerUsers {
+			domains, err := client.VerifiedDomains(ctx)
+			if err != nil {
+				return usersync.Errorf(usersync.ErrorCode(err), "provisioner %s not saved: %s (--no-verify saves it without checking)", p.Name, usersync.ErrorMessage(err))
+			}
+			ok := false
+			for _, dm := range domains {
+				ok = ok || strings.EqualFold(dm, p.Config.Domain)
+			}
+			if !ok {
+				return usersync.Errorf(usersync.EINVALID, "provisioner %s not saved: %s is not a verified domain of tenant %s (its verified domains: %s)", p.Name, p.Config.Domain, p.Config.TenantID, strings.Join(domains, ", "))
+			}
+		}
 	}
 	if create {
 		return d.CreateProvisioner(ctx, p, *secret)
@@ -208,8 +259,10 @@ func (a *app) provisionersUpdate() *cobra.Command {
 	var cfg usersync.ProvisionerConfig
 	var secretFile string
 	var noVerify bool
+	var uf userProvisionerFlags
 	c := &cobra.Command{Use: "update NAME [flags]", Short: "Change a provisioner's settings (only those given)", Args: cobra.ExactArgs(1)}
 	registerSettings(c.Flags(), &cfg)
+	uf.register(c)
 	c.Flags().StringVar(&secretFile, "client-secret-file", "", "replace the client secret with the one in this file (- for standard input)")
 	c.Flags().BoolVar(&noVerify, "no-verify", false, "save without signing in to the tenant first")
 	c.RunE = a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
@@ -218,6 +271,14 @@ func (a *app) provisionersUpdate() *cobra.Command {
 			return err
 		}
 		copyChanged(c.Flags(), &p.Config, &cfg)
+		if c.Flags().Changed("kind") && uf.kind != p.Kind {
+			return usageError{fmt.Errorf("provisioner %s is of kind %s; its kind does not change (make another provisioner)", p.Name, p.Kind)}
+		}
+		if p.Config.Users != nil {
+			if err := uf.apply(c, p.Config.Users, false); err != nil {
+				return err
+			}
+		}
 		var secret *string
 		if secretFile != "" {
 			s, err := a.readClientSecret(secretFile)
@@ -252,13 +313,17 @@ func (a *app) provisionersList() *cobra.Command {
 				return err
 			}
 			return a.emit(nonNil(ps), func(w io.Writer) {
-				row(w, "NAME", "TENANT", "MARKER", "GROUP TYPE", "SCHEDULE")
+				row(w, "NAME", "KIND", "TENANT", "SCOPE", "GROUP TYPE", "SCHEDULE")
 				for _, p := range ps {
+					if u := p.Config.Users; u != nil {
+						row(w, p.Name, p.Kind, p.Config.TenantID, "role "+strings.Join(u.ScopeRoles, ", "), "-", p.Config.QuartzCron)
+						continue
+					}
 					kind := p.Config.GroupType
 					if p.Config.Visibility != "" && kind == "Unified" {
 						kind += "/" + p.Config.Visibility
 					}
-					row(w, p.Name, p.Config.TenantID, p.Config.SyncAttribute, kind, p.Config.QuartzCron)
+					row(w, p.Name, p.Kind, p.Config.TenantID, "marker "+p.Config.SyncAttribute, kind, p.Config.QuartzCron)
 				}
 			})
 		})}
@@ -285,6 +350,24 @@ func (a *app) provisionersShow() *cobra.Command {
 						v = strconv.FormatBool(*s.boolean(&p.Config))
 					}
 					row(w, s.property+":", v)
+				}
+				if u := p.Config.Users; u != nil {
+					row(w, "kind:", p.Kind)
+					row(w, "scopeRoles:", strings.Join(u.ScopeRoles, ", "))
+					row(w, "approve:", orDash(strings.Join(u.Approve, ", ")))
+					row(w, "deprovision:", u.Deprovision)
+					row(w, "immutableIdAttribute:", u.ImmutableID)
+					row(w, "massDeprovisionGuard:", fmt.Sprintf("more than %d users and %d%%", u.MassLimit, u.MassShare))
+					for _, k := range usersync.UserParameters {
+						v, set := u.Parameters[k]
+						if !set {
+							v = usersync.DefaultUserParameters[k] + " (default)"
+						}
+						if v != " (default)" {
+							row(w, "parameter "+k+":", v)
+						}
+					}
+					row(w, "rules:", len(u.Rules))
 				}
 				row(w, "clientSecret:", "******** (sealed)")
 				row(w, "created:", fmtTime(p.CreatedAt))
@@ -333,7 +416,9 @@ func (a *app) provisionersRun(reconcile bool) *cobra.Command {
 	c.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "plan only: read Entra and the directory, print every write with its reason, change nothing")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every write as it is made, and retries, to standard error")
 	if reconcile {
-		c.Flags().BoolVar(&force, "force", false, "apply removals of more than 20% of an Entra group's members")
+		c.Flags().BoolVar(&force, "force", false, "apply removals of more than 20% of an Entra group's members (user provisioners: deprovisions beyond the mass-deprovision guard)")
+	} else {
+		c.Flags().BoolVar(&force, "force", false, "user provisioners: apply deprovisions beyond the mass-deprovision guard")
 	}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		run := a.withDB
@@ -341,6 +426,11 @@ func (a *app) provisionersRun(reconcile bool) *cobra.Command {
 			run = a.readDB
 		}
 		return run(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			if p, err := d.FindProvisioner(ctx, args[0]); err == nil && p.Kind == usersync.ProvisionerUsers {
+				// A user provisioner compares the whole scope with what it
+				// wrote every run: run and reconcile are one.
+				return a.runUsers(ctx, d, p, entra.UserOptions{DryRun: dryRun, Force: force}, verbose)
+			}
 			g, p, err := a.provisioner(ctx, d, args[0], verbose)
 			if err != nil {
 				return err

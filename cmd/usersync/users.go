@@ -24,7 +24,7 @@ func (a *app) usersCommand() *cobra.Command {
 	for _, sub := range []*cobra.Command{a.usersList(), a.usersShow(), a.usersCreate(), a.usersUpdate(), a.usersDelete()} {
 		c.AddCommand(remote(sub))
 	}
-	c.AddCommand(a.usersSetPassword())
+	c.AddCommand(a.usersSetPassword(), a.usersRoles())
 	return c
 }
 

@@ -366,6 +366,19 @@ func Generate(seed int64, users, groups int) *Tenant {
 		t.groups[grp.ID], t.order = &grp, append(t.order, grp.ID)
 		size /= 2
 	}
+	// The users' domain is verified; the tenant subscribes to seed 004's
+	// licenses: Yammer and Office Web Apps for everyone, Office
+	// Professional for half.
+	t.domains = []string{"contoso.example"}
+	for _, k := range []SKU{
+		{ID: "3fa21d5b-0000-4000-8000-0000000000a1", PartNumber: "YAMMER_ENTERPRISE", Enabled: users + 100, Plans: []Plan{{ID: "7547a3fe-0000-4000-8000-0000000000b1", Name: "YAMMER_ENTERPRISE"}}},
+		{ID: "3fa21d5b-0000-4000-8000-0000000000a2", PartNumber: "SHAREPOINTWAC", Enabled: users + 100, Plans: []Plan{{ID: "e95bec33-0000-4000-8000-0000000000b2", Name: "SHAREPOINTWAC"}}},
+		{ID: "3fa21d5b-0000-4000-8000-0000000000a3", PartNumber: "OFFICESUBSCRIPTION", Enabled: users/2 + 10, Plans: []Plan{
+			{ID: "43de0ff5-0000-4000-8000-0000000000b3", Name: "OFFICESUBSCRIPTION"}, {ID: "13696edf-0000-4000-8000-0000000000b4", Name: "ONEDRIVESTANDARD"}}},
+	} {
+		k.Status = "Enabled"
+		t.skus = append(t.skus, &k)
+	}
 	return t
 }
 

@@ -41,11 +41,12 @@ const (
 
 // Log statuses.
 const (
-	StatusDone    = "done"
-	StatusFailed  = "failed"
-	StatusPending = "pending-approval"
-	StatusHeld    = "held"
-	StatusPlanned = "planned" // a dry run
+	StatusDone     = "done"
+	StatusFailed   = "failed"
+	StatusPending  = "pending-approval"
+	StatusHeld     = "held"
+	StatusPlanned  = "planned"  // a dry run
+	StatusRejected = "rejected" // an administrator rejected this plan
 )
 
 // UserAction is one action of a run on one user, and what came of it.
@@ -519,12 +520,17 @@ func (r *userRun) gate(kind string, userID int64, username, reason, detail strin
 		}
 	}
 	if r.o.DryRun {
+		r.r.Pending++
 		r.record(userID, username, UserAction{Kind: kind, User: username, Reason: reason, Status: StatusPending, Error: "needs an administrator's approval"})
 		return false, nil
 	}
 	a, err := r.dir.CreateApproval(r.ctx, &usersync.Approval{Provisioner: r.p.Name, UserID: userID, Username: username, Action: kind, Reason: reason, Detail: detail, Key: key})
 	if err != nil {
 		return false, err
+	}
+	if a.Status == usersync.ApprovalRejected {
+		r.r.Counts[kind+":"+StatusRejected]++ // counted, not logged again every run
+		return false, nil
 	}
 	r.pending[a.ID] = true
 	r.r.Pending++
@@ -598,7 +604,9 @@ func (r *userRun) create(d *desired, found msgraph.User) error {
 	}
 	mod := map[string]usersync.FieldChange{}
 	for _, k := range sortedKeys(d.props) {
-		mod[k] = usersync.FieldChange{To: d.props[k]}
+		if d.props[k] != "" {
+			mod[k] = usersync.FieldChange{To: d.props[k]}
+		}
 	}
 	st := &usersync.Provisioned{Provisioner: r.p.Name, UserID: u.ID, Username: u.Username, State: usersync.StateActive}
 	if prev := r.state[u.ID]; prev != nil {
@@ -1080,4 +1088,66 @@ func RefreshEntitlements(ctx context.Context, client *msgraph.Client) (*usersync
 	sort.Slice(skus, func(i, j int) bool { return skus[i].PartNumber < skus[j].PartNumber })
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
 	return &usersync.Entitlements{RefreshedAt: time.Now().UTC(), SKUs: skus, Groups: groups}, nil
+}
+
+// CheckRule answers, for each named user, whether rule number i of p
+// holds (Will be mapped) and which part of its condition, or the scope,
+// decided it: the seed's "Check rule with users".
+func CheckRule(ctx context.Context, dir usersync.Directory, p *usersync.Provisioner, i int, usernames []string) ([]rules.Verdict, error) {
+	rule := p.Config.Users.Rules[i]
+	cond, err := rules.Parse(rule.Condition)
+	if err != nil {
+		return nil, err
+	}
+	found, err := dir.UsersByUsername(ctx, usernames)
+	if err != nil {
+		return nil, err
+	}
+	var list []*usersync.User
+	var missing []string
+	for _, n := range usernames {
+		u := found[usersync.UsernameKey(n)]
+		if u == nil {
+			for k, v := range found {
+				if strings.EqualFold(k, n) {
+					u = v
+				}
+			}
+		}
+		if u == nil {
+			missing = append(missing, n)
+			continue
+		}
+		list = append(list, u)
+	}
+	if len(missing) > 0 {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "no user named %s", strings.Join(missing, ", "))
+	}
+	scope, err := ScopeCondition(ctx, dir, p.Config.Users.ScopeRoles)
+	if err != nil {
+		return nil, err
+	}
+	ids := make(usersync.Any, len(list))
+	for i, u := range list {
+		ids[i] = usersync.Match{Field: "id", Op: usersync.OpEq, Value: float64(u.ID)}
+	}
+	in, _, err := dir.FindUsers(ctx, usersync.UserFilter{Where: usersync.All{ids, scope}, Unordered: true})
+	if err != nil {
+		return nil, err
+	}
+	inScope := map[int64]bool{}
+	for _, u := range in {
+		inScope[u.ID] = true
+	}
+	v, err := cond.Check(ctx, dir, list)
+	if err != nil {
+		return nil, err
+	}
+	for i, u := range list {
+		if !inScope[u.ID] {
+			v[i].Because = fmt.Sprintf("not in scope: holds no role %s (by hand or through a mapping); the condition alone: %s", strings.Join(p.Config.Users.ScopeRoles, ", "), v[i].Because)
+			v[i].Holds = false
+		}
+	}
+	return v, nil
 }

@@ -339,6 +339,21 @@ func TestUserProvisioningApprovals(t *testing.T) {
 		if _, ok := e.tenant.UserByUPN("bo@contoso.com"); ok {
 			t.Fatal("bo was created after leaving scope")
 		}
+		// Ann's rejection stands for the same plan: no new pending approval.
+		if p, _ := d.FindApprovals(ctx, e.p.Name, usersync.ApprovalPending); len(p) != 0 {
+			t.Fatalf("pending after reject and drop: %+v", p[0])
+		}
+		if _, ok := e.tenant.UserByUPN("ann@contoso.com"); ok {
+			t.Fatal("ann was created after her create was rejected")
+		}
+		// A new plan for ann (a new surname) asks again.
+		last := "Lee-Park"
+		if _, err := d.UpdateUser(ctx, e.names["ann"].ID, usersync.UserUpdate{LastName: &last}, e.names["ann"].Version); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.run(UserOptions{}); r.Pending != 1 {
+			t.Fatalf("a changed plan after a reject: %+v", r.Counts)
+		}
 		if _, err := d.DecideApproval(admin, 9999, usersync.ApprovalApproved); usersync.ErrorCode(err) != usersync.ENOTFOUND {
 			t.Fatalf("unknown approval: %v", err)
 		}
