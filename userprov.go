@@ -304,9 +304,9 @@ type LogFilter struct {
 
 // RoleService stores roles, who holds them by hand, and mappings.
 type RoleService interface {
-	CreateRole(ctx context.Context, r *Role) error                  // ECONFLICT when taken
-	FindRoles(ctx context.Context) ([]*Role, error)                 // by name
-	DeleteRole(ctx context.Context, name string) error              // ENOTFOUND; ECONFLICT while a mapping sets it
+	CreateRole(ctx context.Context, r *Role) error                   // ECONFLICT when taken
+	FindRoles(ctx context.Context) ([]*Role, error)                  // by name
+	DeleteRole(ctx context.Context, name string) error               // ENOTFOUND; ECONFLICT while a mapping sets it
 	AssignRole(ctx context.Context, userID int64, role string) error // by hand; ECONFLICT when held already
 	UnassignRole(ctx context.Context, userID int64, role string) error
 	// UserRoles returns the roles each user holds by hand.

@@ -34,7 +34,7 @@ type User struct {
 	UsageLocation         string            `json:"usageLocation"`
 	MailNickname          string            `json:"mailNickname,omitempty"`
 	Licenses              []AssignedLicense `json:"assignedLicenses,omitempty"`
-	Other                 map[string]string `json:"other,omitempty"` // companyName, officeLocation, mobilePhone, city, country
+	Other                 map[string]string `json:"other,omitempty"`      // companyName, officeLocation, mobilePhone, city, country
 	Extensions            map[string]string `json:"extensions,omitempty"` // "extension_<appid>_<name>" → value
 }
 

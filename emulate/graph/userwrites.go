@@ -13,11 +13,11 @@ import (
 
 // SKU is a subscribed license of the tenant: its seats, and its plans.
 type SKU struct {
-	ID         string   `json:"skuId"`
-	PartNumber string   `json:"skuPartNumber"`
-	Enabled    int      `json:"enabled"` // prepaidUnits.enabled
-	Plans      []Plan   `json:"servicePlans,omitempty"`
-	Status     string   `json:"capabilityStatus,omitempty"`
+	ID         string `json:"skuId"`
+	PartNumber string `json:"skuPartNumber"`
+	Enabled    int    `json:"enabled"` // prepaidUnits.enabled
+	Plans      []Plan `json:"servicePlans,omitempty"`
+	Status     string `json:"capabilityStatus,omitempty"`
 }
 
 // Plan is a service plan of a SKU.
