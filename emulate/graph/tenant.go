@@ -350,7 +350,7 @@ func Generate(seed int64, users, groups int) *Tenant {
 		ids[i] = u.ID
 		t.users[u.ID] = &u
 	}
-	all := Group{ID: guid(r), DisplayName: "All Users", Description: "Every user of the tenant", Members: append([]string(nil), ids...)}
+	all := Group{ID: guid(r), DisplayName: "All Users", MailNickname: "all-users", Description: "Every user of the tenant", Members: append([]string(nil), ids...)}
 	t.groups[all.ID], t.order = &all, append(t.order, all.ID)
 	size := users / 2
 	for g := 0; g < groups-1; g++ {
@@ -359,7 +359,7 @@ func Generate(seed int64, users, groups int) *Tenant {
 		}
 		perm := r.Perm(users)[:min(size, users)]
 		sort.Ints(perm)
-		grp := Group{ID: guid(r), DisplayName: fmt.Sprintf("Group %d", g+1), Description: fmt.Sprintf("%d members", len(perm))}
+		grp := Group{ID: guid(r), DisplayName: fmt.Sprintf("Group %d", g+1), MailNickname: fmt.Sprintf("group-%d", g+1), Description: fmt.Sprintf("%d members", len(perm))}
 		for _, p := range perm {
 			grp.Members = append(grp.Members, ids[p])
 		}

@@ -435,3 +435,15 @@ func nonNilStr(s []string) []string {
 	}
 	return s
 }
+
+// UsersByUPN returns the tenant's users by lower-case userPrincipalName.
+func (t *Tenant) UsersByUPN() map[string][]User {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := map[string][]User{}
+	for _, u := range t.users {
+		k := strings.ToLower(u.UserPrincipalName)
+		out[k] = append(out[k], *u)
+	}
+	return out
+}

@@ -250,7 +250,7 @@ func checkGroup(g *Group) string {
 		return "A Microsoft 365 group (groupTypes Unified) must be mail-enabled."
 	case !g.unified() && len(g.GroupTypes) > 0:
 		return fmt.Sprintf("Unsupported groupTypes %v.", g.GroupTypes)
-	case !g.unified() && (g.MailEnabled || g.SecurityEnabled == nil || !*g.SecurityEnabled):
+	case !g.unified() && (g.MailEnabled || (g.SecurityEnabled != nil && !*g.SecurityEnabled)): // nil: a loaded security group
 		return "Only security groups (mailEnabled false, securityEnabled true) and Microsoft 365 groups can be created through Microsoft Graph."
 	}
 	switch strings.ToLower(g.Visibility) {

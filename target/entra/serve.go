@@ -175,7 +175,7 @@ func (s *serving) stop() {
 // last run saw, or its schedule comes round.
 func (s *serving) work(ctx context.Context, w *worker) {
 	log := s.o.Log.With("provisioner", w.p.Name)
-	var g *Groups
+	var run func(ctx context.Context) (*Result, error)
 	for {
 		var seq int64
 		select {
@@ -187,10 +187,10 @@ func (s *serving) work(ctx context.Context, w *worker) {
 		if seq <= w.seen && now.Before(w.next) {
 			continue
 		}
-		if g == nil {
+		if run == nil {
 			client, err := s.o.NewClient(ctx, w.p)
 			if err == nil {
-				g, err = New(s.dir, client, w.p)
+				run, err = runnerOf(s.dir, client, w.p)
 			}
 			if err != nil {
 				log.Warn("provisioner not run", "err", usersync.ErrorMessage(err))
@@ -207,7 +207,7 @@ func (s *serving) work(ctx context.Context, w *worker) {
 			continue // another replica runs it; try again at the next wake
 		}
 		w.seen, w.next = seq, w.sched.Next(now)
-		r, err := s.runLeased(ctx, w, g)
+		r, err := s.runLeased(ctx, w, run)
 		if s.o.OnRun != nil {
 			s.o.OnRun(w.p.Name, r, err, time.Since(now))
 		}
@@ -227,8 +227,27 @@ func (s *serving) work(ctx context.Context, w *worker) {
 	}
 }
 
+// runnerOf returns one run of provisioner p, of either kind, as a Result.
+func runnerOf(dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner) (func(context.Context) (*Result, error), error) {
+	if p.Kind == usersync.ProvisionerUsers {
+		x, err := NewUsers(dir, client, p)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (*Result, error) {
+			ur, err := x.Run(ctx, UserOptions{KeepActions: true})
+			return ur.asResult(), err
+		}, nil
+	}
+	g, err := New(dir, client, p)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (*Result, error) { return g.Run(ctx, Options{}) }, nil
+}
+
 // runLeased runs once, renewing the lease while the run lasts.
-func (s *serving) runLeased(ctx context.Context, w *worker, g *Groups) (*Result, error) {
+func (s *serving) runLeased(ctx context.Context, w *worker, run func(context.Context) (*Result, error)) (*Result, error) {
 	name := usersync.ProvisionerCursor(w.p.Name)
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -248,7 +267,7 @@ func (s *serving) runLeased(ctx context.Context, w *worker, g *Groups) (*Result,
 			}
 		}
 	}()
-	r, err := g.Run(rctx, Options{})
+	r, err := run(rctx)
 	cancel()
 	<-done
 	if err := s.dir.ReleaseLease(context.WithoutCancel(ctx), name, s.holder); err != nil {

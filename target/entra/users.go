@@ -252,9 +252,9 @@ type userRun struct {
 	r        *UserResult
 	state    map[int64]*usersync.Provisioned
 	log      []usersync.LogEntry
-	approved map[int64][]*usersync.Approval
-	pending  map[int64]bool // approvals this run confirmed pending (the others are dropped)
-	free     map[string]int // free seats by SKU id, read once a run
+	approved map[int64][]*usersync.Approval // decided: approved and rejected
+	pending  map[int64]bool                 // approvals this run confirmed pending (the others are dropped)
+	free     map[string]int                 // free seats by SKU id, read once a run
 	addTo    map[string][]int64
 	rmFrom   map[string][]int64
 }
@@ -427,8 +427,12 @@ func (r *userRun) run() error {
 	if err != nil {
 		return err
 	}
+	rejected, err := r.dir.FindApprovals(r.ctx, r.p.Name, usersync.ApprovalRejected)
+	if err != nil {
+		return err
+	}
 	r.approved = map[int64][]*usersync.Approval{}
-	for _, a := range approved {
+	for _, a := range append(approved, rejected...) {
 		r.approved[a.UserID] = append(r.approved[a.UserID], a)
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
@@ -515,8 +519,12 @@ func (r *userRun) gate(kind string, userID int64, username, reason, detail strin
 	}
 	key := planKey(kind, d)
 	for _, a := range r.approved[userID] {
-		if a.Action == kind && a.Key == key {
+		if a.Action == kind && a.Key == key && a.Status == usersync.ApprovalApproved {
 			return true, nil
+		}
+		if a.Action == kind && a.Key == key && a.Status == usersync.ApprovalRejected {
+			r.r.Counts[kind+":"+StatusRejected]++ // an administrator said no to this very plan
+			return false, nil
 		}
 	}
 	if r.o.DryRun {
@@ -819,8 +827,17 @@ func (r *userRun) entitle(d *desired, st *usersync.Provisioned) error {
 		reason := "rules give " + orNone(r.skuNames(sortedKeys(d.licenses)))
 		if r.o.DryRun {
 			r.record(u.ID, u.Username, UserAction{Kind: UserLicenses, User: u.Username, Reason: reason, Status: StatusPlanned, Modified: mod})
-		} else if short := r.seatsShort(addIDs); short != "" {
+		} else if short := r.seatsShort(addIDs); short != "" && !r.holdsAlready(st, addIDs) {
 			r.fail(u.ID, u.Username, UserLicenses, reason, short, "noFreeSeat", mod)
+		} else if short != "" {
+			// Entra has them already (a run stopped after assignLicense,
+			// before it saved): record, write nothing, take no seat.
+			next := *st
+			next.Licenses = sortedKeys(d.licenses)
+			if err := r.dir.SaveProvisioned(r.ctx, &next); err != nil {
+				return err
+			}
+			*st = next
 		} else if err := r.client.AssignLicense(r.ctx, st.RemoteID, add, remove); err != nil {
 			return r.failed(st, UserLicenses, reason, err)
 		} else {
@@ -885,6 +902,25 @@ func (r *userRun) seatsShort(ids []string) string {
 		}
 	}
 	return ""
+}
+
+// holdsAlready reads whether the Entra user holds every SKU of ids: only
+// asked when seats look short, since a seat it holds is no new seat.
+func (r *userRun) holdsAlready(st *usersync.Provisioned, ids []string) bool {
+	u, err := r.client.FindUser(r.ctx, st.RemoteID, []string{"assignedLicenses"})
+	if err != nil {
+		return false
+	}
+	held := map[string]bool{}
+	for _, l := range u.Licenses() {
+		held[l] = true
+	}
+	for _, id := range ids {
+		if !held[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // writeGroups sends the queued group changes, twenty members a request.
@@ -1150,4 +1186,22 @@ func CheckRule(ctx context.Context, dir usersync.Directory, p *usersync.Provisio
 		}
 	}
 	return v, nil
+}
+
+// asResult is a user run as serve reports runs: counts by action and
+// status, a failure per failed user.
+func (r *UserResult) asResult() *Result {
+	if r == nil {
+		return nil
+	}
+	out := &Result{Provisioner: r.Provisioner, DryRun: r.DryRun, Groups: r.InScope, Counts: map[ActionKind]int{}}
+	for k, n := range r.Counts {
+		out.Counts[ActionKind(k)] = n
+	}
+	for _, a := range r.Actions {
+		if a.Status == StatusFailed {
+			out.Failures = append(out.Failures, Failure{Group: a.User, Error: a.Error})
+		}
+	}
+	return out
 }
