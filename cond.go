@@ -50,6 +50,9 @@ type Not struct{ Cond Cond }
 // Always is a constant condition.
 type Always bool
 
+// IDIn holds for the objects with one of these ids (one index probe each).
+type IDIn []int64
+
 // ProfileMatch compares a value in users' profiles (see User.Profile),
 // named by its Path of keys from the profile's top or, inside a
 // ProfileEach, from the element. Strings compare case-insensitively unless
@@ -77,6 +80,7 @@ func (All) cond()          {}
 func (Any) cond()          {}
 func (Not) cond()          {}
 func (Always) cond()       {}
+func (IDIn) cond()         {}
 
 // GroupMatchFields are the group fields a Match may name: the name (always
 // compared ignoring case), description, alias, source, sourceId, id, times,
@@ -197,7 +201,7 @@ func ValidateFields(c Cond, fields map[string]FieldKind) error {
 		if c.Where != nil {
 			return ValidateFields(c.Where, fields)
 		}
-	case Always, nil:
+	case Always, IDIn, nil:
 	default:
 		return Errorf(EINVALID, "unknown condition %T", c)
 	}

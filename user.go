@@ -319,6 +319,9 @@ type UserService interface {
 	FindUserByID(ctx context.Context, id int64) (*User, error)
 	FindUserByUsername(ctx context.Context, username string) (*User, error)
 	FindUsers(ctx context.Context, f UserFilter) ([]*User, int, error)
+	// UserIDs returns the ids of the users a condition holds for, unordered
+	// (one query: what a rule or mapping holds for, without reading users).
+	UserIDs(ctx context.Context, where Cond) ([]int64, error)
 	// UsersByUsername returns the users among usernames that exist, keyed by
 	// UsernameKey.
 	UsersByUsername(ctx context.Context, usernames []string) (map[string]*User, error)

@@ -2,6 +2,10 @@ package usersync
 
 import (
 	"context"
+	"encoding/json"
+	"hash/fnv"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -235,7 +239,9 @@ type Provisioned struct {
 	Username    string            `json:"username"`
 	RemoteID    string            `json:"remoteId"`
 	State       string            `json:"state"`    // active, suspended, deleted
-	Sent        map[string]string `json:"sent"`     // properties as last written
+	Sent        map[string]string `json:"sent"`     // properties as last written (see Props)
+	SentJSON    string            `json:"-"`        // Sent as stored, decoded by Props when needed
+	SentKey     string            `json:"-"`        // PropsKey(Sent): unchanged properties need no decoding
 	Licenses    []string          `json:"licenses"` // SKU ids assigned by this provisioner
 	Groups      []string          `json:"groups"`   // Entra group ids added by this provisioner
 	Failures    int               `json:"failures"`
@@ -243,6 +249,34 @@ type Provisioned struct {
 	NextAttempt time.Time         `json:"nextAttempt"`
 	Quarantined bool              `json:"quarantined,omitempty"`
 	UpdatedAt   time.Time         `json:"updatedAt"`
+}
+
+// Props returns the properties as last written, decoding them once.
+func (p *Provisioned) Props() map[string]string {
+	if p.Sent == nil && p.SentJSON != "" {
+		json.Unmarshal([]byte(p.SentJSON), &p.Sent)
+	}
+	if p.Sent == nil {
+		p.Sent = map[string]string{}
+	}
+	return p.Sent
+}
+
+// PropsKey is a short digest of properties, order aside.
+func PropsKey(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := fnv.New64a()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write([]byte(m[k]))
+		h.Write([]byte{0})
+	}
+	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 // Provisioned user states.
@@ -320,7 +354,7 @@ type RoleService interface {
 // UserProvisioningService stores what user provisioners did and wait for.
 type UserProvisioningService interface {
 	ProvisionedUsers(ctx context.Context, provisioner string) (map[int64]*Provisioned, error)
-	SaveProvisioned(ctx context.Context, p *Provisioned) error
+	SaveProvisioned(ctx context.Context, ps ...*Provisioned) error // in one transaction
 	// CreateApproval adds a pending approval, unless one for the same
 	// user and action with the same key is pending already, or was
 	// rejected (it returns that one). A pending one of the same user and action with another

@@ -181,9 +181,9 @@ func (c *Condition) Check(ctx context.Context, users usersync.UserService, list 
 		}
 		return out, nil
 	}
-	ids := make(usersync.Any, len(list))
+	ids := make(usersync.IDIn, len(list))
 	for i, u := range list {
-		ids[i] = usersync.Match{Field: "id", Op: usersync.OpEq, Value: float64(u.ID)}
+		ids[i] = u.ID
 	}
 	leaves := map[filter.Expr]*leaf{}
 	var walk func(e filter.Expr) error
@@ -201,13 +201,13 @@ func (c *Condition) Check(ctx context.Context, users usersync.UserService, list 
 		if err != nil {
 			return err
 		}
-		found, _, err := users.FindUsers(ctx, usersync.UserFilter{Where: usersync.All{ids, cond}, Unordered: true})
+		found, err := users.UserIDs(ctx, usersync.All{ids, cond})
 		if err != nil {
 			return err
 		}
 		l := &leaf{text: text(e), holds: map[int64]bool{}}
-		for _, u := range found {
-			l.holds[u.ID] = true
+		for _, id := range found {
+			l.holds[id] = true
 		}
 		leaves[e] = l
 		return nil

@@ -191,6 +191,19 @@ func (d *DB) writeCondAt(b *strings.Builder, args *[]any, c usersync.Cond, e ent
 		} else {
 			b.WriteString("1=0")
 		}
+	case usersync.IDIn:
+		if len(c) == 0 {
+			b.WriteString("1=0")
+			return
+		}
+		b.WriteString("id IN (")
+		for i, id := range c {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.FormatInt(id, 10)) // numbers: no injection, and one plan per size is not worth it here
+		}
+		b.WriteString(")")
 	case usersync.All:
 		join(c, " AND ", "1=1")
 	case usersync.Any:

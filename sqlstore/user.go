@@ -322,6 +322,28 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	return out, total, nil
 }
 
+// UserIDs returns the ids of the users where holds for.
+func (d *DB) UserIDs(ctx context.Context, where usersync.Cond) ([]int64, error) {
+	sql, args, err := d.whereSQL(where, userEntity)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT id FROM users WHERE `+sql), args...)
+	if err != nil {
+		return nil, d.wrapErr("find users", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, d.wrapErr("find users", err)
+		}
+		out = append(out, id)
+	}
+	return out, d.wrapErr("find users", rows.Err())
+}
+
 // UsersByUsername returns the existing users among usernames, keyed by
 // UsernameKey, reading them in chunks.
 func (d *DB) UsersByUsername(ctx context.Context, usernames []string) (map[string]*usersync.User, error) {

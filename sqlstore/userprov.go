@@ -343,7 +343,7 @@ func (d *DB) DeleteMapping(ctx context.Context, name string) error {
 
 // ProvisionedUsers returns what a user provisioner keeps, by user id.
 func (d *DB) ProvisionedUsers(ctx context.Context, provisioner string) (map[int64]*usersync.Provisioned, error) {
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT user_id, username, remote_id, state, sent, licenses, remote_groups, failures, last_error, next_attempt, quarantined, updated_at
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT user_id, username, remote_id, state, sent, sent_key, licenses, remote_groups, failures, last_error, next_attempt, quarantined, updated_at
 		FROM provisioned_users WHERE provisioner = ?`), provisioner)
 	if err != nil {
 		return nil, d.wrapErr("read provisioned users", err)
@@ -352,14 +352,12 @@ func (d *DB) ProvisionedUsers(ctx context.Context, provisioner string) (map[int6
 	out := map[int64]*usersync.Provisioned{}
 	for rows.Next() {
 		p := &usersync.Provisioned{Provisioner: provisioner}
-		var sent, lic, groups string
+		var lic, groups string
 		var next, updated int64
-		if err := rows.Scan(&p.UserID, &p.Username, &p.RemoteID, &p.State, &sent, &lic, &groups, &p.Failures, &p.LastError, &next, &p.Quarantined, &updated); err != nil {
+		if err := rows.Scan(&p.UserID, &p.Username, &p.RemoteID, &p.State, &p.SentJSON, &p.SentKey, &lic, &groups, &p.Failures, &p.LastError, &next, &p.Quarantined, &updated); err != nil {
 			return nil, d.wrapErr("read provisioned users", err)
 		}
-		if err := errors.Join(json.Unmarshal([]byte(sent), &p.Sent), json.Unmarshal([]byte(lic), &p.Licenses), json.Unmarshal([]byte(groups), &p.Groups)); err != nil {
-			return nil, d.wrapErr("decode provisioned user "+p.Username, err)
-		}
+		p.Licenses, p.Groups = splitIDs(lic), splitIDs(groups)
 		if next != 0 {
 			p.NextAttempt = fromMicros(next)
 		}
@@ -374,33 +372,38 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-// SaveProvisioned stores what a provisioner keeps of one user.
-func (d *DB) SaveProvisioned(ctx context.Context, p *usersync.Provisioned) error {
-	var next int64
-	if !p.NextAttempt.IsZero() {
-		next = micros(p.NextAttempt)
-	}
-	if p.Sent == nil {
-		p.Sent = map[string]string{}
-	}
+// SaveProvisioned stores what a provisioner keeps of users, in one transaction.
+func (d *DB) SaveProvisioned(ctx context.Context, ps ...*usersync.Provisioned) error {
 	return d.update(ctx, func(t *tx) error {
-		_, err := t.exec(`INSERT INTO provisioned_users (provisioner, user_id, username, remote_id, state, sent, licenses, remote_groups, failures, last_error, next_attempt, quarantined, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		for _, p := range ps {
+			var next int64
+			if !p.NextAttempt.IsZero() {
+				next = micros(p.NextAttempt)
+			}
+			props := p.Props()
+			p.SentJSON, p.SentKey = jsonText(props), usersync.PropsKey(props)
+			_, err := t.exec(`INSERT INTO provisioned_users (provisioner, user_id, username, remote_id, state, sent, sent_key, licenses, remote_groups, failures, last_error, next_attempt, quarantined, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (provisioner, user_id) DO UPDATE SET username = excluded.username, remote_id = excluded.remote_id, state = excluded.state,
-			sent = excluded.sent, licenses = excluded.licenses, remote_groups = excluded.remote_groups, failures = excluded.failures,
+			sent = excluded.sent, sent_key = excluded.sent_key, licenses = excluded.licenses, remote_groups = excluded.remote_groups, failures = excluded.failures,
 			last_error = excluded.last_error, next_attempt = excluded.next_attempt, quarantined = excluded.quarantined, updated_at = excluded.updated_at`,
-			p.Provisioner, p.UserID, p.Username, p.RemoteID, p.State, jsonText(p.Sent), jsonText(nonNilStrings(p.Licenses)), jsonText(nonNilStrings(p.Groups)),
-			p.Failures, p.LastError, next, p.Quarantined, t.now)
-		p.UpdatedAt = fromMicros(t.now)
-		return t.d.wrapErr("save provisioned user "+p.Username, err)
+				p.Provisioner, p.UserID, p.Username, p.RemoteID, p.State, p.SentJSON, p.SentKey, strings.Join(p.Licenses, ","), strings.Join(p.Groups, ","),
+				p.Failures, p.LastError, next, p.Quarantined, t.now)
+			if err != nil {
+				return t.d.wrapErr("save provisioned user "+p.Username, err)
+			}
+			p.UpdatedAt = fromMicros(t.now)
+		}
+		return nil
 	})
 }
 
-func nonNilStrings(s []string) []string {
-	if s == nil {
-		return []string{}
+// splitIDs reads a comma-joined list of Entra ids (GUIDs hold no comma).
+func splitIDs(s string) []string {
+	if s == "" {
+		return nil
 	}
-	return s
+	return strings.Split(s, ",")
 }
 
 const approvalCols = `id, provisioner, user_id, username, action, reason, detail, plan_key, status, created_at, decided_by, decided_at`

@@ -93,7 +93,58 @@ type Users struct {
 	p      *usersync.Provisioner
 	c      *usersync.UserProvisioning
 	params map[string]*jexl.Program
+	direct map[string]func(*usersync.User) string // parameters that only name a field: read without evaluating
 	rules  []*rules.Condition
+}
+
+// directParam returns a reader for an expression that only names a user
+// field or attribute ("user.email", "user.attributes.dept"), nil for
+// anything else: 100,000 users' parameters cost a map lookup each, not an
+// evaluation.
+func directParam(src string) func(*usersync.User) string {
+	src = strings.TrimSpace(src)
+	if name, ok := strings.CutPrefix(src, "user.attributes."); ok && isIdent(name) {
+		return func(u *usersync.User) string { return u.Attributes[name] }
+	}
+	switch src {
+	case "user.username":
+		return func(u *usersync.User) string { return u.Username }
+	case "user.email":
+		return func(u *usersync.User) string { return u.Email }
+	case "user.firstName":
+		return func(u *usersync.User) string { return u.FirstName }
+	case "user.lastName":
+		return func(u *usersync.User) string { return u.LastName }
+	case "user.displayName":
+		return func(u *usersync.User) string { return strings.TrimSpace(u.FirstName + " " + u.LastName) }
+	case "user.mailNickname":
+		return mailNickname
+	}
+	return nil
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// mailNickname is the default mailNickname: the email's local part (else
+// the username's), with the characters Entra refuses as -.
+func mailNickname(u *usersync.User) string {
+	nick := u.Username
+	if at := strings.IndexByte(u.Email, '@'); at > 0 {
+		nick = u.Email[:at]
+	} else if at := strings.IndexByte(nick, '@'); at > 0 {
+		nick = nick[:at]
+	}
+	return SanitizeMailNickname(nick)
 }
 
 var userShapes = map[string]jexl.Shape{"user": {"username": nil, "email": nil, "firstName": nil, "lastName": nil, "displayName": nil,
@@ -200,7 +251,13 @@ func NewUsers(dir usersync.Directory, client *msgraph.Client, p *usersync.Provis
 	if err != nil {
 		return nil, err
 	}
-	return &Users{dir: dir, client: client, p: p, c: p.Config.Users, params: params, rules: rs}, nil
+	direct := map[string]func(*usersync.User) string{}
+	for k, prog := range params {
+		if get := directParam(prog.Source()); get != nil {
+			direct[k] = get
+		}
+	}
+	return &Users{dir: dir, client: client, p: p, c: p.Config.Users, params: params, direct: direct, rules: rs}, nil
 }
 
 // ScopeCondition is the condition of the users in a provisioner's scope:
@@ -265,14 +322,8 @@ func userVars(u *usersync.User) map[string]any {
 	for k, v := range u.Attributes {
 		attrs[k] = v
 	}
-	nick := u.Username
-	if at := strings.IndexByte(u.Email, '@'); at > 0 {
-		nick = u.Email[:at]
-	} else if at := strings.IndexByte(nick, '@'); at > 0 {
-		nick = nick[:at]
-	}
 	return map[string]any{"user": map[string]any{"username": u.Username, "email": u.Email, "firstName": u.FirstName, "lastName": u.LastName,
-		"displayName": strings.TrimSpace(u.FirstName + " " + u.LastName), "mailNickname": SanitizeMailNickname(nick), "type": string(u.Type),
+		"displayName": strings.TrimSpace(u.FirstName + " " + u.LastName), "mailNickname": mailNickname(u), "type": string(u.Type),
 		"source": u.Source, "attributes": attrs}}
 }
 
@@ -295,9 +346,16 @@ func SanitizeMailNickname(s string) string {
 
 // plan computes what u should be in Entra.
 func (r *userRun) desire(u *usersync.User, matched []map[int64]bool) *desired {
-	d := &desired{u: u, props: map[string]string{}, enabled: u.Enabled, licenses: map[string]usersync.License{}, groups: map[string]bool{}}
-	vars := userVars(u)
+	d := &desired{u: u, props: make(map[string]string, len(r.params)+1), enabled: u.Enabled, licenses: map[string]usersync.License{}, groups: map[string]bool{}}
+	var vars map[string]any
 	for k, prog := range r.params {
+		if get := r.direct[k]; get != nil {
+			d.props[k] = get(u)
+			continue
+		}
+		if vars == nil {
+			vars = userVars(u)
+		}
 		v, err := prog.Eval(vars)
 		if err != nil {
 			d.bad = fmt.Sprintf("parameter %s: %v", k, err)
@@ -327,7 +385,7 @@ func (r *userRun) desire(u *usersync.User, matched []map[int64]bool) *desired {
 	}
 	e := r.c.Entitlements
 	for i, rule := range r.c.Rules {
-		if !matched[i][u.ID] {
+		if matched[i] != nil && !matched[i][u.ID] {
 			continue
 		}
 		for _, l := range rule.Licenses {
@@ -409,15 +467,19 @@ func (r *userRun) run() error {
 		return err
 	}
 	r.r.InScope = len(users)
+	// What each rule holds for: ids only (the users in scope are read once).
 	matched := make([]map[int64]bool, len(r.rules))
 	for i, rule := range r.rules {
-		matched[i] = map[int64]bool{}
-		in, _, err := r.dir.FindUsers(r.ctx, usersync.UserFilter{Where: usersync.All{scope, rule.Cond}, Unordered: true})
+		if always, ok := rule.Cond.(usersync.Always); ok && bool(always) {
+			continue // nil: every user
+		}
+		ids, err := r.dir.UserIDs(r.ctx, rule.Cond)
 		if err != nil {
 			return err
 		}
-		for _, u := range in {
-			matched[i][u.ID] = true
+		matched[i] = make(map[int64]bool, len(ids))
+		for _, id := range ids {
+			matched[i][id] = true
 		}
 	}
 	if r.state, err = r.dir.ProvisionedUsers(r.ctx, r.p.Name); err != nil {
@@ -701,14 +763,17 @@ func (r *userRun) change(d *desired) error {
 	u, st := d.u, r.state[d.u.ID]
 	changed := map[string]string{}
 	mod := map[string]usersync.FieldChange{}
-	for _, k := range sortedKeys(d.props) {
-		if st.Sent[k] != d.props[k] {
-			changed[k], mod[k] = d.props[k], usersync.FieldChange{From: st.Sent[k], To: d.props[k]}
+	if st.SentKey == "" || st.SentKey != usersync.PropsKey(d.props) { // else unchanged: nothing to decode
+		sent := st.Props()
+		for _, k := range sortedKeys(d.props) {
+			if sent[k] != d.props[k] {
+				changed[k], mod[k] = d.props[k], usersync.FieldChange{From: sent[k], To: d.props[k]}
+			}
 		}
-	}
-	for k, v := range st.Sent {
-		if _, ok := d.props[k]; !ok && v != "" {
-			changed[k], mod[k] = "", usersync.FieldChange{From: v}
+		for k, v := range sent {
+			if _, ok := d.props[k]; !ok && v != "" {
+				changed[k], mod[k] = "", usersync.FieldChange{From: v}
+			}
 		}
 	}
 	var enabled *bool
@@ -1163,17 +1228,17 @@ func CheckRule(ctx context.Context, dir usersync.Directory, p *usersync.Provisio
 	if err != nil {
 		return nil, err
 	}
-	ids := make(usersync.Any, len(list))
+	ids := make(usersync.IDIn, len(list))
 	for i, u := range list {
-		ids[i] = usersync.Match{Field: "id", Op: usersync.OpEq, Value: float64(u.ID)}
+		ids[i] = u.ID
 	}
-	in, _, err := dir.FindUsers(ctx, usersync.UserFilter{Where: usersync.All{ids, scope}, Unordered: true})
+	in, err := dir.UserIDs(ctx, usersync.All{ids, scope})
 	if err != nil {
 		return nil, err
 	}
 	inScope := map[int64]bool{}
-	for _, u := range in {
-		inScope[u.ID] = true
+	for _, id := range in {
+		inScope[id] = true
 	}
 	v, err := cond.Check(ctx, dir, list)
 	if err != nil {

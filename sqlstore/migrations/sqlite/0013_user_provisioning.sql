@@ -33,6 +33,7 @@ CREATE TABLE provisioned_users (
 	remote_id    TEXT    NOT NULL,
 	state        TEXT    NOT NULL,
 	sent         TEXT    NOT NULL,
+	sent_key     TEXT    NOT NULL,
 	licenses     TEXT    NOT NULL,
 	remote_groups TEXT   NOT NULL,
 	failures     INTEGER NOT NULL,
