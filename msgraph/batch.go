@@ -30,6 +30,7 @@ type batchCall struct {
 	what, perm string
 	method     string
 	url        func(key string) string // relative to /v1.0
+	body       func(key string) any    // a JSON body for each inner request (POST, PATCH); nil for none
 	write      bool                    // each inner request is a write: paced, low priority
 	// answer hears each inner answer that is final (not 429 or 5xx, which
 	// are sent again after their Retry-After, else a backoff).
@@ -46,10 +47,14 @@ func (c *Client) batchEach(ctx context.Context, keys []string, b batchCall) erro
 				return usersync.Errorf(usersync.EUNAVAILABLE, "%s: Graph still throttles or fails %d of them after %d retries", b.what, len(pending), attempt-1)
 			}
 			var req struct {
-				Requests []map[string]string `json:"requests"`
+				Requests []map[string]any `json:"requests"`
 			}
 			for i, k := range pending {
-				req.Requests = append(req.Requests, map[string]string{"id": strconv.Itoa(i), "method": b.method, "url": b.url(k)})
+				r := map[string]any{"id": strconv.Itoa(i), "method": b.method, "url": b.url(k)}
+				if b.body != nil {
+					r["body"], r["headers"] = b.body(k), map[string]string{"Content-Type": "application/json"}
+				}
+				req.Requests = append(req.Requests, r)
 			}
 			body, _ := json.Marshal(req)
 			cl := call{method: http.MethodPost, target: "/v1.0/$batch", body: body, what: fmt.Sprintf("%s (%d in a $batch)", b.what, len(pending)), perm: b.perm}

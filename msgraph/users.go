@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/usersync/usersync"
@@ -210,3 +211,50 @@ func (u User) Licenses() []string {
 
 // Enabled reports accountEnabled.
 func (u User) Enabled() bool { b, _ := u["accountEnabled"].(bool); return b }
+
+// LicenseSet is one user's license change.
+type LicenseSet struct {
+	Add    []LicenseChange
+	Remove []string
+}
+
+// AssignLicenses sends many users' license changes as $batch requests of
+// twenty assignLicense calls (an assignLicense sent again is no harm, so
+// throttled and failed inner calls are sent again). It returns the users
+// Graph refused, with why.
+func (c *Client) AssignLicenses(ctx context.Context, changes map[string]LicenseSet) (ItemErrors, error) {
+	ids := make([]string, 0, len(changes))
+	for id := range changes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	failed := ItemErrors{}
+	err := c.batchEach(ctx, ids, batchCall{what: "assign licenses", perm: "User.ReadWrite.All", method: http.MethodPost, write: true,
+		url: func(id string) string { return "/users/" + url.PathEscape(id) + "/assignLicense" },
+		body: func(id string) any {
+			ch := changes[id]
+			add, remove := ch.Add, ch.Remove
+			if add == nil {
+				add = []LicenseChange{}
+			}
+			for i := range add {
+				if add[i].DisabledPlans == nil {
+					add[i].DisabledPlans = []string{}
+				}
+			}
+			if remove == nil {
+				remove = []string{}
+			}
+			return map[string]any{"addLicenses": add, "removeLicenses": remove}
+		},
+		answer: func(id string, status int, body json.RawMessage) error {
+			if status == http.StatusOK || status == http.StatusNoContent {
+				return nil
+			}
+			var ge graphError
+			json.Unmarshal(body, &ge)
+			failed[id] = &APIError{Status: status, Code: ge.Error.Code, Message: ge.Error.Message, What: "assign licenses to user " + id}
+			return nil
+		}})
+	return failed, err
+}

@@ -156,6 +156,16 @@ func (a *app) demo(ctx context.Context) error {
 	if err := a.demoPush(ctx, db, url, emu, g, clientID, secret); err != nil {
 		return err
 	}
+	var pulled string // a user the pull brought in, with a mail: in the tenant already
+	for _, id := range g.Members[4:] {
+		if u, _ := tenant.User(id); u.Mail != nil {
+			pulled = u.UserPrincipalName
+			break
+		}
+	}
+	if err := a.demoUsers(ctx, db, url, emu, pulled, clientID, secret); err != nil {
+		return err
+	}
 	if err := a.demoOkta(ctx, db, reused); err != nil {
 		return err
 	}

@@ -199,6 +199,14 @@ func TestCLIDemo(t *testing.T) {
 			t.Fatalf("demo round %d, second run shows more than the change:\n%s", round, second)
 		}
 	}
+	// The Office 365 part: the seed's rule checked, the creates approved
+	// (one user adopted, two created, Josh licensed), Ann suspended.
+	for _, want := range []string{"josh.ames@contoso.example  Will be mapped", "adopt:done 1, create:done 2, licenses:done 1; 0 failed",
+		"In the tenant: josh.ames@contoso.example (Josh Ames), enabled true, 3 licenses", "suspend:done 1; 0 failed"} {
+		if !strings.Contains(pullsOut, want) {
+			t.Fatalf("the demo's Office 365 part lacks %q:\n%s", want, pullsOut)
+		}
+	}
 	m := regexp.MustCompile(`then open http://127\.0\.0\.1:8443/admin and sign in as ` + demoConsoleUser + ` with the password (\S+)`).FindStringSubmatch(pullsOut)
 	if m == nil {
 		t.Fatalf("the demo does not say how to open the console:\n%s", pullsOut)
@@ -216,7 +224,7 @@ func TestCLIDemo(t *testing.T) {
 		t.Fatalf("the closing hint does not say how to run usersync as it was run (go run): %s", pullsOut[max(0, len(pullsOut)-400):])
 	}
 	r := ok(t, cli(t, demoDB, "", "-o", "json", "users", "list"))
-	if !strings.Contains(r.stdout, `"total": 78`) { // 26 from the tenant, 49 from Okta, the SCIM client's admin and its user, the console's admin
+	if !strings.Contains(r.stdout, `"total": 80`) { // 26 from the tenant, Josh and Ann made for Office 365, 49 from Okta, the SCIM client's admin and its user, the console's admin
 		t.Fatalf("the demo directory: %.200s", r.stdout)
 	}
 	// USERSYNC_DB names the directory of real use: the demo never writes to

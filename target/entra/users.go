@@ -314,6 +314,7 @@ type userRun struct {
 	free     map[string]int                 // free seats by SKU id, read once a run
 	addTo    map[string][]int64
 	rmFrom   map[string][]int64
+	licenses []*licenseWork // queued license changes (flushLicenses)
 }
 
 // userVars is what parameters see of a user.
@@ -566,6 +567,9 @@ func (r *userRun) run() error {
 			return err
 		}
 	}
+	if err := r.flushLicenses(); err != nil {
+		return err
+	}
 	if err := r.writeGroups(); err != nil {
 		return err
 	}
@@ -633,7 +637,9 @@ func (r *userRun) dropOvertaken() error {
 func describe(d *desired) string {
 	var parts []string
 	for _, k := range sortedKeys(d.props) {
-		parts = append(parts, k+"="+d.props[k])
+		if d.props[k] != "" {
+			parts = append(parts, k+"="+d.props[k])
+		}
 	}
 	if len(d.licenses) > 0 {
 		parts = append(parts, fmt.Sprintf("licenses=%d", len(d.licenses)))
@@ -903,9 +909,9 @@ func (r *userRun) entitle(d *desired, st *usersync.Provisioned) error {
 				return err
 			}
 			*st = next
-		} else if err := r.client.AssignLicense(r.ctx, st.RemoteID, add, remove); err != nil {
-			return r.failed(st, UserLicenses, reason, err)
 		} else {
+			// Queued: sent twenty to a $batch (flushLicenses); the seats
+			// are taken now, and given back if Graph refuses.
 			if r.free != nil {
 				for _, id := range addIDs {
 					r.free[id]--
@@ -914,13 +920,10 @@ func (r *userRun) entitle(d *desired, st *usersync.Provisioned) error {
 					r.free[id]++
 				}
 			}
-			next := *st
-			next.Licenses = sortedKeys(d.licenses)
-			if err := r.dir.SaveProvisioned(r.ctx, &next); err != nil {
-				return err
+			r.licenses = append(r.licenses, &licenseWork{st: st, set: msgraph.LicenseSet{Add: add, Remove: remove}, want: sortedKeys(d.licenses), addIDs: addIDs, reason: reason, mod: mod})
+			if len(r.licenses) >= licenseChunk {
+				return r.flushLicenses()
 			}
-			*st = next
-			r.record(u.ID, u.Username, UserAction{Kind: UserLicenses, User: u.Username, Reason: reason, Status: StatusDone, Modified: mod})
 		}
 	}
 	inState := map[string]bool{}
@@ -934,6 +937,68 @@ func (r *userRun) entitle(d *desired, st *usersync.Provisioned) error {
 		if !inState[g] {
 			r.addTo[g] = append(r.addTo[g], u.ID)
 		}
+	}
+	return nil
+}
+
+// licenseWork is a queued license change of one user.
+type licenseWork struct {
+	st     *usersync.Provisioned
+	set    msgraph.LicenseSet
+	want   []string
+	addIDs []string
+	reason string
+	mod    map[string]usersync.FieldChange
+}
+
+// licenseChunk is how many users' license changes are sent before what
+// was done is saved (ten $batch requests).
+const licenseChunk = 200
+
+// flushLicenses sends the queued license changes and saves, in one
+// transaction, what each user holds after.
+func (r *userRun) flushLicenses() error {
+	if len(r.licenses) == 0 {
+		return nil
+	}
+	queue := r.licenses
+	r.licenses = nil
+	changes := make(map[string]msgraph.LicenseSet, len(queue))
+	for _, w := range queue {
+		changes[w.st.RemoteID] = w.set
+	}
+	failed, err := r.client.AssignLicenses(r.ctx, changes)
+	if err != nil {
+		return err
+	}
+	var saved []*usersync.Provisioned
+	for _, w := range queue {
+		if e, bad := failed[w.st.RemoteID]; bad {
+			if r.free != nil {
+				for _, id := range w.addIDs {
+					r.free[id]++
+				}
+			}
+			if err := r.failed(w.st, UserLicenses, w.reason, e); err != nil {
+				return err
+			}
+			continue
+		}
+		next := *w.st
+		next.Licenses = w.want
+		saved = append(saved, &next)
+	}
+	if err := r.dir.SaveProvisioned(r.ctx, saved...); err != nil {
+		return err
+	}
+	i := 0
+	for _, w := range queue {
+		if _, bad := failed[w.st.RemoteID]; bad {
+			continue
+		}
+		*w.st = *saved[i]
+		i++
+		r.record(w.st.UserID, w.st.Username, UserAction{Kind: UserLicenses, User: w.st.Username, Reason: w.reason, Status: StatusDone, Modified: w.mod})
 	}
 	return nil
 }

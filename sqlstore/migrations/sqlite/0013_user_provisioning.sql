@@ -44,7 +44,7 @@ CREATE TABLE provisioned_users (
 	PRIMARY KEY (provisioner, user_id)
 );
 CREATE TABLE approvals (
-	id          INTEGER PRIMARY KEY,
+	id          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: an id an administrator read stays that action's
 	provisioner TEXT   NOT NULL REFERENCES provisioners (name) ON DELETE CASCADE,
 	user_id     BIGINT NOT NULL,
 	username    TEXT   NOT NULL,
@@ -59,7 +59,7 @@ CREATE TABLE approvals (
 );
 CREATE INDEX approvals_pending ON approvals (provisioner, status, user_id);
 CREATE TABLE provisioning_log (
-	id          INTEGER PRIMARY KEY,
+	id          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: an id an administrator read stays that action's
 	provisioner TEXT   NOT NULL REFERENCES provisioners (name) ON DELETE CASCADE,
 	run         TEXT   NOT NULL,
 	at          BIGINT NOT NULL,
