@@ -61,6 +61,8 @@ func Run(t *testing.T, open Opener) {
 		{"Schedules", testSchedules},
 		{"DeleteAtVersion", testDeleteAtVersion},
 		{"SignIn", testSignIn},
+		{"RolesAndMappings", testRolesAndMappings},
+		{"ApprovalsAndLog", testApprovalsAndLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

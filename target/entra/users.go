@@ -922,7 +922,9 @@ func (r *userRun) entitle(d *desired, st *usersync.Provisioned) error {
 			}
 			r.licenses = append(r.licenses, &licenseWork{st: st, set: msgraph.LicenseSet{Add: add, Remove: remove}, want: sortedKeys(d.licenses), addIDs: addIDs, reason: reason, mod: mod})
 			if len(r.licenses) >= licenseChunk {
-				return r.flushLicenses()
+				if err := r.flushLicenses(); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -953,7 +955,7 @@ type licenseWork struct {
 
 // licenseChunk is how many users' license changes are sent before what
 // was done is saved (ten $batch requests).
-const licenseChunk = 200
+var licenseChunk = 200 // a variable for tests
 
 // flushLicenses sends the queued license changes and saves, in one
 // transaction, what each user holds after.

@@ -462,3 +462,32 @@ func boolText(b bool) string {
 	}
 	return "false"
 }
+
+// License changes are sent in chunks; a user whose license change ends a
+// chunk still gets its groups (a first version skipped them).
+func TestUserProvisioningChunks(t *testing.T) {
+	defer func(n int) { licenseChunk = n }(licenseChunk)
+	licenseChunk = 2
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		e.tenant.AddGroup(graphemu.Group{ID: "grp-all", DisplayName: "All Staff", MailNickname: "allstaff"})
+		c, _ := msgraph.New(e.cfg)
+		p, _ := d.FindProvisioner(ctx, e.p.Name)
+		p.Config.Users.Entitlements, _ = RefreshEntitlements(ctx, c)
+		if err := d.UpdateProvisioner(ctx, p, nil); err != nil {
+			t.Fatal(err)
+		}
+		e.addRule(usersync.UserRule{Name: "all", Licenses: []usersync.License{{SKU: "YAMMER_ENTERPRISE"}}, Groups: []string{"All Staff"}})
+		r := e.run(UserOptions{})
+		if r.Counts["licenses:done"] != 3 || r.Counts["groups:done"] != 3 {
+			t.Fatalf("%+v", r.Counts)
+		}
+		if g, _ := e.tenant.Group("grp-all"); len(g.Members) != 3 {
+			t.Fatalf("All Staff has %d members, want 3", len(g.Members))
+		}
+		if e.tenant.Consumed("YAMMER_ENTERPRISE") != 3 {
+			t.Fatal("licenses")
+		}
+	})
+}
