@@ -202,11 +202,11 @@ func testApprovalsAndLog(t *testing.T, d usersync.Directory) {
 		t.Fatal(err)
 	}
 	for f, want := range map[usersync.LogFilter][]string{
-		{Provisioner: "o365u"}:                                {"licenses", "suspend", "create"},
+		{Provisioner: "o365u"}:                    {"licenses", "suspend", "create"},
 		{Provisioner: "o365u", Username: "ALICE"}: {"licenses", "create"},
-		{Provisioner: "o365u", Run: "r1"}:                     {"suspend", "create"},
-		{Provisioner: "o365u", Status: "failed"}:              {"suspend"},
-		{Provisioner: "other"}:                                nil,
+		{Provisioner: "o365u", Run: "r1"}:         {"suspend", "create"},
+		{Provisioner: "o365u", Status: "failed"}:  {"suspend"},
+		{Provisioner: "other"}:                    nil,
 	} {
 		got, err := d.FindLog(ctx, f)
 		if err != nil {
