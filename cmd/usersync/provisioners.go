@@ -521,8 +521,13 @@ func (a *app) printRun(r *entra.Result, reconcile bool) error {
 }
 
 func (a *app) provisionersStatus() *cobra.Command {
-	return &cobra.Command{Use: "status NAME", Short: "Show a provisioner's cursor, backlog, and failing and quarantined groups", Args: cobra.ExactArgs(1),
+	return &cobra.Command{Use: "status NAME", Short: "Show a provisioner's cursor, backlog, and failing and quarantined groups (user provisioners: users by state, failing users, pending approvals)", Args: cobra.ExactArgs(1),
 		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			if d, isLocal := o.(*api.Local); isLocal {
+				if p, err := d.Dir.FindProvisioner(ctx, args[0]); err == nil && p.Kind == usersync.ProvisionerUsers {
+					return a.userStatus(ctx, d.Dir, p)
+				}
+			}
 			st, err := o.ProvisionerStatus(ctx, args[0])
 			if err != nil {
 				return err
@@ -625,7 +630,7 @@ func (a *app) evalDefaults(ctx context.Context, d usersync.Directory, p *usersyn
 }
 
 func (a *app) provisionersRetry() *cobra.Command {
-	return &cobra.Command{Use: "retry NAME GROUP", Short: "Clear a group's failures or quarantine and reconcile it now", Args: cobra.ExactArgs(2),
+	return &cobra.Command{Use: "retry NAME GROUP|USER", Short: "Clear a group's (or, for a user provisioner, a user's) failures or quarantine and provision it now", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.serverURL() != "" { // serve reconciles it, and answers the status after
 				return a.withOps(false, func(ctx context.Context, o api.Operations, args []string) error {
@@ -645,6 +650,9 @@ func (a *app) provisionersRetry() *cobra.Command {
 				})(cmd, args)
 			}
 			return a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+				if p, err := d.FindProvisioner(ctx, args[0]); err == nil && p.Kind == usersync.ProvisionerUsers {
+					return a.retryUser(ctx, d, p, args[1])
+				}
 				g, _, err := a.provisioner(ctx, d, args[0], false)
 				if err != nil {
 					return err

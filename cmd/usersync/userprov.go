@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -813,4 +814,82 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// retryUser clears a user's failures or quarantine in a user provisioner
+// and provisions that user now.
+func (a *app) retryUser(ctx context.Context, d usersync.Directory, p *usersync.Provisioner, username string) error {
+	u, err := d.FindUserByUsername(ctx, username)
+	var id int64
+	var name string
+	if err == nil {
+		id, name = u.ID, u.Username
+	}
+	state, serr := d.ProvisionedUsers(ctx, p.Name)
+	if serr != nil {
+		return serr
+	}
+	if err != nil { // gone from the directory: it may still wait for its deprovision
+		for _, st := range state {
+			if strings.EqualFold(st.Username, username) {
+				id, name, err = st.UserID, st.Username, nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if st := state[id]; st != nil {
+		st.Failures, st.LastError, st.NextAttempt, st.Quarantined = 0, "", time.Time{}, false
+		if err := d.SaveProvisioned(ctx, st); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(a.stderr, "retrying %s in provisioner %s\n", name, p.Name)
+	return a.runUsers(ctx, d, p, entra.UserOptions{Only: map[int64]bool{id: true}}, false)
+}
+
+// userStatus shows a user provisioner's users by state, its failing and
+// quarantined users, and its pending approvals.
+func (a *app) userStatus(ctx context.Context, d usersync.Directory, p *usersync.Provisioner) error {
+	state, err := d.ProvisionedUsers(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	pending, err := d.FindApprovals(ctx, p.Name, usersync.ApprovalPending)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	var failing []*usersync.Provisioned
+	for _, st := range state {
+		counts[st.State]++
+		if st.Failures > 0 || st.Quarantined {
+			failing = append(failing, st)
+		}
+	}
+	sort.Slice(failing, func(i, j int) bool { return failing[i].Username < failing[j].Username })
+	out := struct {
+		Provisioner string                  `json:"provisioner"`
+		States      map[string]int          `json:"states"`
+		Failing     []*usersync.Provisioned `json:"failing"`
+		Pending     int                     `json:"pendingApprovals"`
+	}{p.Name, counts, nonNil(failing), len(pending)}
+	return a.emit(out, func(w io.Writer) {
+		row(w, "provisioner:", p.Name+" (users into tenant "+p.Config.TenantID+")")
+		row(w, "users:", fmt.Sprintf("%d active, %d suspended, %d deleted", counts[usersync.StateActive], counts[usersync.StateSuspended], counts[usersync.StateDeleted]))
+		row(w, "pending approvals:", len(pending))
+		if len(failing) == 0 {
+			row(w, "failing users:", "none")
+			return
+		}
+		row(w, "USER", "FAILURES", "STATE", "NEXT ATTEMPT", "LAST ERROR")
+		for _, st := range failing {
+			state, next := "retrying", fmtTime(st.NextAttempt)
+			if st.Quarantined {
+				state, next = "quarantined", "after: usersync provisioners retry "+p.Name+" "+st.Username
+			}
+			row(w, st.Username, st.Failures, state, next, st.LastError)
+		}
+	})
 }

@@ -1187,11 +1187,8 @@ func (r *userRun) failed(st *usersync.Provisioned, kind, reason string, err erro
 	next.LastError = usersync.ErrorMessage(err)
 	next.NextAttempt = r.o.Now().Add(min(time.Minute<<min(next.Failures-1, 6), time.Hour))
 	next.Quarantined = next.Failures >= max(r.p.Config.MaxFailures, 1)
-	if next.RemoteID == "" && next.State == "" {
-		next.State = usersync.StateDeleted // never created: a create is tried again
-	}
-	if next.State == "" {
-		next.State = usersync.StateDeleted
+	if next.RemoteID == "" || next.State == "" {
+		next.State = usersync.StateDeleted // never created: a create (or adopt) is tried again
 	}
 	if err := r.dir.SaveProvisioned(r.ctx, &next); err != nil {
 		return err

@@ -1,7 +1,11 @@
 package entra
 
 import (
+	"bytes"
+	"io"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +34,12 @@ type userEnv struct {
 
 func newUserEnv(t *testing.T, d usersync.Directory, setup func(*usersync.UserProvisioning)) *userEnv {
 	t.Helper()
-	e := newEnvTenant(t, graphemu.Options{})
+	return newUserEnvWith(t, d, graphemu.Options{}, setup)
+}
+
+func newUserEnvWith(t *testing.T, d usersync.Directory, o graphemu.Options, setup func(*usersync.UserProvisioning)) *userEnv {
+	t.Helper()
+	e := newEnvTenant(t, o)
 	e.dir, e.now = d, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	e.tenant.SetDomains("contoso.com", tenantID)
 	for _, s := range seedSKUs {
@@ -488,6 +497,78 @@ func TestUserProvisioningChunks(t *testing.T) {
 		}
 		if e.tenant.Consumed("YAMMER_ENTERPRISE") != 3 {
 			t.Fatal("licenses")
+		}
+	})
+}
+
+// A user Graph refuses is a failed item, tried again after a backoff and
+// quarantined after maxFailures; the others are provisioned. Clearing the
+// quarantine (what "provisioners retry" does) provisions it.
+func TestUserProvisioningFailuresAndQuarantine(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		var refuse atomic.Bool
+		refuse.Store(true)
+		e := newUserEnvWith(t, d, graphemu.Options{Fault: func(r *http.Request) int {
+			if r.Method != http.MethodPost || r.URL.Path != "/v1.0/users" || !refuse.Load() {
+				return 0
+			}
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			if bytes.Contains(b, []byte("bo@contoso.com")) {
+				return http.StatusBadRequest
+			}
+			return 0
+		}}, nil)
+		p, _ := d.FindProvisioner(ctx, e.p.Name)
+		p.Config.MaxFailures = 2
+		if err := d.UpdateProvisioner(ctx, p, nil); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run(UserOptions{})
+		if r.Failed != 1 || r.Counts["create:done"] != 2 {
+			t.Fatalf("first run: %+v", r.Counts)
+		}
+		bo := e.names["bo"].ID
+		state := func() *usersync.Provisioned {
+			all, err := d.ProvisionedUsers(ctx, e.p.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return all[bo]
+		}
+		if st := state(); st.Failures != 1 || st.Quarantined || !st.NextAttempt.After(e.now) || !strings.Contains(st.LastError, "injectedFault") {
+			t.Fatalf("after one failure: %+v", st)
+		}
+		if r := e.run(UserOptions{}); len(r.Actions) != 0 {
+			t.Fatalf("tried again before the backoff ended: %+v", r.Actions)
+		}
+		e.now = e.now.Add(2 * time.Minute)
+		if r := e.run(UserOptions{}); r.Failed != 1 {
+			t.Fatalf("after the backoff: %+v", r.Counts)
+		}
+		if st := state(); st.Failures != 2 || !st.Quarantined {
+			t.Fatalf("after maxFailures: %+v", st)
+		}
+		e.now = e.now.Add(time.Hour)
+		if r := e.run(UserOptions{}); len(r.Actions) != 0 {
+			t.Fatalf("a quarantined user was tried: %+v", r.Actions)
+		}
+		log, _ := d.FindLog(ctx, usersync.LogFilter{Provisioner: e.p.Name, Status: StatusFailed})
+		if len(log) != 2 || log[0].ErrorCode != "injectedFault" || log[0].Username != "bo@contoso.com" {
+			t.Fatalf("failed log: %+v", log)
+		}
+		refuse.Store(false)
+		st := state()
+		st.Failures, st.Quarantined, st.NextAttempt = 0, false, time.Time{}
+		if err := d.SaveProvisioned(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.run(UserOptions{Only: map[int64]bool{bo: true}}); r.Counts["create:done"] != 1 || r.InScope != 3 {
+			t.Fatalf("retry: %+v", r.Counts)
+		}
+		if _, ok := e.tenant.UserByUPN("bo@contoso.com"); !ok {
+			t.Fatal("bo not created after the retry")
 		}
 	})
 }
