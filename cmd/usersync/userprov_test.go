@@ -145,6 +145,14 @@ func TestUserProvisioningCLI(t *testing.T) {
 	if !strings.Contains(r.stdout, "rejected") || !strings.Contains(r.stdout, "cli:") {
 		t.Fatalf("decided approvals: %s", r.stdout)
 	}
+	r = ok(t, cli(t, db, "", "provisioners", "status", "o365u"))
+	if !strings.Contains(r.stdout, "2 active, 0 suspended, 0 deleted") || !strings.Contains(r.stdout, "failing users:      none") {
+		t.Fatalf("status: %s", r.stdout)
+	}
+	r = ok(t, cli(t, db, "", "provisioners", "retry", "o365u", "bo@"+pushTenant))
+	if !strings.Contains(r.stdout, "create:rejected 1") {
+		t.Fatalf("retry of a rejected create: %s", r.stdout)
+	}
 	// The log shows each action with what it modified; failed filters.
 	r = ok(t, cli(t, db, "", "provisioners", "log", "o365u", "--user", "josh@"+pushTenant))
 	if !strings.Contains(r.stdout, `displayName: "" → "Josh Ames"`) || !strings.Contains(r.stdout, "pending-approval") {
