@@ -737,61 +737,31 @@ scope, its properties changed) is dropped, never sent stale.`}
 	return c
 }
 
-// decideApprovals checks every id first (nothing is decided when one is
-// unknown or decided already), then decides them and, for approvals,
-// runs each provisioner for those users at once.
+// decideApprovals decides approvals (entra.Decide) and prints what was
+// sent for the approved ones.
 func (a *app) decideApprovals(ctx context.Context, d usersync.Directory, args []string, approve bool) error {
-	var list []*usersync.Approval
+	var ids []int64
 	for _, s := range args {
 		for _, part := range strings.Split(s, ",") {
 			id, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
 			if err != nil {
 				return usageError{fmt.Errorf("approval id %q is not a number (usersync approvals list shows them)", part)}
 			}
-			x, err := d.FindApproval(ctx, id)
-			if err != nil {
-				return err
-			}
-			if x.Status != usersync.ApprovalPending {
-				return usersync.Errorf(usersync.ECONFLICT, "approval %d is %s already (by %s at %s); nothing was decided", id, x.Status, x.DecidedBy, fmtTime(x.DecidedAt))
-			}
-			list = append(list, x)
+			ids = append(ids, id)
 		}
 	}
-	status := usersync.ApprovalRejected
-	if approve {
-		status = usersync.ApprovalApproved
-	}
-	only := map[string]map[int64]bool{}
+	list, results, err := entra.Decide(ctx, d, ids, approve)
 	for _, x := range list {
-		if _, err := d.DecideApproval(ctx, x.ID, status); err != nil {
-			return err
-		}
-		if only[x.Provisioner] == nil {
-			only[x.Provisioner] = map[int64]bool{}
-		}
-		only[x.Provisioner][x.UserID] = true
-		fmt.Fprintf(a.stderr, "%s approval %d: %s %s\n", status, x.ID, x.Action, x.Username)
+		fmt.Fprintf(a.stderr, "%s approval %d: %s %s\n", x.Status, x.ID, x.Action, x.Username)
+	}
+	if err != nil {
+		return err
 	}
 	if !approve {
 		return a.emit(list, func(w io.Writer) { fmt.Fprintf(w, "rejected %d actions: they are not sent\n", len(list)) })
 	}
-	var results []*entra.UserResult
 	failed := false
-	for _, name := range sortedNames(only) {
-		p, err := d.FindProvisioner(ctx, name)
-		if err != nil {
-			return err
-		}
-		x, err := a.userProvisioner(ctx, d, p)
-		if err != nil {
-			return err
-		}
-		r, err := x.Run(ctx, entra.UserOptions{Only: only[name], KeepActions: true})
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
+	for _, r := range results {
 		failed = failed || r.Failed > 0
 	}
 	if err := a.emit(results, func(w io.Writer) {
@@ -807,14 +777,6 @@ func (a *app) decideApprovals(ctx context.Context, d usersync.Directory, args []
 	return nil
 }
 
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // retryUser clears a user's failures or quarantine in a user provisioner
 // and provisions that user now.
