@@ -47,7 +47,7 @@ var staticFS embed.FS
 func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler {
 	u := &ui{dir: dir, ops: ops, log: log, pages: map[string]*template.Template{}}
 	go dummyHash() // ready before the first sign-in, off the start-up path
-	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "error"} {
+	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "approvals", "provisioning", "mappings", "reapply", "error"} {
 		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/runs_table.html", "templates/change_rows.html", "templates/"+page+".html"))
 	}
 	mux := http.NewServeMux()
@@ -76,6 +76,12 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("GET "+Path+"/provisioners", u.signedIn(u.provisionersPage))
 	mux.Handle("POST "+Path+"/provisioners/{name}/retries", u.signedIn(u.retryProvisioner))
 	mux.Handle("POST "+Path+"/tokens", u.signedIn(u.tokenAction))
+	mux.Handle("GET "+Path+"/approvals", u.signedIn(u.approvalsPage))
+	mux.Handle("POST "+Path+"/approvals", u.signedIn(u.decideApprovals))
+	mux.Handle("GET "+Path+"/provisioning", u.signedIn(u.provisioningPage))
+	mux.Handle("GET "+Path+"/mappings", u.signedIn(u.mappingsPage))
+	mux.Handle("POST "+Path+"/mappings/{name}", u.signedIn(u.saveMapping))
+	mux.Handle("POST "+Path+"/reapply", u.signedIn(u.reapply))
 	return securityHeaders(mux)
 }
 

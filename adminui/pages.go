@@ -9,6 +9,7 @@ import (
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/rules"
 )
 
 // pageSize is how many rows a listing page shows.
@@ -40,7 +41,19 @@ func (u *ui) userPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminS
 		u.fail(w, s, err)
 		return
 	}
-	u.render(w, http.StatusOK, "user", view{Title: user.Username, Session: s, Data: map[string]any{"User": user, "Groups": groups, "Attributes": sorted(user.Attributes)}})
+	// Roles (by hand and through mappings) and what provisioners did to the user.
+	grants, err := rules.Roles(r.Context(), u.dir, []*usersync.User{user})
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	log, err := u.dir.FindLog(r.Context(), usersync.LogFilter{Username: user.Username, Limit: 50})
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	u.render(w, http.StatusOK, "user", view{Title: user.Username, Session: s, Data: map[string]any{"User": user, "Groups": groups, "Attributes": sorted(user.Attributes),
+		"Roles": grants[user.ID], "Log": log}})
 }
 
 func (u *ui) groupsPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {

@@ -1,0 +1,291 @@
+// Console pages of user provisioning (seed 004): approvals, the
+// provisioning log, and mappings and rules with "Check rule with users".
+
+package adminui
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/rules"
+	"github.com/usersync/usersync/target/entra"
+)
+
+// approvalsPage lists pending approvals (to approve or reject, one or
+// many) and the latest decided ones, with who decided and when.
+func (u *ui) approvalsPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	u.showApprovals(w, r, s, http.StatusOK, "", "")
+}
+
+func (u *ui) showApprovals(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession, status int, notice, problem string) {
+	pending, err := u.dir.FindApprovals(r.Context(), "", usersync.ApprovalPending)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	all, err := u.dir.FindApprovals(r.Context(), "", "")
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	var decided []*usersync.Approval
+	for i := len(all) - 1; i >= 0 && len(decided) < 50; i-- {
+		if all[i].Status != usersync.ApprovalPending {
+			decided = append(decided, all[i])
+		}
+	}
+	u.render(w, status, "approvals", view{Title: "Approvals", Session: s, Notice: notice, Error: problem,
+		Data: map[string]any{"Pending": pending, "Decided": decided}})
+}
+
+// decideApprovals approves or rejects the approvals ticked on the page;
+// approved actions are sent at once.
+func (u *ui) decideApprovals(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	r.ParseForm()
+	var ids []int64
+	for _, v := range r.PostForm["id"] {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			u.showApprovals(w, r, s, http.StatusBadRequest, "", fmt.Sprintf("%q is not an approval id; nothing was decided.", v))
+			return
+		}
+		ids = append(ids, id)
+	}
+	decision := r.PostFormValue("decision")
+	if decision != "approve" && decision != "reject" {
+		u.showApprovals(w, r, s, http.StatusBadRequest, "", "Choose Approve or Reject; nothing was decided.")
+		return
+	}
+	if len(ids) == 0 {
+		u.showApprovals(w, r, s, http.StatusBadRequest, "", "Tick the actions to "+decision+" first; nothing was decided.")
+		return
+	}
+	list, results, err := entra.Decide(r.Context(), u.dir, ids, decision == "approve")
+	if err != nil && len(list) == 0 {
+		u.showApprovals(w, r, s, statusOf(err), "", usersync.ErrorMessage(err))
+		return
+	}
+	notice := fmt.Sprintf("%d actions %sd.", len(list), decision)
+	if decision == "approve" {
+		var parts []string
+		for _, res := range results {
+			done, failed := 0, res.Failed
+			for k, n := range res.Counts {
+				if strings.HasSuffix(k, ":"+entra.StatusDone) {
+					done += n
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s: %d done, %d failed", res.Provisioner, done, failed))
+		}
+		notice = fmt.Sprintf("%d actions approved and sent (%s). The provisioning log has each one.", len(list), strings.Join(parts, "; "))
+	}
+	problem := ""
+	if err != nil {
+		problem = usersync.ErrorMessage(err)
+	}
+	u.showApprovals(w, r, s, http.StatusOK, notice, problem)
+}
+
+// provisioningPage is the provisioning log, searchable by provisioner,
+// user, run and status; each entry has the properties it modified.
+func (u *ui) provisioningPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	ps, err := u.dir.FindProvisioners(r.Context())
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	var names []string
+	for _, p := range ps {
+		if p.Kind == usersync.ProvisionerUsers {
+			names = append(names, p.Name)
+		}
+	}
+	f := usersync.LogFilter{Provisioner: r.FormValue("provisioner"), Username: strings.TrimSpace(r.FormValue("user")), Run: strings.TrimSpace(r.FormValue("run")), Status: r.FormValue("status"), Limit: 200}
+	var entries []usersync.LogEntry
+	if len(names) > 0 {
+		if f.Provisioner == "" {
+			f.Provisioner = names[0]
+		}
+		if entries, err = u.dir.FindLog(r.Context(), f); err != nil {
+			u.fail(w, s, err)
+			return
+		}
+	}
+	u.render(w, http.StatusOK, "provisioning", view{Title: "Provisioning log", Session: s, Data: map[string]any{
+		"Provisioners": names, "Filter": f, "Entries": entries,
+		"Statuses": []string{entra.StatusDone, entra.StatusFailed, entra.StatusPending, entra.StatusHeld}}})
+}
+
+// mappingRow is a mapping with how many users its condition holds for.
+type mappingRow struct {
+	*usersync.Mapping
+	Users int
+	Error string // a field-level error of its edit form
+}
+
+// ruleSet is a user provisioner's rules, and the last check of one.
+type ruleSet struct {
+	Provisioner string
+	Scope       []string
+	Rules       []usersync.UserRule
+	Checked     string // the rule checked
+	Users       string // who was checked
+	Verdicts    []rules.Verdict
+	CheckError  string
+}
+
+// mappingsPage lists roles, mappings in order (with an edit form each)
+// and each user provisioner's rules with "Check rule with users".
+func (u *ui) mappingsPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	u.showMappings(w, r, s, http.StatusOK, "", "", nil)
+}
+
+func (u *ui) showMappings(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession, status int, notice, problem string, fieldErr map[string]string) {
+	ctx := r.Context()
+	roles, err := u.dir.FindRoles(ctx)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	ms, err := u.dir.FindMappings(ctx)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	var rows []mappingRow
+	for _, m := range ms {
+		n, err := rules.CountMapping(ctx, u.dir, m)
+		row := mappingRow{Mapping: m, Users: n, Error: fieldErr[m.Name]}
+		if err != nil {
+			row.Error = usersync.ErrorMessage(err)
+		}
+		rows = append(rows, row)
+	}
+	ps, err := u.dir.FindProvisioners(ctx)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	var sets []*ruleSet
+	for _, p := range ps {
+		if p.Config.Users == nil {
+			continue
+		}
+		set := &ruleSet{Provisioner: p.Name, Scope: p.Config.Users.ScopeRoles, Rules: p.Config.Users.Rules}
+		if r.FormValue("provisioner") == p.Name && r.FormValue("rule") != "" {
+			set.Checked, set.Users = r.FormValue("rule"), r.FormValue("users")
+			set.Verdicts, set.CheckError = u.checkRule(r, p, set.Checked, set.Users)
+		}
+		sets = append(sets, set)
+	}
+	u.render(w, status, "mappings", view{Title: "Rules and mappings", Session: s, Notice: notice, Error: problem,
+		Data: map[string]any{"Roles": roles, "Mappings": rows, "RuleSets": sets, "Fields": rules.FieldNames()}})
+}
+
+// checkRule is "Check rule with users": for each named user, Will be
+// mapped or Will not be mapped, and why.
+func (u *ui) checkRule(r *http.Request, p *usersync.Provisioner, rule, users string) ([]rules.Verdict, string) {
+	i := -1
+	for j, x := range p.Config.Users.Rules {
+		if strings.EqualFold(x.Name, rule) {
+			i = j
+		}
+	}
+	if i < 0 {
+		return nil, fmt.Sprintf("provisioner %s has no rule %q", p.Name, rule)
+	}
+	var names []string
+	for _, n := range strings.FieldsFunc(users, func(c rune) bool { return c == ',' || c == '\n' || c == ' ' || c == ';' }) {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return nil, "Type the usernames to check (separated by commas or spaces)."
+	}
+	if len(names) > 100 {
+		return nil, "Check at most 100 users at a time."
+	}
+	v, err := entra.CheckRule(r.Context(), u.dir, p, i, names)
+	if err != nil {
+		return nil, usersync.ErrorMessage(err)
+	}
+	return v, ""
+}
+
+// saveMapping changes a mapping's condition, roles and place in the
+// order; a condition that does not parse is shown next to its field and
+// nothing changes.
+func (u *ui) saveMapping(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	name := r.PathValue("name")
+	ms, err := u.dir.FindMappings(r.Context())
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	var m *usersync.Mapping
+	for _, x := range ms {
+		if strings.EqualFold(x.Name, name) {
+			m = x
+		}
+	}
+	if m == nil {
+		u.showMappings(w, r, s, http.StatusNotFound, "", fmt.Sprintf("There is no mapping %q (any more).", name), nil)
+		return
+	}
+	version, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	cond := r.PostFormValue("condition")
+	if _, err := rules.Parse(cond); err != nil {
+		u.showMappings(w, r, s, http.StatusBadRequest, "", "", map[string]string{m.Name: usersync.ErrorMessage(err)})
+		return
+	}
+	var roles []string
+	for _, x := range strings.Split(r.PostFormValue("roles"), ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			roles = append(roles, x)
+		}
+	}
+	pos, err := strconv.Atoi(r.PostFormValue("position"))
+	if err != nil || pos < 1 {
+		u.showMappings(w, r, s, http.StatusBadRequest, "", "", map[string]string{m.Name: "The position is a number from 1."})
+		return
+	}
+	m.Condition, m.Roles, m.Position, m.Version = cond, roles, pos, version
+	if err := u.dir.UpdateMapping(r.Context(), m); err != nil {
+		u.showMappings(w, r, s, statusOf(err), "", "", map[string]string{m.Name: usersync.ErrorMessage(err)})
+		return
+	}
+	u.showMappings(w, r, s, http.StatusOK, fmt.Sprintf("Mapping %s saved; provisioners apply it at their next run (at once under usersync serve).", m.Name), "", nil)
+}
+
+// reapply previews (dry run) or runs every user provisioner now.
+func (u *ui) reapply(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	dry := r.PostFormValue("apply") != "yes"
+	ps, err := u.dir.FindProvisioners(r.Context())
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	var results []*entra.UserResult
+	for _, p := range ps {
+		if p.Kind != usersync.ProvisionerUsers {
+			continue
+		}
+		client, err := entra.NewClient(r.Context(), u.dir, p, "", nil)
+		if err == nil {
+			var x *entra.Users
+			if x, err = entra.NewUsers(u.dir, client, p); err == nil {
+				var res *entra.UserResult
+				if res, err = x.Run(r.Context(), entra.UserOptions{DryRun: dry, KeepActions: true}); err == nil {
+					results = append(results, res)
+				}
+			}
+		}
+		if err != nil {
+			u.showMappings(w, r, s, statusOf(err), "", p.Name+": "+usersync.ErrorMessage(err), nil)
+			return
+		}
+	}
+	u.render(w, http.StatusOK, "reapply", view{Title: "Reapply mappings and rules", Session: s, Data: map[string]any{"DryRun": dry, "Results": results}})
+}
