@@ -777,7 +777,6 @@ func (a *app) decideApprovals(ctx context.Context, d usersync.Directory, args []
 	return nil
 }
 
-
 // retryUser clears a user's failures or quarantine in a user provisioner
 // and provisions that user now.
 func (a *app) retryUser(ctx context.Context, d usersync.Directory, p *usersync.Provisioner, username string) error {
