@@ -206,6 +206,7 @@ func decodeUser(raw []byte) (props map[string]*string, enabled *bool, password *
 	props = map[string]*string{}
 	for k, v := range in {
 		switch {
+		case strings.HasPrefix(k, "@odata."): // the SDKs send @odata.type
 		case k == "accountEnabled":
 			var b bool
 			if json.Unmarshal(v, &b) != nil {

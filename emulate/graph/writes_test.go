@@ -195,3 +195,74 @@ func newTestServer(t *testing.T, tenant *Tenant, o Options) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// User and license writes follow wire facts §6: required fields, a UPN
+// in a verified domain and unique, soft delete, assignLicense refused
+// without a usage location, beyond the seats, or for an unknown SKU.
+func TestUserWrites(t *testing.T) {
+	tenant := Generate(3, 30, 1)
+	srv, get := emu(t, tenant)
+	tok := tokenFor(t, srv.URL, tenant.ID)
+	w := func(method, path, body string) (int, string) { return send(t, get, srv.URL, tok, method, path, body) }
+	const ok = `"accountEnabled":true,"displayName":"Josh","mailNickname":"josh","passwordProfile":{"password":"Secret-Password-1"}`
+	for _, bad := range []struct{ body, says string }{
+		{`{"displayName":"Josh","mailNickname":"josh","userPrincipalName":"josh@contoso.example","passwordProfile":{"password":"Secret-Password-1"}}`, "accountEnabled"},
+		{`{"accountEnabled":true,"mailNickname":"josh","userPrincipalName":"josh@contoso.example","passwordProfile":{"password":"Secret-Password-1"}}`, "'displayName'"},
+		{`{"accountEnabled":true,"displayName":"Josh","mailNickname":"josh","userPrincipalName":"josh@contoso.example"}`, "passwordProfile"},
+		{`{` + ok + `,"userPrincipalName":"josh@fabrikam.com"}`, "verified domain"},
+		{`{` + ok + `,"userPrincipalName":"josh@contoso.example","favouriteColour":"blue"}`, "favouriteColour"},
+		{`{"accountEnabled":true,"displayName":"Josh","mailNickname":"jo sh","userPrincipalName":"josh@contoso.example","passwordProfile":{"password":"Secret-Password-1"}}`, "mailNickname"},
+	} {
+		if code, body := w("POST", "/v1.0/users", bad.body); code != 400 || !strings.Contains(body, bad.says) {
+			t.Fatalf("%s: %d %s", bad.body, code, body)
+		}
+	}
+	existing := tenant.GroupsNamed("All Users")[0].Members[0]
+	taken, _ := tenant.User(existing)
+	if code, body := w("POST", "/v1.0/users", `{`+ok+`,"userPrincipalName":"`+strings.ToUpper(taken.UserPrincipalName)+`"}`); code != 400 || !strings.Contains(body, "Another object with the same value for property userPrincipalName already exists.") {
+		t.Fatalf("a taken UPN: %d %s", code, body)
+	}
+	code, body := w("POST", "/v1.0/users", `{`+ok+`,"userPrincipalName":"josh@contoso.example","onPremisesImmutableId":"imm-1"}`)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var made struct{ ID string }
+	json.Unmarshal([]byte(body), &made)
+	sku := "3fa21d5b-0000-4000-8000-0000000000a3" // Office Professional: 30/2 + 10 = 25 seats
+	assign := `{"addLicenses":[{"skuId":"` + sku + `","disabledPlans":[]}],"removeLicenses":[]}`
+	if code, body := w("POST", "/v1.0/users/"+made.ID+"/assignLicense", assign); code != 400 || !strings.Contains(body, "usage location") {
+		t.Fatalf("without a usage location: %d %s", code, body)
+	}
+	if code, _ := w("PATCH", "/v1.0/users/"+made.ID, `{"usageLocation":"US"}`); code != 204 {
+		t.Fatalf("patch: %d", code)
+	}
+	if code, body := w("POST", "/v1.0/users/"+made.ID+"/assignLicense", `{"addLicenses":[{"skuId":"00000000-0000-0000-0000-000000000000","disabledPlans":[]}],"removeLicenses":[]}`); code != 400 || !strings.Contains(body, "valid company License") {
+		t.Fatalf("an unknown SKU: %d %s", code, body)
+	}
+	if code, body := w("POST", "/v1.0/users/"+made.ID+"/assignLicense", assign); code != 200 || !strings.Contains(body, made.ID) {
+		t.Fatalf("assign: %d %s", code, body)
+	}
+	if code, body := w("PATCH", "/v1.0/users/"+made.ID, `{"usageLocation":null}`); code != 400 || !strings.Contains(body, "usage location") {
+		t.Fatalf("removing the usage location of a licensed user: %d %s", code, body)
+	}
+	// Fill the seats: the next assignment is refused.
+	for i := 1; i < 25; i++ {
+		u := User{ID: fmt.Sprintf("seat-%d", i), UserPrincipalName: fmt.Sprintf("seat%d@contoso.example", i), UsageLocation: "US", Licenses: []AssignedLicense{{SkuID: sku}}}
+		tenant.AddUser(u)
+	}
+	code, body = w("POST", "/v1.0/users", `{`+ok+`,"userPrincipalName":"late@contoso.example","usageLocation":"US"}`)
+	json.Unmarshal([]byte(body), &made)
+	if code, body := w("POST", "/v1.0/users/"+made.ID+"/assignLicense", assign); code != 400 || !strings.Contains(body, "does not have any available licenses") {
+		t.Fatalf("beyond the seats: %d %s", code, body)
+	}
+	_, body = w("GET", "/v1.0/subscribedSkus", "")
+	if !strings.Contains(body, `"consumedUnits":25`) || !strings.Contains(body, `"enabled":25`) {
+		t.Fatalf("subscribedSkus: %s", body)
+	}
+	if code, _ := w("DELETE", "/v1.0/users/"+made.ID, ""); code != 204 || !tenant.Deleted(made.ID) {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _ := w("GET", "/v1.0/users/"+made.ID, ""); code != 404 {
+		t.Fatalf("a deleted user is still read: %d", code)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/microsoft/kiota-abstractions-go/authentication"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
@@ -198,3 +199,89 @@ func TestSDKWrites(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// User writes as a user provisioner makes them, with Microsoft's SDK: the
+// verified domains, the subscribed licenses with their seats, a user
+// created (and a duplicate UPN refused), a license refused without a
+// usage location and assigned with one, the user disabled and deleted.
+func TestSDKUserWrites(t *testing.T) {
+	c, tenant := client(t)
+	ctx := context.Background()
+	domains, err := c.Domains().Get(ctx, nil)
+	if err != nil || len(domains.GetValue()) != 1 || deref(domains.GetValue()[0].GetId()) != "contoso.example" || !*domains.GetValue()[0].GetIsVerified() {
+		t.Fatalf("domains: %v %v", domains, err)
+	}
+	skus, err := c.SubscribedSkus().Get(ctx, nil)
+	if err != nil || len(skus.GetValue()) != 3 {
+		t.Fatalf("subscribedSkus: %v", err)
+	}
+	var pro models.SubscribedSkuable
+	for _, s := range skus.GetValue() {
+		if deref(s.GetSkuPartNumber()) == "OFFICESUBSCRIPTION" {
+			pro = s
+		}
+	}
+	if pro == nil || *pro.GetPrepaidUnits().GetEnabled() < 1 || *pro.GetConsumedUnits() != 0 || len(pro.GetServicePlans()) != 2 {
+		t.Fatalf("Office Professional: %+v", pro)
+	}
+	newUser := func(upn string) models.Userable {
+		u := models.NewUser()
+		u.SetAccountEnabled(ptr(true))
+		u.SetDisplayName(ptr("Josh Ames"))
+		u.SetMailNickname(ptr("josh.ames"))
+		u.SetUserPrincipalName(ptr(upn))
+		pp := models.NewPasswordProfile()
+		pp.SetPassword(ptr("xWwvJ]6NMw+bWH-d"))
+		pp.SetForceChangePasswordNextSignIn(ptr(true))
+		u.SetPasswordProfile(pp)
+		return u
+	}
+	made, err := c.Users().Post(ctx, newUser("josh.ames@contoso.example"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := deref(made.GetId())
+	if _, err := c.Users().Post(ctx, newUser("josh.ames@contoso.example"), nil); !strings.Contains(second(odata(err)), "already exists") {
+		t.Fatalf("a duplicate UPN: %v", err)
+	}
+	if _, err := c.Users().Post(ctx, newUser("josh@fabrikam.com"), nil); !strings.Contains(second(odata(err)), "verified domain") {
+		t.Fatalf("a UPN outside the verified domains: %v", err)
+	}
+	lic := models.NewAssignedLicense()
+	lic.SetSkuId(pro.GetSkuId())
+	lic.SetDisabledPlans([]uuid.UUID{*pro.GetServicePlans()[1].GetServicePlanId()})
+	body := graphusers.NewItemAssignLicensePostRequestBody()
+	body.SetAddLicenses([]models.AssignedLicenseable{lic})
+	body.SetRemoveLicenses([]uuid.UUID{})
+	_, err = c.Users().ByUserId(id).AssignLicense().Post(ctx, body, nil)
+	if code, msg := odata(err); code != "Request_BadRequest" || !strings.Contains(msg, "usage location") {
+		t.Fatalf("a license without a usage location: %v", err)
+	}
+	loc := models.NewUser()
+	loc.SetUsageLocation(ptr("US"))
+	if _, err := c.Users().ByUserId(id).Patch(ctx, loc, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Users().ByUserId(id).AssignLicense().Post(ctx, body, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := tenant.Consumed("OFFICESUBSCRIPTION"); n != 1 {
+		t.Fatalf("seats used: %d", n)
+	}
+	off := models.NewUser()
+	off.SetAccountEnabled(ptr(false))
+	if _, err := c.Users().ByUserId(id).Patch(ctx, off, nil); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := tenant.User(id); u.AccountEnabled || u.UsageLocation != "US" || len(u.Licenses) != 1 || len(u.Licenses[0].DisabledPlans) != 1 {
+		t.Fatalf("after the writes: %+v", u)
+	}
+	if err := c.Users().ByUserId(id).Delete(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !tenant.Deleted(id) {
+		t.Fatal("the deleted user is not restorable")
+	}
+}
+
+func second(_, msg string) string { return msg }
