@@ -173,6 +173,40 @@ func TestUserProvisioningPages(t *testing.T) {
 	if u, _ := tenant.UserByUPN("ann@contoso.com"); u.AccountEnabled || !strings.Contains(page, "Reapplied.") {
 		t.Fatalf("reapply did not suspend Ann: %s", page)
 	}
+	// Provisioners: users by state, the backlog and its lag, a reconcile
+	// planned then applied.
+	code, page, _ = get(t, c, srv.URL+"/admin/provisioners")
+	if code != 200 || !strings.Contains(page, "<dd>1 active, 1 suspended, 0 deleted</dd>") || !strings.Contains(page, "1 pending") {
+		t.Fatalf("provisioners page: %d %s", code, page)
+	}
+	bo := "Bo-Renamed"
+	boUser, _ := d.FindUserByUsername(context.Background(), "bo@contoso.com")
+	if _, err := d.UpdateUser(context.Background(), boUser.ID, usersync.UserUpdate{FirstName: &bo}, boUser.Version); err != nil {
+		t.Fatal(err)
+	}
+	josh, _ := d.FindUserByUsername(context.Background(), "josh@contoso.com")
+	title := "Engineer"
+	if _, err := d.UpdateUser(context.Background(), josh.ID, usersync.UserUpdate{Attributes: map[string]*string{"jobTitle": &title}}, josh.Version); err != nil {
+		t.Fatal(err)
+	}
+	_, page, _ = get(t, c, srv.URL+"/admin/provisioners")
+	if !strings.Contains(page, "the oldest has waited") {
+		t.Fatalf("no lag with a backlog: %s", page)
+	}
+	code, page, _ = post(t, c, srv.URL+"/admin/provisioners/o365u/plan", url.Values{"csrf": {csrf}})
+	if code != 200 || !strings.Contains(page, "The plan: nothing was written yet.") || !strings.Contains(page, "jobTitle: — → Engineer") {
+		t.Fatalf("plan: %d %s", code, page)
+	}
+	if u, _ := tenant.UserByUPN("josh@contoso.com"); u.JobTitle != "" {
+		t.Fatal("the plan wrote")
+	}
+	code, page, _ = post(t, c, srv.URL+"/admin/provisioners/o365u/reconcile", url.Values{"csrf": {csrf}})
+	if u, _ := tenant.UserByUPN("josh@contoso.com"); code != 200 || u.JobTitle != "Engineer" || !strings.Contains(page, "Reconciled") {
+		t.Fatalf("apply: %d %+v %s", code, u, page)
+	}
+	if _, page, _ = get(t, c, srv.URL+"/admin/provisioners"); !strings.Contains(page, "<dd>none</dd>") {
+		t.Fatalf("lag after the run: %s", page)
+	}
 	// Every write is in the change log with its actor.
 	cs, _ := d.ChangesAfter(context.Background(), 0, 10000)
 	var decided, mapping int

@@ -488,7 +488,17 @@ func (l *Local) ProvisionerStatus(ctx context.Context, name string) (*Provisione
 	if err != nil {
 		return nil, err
 	}
-	return &ProvisionerStatus{p, cursor, last, max(last-cursor, 0), nonNil(items)}, nil
+	st := &ProvisionerStatus{Provisioner: p, Cursor: cursor, LastChange: last, Backlog: max(last-cursor, 0), Items: nonNil(items)}
+	if st.Backlog > 0 {
+		oldest, err := l.Dir.ChangesAfter(ctx, cursor, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(oldest) == 1 {
+			st.LagSeconds = max(time.Since(oldest[0].At).Seconds(), 0)
+		}
+	}
+	return st, nil
 }
 
 func (l *Local) RetryProvisioner(ctx context.Context, name, group string) (*ProvisionerStatus, error) {

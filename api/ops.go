@@ -154,6 +154,7 @@ type ProvisionerStatus struct {
 	Cursor      int64                      `json:"cursor" doc:"the last change-log event it processed"`
 	LastChange  int64                      `json:"lastChange"`
 	Backlog     int64                      `json:"backlog" doc:"change-log events it has not processed yet"`
+	LagSeconds  float64                    `json:"lagSeconds" doc:"how long the oldest change it has not processed has waited (0 without a backlog)"`
 	Items       []usersync.ProvisionerItem `json:"items" doc:"its failing and quarantined groups"`
 }
 

@@ -544,11 +544,15 @@ func (a *app) printStatus(st *api.ProvisionerStatus) error {
 		Cursor      int64                      `json:"cursor"`
 		LastChange  int64                      `json:"lastChange"`
 		Backlog     int64                      `json:"backlog"`
+		LagSeconds  float64                    `json:"lagSeconds"`
 		Items       []usersync.ProvisionerItem `json:"items"`
-	}{p.Name, st.Cursor, st.LastChange, st.Backlog, nonNil(items)}, func(w io.Writer) {
+	}{p.Name, st.Cursor, st.LastChange, st.Backlog, st.LagSeconds, nonNil(items)}, func(w io.Writer) {
 		row(w, "provisioner:", p.Name)
 		row(w, "cursor:", fmt.Sprintf("change %d of %d", st.Cursor, st.LastChange))
 		row(w, "backlog:", fmt.Sprintf("up to %d change events", st.Backlog))
+		if st.Backlog > 0 {
+			row(w, "lag:", fmt.Sprintf("the oldest has waited %s", (time.Duration(st.LagSeconds*float64(time.Second))).Round(time.Second)))
+		}
 		if len(items) == 0 {
 			row(w, "failing groups:", "none")
 			return

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -780,34 +779,22 @@ func (a *app) decideApprovals(ctx context.Context, d usersync.Directory, args []
 // retryUser clears a user's failures or quarantine in a user provisioner
 // and provisions that user now.
 func (a *app) retryUser(ctx context.Context, d usersync.Directory, p *usersync.Provisioner, username string) error {
-	u, err := d.FindUserByUsername(ctx, username)
-	var id int64
-	var name string
-	if err == nil {
-		id, name = u.ID, u.Username
+	client, err := entra.NewClient(ctx, d, p, "", nil)
+	if err != nil {
+		return err
 	}
-	state, serr := d.ProvisionedUsers(ctx, p.Name)
-	if serr != nil {
-		return serr
+	fmt.Fprintf(a.stderr, "retrying %s in provisioner %s\n", username, p.Name)
+	r, err := entra.RetryUser(ctx, d, client, p, username)
+	if err != nil {
+		return err
 	}
-	if err != nil { // gone from the directory: it may still wait for its deprovision
-		for _, st := range state {
-			if strings.EqualFold(st.Username, username) {
-				id, name, err = st.UserID, st.Username, nil
-			}
-		}
-		if err != nil {
-			return err
-		}
+	if err := a.emit(r, func(w io.Writer) { printUserRun(w, r) }); err != nil {
+		return err
 	}
-	if st := state[id]; st != nil {
-		st.Failures, st.LastError, st.NextAttempt, st.Quarantined = 0, "", time.Time{}, false
-		if err := d.SaveProvisioned(ctx, st); err != nil {
-			return err
-		}
+	if r.Failed > 0 {
+		return exitError{1}
 	}
-	fmt.Fprintf(a.stderr, "retrying %s in provisioner %s\n", name, p.Name)
-	return a.runUsers(ctx, d, p, entra.UserOptions{Only: map[int64]bool{id: true}}, false)
+	return nil
 }
 
 // userStatus shows a user provisioner's users by state, its failing and

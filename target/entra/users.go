@@ -451,9 +451,19 @@ func (x *Users) Run(ctx context.Context, o UserOptions) (*UserResult, error) {
 	ctx = usersync.WithActor(ctx, usersync.ProvisionerCursor(x.p.Name))
 	r := &userRun{Users: x, ctx: ctx, o: o, addTo: map[string][]int64{}, rmFrom: map[string][]int64{}, pending: map[int64]bool{},
 		r: &UserResult{Provisioner: x.p.Name, DryRun: o.DryRun, Run: o.Now().UTC().Format("20060102T150405.000Z"), Counts: map[string]int{}}}
-	err := r.run()
+	// The change counter before the run read anything: a full run has
+	// acted on every change up to it (the cursor gives status its backlog
+	// and lag; the run itself compares states, not events).
+	seq, err := x.dir.LastChangeSeq(ctx)
+	if err != nil {
+		return r.r, err
+	}
+	err = r.run()
 	if ferr := r.flushLog(); err == nil {
 		err = ferr
+	}
+	if err == nil && !o.DryRun && o.Only == nil {
+		err = x.dir.SetCursor(ctx, usersync.ProvisionerCursor(x.p.Name), seq)
 	}
 	return r.r, err
 }
@@ -1333,4 +1343,38 @@ func (r *UserResult) asResult() *Result {
 		}
 	}
 	return out
+}
+
+// RetryUser clears a user's failures or quarantine and provisions that
+// user now; a user gone from the directory is found by the name it was
+// provisioned under (its deprovision may be what failed).
+func RetryUser(ctx context.Context, dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner, username string) (*UserResult, error) {
+	state, err := dir.ProvisionedUsers(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	var id int64
+	if u, err := dir.FindUserByUsername(ctx, username); err == nil {
+		id = u.ID
+	} else {
+		for _, st := range state {
+			if strings.EqualFold(st.Username, username) {
+				id = st.UserID
+			}
+		}
+		if id == 0 {
+			return nil, err
+		}
+	}
+	if st := state[id]; st != nil {
+		st.Failures, st.LastError, st.NextAttempt, st.Quarantined = 0, "", time.Time{}, false
+		if err := dir.SaveProvisioned(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	x, err := NewUsers(dir, client, p)
+	if err != nil {
+		return nil, err
+	}
+	return x.Run(ctx, UserOptions{Only: map[int64]bool{id: true}, KeepActions: true})
 }
