@@ -47,7 +47,7 @@ var staticFS embed.FS
 func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler {
 	u := &ui{dir: dir, ops: ops, log: log, pages: map[string]*template.Template{}}
 	go dummyHash() // ready before the first sign-in, off the start-up path
-	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "approvals", "provisioning", "mappings", "reapply", "reconcile", "error"} {
+	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "approvals", "provisioning", "mappings", "reapply", "reconcile", "folders", "error"} {
 		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/runs_table.html", "templates/change_rows.html", "templates/"+page+".html"))
 	}
 	mux := http.NewServeMux()
@@ -63,6 +63,7 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("GET "+Path+"/users/{username}", u.signedIn(u.userPage))
 	mux.Handle("GET "+Path+"/groups", u.signedIn(u.groupsPage))
 	mux.Handle("GET "+Path+"/groups/{name}", u.signedIn(u.groupPage))
+	mux.Handle("GET "+Path+"/folders", u.signedIn(u.foldersPage))
 	mux.Handle("POST "+Path+"/groups/{name}/members", u.signedIn(u.changeMembers))
 	mux.Handle("GET "+Path+"/settings", u.signedIn(u.settingsPage))
 	mux.Handle("POST "+Path+"/settings", u.signedIn(u.commitSettings))

@@ -225,4 +225,21 @@ func TestGroupCoverage(t *testing.T) {
 	if _, body, _ := get(t, c, srv.URL+"/admin/groups/other"); !strings.Contains(body, "No provisioner pushes this group") {
 		t.Fatalf("an uncovered group's page:\n%s", body)
 	}
+	// The folder tree: the top level, then a folder with its attributes
+	// and the provisioner that covers it, and why.
+	d.CreateGroup(ctx, &usersync.Group{Name: "apps:eng:deep:er"})
+	d.CreateGroup(ctx, &usersync.Group{Name: "hr:payroll"})
+	_, body, _ := get(t, c, srv.URL+"/admin/folders")
+	if !strings.Contains(body, `<a href="/admin/folders?path=apps">apps</a>`) || !strings.Contains(body, "<td>o365: the group carries") && !strings.Contains(body, "o365: folder apps carries") ||
+		!strings.Contains(body, `<a href="/admin/folders?path=hr">hr</a></td>`+"\n    <td>—</td>\n    <td>—</td><td>0</td>") || !strings.Contains(body, "<td>2</td>") {
+		t.Fatalf("the top folders:\n%s", body)
+	}
+	_, body, _ = get(t, c, srv.URL+"/admin/folders?path=apps:eng")
+	if !strings.Contains(body, "<li>o365: folder apps carries "+usersync.DefaultSyncAttribute+"</li>") || !strings.Contains(body, `href="/admin/groups?folder=apps%3aeng"`) ||
+		!strings.Contains(body, `<a href="/admin/folders?path=apps%3aeng%3adeep">deep</a>`) {
+		t.Fatalf("folder apps:eng:\n%s", body)
+	}
+	if code, body, _ := get(t, c, srv.URL+"/admin/folders?path=nowhere"); code != 404 || !strings.Contains(body, "nowhere") {
+		t.Fatalf("an unknown folder: %d %s", code, body)
+	}
 }
