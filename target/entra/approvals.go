@@ -3,6 +3,7 @@ package entra
 import (
 	"context"
 	"sort"
+	"time"
 
 	"github.com/usersync/usersync"
 )
@@ -63,11 +64,43 @@ func Decide(ctx context.Context, dir usersync.Directory, ids []int64, approve bo
 		if err != nil {
 			return list, results, err
 		}
-		r, err := x.Run(ctx, UserOptions{Only: only[name], KeepActions: true})
+		var r *UserResult
+		err = WithLease(ctx, dir, name, 30*time.Second, func() error {
+			var err error
+			r, err = x.Run(ctx, UserOptions{Only: only[name], KeepActions: true})
+			return err
+		})
 		if err != nil {
 			return list, results, err
 		}
 		results = append(results, r)
 	}
 	return list, results, nil
+}
+
+// WithLease runs fn holding provisioner name's lease, so that no replica
+// of serve runs it at the same time; it waits up to wait for a run that
+// holds it to end.
+func WithLease(ctx context.Context, dir usersync.Directory, name string, wait time.Duration, fn func() error) error {
+	holder := holder()
+	deadline := time.Now().Add(wait)
+	for {
+		got, err := dir.TryLease(ctx, usersync.ProvisionerCursor(name), holder, 2*time.Minute)
+		if err != nil {
+			return err
+		}
+		if got {
+			break
+		}
+		if time.Now().After(deadline) {
+			return usersync.Errorf(usersync.ECONFLICT, "provisioner %s has been running for more than %s (under usersync serve); try again when it ends", name, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	defer dir.ReleaseLease(context.WithoutCancel(ctx), usersync.ProvisionerCursor(name), holder)
+	return fn()
 }
