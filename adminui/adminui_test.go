@@ -148,6 +148,16 @@ func TestSignIn(t *testing.T) {
 	if st, _ := d.Setting(context.Background(), "SCIM_REQUIRE_EMAIL"); st.Value != "N" {
 		t.Fatal("a form without its CSRF token changed a setting")
 	}
+	// A value a setting cannot take is shown next to its field, as typed;
+	// the other change in the same commit is not made either.
+	code, body, _ := post(t, c, srv.URL+"/admin/settings?q=SCIM", url.Values{"csrf": {csrf}, "v:SCIM_REQUIRE_EMAIL": {"maybe"}, "v:SCIM_SOFT_DELETE_PREFIX": {"gone_"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `<p class="field-error" id="err-SCIM_REQUIRE_EMAIL" role="alert">`) ||
+		!strings.Contains(body, "Not committed: SCIM_REQUIRE_EMAIL has a value it cannot take") || !strings.Contains(body, `value="gone_"`) {
+		t.Fatalf("a bad value: %d %s", code, body)
+	}
+	if st, _ := d.Setting(context.Background(), "SCIM_SOFT_DELETE_PREFIX"); st.Value != "deleted_" {
+		t.Fatalf("a refused commit changed SCIM_SOFT_DELETE_PREFIX to %q", st.Value)
+	}
 	if code, _, _ := post(t, c, srv.URL+"/admin/logout", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
 		t.Fatalf("sign out: %d", code)
 	}

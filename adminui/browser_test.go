@@ -147,7 +147,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the group has %d members in the directory", len(refs))
 	}
 	must("add nobody", chromedp.SendKeys(chromedp.CSS("#add"), "nobody@example.com"), chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(".error")))
+		chromedp.WaitVisible(chromedp.CSS("#add-error")))
 	says("an unknown user", `user "nobody@example.com" not found; nothing was changed`)
 
 	// Admin > System > System Variables, search SCIM, change, Commit Changes (seed 002).

@@ -97,9 +97,17 @@ func (u *ui) showGroup(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 		u.fail(w, s, err)
 		return
 	}
-	u.render(w, status, "group", view{Title: g.Name, Session: s, Notice: notice, Error: problem,
-		Data: map[string]any{"Group": g, "Members": members, "Next": next, "Attributes": sorted(g.Attributes), "Covering": covering}})
+	data := map[string]any{"Group": g, "Members": members, "Next": next, "Attributes": sorted(g.Attributes), "Covering": covering}
+	if msg, ok := strings.CutPrefix(problem, addFieldError); ok {
+		// A problem with the names typed to add is shown next to that field,
+		// with what was typed.
+		data["AddError"], data["Typed"], problem = msg, r.PostFormValue("add"), ""
+	}
+	u.render(w, status, "group", view{Title: g.Name, Session: s, Notice: notice, Error: problem, Data: data})
 }
+
+// addFieldError marks a problem that belongs next to the add field.
+const addFieldError = "\x00add:"
 
 // coverage names the provisioners that push a group, and why.
 func (u *ui) coverage(r *http.Request, g *usersync.Group) ([]kv, error) {
@@ -143,13 +151,17 @@ func (u *ui) changeMembers(w http.ResponseWriter, r *http.Request, s *usersync.A
 			ch.Add = append(ch.Add, n)
 		}
 		if len(ch.Add) == 0 {
-			u.showGroup(w, r, s, http.StatusUnprocessableEntity, "", "Type at least one username to add.")
+			u.showGroup(w, r, s, http.StatusUnprocessableEntity, "", addFieldError+"Type at least one username to add.")
 			return
 		}
 	}
 	done, err := u.ops.ChangeMembers(r.Context(), r.PathValue("name"), ch, 0)
 	if usersync.ErrorCode(err) == usersync.EINVALID {
-		u.showGroup(w, r, s, http.StatusUnprocessableEntity, "", usersync.ErrorMessage(err))
+		prefix := ""
+		if len(ch.Add) > 0 {
+			prefix = addFieldError
+		}
+		u.showGroup(w, r, s, http.StatusUnprocessableEntity, "", prefix+usersync.ErrorMessage(err))
 		return
 	} else if err != nil {
 		u.fail(w, s, err)
@@ -190,16 +202,32 @@ func (u *ui) settingsPage(w http.ResponseWriter, r *http.Request, s *usersync.Ad
 }
 
 func (u *ui) showSettings(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession, status int, notice, problem string) {
+	u.showSettingsWith(w, r, s, status, notice, problem, nil)
+}
+
+// settingRow is a setting on the page; a value refused is shown again, as
+// typed, with its error next to it.
+type settingRow struct {
+	usersync.Setting
+	Typed string
+	Error string
+}
+
+func (u *ui) showSettingsWith(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession, status int, notice, problem string, fieldErr map[string]string) {
 	all, err := u.ops.Settings(r.Context())
 	if err != nil {
 		u.fail(w, s, err)
 		return
 	}
 	q := strings.TrimSpace(r.FormValue("q"))
-	var shown []usersync.Setting
+	var shown []settingRow
 	for _, st := range all {
 		if q == "" || strings.Contains(strings.ToLower(st.Key+" "+st.Description), strings.ToLower(q)) {
-			shown = append(shown, st)
+			row := settingRow{Setting: st, Typed: st.Value, Error: fieldErr[st.Key]}
+			if v, sent := r.PostForm["v:"+st.Key]; fieldErr != nil && sent && !st.Secret {
+				row.Typed = strings.TrimSpace(v[0]) // what was typed stays; a secret is never written back into the page
+			}
+			shown = append(shown, row)
 		}
 	}
 	u.render(w, status, "settings", view{Title: "System Variables", Session: s, Notice: notice, Error: problem, Data: map[string]any{"Settings": shown, "Query": q}})
@@ -217,6 +245,7 @@ func (u *ui) commitSettings(w http.ResponseWriter, r *http.Request, s *usersync.
 	}
 	type change struct{ key, value string }
 	var changes []change
+	bad := map[string]string{}
 	for _, st := range all {
 		v, sent := r.PostForm["v:"+st.Key]
 		if !sent {
@@ -231,10 +260,19 @@ func (u *ui) commitSettings(w http.ResponseWriter, r *http.Request, s *usersync.
 			err = usersync.ValidateText("setting "+st.Key, map[string]string{"value": canon})
 		}
 		if err != nil {
-			u.showSettings(w, r, s, http.StatusUnprocessableEntity, "", usersync.ErrorMessage(err)+" Nothing was changed.")
-			return
+			bad[st.Key] = usersync.ErrorMessage(err)
+			continue
 		}
 		changes = append(changes, change{st.Key, value})
+	}
+	if len(bad) > 0 {
+		keys := make([]string, 0, len(bad))
+		for k := range bad {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		u.showSettingsWith(w, r, s, http.StatusUnprocessableEntity, "", "Not committed: "+strings.Join(keys, ", ")+" "+map[bool]string{true: "has a value", false: "have values"}[len(keys) == 1]+" it cannot take (see next to each). Nothing was changed.", bad)
+		return
 	}
 	var names []string
 	for _, c := range changes {
