@@ -20,7 +20,7 @@ import (
 
 // headless starts a headless Chromium for the test (scripts/test installs
 // Debian's chromium when it is missing).
-func headless(t *testing.T) context.Context {
+func headless(t testing.TB) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
