@@ -83,6 +83,7 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("POST "+Path+"/approvals", u.signedIn(u.decideApprovals))
 	mux.Handle("GET "+Path+"/provisioning", u.signedIn(u.provisioningPage))
 	mux.Handle("GET "+Path+"/mappings", u.signedIn(u.mappingsPage))
+	mux.Handle("GET "+Path+"/user-suggestions", u.signedIn(u.userSuggestions))
 	mux.Handle("POST "+Path+"/mappings/{name}", u.signedIn(u.saveMapping))
 	mux.Handle("POST "+Path+"/reapply", u.signedIn(u.reapply))
 	return securityHeaders(mux)

@@ -5,6 +5,7 @@ package adminui
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
@@ -288,4 +289,26 @@ func (u *ui) reapply(w http.ResponseWriter, r *http.Request, s *usersync.AdminSe
 		}
 	}
 	u.render(w, http.StatusOK, "reapply", view{Title: "Reapply mappings and rules", Session: s, Data: map[string]any{"DryRun": dry, "Results": results}})
+}
+
+// userSuggestions answers the usernames that start like the last name
+// typed in a "Check rule with users" field, as <option>s of its datalist
+// (htmx fills it while the administrator types).
+func (u *ui) userSuggestions(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	typed := r.FormValue("users")
+	parts := strings.FieldsFunc(typed, func(c rune) bool { return c == ',' || c == ' ' || c == ';' })
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if len(parts) == 0 || strings.HasSuffix(typed, ",") || strings.HasSuffix(typed, " ") {
+		return
+	}
+	last := parts[len(parts)-1]
+	prefix := strings.TrimSuffix(typed, last)
+	found, _, err := u.dir.FindUsers(r.Context(), usersync.UserFilter{Search: last, Limit: 20})
+	if err != nil {
+		http.Error(w, usersync.ErrorMessage(err), statusOf(err))
+		return
+	}
+	for _, f := range found {
+		fmt.Fprintf(w, "<option value=\"%s\">%s</option>\n", template.HTMLEscapeString(prefix+f.Username), template.HTMLEscapeString(strings.TrimSpace(f.FirstName+" "+f.LastName)))
+	}
 }

@@ -142,6 +142,10 @@ func TestUserProvisioningPages(t *testing.T) {
 		!strings.Contains(page, "<td>ann@contoso.com</td><td>Will not be mapped</td>") {
 		t.Fatalf("check rule: %s", page)
 	}
+	// Typing names suggests users (the last name typed, the others kept).
+	if _, page, _ = get(t, c, srv.URL+"/admin/user-suggestions?users="+url.QueryEscape("josh@contoso.com, an")); page != "<option value=\"josh@contoso.com, ann@contoso.com\">Ann Lee</option>\n" {
+		t.Fatalf("suggestions: %q", page)
+	}
 	_, page, _ = get(t, c, srv.URL+"/admin/mappings?"+url.Values{"provisioner": {"o365u"}, "rule": {"Josh Ames licenses"}, "users": {"nobody@x"}}.Encode())
 	if !strings.Contains(page, "no user named nobody@x") {
 		t.Fatalf("check an unknown user: %s", page)
@@ -260,7 +264,9 @@ func TestUserProvisioningInBrowser(t *testing.T) {
 		t.Fatalf("josh in the tenant: %+v", u)
 	}
 	must("check rule", chromedp.Click(chromedp.CSS(`nav a[href="/admin/mappings"]`)), chromedp.WaitVisible(chromedp.ID("check-o365u-0")),
-		chromedp.SendKeys(chromedp.ID("users-o365u-0"), "josh@contoso.com, bo@contoso.com"), chromedp.Submit(chromedp.ID("users-o365u-0")),
+		chromedp.SendKeys(chromedp.ID("users-o365u-0"), "josh@contoso.com, b"),
+		chromedp.WaitReady(chromedp.CSS(`#suggest-o365u-0 option[value="josh@contoso.com, bo@contoso.com"]`)), // typed names suggest users
+		chromedp.SendKeys(chromedp.ID("users-o365u-0"), "o@contoso.com"), chromedp.Submit(chromedp.ID("users-o365u-0")),
 		chromedp.WaitVisible(chromedp.ID("verdicts")))
 	screenshot(t, b, dir, "check-rule")
 	for _, want := range []string{"josh@contoso.com\tWill be mapped", "bo@contoso.com\tWill not be mapped"} {
