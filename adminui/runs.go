@@ -260,8 +260,16 @@ func (u *ui) showTokens(w http.ResponseWriter, r *http.Request, s *usersync.Admi
 		u.fail(w, s, err)
 		return
 	}
-	u.render(w, status, "tokens", view{Title: "API tokens", Session: s, Notice: notice, Error: problem, Data: map[string]any{"Tokens": list, "Clear": clear}})
+	data := map[string]any{"Tokens": list, "Clear": clear}
+	if msg, ok := strings.CutPrefix(problem, createFieldError); ok {
+		// A token that could not be made: the reason next to the form, with what was typed.
+		data["CreateError"], data["User"], data["Name"], problem = msg, r.PostFormValue("user"), r.PostFormValue("name"), ""
+	}
+	u.render(w, status, "tokens", view{Title: "API tokens", Session: s, Notice: notice, Error: problem, Data: data})
 }
+
+// createFieldError marks a problem that belongs next to the create form.
+const createFieldError = "\x00create:"
 
 func (u *ui) tokenAction(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
 	ctx := r.Context()
@@ -279,7 +287,7 @@ func (u *ui) tokenAction(w http.ResponseWriter, r *http.Request, s *usersync.Adm
 	}
 	made, err := u.ops.CreateToken(ctx, strings.TrimSpace(r.PostFormValue("user")), strings.TrimSpace(r.PostFormValue("name")))
 	if err != nil {
-		u.showTokens(w, r, s, statusOf(err), "", usersync.ErrorMessage(err), "")
+		u.showTokens(w, r, s, statusOf(err), "", createFieldError+usersync.ErrorMessage(err), "")
 		return
 	}
 	u.showTokens(w, r, s, http.StatusOK, fmt.Sprintf("Token %d for %s created. It is shown only now: copy it.", made.Info.ID, made.Info.Username), "", made.Token)

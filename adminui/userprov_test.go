@@ -142,6 +142,14 @@ func TestUserProvisioningPages(t *testing.T) {
 		!strings.Contains(page, "<td>ann@contoso.com</td><td>Will not be mapped</td>") {
 		t.Fatalf("check rule: %s", page)
 	}
+	// A token for a user that does not exist: the reason next to the form, nothing made.
+	code, page, _ = post(t, c, srv.URL+"/admin/tokens", url.Values{"csrf": {csrf}, "user": {"nobody@contoso.com"}, "name": {"ci"}})
+	if code != http.StatusNotFound || !strings.Contains(page, `<p class="field-error" id="create-error" role="alert">`) || !strings.Contains(page, `value="nobody@contoso.com"`) {
+		t.Fatalf("a token for nobody: %d %s", code, page)
+	}
+	if list, _ := d.FindTokens(context.Background(), 0); len(list) != 0 {
+		t.Fatalf("a refused token was made: %+v", list)
+	}
 	// Typing names suggests users (the last name typed, the others kept).
 	if _, page, _ = get(t, c, srv.URL+"/admin/user-suggestions?users="+url.QueryEscape("josh@contoso.com, an")); page != "<option value=\"josh@contoso.com, ann@contoso.com\">Ann Lee</option>\n" {
 		t.Fatalf("suggestions: %q", page)
