@@ -263,30 +263,10 @@ func (u *ui) saveMapping(w http.ResponseWriter, r *http.Request, s *usersync.Adm
 // reapply previews (dry run) or runs every user provisioner now.
 func (u *ui) reapply(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
 	dry := r.PostFormValue("apply") != "yes"
-	ps, err := u.dir.FindProvisioners(r.Context())
+	results, err := entra.ReapplyAll(r.Context(), u.dir, dry)
 	if err != nil {
-		u.fail(w, s, err)
+		u.showMappings(w, r, s, statusOf(err), "", usersync.ErrorMessage(err), nil)
 		return
-	}
-	var results []*entra.UserResult
-	for _, p := range ps {
-		if p.Kind != usersync.ProvisionerUsers {
-			continue
-		}
-		client, err := entra.NewClient(r.Context(), u.dir, p, "", nil)
-		if err == nil {
-			var x *entra.Users
-			if x, err = entra.NewUsers(u.dir, client, p); err == nil {
-				var res *entra.UserResult
-				if res, err = x.Run(r.Context(), entra.UserOptions{DryRun: dry, KeepActions: true}); err == nil {
-					results = append(results, res)
-				}
-			}
-		}
-		if err != nil {
-			u.showMappings(w, r, s, statusOf(err), "", p.Name+": "+usersync.ErrorMessage(err), nil)
-			return
-		}
 	}
 	u.render(w, http.StatusOK, "reapply", view{Title: "Reapply mappings and rules", Session: s, Data: map[string]any{"DryRun": dry, "Results": results}})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -500,16 +499,7 @@ func (a *app) printRun(r *entra.Result, reconcile bool) error {
 				fmt.Fprintln(w, describeAction(act, true))
 			}
 		}
-		kinds := make([]string, 0, len(r.Counts))
-		for k, n := range r.Counts {
-			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-		}
-		sort.Strings(kinds)
-		counts := "nothing to write"
-		if len(kinds) > 0 {
-			counts = strings.Join(kinds, ", ")
-		}
-		fmt.Fprintf(w, "provisioner %s: %s%s; %d groups looked at: %s\n", r.Provisioner, prefix, what, r.Groups, counts)
+		fmt.Fprintf(w, "provisioner %s: %s%s; %d groups looked at: %s\n", r.Provisioner, prefix, what, r.Groups, countsText(r.Counts))
 		for _, f := range r.Failures {
 			q := ""
 			if f.Quarantined {

@@ -253,41 +253,11 @@ Fields: ` + rules.FieldNames() + `.`}
 			run = a.readDB
 		}
 		return run(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			ps, err := d.FindProvisioners(ctx)
+			results, err := entra.ReapplyAll(ctx, d, dry)
 			if err != nil {
 				return err
 			}
-			var results []*entra.UserResult
-			failed := false
-			for _, p := range ps {
-				if p.Kind != usersync.ProvisionerUsers {
-					continue
-				}
-				x, err := a.userProvisioner(ctx, d, p)
-				if err != nil {
-					return err
-				}
-				r, err := x.Run(ctx, entra.UserOptions{DryRun: dry, KeepActions: true})
-				if err != nil {
-					return err
-				}
-				results = append(results, r)
-				failed = failed || r.Failed > 0
-			}
-			if err := a.emit(nonNil(results), func(w io.Writer) {
-				if len(results) == 0 {
-					fmt.Fprintln(w, "no user provisioner: nothing to reapply (usersync provisioners create NAME --kind users …)")
-				}
-				for _, r := range results {
-					printUserRun(w, r)
-				}
-			}); err != nil {
-				return err
-			}
-			if failed {
-				return exitError{1}
-			}
-			return nil
+			return a.printUserRuns(results, "no user provisioner: nothing to reapply (usersync provisioners create NAME --kind users …)")
 		})(cmd, args)
 	}
 	c.AddCommand(create, update, list, del, reapply)
@@ -338,15 +308,7 @@ func printUserRun(w io.Writer, r *entra.UserResult) {
 	for _, x := range r.Actions {
 		fmt.Fprintln(w, describeUserAction(x))
 	}
-	kinds := make([]string, 0, len(r.Counts))
-	for k, n := range r.Counts {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-	}
-	sort.Strings(kinds)
-	counts := "nothing to write"
-	if len(kinds) > 0 {
-		counts = strings.Join(kinds, ", ")
-	}
+	counts := countsText(r.Counts)
 	prefix := ""
 	if r.DryRun {
 		prefix = "dry run, nothing written: "
@@ -355,6 +317,42 @@ func printUserRun(w io.Writer, r *entra.UserResult) {
 	if r.Held > 0 {
 		fmt.Fprintf(w, "  HELD: %s\n", r.HeldReason)
 	}
+}
+
+// countsText is a run's counts as "kind n, kind n" in order, or "nothing to write".
+func countsText[K ~string](counts map[K]int) string {
+	kinds := make([]string, 0, len(counts))
+	for k, n := range counts {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	if len(kinds) == 0 {
+		return "nothing to write"
+	}
+	return strings.Join(kinds, ", ")
+}
+
+// printUserRuns prints user runs (say, when there are none) and exits 1
+// when one of them has a failed user.
+func (a *app) printUserRuns(results []*entra.UserResult, none string) error {
+	failed := false
+	for _, r := range results {
+		failed = failed || r.Failed > 0
+	}
+	if err := a.emit(nonNil(results), func(w io.Writer) {
+		if len(results) == 0 && none != "" {
+			fmt.Fprintln(w, none)
+		}
+		for _, r := range results {
+			printUserRun(w, r)
+		}
+	}); err != nil {
+		return err
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
 }
 
 // runUsers runs a user provisioner for "provisioners run|reconcile".
@@ -759,21 +757,7 @@ func (a *app) decideApprovals(ctx context.Context, d usersync.Directory, args []
 	if !approve {
 		return a.emit(list, func(w io.Writer) { fmt.Fprintf(w, "rejected %d actions: they are not sent\n", len(list)) })
 	}
-	failed := false
-	for _, r := range results {
-		failed = failed || r.Failed > 0
-	}
-	if err := a.emit(results, func(w io.Writer) {
-		for _, r := range results {
-			printUserRun(w, r)
-		}
-	}); err != nil {
-		return err
-	}
-	if failed {
-		return exitError{1}
-	}
-	return nil
+	return a.printUserRuns(results, "")
 }
 
 // retryUser clears a user's failures or quarantine in a user provisioner

@@ -104,3 +104,37 @@ func WithLease(ctx context.Context, dir usersync.Directory, name string, wait ti
 	defer dir.ReleaseLease(context.WithoutCancel(ctx), usersync.ProvisionerCursor(name), holder)
 	return fn()
 }
+
+// ReapplyAll runs every user provisioner now (dry: plans only), each under
+// its lease: "reapply mappings and rules".
+func ReapplyAll(ctx context.Context, dir usersync.Directory, dryRun bool) ([]*UserResult, error) {
+	ps, err := dir.FindProvisioners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var results []*UserResult
+	for _, p := range ps {
+		if p.Kind != usersync.ProvisionerUsers {
+			continue
+		}
+		client, err := NewClient(ctx, dir, p, "", nil)
+		if err != nil {
+			return results, err
+		}
+		x, err := NewUsers(dir, client, p)
+		if err != nil {
+			return results, err
+		}
+		err = WithLease(ctx, dir, p.Name, 30*time.Second, func() error {
+			r, err := x.Run(ctx, UserOptions{DryRun: dryRun, KeepActions: true})
+			if err == nil {
+				results = append(results, r)
+			}
+			return err
+		})
+		if err != nil {
+			return results, usersync.Errorf(usersync.ErrorCode(err), "provisioner %s: %s", p.Name, usersync.ErrorMessage(err))
+		}
+	}
+	return results, nil
+}
