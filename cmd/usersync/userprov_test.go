@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -205,11 +203,7 @@ func TestKillDuringUserProvisioning(t *testing.T) {
 				ok(t, cli(t, db, "", "provisioners", "entitlements", "o365u", "--refresh"))
 				ok(t, cli(t, db, "", "provisioners", "rules", "add", "o365u", "everyone", "--license", "OFFICESUBSCRIPTION", "--group", "All Staff"))
 				args := []string{"--db", db, "provisioners", "run", "o365u"}
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = append(os.Environ(), "USERSYNC_CLI_CHILD="+strings.Join(args, "\x1f"))
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
+				cmd := child(t, args...)
 				select {
 				case <-started:
 				case <-time.After(60 * time.Second):
