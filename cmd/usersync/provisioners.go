@@ -338,7 +338,12 @@ func (a *app) provisionersShow() *cobra.Command {
 			p := st.Provisioner
 			return a.emit(p, func(w io.Writer) {
 				row(w, "name:", p.Name)
+				groupOnly := map[string]bool{"syncAttributeName": true, "idAttribute": true, "upnAttribute": true, "groupJexl": true, "mailNicknameJexl": true,
+					"descriptionJexl": true, "subjectJexl": true, "groupType": true, "visibility": true, "remoteIdAttribute": true}
 				for _, s := range settings {
+					if p.Config.Users != nil && groupOnly[s.property] {
+						continue // settings of group provisioners
+					}
 					var v string
 					switch {
 					case s.str != nil:
