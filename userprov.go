@@ -310,15 +310,17 @@ type Approval struct {
 	DecidedAt   time.Time `json:"decidedAt,omitzero"`
 }
 
-// LogEntry is one line of a provisioning log: an action on one user, why,
-// what came of it, and the properties it modified.
+// LogEntry is one line of a provisioning log: an action on one user (or,
+// for a group provisioner, one group or membership), why, what came of it,
+// and the properties it modified.
 type LogEntry struct {
 	ID          int64                  `json:"id"`
 	Provisioner string                 `json:"provisioner"`
 	Run         string                 `json:"run"`
 	At          time.Time              `json:"at"`
-	UserID      int64                  `json:"userId"`
-	Username    string                 `json:"username"`
+	UserID      int64                  `json:"userId,omitempty"`
+	Username    string                 `json:"username,omitempty"` // a group provisioner's: the member
+	Group       string                 `json:"group,omitempty"`    // a group provisioner's: the group
 	Action      string                 `json:"action"`
 	Reason      string                 `json:"reason"`
 	Status      string                 `json:"status"` // done, failed, pending-approval, held, skipped
@@ -331,6 +333,7 @@ type LogEntry struct {
 type LogFilter struct {
 	Provisioner string
 	Username    string
+	Group       string
 	Run         string
 	Status      string
 	Limit       int

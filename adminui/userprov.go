@@ -100,11 +100,10 @@ func (u *ui) provisioningPage(w http.ResponseWriter, r *http.Request, s *usersyn
 	}
 	var names []string
 	for _, p := range ps {
-		if p.Kind == usersync.ProvisionerUsers {
-			names = append(names, p.Name)
-		}
+		names = append(names, p.Name)
 	}
-	f := usersync.LogFilter{Provisioner: r.FormValue("provisioner"), Username: strings.TrimSpace(r.FormValue("user")), Run: strings.TrimSpace(r.FormValue("run")), Status: r.FormValue("status"), Limit: 200}
+	f := usersync.LogFilter{Provisioner: r.FormValue("provisioner"), Username: strings.TrimSpace(r.FormValue("user")), Group: strings.TrimSpace(r.FormValue("group")),
+		Run: strings.TrimSpace(r.FormValue("run")), Status: r.FormValue("status"), Limit: 200}
 	var entries []usersync.LogEntry
 	if len(names) > 0 {
 		if f.Provisioner == "" {

@@ -558,8 +558,8 @@ func (d *DB) AppendLog(ctx context.Context, entries []usersync.LogEntry) error {
 			if !e.At.IsZero() {
 				at = micros(e.At)
 			}
-			if _, err := t.exec(`INSERT INTO provisioning_log (provisioner, run, at, user_id, username, action, reason, status, error_code, error, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				e.Provisioner, e.Run, at, e.UserID, e.Username, e.Action, e.Reason, e.Status, e.ErrorCode, e.Error, jsonText(e.Modified)); err != nil {
+			if _, err := t.exec(`INSERT INTO provisioning_log (provisioner, run, at, user_id, username, group_name, action, reason, status, error_code, error, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				e.Provisioner, e.Run, at, e.UserID, e.Username, e.Group, e.Action, e.Reason, e.Status, e.ErrorCode, e.Error, jsonText(e.Modified)); err != nil {
 				return t.d.wrapErr("write provisioning log", err)
 			}
 		}
@@ -569,12 +569,15 @@ func (d *DB) AppendLog(ctx context.Context, entries []usersync.LogEntry) error {
 
 // FindLog lists provisioning log entries, newest first.
 func (d *DB) FindLog(ctx context.Context, f usersync.LogFilter) ([]usersync.LogEntry, error) {
-	q, args := `SELECT id, provisioner, run, at, user_id, username, action, reason, status, error_code, error, modified FROM provisioning_log WHERE 1=1`, []any{}
+	q, args := `SELECT id, provisioner, run, at, user_id, username, group_name, action, reason, status, error_code, error, modified FROM provisioning_log WHERE 1=1`, []any{}
 	if f.Provisioner != "" {
 		q, args = q+` AND provisioner = ?`, append(args, f.Provisioner)
 	}
 	if f.Username != "" {
 		q, args = q+` AND `+d.dialect.fold("username")+` = `+d.dialect.fold("?"), append(args, f.Username)
+	}
+	if f.Group != "" {
+		q, args = q+` AND `+d.dialect.fold("group_name")+` = `+d.dialect.fold("?"), append(args, f.Group)
 	}
 	if f.Run != "" {
 		q, args = q+` AND run = ?`, append(args, f.Run)
@@ -595,7 +598,7 @@ func (d *DB) FindLog(ctx context.Context, f usersync.LogFilter) ([]usersync.LogE
 		var e usersync.LogEntry
 		var at int64
 		var modified string
-		if err := rows.Scan(&e.ID, &e.Provisioner, &e.Run, &at, &e.UserID, &e.Username, &e.Action, &e.Reason, &e.Status, &e.ErrorCode, &e.Error, &modified); err != nil {
+		if err := rows.Scan(&e.ID, &e.Provisioner, &e.Run, &at, &e.UserID, &e.Username, &e.Group, &e.Action, &e.Reason, &e.Status, &e.ErrorCode, &e.Error, &modified); err != nil {
 			return nil, d.wrapErr("read provisioning log", err)
 		}
 		e.At = fromMicros(at)

@@ -656,13 +656,14 @@ func (a *app) findUserProvisioner(ctx context.Context, d usersync.Directory, nam
 
 func (a *app) provisionersLog() *cobra.Command {
 	var f usersync.LogFilter
-	c := &cobra.Command{Use: "log NAME [--user U] [--status S] [--run R]", Short: "A user provisioner's log: every action with its reason, status and the properties it modified", Args: cobra.ExactArgs(1)}
-	c.Flags().StringVar(&f.Username, "user", "", "only this user")
+	c := &cobra.Command{Use: "log NAME [--user U] [--group G] [--status S] [--run R]", Short: "A provisioner's log: every action with its reason, status and the properties it modified", Args: cobra.ExactArgs(1)}
+	c.Flags().StringVar(&f.Username, "user", "", "only this user (a group provisioner's: this member)")
+	c.Flags().StringVar(&f.Group, "group", "", "only this group (group provisioners)")
 	c.Flags().StringVar(&f.Status, "status", "", "only this status: done, failed, pending-approval, held")
 	c.Flags().StringVar(&f.Run, "run", "", "only this run")
 	c.Flags().IntVar(&f.Limit, "limit", 100, "show at most this many entries, newest first")
 	c.RunE = a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-		if _, err := a.findUserProvisioner(ctx, d, args[0]); err != nil {
+		if _, err := d.FindProvisioner(ctx, args[0]); err != nil {
 			return err
 		}
 		f.Provisioner = args[0]
@@ -671,7 +672,7 @@ func (a *app) provisionersLog() *cobra.Command {
 			return err
 		}
 		return a.emit(nonNil(entries), func(w io.Writer) {
-			row(w, "AT", "RUN", "USER", "ACTION", "STATUS", "REASON", "MODIFIED", "ERROR")
+			row(w, "AT", "RUN", "GROUP", "USER", "ACTION", "STATUS", "REASON", "MODIFIED", "ERROR")
 			for _, e := range entries {
 				var mod []string
 				for _, k := range sortedFields(e.Modified) {
@@ -681,7 +682,7 @@ func (a *app) provisionersLog() *cobra.Command {
 				if e.ErrorCode != "" {
 					msg += " (" + e.ErrorCode + ")"
 				}
-				row(w, fmtTime(e.At), e.Run, e.Username, e.Action, e.Status, e.Reason, orDash(strings.Join(mod, "; ")), orDash(msg))
+				row(w, fmtTime(e.At), e.Run, orDash(e.Group), orDash(e.Username), e.Action, e.Status, e.Reason, orDash(strings.Join(mod, "; ")), orDash(msg))
 			}
 		})
 	})

@@ -167,6 +167,9 @@ type run struct {
 	// (in later batches) are in Entra already.
 	reconciledAt map[int64]int64
 	items        map[int64]usersync.ProvisionerItem // failing groups by id, read once a run (nil until then)
+	runID        string                             // names the run in the provisioning log
+	pendingLog   []usersync.LogEntry                // the current group's actions, logged when it settles
+	log          []usersync.LogEntry                // settled entries not written yet
 }
 
 func (g *Groups) newRun(ctx context.Context, o Options) *run {
@@ -175,10 +178,22 @@ func (g *Groups) newRun(ctx context.Context, o Options) *run {
 	}
 	ctx = usersync.WithActor(ctx, usersync.ProvisionerCursor(g.p.Name))
 	return &run{Groups: g, ctx: ctx, o: o, folders: map[string]*usersync.Folder{}, names: map[string]string{}, upnIDs: map[string]string{}, reconciledAt: map[int64]int64{},
-		r: &Result{Provisioner: g.p.Name, DryRun: o.DryRun, Counts: map[ActionKind]int{}}}
+		r: &Result{Provisioner: g.p.Name, DryRun: o.DryRun, Counts: map[ActionKind]int{}}, runID: runName(o.Now())}
 }
 
 func (r *run) act(a Action) {
+	if !r.o.DryRun {
+		e := usersync.LogEntry{Provisioner: r.p.Name, Run: r.runID, Group: a.Group, Username: a.Member, Action: string(a.Kind), Reason: a.Reason, Status: StatusDone, At: r.o.Now()}
+		switch a.Kind {
+		case AddMember:
+			e.Modified = map[string]usersync.FieldChange{"members": {To: a.Member}}
+		case RemoveMember:
+			e.Modified = map[string]usersync.FieldChange{"members": {From: a.Member}}
+		case FailMember:
+			e.Status, e.Error = StatusFailed, a.Reason
+		}
+		r.pendingLog = append(r.pendingLog, e)
+	}
 	r.r.Counts[a.Kind]++
 	if r.o.KeepActions {
 		r.r.Actions = append(r.r.Actions, a)
@@ -210,8 +225,9 @@ type work struct {
 // first retrying the groups that failed before and are due. The cursor
 // moves past each batch once its writes are done; a group that fails is
 // retried later on its own (retryOnError) rather than holding the cursor.
-func (g *Groups) Run(ctx context.Context, o Options) (*Result, error) {
+func (g *Groups) Run(ctx context.Context, o Options) (res *Result, err error) {
 	r := g.newRun(ctx, o)
+	defer r.flushOnReturn(&err)
 	if err := r.retryDue(); err != nil {
 		return r.r, err
 	}
@@ -994,6 +1010,20 @@ func fatal(err error) bool {
 // failure is retried with backoff (retryOnError) and quarantined after
 // MaxFailures; without retryOnError it is only recorded.
 func (r *run) settle(groupID int64, name string, err error) error {
+	// The group's actions go to the provisioning log as done, or, when
+	// the group failed, as not done with the reason.
+	for _, e := range r.pendingLog {
+		if err != nil && e.Status == StatusDone {
+			e.Status, e.Error = StatusFailed, "the group failed: "+usersync.ErrorMessage(err)
+		}
+		r.log = append(r.log, e)
+	}
+	r.pendingLog = r.pendingLog[:0]
+	if len(r.log) >= 500 {
+		if lerr := r.flushLog(); lerr != nil {
+			return lerr
+		}
+	}
 	if fatal(err) {
 		return err
 	}
@@ -1094,8 +1124,9 @@ func (r *run) retry(it usersync.ProvisionerItem) error {
 // Reconcile compares Entra with the directory for every covered group (and
 // the quarantined and failing ones) and repairs drift both ways. Groups
 // that succeed leave quarantine.
-func (g *Groups) Reconcile(ctx context.Context, o Options) (*Result, error) {
+func (g *Groups) Reconcile(ctx context.Context, o Options) (res *Result, err error) {
 	r := g.newRun(ctx, o)
+	defer r.flushOnReturn(&err)
 	groups, _, err := g.dir.FindGroups(ctx, usersync.GroupFilter{})
 	if err != nil {
 		return r.r, err
@@ -1121,8 +1152,9 @@ func (g *Groups) Reconcile(ctx context.Context, o Options) (*Result, error) {
 }
 
 // Retry clears a group's failures and quarantine and reconciles it now.
-func (g *Groups) Retry(ctx context.Context, groupName string, o Options) (*Result, error) {
+func (g *Groups) Retry(ctx context.Context, groupName string, o Options) (res *Result, err error) {
 	r := g.newRun(ctx, o)
+	defer r.flushOnReturn(&err)
 	grp, err := g.dir.FindGroupByName(ctx, groupName)
 	if err != nil {
 		return r.r, err
@@ -1138,4 +1170,22 @@ func (g *Groups) Retry(ctx context.Context, groupName string, o Options) (*Resul
 func isNotFound(err error) bool {
 	var ae *msgraph.APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// flushLog writes the settled entries of the provisioning log.
+func (r *run) flushLog() error {
+	if len(r.log) == 0 {
+		return nil
+	}
+	err := r.dir.AppendLog(context.WithoutCancel(r.ctx), r.log)
+	r.log = r.log[:0]
+	return err
+}
+
+// flushOnReturn writes what is left of the log when a run returns.
+func (r *run) flushOnReturn(err *error) {
+	r.log, r.pendingLog = append(r.log, r.pendingLog...), nil // actions of no group that settled (a marker removed)
+	if ferr := r.flushLog(); *err == nil {
+		*err = ferr
+	}
 }

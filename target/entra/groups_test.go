@@ -698,3 +698,37 @@ func TestRenamedOutOfMarkedFolder(t *testing.T) {
 		t.Fatalf("the Entra group changed or went: %+v %v", rg, ok)
 	}
 }
+
+// A group provisioner's actions are in the provisioning log per group and
+// per member: what was done, and a member that could not be written as
+// failed with why.
+func TestGroupProvisioningLog(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		e := newEnv(t, open(t), graphemu.Options{}, nil)
+		e.mark("app:test")
+		e.group("app:test:g1", "alice", "bob")
+		e.run()
+		e.addMembers("app:test:g1", "erin") // in the directory only: not a user of the tenant
+		e.removeMembers("app:test:g1", "alice")
+		e.run()
+		log, err := e.dir.FindLog(ctx, usersync.LogFilter{Provisioner: e.p.Name, Group: "APP:TEST:G1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range log {
+			got = append(got, l.Action+" "+l.Username+" "+l.Status)
+		}
+		want := []string{"remove-member alice@contoso.com done", "member-failed erin@contoso.com failed",
+			"add-member bob@contoso.com done", "add-member alice@contoso.com done", "create-group  done"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if log[0].Modified["members"].From != "alice@contoso.com" || !strings.Contains(log[1].Error, "not a user in tenant") || log[0].Run == log[4].Run {
+			t.Fatalf("entries: %+v", log)
+		}
+		if member, _ := e.dir.FindLog(ctx, usersync.LogFilter{Provisioner: e.p.Name, Username: "bob@contoso.com"}); len(member) != 1 {
+			t.Fatalf("by member: %+v", member)
+		}
+	})
+}

@@ -450,7 +450,7 @@ func (x *Users) Run(ctx context.Context, o UserOptions) (*UserResult, error) {
 	}
 	ctx = usersync.WithActor(ctx, usersync.ProvisionerCursor(x.p.Name))
 	r := &userRun{Users: x, ctx: ctx, o: o, addTo: map[string][]int64{}, rmFrom: map[string][]int64{}, pending: map[int64]bool{},
-		r: &UserResult{Provisioner: x.p.Name, DryRun: o.DryRun, Run: o.Now().UTC().Format("20060102T150405.000Z"), Counts: map[string]int{}}}
+		r: &UserResult{Provisioner: x.p.Name, DryRun: o.DryRun, Run: runName(o.Now()), Counts: map[string]int{}}}
 	// The change counter before the run read anything: a full run has
 	// acted on every change up to it (the cursor gives status its backlog
 	// and lag; the run itself compares states, not events).
@@ -1377,4 +1377,10 @@ func RetryUser(ctx context.Context, dir usersync.Directory, client *msgraph.Clie
 		return nil, err
 	}
 	return x.Run(ctx, UserOptions{Only: map[int64]bool{id: true}, KeepActions: true})
+}
+
+// runName names a run in the provisioning log: when it started, and a few
+// random characters, so that two runs in one millisecond stay apart.
+func runName(at time.Time) string {
+	return at.UTC().Format("20060102T150405.000Z") + "-" + strings.ToLower(usersync.NewSecret("")[:4])
 }

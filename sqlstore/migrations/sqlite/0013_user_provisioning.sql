@@ -65,6 +65,7 @@ CREATE TABLE provisioning_log (
 	at          BIGINT NOT NULL,
 	user_id     BIGINT NOT NULL,
 	username    TEXT   NOT NULL,
+	group_name  TEXT   NOT NULL, -- group provisioners: the group acted on (username: the member)
 	action      TEXT   NOT NULL,
 	reason      TEXT   NOT NULL,
 	status      TEXT   NOT NULL,
@@ -74,3 +75,4 @@ CREATE TABLE provisioning_log (
 );
 CREATE INDEX provisioning_log_user ON provisioning_log (provisioner, username);
 CREATE INDEX provisioning_log_run ON provisioning_log (provisioner, run);
+CREATE INDEX provisioning_log_group ON provisioning_log (provisioner, group_name);
