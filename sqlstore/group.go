@@ -493,6 +493,36 @@ func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int6
 		if len(known) == 0 {
 			return changed, nil
 		}
+		// Members already there are found by primary-key reads first: a
+		// batch applied again (most of a sync) then tries no insert at all,
+		// which cost SQLite a B-tree search and a conflict each. What is
+		// left still goes in with ON CONFLICT, for a writer that got there
+		// in between (PostgreSQL).
+		if via == "" && len(known) >= 64 {
+			present := make(map[int64]bool, len(known))
+			err := inChunks(t.d, t.query, "read memberships", `SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `,
+				[]any{g.ID}, known, func(rows *sql.Rows) error {
+					var id int64
+					err := rows.Scan(&id)
+					present[id] = true
+					return err
+				})
+			if err != nil {
+				return 0, err
+			}
+			if len(present) > 0 {
+				missing := known[:0:0]
+				for _, id := range known {
+					if !present[id] {
+						missing = append(missing, id)
+					}
+				}
+				known = missing
+			}
+			if len(known) == 0 {
+				return changed, nil
+			}
+		}
 		inserted := map[int64]bool{}
 		err := t.insertRows(table, 5, len(known), " ON CONFLICT DO NOTHING RETURNING member_id", row(known), func(rows *sql.Rows) error {
 			if err := record(rows); err != nil {

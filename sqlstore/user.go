@@ -41,6 +41,23 @@ func userRef(u *usersync.User) usersync.ObjectRef {
 	return usersync.ObjectRef{Type: usersync.ObjectUser, ID: u.ID, Name: u.Username}
 }
 
+// sameUser reports whether next holds what old does, in every field a
+// change event compares (false when unsure: the full comparison decides).
+func sameUser(old, next *usersync.User) bool {
+	if old.Username != next.Username || old.Email != next.Email || old.FirstName != next.FirstName || old.LastName != next.LastName ||
+		old.Type != next.Type || old.Enabled != next.Enabled || old.AuthMethod != next.AuthMethod || old.Source != next.Source ||
+		old.SourceID != next.SourceID || old.SoftDeleted != next.SoftDeleted || len(old.Attributes) != len(next.Attributes) ||
+		len(old.Profile) != 0 || len(next.Profile) != 0 {
+		return false
+	}
+	for k, v := range old.Attributes {
+		if w, ok := next.Attributes[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
 // userFields returns the fields of u as strings, for change events.
 func userFields(u *usersync.User) map[string]string {
 	m := map[string]string{
@@ -476,6 +493,9 @@ func (t *tx) lockUser(id int64) (*usersync.User, error) {
 // saveUser writes next over old when they differ, bumping the version and
 // recording the changed fields. It writes nothing when they are equal.
 func (t *tx) saveUser(old, next *usersync.User) error {
+	if sameUser(old, next) {
+		return nil // most users of a sync run: no maps built to find that nothing changed
+	}
 	diff := diffFields(userFields(old), userFields(next))
 	if len(diff) == 0 {
 		return nil
