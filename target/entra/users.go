@@ -304,17 +304,18 @@ type desired struct {
 // userRun is one run's state.
 type userRun struct {
 	*Users
-	ctx      context.Context
-	o        UserOptions
-	r        *UserResult
-	state    map[int64]*usersync.Provisioned
-	log      []usersync.LogEntry
-	approved map[int64][]*usersync.Approval // decided: approved and rejected
-	pending  map[int64]bool                 // approvals this run confirmed pending (the others are dropped)
-	free     map[string]int                 // free seats by SKU id, read once a run
-	addTo    map[string][]int64
-	rmFrom   map[string][]int64
-	licenses []*licenseWork // queued license changes (flushLicenses)
+	ctx         context.Context
+	o           UserOptions
+	r           *UserResult
+	state       map[int64]*usersync.Provisioned
+	log         []usersync.LogEntry
+	approved    map[int64][]*usersync.Approval // decided: approved and rejected
+	pending     map[int64]bool                 // approvals this run confirmed pending (the others are dropped)
+	free        map[string]int                 // free seats by SKU id, read once a run
+	addTo       map[string][]int64
+	rmFrom      map[string][]int64
+	licenses    []*licenseWork                   // queued license changes (flushLicenses)
+	remoteOwner map[string]*usersync.Provisioned // by Entra id, built when a user is adopted
 }
 
 // userVars is what parameters see of a user.
@@ -509,6 +510,7 @@ func (r *userRun) run() error {
 		r.approved[a.UserID] = append(r.approved[a.UserID], a)
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
+	claims := r.claimUPNs(users)
 	now := r.o.Now()
 	inScope := map[int64]bool{}
 	var creates []*desired
@@ -523,6 +525,11 @@ func (r *userRun) run() error {
 			continue
 		}
 		d := r.desire(u, matched)
+		if owner := claims[strings.ToLower(d.props["userPrincipalName"])]; d.bad == "" && owner != nil && owner.ID != u.ID {
+			// Two directory users would be one Entra account: neither is
+			// merged into the other; the one that holds it keeps it.
+			d.bad = fmt.Sprintf("userPrincipalName %s is %s's already (give one of them another email or UPN parameter)", d.props["userPrincipalName"], owner.Username)
+		}
 		if d.bad != "" {
 			r.fail(u.ID, u.Username, UserCreate, "in scope", d.bad, "", nil)
 			continue
@@ -584,6 +591,33 @@ func (r *userRun) run() error {
 		return err
 	}
 	return r.dropOvertaken()
+}
+
+// claimUPNs says which directory user each userPrincipalName belongs to
+// in this run: a user already provisioned keeps its own; among the
+// others, the first by id.
+func (r *userRun) claimUPNs(users []*usersync.User) map[string]*usersync.User {
+	prog, get := r.params["userPrincipalName"], r.direct["userPrincipalName"]
+	upn := func(u *usersync.User) string {
+		if get != nil {
+			return strings.ToLower(get(u))
+		}
+		v, _ := prog.Eval(userVars(u))
+		return strings.ToLower(v)
+	}
+	claims := make(map[string]*usersync.User, len(users))
+	for pass := 0; pass < 2; pass++ {
+		for _, u := range users {
+			st := r.state[u.ID]
+			if provisioned := st != nil && st.State != usersync.StateDeleted; provisioned != (pass == 0) {
+				continue
+			}
+			if k := upn(u); k != "" && claims[k] == nil {
+				claims[k] = u
+			}
+		}
+	}
+	return claims
 }
 
 // gate decides whether an action of kind may be sent now: it needs no
@@ -699,6 +733,18 @@ func (r *userRun) create(d *desired, found msgraph.User) error {
 		st.Failures = prev.Failures
 	}
 	if found != nil {
+		if r.remoteOwner == nil {
+			r.remoteOwner = make(map[string]*usersync.Provisioned, len(r.state))
+			for _, st := range r.state {
+				if st.RemoteID != "" && st.State != usersync.StateDeleted {
+					r.remoteOwner[st.RemoteID] = st
+				}
+			}
+		}
+		if other := r.remoteOwner[found.ID()]; other != nil && other.UserID != u.ID {
+			r.fail(u.ID, u.Username, UserAdopt, reason, fmt.Sprintf("the Entra user %s is provisioned for %s already: not taken over for a second directory user", d.props["userPrincipalName"], other.Username), "", nil)
+			return nil
+		}
 		// Adopt: the Entra user with this UPN is this user (it is in scope).
 		if imm := found.String("onPremisesImmutableId"); imm != "" && imm != d.props["onPremisesImmutableId"] {
 			if err := r.copyImmutableID(u, d.props["onPremisesImmutableId"], imm); err != nil {

@@ -572,3 +572,64 @@ func TestUserProvisioningFailuresAndQuarantine(t *testing.T) {
 		}
 	})
 }
+
+// Two directory users who would be one Entra account are never merged:
+// the one provisioned keeps it, the other is a failed item that says why;
+// nor is an Entra user another directory user holds taken over.
+func TestUserProvisioningSameUPN(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		e.run(UserOptions{})
+		twin := &usersync.User{Username: "josh.twin", Email: "josh@contoso.com", FirstName: "Josh", LastName: "Twin", Enabled: true, Attributes: map[string]string{"usageLocation": "US"}}
+		if err := d.CreateUser(ctx, twin); err != nil {
+			t.Fatal(err)
+		}
+		e.names["twin"] = twin
+		e.members(true, "twin")
+		r := e.run(UserOptions{})
+		if r.Failed != 1 || len(r.Actions) != 1 || !strings.Contains(r.Actions[0].Error, "userPrincipalName josh@contoso.com is josh@contoso.com's already") {
+			t.Fatalf("the twin: %+v", r.Actions)
+		}
+		if u := e.entra("josh"); u.DisplayName != "Josh Ames" {
+			t.Fatalf("josh's Entra account changed: %+v", u)
+		}
+		// Two new users with one email: the first by id gets it.
+		a := &usersync.User{Username: "dana", Email: "dana@contoso.com", FirstName: "Dana", Enabled: true, Attributes: map[string]string{"usageLocation": "US"}}
+		b := &usersync.User{Username: "dana2", Email: "DANA@contoso.com", FirstName: "Dana", LastName: "Two", Enabled: true, Attributes: map[string]string{"usageLocation": "US"}}
+		for _, u := range []*usersync.User{a, b} {
+			if err := d.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.names["dana"], e.names["dana2"] = a, b
+		e.members(true, "dana", "dana2")
+		r = e.run(UserOptions{})
+		if r.Counts["create:done"] != 1 || r.Failed != 2 { // dana2 and, again, the twin
+			t.Fatalf("two new users, one email: %+v", r.Counts)
+		}
+		if u := e.entra("dana"); u.DisplayName != "Dana" {
+			t.Fatalf("dana: %+v", u)
+		}
+		// Josh leaves scope (suspended, his Entra user kept): the twin, who
+		// now has the UPN to himself in the directory, is still not put
+		// onto Josh's Entra account.
+		e.members(false, "josh")
+		r = e.run(UserOptions{})
+		var twinErr string
+		for _, a := range r.Actions {
+			if a.User == "josh.twin" {
+				twinErr = a.Error
+			}
+		}
+		if r.Counts["suspend:done"] != 1 || !strings.Contains(twinErr, "the Entra user josh@contoso.com is provisioned for josh@contoso.com already") {
+			t.Fatalf("after josh left: %+v", r.Actions)
+		}
+		if n := len(e.tenant.UsersByUPN()); n != 8 { // alice, bob, carol, dave (the tenant's own), josh, ann, bo, dana
+			t.Fatalf("%d Entra users, want 8", n)
+		}
+		if u := e.entra("josh"); u.AccountEnabled || u.Surname != "Ames" {
+			t.Fatalf("josh's Entra account: %+v", u)
+		}
+	})
+}
