@@ -612,8 +612,14 @@ func (r *userRun) claimUPNs(users []*usersync.User) map[string]*usersync.User {
 			if provisioned := st != nil && st.State != usersync.StateDeleted; provisioned != (pass == 0) {
 				continue
 			}
-			if k := upn(u); k != "" && claims[k] == nil {
+			k := upn(u)
+			if k == "" {
+				continue
+			}
+			if other := claims[k]; other == nil {
 				claims[k] = u
+			} else if pass == 0 && strings.EqualFold(r.state[u.ID].Props()["userPrincipalName"], k) {
+				claims[k] = u // two provisioned users want it: the one that has it in Entra keeps it
 			}
 		}
 	}

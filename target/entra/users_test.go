@@ -611,6 +611,35 @@ func TestUserProvisioningSameUPN(t *testing.T) {
 		if u := e.entra("dana"); u.DisplayName != "Dana" {
 			t.Fatalf("dana: %+v", u)
 		}
+		// Ann (provisioned before Bo) takes Bo's email: Bo, who has that UPN
+		// in Entra, keeps it; Ann's change fails with why.
+		ann, bo := e.names["ann"], e.names["bo"]
+		boMail := "bo@contoso.com"
+		if ann.ID > bo.ID {
+			t.Fatal("the test needs Ann before Bo")
+		}
+		annNow, _ := d.FindUserByID(ctx, ann.ID)
+		if _, err := d.UpdateUser(ctx, ann.ID, usersync.UserUpdate{Email: &boMail}, annNow.Version); err != nil {
+			t.Fatal(err)
+		}
+		r = e.run(UserOptions{})
+		var annErr, boErr string
+		for _, a := range r.Actions {
+			switch a.User {
+			case ann.Username:
+				annErr = a.Error
+			case bo.Username:
+				boErr = a.Error
+			}
+		}
+		if !strings.Contains(annErr, "userPrincipalName bo@contoso.com is bo@contoso.com's already") || boErr != "" {
+			t.Fatalf("ann takes bo's email: ann %q, bo %q", annErr, boErr)
+		}
+		annMail := "ann@contoso.com"
+		annNow, _ = d.FindUserByID(ctx, ann.ID)
+		if _, err := d.UpdateUser(ctx, ann.ID, usersync.UserUpdate{Email: &annMail}, annNow.Version); err != nil {
+			t.Fatal(err)
+		}
 		// Josh leaves scope (suspended, his Entra user kept): the twin, who
 		// now has the UPN to himself in the directory, is still not put
 		// onto Josh's Entra account.
