@@ -85,6 +85,8 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("GET "+Path+"/mappings", u.signedIn(u.mappingsPage))
 	mux.Handle("GET "+Path+"/user-suggestions", u.signedIn(u.userSuggestions))
 	mux.Handle("POST "+Path+"/mappings/{name}", u.signedIn(u.saveMapping))
+	mux.Handle("POST "+Path+"/mappings", u.signedIn(u.createMapping))
+	mux.Handle("POST "+Path+"/roles", u.signedIn(u.createRole))
 	mux.Handle("POST "+Path+"/reapply", u.signedIn(u.reapply))
 	return securityHeaders(mux)
 }

@@ -182,7 +182,8 @@ func (u *ui) showMappings(w http.ResponseWriter, r *http.Request, s *usersync.Ad
 		sets = append(sets, set)
 	}
 	u.render(w, status, "mappings", view{Title: "Rules and mappings", Session: s, Notice: notice, Error: problem,
-		Data: map[string]any{"Roles": roles, "Mappings": rows, "RuleSets": sets, "Fields": rules.FieldNames()}})
+		Data: map[string]any{"Roles": roles, "Mappings": rows, "RuleSets": sets, "Fields": rules.FieldNames(),
+			"NewRoleError": fieldErr[newRoleForm], "NewMappingError": fieldErr[newMappingForm], "Typed": typed(r, fieldErr)}})
 }
 
 // checkRule is "Check rule with users": for each named user, Will be
@@ -290,4 +291,61 @@ func (u *ui) userSuggestions(w http.ResponseWriter, r *http.Request, s *usersync
 	for _, f := range found {
 		fmt.Fprintf(w, "<option value=\"%s\">%s</option>\n", template.HTMLEscapeString(prefix+f.Username), template.HTMLEscapeString(strings.TrimSpace(f.FirstName+" "+f.LastName)))
 	}
+}
+
+// Keys of the create forms' errors (mapping names are never these).
+const (
+	newRoleForm    = "\x00new role"
+	newMappingForm = "\x00new mapping"
+)
+
+// createRole makes a role; a bad or taken name is said next to the field.
+func (u *ui) createRole(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	role := &usersync.Role{Name: strings.TrimSpace(r.PostFormValue("name")), Description: strings.TrimSpace(r.PostFormValue("description"))}
+	if err := u.dir.CreateRole(r.Context(), role); err != nil {
+		u.showMappings(w, r, s, statusOf(err), "", "", map[string]string{newRoleForm: usersync.ErrorMessage(err)})
+		return
+	}
+	u.showMappings(w, r, s, http.StatusOK, "Role "+role.Name+" created.", "", nil)
+}
+
+// createMapping makes a mapping at the end of the order (or at the
+// position given); its condition is checked first, and a problem is said
+// next to the form, with what was typed.
+func (u *ui) createMapping(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	m := &usersync.Mapping{Name: strings.TrimSpace(r.PostFormValue("name")), Condition: r.PostFormValue("condition")}
+	for _, x := range strings.Split(r.PostFormValue("roles"), ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			m.Roles = append(m.Roles, x)
+		}
+	}
+	if p := strings.TrimSpace(r.PostFormValue("position")); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			u.showMappings(w, r, s, http.StatusBadRequest, "", "", map[string]string{newMappingForm: "The position is a number from 1 (or empty: last)."})
+			return
+		}
+		m.Position = n
+	}
+	_, err := rules.Parse(m.Condition)
+	if err == nil {
+		err = u.dir.CreateMapping(r.Context(), m)
+	}
+	if err != nil {
+		u.showMappings(w, r, s, statusOf(err), "", "", map[string]string{newMappingForm: usersync.ErrorMessage(err)})
+		return
+	}
+	n, _ := rules.CountMapping(r.Context(), u.dir, m)
+	u.showMappings(w, r, s, http.StatusOK, fmt.Sprintf("Mapping %s created: its condition holds for %d users.", m.Name, n), "", nil)
+}
+
+// typed is what was typed in a create form that was refused, to show it again.
+func typed(r *http.Request, fieldErr map[string]string) map[string]string {
+	out := map[string]string{}
+	if fieldErr[newRoleForm] != "" || fieldErr[newMappingForm] != "" {
+		for _, k := range []string{"name", "description", "condition", "roles", "position"} {
+			out[k] = r.PostFormValue(k)
+		}
+	}
+	return out
 }

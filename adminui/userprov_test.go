@@ -173,6 +173,26 @@ func TestUserProvisioningPages(t *testing.T) {
 	if code != 200 || !strings.Contains(page, "Mapping Office 365 Mapping saved") {
 		t.Fatalf("save: %d %s", code, page)
 	}
+	// Create a role and a mapping; a bad condition is said next to the
+	// form, with what was typed, and nothing is made.
+	code, page, _ = post(t, c, srv.URL+"/admin/roles", url.Values{"csrf": {csrf}, "name": {"office 365"}})
+	if code != http.StatusConflict || !strings.Contains(page, `id="role-error"`) || !strings.Contains(page, `value="office 365"`) {
+		t.Fatalf("a taken role name: %d %s", code, page)
+	}
+	if code, page, _ = post(t, c, srv.URL+"/admin/roles", url.Values{"csrf": {csrf}, "name": {"Sales"}}); code != 200 || !strings.Contains(page, "Role Sales created.") {
+		t.Fatalf("create role: %d", code)
+	}
+	code, page, _ = post(t, c, srv.URL+"/admin/mappings", url.Values{"csrf": {csrf}, "name": {"Sales Mapping"}, "condition": {`attributes.dept eq`}, "roles": {"Sales"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(page, `id="mapping-error"`) || !strings.Contains(page, "expected a space and a value") || !strings.Contains(page, `value="attributes.dept eq"`) {
+		t.Fatalf("a bad condition: %d %s", code, page)
+	}
+	code, page, _ = post(t, c, srv.URL+"/admin/mappings", url.Values{"csrf": {csrf}, "name": {"Sales Mapping"}, "condition": {`lastName eq "Chen"`}, "roles": {"Sales"}})
+	if code != 200 || !strings.Contains(page, "Mapping Sales Mapping created: its condition holds for 1 users.") {
+		t.Fatalf("create mapping: %d %s", code, page)
+	}
+	if ms, _ := d.FindMappings(context.Background()); len(ms) != 2 || ms[1].Name != "Sales Mapping" {
+		t.Fatalf("mappings: %+v", ms)
+	}
 	// Reapply: the preview writes nothing; then it suspends Ann.
 	code, page, _ = post(t, c, srv.URL+"/admin/reapply", url.Values{"csrf": {csrf}, "apply": {"no"}})
 	if code != 200 || !strings.Contains(page, "Preview: nothing was written.") || !strings.Contains(page, "<td>ann@contoso.com</td><td>suspend</td><td>planned") {
