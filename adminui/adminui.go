@@ -61,6 +61,7 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	}))
 	mux.Handle("GET "+Path+"/users", u.signedIn(u.usersPage))
 	mux.Handle("GET "+Path+"/users/{username}", u.signedIn(u.userPage))
+	mux.Handle("POST "+Path+"/users/{username}/roles", u.signedIn(u.changeUserRole))
 	mux.Handle("GET "+Path+"/groups", u.signedIn(u.groupsPage))
 	mux.Handle("GET "+Path+"/groups/{name}", u.signedIn(u.groupPage))
 	mux.Handle("GET "+Path+"/folders", u.signedIn(u.foldersPage))

@@ -31,6 +31,41 @@ func (u *ui) usersPage(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 }
 
 func (u *ui) userPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	u.showUser(w, r, s, http.StatusOK, "", "")
+}
+
+// changeUserRole gives or takes a role held by hand (the seed's
+// "provisioning users manually"); a problem is said next to the field.
+func (u *ui) changeUserRole(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	user, err := u.dir.FindUserByUsername(r.Context(), r.PathValue("username"))
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	role := strings.TrimSpace(r.PostFormValue("role"))
+	if take := r.PostFormValue("remove"); take != "" {
+		if err := u.dir.UnassignRole(r.Context(), user.ID, take); err != nil {
+			u.showUser(w, r, s, statusOf(err), "", roleFieldError+usersync.ErrorMessage(err))
+			return
+		}
+		u.showUser(w, r, s, http.StatusOK, "Role "+take+" taken; provisioners act on it at their next run.", "")
+		return
+	}
+	if role == "" {
+		u.showUser(w, r, s, http.StatusUnprocessableEntity, "", roleFieldError+"Type the role to give.")
+		return
+	}
+	if err := u.dir.AssignRole(r.Context(), user.ID, role); err != nil {
+		u.showUser(w, r, s, statusOf(err), "", roleFieldError+usersync.ErrorMessage(err))
+		return
+	}
+	u.showUser(w, r, s, http.StatusOK, "Role "+role+" given; provisioners act on it at their next run.", "")
+}
+
+// roleFieldError marks a problem that belongs next to the role field.
+const roleFieldError = "\x00role:"
+
+func (u *ui) showUser(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession, status int, notice, problem string) {
 	user, err := u.ops.GetUser(r.Context(), r.PathValue("username"))
 	if err != nil {
 		u.fail(w, s, err)
@@ -52,8 +87,16 @@ func (u *ui) userPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminS
 		u.fail(w, s, err)
 		return
 	}
-	u.render(w, http.StatusOK, "user", view{Title: user.Username, Session: s, Data: map[string]any{"User": user, "Groups": groups, "Attributes": sorted(user.Attributes),
-		"Roles": grants[user.ID], "Log": log}})
+	hand, err := u.dir.UserRoles(r.Context(), []int64{user.ID})
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	data := map[string]any{"User": user, "Groups": groups, "Attributes": sorted(user.Attributes), "Roles": grants[user.ID], "Log": log, "ByHand": hand[user.ID]}
+	if msg, ok := strings.CutPrefix(problem, roleFieldError); ok {
+		data["RoleError"], data["Typed"], problem = msg, r.PostFormValue("role"), ""
+	}
+	u.render(w, status, "user", view{Title: user.Username, Session: s, Notice: notice, Error: problem, Data: data})
 }
 
 func (u *ui) groupsPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {

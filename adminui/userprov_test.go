@@ -136,6 +136,22 @@ func TestUserProvisioningPages(t *testing.T) {
 	if !strings.Contains(page, "Office 365 <small>(mapping Office 365 Mapping)</small>") || !strings.Contains(page, "YAMMER_ENTERPRISE") {
 		t.Fatalf("user page: %s", page)
 	}
+	// Give a role by hand, and take it; an unknown role is said next to the field.
+	code, page, _ = post(t, c, srv.URL+"/admin/users/bo@contoso.com/roles", url.Values{"csrf": {csrf}, "role": {"Nobody"}})
+	if code != http.StatusNotFound || !strings.Contains(page, `id="role-error"`) || !strings.Contains(page, `no role named &#34;Nobody&#34;`) {
+		t.Fatalf("an unknown role: %d %s", code, page)
+	}
+	if err := d.CreateRole(context.Background(), &usersync.Role{Name: "Pilot"}); err != nil {
+		t.Fatal(err)
+	}
+	code, page, _ = post(t, c, srv.URL+"/admin/users/bo@contoso.com/roles", url.Values{"csrf": {csrf}, "role": {"pilot"}})
+	if code != 200 || !strings.Contains(page, "Pilot <small>(hand)</small>") {
+		t.Fatalf("give a role: %d %s", code, page)
+	}
+	code, page, _ = post(t, c, srv.URL+"/admin/users/bo@contoso.com/roles", url.Values{"csrf": {csrf}, "remove": {"Pilot"}})
+	if code != 200 || strings.Contains(page, "Pilot <small>") {
+		t.Fatalf("take a role: %d %s", code, page)
+	}
 	// Check rule with users.
 	_, page, _ = get(t, c, srv.URL+"/admin/mappings?"+url.Values{"provisioner": {"o365u"}, "rule": {"Josh Ames licenses"}, "users": {"josh@contoso.com, ann@contoso.com"}}.Encode())
 	if !strings.Contains(page, "<td>josh@contoso.com</td><td>Will be mapped</td><td>displayName eq &#34;Josh Ames&#34; holds</td>") ||
