@@ -88,6 +88,7 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("POST "+Path+"/mappings/{name}", u.signedIn(u.saveMapping))
 	mux.Handle("POST "+Path+"/mappings", u.signedIn(u.createMapping))
 	mux.Handle("POST "+Path+"/roles", u.signedIn(u.createRole))
+	mux.Handle("POST "+Path+"/provisioners/{name}/rules", u.signedIn(u.changeRules))
 	mux.Handle("POST "+Path+"/reapply", u.signedIn(u.reapply))
 	return securityHeaders(mux)
 }

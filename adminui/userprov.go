@@ -135,6 +135,7 @@ type ruleSet struct {
 	Users       string // who was checked
 	Verdicts    []rules.Verdict
 	CheckError  string
+	AddError    string // the add-rule form's problem
 }
 
 // mappingsPage lists roles, mappings in order (with an edit form each)
@@ -174,7 +175,7 @@ func (u *ui) showMappings(w http.ResponseWriter, r *http.Request, s *usersync.Ad
 		if p.Config.Users == nil {
 			continue
 		}
-		set := &ruleSet{Provisioner: p.Name, Scope: p.Config.Users.ScopeRoles, Rules: p.Config.Users.Rules}
+		set := &ruleSet{Provisioner: p.Name, Scope: p.Config.Users.ScopeRoles, Rules: p.Config.Users.Rules, AddError: fieldErr[ruleFormKey(p.Name)]}
 		if r.FormValue("provisioner") == p.Name && r.FormValue("rule") != "" {
 			set.Checked, set.Users = r.FormValue("rule"), r.FormValue("users")
 			set.Verdicts, set.CheckError = u.checkRule(r, p, set.Checked, set.Users)
@@ -342,10 +343,76 @@ func (u *ui) createMapping(w http.ResponseWriter, r *http.Request, s *usersync.A
 // typed is what was typed in a create form that was refused, to show it again.
 func typed(r *http.Request, fieldErr map[string]string) map[string]string {
 	out := map[string]string{}
-	if fieldErr[newRoleForm] != "" || fieldErr[newMappingForm] != "" {
-		for _, k := range []string{"name", "description", "condition", "roles", "position"} {
+	if len(fieldErr) > 0 {
+		for _, k := range []string{"name", "description", "condition", "roles", "position", "rule", "licenses", "groups"} {
 			out[k] = r.PostFormValue(k)
 		}
 	}
 	return out
+}
+
+// ruleFormKey keys a provisioner's add-rule form errors.
+func ruleFormKey(provisioner string) string { return "\x00rule:" + provisioner }
+
+// changeRules adds a rule at the end of a user provisioner's rules, or
+// deletes one. A rule is checked as the provisioner compiles it (its
+// condition, and licenses and groups against the tenant's entitlements)
+// before it is stored; a problem is said next to the form.
+func (u *ui) changeRules(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	name := r.PathValue("name")
+	p, err := u.dir.FindProvisioner(r.Context(), name)
+	if err == nil && p.Config.Users == nil {
+		err = usersync.Errorf(usersync.EINVALID, "provisioner %s pushes groups: rules belong to user provisioners", name)
+	}
+	if err != nil {
+		u.showMappings(w, r, s, statusOf(err), "", usersync.ErrorMessage(err), nil)
+		return
+	}
+	if del := r.PostFormValue("delete"); del != "" {
+		kept := p.Config.Users.Rules[:0:0]
+		for _, x := range p.Config.Users.Rules {
+			if !strings.EqualFold(x.Name, del) {
+				kept = append(kept, x)
+			}
+		}
+		p.Config.Users.Rules = kept
+		if err := u.dir.UpdateProvisioner(r.Context(), p, nil); err != nil {
+			u.showMappings(w, r, s, statusOf(err), "", usersync.ErrorMessage(err), nil)
+			return
+		}
+		u.showMappings(w, r, s, http.StatusOK, fmt.Sprintf("Rule %s deleted: its licenses and groups are taken back at the next run.", del), "", nil)
+		return
+	}
+	rule := usersync.UserRule{Name: strings.TrimSpace(r.PostFormValue("rule")), Condition: r.PostFormValue("condition")}
+	for _, l := range strings.Split(r.PostFormValue("licenses"), ",") {
+		sku, plans, _ := strings.Cut(strings.TrimSpace(l), ":")
+		if sku == "" {
+			continue
+		}
+		lic := usersync.License{SKU: sku}
+		for _, pl := range strings.Split(plans, "+") {
+			if pl = strings.TrimSpace(pl); pl != "" {
+				lic.DisabledPlans = append(lic.DisabledPlans, pl)
+			}
+		}
+		rule.Licenses = append(rule.Licenses, lic)
+	}
+	for _, g := range strings.Split(r.PostFormValue("groups"), ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			rule.Groups = append(rule.Groups, g)
+		}
+	}
+	p.Config.Users.Rules = append(p.Config.Users.Rules, rule)
+	err = p.Validate()
+	if err == nil {
+		_, _, err = entra.CompileUsers(p)
+	}
+	if err == nil {
+		err = u.dir.UpdateProvisioner(r.Context(), p, nil)
+	}
+	if err != nil {
+		u.showMappings(w, r, s, statusOf(err), "", "", map[string]string{ruleFormKey(name): usersync.ErrorMessage(err)})
+		return
+	}
+	u.showMappings(w, r, s, http.StatusOK, fmt.Sprintf("Rule %s added to %s: applied at its next run (check it with users below).", rule.Name, name), "", nil)
 }

@@ -209,6 +209,23 @@ func TestUserProvisioningPages(t *testing.T) {
 	if ms, _ := d.FindMappings(context.Background()); len(ms) != 2 || ms[1].Name != "Sales Mapping" {
 		t.Fatalf("mappings: %+v", ms)
 	}
+	// Rules: one naming a license the tenant lacks is refused next to its
+	// form, with what was typed; a good one is added, then deleted.
+	code, page, _ = post(t, c, srv.URL+"/admin/provisioners/o365u/rules", url.Values{"csrf": {csrf}, "rule": {"E5 for Bo"}, "condition": {`firstName eq "Bo"`}, "licenses": {"ENTERPRISEPREMIUM"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(page, `id="rule-error-o365u"`) || !strings.Contains(page, `the tenant has no license &#34;ENTERPRISEPREMIUM&#34;`) || !strings.Contains(page, `value="E5 for Bo"`) {
+		t.Fatalf("an unknown license: %d %s", code, page)
+	}
+	if p, _ := d.FindProvisioner(context.Background(), "o365u"); len(p.Config.Users.Rules) != 1 {
+		t.Fatalf("a refused rule was stored: %+v", p.Config.Users.Rules)
+	}
+	code, page, _ = post(t, c, srv.URL+"/admin/provisioners/o365u/rules", url.Values{"csrf": {csrf}, "rule": {"Yammer for Bo"}, "condition": {`firstName eq "Bo"`}, "licenses": {"YAMMER_ENTERPRISE"}})
+	if p, _ := d.FindProvisioner(context.Background(), "o365u"); code != 200 || len(p.Config.Users.Rules) != 2 || p.Config.Users.Rules[1].Licenses[0].SKU != "YAMMER_ENTERPRISE" {
+		t.Fatalf("add a rule: %d %+v", code, p.Config.Users.Rules)
+	}
+	code, _, _ = post(t, c, srv.URL+"/admin/provisioners/o365u/rules", url.Values{"csrf": {csrf}, "delete": {"Yammer for Bo"}})
+	if p, _ := d.FindProvisioner(context.Background(), "o365u"); code != 200 || len(p.Config.Users.Rules) != 1 {
+		t.Fatalf("delete a rule: %d %+v", code, p.Config.Users.Rules)
+	}
 	// Reapply: the preview writes nothing; then it suspends Ann.
 	code, page, _ = post(t, c, srv.URL+"/admin/reapply", url.Values{"csrf": {csrf}, "apply": {"no"}})
 	if code != 200 || !strings.Contains(page, "Preview: nothing was written.") || !strings.Contains(page, "<td>ann@contoso.com</td><td>suspend</td><td>planned") {
