@@ -831,7 +831,13 @@ func (d *DB) MemberRefsOf(ctx context.Context, groupID int64, q usersync.MemberQ
 		return nil, err
 	}
 	if q.Source != "" {
-		if err := inChunks(d, d.poolQuery(ctx), "read members", memberRefCols+` AND u.source = ? AND u.source_id IN `, []any{groupID, q.Source}, q.SourceIDs, add); err != nil {
+		// The users first, by their (source, source_id) index, then each
+		// one's membership by primary key: CROSS JOIN keeps SQLite from
+		// walking the whole group instead (1,000 ids in a million-member
+		// group read 2,000,000 memberships that way).
+		const bySource = `SELECT u.id, u.username, u.source, u.source_id, m.via FROM users u CROSS JOIN memberships m
+			WHERE m.group_id = ? AND m.member_type = 'user' AND m.member_id = u.id AND u.source = ? AND u.source_id IN `
+		if err := inChunks(d, d.poolQuery(ctx), "read members", bySource, []any{groupID, q.Source}, q.SourceIDs, add); err != nil {
 			return nil, err
 		}
 	}
