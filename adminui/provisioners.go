@@ -1,7 +1,6 @@
 package adminui
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -120,22 +119,16 @@ func (u *ui) retryUser(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 }
 
 // leased runs fn with the provisioner's Graph client while holding its
-// lease, so that a replica of serve does not run it at the same time.
+// lease (entra.WithLease), so that a replica of serve does not run it at
+// the same time; it waits a few seconds for a run that holds it.
 func (u *ui) leased(r *http.Request, p *usersync.Provisioner, fn func(*msgraph.Client) error) error {
-	holder := "admin-console:" + usersync.NewSecret("")[:8]
-	got, err := u.dir.TryLease(r.Context(), usersync.ProvisionerCursor(p.Name), holder, 2*time.Minute)
-	if err != nil {
-		return err
-	}
-	if !got {
-		return usersync.Errorf(usersync.ECONFLICT, "provisioner %s is running right now (under usersync serve); try again in a moment", p.Name)
-	}
-	defer u.dir.ReleaseLease(context.WithoutCancel(r.Context()), usersync.ProvisionerCursor(p.Name), holder)
-	client, err := entra.NewClient(r.Context(), u.dir, p, "", nil)
-	if err != nil {
-		return err
-	}
-	return fn(client)
+	return entra.WithLease(r.Context(), u.dir, p.Name, 5*time.Second, func() error {
+		client, err := entra.NewClient(r.Context(), u.dir, p, "", nil)
+		if err != nil {
+			return err
+		}
+		return fn(client)
+	})
 }
 
 // planLine is one write of a reconcile's plan (or what it did).

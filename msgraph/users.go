@@ -72,24 +72,6 @@ type LicenseChange struct {
 	DisabledPlans []string `json:"disabledPlans"`
 }
 
-// AssignLicense adds and removes licenses of a user in one request.
-func (c *Client) AssignLicense(ctx context.Context, id string, add []LicenseChange, remove []string) error {
-	if add == nil {
-		add = []LicenseChange{}
-	}
-	for i := range add {
-		if add[i].DisabledPlans == nil {
-			add[i].DisabledPlans = []string{}
-		}
-	}
-	if remove == nil {
-		remove = []string{}
-	}
-	b, _ := json.Marshal(map[string]any{"addLicenses": add, "removeLicenses": remove})
-	return c.do(ctx, call{method: http.MethodPost, target: "/v1.0/users/" + url.PathEscape(id) + "/assignLicense", body: b, write: true,
-		what: fmt.Sprintf("assign licenses to user %s", id), perm: "User.ReadWrite.All"}, nil)
-}
-
 // SubscribedSKUs lists the tenant's licenses with their seats.
 func (c *Client) SubscribedSKUs(ctx context.Context) ([]usersync.SKU, error) {
 	var res struct {
@@ -190,11 +172,6 @@ func (c *Client) UsersByUPN(ctx context.Context, upns []string, props []string) 
 	return out, err
 }
 
-// UsersByID is as UsersByUPN, by object id.
-func (c *Client) UsersByIDs(ctx context.Context, ids []string, props []string) (map[string]User, error) {
-	return c.UsersByUPN(ctx, ids, props)
-}
-
 // Licenses returns the SKU ids a user has, from assignedLicenses.
 func (u User) Licenses() []string {
 	raw, _ := u["assignedLicenses"].([]any)
@@ -208,9 +185,6 @@ func (u User) Licenses() []string {
 	}
 	return out
 }
-
-// Enabled reports accountEnabled.
-func (u User) Enabled() bool { b, _ := u["accountEnabled"].(bool); return b }
 
 // LicenseSet is one user's license change.
 type LicenseSet struct {

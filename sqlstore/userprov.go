@@ -107,14 +107,20 @@ func (t *tx) userRef(userID int64) (usersync.ObjectRef, error) {
 	return usersync.ObjectRef{Type: usersync.ObjectUser, ID: userID, Name: name}, nil
 }
 
+// userAndRole finds a user and a role by name (its id and stored spelling).
+func (t *tx) userAndRole(userID int64, role string) (usersync.ObjectRef, int64, string, error) {
+	ref, err := t.userRef(userID)
+	if err != nil {
+		return ref, 0, "", err
+	}
+	id, stored, err := t.roleID(role)
+	return ref, id, stored, err
+}
+
 // AssignRole gives a user a role by hand.
 func (d *DB) AssignRole(ctx context.Context, userID int64, role string) error {
 	return d.update(ctx, func(t *tx) error {
-		ref, err := t.userRef(userID)
-		if err != nil {
-			return err
-		}
-		id, stored, err := t.roleID(role)
+		ref, id, stored, err := t.userAndRole(userID, role)
 		if err != nil {
 			return err
 		}
@@ -132,11 +138,7 @@ func (d *DB) AssignRole(ctx context.Context, userID int64, role string) error {
 // UnassignRole takes a role held by hand from a user.
 func (d *DB) UnassignRole(ctx context.Context, userID int64, role string) error {
 	return d.update(ctx, func(t *tx) error {
-		ref, err := t.userRef(userID)
-		if err != nil {
-			return err
-		}
-		id, stored, err := t.roleID(role)
+		ref, id, stored, err := t.userAndRole(userID, role)
 		if err != nil {
 			return err
 		}

@@ -264,15 +264,6 @@ Fields: ` + rules.FieldNames() + `.`}
 	return c
 }
 
-// userProvisioner opens a user provisioner with its Graph client.
-func (a *app) userProvisioner(ctx context.Context, d usersync.Directory, p *usersync.Provisioner) (*entra.Users, error) {
-	client, err := entra.NewClient(ctx, d, p, "", nil)
-	if err != nil {
-		return nil, err
-	}
-	return entra.NewUsers(d, client, p)
-}
-
 func describeUserAction(x entra.UserAction) string {
 	s := fmt.Sprintf("%-9s %-13s %s: %s", x.Status, x.Kind, x.User, x.Reason)
 	if len(x.Modified) > 0 {
@@ -357,7 +348,7 @@ func (a *app) printUserRuns(results []*entra.UserResult, none string) error {
 
 // runUsers runs a user provisioner for "provisioners run|reconcile".
 func (a *app) runUsers(ctx context.Context, d usersync.Directory, p *usersync.Provisioner, o entra.UserOptions, verbose bool) error {
-	x, err := a.userProvisioner(ctx, d, p)
+	x, err := entra.OpenUsers(ctx, d, p)
 	if err != nil {
 		return err
 	}
@@ -586,13 +577,9 @@ Licenses and groups are checked against the tenant's entitlements
 		})}
 	del := &cobra.Command{Use: "delete NAME RULE", Short: "Delete a rule (its licenses and groups are taken back at the next run)", Args: cobra.ExactArgs(2),
 		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			p, err := a.findUserProvisioner(ctx, d, args[0])
+			p, i, err := a.findRule(ctx, d, args[0], args[1])
 			if err != nil {
 				return err
-			}
-			i := ruleIndex(p, args[1])
-			if i < 0 {
-				return usersync.Errorf(usersync.ENOTFOUND, "provisioner %s has no rule %q", p.Name, args[1])
 			}
 			p.Config.Users.Rules = append(p.Config.Users.Rules[:i], p.Config.Users.Rules[i+1:]...)
 			if err := d.UpdateProvisioner(ctx, p, nil); err != nil {
@@ -603,13 +590,9 @@ Licenses and groups are checked against the tenant's entitlements
 	var users []string
 	check := &cobra.Command{Use: "check NAME RULE --user USER…", Short: "Check rule with users: Will be mapped or Will not be mapped, and why", Args: cobra.ExactArgs(2),
 		RunE: a.readDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
-			p, err := a.findUserProvisioner(ctx, d, args[0])
+			p, i, err := a.findRule(ctx, d, args[0], args[1])
 			if err != nil {
 				return err
-			}
-			i := ruleIndex(p, args[1])
-			if i < 0 {
-				return usersync.Errorf(usersync.ENOTFOUND, "provisioner %s has no rule %q", p.Name, args[1])
 			}
 			if len(users) == 0 {
 				return usageError{fmt.Errorf("name the users to check: --user USER (repeatable, or comma-separated)")}
@@ -632,6 +615,19 @@ Licenses and groups are checked against the tenant's entitlements
 	check.Flags().StringSliceVar(&users, "user", nil, "a username to check (repeatable)")
 	c.AddCommand(add, list, del, check)
 	return c
+}
+
+// findRule finds a user provisioner and the index of one of its rules.
+func (a *app) findRule(ctx context.Context, d usersync.Directory, provisioner, rule string) (*usersync.Provisioner, int, error) {
+	p, err := a.findUserProvisioner(ctx, d, provisioner)
+	if err != nil {
+		return nil, 0, err
+	}
+	i := ruleIndex(p, rule)
+	if i < 0 {
+		return nil, 0, usersync.Errorf(usersync.ENOTFOUND, "provisioner %s has no rule %q", p.Name, rule)
+	}
+	return p, i, nil
 }
 
 func ruleIndex(p *usersync.Provisioner, name string) int {

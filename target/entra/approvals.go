@@ -56,11 +56,7 @@ func Decide(ctx context.Context, dir usersync.Directory, ids []int64, approve bo
 		if err != nil {
 			return list, results, err
 		}
-		client, err := NewClient(ctx, dir, p, "", nil)
-		if err != nil {
-			return list, results, err
-		}
-		x, err := NewUsers(dir, client, p)
+		x, err := OpenUsers(ctx, dir, p)
 		if err != nil {
 			return list, results, err
 		}
@@ -76,6 +72,15 @@ func Decide(ctx context.Context, dir usersync.Directory, ids []int64, approve bo
 		results = append(results, r)
 	}
 	return list, results, nil
+}
+
+// OpenUsers opens a stored user provisioner with its Graph client.
+func OpenUsers(ctx context.Context, dir usersync.Directory, p *usersync.Provisioner) (*Users, error) {
+	client, err := NewClient(ctx, dir, p, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	return NewUsers(dir, client, p)
 }
 
 // WithLease runs fn holding provisioner name's lease, so that no replica
@@ -117,11 +122,7 @@ func ReapplyAll(ctx context.Context, dir usersync.Directory, dryRun bool) ([]*Us
 		if p.Kind != usersync.ProvisionerUsers {
 			continue
 		}
-		client, err := NewClient(ctx, dir, p, "", nil)
-		if err != nil {
-			return results, err
-		}
-		x, err := NewUsers(dir, client, p)
+		x, err := OpenUsers(ctx, dir, p)
 		if err != nil {
 			return results, err
 		}

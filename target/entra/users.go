@@ -1335,13 +1335,6 @@ func CheckRule(ctx context.Context, dir usersync.Directory, p *usersync.Provisio
 	for _, n := range usernames {
 		u := found[usersync.UsernameKey(n)]
 		if u == nil {
-			for k, v := range found {
-				if strings.EqualFold(k, n) {
-					u = v
-				}
-			}
-		}
-		if u == nil {
 			missing = append(missing, n)
 			continue
 		}
