@@ -87,6 +87,9 @@ type BatchResult struct {
 	MembersAdded    int   `json:"membersAdded"`
 	MembersRemoved  int   `json:"membersRemoved"`
 	RowsWritten     int64 `json:"rowsWritten"` // rows inserted, updated or deleted, change events included
+	// CreatedIDs are the ids of the users created, in the batch's order
+	// (a caller that must know them later keeps numbers, not users).
+	CreatedIDs []int64 `json:"-"`
 }
 
 // BatchApplier applies batches.

@@ -310,3 +310,145 @@ func TestOnlyUser(t *testing.T) {
 		}
 	})
 }
+
+// pagedSource serves its pages one by one; with written set, it sends a
+// page only once the run has written the one before (the run reports
+// each written action on written), so that the pages are planned and
+// written in separate batches rather than group-committed together.
+type pagedSource struct {
+	pages   [][]User
+	written chan struct{}
+}
+
+func (s *pagedSource) Owner() string { return "paged:test" }
+func (s *pagedSource) FindGroup(ctx context.Context, name string) (Group, error) {
+	return Group{ID: "g1", Name: name}, nil
+}
+func (s *pagedSource) Members(ctx context.Context, g Group, fn func([]User) error) error {
+	for i, p := range s.pages {
+		if i > 0 && s.written != nil {
+			<-s.written
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncPaged runs src with each page written before the next is sent.
+func syncPaged(t *testing.T, d usersync.Directory, src *pagedSource, o Options) *Result {
+	t.Helper()
+	src.written = make(chan struct{}, 100)
+	o.KeepActions, o.AutoCreate = true, CreateAll
+	pages := 0
+	o.Progress = func(p Progress) {
+		for ; pages < p.Pages && p.Applied > 0; pages++ {
+			src.written <- struct{}{}
+		}
+	}
+	r, err := Sync(context.Background(), d, src, "G", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func person(id, name, last string) User {
+	return User{ID: id, Username: name, Email: name, FirstName: "P", LastName: last, Enabled: true}
+}
+
+// Two source users with one username (compared case-insensitively) are
+// one directory user at most: the first is used and the second is warned
+// about, whether they come in one page, in pages written apart, or after
+// the first was skipped. The run keeps numbers, not names, of who it saw:
+// this is what its hashes must not get wrong.
+func TestSourceUsersSharingAUsername(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		shared := func(r *Result) bool {
+			return slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, `share the username "K@x.example"`) })
+		}
+		for _, c := range []struct {
+			name  string
+			pages [][]User
+		}{
+			{"one page", [][]User{{person("s1", "k@x.example", "First"), person("s2", "K@x.example", "Second")}}},
+			{"pages written apart", [][]User{{person("s1", "k@x.example", "First"), person("s3", "o@x.example", "O")}, {person("s2", "K@x.example", "Second")}}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				d := openDir(t)
+				for run := 0; run < 2; run++ { // a first sync, then with the user in the directory
+					r := syncPaged(t, d, &pagedSource{pages: c.pages}, Options{})
+					if !shared(r) {
+						t.Fatalf("run %d: no warning: %v", run, r.Warnings)
+					}
+					u, err := d.FindUserByUsername(ctx, "k@x.example")
+					if err != nil || u.LastName != "First" || u.SourceID != "s1" {
+						t.Fatalf("run %d: the second source user overwrote the first: %+v %v", run, u, err)
+					}
+					if m := memberNames(t, d, "G"); !strings.HasPrefix(m, "k@x.example") {
+						t.Fatalf("run %d: members %s", run, m)
+					}
+				}
+			})
+		}
+		t.Run("first one skipped", func(t *testing.T) {
+			d := openDir(t)
+			first := person("s1", "k@x.example", "First")
+			first.NoCreate = "deprovisioned at the source"
+			r := syncPaged(t, d, &pagedSource{pages: [][]User{{first, person("s3", "o@x.example", "O")}, {person("s2", "K@x.example", "Second")}}}, Options{})
+			if !shared(r) {
+				t.Fatalf("no warning: %v", r.Warnings)
+			}
+			if _, err := d.FindUserByUsername(ctx, "k@x.example"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+				t.Fatalf("the second of two source users sharing a name was created: %v", err)
+			}
+		})
+	})
+}
+
+// A username the source gives to another of its users (a person gone, a
+// new one given the name) does not hand the first one's directory account
+// to the second: the second is skipped with the reason, unless --force.
+// A name that moves within one run waits for the run that frees it.
+func TestReusedUsernameNotAdopted(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		d := openDir(t)
+		syncPaged(t, d, &pagedSource{pages: [][]User{{person("s1", "k@x.example", "Gone"), person("s3", "o@x.example", "O")}}}, Options{})
+		src := &pagedSource{pages: [][]User{{person("s2", "k@x.example", "New"), person("s3", "o@x.example", "O")}}}
+		r := syncPaged(t, d, src, Options{})
+		u, _ := d.FindUserByUsername(ctx, "k@x.example")
+		if u.SourceID != "s1" || u.LastName != "Gone" || r.Counts[SkipUser] != 1 {
+			t.Fatalf("a reused username took over the account: %+v, counts %v", u, r.Counts)
+		}
+		if !slices.ContainsFunc(r.Warnings, func(w string) bool {
+			return strings.Contains(w, "is source user s1, and source user s2 has its username")
+		}) {
+			t.Fatalf("warnings %v", r.Warnings)
+		}
+		if m := memberNames(t, d, "G"); m != "o@x.example" {
+			t.Fatalf("members %s (s1 left the group)", m)
+		}
+		r = syncPaged(t, d, src, Options{Force: true})
+		u, _ = d.FindUserByUsername(ctx, "k@x.example")
+		if u.SourceID != "s2" || u.LastName != "New" || r.Counts[UpdateUser] != 1 {
+			t.Fatalf("--force did not give the account to s2: %+v %v", u, r.Counts)
+		}
+
+		// s2 is renamed m while s4 is given k, in one page.
+		src = &pagedSource{pages: [][]User{{person("s2", "m@x.example", "New"), person("s4", "k@x.example", "Fourth"), person("s3", "o@x.example", "O")}}}
+		r = syncPaged(t, d, src, Options{})
+		if m, _ := d.FindUserByID(ctx, u.ID); m.Username != "m@x.example" || m.LastName != "New" || r.Counts[SkipUser] != 1 {
+			t.Fatalf("renamed user %+v, counts %v", m, r.Counts)
+		}
+		syncPaged(t, d, src, Options{})
+		if k, err := d.FindUserByUsername(ctx, "k@x.example"); err != nil || k.SourceID != "s4" || k.ID == u.ID {
+			t.Fatalf("the freed name: %+v %v", k, err)
+		}
+		if m := memberNames(t, d, "G"); m != "k@x.example m@x.example o@x.example" {
+			t.Fatalf("members %s", m)
+		}
+	})
+}

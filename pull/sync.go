@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strconv"
@@ -171,9 +172,17 @@ type syncer struct {
 	notMember map[int64]bool    // users known not to be members
 	bySID     map[string]int64  // source id → member id, for known members this source owns
 	added     int               // members this run adds (counted into the total in a dry run)
-	seenIDs   map[int64]bool    // directory users found in the source this run
-	seenNames map[string]bool   // username keys found in the source this run
-	dropAttrs []string          // attributes the last run filled and this one does not
+	// Who the run has seen is kept as numbers, so that memory stays flat
+	// as groups grow: the directory ids of the users found in or created
+	// from the source, and a hash of each username key, which tells a
+	// source user sharing an earlier one's username (a hit is confirmed
+	// exactly, see seenName).
+	seenIDs    map[int64]struct{}
+	nameHashes map[uint64]struct{}
+	seen       int             // source users with a username this run
+	skipped    map[string]bool // username keys of seen users the directory does not hold (not created, or a dry run)
+	hashSeed   maphash.Seed
+	dropAttrs  []string // attributes the last run filled and this one does not
 	// sourceHasUsers says whether the directory held users of this source
 	// when the run first looked (nil: not looked yet); when it held none (a
 	// first sync), no user can be found by its source id and the lookups
@@ -216,8 +225,9 @@ func Sync(ctx context.Context, dir usersync.Directory, src Source, name string, 
 		o.UserType = usersync.UserRegular
 	}
 	s := &syncer{dir: dir, src: src, o: o, r: r, owner: src.Owner(), joins: map[string]int64{},
-		known: map[int64]*member{}, notMember: map[int64]bool{}, bySID: map[string]int64{}, seenIDs: map[int64]bool{}, seenNames: map[string]bool{},
+		seenIDs: map[int64]struct{}{}, nameHashes: map[uint64]struct{}{}, skipped: map[string]bool{}, hashSeed: maphash.MakeSeed(),
 		reasonIn: "in source group " + sg.Name, via: SourceGroupKey(src.Owner(), sg.ID)}
+	s.forget()
 	err = s.run(ctx, sg)
 	s.finish()
 	return r, err
@@ -391,6 +401,45 @@ func (s *syncer) remember(refs []usersync.MemberRef) {
 	}
 }
 
+// forget drops what the run knows of members: a full read does so before
+// each page, since a page's users are looked up with it and a user is in
+// one page only, so that what it holds does not grow with the group.
+func (s *syncer) forget() {
+	s.known, s.notMember, s.bySID = map[int64]*member{}, map[int64]bool{}, map[string]int64{}
+}
+
+// seenName says whether an earlier source user of this run had the
+// username key. in are the keys of the batch being planned; cur is the
+// directory user of that name as read before it. The hash only rules
+// out: a hit is confirmed by the batch, by the users the directory does
+// not hold, or by the directory user of that name having been seen.
+func (s *syncer) seenName(key string, in map[string]bool, cur *usersync.User) bool {
+	if _, hit := s.nameHashes[maphash.String(s.hashSeed, key)]; !hit {
+		return false
+	}
+	if in[key] || s.skipped[key] {
+		return true
+	}
+	_, seen := s.seenIDs[idOf(cur)]
+	return cur != nil && seen
+}
+
+func (s *syncer) markName(key string, in map[string]bool) {
+	s.nameHashes[maphash.String(s.hashSeed, key)] = struct{}{}
+	in[key] = true
+	s.seen++
+	if s.o.DryRun { // nothing is written: the directory cannot confirm
+		s.skipped[key] = true
+	}
+}
+
+func idOf(u *usersync.User) int64 {
+	if u == nil {
+		return 0
+	}
+	return u.ID
+}
+
 func (s *syncer) addKnown(m *member) {
 	s.known[m.id] = m
 	delete(s.notMember, m.id)
@@ -546,7 +595,7 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 		}
 		if !stream {
 			held = append(held, page...)
-		} else if err := s.applyUsers(ctx, page); err != nil {
+		} else if err := s.applyPage(ctx, page); err != nil {
 			return stop(err)
 		}
 		prog.Applied = s.applied
@@ -557,7 +606,7 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 	}
 	for len(held) > 0 {
 		n := min(applyChunk, len(held))
-		if err := s.applyUsers(ctx, held[:n]); err != nil {
+		if err := s.applyPage(ctx, held[:n]); err != nil {
 			return err
 		}
 		held = held[n:]
@@ -588,7 +637,7 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 			s.onlyUserMember = s.onlyUserMember || s.o.OnlyUser != ""
 			mem := &member{id: m.UserID, username: m.Username, source: m.Source, sourceID: m.SourceID, via: m.Via}
 			// Seen: by id, or by name for users this run created (they had no id yet).
-			seen := s.seenIDs[m.UserID] || s.seenNames[usersync.UsernameKey(m.Username)]
+			_, seen := s.seenIDs[m.UserID] // created by this run too (write notes their ids)
 			if !seen {
 				leave = append(leave, mem)
 			} else if s.rebindFrom != "" && slices.Contains(m.Via, s.rebindFrom) {
@@ -600,7 +649,14 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 			return err
 		}
 	}
-	return s.removeFrom(ctx, leave, rebound, members, len(s.seenNames) == 0 && s.o.OnlyUser == "")
+	return s.removeFrom(ctx, leave, rebound, members, s.seen == 0 && s.o.OnlyUser == "")
+}
+
+// applyPage plans and writes one page of a full read, with nothing kept
+// of the pages before but what says who was seen.
+func (s *syncer) applyPage(ctx context.Context, page []User) error {
+	s.forget()
+	return s.applyUsers(ctx, page)
 }
 
 type countResult struct {
@@ -773,6 +829,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 	b := &usersync.Batch{}
 	var joiners []joiner
 	missing := 0
+	planned := make(map[string]bool, len(page)) // username keys of this batch
 	for _, su := range page {
 		if s.o.OnlyUser != "" && usersync.UsernameKey(su.Username) != usersync.UsernameKey(s.o.OnlyUser) {
 			continue
@@ -784,11 +841,11 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 			continue
 		}
 		key := usersync.UsernameKey(su.Username)
-		if s.seenNames[key] {
+		if s.seenName(key, planned, byName[key]) {
 			s.warn("source users share the username %q; the first is used", su.Username)
 			continue
 		}
-		s.seenNames[key] = true
+		s.markName(key, planned)
 		if s.o.OnlyUser != "" {
 			s.onlyUserSeen = true
 		}
@@ -806,14 +863,29 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		renamed := cur != nil && usersync.UsernameKey(cur.Username) != key
 		if holder, taken := byName[key]; renamed && taken && holder.ID != cur.ID {
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; resolve by hand", cur.Username, su.ID, holder.Username, holder.ID)})
+			s.skipped[key] = true
+			continue
+		}
+		// Found by name, but the directory user is another user of this
+		// source: a username the source reused (a person gone, a new one
+		// given the name) or one that moved in this run. Taking it over
+		// would give one person's account to another.
+		other := cur != nil && cur.Source == s.owner && cur.SourceID != "" && su.ID != "" && cur.SourceID != su.ID
+		if other && !s.o.Force {
+			why := fmt.Sprintf("directory user %q is source user %s, and source user %s has its username; if %s is gone at the source, delete or rename the directory user, or run with --force to give it to %s", cur.Username, cur.SourceID, su.ID, cur.SourceID, su.ID)
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why})
+			s.warn("skipped %q: %s", su.Username, why)
+			s.skipped[key] = true
 			continue
 		}
 		switch {
 		case cur == nil && s.o.AutoCreate == CreateGroups:
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: "not in the directory; --auto-create groups creates only groups"})
+			s.skipped[key] = true
 			continue
 		case cur == nil && su.NoCreate != "":
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: su.NoCreate})
+			s.skipped[key] = true
 			continue
 		case cur == nil:
 			s.act(Action{Kind: CreateUser, User: su.Username, Reason: s.reasonIn})
@@ -821,7 +893,10 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		case cur.Source == s.owner || s.o.Force:
 			fields := usersync.ProfileFields
 			reason := "owned by " + s.owner
-			if cur.Source != s.owner {
+			if other {
+				fields |= usersync.FieldSource
+				reason = "--force: taken over from source user " + cur.SourceID
+			} else if cur.Source != s.owner {
 				fields |= usersync.FieldSource
 				reason = "--force: profile taken over from " + cur.Source
 			}
@@ -886,7 +961,7 @@ func (s *syncer) join(b *usersync.Batch, cur *usersync.User, su User) {
 		s.added++
 		return
 	}
-	s.seenIDs[cur.ID] = true
+	s.seenIDs[cur.ID] = struct{}{}
 	m := s.known[cur.ID] // looked up with the page
 	switch {
 	case m == nil:
@@ -1061,6 +1136,9 @@ func (s *syncer) write(ctx context.Context, b *usersync.Batch) error {
 		return err
 	}
 	s.commitActions()
+	for _, id := range res.CreatedIDs {
+		s.seenIDs[id] = struct{}{}
+	}
 	w := &s.r.Written
 	w.UsersCreated += res.UsersCreated
 	w.UsersUpdated += res.UsersUpdated

@@ -163,15 +163,25 @@ func mergeAttrs(cur, upd map[string]string, merge bool) map[string]string {
 
 // applyUsers upserts users. It returns every user of the batch that exists
 // afterwards, by username key, and the keys of users skipped as missing.
+//
+// Users to create by name are inserted without reading first, under a
+// savepoint: a puller creates only users it found missing, so reading them
+// again is a query per user for nothing. When one of them exists after
+// all (made meanwhile, or the caller did not look), the savepoint is
+// rolled back and they are read and placed like the others.
 func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (map[string]usersync.ObjectRef, map[string]bool, error) {
 	keys := make([]string, len(ups))
 	var byName []string
 	var byID []int64
+	var fresh []int // creates by name, inserted first
 	for i := range ups {
 		keys[i] = usersync.UsernameKey(ups[i].User.Username)
-		if ups[i].ID != 0 {
+		switch {
+		case ups[i].ID != 0:
 			byID = append(byID, ups[i].ID)
-		} else {
+		case ups[i].Create:
+			fresh = append(fresh, i)
+		default:
 			byName = append(byName, keys[i])
 		}
 	}
@@ -189,26 +199,23 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 	out := make(map[string]usersync.ObjectRef, len(ups))
 	skipped := map[string]bool{}
 	var create []*usersync.User
-	for i := range ups {
+	// place plans upsert i given what the directory holds of it.
+	place := func(i int, old *usersync.User, ok bool) error {
 		up, key := &ups[i], keys[i]
-		old, ok := existing[key]
-		if up.ID != 0 {
-			old, ok = withID[up.ID]
-		}
 		if !ok {
 			if !up.Create || up.ID != 0 {
 				res.UsersSkipped++
 				skipped[key] = true
-				continue
+				return nil
 			}
 			u := up.User
 			create = append(create, &u)
-			continue
+			return nil
 		}
 		next := mergeUser(old, up)
 		before := t.rows
 		if err := t.saveUser(old, next); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if t.rows > before {
 			res.UsersUpdated++
@@ -216,15 +223,97 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 			res.UsersUnchanged++
 		}
 		out[usersync.UsernameKey(next.Username)] = userRef(next)
+		return nil
 	}
-	if err := t.createUsers(create); err != nil {
+	isFresh := make(map[int]bool, len(fresh))
+	for _, i := range fresh {
+		isFresh[i] = true
+	}
+	for i := range ups {
+		if isFresh[i] {
+			continue
+		}
+		old, ok := existing[keys[i]]
+		if ups[i].ID != 0 {
+			old, ok = withID[ups[i].ID]
+		}
+		if err := place(i, old, ok); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(fresh) > 0 {
+		for _, i := range fresh {
+			u := ups[i].User
+			create = append(create, &u)
+		}
+		inserted, err := t.tryCreateUsers(create)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !inserted {
+			create = create[:len(create)-len(fresh)]
+			names := make([]string, len(fresh))
+			for j, i := range fresh {
+				names[j] = keys[i]
+			}
+			found, err := t.usersByKey(names)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, i := range fresh {
+				old, ok := found[keys[i]]
+				if err := place(i, old, ok); err != nil {
+					return nil, nil, err
+				}
+			}
+			if err := t.createUsers(create); err != nil {
+				return nil, nil, err
+			}
+		}
+	} else if err := t.createUsers(create); err != nil {
 		return nil, nil, err
 	}
 	res.UsersCreated = len(create)
+	res.CreatedIDs = make([]int64, 0, len(create))
 	for _, u := range create {
 		out[usersync.UsernameKey(u.Username)] = userRef(u)
+		res.CreatedIDs = append(res.CreatedIDs, u.ID)
 	}
 	return out, skipped, nil
+}
+
+// tryCreateUsers creates users under a savepoint and reports false, with
+// nothing written, when a username among them is taken. The savepoint
+// statements run uncounted: a driver may report the last INSERT's row
+// count for them.
+func (t *tx) tryCreateUsers(users []*usersync.User) (bool, error) {
+	if _, err := t.sqlTx.ExecContext(t.ctx, `SAVEPOINT fresh_users`); err != nil {
+		return false, t.d.wrapErr("savepoint", err)
+	}
+	rows, events := t.rows, len(t.events)
+	err := t.createUsers(users)
+	if usersync.ErrorCode(err) == usersync.ECONFLICT {
+		if _, rerr := t.sqlTx.ExecContext(t.ctx, `ROLLBACK TO SAVEPOINT fresh_users`); rerr != nil {
+			return false, t.d.wrapErr("roll back to savepoint", rerr)
+		}
+		t.rows, t.events = rows, t.events[:events]
+		for _, u := range users {
+			delete(t.fresh, u.ID)
+			u.ID = 0
+		}
+		err = nil
+		if _, rerr := t.sqlTx.ExecContext(t.ctx, `RELEASE SAVEPOINT fresh_users`); rerr != nil {
+			return false, t.d.wrapErr("release savepoint", rerr)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := t.sqlTx.ExecContext(t.ctx, `RELEASE SAVEPOINT fresh_users`); err != nil {
+		return false, t.d.wrapErr("release savepoint", err)
+	}
+	return true, nil
 }
 
 // mergeUser returns old with the upsert's selected fields written over it.

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 
 	"github.com/usersync/usersync"
@@ -36,7 +35,8 @@ func (d *DB) ChangesAfter(ctx context.Context, after int64, limit int) ([]*users
 			c.Member = &usersync.ObjectRef{Type: mt.String, ID: mid.Int64, Name: mn.String}
 		}
 		if fields.Valid {
-			if err := json.Unmarshal([]byte(fields.String), &c.Fields); err != nil {
+			var err error
+			if c.Fields, err = decodeFields(fields.String); err != nil {
 				return nil, d.wrapErr("decode change fields", err)
 			}
 		}

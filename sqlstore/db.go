@@ -89,6 +89,7 @@ type DB struct {
 	// writer combines concurrent writes into shared transactions, one at
 	// a time (on SQLite this also spares writers its busy-wait polling).
 	writer   *writer
+	wconn    *sql.Conn               // SQLite: the connection writes run on (see beginWrite)
 	tokens   cache[usersync.User]    // recent Authenticate answers, by token hash
 	settings cache[usersync.Setting] // recent Setting answers, by key
 
@@ -215,7 +216,8 @@ func connectSQLite(ctx context.Context, path string, existing bool) (*DB, error)
 	q := url.Values{}
 	// wal_autocheckpoint: checkpoint every 64 MiB of WAL rather than 4 MiB, so
 	// a bulk sync copies pages back into the database file less often.
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-65536)", "wal_autocheckpoint(16384)"} {
+	// cache_size is the readers' (8 MiB); the writer's is larger (writerCache).
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-8192)", "wal_autocheckpoint(16384)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate") // take the write lock at BEGIN, so transactions never deadlock on upgrade
@@ -327,6 +329,12 @@ func (d *DB) Where() string { return d.where }
 
 // Close closes the database.
 func (d *DB) Close() error {
+	d.writer.lane <- struct{}{} // no write runs on wconn meanwhile
+	if d.wconn != nil {
+		d.wconn.Close()
+		d.wconn = nil
+	}
+	<-d.writer.lane
 	for _, m := range []*sync.Map{&d.stmts, &d.reads} {
 		m.Range(func(_, st any) bool {
 			st.(*sql.Stmt).Close()

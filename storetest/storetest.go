@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchIdempotent", testBatchIdempotent},
 		{"BatchAllOrNothing", testBatchAllOrNothing},
 		{"BatchUpdateFields", testBatchUpdateFields},
+		{"BatchCreatesSomeExisting", testBatchCreatesSomeExisting},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SyncState", testSyncState},
 		{"UserConditions", testUserConditions},
@@ -832,6 +833,43 @@ func testBatchUpdateFields(t *testing.T, d usersync.Directory) {
 	sort.Strings(keys)
 	if strings.Join(keys, ",") != "dept=Ops,keep=1" {
 		t.Fatalf("attributes merged to %v", keys)
+	}
+}
+
+// testBatchCreatesSomeExisting: creates by name of which some exist
+// already (a backend may insert them optimistically) update those, create
+// the rest, report the created ids, and log one event per change: nothing
+// created twice, nothing of a failed attempt left behind.
+func testBatchCreatesSomeExisting(t *testing.T, d usersync.Directory) {
+	old := &usersync.User{Username: "old2@contoso.com", Email: "before@contoso.com"}
+	if err := d.CreateUser(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := d.LastChangeSeq(ctx)
+	var ups []usersync.UserUpsert
+	for _, name := range []string{"new1@contoso.com", "OLD2@contoso.com", "new3@contoso.com"} {
+		ups = append(ups, usersync.UserUpsert{User: usersync.User{Username: name, Email: "after@contoso.com"}, Create: true, Update: usersync.FieldEmail})
+	}
+	res, err := d.ApplyBatch(ctx, &usersync.Batch{Users: ups})
+	if err != nil || res.UsersCreated != 2 || res.UsersUpdated != 1 || len(res.CreatedIDs) != 2 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	for i, name := range []string{"new1@contoso.com", "new3@contoso.com"} {
+		u, err := d.FindUserByUsername(ctx, name)
+		if err != nil || u.ID != res.CreatedIDs[i] {
+			t.Fatalf("%s: %+v %v, created ids %v", name, u, err, res.CreatedIDs)
+		}
+	}
+	if got, _ := d.FindUserByID(ctx, old.ID); got.Email != "after@contoso.com" || got.Username != "old2@contoso.com" {
+		t.Fatalf("the existing user: %+v", got)
+	}
+	events, _ := d.ChangesAfter(ctx, seq, 100)
+	kinds := map[usersync.ChangeKind]int{}
+	for _, e := range events {
+		kinds[e.Kind]++
+	}
+	if len(events) != 3 || kinds[usersync.UserCreated] != 2 || kinds[usersync.UserUpdated] != 1 {
+		t.Fatalf("events %v", kinds)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/usersync/usersync/internal/benchtest"
 	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/pull"
+	"github.com/usersync/usersync/sqlstore"
 )
 
 // Pull benchmarks: emulator on loopback HTTP, Graph client, sync engine and
@@ -61,7 +63,7 @@ func BenchmarkPullFull(b *testing.B) {
 			tenant, _ := benchTenant(n)
 			var peak uint64
 			var requests int64
-			var fetch, cpu time.Duration
+			var fetch, cpu, sync, bare, bareLog time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				src, rc := benchSource(b, tenant, 0)
@@ -76,11 +78,16 @@ func BenchmarkPullFull(b *testing.B) {
 				}
 				fetch += time.Since(start)
 				rc.n.Store(0)
-				d := benchtest.Dir(b)
+				path := filepath.Join(b.TempDir(), "bench.db")
+				d, err := sqlstore.Open(context.Background(), path)
+				if err != nil {
+					b.Fatal(err)
+				}
 				b.StartTimer()
 				peak = max(peak, benchtest.PeakHeap(func() {
-					c := benchtest.CPUTime()
+					c, start := benchtest.CPUTime(), time.Now()
 					r, err := pull.Sync(context.Background(), d, src, "Bench", pull.Options{AutoCreate: pull.CreateAll})
+					sync += time.Since(start)
 					cpu += benchtest.CPUTime() - c
 					if err != nil || r.Written.UsersCreated != n {
 						b.Fatalf("%+v %v", r, err)
@@ -88,11 +95,19 @@ func BenchmarkPullFull(b *testing.B) {
 				}))
 				b.StopTimer()
 				requests = rc.n.Load()
+				// The floor: the same rows with bare INSERTs (see BareInserts),
+				// without and with the change log's.
+				bare += benchtest.BareInserts(b, path, "groups", "users", "memberships")
+				bareLog += benchtest.BareInserts(b, path, "groups", "users", "memberships", "changes")
+				d.Close()
 			}
 			b.ReportMetric(fetch.Seconds()/float64(b.N), "fetch-only-s")
 			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s") // emulator's share included
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 			b.ReportMetric(float64(requests), "requests")
+			b.ReportMetric(float64(sync)/float64(bare), "sync/bare")
+			b.ReportMetric(float64(sync)/float64(bareLog), "sync/bare-with-log")
+			b.ReportMetric(bare.Seconds()/float64(b.N), "bare-s")
 		})
 	}
 }
