@@ -162,10 +162,12 @@ func TestScheduleReplicas(t *testing.T) {
 
 	// Slow the pull, so that a run is in progress when its replica dies.
 	slow.set(400 * time.Millisecond)
+	slowedAt := time.Now()
 	var victim *usersync.Run
 	for victim == nil && time.Now().Before(deadline.Add(30*time.Second)) {
 		for _, r := range runs() {
-			if r.Outcome == usersync.RunRunning {
+			// One that began slowed: a run already under way may end at once.
+			if r.Outcome == usersync.RunRunning && r.StartedAt.After(slowedAt) {
 				victim = r
 				break
 			}
