@@ -176,7 +176,7 @@ type syncer struct {
 	// as groups grow: the directory ids of the users found in or created
 	// from the source, and a hash of each username key, which tells a
 	// source user sharing an earlier one's username (a hit is confirmed
-	// exactly, see seenName).
+	// exactly, see firstWithName).
 	seenIDs    map[int64]struct{}
 	nameHashes map[uint64]struct{}
 	seen       int             // source users with a username this run
@@ -408,36 +408,31 @@ func (s *syncer) forget() {
 	s.known, s.notMember, s.bySID = map[int64]*member{}, map[int64]bool{}, map[string]int64{}
 }
 
-// seenName says whether an earlier source user of this run had the
-// username key. in are the keys of the batch being planned; cur is the
-// directory user of that name as read before it. The hash only rules
-// out: a hit is confirmed by the batch, by the users the directory does
-// not hold, or by the directory user of that name having been seen.
-func (s *syncer) seenName(key string, in map[string]bool, cur *usersync.User) bool {
-	if _, hit := s.nameHashes[maphash.String(s.hashSeed, key)]; !hit {
-		return false
+// firstWithName says whether this source user is the run's first with
+// the username key, and notes it as seen when so. in are the keys of the
+// batch being planned; cur is the directory user of that name as read
+// before it. The hash only rules out: a hit is confirmed by the batch, by
+// the users the directory does not hold, or by the directory user of that
+// name having been seen.
+func (s *syncer) firstWithName(key string, in map[string]bool, cur *usersync.User) bool {
+	h := maphash.String(s.hashSeed, key)
+	if _, hit := s.nameHashes[h]; hit {
+		if in[key] || s.skipped[key] {
+			return false
+		}
+		if cur != nil {
+			if _, seen := s.seenIDs[cur.ID]; seen {
+				return false
+			}
+		}
 	}
-	if in[key] || s.skipped[key] {
-		return true
-	}
-	_, seen := s.seenIDs[idOf(cur)]
-	return cur != nil && seen
-}
-
-func (s *syncer) markName(key string, in map[string]bool) {
-	s.nameHashes[maphash.String(s.hashSeed, key)] = struct{}{}
+	s.nameHashes[h] = struct{}{}
 	in[key] = true
 	s.seen++
 	if s.o.DryRun { // nothing is written: the directory cannot confirm
 		s.skipped[key] = true
 	}
-}
-
-func idOf(u *usersync.User) int64 {
-	if u == nil {
-		return 0
-	}
-	return u.ID
+	return true
 }
 
 func (s *syncer) addKnown(m *member) {
@@ -841,11 +836,10 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 			continue
 		}
 		key := usersync.UsernameKey(su.Username)
-		if s.seenName(key, planned, byName[key]) {
+		if !s.firstWithName(key, planned, byName[key]) {
 			s.warn("source users share the username %q; the first is used", su.Username)
 			continue
 		}
-		s.markName(key, planned)
 		if s.o.OnlyUser != "" {
 			s.onlyUserSeen = true
 		}

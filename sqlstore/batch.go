@@ -225,13 +225,9 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 		out[usersync.UsernameKey(next.Username)] = userRef(next)
 		return nil
 	}
-	isFresh := make(map[int]bool, len(fresh))
-	for _, i := range fresh {
-		isFresh[i] = true
-	}
 	for i := range ups {
-		if isFresh[i] {
-			continue
+		if ups[i].ID == 0 && ups[i].Create {
+			continue // fresh: below
 		}
 		old, ok := existing[keys[i]]
 		if ups[i].ID != 0 {
@@ -241,37 +237,32 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 			return nil, nil, err
 		}
 	}
-	if len(fresh) > 0 {
-		for _, i := range fresh {
-			u := ups[i].User
-			create = append(create, &u)
+	// Only fresh upserts create, so create holds exactly them.
+	for _, i := range fresh {
+		u := ups[i].User
+		create = append(create, &u)
+	}
+	if inserted, err := t.tryCreateUsers(create); err != nil {
+		return nil, nil, err
+	} else if !inserted {
+		create = nil
+		names := make([]string, len(fresh))
+		for j, i := range fresh {
+			names[j] = keys[i]
 		}
-		inserted, err := t.tryCreateUsers(create)
+		found, err := t.usersByKey(names)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !inserted {
-			create = create[:len(create)-len(fresh)]
-			names := make([]string, len(fresh))
-			for j, i := range fresh {
-				names[j] = keys[i]
-			}
-			found, err := t.usersByKey(names)
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, i := range fresh {
-				old, ok := found[keys[i]]
-				if err := place(i, old, ok); err != nil {
-					return nil, nil, err
-				}
-			}
-			if err := t.createUsers(create); err != nil {
+		for _, i := range fresh {
+			old, ok := found[keys[i]]
+			if err := place(i, old, ok); err != nil {
 				return nil, nil, err
 			}
 		}
-	} else if err := t.createUsers(create); err != nil {
-		return nil, nil, err
+		if err := t.createUsers(create); err != nil {
+			return nil, nil, err
+		}
 	}
 	res.UsersCreated = len(create)
 	res.CreatedIDs = make([]int64, 0, len(create))
@@ -287,33 +278,32 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 // statements run uncounted: a driver may report the last INSERT's row
 // count for them.
 func (t *tx) tryCreateUsers(users []*usersync.User) (bool, error) {
+	if len(users) == 0 {
+		return true, nil
+	}
 	if _, err := t.sqlTx.ExecContext(t.ctx, `SAVEPOINT fresh_users`); err != nil {
 		return false, t.d.wrapErr("savepoint", err)
 	}
 	rows, events := t.rows, len(t.events)
 	err := t.createUsers(users)
-	if usersync.ErrorCode(err) == usersync.ECONFLICT {
-		if _, rerr := t.sqlTx.ExecContext(t.ctx, `ROLLBACK TO SAVEPOINT fresh_users`); rerr != nil {
-			return false, t.d.wrapErr("roll back to savepoint", rerr)
+	taken := usersync.ErrorCode(err) == usersync.ECONFLICT
+	if err != nil && !taken {
+		return false, err
+	}
+	if taken {
+		if _, err := t.sqlTx.ExecContext(t.ctx, `ROLLBACK TO SAVEPOINT fresh_users`); err != nil {
+			return false, t.d.wrapErr("roll back to savepoint", err)
 		}
 		t.rows, t.events = rows, t.events[:events]
 		for _, u := range users {
 			delete(t.fresh, u.ID)
 			u.ID = 0
 		}
-		err = nil
-		if _, rerr := t.sqlTx.ExecContext(t.ctx, `RELEASE SAVEPOINT fresh_users`); rerr != nil {
-			return false, t.d.wrapErr("release savepoint", rerr)
-		}
-		return false, nil
-	}
-	if err != nil {
-		return false, err
 	}
 	if _, err := t.sqlTx.ExecContext(t.ctx, `RELEASE SAVEPOINT fresh_users`); err != nil {
 		return false, t.d.wrapErr("release savepoint", err)
 	}
-	return true, nil
+	return !taken, nil
 }
 
 // mergeUser returns old with the upsert's selected fields written over it.
