@@ -90,6 +90,9 @@ type BatchResult struct {
 	// CreatedIDs are the ids of the users created, in the batch's order
 	// (a caller that must know them later keeps numbers, not users).
 	CreatedIDs []int64 `json:"-"`
+	// FoundIDs are the ids of users the batch was to create and found made
+	// meanwhile (by another writer), so updated instead.
+	FoundIDs []int64 `json:"-"`
 }
 
 // BatchApplier applies batches.

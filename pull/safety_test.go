@@ -452,3 +452,40 @@ func TestReusedUsernameNotAdopted(t *testing.T) {
 		}
 	})
 }
+
+// racedDir is a directory where another writer (a SCIM client, say)
+// creates a user between the sync's read of a page and its write.
+type racedDir struct {
+	usersync.Directory
+	create *usersync.User
+}
+
+func (d *racedDir) ApplyBatch(ctx context.Context, b *usersync.Batch) (*usersync.BatchResult, error) {
+	if u := d.create; u != nil {
+		d.create = nil
+		if err := d.Directory.CreateUser(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	return d.Directory.ApplyBatch(ctx, b)
+}
+
+// A user the sync was about to create, made meanwhile by another writer,
+// is the sync's to join all the same, and is not taken for a leaver: the
+// run counts it as seen, and keeps it in the group.
+func TestUserCreatedMeanwhileIsNotALeaver(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		src := &memSource{groups: map[string][]User{"G": people(3)}}
+		d := &racedDir{Directory: openDir(t), create: &usersync.User{Username: "p01@x.example", Email: "p01@x.example"}}
+		r, err := Sync(context.Background(), d, src, "G", Options{AutoCreate: CreateAll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := memberNames(t, d, "G"); got != "p00@x.example p01@x.example p02@x.example" {
+			t.Fatalf("members %s (removed %d)", got, r.Counts[RemoveMember])
+		}
+		if r.Counts[RemoveMember] != 0 || r.Written.MembersRemoved != 0 {
+			t.Fatalf("the run removed %d members", r.Written.MembersRemoved)
+		}
+	})
+}

@@ -1133,6 +1133,9 @@ func (s *syncer) write(ctx context.Context, b *usersync.Batch) error {
 	for _, id := range res.CreatedIDs {
 		s.seenIDs[id] = struct{}{}
 	}
+	for _, id := range res.FoundIDs { // made meanwhile by another writer: seen all the same
+		s.seenIDs[id] = struct{}{}
+	}
 	w := &s.r.Written
 	w.UsersCreated += res.UsersCreated
 	w.UsersUpdated += res.UsersUpdated

@@ -259,6 +259,9 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (m
 			if err := place(i, old, ok); err != nil {
 				return nil, nil, err
 			}
+			if ok {
+				res.FoundIDs = append(res.FoundIDs, old.ID)
+			}
 		}
 		if err := t.createUsers(create); err != nil {
 			return nil, nil, err

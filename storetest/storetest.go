@@ -838,7 +838,8 @@ func testBatchUpdateFields(t *testing.T, d usersync.Directory) {
 
 // testBatchCreatesSomeExisting: creates by name of which some exist
 // already (a backend may insert them optimistically) update those, create
-// the rest, report the created ids, and log one event per change: nothing
+// the rest, report the created ids and the found ones, and log one event
+// per change: nothing
 // created twice, nothing of a failed attempt left behind.
 func testBatchCreatesSomeExisting(t *testing.T, d usersync.Directory) {
 	old := &usersync.User{Username: "old2@contoso.com", Email: "before@contoso.com"}
@@ -859,6 +860,9 @@ func testBatchCreatesSomeExisting(t *testing.T, d usersync.Directory) {
 		if err != nil || u.ID != res.CreatedIDs[i] {
 			t.Fatalf("%s: %+v %v, created ids %v", name, u, err, res.CreatedIDs)
 		}
+	}
+	if len(res.FoundIDs) != 1 || res.FoundIDs[0] != old.ID {
+		t.Fatalf("found ids %v, want the existing user's %d", res.FoundIDs, old.ID)
 	}
 	if got, _ := d.FindUserByID(ctx, old.ID); got.Email != "after@contoso.com" || got.Username != "old2@contoso.com" {
 		t.Fatalf("the existing user: %+v", got)
