@@ -42,6 +42,15 @@ type dialect struct {
 	dollar    bool   // placeholders are $1, $2, … instead of ?
 	forUpdate string // row-locking suffix for SELECTs inside write transactions
 	maxParams int    // bind parameters per statement
+	// insert begins the multi-row INSERTs of bulk writes. On SQLite it is
+	// INSERT OR FAIL: a multi-row INSERT that may abort makes SQLite copy
+	// every index page it touches to a statement journal first (two small
+	// writes per page to a temporary file), in case the statement must be
+	// undone alone; that was a fifth of a 100,000-member first sync. With
+	// OR FAIL a failed statement keeps the rows before the failing one,
+	// which is safe here: a failed insert fails its whole transaction, or
+	// its savepoint is rolled back (tryCreateUsers).
+	insert string
 	// fold wraps an SQL text expression so that it compares ignoring case,
 	// Unicode-aware on both backends: SQLite's LOWER and LIKE know only
 	// ASCII, and PostgreSQL's lower() follows the database's locale, which
@@ -50,8 +59,8 @@ type dialect struct {
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite", maxParams: 32766, fold: func(e string) string { return "usersync_fold(" + e + ")" }}
-	postgresDialect = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE", maxParams: 65535, fold: pgFold("")}
+	sqliteDialect   = dialect{name: "sqlite", maxParams: 32766, insert: "INSERT OR FAIL INTO ", fold: func(e string) string { return "usersync_fold(" + e + ")" }}
+	postgresDialect = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE", maxParams: 65535, insert: "INSERT INTO ", fold: pgFold("")}
 )
 
 // pgFold folds with lower() under collation (an ICU collation when the

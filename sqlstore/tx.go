@@ -254,7 +254,11 @@ func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int
 		for i := start; i < end; i++ {
 			args = row(i, args)
 		}
-		st, err := t.prepared("INSERT INTO "+table+" VALUES "+strings.TrimSuffix(strings.Repeat(one+",", end-start), ",")+suffix, end-start == per || end-start <= 8)
+		verb := t.d.dialect.insert
+		if strings.Contains(suffix, "ON CONFLICT") {
+			verb = "INSERT INTO " // an upsert resolves its conflicts itself
+		}
+		st, err := t.prepared(verb+table+" VALUES "+strings.TrimSuffix(strings.Repeat(one+",", end-start), ",")+suffix, end-start == per || end-start <= 8)
 		if err != nil {
 			return t.d.wrapErr("prepare insert into "+strings.Fields(table)[0], err)
 		}
