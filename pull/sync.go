@@ -628,6 +628,18 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 	if s.o.DryRun {
 		members = s.added // not written, so not in the list
 	}
+	if s.target != nil && !s.o.DryRun && s.o.OnlyUser == "" && s.rebindFrom == "" {
+		// Every user the run saw is a member now, so a group that holds as
+		// many members as the run saw users holds no leaver: a count is one
+		// index range, the scan below reads every member's user.
+		n, err := s.dir.CountMembers(ctx, s.target.ID)
+		if err != nil {
+			return err
+		}
+		if n == len(s.seenIDs) {
+			return s.removeFrom(ctx, nil, nil, n, s.seen == 0)
+		}
+	}
 	if s.target != nil {
 		only := usersync.UsernameKey(s.o.OnlyUser)
 		err := s.dir.ScanMemberRefs(ctx, s.target.ID, func(m usersync.MemberRef) error {
