@@ -262,6 +262,10 @@ type UserFilter struct {
 	// Unordered skips ordering by username: for existence checks, which
 	// then cost one index probe, not a sort of every match.
 	Unordered bool
+	// NoCount skips counting every match when the page is full: the total
+	// returned is then the page's length. For existence checks, where the
+	// count would read every match (a million of one source's users).
+	NoCount bool
 	// Order sorts by a field (nil: by username); After continues after a
 	// position in that order, whatever the depth (keyset paging).
 	Order *Order

@@ -813,7 +813,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		}
 	}
 	if len(ask) > 0 && s.sourceHasUsers == nil {
-		some, _, err := s.dir.FindUsers(ctx, usersync.UserFilter{Source: s.owner, Limit: 1, Unordered: true})
+		some, _, err := s.dir.FindUsers(ctx, usersync.UserFilter{Source: s.owner, Limit: 1, Unordered: true, NoCount: true})
 		if err != nil {
 			return err
 		}

@@ -331,7 +331,7 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 	// A first page that is not full holds everything: no need to count
 	// (a SCIM lookup by userName is one query, not two).
 	total := len(out)
-	if f.Offset > 0 || f.After != nil || (f.Limit > 0 && len(out) == f.Limit) {
+	if !f.NoCount && (f.Offset > 0 || f.After != nil || (f.Limit > 0 && len(out) == f.Limit)) {
 		if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM users`+cond), args...).Scan(&total); err != nil {
 			return nil, 0, d.wrapErr("count users", err)
 		}

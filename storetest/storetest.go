@@ -275,6 +275,17 @@ func testUserList(t *testing.T, d usersync.Directory) {
 	if total != 5 || len(okta) != 5 {
 		t.Fatalf("by source: %d", total)
 	}
+	// An existence check (NoCount) gets the page without the count; a
+	// full page counts every match otherwise.
+	for _, c := range []struct {
+		noCount bool
+		total   int
+	}{{false, 5}, {true, 1}} {
+		one, total, err := d.FindUsers(ctx, usersync.UserFilter{Source: "okta:example.okta.com", Limit: 1, Unordered: true, NoCount: c.noCount})
+		if err != nil || len(one) != 1 || one[0].Source != "okta:example.okta.com" || total != c.total {
+			t.Fatalf("NoCount %v: %d users, total %d (want %d), %v", c.noCount, len(one), total, c.total, err)
+		}
+	}
 	byName, err := d.UsersByUsername(ctx, []string{"USER03", "user04", "nobody"})
 	if err != nil || len(byName) != 2 || byName["user03"].Username != "user03" || byName["user04"] == nil {
 		t.Fatalf("UsersByUsername: %v %v", byName, err)
