@@ -270,8 +270,6 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 		if err != nil {
 			return usersync.Errorf(usersync.EUNAVAILABLE, "%s: reading Graph's answer: %v", what, err)
 		}
-		var ge graphError
-		isGraph := json.Unmarshal(body, &ge) == nil && ge.Error.Code != ""
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			if v == nil || len(body) == 0 {
 				return nil
@@ -285,6 +283,10 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 			}
 			return nil
 		}
+		// Only a refusal is read as Graph's error body: a page of members
+		// is decoded once, by its caller, not scanned here first.
+		var ge graphError
+		isGraph := json.Unmarshal(body, &ge) == nil && ge.Error.Code != ""
 		switch code := resp.StatusCode; {
 		case code == http.StatusGone || ge.Error.Code == "syncStateNotFound" || ge.Error.Code == "resyncRequired" || ge.Error.Code == "syncStateInvalid":
 			return ErrSyncStateExpired
