@@ -100,8 +100,12 @@ func (u *User) Validate() error {
 	if err := ValidateUsername(u.Username); err != nil {
 		return err
 	}
-	if err := ValidateText("user "+quote(u.Username), map[string]string{"email": u.Email, "first name": u.FirstName, "last name": u.LastName, "source id": u.SourceID}); err != nil {
-		return err
+	// Checked field by field, the owner's name built only for an error: a
+	// bulk apply validates every user of its batch on the writer's path.
+	for _, f := range [...]struct{ name, v string }{{"email", u.Email}, {"first name", u.FirstName}, {"last name", u.LastName}, {"source id", u.SourceID}} {
+		if e := checkText(f.v); e != "" {
+			return Errorf(EINVALID, "user %s: %s %s", quote(u.Username), f.name, e)
+		}
 	}
 	if u.Email != "" {
 		if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
@@ -117,8 +121,13 @@ func (u *User) Validate() error {
 	if u.Source == "" {
 		return Errorf(EINVALID, "user %q: source is empty", u.Username)
 	}
-	if err := ValidateAttributes("user "+quote(u.Username), u.Attributes); err != nil {
-		return err
+	if len(u.Attributes) > 0 {
+		if err := ValidateAttributes("user "+quote(u.Username), u.Attributes); err != nil {
+			return err
+		}
+	}
+	if len(u.Profile) == 0 {
+		return nil
 	}
 	return ValidateProfile("user "+quote(u.Username), u.Profile)
 }

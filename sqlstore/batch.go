@@ -14,7 +14,8 @@ import (
 // writer between this batch's read and its write is not overwritten
 // blindly; the batch runs again on what is stored then.
 func (d *DB) ApplyBatch(ctx context.Context, b *usersync.Batch) (*usersync.BatchResult, error) {
-	if err := validateBatch(b); err != nil {
+	keys, err := validateBatch(b)
+	if err != nil {
 		return nil, err
 	}
 	// A writer of another process (PostgreSQL: a SCIM server beside a
@@ -22,7 +23,7 @@ func (d *DB) ApplyBatch(ctx context.Context, b *usersync.Batch) (*usersync.Batch
 	// batch then fails as stale, and runs again reading afresh. It states
 	// the result it wants, so a second reading serves as well as the first.
 	for try := 1; ; try++ {
-		res, err := d.applyBatch(ctx, b)
+		res, err := d.applyBatch(ctx, b, keys)
 		if usersync.ErrorCode(err) != usersync.ESTALE || try == staleTries {
 			return res, err
 		}
@@ -32,7 +33,7 @@ func (d *DB) ApplyBatch(ctx context.Context, b *usersync.Batch) (*usersync.Batch
 // staleTries bounds how often a batch that keeps racing other writers runs.
 const staleTries = 3
 
-func (d *DB) applyBatch(ctx context.Context, b *usersync.Batch) (*usersync.BatchResult, error) {
+func (d *DB) applyBatch(ctx context.Context, b *usersync.Batch, keys []string) (*usersync.BatchResult, error) {
 	var res *usersync.BatchResult
 	err := d.update(ctx, func(t *tx) error {
 		res = &usersync.BatchResult{}
@@ -40,7 +41,7 @@ func (d *DB) applyBatch(ctx context.Context, b *usersync.Batch) (*usersync.Batch
 		if err != nil {
 			return err
 		}
-		users, skipped, err := t.applyUsers(b.Users, res)
+		users, skipped, err := t.applyUsers(b.Users, keys, res)
 		if err != nil {
 			return err
 		}
@@ -59,39 +60,41 @@ func (d *DB) applyBatch(ctx context.Context, b *usersync.Batch) (*usersync.Batch
 	return res, nil
 }
 
-func validateBatch(b *usersync.Batch) error {
-	seen := map[string]bool{}
+// validateBatch checks b and returns its users' username keys, by index.
+func validateBatch(b *usersync.Batch) ([]string, error) {
+	keys := make([]string, len(b.Users))
+	seen := make(map[string]bool, len(b.Users))
 	for i := range b.Users {
 		u := &b.Users[i].User
 		u.Normalize()
 		if err := u.Validate(); err != nil {
-			return err
+			return nil, err
 		}
 		k := usersync.UsernameKey(u.Username)
 		if seen[k] {
-			return usersync.Errorf(usersync.EINVALID, "batch names user %q twice", u.Username)
+			return nil, usersync.Errorf(usersync.EINVALID, "batch names user %q twice", u.Username)
 		}
-		seen[k] = true
+		seen[k], keys[i] = true, k
 	}
 	seen = map[string]bool{}
 	for i := range b.Groups {
 		g := &b.Groups[i].Group
 		g.Normalize()
 		if err := g.Validate(); err != nil {
-			return err
+			return nil, err
 		}
 		k := usersync.GroupNameKey(g.Name)
 		if seen[k] {
-			return usersync.Errorf(usersync.EINVALID, "batch names group %q twice", g.Name)
+			return nil, usersync.Errorf(usersync.EINVALID, "batch names group %q twice", g.Name)
 		}
 		seen[k] = true
 	}
 	for _, m := range b.Members {
 		if m.Group == "" || m.Username == "" {
-			return usersync.Errorf(usersync.EINVALID, "batch has a membership change with an empty group or username (%q, %q)", m.Group, m.Username)
+			return nil, usersync.Errorf(usersync.EINVALID, "batch has a membership change with an empty group or username (%q, %q)", m.Group, m.Username)
 		}
 	}
-	return nil
+	return keys, nil
 }
 
 // applyGroups upserts groups and returns every group of the batch by name key.
@@ -169,13 +172,11 @@ func mergeAttrs(cur, upd map[string]string, merge bool) map[string]string {
 // again is a query per user for nothing. When one of them exists after
 // all (made meanwhile, or the caller did not look), the savepoint is
 // rolled back and they are read and placed like the others.
-func (t *tx) applyUsers(ups []usersync.UserUpsert, res *usersync.BatchResult) (map[string]usersync.ObjectRef, map[string]bool, error) {
-	keys := make([]string, len(ups))
+func (t *tx) applyUsers(ups []usersync.UserUpsert, keys []string, res *usersync.BatchResult) (map[string]usersync.ObjectRef, map[string]bool, error) {
 	var byName []string
 	var byID []int64
 	var fresh []int // creates by name, inserted first
 	for i := range ups {
-		keys[i] = usersync.UsernameKey(ups[i].User.Username)
 		switch {
 		case ups[i].ID != 0:
 			byID = append(byID, ups[i].ID)

@@ -171,10 +171,8 @@ func (t *tx) createUsers(users []*usersync.User) error {
 	if len(users) == 0 {
 		return nil
 	}
-	byKey := make(map[string]*usersync.User, len(users))
 	for _, u := range users {
 		u.CreatedAt, u.UpdatedAt, u.Version = fromMicros(t.now), fromMicros(t.now), 1
-		byKey[usersync.UsernameKey(u.Username)] = u
 	}
 	const table = "users (username, username_key, email, first_name, last_name, user_type, enabled, auth_method, source, source_id, attributes, soft_deleted, created_at, updated_at, version, profile)"
 	row := func(i int, args []any) []any {
@@ -200,6 +198,10 @@ func (t *tx) createUsers(users []*usersync.User) error {
 		err = t.insertRows(table, 16, len(users), "", row, nil)
 		t.afterInsert = nil
 	} else {
+		byKey := make(map[string]*usersync.User, len(users))
+		for _, u := range users {
+			byKey[usersync.UsernameKey(u.Username)] = u
+		}
 		err = t.insertRows(table, 16, len(users), " RETURNING id, username_key", row, func(rows *sql.Rows) error {
 			var id int64
 			var key string
