@@ -436,6 +436,60 @@ func (t *tx) removeMembers(g usersync.ObjectRef, userIDs []int64) (int, error) {
 	return t.changeMembers(g, userIDs, names, true, "")
 }
 
+// denseProbe is how many membership rows a range read may pass per user
+// asked about before reading them one by one is cheaper.
+const denseProbe = 4
+
+// notMembers returns the users of ids (distinct) that are not members of
+// group gid, in the order of ids. Users made together have neighbouring
+// ids, so when ids span a range at most denseProbe times their number, one
+// read of that range of the group's primary key answers for all of them (a
+// batch applied again: 100,000 users in one range instead of 200 reads of
+// 500 keys); otherwise each is looked up by key.
+func (t *tx) notMembers(gid int64, ids []int64) ([]int64, error) {
+	sorted := slices.Sorted(slices.Values(ids))
+	lo, hi := sorted[0], sorted[len(sorted)-1]
+	var present []int64 // ascending
+	collect := func(rows *sql.Rows) error {
+		var id int64
+		err := rows.Scan(&id)
+		present = append(present, id)
+		return err
+	}
+	if uint64(hi-lo) < uint64(denseProbe*len(sorted)) {
+		rows, err := t.query(`SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id BETWEEN ? AND ? ORDER BY member_id`, gid, lo, hi)
+		if err != nil {
+			return nil, t.d.wrapErr("read memberships", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := collect(rows); err != nil {
+				return nil, t.d.wrapErr("read memberships", err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, t.d.wrapErr("read memberships", err)
+		}
+	} else {
+		err := inChunks(t.d, t.query, "read memberships", `SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `,
+			[]any{gid}, sorted, collect)
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(present)
+	}
+	if len(present) == 0 {
+		return ids, nil
+	}
+	var missing []int64 // in the order asked: their events follow it
+	for _, id := range ids {
+		if _, found := slices.BinarySearch(present, id); !found {
+			missing = append(missing, id)
+		}
+	}
+	return missing, nil
+}
+
 // changeMembers adds or removes user members of one group and records an
 // event for each membership that really changed. INSERT … ON CONFLICT DO
 // NOTHING RETURNING and DELETE … RETURNING report exactly those, so a no-op
@@ -499,25 +553,9 @@ func (t *tx) changeMembers(g usersync.ObjectRef, userIDs []int64, names map[int6
 		// left still goes in with ON CONFLICT, for a writer that got there
 		// in between (PostgreSQL).
 		if via == "" && len(known) >= 64 {
-			present := make(map[int64]bool, len(known))
-			err := inChunks(t.d, t.query, "read memberships", `SELECT member_id FROM memberships WHERE group_id = ? AND member_type = 'user' AND member_id IN `,
-				[]any{g.ID}, known, func(rows *sql.Rows) error {
-					var id int64
-					err := rows.Scan(&id)
-					present[id] = true
-					return err
-				})
-			if err != nil {
+			var err error
+			if known, err = t.notMembers(g.ID, known); err != nil {
 				return 0, err
-			}
-			if len(present) > 0 {
-				missing := known[:0:0]
-				for _, id := range known {
-					if !present[id] {
-						missing = append(missing, id)
-					}
-				}
-				known = missing
 			}
 			if len(known) == 0 {
 				return changed, nil

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchAllOrNothing", testBatchAllOrNothing},
 		{"BatchUpdateFields", testBatchUpdateFields},
 		{"BatchCreatesSomeExisting", testBatchCreatesSomeExisting},
+		{"BatchReaddsMissingMembers", testBatchReaddsMissingMembers},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SyncState", testSyncState},
 		{"UserConditions", testUserConditions},
@@ -886,6 +887,69 @@ func testBatchCreatesSomeExisting(t *testing.T, d usersync.Directory) {
 	if len(events) != 3 || kinds[usersync.UserCreated] != 2 || kinds[usersync.UserUpdated] != 1 {
 		t.Fatalf("events %v", kinds)
 	}
+}
+
+// testBatchReaddsMissingMembers applies a batch again after some of its
+// memberships were removed: exactly those come back, with an event each in
+// the batch's order, whether the members asked about have neighbouring ids
+// (the whole batch: one range read) or are spread out (every ninth user:
+// read by key).
+func testBatchReaddsMissingMembers(t *testing.T, d usersync.Directory) {
+	const n = 800
+	if _, err := d.ApplyBatch(ctx, sampleBatch(n)); err != nil {
+		t.Fatal(err)
+	}
+	g, err := d.FindGroupByName(ctx, "o365:Engineering")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := func(i int) string { return fmt.Sprintf("eng%04d@contoso.com", i) }
+	removeEvery := func(step int) []string {
+		var names []string
+		b := &usersync.Batch{}
+		for i := 3; i < n; i += step {
+			names = append(names, name(i))
+			b.Members = append(b.Members, usersync.MemberChange{Group: g.Name, Username: name(i), Remove: true})
+		}
+		if res, err := d.ApplyBatch(ctx, b); err != nil || res.MembersRemoved != len(names) {
+			t.Fatalf("remove: %+v %v", res, err)
+		}
+		return names
+	}
+	check := func(what string, b *usersync.Batch, want []string, members int) {
+		t.Helper()
+		seq := lastSeq(t, d)
+		res, err := d.ApplyBatch(ctx, b)
+		if err != nil || res.MembersAdded != len(want) {
+			t.Fatalf("%s: %+v %v, want %d members added", what, res, err, len(want))
+		}
+		var got []string
+		for _, c := range changesSince(t, d, seq) {
+			if c.Kind == usersync.MemberAdded && c.Object.ID == g.ID {
+				got = append(got, c.Member.Name)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: member-added events for %v, want %v", what, got, want)
+		}
+		if c, _ := d.CountMembers(ctx, g.ID); c != members {
+			t.Fatalf("%s: %d members, want %d", what, c, members)
+		}
+	}
+	check("whole batch again", sampleBatch(n), removeEvery(7), n)
+	removed := removeEvery(5)
+	sparse := &usersync.Batch{}
+	var want []string
+	for i := 0; i < n; i += 9 { // more than 64 users, spread over the group
+		sparse.Members = append(sparse.Members, usersync.MemberChange{Group: g.Name, Username: name(i)})
+		if slices.Contains(removed, name(i)) {
+			want = append(want, name(i))
+		}
+	}
+	if len(want) == 0 || len(sparse.Members) < 64 {
+		t.Fatalf("the spread batch re-adds %d of %d", len(want), len(sparse.Members))
+	}
+	check("every ninth user", sparse, want, n-len(removed)+len(want))
 }
 
 // testConcurrentWriters runs writers side by side with a reader that follows
