@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/usersync/usersync/internal/jsonenc"
 )
 
 // Options are the emulator's credentials and knobs.
@@ -342,8 +344,11 @@ func scheme(r *http.Request) string {
 	return "http"
 }
 
+// jsonType is the Content-Type of Graph's JSON answers.
+const jsonType = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+	w.Header().Set("Content-Type", jsonType)
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
@@ -394,21 +399,92 @@ func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) map[
 		}
 	}
 	end := min(offset+top, n)
-	items := make([]map[string]any, 0, end-offset)
-	for i := offset; i < end; i++ {
-		items = append(items, item(i))
-	}
-	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata", "value": items}
+	// Written by hand, keys in encoding/json's (sorted) order: a page of
+	// 999 users through reflection cost the emulator more time than the
+	// client spends reading it, and the emulator shares the machine with
+	// the sync it serves in benchmarks.
+	b := make([]byte, 0, 64<<10)
+	b = append(b, `{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata"`...)
 	// @odata.count: an advanced query, only with ConsistencyLevel: eventual
 	// (without it $count=true is silently ignored), on the first page only.
 	if strings.EqualFold(q.Get("$count"), "true") && strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual") && offset == 0 {
-		body["@odata.count"] = n
+		b = strconv.AppendInt(append(b, `,"@odata.count":`...), int64(n), 10)
 	}
 	if end < n {
 		q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte("o:"+strconv.Itoa(end))))
-		body["@odata.nextLink"] = (&url.URL{Scheme: scheme(r), Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
+		next := (&url.URL{Scheme: scheme(r), Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
+		b = jsonenc.AppendString(append(b, `,"@odata.nextLink":`...), next)
 	}
-	writeJSON(w, 200, body)
+	b = append(b, `,"value":[`...)
+	for i := offset; i < end; i++ {
+		if i > offset {
+			b = append(b, ',')
+		}
+		b = appendValue(b, item(i))
+	}
+	b = append(b, "]}\n"...)
+	w.Header().Set("Content-Type", jsonType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(200)
+	w.Write(b)
+}
+
+// appendValue appends v as encoding/json would (map keys sorted), without
+// reflection for the types the emulator's objects hold.
+func appendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return jsonenc.AppendString(b, x)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendValue(append(jsonenc.AppendString(b, k), ':'), x[k])
+		}
+		return append(b, '}')
+	case []map[string]any:
+		if x == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendValue(b, e)
+		}
+		return append(b, ']')
+	case []string:
+		if x == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonenc.AppendString(b, e)
+		}
+		return append(b, ']')
+	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("emulator: cannot encode %T: %v", v, err)) // a value the emulator made itself
+	}
+	return append(b, enc...)
 }
 
 func selectSet(r *http.Request) map[string]bool {
