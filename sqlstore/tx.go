@@ -27,9 +27,13 @@ type tx struct {
 	actor  string
 	now    int64 // one timestamp for the whole transaction
 	events []*usersync.Change
-	rows   int64 // rows inserted, updated or deleted
-	stmts  map[string]*sql.Stmt
-	fresh  map[int64]bool // users created in this transaction: in no group yet
+	// created holds the user of each user.created event among events: its
+	// fields are made from the user as the event is written, on the
+	// goroutine that makes the change log's rows (see insertRows).
+	created map[*usersync.Change]*usersync.User
+	rows    int64 // rows inserted, updated or deleted
+	stmts   map[string]*sql.Stmt
+	fresh   map[int64]bool // users created in this transaction: in no group yet
 	// afterInsert, when set, sees the result of each multi-row INSERT
 	// without RETURNING (rows start..end-1 of the call).
 	afterInsert func(start, end int, res sql.Result) error
@@ -207,6 +211,16 @@ func (t *tx) change(kind usersync.ChangeKind, obj usersync.ObjectRef, member *us
 	t.events = append(t.events, &usersync.Change{Kind: kind, Object: obj, Member: member, Fields: fields, Actor: t.actor})
 }
 
+// userCreated records u's user.created event; its fields are every field
+// u has when the event is written, before the transaction commits.
+func (t *tx) userCreated(u *usersync.User) {
+	t.change(usersync.UserCreated, userRef(u), nil, nil)
+	if t.created == nil {
+		t.created = map[*usersync.Change]*usersync.User{}
+	}
+	t.created[t.events[len(t.events)-1]] = u
+}
+
 // flushChanges numbers the collected events and inserts them. The counter
 // row is updated last thing before commit: on PostgreSQL its row lock is
 // held until commit, so a transaction that takes numbers after another waits
@@ -234,6 +248,9 @@ func (t *tx) flushChanges() error {
 			if e.Member != nil {
 				mt, mid, mn = e.Member.Type, e.Member.ID, e.Member.Name
 			}
+			if u := t.created[e]; u != nil {
+				e.Fields = createdFields(u)
+			}
 			if len(e.Fields) > 0 {
 				fields = encodeFields(e.Fields)
 			}
@@ -244,52 +261,107 @@ func (t *tx) flushChanges() error {
 // insertRows inserts n rows with multi-row INSERT statements sized to the
 // dialect's parameter limit. row appends row i's values to args. When
 // returning is not empty, each returned row is passed to scan.
+//
+// When there is more than one statement, the next one's values are made on
+// another goroutine while this one runs: making them (a created user's
+// attributes and fields as JSON, every value boxed) is Go work that the
+// one connection writing need not wait for. row is therefore called off
+// the caller's goroutine, for rows after those already inserted; it must
+// only read what it is given, and insertRows returns only once it has
+// stopped.
 func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int, args []any) []any, scan func(*sql.Rows) error) error {
 	per := min(t.d.dialect.maxParams/cols, 500)
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
-	args := make([]any, 0, min(n, per)*cols) // a single row is the common case: don't clear 500 rows' worth
-	for start := 0; start < n; start += per {
-		end := min(start+per, n)
-		args = args[:0]
-		for i := start; i < end; i++ {
+	if n == 0 {
+		return nil
+	}
+	if n <= per {
+		args := make([]any, 0, n*cols) // a single row is the common case: don't clear 500 rows' worth
+		for i := 0; i < n; i++ {
 			args = row(i, args)
 		}
-		verb := t.d.dialect.insert
-		if strings.Contains(suffix, "ON CONFLICT") {
-			verb = "INSERT INTO " // an upsert resolves its conflicts itself
-		}
-		st, err := t.prepared(verb+table+" VALUES "+strings.TrimSuffix(strings.Repeat(one+",", end-start), ",")+suffix, end-start == per || end-start <= 8)
-		if err != nil {
-			return t.d.wrapErr("prepare insert into "+strings.Fields(table)[0], err)
-		}
-		if scan == nil {
-			res, err := st.ExecContext(t.ctx, args...)
-			if err != nil {
-				return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
+		return t.insertChunk(table, cols, 0, n, per, args, suffix, scan)
+	}
+	type chunk struct {
+		start, end int
+		args       []any
+	}
+	ready := make(chan chunk, 1)
+	free := make(chan []any, 2) // two buffers: one being filled, one being inserted
+	free <- make([]any, 0, per*cols)
+	free <- make([]any, 0, per*cols)
+	stop := make(chan struct{})
+	go func() {
+		defer close(ready)
+		for start := 0; start < n; start += per {
+			var args []any
+			select {
+			case args = <-free:
+			case <-stop:
+				return
 			}
-			n, _ := res.RowsAffected()
-			t.rows += n
-			if t.afterInsert != nil {
-				if err := t.afterInsert(start, end, res); err != nil {
-					return err
-				}
+			end := min(start+per, n)
+			args = args[:0]
+			for i := start; i < end; i++ {
+				args = row(i, args)
 			}
-			continue
+			select {
+			case ready <- chunk{start, end, args}:
+			case <-stop:
+				return
+			}
 		}
-		rows, err := st.QueryContext(t.ctx, args...)
+	}()
+	defer func() {
+		close(stop)
+		for range ready { // wait for the maker to stop: row must not outlive the call
+		}
+	}()
+	for c := range ready {
+		if err := t.insertChunk(table, cols, c.start, c.end, per, c.args, suffix, scan); err != nil {
+			return err
+		}
+		clear(c.args) // drop references to the rows inserted
+		free <- c.args
+	}
+	return nil
+}
+
+// insertChunk runs one INSERT of rows start..end-1, whose values are args.
+func (t *tx) insertChunk(table string, cols, start, end, per int, args []any, suffix string, scan func(*sql.Rows) error) error {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	verb := t.d.dialect.insert
+	if strings.Contains(suffix, "ON CONFLICT") {
+		verb = "INSERT INTO " // an upsert resolves its conflicts itself
+	}
+	st, err := t.prepared(verb+table+" VALUES "+strings.TrimSuffix(strings.Repeat(one+",", end-start), ",")+suffix, end-start == per || end-start <= 8)
+	if err != nil {
+		return t.d.wrapErr("prepare insert into "+strings.Fields(table)[0], err)
+	}
+	if scan == nil {
+		res, err := st.ExecContext(t.ctx, args...)
 		if err != nil {
 			return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
 		}
-		for rows.Next() {
-			t.rows++
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
+		n, _ := res.RowsAffected()
+		t.rows += n
+		if t.afterInsert != nil {
+			return t.afterInsert(start, end, res)
 		}
-		if err := rows.Close(); err != nil {
-			return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
+		return nil
+	}
+	rows, err := st.QueryContext(t.ctx, args...)
+	if err != nil {
+		return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
+	}
+	for rows.Next() {
+		t.rows++
+		if err := scan(rows); err != nil {
+			rows.Close()
+			return err
 		}
+	}
+	if err := rows.Close(); err != nil {
+		return t.d.wrapErr("insert into "+strings.Fields(table)[0], err)
 	}
 	return nil
 }

@@ -225,7 +225,7 @@ func (t *tx) createUsers(users []*usersync.User) error {
 	}
 	for _, u := range users {
 		t.fresh[u.ID] = true
-		t.change(usersync.UserCreated, userRef(u), nil, createdFields(u))
+		t.userCreated(u)
 	}
 	return nil
 }

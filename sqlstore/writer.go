@@ -133,6 +133,7 @@ func (d *DB) runBatch(batch []*write) {
 	stmts := map[string]*sql.Stmt{}
 	var ok []*write
 	var events []*usersync.Change
+	var created map[*usersync.Change]*usersync.User
 	var committed []func()
 	var failed error
 	for i, wr := range batch {
@@ -168,11 +169,17 @@ func (d *DB) runBatch(batch []*write) {
 		}
 		ok = append(ok, wr)
 		events = append(events, t.events...)
+		for e, u := range t.created {
+			if created == nil {
+				created = map[*usersync.Change]*usersync.User{}
+			}
+			created[e] = u
+		}
 		committed = append(committed, t.committed...)
 	}
 	if failed == nil {
 		t := d.newTx(context.Background(), sqlTx, stmts)
-		t.events = events
+		t.events, t.created = events, created
 		failed = t.flushChanges()
 		if failed == nil && d.hookBeforeCommit != nil && len(events) > 0 {
 			d.hookBeforeCommit()
