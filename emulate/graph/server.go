@@ -371,12 +371,12 @@ func eqFilter(filter, prop string) (string, bool, error) {
 
 // page cuts items by $top and $skiptoken and writes a collection answer.
 func page(w http.ResponseWriter, r *http.Request, items []map[string]any) {
-	pageOf(w, r, len(items), func(i int) map[string]any { return items[i] })
+	pageOf(w, r, len(items), func(i int) any { return items[i] })
 }
 
 // pageOf is page for n items made on demand: only the page's items are
 // rendered, so reading a large collection page by page stays linear.
-func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) map[string]any) {
+func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) any) {
 	q := r.URL.Query()
 	top := 100
 	if v := q.Get("$top"); v != "" {
@@ -403,7 +403,7 @@ func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) map[
 	// 999 users through reflection cost the emulator more time than the
 	// client spends reading it, and the emulator shares the machine with
 	// the sync it serves in benchmarks.
-	b := make([]byte, 0, 64<<10)
+	b := make([]byte, 0, 256+320*(end-offset)) // a user with a pull's properties is about 300 bytes
 	b = append(b, `{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata"`...)
 	// @odata.count: an advanced query, only with ConsistencyLevel: eventual
 	// (without it $count=true is silently ignored), on the first page only.
@@ -429,6 +429,29 @@ func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) map[
 	w.Write(b)
 }
 
+// userObject is a user to write with the given properties (sorted, those
+// the resource has): what userJSON makes, without a map per user.
+type userObject struct {
+	u     *User
+	props []string
+}
+
+// userPropsOf returns the properties userJSON writes for sel, sorted.
+func userPropsOf(sel map[string]bool) []string {
+	props := []string{"@odata.type"}
+	if sel == nil {
+		props = append(props, defaultUserProps...)
+	} else {
+		for k := range sel {
+			if k != "@odata.type" {
+				props = append(props, k)
+			}
+		}
+	}
+	sort.Strings(props)
+	return props
+}
+
 // appendValue appends v as encoding/json would (map keys sorted), without
 // reflection for the types the emulator's objects hold.
 func appendValue(b []byte, v any) []byte {
@@ -437,10 +460,34 @@ func appendValue(b []byte, v any) []byte {
 		return append(b, "null"...)
 	case string:
 		return jsonenc.AppendString(b, x)
+	case *string: // an optional property: null when unset
+		if x == nil {
+			return append(b, "null"...)
+		}
+		return jsonenc.AppendString(b, *x)
 	case bool:
 		return strconv.AppendBool(b, x)
 	case int:
 		return strconv.AppendInt(b, int64(x), 10)
+	case userObject:
+		b = append(b, '{')
+		first := true
+		for _, k := range x.props {
+			var v any = "#microsoft.graph.user"
+			ok := true
+			if k != "@odata.type" {
+				v, ok = userProp(x.u, k)
+			}
+			if !ok {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendValue(append(jsonenc.AppendString(b, k), ':'), v)
+		}
+		return append(b, '}')
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -540,65 +587,68 @@ func badSelect(w http.ResponseWriter, prop string) {
 // accountEnabled, onPremisesImmutableId and extensions need $select.
 var defaultUserProps = []string{"id", "displayName", "givenName", "jobTitle", "mail", "surname", "userPrincipalName"}
 
-func userJSON(u *User, sel map[string]bool) map[string]any {
-	prop := func(k string) (any, bool) {
-		switch k {
-		case "id":
-			return u.ID, true
-		case "userPrincipalName":
-			return u.UserPrincipalName, true
-		case "displayName":
-			return u.DisplayName, true
-		case "givenName":
-			return u.GivenName, true
-		case "surname":
-			return u.Surname, true
-		case "mail":
-			return u.Mail, true
-		case "accountEnabled":
-			return u.AccountEnabled, true
-		case "department":
-			return u.Department, true
-		case "jobTitle":
-			return u.JobTitle, true
-		case "employeeId":
-			return u.EmployeeID, true
-		case "onPremisesImmutableId":
-			return u.OnPremisesImmutableID, true
-		case "usageLocation":
-			return u.UsageLocation, true
-		case "mailNickname":
-			return u.MailNickname, true
-		case "assignedLicenses":
-			out := make([]map[string]any, len(u.Licenses))
-			for i, l := range u.Licenses {
-				out[i] = map[string]any{"skuId": l.SkuID, "disabledPlans": nonNilStr(l.DisabledPlans)}
-			}
-			return out, true
-		case "companyName", "officeLocation", "mobilePhone", "city", "country":
-			if v, ok := u.Other[k]; ok {
-				return v, true
-			}
-			return nil, true
+// userProp is property k of u as Graph answers it, and whether the user
+// resource has it.
+func userProp(u *User, k string) (any, bool) {
+	switch k {
+	case "id":
+		return u.ID, true
+	case "userPrincipalName":
+		return u.UserPrincipalName, true
+	case "displayName":
+		return u.DisplayName, true
+	case "givenName":
+		return u.GivenName, true
+	case "surname":
+		return u.Surname, true
+	case "mail":
+		return u.Mail, true
+	case "accountEnabled":
+		return u.AccountEnabled, true
+	case "department":
+		return u.Department, true
+	case "jobTitle":
+		return u.JobTitle, true
+	case "employeeId":
+		return u.EmployeeID, true
+	case "onPremisesImmutableId":
+		return u.OnPremisesImmutableID, true
+	case "usageLocation":
+		return u.UsageLocation, true
+	case "mailNickname":
+		return u.MailNickname, true
+	case "assignedLicenses":
+		out := make([]map[string]any, len(u.Licenses))
+		for i, l := range u.Licenses {
+			out[i] = map[string]any{"skuId": l.SkuID, "disabledPlans": nonNilStr(l.DisabledPlans)}
 		}
-		if strings.HasPrefix(k, "extension_") {
-			v, ok := u.Extensions[k]
-			return v, ok
+		return out, true
+	case "companyName", "officeLocation", "mobilePhone", "city", "country":
+		if v, ok := u.Other[k]; ok {
+			return v, true
 		}
-		return nil, false
+		return nil, true
 	}
+	if strings.HasPrefix(k, "extension_") {
+		v, ok := u.Extensions[k]
+		return v, ok
+	}
+	return nil, false
+}
+
+func userJSON(u *User, sel map[string]bool) map[string]any {
 	if sel == nil {
 		out := make(map[string]any, len(defaultUserProps)+1)
 		out["@odata.type"] = "#microsoft.graph.user"
 		for _, k := range defaultUserProps {
-			out[k], _ = prop(k)
+			out[k], _ = userProp(u, k)
 		}
 		return out
 	}
 	out := make(map[string]any, len(sel)+1)
 	out["@odata.type"] = "#microsoft.graph.user"
 	for k := range sel {
-		if v, ok := prop(k); ok {
+		if v, ok := userProp(u, k); ok {
 			out[k] = v
 		}
 	}
@@ -728,9 +778,10 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request, id string, dire
 	}
 	s.tenant.mu.RLock() // users are read while rendered
 	defer s.tenant.mu.RUnlock()
-	pageOf(w, r, len(users)+len(groups), func(i int) map[string]any {
+	props := userPropsOf(sel)
+	pageOf(w, r, len(users)+len(groups), func(i int) any {
 		if i < len(users) {
-			return userJSON(users[i], sel)
+			return userObject{users[i], props}
 		}
 		return groups[i-len(users)]
 	})

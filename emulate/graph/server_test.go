@@ -97,7 +97,7 @@ func TestAppendValueMatchesEncodingJSON(t *testing.T) {
 		map[string]any{"@odata.type": "#microsoft.graph.user", "id": "1", "displayName": `Zoë "Z" <admin> & co`, "mail": nil, "accountEnabled": false,
 			"assignedLicenses": []map[string]any{{"skuId": "s", "disabledPlans": []string{}}}, "businessPhones": []string{"+1 555\t0100"}},
 		map[string]any{"groupTypes": []string(nil), "count": 7, "nested": map[string]any{"b": true, "a": []any{1.5, "x"}}},
-		"line\u2028sep\x01", nil, true, 42,
+		"line\u2028sep\x01", nil, true, 42, (*string)(nil), &[]string{"set"}[0],
 	}
 	for _, v := range items {
 		got := appendValue(nil, v)
@@ -112,6 +112,31 @@ func TestAppendValueMatchesEncodingJSON(t *testing.T) {
 		json.Unmarshal(want, &w)
 		if !reflect.DeepEqual(g, w) {
 			t.Errorf("%v: decodes to %v, encoding/json's to %v", v, g, w)
+		}
+	}
+}
+
+// A page's users are written from the user (userObject), not from a map
+// per user: the same JSON as userJSON's map, with and without $select.
+func TestUserObjectMatchesUserJSON(t *testing.T) {
+	tenant := Generate(3, 40, 1)
+	sels := []map[string]bool{nil,
+		{"id": true, "mail": true, "accountEnabled": true, "assignedLicenses": true, "department": true, "extension_abc_costCenter": true, "city": true},
+		{"userPrincipalName": true}}
+	if len(tenant.users) == 0 {
+		t.Fatal("no users")
+	}
+	for _, u := range tenant.users {
+		for _, sel := range sels {
+			var g, w any
+			if err := json.Unmarshal(appendValue(nil, userObject{u, userPropsOf(sel)}), &g); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := json.Marshal(userJSON(u, sel))
+			json.Unmarshal(want, &w)
+			if !reflect.DeepEqual(g, w) {
+				t.Fatalf("user %s, $select %v: %v, want %v", u.ID, sel, g, w)
+			}
 		}
 	}
 }
