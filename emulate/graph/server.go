@@ -429,6 +429,22 @@ func pageOf(w http.ResponseWriter, r *http.Request, n int, item func(i int) any)
 	w.Write(b)
 }
 
+// appendArray appends xs as a JSON array (null when nil, as encoding/json
+// writes a nil slice), each element by each.
+func appendArray[T any](b []byte, xs []T, each func([]byte, T) []byte) []byte {
+	if xs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, e := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = each(b, e)
+	}
+	return append(b, ']')
+}
+
 // userObject is a user to write with the given properties (sorted, those
 // the resource has): what userJSON makes, without a map per user.
 type userObject struct {
@@ -503,29 +519,9 @@ func appendValue(b []byte, v any) []byte {
 		}
 		return append(b, '}')
 	case []map[string]any:
-		if x == nil {
-			return append(b, "null"...)
-		}
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendValue(b, e)
-		}
-		return append(b, ']')
+		return appendArray(b, x, func(b []byte, e map[string]any) []byte { return appendValue(b, e) })
 	case []string:
-		if x == nil {
-			return append(b, "null"...)
-		}
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonenc.AppendString(b, e)
-		}
-		return append(b, ']')
+		return appendArray(b, x, jsonenc.AppendString)
 	}
 	enc, err := json.Marshal(v)
 	if err != nil {
