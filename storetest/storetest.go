@@ -887,6 +887,31 @@ func testBatchCreatesSomeExisting(t *testing.T, d usersync.Directory) {
 	if len(events) != 3 || kinds[usersync.UserCreated] != 2 || kinds[usersync.UserUpdated] != 1 {
 		t.Fatalf("events %v", kinds)
 	}
+	// The same in a batch of several INSERT statements, the name taken in
+	// a later one: the statements before it are undone with it, and
+	// nothing is created twice or lost.
+	taken := &usersync.User{Username: "eng0900@contoso.com", Email: "before@contoso.com"}
+	if err := d.CreateUser(ctx, taken); err != nil {
+		t.Fatal(err)
+	}
+	seq, _ = d.LastChangeSeq(ctx)
+	res, err = d.ApplyBatch(ctx, sampleBatch(1200))
+	if err != nil || res.UsersCreated != 1199 || res.UsersUpdated != 1 || len(res.CreatedIDs) != 1199 || len(res.FoundIDs) != 1 || res.FoundIDs[0] != taken.ID {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got, _ := d.FindUserByID(ctx, taken.ID); got.Email != "eng0900@contoso.com" || got.LastName != "900" {
+		t.Fatalf("the existing user: %+v", got)
+	}
+	kinds = map[usersync.ChangeKind]int{}
+	for _, e := range changesSince(t, d, seq) {
+		kinds[e.Kind]++
+		if e.Kind == usersync.UserCreated && (e.Fields["username"].To == "" || e.Fields["username"].To != e.Object.Name) {
+			t.Fatalf("user.created event without its fields: %+v", e)
+		}
+	}
+	if kinds[usersync.UserCreated] != 1199 || kinds[usersync.UserUpdated] != 1 || kinds[usersync.MemberAdded] != 2400 {
+		t.Fatalf("events %v", kinds)
+	}
 }
 
 // testBatchReaddsMissingMembers applies a batch again after some of its
