@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,6 +170,43 @@ func TestMigrateInPlace(t *testing.T) {
 			_, err = Open(ctx, url)
 			if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), "newer") {
 				t.Fatalf("newer schema: %v", err)
+			}
+		})
+	}
+}
+
+// Opening an up-to-date directory does not ask River about its tables
+// again; the River schema version usersync migrated to is recorded, and a
+// record that is not this River's latest (an older usersync's, or none)
+// makes the next open migrate River's tables again.
+func TestRiverMigrationRecorded(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			ctx := context.Background()
+			d := openDB(t, url)
+			m, err := d.riverMigrator()
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := m.AllVersions()
+			latest := strconv.Itoa(all[len(all)-1].Version)
+			if v, err := d.Meta(ctx, riverMetaKey); err != nil || v != latest {
+				t.Fatalf("recorded River version %q (%v), want %q", v, err, latest)
+			}
+			// An older record: the next open asks River to migrate (its
+			// tables are at its latest already: nothing to do) and records
+			// the version again.
+			if _, err := d.db.ExecContext(ctx, `UPDATE directory_meta SET value = '1' WHERE key = '`+riverMetaKey+`'`); err != nil {
+				t.Fatal(err)
+			}
+			d2 := openDB(t, url)
+			if v, _ := d2.Meta(ctx, riverMetaKey); v != latest {
+				t.Fatalf("recorded River version after reopening %q, want %q", v, latest)
+			}
+			var n int
+			if err := d2.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job`).Scan(&n); err != nil {
+				t.Fatalf("River's tables after reopening: %v", err)
 			}
 		})
 	}
