@@ -290,8 +290,10 @@ func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int
 	free <- make([]any, 0, per*cols)
 	free <- make([]any, 0, per*cols)
 	stop := make(chan struct{})
+	var panicked any // a panic of row's, raised again on the caller's goroutine
 	go func() {
 		defer close(ready)
+		defer func() { panicked = recover() }()
 		for start := 0; start < n; start += per {
 			var args []any
 			select {
@@ -322,6 +324,9 @@ func (t *tx) insertRows(table string, cols, n int, suffix string, row func(i int
 		}
 		clear(c.args) // drop references to the rows inserted
 		free <- c.args
+	}
+	if panicked != nil { // the rows stopped short: never report them written
+		panic(panicked)
 	}
 	return nil
 }

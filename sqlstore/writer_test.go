@@ -215,6 +215,36 @@ func TestCombinedWritePanics(t *testing.T) {
 	}
 }
 
+// TestInsertRowMakerPanics: a bulk insert's rows after the first statement
+// are made on another goroutine; a panic there fails the write like a
+// panic of the write itself, with none of its rows kept, and the process
+// goes on.
+func TestInsertRowMakerPanics(t *testing.T) {
+	d := openDB(t, backends()["sqlite"](t))
+	ctx := context.Background()
+	g := &usersync.Group{Name: "g"}
+	if err := d.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	err := d.update(ctx, func(t *tx) error {
+		return t.insertRows("memberships (group_id, member_type, member_id, created_at, via)", 5, 2000, "", func(i int, args []any) []any {
+			if i == 1700 { // in the fourth statement: made beside the third
+				panic("a bug in a row")
+			}
+			return append(args, g.ID, usersync.ObjectUser, int64(i+1), t.now, "")
+		}, nil)
+	})
+	if err == nil || !strings.Contains(err.Error(), "panic: a bug in a row") {
+		t.Fatalf("error %v, want the row's panic", err)
+	}
+	if n, err := d.CountMembers(ctx, g.ID); err != nil || n != 0 {
+		t.Fatalf("%d members kept (%v), want none", n, err)
+	}
+	if err := d.CreateUser(ctx, &usersync.User{Username: "later"}); err != nil {
+		t.Fatalf("a write after the panic: %v", err)
+	}
+}
+
 // TestDeadlockRetried: writes that deadlock with a writer of another
 // process (another handle on the same PostgreSQL) run again. When the
 // loser is a write of a combined transaction, it is rolled back to its
