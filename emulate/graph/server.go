@@ -445,8 +445,9 @@ func appendArray[T any](b []byte, xs []T, each func([]byte, T) []byte) []byte {
 	return append(b, ']')
 }
 
-// userObject is a user to write with the given properties (sorted, those
-// the resource has): what userJSON makes, without a map per user.
+// userObject is a user with the properties to show of it (sorted, as
+// userPropsOf gives them): a page writes it without a map per user, and
+// userJSON makes that map where one is wanted.
 type userObject struct {
 	u     *User
 	props []string
@@ -466,6 +467,17 @@ func userPropsOf(sel map[string]bool) []string {
 	}
 	sort.Strings(props)
 	return props
+}
+
+// each calls fn with each property the user has, in props' order.
+func (o userObject) each(fn func(k string, v any)) {
+	for _, k := range o.props {
+		if k == "@odata.type" {
+			fn(k, "#microsoft.graph.user")
+		} else if v, ok := userProp(o.u, k); ok {
+			fn(k, v)
+		}
+	}
 }
 
 // appendValue appends v as encoding/json would (map keys sorted), without
@@ -488,21 +500,13 @@ func appendValue(b []byte, v any) []byte {
 	case userObject:
 		b = append(b, '{')
 		first := true
-		for _, k := range x.props {
-			var v any = "#microsoft.graph.user"
-			ok := true
-			if k != "@odata.type" {
-				v, ok = userProp(x.u, k)
-			}
-			if !ok {
-				continue
-			}
+		x.each(func(k string, v any) {
 			if !first {
 				b = append(b, ',')
 			}
 			first = false
 			b = appendValue(append(jsonenc.AppendString(b, k), ':'), v)
-		}
+		})
 		return append(b, '}')
 	case map[string]any:
 		keys := make([]string, 0, len(x))
@@ -633,21 +637,9 @@ func userProp(u *User, k string) (any, bool) {
 }
 
 func userJSON(u *User, sel map[string]bool) map[string]any {
-	if sel == nil {
-		out := make(map[string]any, len(defaultUserProps)+1)
-		out["@odata.type"] = "#microsoft.graph.user"
-		for _, k := range defaultUserProps {
-			out[k], _ = userProp(u, k)
-		}
-		return out
-	}
-	out := make(map[string]any, len(sel)+1)
-	out["@odata.type"] = "#microsoft.graph.user"
-	for k := range sel {
-		if v, ok := userProp(u, k); ok {
-			out[k] = v
-		}
-	}
+	o := userObject{u, userPropsOf(sel)}
+	out := make(map[string]any, len(o.props))
+	o.each(func(k string, v any) { out[k] = v })
 	return out
 }
 
