@@ -112,32 +112,65 @@ func (d *DB) migrateOnce(ctx context.Context, upTo int) error {
 		if m.version <= current || m.version > upTo {
 			continue
 		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
+		if err := d.applyMigration(ctx, conn, m); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			tx.Rollback()
-			return d.wrapErr("apply migration "+m.name, err)
-		}
-		if step := goSteps[m.version]; step != nil {
-			if err := step(ctx, d, tx); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`), m.version, m.name, micros(now())); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("record migration %s: %w", m.name, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("commit migration %s: %w", m.name, err)
 		}
 	}
 	if upTo < all[len(all)-1].version {
 		return nil // an older schema, for upgrade tests
 	}
 	return d.migrateRiver(ctx, conn) // still under the migration lock on PostgreSQL
+}
+
+// foreignKeysOff marks a SQLite migration that rebuilds tables others
+// refer to: with foreign keys on, dropping the old table would cascade its
+// delete into the tables that refer to it. They are turned off on the
+// migration's connection (a pragma that cannot change inside a
+// transaction), checked before the commit, and turned on again.
+const foreignKeysOff = "-- usersync:foreign-keys-off"
+
+// applyMigration applies one migration with its Go step and bookkeeping
+// row in one transaction.
+func (d *DB) applyMigration(ctx context.Context, conn *sql.Conn, m migration) error {
+	if d.dialect.name == "sqlite" && strings.HasPrefix(m.sql, foreignKeysOff) {
+		if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+			return d.wrapErr("apply migration "+m.name, err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		tx.Rollback()
+		return d.wrapErr("apply migration "+m.name, err)
+	}
+	if d.dialect.name == "sqlite" && strings.HasPrefix(m.sql, foreignKeysOff) {
+		var table string
+		switch err := tx.QueryRowContext(ctx, `SELECT "table" FROM pragma_foreign_key_check LIMIT 1`).Scan(&table); {
+		case err == nil:
+			tx.Rollback()
+			return fmt.Errorf("apply migration %s: a row of table %s refers to a row that is gone", m.name, table)
+		case !errors.Is(err, sql.ErrNoRows):
+			tx.Rollback()
+			return d.wrapErr("apply migration "+m.name, err)
+		}
+	}
+	if step := goSteps[m.version]; step != nil {
+		if err := step(ctx, d, tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`), m.version, m.name, micros(now())); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("record migration %s: %w", m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit migration %s: %w", m.name, err)
+	}
+	return nil
 }
 
 // riverMetaKey names the River schema version usersync last migrated to,

@@ -607,3 +607,64 @@ func TestConcurrentFirstOpens(t *testing.T) {
 		}
 	}
 }
+
+// Migration 14 rebuilds SQLite's tables so ids are never reused: rows,
+// tokens, sessions, memberships and roles held survive, and an id deleted
+// before the upgrade (the newest user's, which plain rowids hand out again)
+// is not handed out after it.
+func TestMigrateIDsNeverReused(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			ctx := context.Background()
+			old, err := open(ctx, url, 13, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keep := &usersync.User{Username: "keep", Enabled: true}
+			gone := &usersync.User{Username: "zed", Enabled: true}
+			for _, u := range []*usersync.User{keep, gone} {
+				if err := old.CreateUser(ctx, u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g := &usersync.Group{Name: "apps:team"}
+			if err := old.CreateGroup(ctx, g); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := old.AddMembers(ctx, g.ID, []int64{keep.ID}); err != nil {
+				t.Fatal(err)
+			}
+			clear, _, err := old.CreateToken(ctx, keep.ID, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := old.DeleteUser(ctx, gone.ID, 0); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+
+			d := openDB(t, url)
+			if u, err := d.Authenticate(ctx, clear); err != nil || u.ID != keep.ID {
+				t.Fatalf("token after upgrade: %+v %v", u, err)
+			}
+			if members, n, err := d.Members(ctx, g.ID, 0, 10); err != nil || n != 1 || members[0].ID != keep.ID {
+				t.Fatalf("members after upgrade: %v %d %v", members, n, err)
+			}
+			next := &usersync.User{Username: "yolanda", Enabled: true}
+			if err := d.CreateUser(ctx, next); err != nil {
+				t.Fatal(err)
+			}
+			if next.ID <= gone.ID {
+				t.Fatalf("after the upgrade a new user got id %d; %d was deleted before it", next.ID, gone.ID)
+			}
+			// Deleting the user still deletes its tokens (foreign keys are on again).
+			if err := d.DeleteUser(ctx, keep.ID, 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Authenticate(ctx, clear); usersync.ErrorCode(err) != usersync.EUNAUTHORIZED {
+				t.Fatalf("a deleted user's token: %v", err)
+			}
+		})
+	}
+}

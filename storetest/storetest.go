@@ -65,6 +65,7 @@ func Run(t *testing.T, open Opener) {
 		{"SignIn", testSignIn},
 		{"RolesAndMappings", testRolesAndMappings},
 		{"ApprovalsAndLog", testApprovalsAndLog},
+		{"IDsNeverReused", testIDsNeverReused},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -1688,4 +1689,57 @@ func testSignIn(t *testing.T, d usersync.Directory) {
 	}
 	_, err = d.FindSession(ctx, again)
 	wantCode(t, err, usersync.EUNAUTHORIZED)
+}
+
+// Ids are never handed out twice: state kept by id elsewhere (a
+// provisioner's link to the Entra user, a SCIM client's URL, an approval)
+// must never reach the object created after the one it was for. Deleting
+// the newest object is the case SQLite's plain rowid reused.
+func testIDsNeverReused(t *testing.T, d usersync.Directory) {
+	u := mustCreateUser(t, d, "zed")
+	if err := d.DeleteUser(ctx, u.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	again := mustCreateUser(t, d, "yolanda")
+	batch := &usersync.Batch{Users: []usersync.UserUpsert{{User: usersync.User{Username: "xavier", Enabled: true, Source: "o365:t", SourceID: "x"}, Create: true}}}
+	if _, err := d.ApplyBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	bulk := mustFind(t, d, "xavier")
+	if again.ID == u.ID || bulk.ID == u.ID || bulk.ID <= again.ID {
+		t.Fatalf("user ids: deleted %d, then %d and (bulk) %d: an id was handed out again", u.ID, again.ID, bulk.ID)
+	}
+	if _, err := d.FindUserByID(ctx, u.ID); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatalf("the deleted user's id finds %v", err)
+	}
+
+	g := mustCreateGroup(t, d, "apps:old")
+	if err := d.DeleteGroup(ctx, g.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := mustCreateGroup(t, d, "apps:new"); g2.ID == g.ID {
+		t.Fatalf("group id %d handed out again", g.ID)
+	}
+
+	f, err := d.CreateFolder(ctx, "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteFolder(ctx, "empty"); err != nil {
+		t.Fatal(err)
+	}
+	if f2, err := d.CreateFolder(ctx, "other"); err != nil || f2.ID == f.ID {
+		t.Fatalf("folder id %d handed out again (%v)", f.ID, err)
+	}
+
+	_, tok, err := d.CreateToken(ctx, again.ID, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, tok2, err := d.CreateToken(ctx, again.ID, "two"); err != nil || tok2.ID == tok.ID {
+		t.Fatalf("token id %d handed out again (%v)", tok.ID, err)
+	}
 }
