@@ -1,0 +1,79 @@
+package entra
+
+import (
+	"testing"
+
+	"github.com/usersync/usersync"
+	graphemu "github.com/usersync/usersync/emulate/graph"
+	"github.com/usersync/usersync/internal/dirtest"
+)
+
+// Issue "Writes into a tenant that can never hit the wrong object", item 1:
+// a marked group deleted and another created before the next run (on
+// SQLite the new one got the deleted one's id) must delete the old Entra
+// group and create the new one, never fold the two into one.
+func TestDeletedGroupsStateNotInherited(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		e := newEnv(t, open(t), graphemu.Options{}, nil)
+		e.mark("app")
+		old := e.group("app:old", "alice")
+		e.run()
+		oldRemote := e.remote("app:old").ID
+		if err := e.dir.DeleteGroup(ctx, old.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.group("app:new", "bob")
+		r := e.run()
+		if del := kinds(r, DeleteGroup); len(del) != 1 || del[0].Group != "app:old" || del[0].RemoteID != oldRemote {
+			t.Fatalf("deletes: %+v", r.Actions)
+		}
+		if _, ok := e.tenant.Group(oldRemote); ok {
+			t.Fatal("the deleted group's Entra group is still there")
+		}
+		if n := len(kinds(r, CreateGroup)); n != 1 || e.remoteCount() != 1 {
+			t.Fatalf("created %d groups, %d in Entra: %+v", n, e.remoteCount(), r.Actions)
+		}
+		if g := e.remote("app:new"); g.ID == oldRemote || g.DisplayName != "app:new" {
+			t.Fatalf("app:new's Entra group: %+v", g)
+		}
+		e.wantMembers("app:new", "bob")
+	})
+}
+
+// Item 1 for users: zed is provisioned, deleted from the directory under
+// --deprovision nothing; yolanda, created next (on SQLite with zed's id),
+// gets an Entra account of her own, and zed's is left as it was.
+func TestDeletedUsersEntraAccountNotInherited(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.Deprovision = usersync.DeprovisionNothing })
+		zed := &usersync.User{Username: "zed@contoso.com", Email: "zed@contoso.com", FirstName: "Zed", LastName: "Z", Enabled: true}
+		if err := d.CreateUser(ctx, zed); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AssignRole(ctx, zed.ID, "Office 365"); err != nil {
+			t.Fatal(err)
+		}
+		e.run(UserOptions{})
+		zedEntra := e.entra("zed")
+		if err := d.DeleteUser(ctx, zed.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.run(UserOptions{})
+		yolanda := &usersync.User{Username: "yolanda@contoso.com", Email: "yolanda@contoso.com", FirstName: "Yolanda", LastName: "Y", Enabled: true}
+		if err := d.CreateUser(ctx, yolanda); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AssignRole(ctx, yolanda.ID, "Office 365"); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run(UserOptions{})
+		y := e.entra("yolanda")
+		if y.ID == zedEntra.ID || r.Counts["create:done"] != 1 {
+			t.Fatalf("yolanda's Entra account: %+v; actions %+v", y, r.Actions)
+		}
+		if z := e.entra("zed"); z.ID != zedEntra.ID || z.DisplayName != zedEntra.DisplayName {
+			t.Fatalf("zed's Entra account was changed: %+v", z)
+		}
+	})
+}
