@@ -13,4 +13,7 @@ type LeaseService interface {
 	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	// ReleaseLease gives the lease up if holder has it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolder names who holds an unexpired lease and until when; ""
+	// when nobody does.
+	LeaseHolder(ctx context.Context, name string) (holder string, until time.Time, err error)
 }

@@ -1,6 +1,7 @@
 package adminui
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/provision"
 	"github.com/usersync/usersync/target/entra"
 )
 
@@ -99,9 +101,9 @@ func (u *ui) retryUser(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 	}
 	var res *entra.UserResult
 	if err == nil {
-		err = u.leased(r, p, func(client *msgraph.Client) error {
+		err = u.leased(r, p, func(ctx context.Context, client *msgraph.Client) error {
 			var err error
-			res, err = entra.RetryUser(r.Context(), u.dir, client, p, user)
+			res, err = entra.RetryUser(ctx, u.dir, client, p, user)
 			return err
 		})
 	}
@@ -119,15 +121,16 @@ func (u *ui) retryUser(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 }
 
 // leased runs fn with the provisioner's Graph client while holding its
-// lease (entra.WithLease), so that a replica of serve does not run it at
-// the same time; it waits a few seconds for a run that holds it.
-func (u *ui) leased(r *http.Request, p *usersync.Provisioner, fn func(*msgraph.Client) error) error {
-	return entra.WithLease(r.Context(), u.dir, p.Name, 5*time.Second, func() error {
-		client, err := entra.NewClient(r.Context(), u.dir, p, "", nil)
+// lease, so that no other run of it (a replica of serve, a command) writes
+// at the same time; it waits a few seconds for a run that holds it, then
+// says which process that is.
+func (u *ui) leased(r *http.Request, p *usersync.Provisioner, fn func(context.Context, *msgraph.Client) error) error {
+	return provision.Hold(r.Context(), u.dir, p.Name, 5*time.Second, func(ctx context.Context) error {
+		client, err := entra.NewClient(ctx, u.dir, p, "", nil)
 		if err != nil {
 			return err
 		}
-		return fn(client)
+		return fn(ctx, client)
 	})
 }
 
@@ -153,13 +156,13 @@ func (u *ui) reconcile(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 	}
 	var lines []planLine
 	summary := ""
-	err = u.leased(r, p, func(client *msgraph.Client) error {
+	err = u.leased(r, p, func(ctx context.Context, client *msgraph.Client) error {
 		if p.Kind == usersync.ProvisionerUsers {
 			x, err := entra.NewUsers(u.dir, client, p)
 			if err != nil {
 				return err
 			}
-			res, err := x.Run(r.Context(), entra.UserOptions{DryRun: dry, KeepActions: true})
+			res, err := x.Run(ctx, entra.UserOptions{DryRun: dry, KeepActions: true})
 			if err != nil {
 				return err
 			}
@@ -181,7 +184,7 @@ func (u *ui) reconcile(w http.ResponseWriter, r *http.Request, s *usersync.Admin
 		if err != nil {
 			return err
 		}
-		res, err := g.Reconcile(r.Context(), entra.Options{DryRun: dry, KeepActions: true})
+		res, err := g.Reconcile(ctx, entra.Options{DryRun: dry, KeepActions: true})
 		if err != nil {
 			return err
 		}

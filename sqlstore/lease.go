@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/usersync/usersync"
@@ -32,4 +34,18 @@ func (d *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 		_, err := t.exec(`DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
 		return t.d.wrapErr("release lease "+name, err)
 	})
+}
+
+// LeaseHolder reads who holds a lease that has not expired.
+func (d *DB) LeaseHolder(ctx context.Context, name string) (string, time.Time, error) {
+	var holder string
+	var until int64
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT holder, expires_at FROM leases WHERE name = ? AND expires_at > ?`), name, micros(now())).Scan(&holder, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, d.wrapErr("read lease "+name, err)
+	}
+	return holder, fromMicros(until), nil
 }

@@ -1574,6 +1574,12 @@ func testLeases(t *testing.T, d usersync.Directory) {
 	if take("b", time.Minute) {
 		t.Fatal("b took a's unexpired lease")
 	}
+	if h, until, err := d.LeaseHolder(ctx, "provisioner:o365"); err != nil || h != "a" || time.Until(until) <= 0 || time.Until(until) > time.Minute+time.Second {
+		t.Fatalf("holder: %q until %v, %v", h, until, err)
+	}
+	if h, _, err := d.LeaseHolder(ctx, "nobody's"); err != nil || h != "" {
+		t.Fatalf("holder of a free lease: %q %v", h, err)
+	}
 	if ok, _ := d.TryLease(ctx, "other", "b", time.Minute); !ok {
 		t.Fatal("leases of other names are separate")
 	}

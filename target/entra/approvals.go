@@ -3,7 +3,6 @@ package entra
 import (
 	"context"
 	"sort"
-	"time"
 
 	"github.com/usersync/usersync"
 )
@@ -60,12 +59,7 @@ func Decide(ctx context.Context, dir usersync.Directory, ids []int64, approve bo
 		if err != nil {
 			return list, results, err
 		}
-		var r *UserResult
-		err = WithLease(ctx, dir, name, 30*time.Second, func() error {
-			var err error
-			r, err = x.Run(ctx, UserOptions{Only: only[name], KeepActions: true})
-			return err
-		})
+		r, err := x.Run(ctx, UserOptions{Only: only[name], KeepActions: true}) // under its lease
 		if err != nil {
 			return list, results, err
 		}
@@ -81,33 +75,6 @@ func OpenUsers(ctx context.Context, dir usersync.Directory, p *usersync.Provisio
 		return nil, err
 	}
 	return NewUsers(dir, client, p)
-}
-
-// WithLease runs fn holding provisioner name's lease, so that no replica
-// of serve runs it at the same time; it waits up to wait for a run that
-// holds it to end.
-func WithLease(ctx context.Context, dir usersync.Directory, name string, wait time.Duration, fn func() error) error {
-	holder := holder()
-	deadline := time.Now().Add(wait)
-	for {
-		got, err := dir.TryLease(ctx, usersync.ProvisionerCursor(name), holder, 2*time.Minute)
-		if err != nil {
-			return err
-		}
-		if got {
-			break
-		}
-		if time.Now().After(deadline) {
-			return usersync.Errorf(usersync.ECONFLICT, "provisioner %s has been running for more than %s (under usersync serve); try again when it ends", name, wait)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	defer dir.ReleaseLease(context.WithoutCancel(ctx), usersync.ProvisionerCursor(name), holder)
-	return fn()
 }
 
 // ReapplyAll runs every user provisioner now (dry: plans only), each under
@@ -126,16 +93,11 @@ func ReapplyAll(ctx context.Context, dir usersync.Directory, dryRun bool) ([]*Us
 		if err != nil {
 			return results, err
 		}
-		err = WithLease(ctx, dir, p.Name, 30*time.Second, func() error {
-			r, err := x.Run(ctx, UserOptions{DryRun: dryRun, KeepActions: true})
-			if err == nil {
-				results = append(results, r)
-			}
-			return err
-		})
+		r, err := x.Run(ctx, UserOptions{DryRun: dryRun, KeepActions: true}) // under its lease
 		if err != nil {
 			return results, usersync.Errorf(usersync.ErrorCode(err), "provisioner %s: %s", p.Name, usersync.ErrorMessage(err))
 		}
+		results = append(results, r)
 	}
 	return results, nil
 }

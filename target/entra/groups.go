@@ -26,6 +26,7 @@ import (
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/jexl"
 	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/provision"
 	"github.com/usersync/usersync/pull"
 )
 
@@ -80,6 +81,32 @@ type Options struct {
 	KeepActions bool
 	OnAction    func(Action)
 	Now         func() time.Time
+	// LeaseWait is how long a run waits for another run of the
+	// provisioner to end (default provision.DefaultWait); a dry run writes
+	// nothing and takes no lease.
+	LeaseWait time.Duration
+}
+
+func leaseWait(d time.Duration) time.Duration {
+	if d == 0 {
+		return provision.DefaultWait
+	}
+	return max(d, 0)
+}
+
+// leased runs fn under the provisioner's lease unless o is a dry run.
+func (g *Groups) leased(ctx context.Context, o Options, fn func(ctx context.Context) (*Result, error)) (res *Result, err error) {
+	if o.DryRun {
+		return fn(ctx)
+	}
+	err = provision.Hold(ctx, g.dir, g.p.Name, leaseWait(o.LeaseWait), func(ctx context.Context) error {
+		res, err = fn(ctx)
+		return err
+	})
+	if res == nil {
+		res = &Result{Provisioner: g.p.Name, Counts: map[ActionKind]int{}}
+	}
+	return res, err
 }
 
 // Groups is a group provisioner over a directory and a Graph client.
@@ -225,7 +252,11 @@ type work struct {
 // first retrying the groups that failed before and are due. The cursor
 // moves past each batch once its writes are done; a group that fails is
 // retried later on its own (retryOnError) rather than holding the cursor.
-func (g *Groups) Run(ctx context.Context, o Options) (res *Result, err error) {
+func (g *Groups) Run(ctx context.Context, o Options) (*Result, error) {
+	return g.leased(ctx, o, func(ctx context.Context) (*Result, error) { return g.run(ctx, o) })
+}
+
+func (g *Groups) run(ctx context.Context, o Options) (res *Result, err error) {
 	r := g.newRun(ctx, o)
 	defer r.flushOnReturn(&err)
 	if err := r.retryDue(); err != nil {
@@ -1124,7 +1155,11 @@ func (r *run) retry(it usersync.ProvisionerItem) error {
 // Reconcile compares Entra with the directory for every covered group (and
 // the quarantined and failing ones) and repairs drift both ways. Groups
 // that succeed leave quarantine.
-func (g *Groups) Reconcile(ctx context.Context, o Options) (res *Result, err error) {
+func (g *Groups) Reconcile(ctx context.Context, o Options) (*Result, error) {
+	return g.leased(ctx, o, func(ctx context.Context) (*Result, error) { return g.reconcileAll(ctx, o) })
+}
+
+func (g *Groups) reconcileAll(ctx context.Context, o Options) (res *Result, err error) {
 	r := g.newRun(ctx, o)
 	defer r.flushOnReturn(&err)
 	groups, _, err := g.dir.FindGroups(ctx, usersync.GroupFilter{})
@@ -1152,7 +1187,11 @@ func (g *Groups) Reconcile(ctx context.Context, o Options) (res *Result, err err
 }
 
 // Retry clears a group's failures and quarantine and reconciles it now.
-func (g *Groups) Retry(ctx context.Context, groupName string, o Options) (res *Result, err error) {
+func (g *Groups) Retry(ctx context.Context, groupName string, o Options) (*Result, error) {
+	return g.leased(ctx, o, func(ctx context.Context) (*Result, error) { return g.retryOne(ctx, groupName, o) })
+}
+
+func (g *Groups) retryOne(ctx context.Context, groupName string, o Options) (res *Result, err error) {
 	r := g.newRun(ctx, o)
 	defer r.flushOnReturn(&err)
 	grp, err := g.dir.FindGroupByName(ctx, groupName)

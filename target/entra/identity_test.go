@@ -1,11 +1,16 @@
 package entra
 
 import (
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/usersync/usersync"
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/provision"
 )
 
 // Issue "Writes into a tenant that can never hit the wrong object", item 1:
@@ -76,4 +81,73 @@ func TestDeletedUsersEntraAccountNotInherited(t *testing.T) {
 			t.Fatalf("zed's Entra account was changed: %+v", z)
 		}
 	})
+}
+
+// Item 2: two runs of one provisioner at once (two commands, or serve and
+// a command) made every group twice. Each run takes the provisioner's
+// lease: the second waits for the first, then finds nothing left to do.
+func TestConcurrentRunsOneGroupEach(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		e := newEnv(t, open(t), graphemu.Options{Latency: 20 * time.Millisecond}, nil)
+		e.mark("app")
+		for i := 0; i < 10; i++ {
+			e.group(fmt.Sprintf("app:g%02d", i), "alice")
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				if i == 2 {
+					_, err = e.provisioner().Reconcile(ctx, e.opts())
+				} else {
+					_, err = e.provisioner().Run(ctx, e.opts())
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := e.remoteCount(); n != 10 {
+			t.Fatalf("%d Entra groups for 10 directory groups", n)
+		}
+	})
+}
+
+// A run that cannot have the lease in time is refused, naming the process
+// that holds it; a dry run writes nothing and needs no lease.
+func TestRunRefusedNamesLeaseHolder(t *testing.T) {
+	d := dirtest.SQLite(t)
+	e := newEnv(t, d, graphemu.Options{}, nil)
+	e.mark("app")
+	e.group("app:g", "alice")
+	if ok, err := d.TryLease(ctx, provision.LeaseName("o365"), "usersync serve on host9, pid 77", time.Minute); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	o := e.opts()
+	o.LeaseWait = 300 * time.Millisecond
+	_, err := e.provisioner().Run(ctx, o)
+	if usersync.ErrorCode(err) != usersync.ECONFLICT || !strings.Contains(err.Error(), "usersync serve on host9, pid 77") {
+		t.Fatalf("run beside a lease holder: %v", err)
+	}
+	if e.remoteCount() != 0 {
+		t.Fatal("the refused run wrote")
+	}
+	o.DryRun = true
+	if r, err := e.provisioner().Run(ctx, o); err != nil || r.Counts[CreateGroup] != 1 {
+		t.Fatalf("dry run: %+v %v", r, err)
+	}
+	o.DryRun = false
+	if _, err := e.provisioner().Reconcile(ctx, o); usersync.ErrorCode(err) != usersync.ECONFLICT {
+		t.Fatalf("reconcile beside a lease holder: %v", err)
+	}
+	if _, err := e.provisioner().Retry(ctx, "app:g", o); usersync.ErrorCode(err) != usersync.ECONFLICT {
+		t.Fatalf("retry beside a lease holder: %v", err)
+	}
 }

@@ -2,16 +2,13 @@ package entra
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/provision"
 	"github.com/usersync/usersync/schedule"
 	"github.com/usersync/usersync/telemetry"
 )
@@ -25,22 +22,11 @@ type ServeOptions struct {
 	// Reload is how often the provisioners' settings are read again
 	// (default 5 s).
 	Reload time.Duration
-	// LeaseTTL bounds how long a replica that died keeps a provisioner
-	// from the others (default 60 s; renewed while a run lasts).
-	LeaseTTL time.Duration
 	// NewClient makes a provisioner's Graph client (default NewClient
 	// with the stored secret).
 	NewClient func(ctx context.Context, p *usersync.Provisioner) (*msgraph.Client, error)
 	// OnRun hears of every run and how long it took (metrics, tests).
 	OnRun func(name string, r *Result, err error, took time.Duration)
-}
-
-// Holder names this process in leases.
-func holder() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	rand.Read(b)
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // Serve runs every provisioner in dir until ctx ends: on its schedule
@@ -57,15 +43,12 @@ func Serve(ctx context.Context, dir usersync.Directory, o ServeOptions) error {
 	if o.Reload <= 0 {
 		o.Reload = 5 * time.Second
 	}
-	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = time.Minute
-	}
 	if o.NewClient == nil {
 		o.NewClient = func(ctx context.Context, p *usersync.Provisioner) (*msgraph.Client, error) {
 			return NewClient(ctx, dir, p, "", nil)
 		}
 	}
-	s := &serving{dir: dir, o: o, holder: holder(), workers: map[string]*worker{}}
+	s := &serving{dir: dir, o: o, workers: map[string]*worker{}}
 	defer s.stop()
 	tick := time.NewTicker(o.Poll)
 	defer tick.Stop()
@@ -93,7 +76,6 @@ func Serve(ctx context.Context, dir usersync.Directory, o ServeOptions) error {
 type serving struct {
 	dir     usersync.Directory
 	o       ServeOptions
-	holder  string
 	mu      sync.Mutex
 	workers map[string]*worker
 	wg      sync.WaitGroup
@@ -199,15 +181,16 @@ func (s *serving) work(ctx context.Context, w *worker) {
 				continue
 			}
 		}
-		got, err := s.dir.TryLease(ctx, usersync.ProvisionerCursor(w.p.Name), s.holder, s.o.LeaseTTL)
-		if err != nil || !got {
-			if err != nil && ctx.Err() == nil {
-				log.Warn("provisioner lease failed", "err", err)
-			}
-			continue // another replica runs it; try again at the next wake
+		var r *Result
+		err := provision.Hold(ctx, s.dir, w.p.Name, 0, func(ctx context.Context) error {
+			w.seen, w.next = seq, w.sched.Next(now)
+			var err error
+			r, err = run(ctx)
+			return err
+		})
+		if usersync.ErrorCode(err) == usersync.ECONFLICT && r == nil {
+			continue // another replica (or a command) runs it; try again at the next wake
 		}
-		w.seen, w.next = seq, w.sched.Next(now)
-		r, err := s.runLeased(ctx, w, run)
 		if s.o.OnRun != nil {
 			s.o.OnRun(w.p.Name, r, err, time.Since(now))
 		}
@@ -244,36 +227,6 @@ func runnerOf(dir usersync.Directory, client *msgraph.Client, p *usersync.Provis
 		return nil, err
 	}
 	return func(ctx context.Context) (*Result, error) { return g.Run(ctx, Options{}) }, nil
-}
-
-// runLeased runs once, renewing the lease while the run lasts.
-func (s *serving) runLeased(ctx context.Context, w *worker, run func(context.Context) (*Result, error)) (*Result, error) {
-	name := usersync.ProvisionerCursor(w.p.Name)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(s.o.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-				if got, err := s.dir.TryLease(rctx, name, s.holder, s.o.LeaseTTL); err == nil && !got {
-					cancel() // lost it: stop rather than run beside another replica
-					return
-				}
-			}
-		}
-	}()
-	r, err := run(rctx)
-	cancel()
-	<-done
-	if err := s.dir.ReleaseLease(context.WithoutCancel(ctx), name, s.holder); err != nil {
-		s.o.Log.Warn("provisioner lease not released", "provisioner", w.p.Name, "err", err)
-	}
-	return r, err
 }
 
 // Metrics returns an OnRun that counts runs, writes and failed groups per

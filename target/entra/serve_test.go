@@ -24,7 +24,7 @@ func (e *env) serve(t *testing.T, dir usersync.Directory, onRun func(string, *Re
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Serve(ctx, dir, ServeOptions{Poll: 20 * time.Millisecond, Reload: 50 * time.Millisecond, LeaseTTL: 2 * time.Second, OnRun: onRun,
+		Serve(ctx, dir, ServeOptions{Poll: 20 * time.Millisecond, Reload: 50 * time.Millisecond, OnRun: onRun,
 			NewClient: func(context.Context, *usersync.Provisioner) (*msgraph.Client, error) { return msgraph.New(e.cfg) }})
 	}()
 	t.Cleanup(func() { cancel(); <-done })

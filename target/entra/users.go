@@ -23,6 +23,7 @@ import (
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/jexl"
 	"github.com/usersync/usersync/msgraph"
+	"github.com/usersync/usersync/provision"
 	"github.com/usersync/usersync/rules"
 )
 
@@ -84,6 +85,10 @@ type UserOptions struct {
 	OnAction    func(UserAction)
 	Only        map[int64]bool // when set: only these users (approvals run at once)
 	Now         func() time.Time
+	// LeaseWait is how long a run waits for another run of the
+	// provisioner to end (default provision.DefaultWait); a dry run writes
+	// nothing and takes no lease.
+	LeaseWait time.Duration
 }
 
 // Users is a user provisioner over a directory and a Graph client.
@@ -445,7 +450,21 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Run provisions once: the users in scope, and the deprovision policy for
 // those that left it.
-func (x *Users) Run(ctx context.Context, o UserOptions) (*UserResult, error) {
+func (x *Users) Run(ctx context.Context, o UserOptions) (res *UserResult, err error) {
+	if o.DryRun {
+		return x.run(ctx, o)
+	}
+	err = provision.Hold(ctx, x.dir, x.p.Name, leaseWait(o.LeaseWait), func(ctx context.Context) error {
+		res, err = x.run(ctx, o)
+		return err
+	})
+	if res == nil {
+		res = &UserResult{Provisioner: x.p.Name, Counts: map[string]int{}}
+	}
+	return res, err
+}
+
+func (x *Users) run(ctx context.Context, o UserOptions) (*UserResult, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -1393,7 +1412,15 @@ func (r *UserResult) asResult() *Result {
 // RetryUser clears a user's failures or quarantine and provisions that
 // user now; a user gone from the directory is found by the name it was
 // provisioned under (its deprovision may be what failed).
-func RetryUser(ctx context.Context, dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner, username string) (*UserResult, error) {
+func RetryUser(ctx context.Context, dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner, username string) (res *UserResult, err error) {
+	err = provision.Hold(ctx, dir, p.Name, provision.DefaultWait, func(ctx context.Context) error {
+		res, err = retryUser(ctx, dir, client, p, username)
+		return err
+	})
+	return res, err
+}
+
+func retryUser(ctx context.Context, dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner, username string) (*UserResult, error) {
 	state, err := dir.ProvisionedUsers(ctx, p.Name)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,59 @@
+package provision
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/dirtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dirtest.Main(m)) }
+
+// One run at a time, across backends: a second Hold waits for the first
+// and then runs; a Hold inside a Hold of the same name just runs; one that
+// cannot wait long enough is refused with the holder's name, and its fn
+// never runs.
+func TestHold(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		ctx := context.Background()
+		var inside, most atomic.Int32
+		run := func(ctx context.Context) error {
+			n := inside.Add(1)
+			defer inside.Add(-1)
+			if n > most.Load() {
+				most.Store(n)
+			}
+			time.Sleep(50 * time.Millisecond)
+			return Hold(ctx, d, "p", 0, func(context.Context) error { return nil }) // nested: runs at once
+		}
+		errs := make(chan error, 4)
+		for i := 0; i < 4; i++ {
+			go func() { errs <- Hold(ctx, d, "p", 5*time.Second, run) }()
+		}
+		for i := 0; i < 4; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if most.Load() != 1 {
+			t.Fatalf("%d runs at once", most.Load())
+		}
+		if ok, err := d.TryLease(ctx, LeaseName("p"), "usersync serve on other, pid 9", time.Minute); !ok || err != nil {
+			t.Fatalf("the lease was not released: %v %v", ok, err)
+		}
+		ran := false
+		err := Hold(ctx, d, "p", 100*time.Millisecond, func(context.Context) error { ran = true; return nil })
+		if ran || usersync.ErrorCode(err) != usersync.ECONFLICT || !strings.Contains(err.Error(), "usersync serve on other, pid 9") {
+			t.Fatalf("refused: ran %v, %v", ran, err)
+		}
+		if err := Hold(ctx, d, "q", 0, func(context.Context) error { return nil }); err != nil {
+			t.Fatalf("another provisioner's lease: %v", err)
+		}
+	})
+}
