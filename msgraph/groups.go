@@ -22,6 +22,7 @@ type Group struct {
 	DisplayName  string `json:"displayName"`
 	Description  string `json:"description"`
 	MailNickname string `json:"mailNickname,omitempty"`
+	UniqueName   string `json:"uniqueName,omitempty"`
 }
 
 // User is an Entra user with the properties that were selected.

@@ -36,8 +36,9 @@ type GroupSpec struct {
 // memberRef is the reference a bind or $ref takes.
 func memberRef(id string) string { return DefaultGraphURL + "/v1.0/directoryObjects/" + id }
 
-// CreateGroup creates a group with up to MaxBind members bound at creation.
-func (c *Client) CreateGroup(ctx context.Context, g GroupSpec, members []string) (Group, error) {
+// groupBody is the JSON of a group to create, with up to MaxBind members
+// bound at creation.
+func groupBody(g GroupSpec, members []string) []byte {
 	if len(members) > MaxBind {
 		members = members[:MaxBind]
 	}
@@ -60,13 +61,93 @@ func (c *Client) CreateGroup(ctx context.Context, g GroupSpec, members []string)
 		body["members@odata.bind"] = refs
 	}
 	b, _ := json.Marshal(body)
+	return b
+}
+
+// CreateGroup creates a group with up to MaxBind members bound at creation.
+func (c *Client) CreateGroup(ctx context.Context, g GroupSpec, members []string) (Group, error) {
 	var out Group
-	err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/groups", body: b, write: true, once: true,
+	err := c.do(ctx, call{method: http.MethodPost, target: "/v1.0/groups", body: groupBody(g, members), write: true, once: true,
 		what: fmt.Sprintf("create group %q", g.DisplayName), perm: "Group.ReadWrite.All"}, &out)
 	if err == nil {
 		c.noteCreated(out.ID)
 	}
 	return out, err
+}
+
+// byUniqueName is the path of the group whose alternate key is key.
+func byUniqueName(key string) string {
+	return "/v1.0/groups(uniqueName='" + url.PathEscape(strings.ReplaceAll(key, "'", "''")) + "')"
+}
+
+// UpsertGroup creates the group whose uniqueName is key, with up to MaxBind
+// members bound, or — when a group has that key already (an earlier run
+// made it, and was killed before it kept the id) — updates that one
+// (Graph's upsert: PATCH /groups(uniqueName='…') with Prefer:
+// create-if-missing). created says which. A create that cannot have been
+// done twice is safe to send again, so unlike CreateGroup it is retried
+// after a 5xx.
+func (c *Client) UpsertGroup(ctx context.Context, key string, g GroupSpec, members []string) (out Group, created bool, err error) {
+	what := fmt.Sprintf("create or update group %q (uniqueName %s)", g.DisplayName, key)
+	send := func(members []string) error {
+		var raw []byte
+		err := c.do(ctx, call{method: http.MethodPatch, target: byUniqueName(key), body: groupBody(g, members), write: true,
+			header: http.Header{"Prefer": {"create-if-missing"}}, what: what, perm: "Group.ReadWrite.All"}, &raw)
+		if err == nil && len(raw) > 0 { // 201 Created with the group; 204: it existed and was updated
+			created = true
+			err = json.Unmarshal(raw, &out)
+		}
+		return err
+	}
+	err = send(members)
+	var ae *APIError
+	if len(members) > 0 && errors.As(err, &ae) && ae.Status == http.StatusBadRequest && strings.Contains(ae.Message, "already exist") {
+		err = send(nil) // it existed with some of these members: they are written afterwards
+	}
+	if err != nil {
+		return Group{}, false, err
+	}
+	if created {
+		c.noteCreated(out.ID)
+		return out, true, nil
+	}
+	out, err = c.GroupByUniqueName(ctx, key)
+	if err == nil {
+		c.noteCreated(out.ID) // it may be moments old, and not on every replica yet
+	}
+	return out, false, err
+}
+
+// GroupByUniqueName reads the group whose uniqueName is key; an *APIError
+// with status 404 when there is none. An alternate key is found at once,
+// where a $filter query lags behind a create.
+func (c *Client) GroupByUniqueName(ctx context.Context, key string) (Group, error) {
+	var g Group
+	err := c.do(ctx, call{method: http.MethodGet, target: byUniqueName(key) + "?$select=id,displayName,description,mailNickname,uniqueName", apiErrors: true,
+		what: fmt.Sprintf("read group with uniqueName %s", key), perm: "Group.Read.All"}, &g)
+	return g, err
+}
+
+// GroupsWithUniqueNamePrefix lists the groups whose uniqueName starts with
+// prefix: what a provisioner made, found by its mark whether a link to them
+// is kept or not.
+func (c *Client) GroupsWithUniqueNamePrefix(ctx context.Context, prefix string) ([]Group, error) {
+	q := url.Values{"$filter": {"startswith(uniqueName,'" + strings.ReplaceAll(prefix, "'", "''") + "')"}, "$select": {"id,displayName,description,mailNickname,uniqueName"},
+		"$top": {strconv.Itoa(MaxPage)}}
+	var out []Group
+	next := "/v1.0/groups?" + q.Encode()
+	for next != "" {
+		var res struct {
+			Value    []Group `json:"value"`
+			NextLink string  `json:"@odata.nextLink"`
+		}
+		if err := c.get(ctx, next, fmt.Sprintf("list groups with uniqueName %s…", prefix), "Group.Read.All", &res); err != nil {
+			return nil, err
+		}
+		out = append(out, res.Value...)
+		next = res.NextLink
+	}
+	return out, nil
 }
 
 // UpdateGroup changes a group's names and description.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/usersync/usersync"
@@ -34,8 +35,9 @@ type heldKey struct{ name string }
 
 var holds atomic.Int64
 
+var host, _ = os.Hostname()
+
 var process = func() string {
-	host, _ := os.Hostname()
 	b := make([]byte, 3)
 	rand.Read(b)
 	what := filepath.Base(os.Args[0])
@@ -88,6 +90,15 @@ func Hold(ctx context.Context, dir usersync.LeaseService, name string, wait time
 			if who == "" {
 				continue // released just now: take it
 			}
+			if deadHere(who) {
+				// Its process on this machine is gone (killed): a rerun of
+				// the same command goes on at once rather than wait out
+				// the lease. Only that holder's lease is released.
+				if err := dir.ReleaseLease(ctx, lease, who); err != nil {
+					return err
+				}
+				continue
+			}
 			waited := ""
 			if wait > 0 {
 				waited = fmt.Sprintf(" (waited %s)", wait.Round(time.Second))
@@ -130,4 +141,23 @@ func Hold(ctx context.Context, dir usersync.LeaseService, name string, wait time
 		return usersync.Errorf(usersync.ECONFLICT, "provisioner %s: %v; the run stopped where it was and the next run goes on from there", name, ErrLeaseLost)
 	}
 	return err
+}
+
+// deadHere reports a holder that names a process on this machine that no
+// longer runs.
+func deadHere(holder string) bool {
+	var pid int
+	rest, ok := strings.CutPrefix(holder[strings.LastIndex(holder, " on ")+1:], "on "+host+", pid ")
+	if strings.LastIndex(holder, " on ") < 0 || !ok {
+		return false
+	}
+	if _, err := fmt.Sscanf(rest, "%d", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	err = p.Signal(syscall.Signal(0))
+	return errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH)
 }

@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,4 +58,35 @@ func TestHold(t *testing.T) {
 			t.Fatalf("another provisioner's lease: %v", err)
 		}
 	})
+}
+
+// A holder that names a process of this machine that has ended (a run
+// killed with SIGKILL keeps its lease until it expires) is taken over at
+// once; one that names a live process, or another machine, is not.
+func TestHoldTakesOverFromDeadProcess(t *testing.T) {
+	d := dirtest.SQLite(t)
+	ctx := context.Background()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no true(1):", err)
+	}
+	dead := fmt.Sprintf("usersync provisioners run on %s, pid %d (abc), run 1", host, cmd.Process.Pid)
+	if ok, err := d.TryLease(ctx, LeaseName("p"), dead, time.Minute); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := Hold(ctx, d, "p", 0, func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("a dead process's lease: %v", err)
+	}
+	for _, alive := range []string{
+		fmt.Sprintf("usersync serve on %s, pid %d (abc), run 1", host, os.Getppid()),
+		fmt.Sprintf("usersync serve on other-%s, pid %d (abc), run 1", host, cmd.Process.Pid),
+	} {
+		if ok, err := d.TryLease(ctx, LeaseName("q"), alive, time.Minute); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if err := Hold(ctx, d, "q", 0, func(context.Context) error { return nil }); usersync.ErrorCode(err) != usersync.ECONFLICT {
+			t.Fatalf("%s: %v", alive, err)
+		}
+		d.ReleaseLease(ctx, LeaseName("q"), alive)
+	}
 }

@@ -178,7 +178,7 @@ func TestProvisionersBadInput(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "failed: apps:long") || !strings.Contains(r.stdout, "more than Entra's 256") {
 		t.Fatalf("too long: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if len(emu2.Tenant().GroupsNamed("apps:g")) != 1 || emu2.Writes()["POST /groups"] != 1 {
+	if len(emu2.Tenant().GroupsNamed("apps:g")) != 1 || emu2.Writes()["PATCH /groups(uniqueName)"] != 1 {
 		t.Fatalf("the other group should go on alone: %v", emu2.Writes())
 	}
 }
@@ -252,7 +252,7 @@ func TestKillDuringProvisionerRun(t *testing.T) {
 				started := make(chan struct{})
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					emu.ServeHTTP(w, r)
-					if r.Method == http.MethodPost && r.URL.Path == "/v1.0/groups" && creates.Add(1) == kills {
+					if r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/v1.0/groups(uniqueName=") && creates.Add(1) == kills {
 						close(started)
 					}
 				}))

@@ -200,6 +200,9 @@ func (s *Server) serveOne(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 2 && parts[1] == "delta" && (parts[0] == "users" || parts[0] == "groups"):
 		s.count(parts[0] + "/delta")
 		s.delta(w, r, parts[0])
+	case isUniqueNameKey(parts):
+		s.count("group")
+		s.getGroupByUniqueName(w, r, parts)
 	case parts[0] == "groups" && len(parts) == 1:
 		s.count("groups")
 		s.listGroups(w, r)
@@ -660,8 +663,12 @@ func groupJSON(g *Group, sel map[string]bool) map[string]any {
 	if g.Description != "" {
 		desc = g.Description
 	}
+	var unique any
+	if g.UniqueName != "" {
+		unique = g.UniqueName
+	}
 	all := map[string]any{"id": g.ID, "displayName": g.DisplayName, "description": desc, "securityEnabled": security,
-		"mailEnabled": g.MailEnabled, "groupTypes": types, "mailNickname": nick, "visibility": vis}
+		"mailEnabled": g.MailEnabled, "groupTypes": types, "mailNickname": nick, "visibility": vis, "uniqueName": unique}
 	out := map[string]any{"@odata.type": "#microsoft.graph.group"}
 	for k, v := range all {
 		if sel == nil || sel[k] {
@@ -672,38 +679,86 @@ func groupJSON(g *Group, sel map[string]bool) map[string]any {
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
-	prop := "displayName"
-	if strings.HasPrefix(strings.TrimSpace(r.URL.Query().Get("$filter")), "mailNickname") {
-		prop = "mailNickname"
-	}
-	name, filtered, err := eqFilter(r.URL.Query().Get("$filter"), prop)
+	match, err := groupFilter(r.URL.Query().Get("$filter"))
 	if err != nil {
 		graphError(w, 400, "Request_UnsupportedQuery", err.Error())
 		return
 	}
 	sel := selectSet(r)
 	var items []map[string]any
-	if filtered {
-		s.tenant.mu.RLock()
-		for _, id := range s.tenant.order {
-			g := s.tenant.groups[id]
-			v := g.DisplayName
-			if prop == "mailNickname" {
-				v = g.MailNickname
-			}
-			if strings.EqualFold(v, name) && !s.lagging(g) {
-				items = append(items, groupJSON(g, sel))
-			}
+	s.tenant.mu.RLock()
+	for _, id := range s.tenant.order {
+		g := s.tenant.groups[id]
+		if match == nil {
+			items = append(items, groupJSON(g, sel))
+		} else if match(g) && !s.lagging(g) { // a filter is a query of the index, which lags
+			items = append(items, groupJSON(g, sel))
 		}
-		s.tenant.mu.RUnlock()
-	} else {
-		s.tenant.mu.RLock()
-		for _, id := range s.tenant.order {
-			items = append(items, groupJSON(s.tenant.groups[id], sel))
-		}
-		s.tenant.mu.RUnlock()
 	}
+	s.tenant.mu.RUnlock()
 	page(w, r, nonNil(items))
+}
+
+// groupFilter reads the $filter clauses the emulator serves on groups:
+// "displayName eq '…'", "mailNickname eq '…'", "uniqueName eq '…'" and
+// "startswith(uniqueName,'…')" (nil: no filter).
+func groupFilter(filter string) (func(*Group) bool, error) {
+	filter = strings.TrimSpace(filter)
+	if filter == "" {
+		return nil, nil
+	}
+	if rest, ok := strings.CutPrefix(filter, "startswith(uniqueName,"); ok {
+		rest = strings.TrimSpace(rest)
+		if !strings.HasPrefix(rest, "'") || !strings.HasSuffix(rest, "')") {
+			return nil, fmt.Errorf("Invalid filter clause: expected startswith(uniqueName,'…')")
+		}
+		prefix := rest[1 : len(rest)-2]
+		if strings.Count(strings.ReplaceAll(prefix, "''", ""), "'") > 0 {
+			return nil, fmt.Errorf("Invalid filter clause: unbalanced quotes")
+		}
+		prefix = strings.ToLower(strings.ReplaceAll(prefix, "''", "'"))
+		return func(g *Group) bool {
+			return g.UniqueName != "" && strings.HasPrefix(strings.ToLower(g.UniqueName), prefix)
+		}, nil
+	}
+	prop := "displayName"
+	for _, p := range []string{"mailNickname", "uniqueName"} {
+		if strings.HasPrefix(filter, p) {
+			prop = p
+		}
+	}
+	name, _, err := eqFilter(filter, prop)
+	if err != nil {
+		return nil, err
+	}
+	return func(g *Group) bool {
+		v := g.DisplayName
+		switch prop {
+		case "mailNickname":
+			v = g.MailNickname
+		case "uniqueName":
+			v = g.UniqueName
+		}
+		return strings.EqualFold(v, name) && (v != "" || prop != "uniqueName")
+	}, nil
+}
+
+// getGroupByUniqueName serves GET /groups(uniqueName='…'), found by the
+// key whether it has replicated or not.
+func (s *Server) getGroupByUniqueName(w http.ResponseWriter, r *http.Request, parts []string) {
+	key, _ := uniqueNameKey(parts)
+	s.tenant.mu.RLock()
+	g := s.tenant.groupByUniqueName(key)
+	var body map[string]any
+	if g != nil {
+		body = groupJSON(g, selectSet(r))
+	}
+	s.tenant.mu.RUnlock()
+	if g == nil {
+		notFound(w, key)
+		return
+	}
+	writeJSON(w, 200, body)
 }
 
 func nonNil(items []map[string]any) []map[string]any {

@@ -49,7 +49,11 @@ type Group struct {
 	SecurityEnabled *bool    `json:"securityEnabled,omitempty"` // nil: true (the generated groups are security groups)
 	GroupTypes      []string `json:"groupTypes,omitempty"`
 	Visibility      string   `json:"visibility,omitempty"`
-	Members         []string `json:"members"`
+	// UniqueName is an alternate key a client may give a group: unique in
+	// the tenant, immutable once set, and the key of upserts
+	// (PATCH /groups(uniqueName='…') with Prefer: create-if-missing).
+	UniqueName string   `json:"uniqueName,omitempty"`
+	Members    []string `json:"members"`
 
 	created time.Time // when a client created it (for the replication lag); zero for loaded groups
 }
@@ -252,6 +256,17 @@ func (t *Tenant) Group(id string) (Group, bool) {
 	c := *g
 	c.Members = append([]string(nil), g.Members...)
 	return c, true
+}
+
+// groupByUniqueName returns the group with this uniqueName (compared
+// without case), or nil; the caller holds t.mu.
+func (t *Tenant) groupByUniqueName(key string) *Group {
+	for _, id := range t.order {
+		if g := t.groups[id]; g.UniqueName != "" && strings.EqualFold(g.UniqueName, key) {
+			return g
+		}
+	}
+	return nil
 }
 
 // Groups returns a copy of every group, in creation order.

@@ -87,6 +87,10 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, parts []stri
 	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "groups":
 		s.countWrite("POST /groups")
 		s.createGroup(w, r, body)
+	case r.Method == http.MethodPatch && isUniqueNameKey(parts):
+		s.countWrite("PATCH /groups(uniqueName)")
+		key, _ := uniqueNameKey(parts)
+		s.upsertGroup(w, r, key, body)
 	case r.Method == http.MethodPatch && len(parts) == 2 && parts[0] == "groups":
 		s.countWrite("PATCH /groups/{id}")
 		s.patchGroup(w, parts[1], body)
@@ -163,6 +167,7 @@ type groupBody struct {
 	SecurityEnabled *bool    `json:"securityEnabled"`
 	GroupTypes      []string `json:"groupTypes"`
 	Visibility      *string  `json:"visibility"`
+	UniqueName      *string  `json:"uniqueName"`
 	MembersBind     []string `json:"members@odata.bind"`
 	OwnersBind      []string `json:"owners@odata.bind"`
 }
@@ -173,15 +178,32 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, raw []byte)
 		graphError(w, 400, "BadRequest", "Invalid JSON: "+err.Error())
 		return
 	}
-	switch {
-	case in.DisplayName == nil || strings.TrimSpace(*in.DisplayName) == "":
-		graphError(w, 400, "Request_BadRequest", "Invalid value specified for property 'displayName' of resource 'Group'.")
-		return
-	case in.MailEnabled == nil || in.SecurityEnabled == nil || in.MailNickname == nil:
-		graphError(w, 400, "Request_BadRequest", "A value is required for the properties 'mailEnabled', 'mailNickname' and 'securityEnabled' of resource 'Group'.")
+	t := s.tenant
+	t.mu.Lock()
+	g, status, code, msg := s.insertGroup(in)
+	var body map[string]any
+	if g != nil {
+		body = groupJSON(g, nil)
+	}
+	t.mu.Unlock()
+	if status != 0 {
+		graphError(w, status, code, msg)
 		return
 	}
-	g := &Group{ID: newGUID(), DisplayName: *in.DisplayName, MailNickname: *in.MailNickname, MailEnabled: *in.MailEnabled,
+	w.Header().Set("Location", scheme(r)+"://"+r.Host+"/v1.0/groups/"+g.ID)
+	writeJSON(w, http.StatusCreated, body)
+}
+
+// insertGroup creates the group a POST (or an upsert that found none)
+// describes, or says why not; the caller holds the tenant's lock.
+func (s *Server) insertGroup(in groupBody) (g *Group, status int, code, msg string) {
+	switch {
+	case in.DisplayName == nil || strings.TrimSpace(*in.DisplayName) == "":
+		return nil, 400, "Request_BadRequest", "Invalid value specified for property 'displayName' of resource 'Group'."
+	case in.MailEnabled == nil || in.SecurityEnabled == nil || in.MailNickname == nil:
+		return nil, 400, "Request_BadRequest", "A value is required for the properties 'mailEnabled', 'mailNickname' and 'securityEnabled' of resource 'Group'."
+	}
+	g = &Group{ID: newGUID(), DisplayName: *in.DisplayName, MailNickname: *in.MailNickname, MailEnabled: *in.MailEnabled,
 		SecurityEnabled: in.SecurityEnabled, GroupTypes: in.GroupTypes, created: time.Now()}
 	if in.Description != nil {
 		g.Description = *in.Description
@@ -189,37 +211,35 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, raw []byte)
 	if in.Visibility != nil {
 		g.Visibility = *in.Visibility
 	}
+	if in.UniqueName != nil {
+		g.UniqueName = *in.UniqueName
+	}
 	if msg := checkGroup(g); msg != "" {
-		graphError(w, 400, "Request_BadRequest", msg)
-		return
+		return nil, 400, "Request_BadRequest", msg
 	}
 	if len(in.MembersBind)+len(in.OwnersBind) > MaxBinds {
-		graphError(w, 400, "Request_BadRequest", fmt.Sprintf("A maximum of %d owners and members can be added at creation; %d were given.", MaxBinds, len(in.MembersBind)+len(in.OwnersBind)))
-		return
+		return nil, 400, "Request_BadRequest", fmt.Sprintf("A maximum of %d owners and members can be added at creation; %d were given.", MaxBinds, len(in.MembersBind)+len(in.OwnersBind))
 	}
 	members, err := bindIDs(in.MembersBind)
 	if err == nil {
 		_, err = bindIDs(in.OwnersBind)
 	}
 	if err != nil {
-		graphError(w, 400, "Request_BadRequest", err.Error())
-		return
+		return nil, 400, "Request_BadRequest", err.Error()
 	}
 	t := s.tenant
-	t.mu.Lock()
 	for _, m := range members {
 		if status, code, msg := t.refuseMember(g, m, false); status != 0 {
-			t.mu.Unlock()
-			graphError(w, status, code, msg)
-			return
+			return nil, status, code, msg
 		}
+	}
+	if g.UniqueName != "" && t.groupByUniqueName(g.UniqueName) != nil {
+		return nil, 400, "Request_BadRequest", "Another object with the same value for property uniqueName already exists."
 	}
 	if g.unified() {
 		for _, id := range t.order {
 			if o := t.groups[id]; o.unified() && strings.EqualFold(o.MailNickname, g.MailNickname) {
-				t.mu.Unlock()
-				graphError(w, 400, "Request_BadRequest", "Another object with the same value for property mailNickname already exists.")
-				return
+				return nil, 400, "Request_BadRequest", "Another object with the same value for property mailNickname already exists."
 			}
 		}
 	}
@@ -228,10 +248,89 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, raw []byte)
 	t.record(change{group: g.ID})
 	t.recordMembers(g.ID, nil, dedupe(members))
 	g.Members = dedupe(members)
-	body := groupJSON(g, nil)
+	return g, 0, "", ""
+}
+
+// uniqueNameKey reads the alternate key of "groups(uniqueName='…')" (or
+// the documented "groups/(uniqueName='…')"), with ” as an escaped quote.
+func uniqueNameKey(parts []string) (string, bool) {
+	var seg string
+	switch {
+	case len(parts) == 1 && strings.HasPrefix(parts[0], "groups("):
+		seg = strings.TrimPrefix(parts[0], "groups")
+	case len(parts) == 2 && parts[0] == "groups" && strings.HasPrefix(parts[1], "("):
+		seg = parts[1]
+	default:
+		return "", false
+	}
+	inner, ok := strings.CutPrefix(seg, "(uniqueName='")
+	if !ok || !strings.HasSuffix(inner, "')") {
+		return "", false
+	}
+	inner = strings.TrimSuffix(inner, "')")
+	if strings.Count(strings.ReplaceAll(inner, "''", ""), "'") > 0 || inner == "" {
+		return "", false
+	}
+	return strings.ReplaceAll(inner, "''", "'"), true
+}
+
+// upsertGroup serves PATCH /groups(uniqueName='key'): the group with that
+// key is updated (204); when there is none, it is created with the key
+// (201 with the group) if the request says Prefer: create-if-missing, and
+// answers 404 otherwise. The key is the tenant's own: a group created
+// moments ago is found by it, replication lag or not, which is what makes
+// a replayed create safe.
+func (s *Server) upsertGroup(w http.ResponseWriter, r *http.Request, key string, raw []byte) {
+	var in groupBody
+	if err := json.Unmarshal(raw, &in); err != nil {
+		graphError(w, 400, "BadRequest", "Invalid JSON: "+err.Error())
+		return
+	}
+	if in.UniqueName != nil && !strings.EqualFold(*in.UniqueName, key) {
+		graphError(w, 400, "Request_BadRequest", "The uniqueName in the body differs from the one in the request URL.")
+		return
+	}
+	t := s.tenant
+	t.mu.Lock()
+	g := t.groupByUniqueName(key)
+	if g != nil {
+		id := g.ID
+		t.mu.Unlock()
+		s.patchGroupAt(w, id, raw, true)
+		return
+	}
+	if !preferCreate(r) {
+		t.mu.Unlock()
+		notFound(w, key)
+		return
+	}
+	in.UniqueName = &key
+	g, status, code, msg := s.insertGroup(in)
+	var body map[string]any
+	if g != nil {
+		body = groupJSON(g, nil)
+	}
 	t.mu.Unlock()
+	if status != 0 {
+		graphError(w, status, code, msg)
+		return
+	}
 	w.Header().Set("Location", scheme(r)+"://"+r.Host+"/v1.0/groups/"+g.ID)
 	writeJSON(w, http.StatusCreated, body)
+}
+
+func isUniqueNameKey(parts []string) bool { _, ok := uniqueNameKey(parts); return ok }
+
+// preferCreate reports a Prefer header that asks for create-if-missing.
+func preferCreate(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "create-if-missing") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkGroup applies Graph's rules for a group's properties.
@@ -288,6 +387,12 @@ func (s *Server) writableGroup(w http.ResponseWriter, id string) *Group {
 }
 
 func (s *Server) patchGroup(w http.ResponseWriter, id string, raw []byte) {
+	s.patchGroupAt(w, id, raw, false)
+}
+
+// patchGroupAt updates a group; byKey: it was named by its uniqueName,
+// which finds it even while it replicates.
+func (s *Server) patchGroupAt(w http.ResponseWriter, id string, raw []byte, byKey bool) {
 	var in groupBody
 	if err := json.Unmarshal(raw, &in); err != nil {
 		graphError(w, 400, "BadRequest", "Invalid JSON: "+err.Error())
@@ -296,11 +401,28 @@ func (s *Server) patchGroup(w http.ResponseWriter, id string, raw []byte) {
 	t := s.tenant
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	g := s.writableGroup(w, id)
+	g := t.groups[id]
+	if !byKey {
+		g = s.writableGroup(w, id)
+	}
 	if g == nil {
+		if byKey {
+			notFound(w, id) // deleted meanwhile
+		}
 		return
 	}
 	next := *g
+	if in.UniqueName != nil && !strings.EqualFold(*in.UniqueName, g.UniqueName) {
+		switch {
+		case g.UniqueName != "":
+			graphError(w, 400, "Request_BadRequest", "Property 'uniqueName' is immutable once set.")
+			return
+		case t.groupByUniqueName(*in.UniqueName) != nil:
+			graphError(w, 400, "Request_BadRequest", "Another object with the same value for property uniqueName already exists.")
+			return
+		}
+		next.UniqueName = *in.UniqueName
+	}
 	if in.DisplayName != nil {
 		if strings.TrimSpace(*in.DisplayName) == "" {
 			graphError(w, 400, "Request_BadRequest", "Invalid value specified for property 'displayName' of resource 'Group'.")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +265,73 @@ func TestUserWrites(t *testing.T) {
 	}
 	if code, _ := w("GET", "/v1.0/users/"+made.ID, ""); code != 404 {
 		t.Fatalf("a deleted user is still read: %d", code)
+	}
+}
+
+// Upsert by uniqueName, as Graph documents it (group: upsert): PATCH
+// /groups(uniqueName='…') with Prefer: create-if-missing creates the group
+// once (201 with it) and updates it after that (204); without the header a
+// missing key is 404. uniqueName is unique, immutable once set, found by
+// key during the replication lag, and $filter-able (eq, startswith).
+func TestGroupUpsertByUniqueName(t *testing.T) {
+	tenant := Generate(3, 5, 1)
+	srv := newTestServer(t, tenant, Options{ClientID: "c", ClientSecret: "s", ReplicationLag: time.Hour})
+	tok := tokenFor(t, srv, tenant.ID)
+	do := func(method, path, prefer, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if prefer != "" {
+			req.Header.Set("Prefer", prefer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	const spec = `{"displayName":"G","mailEnabled":false,"securityEnabled":true,"mailNickname":"g"}`
+	before := len(tenant.Groups())
+	if code, body := do("PATCH", "/v1.0/groups(uniqueName='k.1')", "", spec); code != 404 {
+		t.Fatalf("without Prefer, a missing key: %d %s", code, body)
+	}
+	code, body := do("PATCH", "/v1.0/groups(uniqueName='k.1')", "create-if-missing", spec)
+	if code != 201 || !strings.Contains(body, `"uniqueName":"k.1"`) {
+		t.Fatalf("upsert create: %d %s", code, body)
+	}
+	var g struct{ ID string }
+	json.Unmarshal([]byte(body), &g)
+	// Again, while the group replicates (an hour here): found by its key.
+	if code, body := do("PATCH", "/v1.0/groups/(uniqueName='k.1')", "create-if-missing", `{"displayName":"G2","mailEnabled":false,"securityEnabled":true,"mailNickname":"g"}`); code != 204 || body != "" {
+		t.Fatalf("upsert of an existing key: %d %s", code, body)
+	}
+	if n := len(tenant.Groups()); n != before+1 {
+		t.Fatalf("%d groups after two upserts of one key, want %d", n, before+1)
+	}
+	if got, _ := tenant.Group(g.ID); got.DisplayName != "G2" || got.UniqueName != "k.1" {
+		t.Fatalf("after the update: %+v", got)
+	}
+	if code, body := do("GET", "/v1.0/groups(uniqueName='k.1')?$select=id,uniqueName", "", ""); code != 200 || !strings.Contains(body, g.ID) {
+		t.Fatalf("get by key: %d %s", code, body)
+	}
+	if code, body := do("GET", "/v1.0/groups?$filter="+url.QueryEscape("uniqueName eq 'k.1'"), "", ""); code != 200 || strings.Contains(body, g.ID) {
+		t.Fatalf("a $filter lags like every list query: %d %s", code, body)
+	}
+	if code, body := do("POST", "/v1.0/groups", "", `{"displayName":"H","mailEnabled":false,"securityEnabled":true,"mailNickname":"h","uniqueName":"K.1"}`); code != 400 || !strings.Contains(body, "uniqueName") {
+		t.Fatalf("a second group with the key: %d %s", code, body)
+	}
+	if code, body := do("PATCH", "/v1.0/groups(uniqueName='k.1')", "", `{"uniqueName":"other"}`); code != 400 {
+		t.Fatalf("a key differing from the URL's: %d %s", code, body)
+	}
+	old := tenant.Groups()[0].ID
+	if code, body := do("PATCH", "/v1.0/groups/"+old, "", `{"uniqueName":"k.2"}`); code != 204 {
+		t.Fatalf("setting a key on a group that has none: %d %s", code, body)
+	}
+	if code, body := do("PATCH", "/v1.0/groups/"+old, "", `{"uniqueName":"k.3"}`); code != 400 || !strings.Contains(body, "immutable") {
+		t.Fatalf("changing a key: %d %s", code, body)
+	}
+	if code, body := do("GET", "/v1.0/groups?$filter="+url.QueryEscape("startswith(uniqueName,'k.')")+"&$select=id,uniqueName", "", ""); code != 200 || !strings.Contains(body, `"k.2"`) || strings.Contains(body, `"k.1"`) {
+		t.Fatalf("startswith (the lagging k.1 not yet listed): %d %s", code, body)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"sort"
 	"strconv"
@@ -614,40 +615,71 @@ func (r *run) reconcileOnce(grp *usersync.Group) error {
 	return r.writeIDs(grp, remote, adds, removes, "in the directory group", "not in the directory group")
 }
 
-// create makes the Entra group, or adopts one an earlier run made (found
-// by its mailNickname, with the same display name), with up to 20 members
-// bound at once, and stores its id on the directory group right away.
+// create makes the Entra group through Graph's upsert on the group's
+// uniqueName (UniqueName), with up to 20 members bound at once, and stores
+// its id on the directory group right away. The key is the tenant's own and
+// never lags, so a run replayed after a kill, a lagging replica or a
+// concurrent run finds the group it made rather than making a second one:
+// that is an adopt.
 func (r *run) create(grp *usersync.Group, spec msgraph.GroupSpec, want []string) (string, []string, error) {
-	found, err := r.client.FindGroupsByMailNickname(r.ctx, spec.MailNickname)
-	if err != nil {
-		return "", nil, err
-	}
-	for _, f := range found {
-		if len(found) == 1 && f.DisplayName == spec.DisplayName {
-			r.act(Action{Kind: AdoptGroup, Group: grp.Name, RemoteID: f.ID, Reason: "an Entra group with its mailNickname and display name exists (made by an earlier run)"})
-			if err := r.storeRemoteID(grp, f.ID); err != nil {
-				return "", nil, err
-			}
-			have, err := r.client.MemberIDs(r.ctx, f.ID)
-			return f.ID, have, err
-		}
-	}
+	key := UniqueName(r.p, grp)
 	bound := want[:min(len(want), msgraph.MaxBind)]
-	r.act(Action{Kind: CreateGroup, Group: grp.Name, Reason: fmt.Sprintf("covered by %s; %q, %d members bound at creation", r.p.Config.SyncAttribute, spec.DisplayName, len(bound))})
-	for _, id := range bound {
-		r.act(Action{Kind: AddMember, Group: grp.Name, Member: r.nameOf(id), Reason: "in the directory group; bound at creation"})
-	}
 	if r.o.DryRun {
+		found, err := r.client.GroupByUniqueName(r.ctx, key)
+		switch {
+		case err == nil:
+			r.act(Action{Kind: AdoptGroup, Group: grp.Name, RemoteID: found.ID, Reason: "an Entra group with its uniqueName " + key + " exists (made by an earlier run)"})
+			have, err := r.client.MemberIDs(r.ctx, found.ID)
+			return found.ID, have, err
+		case !isNotFound(err):
+			return "", nil, err
+		}
+		r.act(Action{Kind: CreateGroup, Group: grp.Name, Reason: fmt.Sprintf("covered by %s; %q (uniqueName %s), %d members bound at creation", r.p.Config.SyncAttribute, spec.DisplayName, key, len(bound))})
+		for _, id := range bound {
+			r.act(Action{Kind: AddMember, Group: grp.Name, Member: r.nameOf(id), Reason: "in the directory group; bound at creation"})
+		}
 		return "(new)", bound, nil
 	}
-	g, err := r.client.CreateGroup(r.ctx, spec, bound)
+	g, created, err := r.client.UpsertGroup(r.ctx, key, spec, bound)
 	if err != nil {
 		return "", nil, err
 	}
 	if err := r.storeRemoteID(grp, g.ID); err != nil {
 		return "", nil, err
 	}
+	if !created {
+		r.act(Action{Kind: AdoptGroup, Group: grp.Name, RemoteID: g.ID, Reason: "an Entra group with its uniqueName " + key + " existed (made by an earlier run that did not keep its id); its names were written"})
+		have, err := r.client.MemberIDs(r.ctx, g.ID)
+		return g.ID, have, err
+	}
+	r.act(Action{Kind: CreateGroup, Group: grp.Name, RemoteID: g.ID, Reason: fmt.Sprintf("covered by %s; %q (uniqueName %s), %d members bound at creation", r.p.Config.SyncAttribute, spec.DisplayName, key, len(bound))})
+	for _, id := range bound {
+		r.act(Action{Kind: AddMember, Group: grp.Name, Member: r.nameOf(id), RemoteID: g.ID, Reason: "in the directory group; bound at creation"})
+	}
 	return g.ID, bound, nil
+}
+
+// UniquePrefix starts the uniqueName of every Entra group provisioner p
+// makes: its name and a mark of this provisioner (its name and creation
+// time), so that two directories, or a provisioner deleted and made again
+// under the same name, never take each other's groups for their own.
+func UniquePrefix(p *usersync.Provisioner) string {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s\x00%d", p.Name, p.CreatedAt.UnixMicro())
+	name := strings.Map(func(c rune) rune {
+		if c < 128 && (c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return c
+		}
+		return '_'
+	}, p.Name)
+	return fmt.Sprintf("usersync.%s.%08x.", name, h.Sum32())
+}
+
+// UniqueName is the uniqueName of the Entra group provisioner p makes for
+// directory group g: the prefix and the group's id, which is never given to
+// another group.
+func UniqueName(p *usersync.Provisioner, g *usersync.Group) string {
+	return UniquePrefix(p) + strconv.FormatInt(g.ID, 10)
 }
 
 func (r *run) storeRemoteID(grp *usersync.Group, id string) error {

@@ -1,9 +1,12 @@
 package entra
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,4 +153,40 @@ func TestRunRefusedNamesLeaseHolder(t *testing.T) {
 	if _, err := e.provisioner().Retry(ctx, "app:g", o); usersync.ErrorCode(err) != usersync.ECONFLICT {
 		t.Fatalf("retry beside a lease holder: %v", err)
 	}
+}
+
+// Item 3: a create that reached Graph but whose answer was lost (the run
+// was killed), run again while Graph's list queries still lag behind it,
+// found nothing by $filter and made a second group. The upsert's key is
+// found at once: the second run adopts the group the first one made.
+func TestKilledCreateUnderReplicationLag(t *testing.T) {
+	kctx, kill := context.WithCancel(ctx)
+	var killing atomic.Bool
+	killing.Store(true)
+	e := newEnv(t, dirtest.SQLite(t), graphemu.Options{ReplicationLag: 2 * time.Second, Fault: func(r *http.Request) int {
+		if isCreate(r) && killing.Load() {
+			kill() // the request goes on at Graph; its answer is lost
+		}
+		return 0
+	}}, nil)
+	e.cfg.Sleep = nil // wait for real
+	e.mark("app")
+	e.group("app:g", "alice", "bob")
+	if _, err := e.provisioner().Run(kctx, e.opts()); err == nil {
+		t.Fatal("the killed run did not fail")
+	}
+	killing.Store(false)
+	for deadline := time.Now().Add(5 * time.Second); e.remoteCount() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the create never reached the emulator")
+		}
+	}
+	if e.find("app:g").Attributes[e.p.Config.RemoteIDAttribute] != "" {
+		t.Fatal("the killed run kept the id: nothing to test")
+	}
+	r := e.run()
+	if e.remoteCount() != 1 || r.Counts[AdoptGroup] != 1 || r.Counts[CreateGroup] != 0 {
+		t.Fatalf("after the re-run: %d Entra groups; %+v", e.remoteCount(), r.Actions)
+	}
+	e.wantMembers("app:g", "alice", "bob")
 }

@@ -13,10 +13,12 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoft/kiota-abstractions-go/authentication"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	graphgroups "github.com/microsoftgraph/msgraph-sdk-go/groups"
+	"github.com/microsoftgraph/msgraph-sdk-go/groupswithuniquename"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	graphusers "github.com/microsoftgraph/msgraph-sdk-go/users"
@@ -285,3 +287,39 @@ func TestSDKUserWrites(t *testing.T) {
 }
 
 func second(_, msg string) string { return msg }
+
+// Graph's upsert through the SDK's own request builder
+// (GroupsWithUniqueName): created once with Prefer: create-if-missing,
+// updated (no body) the second time, read back by its alternate key.
+func TestSDKUpsertByUniqueName(t *testing.T) {
+	c, tenant := client(t)
+	ctx := context.Background()
+	before := len(tenant.Groups())
+	h := abstractions.NewRequestHeaders()
+	h.Add("Prefer", "create-if-missing")
+	cfg := &groupswithuniquename.GroupsWithUniqueNameRequestBuilderPatchRequestConfiguration{Headers: h}
+	g := models.NewGroup()
+	g.SetDisplayName(ptr("Upserted"))
+	g.SetMailNickname(ptr("upserted"))
+	g.SetMailEnabled(ptr(false))
+	g.SetSecurityEnabled(ptr(true))
+	made, err := c.GroupsWithUniqueName(ptr("usersync.sdk.1")).Patch(ctx, g, cfg)
+	if err != nil || made == nil || deref(made.GetUniqueName()) != "usersync.sdk.1" {
+		t.Fatalf("upsert create: %v %v", made, err)
+	}
+	g.SetDisplayName(ptr("Upserted again"))
+	if again, err := c.GroupsWithUniqueName(ptr("usersync.sdk.1")).Patch(ctx, g, cfg); err != nil || again != nil {
+		t.Fatalf("upsert of the same key: %v %v", again, err)
+	}
+	if n := len(tenant.Groups()); n != before+1 {
+		t.Fatalf("%d groups, want %d", n, before+1)
+	}
+	got, err := c.GroupsWithUniqueName(ptr("usersync.sdk.1")).Get(ctx, nil)
+	if err != nil || deref(got.GetId()) != deref(made.GetId()) || deref(got.GetDisplayName()) != "Upserted again" {
+		t.Fatalf("get by key: %v %v", got, err)
+	}
+	_, err = c.GroupsWithUniqueName(ptr("nobody")).Patch(ctx, g, nil)
+	if code, _ := odata(err); code != "Request_ResourceNotFound" {
+		t.Fatalf("an update of a missing key without Prefer: %v", err)
+	}
+}
