@@ -120,11 +120,14 @@ type UserProvisioning struct {
 	// provisioned holds them for an administrator.
 	MassLimit    int           `json:"massLimit"`
 	MassShare    int           `json:"massShare"`
+	// ApprovalExpiryHours is how long an approval stands, pending or
+	// approved and not yet sent, before a run asks again (default 168: 7 days).
+	ApprovalExpiryHours int `json:"approvalExpiryHours,omitempty"`
 	Entitlements *Entitlements `json:"entitlements,omitempty"`
 }
 
 // Actions that may need approval.
-var ApprovableActions = []string{"create", "update", "suspend", "delete"}
+var ApprovableActions = []string{"create", "adopt", "update", "suspend", "delete"}
 
 // Deprovision policies.
 const (
@@ -169,19 +172,32 @@ func (c *UserProvisioning) Normalize() {
 	if c.MassShare == 0 {
 		c.MassShare = DefaultMassShare
 	}
+	if c.ApprovalExpiryHours == 0 {
+		c.ApprovalExpiryHours = int(DefaultApprovalExpiry / time.Hour)
+	}
 	if c.Parameters == nil {
 		c.Parameters = map[string]string{}
 	}
 }
 
-// NeedsApproval reports whether an action waits for an administrator.
+// NeedsApproval reports whether an action waits for an administrator. An
+// adoption (taking over an Entra user that has the UPN) waits when adopt
+// or create does.
 func (c *UserProvisioning) NeedsApproval(action string) bool {
 	for _, a := range c.Approve {
-		if a == action {
+		if a == action || (action == "adopt" && a == "create") {
 			return true
 		}
 	}
 	return false
+}
+
+// ApprovalExpiry is how long an approval stands.
+func (c *UserProvisioning) ApprovalExpiry() time.Duration {
+	if c.ApprovalExpiryHours <= 0 {
+		return DefaultApprovalExpiry
+	}
+	return time.Duration(c.ApprovalExpiryHours) * time.Hour
 }
 
 // Validate reports the first problem with a user provisioner's settings
@@ -289,10 +305,34 @@ const (
 // Approval statuses.
 const (
 	ApprovalPending  = "pending"
-	ApprovalApproved = "approved" // approved and sent (see the provisioning log for its outcome)
-	ApprovalRejected = "rejected"
-	ApprovalDropped  = "dropped" // overtaken: the state changed before anyone decided
+	ApprovalApproved = "approved" // approved, not sent yet
+	ApprovalUsed     = "used"     // approved and sent: it is never used again (see the provisioning log for its outcome)
+	ApprovalRejected = "rejected" // not sent, however the provisioner is set, until it is reopened and approved
+	ApprovalDropped  = "dropped"  // overtaken: the state changed before anyone decided
+	ApprovalExpired  = "expired"  // not used within the provisioner's approval expiry
 )
+
+// approvalMoves are the decisions each status allows.
+var approvalMoves = map[string][]string{
+	ApprovalPending:  {ApprovalApproved, ApprovalRejected, ApprovalDropped, ApprovalExpired},
+	ApprovalRejected: {ApprovalPending}, // reopened
+	ApprovalApproved: {ApprovalUsed, ApprovalExpired, ApprovalDropped},
+}
+
+// CanMoveApproval reports whether an approval in status from may be moved
+// to status to.
+func CanMoveApproval(from, to string) bool {
+	for _, s := range approvalMoves[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultApprovalExpiry is how long an approval stands, pending or
+// approved, before a run asks again.
+const DefaultApprovalExpiry = 7 * 24 * time.Hour
 
 // Approval is an action that waits for an administrator.
 type Approval struct {
@@ -306,8 +346,10 @@ type Approval struct {
 	Key         string    `json:"-"`      // the planned state it was made for: a different plan overtakes it
 	Status      string    `json:"status"`
 	CreatedAt   time.Time `json:"createdAt"`
+	LastSeen    time.Time `json:"lastSeen"` // the last run that planned it
 	DecidedBy   string    `json:"decidedBy,omitempty"`
 	DecidedAt   time.Time `json:"decidedAt,omitzero"`
+	New         bool      `json:"-"` // CreateApproval made it (else it returned the one that stands)
 }
 
 // LogEntry is one line of a provisioning log: an action on one user (or,
@@ -358,15 +400,18 @@ type RoleService interface {
 type UserProvisioningService interface {
 	ProvisionedUsers(ctx context.Context, provisioner string) (map[int64]*Provisioned, error)
 	SaveProvisioned(ctx context.Context, ps ...*Provisioned) error // in one transaction
-	// CreateApproval adds a pending approval, unless one for the same
-	// user and action with the same key is pending already, or was
-	// rejected (it returns that one). A pending one of the same user and action with another
-	// key is dropped: the state overtook it.
+	// CreateApproval adds a pending approval (New set), unless one for the
+	// same user and action with the same key is pending already, or was
+	// rejected (it returns that one, a pending one with its LastSeen moved
+	// on). A pending one of the same user and action with another key is
+	// dropped: the state overtook it.
 	CreateApproval(ctx context.Context, a *Approval) (*Approval, error)
 	FindApprovals(ctx context.Context, provisioner, status string) ([]*Approval, error)
 	FindApproval(ctx context.Context, id int64) (*Approval, error)
-	// DecideApproval moves a pending approval to status (approved,
-	// rejected or dropped); ECONFLICT when it is not pending any more.
+	// DecideApproval moves an approval to status: a pending one to
+	// approved, rejected, dropped or expired; a rejected one back to
+	// pending (reopened); an approved one to used or expired (see
+	// CanMoveApproval); ECONFLICT for any other move.
 	DecideApproval(ctx context.Context, id int64, status string) (*Approval, error)
 	AppendLog(ctx context.Context, entries []LogEntry) error
 	FindLog(ctx context.Context, f LogFilter) ([]LogEntry, error)

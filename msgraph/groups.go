@@ -31,6 +31,9 @@ type User map[string]any
 // ID returns the user's object id.
 func (u User) ID() string { return u.String("id") }
 
+// Bool returns a boolean property (false when absent or null).
+func (u User) Bool(prop string) bool { v, _ := u[prop].(bool); return v }
+
 // String returns a property as a string ("" when absent or null).
 func (u User) String(prop string) string {
 	switch v := u[prop].(type) {

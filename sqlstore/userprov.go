@@ -408,15 +408,15 @@ func splitIDs(s string) []string {
 	return strings.Split(s, ",")
 }
 
-const approvalCols = `id, provisioner, user_id, username, action, reason, detail, plan_key, status, created_at, decided_by, decided_at`
+const approvalCols = `id, provisioner, user_id, username, action, reason, detail, plan_key, status, created_at, decided_by, decided_at, last_seen`
 
 func scanApproval(s scanner) (*usersync.Approval, error) {
 	var a usersync.Approval
-	var created, decided int64
-	if err := s.Scan(&a.ID, &a.Provisioner, &a.UserID, &a.Username, &a.Action, &a.Reason, &a.Detail, &a.Key, &a.Status, &created, &a.DecidedBy, &decided); err != nil {
+	var created, decided, seen int64
+	if err := s.Scan(&a.ID, &a.Provisioner, &a.UserID, &a.Username, &a.Action, &a.Reason, &a.Detail, &a.Key, &a.Status, &created, &a.DecidedBy, &decided, &seen); err != nil {
 		return nil, err
 	}
-	a.CreatedAt = fromMicros(created)
+	a.CreatedAt, a.LastSeen = fromMicros(created), fromMicros(seen)
 	if decided != 0 {
 		a.DecidedAt = fromMicros(decided)
 	}
@@ -445,7 +445,10 @@ func (d *DB) CreateApproval(ctx context.Context, a *usersync.Approval) (*usersyn
 		rows.Close()
 		for _, p := range pending {
 			if p.Action == a.Action && p.Key == a.Key {
-				out = p
+				if _, err := t.exec(`UPDATE approvals SET last_seen = ? WHERE id = ?`, t.now, p.ID); err != nil {
+					return t.d.wrapErr("update approval", err)
+				}
+				p.LastSeen, out = fromMicros(t.now), p
 				return nil
 			}
 		}
@@ -461,12 +464,12 @@ func (d *DB) CreateApproval(ctx context.Context, a *usersync.Approval) (*usersyn
 		if err := t.dropApprovals(pending, "overtaken by a newer plan"); err != nil {
 			return err
 		}
-		err = t.queryRow(`INSERT INTO approvals (provisioner, user_id, username, action, reason, detail, plan_key, status, created_at, decided_by, decided_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0) RETURNING id`, a.Provisioner, a.UserID, a.Username, a.Action, a.Reason, a.Detail, a.Key, usersync.ApprovalPending, t.now).Scan(&a.ID)
+		err = t.queryRow(`INSERT INTO approvals (provisioner, user_id, username, action, reason, detail, plan_key, status, created_at, decided_by, decided_at, last_seen)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, ?) RETURNING id`, a.Provisioner, a.UserID, a.Username, a.Action, a.Reason, a.Detail, a.Key, usersync.ApprovalPending, t.now, t.now).Scan(&a.ID)
 		if err != nil {
 			return t.d.wrapErr("create approval", err)
 		}
-		a.Status, a.CreatedAt = usersync.ApprovalPending, fromMicros(t.now)
+		a.Status, a.CreatedAt, a.LastSeen, a.New = usersync.ApprovalPending, fromMicros(t.now), fromMicros(t.now), true
 		out = a
 		return nil
 	})
@@ -521,9 +524,9 @@ func (d *DB) FindApproval(ctx context.Context, id int64) (*usersync.Approval, er
 // decided (the context's actor) and when.
 func (d *DB) DecideApproval(ctx context.Context, id int64, status string) (*usersync.Approval, error) {
 	switch status {
-	case usersync.ApprovalApproved, usersync.ApprovalRejected, usersync.ApprovalDropped:
+	case usersync.ApprovalApproved, usersync.ApprovalRejected, usersync.ApprovalDropped, usersync.ApprovalPending, usersync.ApprovalUsed, usersync.ApprovalExpired:
 	default:
-		return nil, usersync.Errorf(usersync.EINVALID, "an approval is approved, rejected or dropped, not %q", status)
+		return nil, usersync.Errorf(usersync.EINVALID, "an approval is approved, rejected, dropped, pending (reopened), used or expired, not %q", status)
 	}
 	var out *usersync.Approval
 	err := d.update(ctx, func(t *tx) error {
@@ -533,8 +536,8 @@ func (d *DB) DecideApproval(ctx context.Context, id int64, status string) (*user
 		} else if err != nil {
 			return t.d.wrapErr("read approval", err)
 		}
-		if a.Status != usersync.ApprovalPending {
-			return usersync.Errorf(usersync.ECONFLICT, "approval %d is %s already (by %s at %s)", id, a.Status, a.DecidedBy, a.DecidedAt.Format("2006-01-02 15:04:05Z"))
+		if !usersync.CanMoveApproval(a.Status, status) {
+			return usersync.Errorf(usersync.ECONFLICT, "approval %d is %s already (by %s at %s): it cannot be made %s", id, a.Status, a.DecidedBy, a.DecidedAt.Format("2006-01-02 15:04:05Z"), status)
 		}
 		if _, err := t.exec(`UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?`, status, t.actor, t.now, id); err != nil {
 			return t.d.wrapErr("decide approval", err)

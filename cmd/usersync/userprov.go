@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -381,12 +382,14 @@ type userProvisionerFlags struct {
 	immutableID string
 	massLimit   int
 	massShare   int
+	expiry      time.Duration
 }
 
 func (f *userProvisionerFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.kind, "kind", usersync.ProvisionerGroups, "groups (push marked groups, Grouper's provisioner) or users (provision users into Office 365 under roles and rules)")
 	c.Flags().StringSliceVar(&f.scopeRoles, "scope-role", nil, "--kind users: the role(s) that put a user in scope (repeatable)")
-	c.Flags().StringSliceVar(&f.approve, "approve", nil, "--kind users: actions that wait for an administrator: any of create,update,suspend,delete")
+	c.Flags().StringSliceVar(&f.approve, "approve", nil, "--kind users: actions that wait for an administrator: any of create,adopt,update,suspend,delete (adopt: taking over an Entra user with the UPN; create includes it)")
+	c.Flags().DurationVar(&f.expiry, "approval-expiry", 0, "--kind users: how long an approval stands, waiting or approved and not yet sent, before a run asks again (default 168h)")
 	c.Flags().StringVar(&f.deprovision, "deprovision", "", "--kind users: when a user leaves scope or the directory: delete, suspend (default) or nothing")
 	c.Flags().StringArrayVar(&f.params, "param", nil, "--kind users: PROPERTY=EXPRESSION, a JEXL expression over user for an Entra user property (repeatable; e.g. usageLocation='\"US\"', department=user.attributes.dept)")
 	c.Flags().StringVar(&f.immutableID, "immutable-id-attribute", "", "--kind users: the user attribute that keeps the ImmutableID (default "+usersync.DefaultImmutableIDAttr+")")
@@ -419,6 +422,12 @@ func (f *userProvisionerFlags) apply(cmd *cobra.Command, c *usersync.UserProvisi
 	}
 	if changed("mass-share") && f.massShare != 0 {
 		c.MassShare = f.massShare
+	}
+	if changed("approval-expiry") && f.expiry != 0 {
+		if f.expiry < time.Hour {
+			return usageError{fmt.Errorf("--approval-expiry %s: give at least 1h", f.expiry)}
+		}
+		c.ApprovalExpiryHours = int(f.expiry / time.Hour)
 	}
 	if c.Parameters == nil {
 		c.Parameters = map[string]string{}
@@ -690,8 +699,13 @@ func (a *app) approvalsCommand() *cobra.Command {
 		Long: `A user provisioner made with --approve create,update,suspend,delete (any of
 them) does not send those actions: each waits here as pending. Approve sends
 it at once; reject keeps it from being sent (a later run asks again only if
-the plan changes). A pending action that the state overtook (the user left
-scope, its properties changed) is dropped, never sent stale.`}
+the plan changes), whether approvals stay on or are turned off, until it is
+reopened. An approval is for that one action with exactly the properties it
+shows: once sent it is used up, and the same action later asks again. An
+approval nobody uses within the provisioner's --approval-expiry (7 days by
+default) expires. A pending action that the state overtook (the user left
+scope, its properties changed) is dropped, never sent stale. Turning
+approvals off sends nothing rejected or still pending: decide those first.`}
 	var all bool
 	var prov string
 	list := &cobra.Command{Use: "list [--all] [--provisioner P]", Short: "List pending approvals (--all: decided ones too)", Args: cobra.NoArgs,
@@ -727,22 +741,46 @@ scope, its properties changed) is dropped, never sent stale.`}
 				return a.decideApprovals(ctx, d, args, approve)
 			})}
 	}
-	c.AddCommand(list, decide(true), decide(false))
+	reopen := &cobra.Command{Use: "reopen ID…", Short: "Reopen rejected actions: they wait for a decision again", Args: cobra.MinimumNArgs(1),
+		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
+			ids, err := approvalIDs(args)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				x, err := d.DecideApproval(ctx, id, usersync.ApprovalPending)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "reopened approval %d: %s %s waits for a decision\n", x.ID, x.Action, x.Username)
+			}
+			return nil
+		})}
+	c.AddCommand(list, decide(true), decide(false), reopen)
 	return c
 }
 
-// decideApprovals decides approvals (entra.Decide) and prints what was
-// sent for the approved ones.
-func (a *app) decideApprovals(ctx context.Context, d usersync.Directory, args []string, approve bool) error {
+// approvalIDs reads approval ids, space- or comma-separated.
+func approvalIDs(args []string) ([]int64, error) {
 	var ids []int64
 	for _, s := range args {
 		for _, part := range strings.Split(s, ",") {
 			id, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
 			if err != nil {
-				return usageError{fmt.Errorf("approval id %q is not a number (usersync approvals list shows them)", part)}
+				return nil, usageError{fmt.Errorf("approval id %q is not a number (usersync approvals list --all shows them)", part)}
 			}
 			ids = append(ids, id)
 		}
+	}
+	return ids, nil
+}
+
+// decideApprovals decides approvals (entra.Decide) and prints what was
+// sent for the approved ones.
+func (a *app) decideApprovals(ctx context.Context, d usersync.Directory, args []string, approve bool) error {
+	ids, err := approvalIDs(args)
+	if err != nil {
+		return err
 	}
 	list, results, err := entra.Decide(ctx, d, ids, approve)
 	for _, x := range list {

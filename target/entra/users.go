@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -314,8 +315,9 @@ type userRun struct {
 	r           *UserResult
 	state       map[int64]*usersync.Provisioned
 	log         []usersync.LogEntry
-	approved    map[int64][]*usersync.Approval // decided: approved and rejected
+	approved    map[int64][]*usersync.Approval // pending, approved and rejected, by user
 	pending     map[int64]bool                 // approvals this run confirmed pending (the others are dropped)
+	consuming   map[int64]int64                // by user: the approval that let an action through, used once it is done
 	free        map[string]int                 // free seats by SKU id, read once a run
 	addTo       map[string][]int64
 	rmFrom      map[string][]int64
@@ -516,17 +518,15 @@ func (r *userRun) run() error {
 	if r.state, err = r.dir.ProvisionedUsers(r.ctx, r.p.Name); err != nil {
 		return err
 	}
-	approved, err := r.dir.FindApprovals(r.ctx, r.p.Name, usersync.ApprovalApproved)
-	if err != nil {
-		return err
-	}
-	rejected, err := r.dir.FindApprovals(r.ctx, r.p.Name, usersync.ApprovalRejected)
-	if err != nil {
-		return err
-	}
-	r.approved = map[int64][]*usersync.Approval{}
-	for _, a := range append(approved, rejected...) {
-		r.approved[a.UserID] = append(r.approved[a.UserID], a)
+	r.approved, r.consuming = map[int64][]*usersync.Approval{}, map[int64]int64{}
+	for _, status := range []string{usersync.ApprovalApproved, usersync.ApprovalRejected, usersync.ApprovalPending} {
+		list, err := r.dir.FindApprovals(r.ctx, r.p.Name, status)
+		if err != nil {
+			return err
+		}
+		for _, a := range list {
+			r.approved[a.UserID] = append(r.approved[a.UserID], a)
+		}
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
 	claims := r.claimUPNs(users)
@@ -645,22 +645,53 @@ func (r *userRun) claimUPNs(users []*usersync.User) map[string]*usersync.User {
 	return claims
 }
 
-// gate decides whether an action of kind may be sent now: it needs no
-// approval, or an administrator approved this very plan. Otherwise it
-// waits as a pending approval (made or kept).
+// gate decides whether an action of kind may be sent now. An approval is
+// for one action on one user with exactly the planned properties (planKey):
+// an approved one lets that plan through once (it is marked used when the
+// action is done) until it expires; a rejected one holds that plan back
+// whether approvals are on or off, until an administrator reopens it; a
+// pending one made while approvals were on keeps waiting when they are
+// turned off, for an explicit decision. Without any of these, an action
+// that needs approval waits as a new pending approval, logged once.
 func (r *userRun) gate(kind string, userID int64, username, reason, detail string, d *desired) (bool, error) {
-	if !r.c.NeedsApproval(kind) {
-		return true, nil
-	}
 	key := planKey(kind, d)
+	now, expiry := r.o.Now(), r.c.ApprovalExpiry()
+	var pending *usersync.Approval
 	for _, a := range r.approved[userID] {
-		if a.Action == kind && a.Key == key && a.Status == usersync.ApprovalApproved {
-			return true, nil
+		if a.Action != kind || a.Key != key {
+			continue
 		}
-		if a.Action == kind && a.Key == key && a.Status == usersync.ApprovalRejected {
+		switch a.Status {
+		case usersync.ApprovalApproved:
+			if now.Sub(a.DecidedAt) > expiry {
+				if err := r.decide(a, usersync.ApprovalExpired, "expired: not sent within "+expiry.String()+" of its approval"); err != nil {
+					return false, err
+				}
+				continue
+			}
+			r.consuming[userID] = a.ID
+			return true, nil
+		case usersync.ApprovalRejected:
 			r.r.Counts[kind+":"+StatusRejected]++ // an administrator said no to this very plan
 			return false, nil
+		case usersync.ApprovalPending:
+			if now.Sub(a.CreatedAt) > expiry {
+				if err := r.decide(a, usersync.ApprovalExpired, "expired: nobody decided within "+expiry.String()); err != nil {
+					return false, err
+				}
+				continue
+			}
+			pending = a
 		}
+	}
+	if !r.c.NeedsApproval(kind) {
+		if pending == nil {
+			return true, nil
+		}
+		// Asked for while approvals were on: turning them off is no decision.
+		r.pending[pending.ID] = true
+		r.r.Pending++
+		return false, nil
 	}
 	if r.o.DryRun {
 		r.r.Pending++
@@ -677,8 +708,27 @@ func (r *userRun) gate(kind string, userID int64, username, reason, detail strin
 	}
 	r.pending[a.ID] = true
 	r.r.Pending++
-	r.record(userID, username, UserAction{Kind: kind, User: username, Reason: reason, Status: StatusPending, Approval: a.ID})
+	if a.New { // logged once; later runs move its last-seen time
+		r.record(userID, username, UserAction{Kind: kind, User: username, Reason: reason, Status: StatusPending, Approval: a.ID})
+	} else {
+		r.r.Counts[kind+":"+StatusPending]++
+		if r.o.KeepActions {
+			r.r.Actions = append(r.r.Actions, UserAction{Kind: kind, User: username, Reason: reason, Status: StatusPending, Approval: a.ID})
+		}
+	}
 	return false, nil
+}
+
+// decide moves an approval on as usersync, in a run that writes.
+func (r *userRun) decide(a *usersync.Approval, status, why string) error {
+	if r.o.DryRun {
+		return nil
+	}
+	_, err := r.dir.DecideApproval(usersync.WithActor(r.ctx, "usersync: "+why), a.ID, status)
+	if usersync.ErrorCode(err) == usersync.ECONFLICT {
+		return nil // decided meanwhile
+	}
+	return err
 }
 
 // dropOvertaken drops the pending approvals of this provisioner that this
@@ -729,7 +779,15 @@ func (r *userRun) creates(list []*desired) error {
 	for i, d := range list {
 		upns[i] = d.props["userPrincipalName"]
 	}
-	existing, err := r.client.UsersByUPN(r.ctx, upns, msgraph.UserProps)
+	// The properties the provisioner writes are read too: an adoption
+	// logs the values it overwrites.
+	props := slices.Clone(msgraph.UserProps)
+	for _, k := range usersync.UserParameters {
+		if !slices.Contains(props, k) {
+			props = append(props, k)
+		}
+	}
+	existing, err := r.client.UsersByUPN(r.ctx, upns, props)
 	if err != nil {
 		return err
 	}
@@ -744,14 +802,29 @@ func (r *userRun) creates(list []*desired) error {
 func (r *userRun) create(d *desired, found msgraph.User) error {
 	u := d.u
 	reason := "entered scope: holds a scope role (" + strings.Join(r.c.ScopeRoles, ", ") + ")"
-	if ok, err := r.gate(UserCreate, u.ID, u.Username, reason, describe(d), d); err != nil || !ok {
+	kind, detail := UserCreate, describe(d)
+	if found != nil {
+		// Taking over an Entra user that exists is an action of its own,
+		// shown and approved as such, with the values it overwrites.
+		kind, detail = UserAdopt, "take over Entra user "+found.ID()+": "+detail
+	}
+	if ok, err := r.gate(kind, u.ID, u.Username, reason, detail, d); err != nil || !ok {
 		return err
 	}
 	mod := map[string]usersync.FieldChange{}
 	for _, k := range sortedKeys(d.props) {
 		if d.props[k] != "" {
-			mod[k] = usersync.FieldChange{To: d.props[k]}
+			var from string
+			if found != nil {
+				from = found.String(k)
+			}
+			if from != d.props[k] {
+				mod[k] = usersync.FieldChange{From: from, To: d.props[k]}
+			}
 		}
+	}
+	if found != nil && !found.Bool("accountEnabled") {
+		mod["accountEnabled"] = usersync.FieldChange{From: "false", To: "true"}
 	}
 	st := &usersync.Provisioned{Provisioner: r.p.Name, UserID: u.ID, Username: u.Username, State: usersync.StateActive}
 	if prev := r.state[u.ID]; prev != nil {
@@ -1294,6 +1367,13 @@ func (r *userRun) fail(userID int64, username, kind, reason, msg, code string, m
 
 // record counts an action, tells the caller, and logs it.
 func (r *userRun) record(userID int64, username string, a UserAction) {
+	if id := r.consuming[userID]; id != 0 && a.Status == StatusDone && !r.o.DryRun {
+		// The approved action was sent: its approval is used, never again.
+		delete(r.consuming, userID)
+		if _, err := r.dir.DecideApproval(usersync.WithActor(r.ctx, "usersync: sent"), id, usersync.ApprovalUsed); err != nil && usersync.ErrorCode(err) != usersync.ECONFLICT {
+			a.Error = "the action was sent, but its approval could not be marked used: " + usersync.ErrorMessage(err)
+		}
+	}
 	r.r.Counts[a.Kind+":"+a.Status]++
 	if r.o.KeepActions {
 		r.r.Actions = append(r.r.Actions, a)

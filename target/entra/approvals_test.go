@@ -1,0 +1,195 @@
+package entra
+
+import (
+	"testing"
+	"time"
+
+	"github.com/usersync/usersync"
+	graphemu "github.com/usersync/usersync/emulate/graph"
+	"github.com/usersync/usersync/internal/dirtest"
+)
+
+// pendingOf returns the pending approval of a user's action, failing the
+// test when there is none.
+func (e *userEnv) pendingOf(user, action string) *usersync.Approval {
+	e.t.Helper()
+	list, err := e.dir.FindApprovals(ctx, e.p.Name, usersync.ApprovalPending)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, a := range list {
+		if a.Username == user && a.Action == action {
+			return a
+		}
+	}
+	e.t.Fatalf("no pending %s of %s among %+v", action, user, list)
+	return nil
+}
+
+func (e *userEnv) setApprove(actions ...string) {
+	e.t.Helper()
+	p, err := e.dir.FindProvisioner(ctx, e.p.Name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p.Config.Users.Approve = actions
+	if err := e.dir.UpdateProvisioner(ctx, p, nil); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+var admin = usersync.WithActor(ctx, "admin:root")
+
+// Issue "Writes into a tenant that can never hit the wrong object", item 5:
+// an approval is for one action with the properties shown, used once.
+// Josh's approved create, once sent, was reused for every later create of
+// him (deleted and back in scope): now the second create asks again.
+func TestApprovalUsedOnce(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) {
+			c.Approve, c.Deprovision = []string{"create"}, usersync.DeprovisionDelete
+		})
+		e.members(false, "ann", "bo")
+		e.run(UserOptions{})
+		a := e.pendingOf("josh@contoso.com", "create")
+		if _, err := d.DecideApproval(admin, a.ID, usersync.ApprovalApproved); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.run(UserOptions{}); r.Counts["create:done"] != 1 {
+			t.Fatalf("the approved create: %+v", r.Counts)
+		}
+		if used, _ := d.FindApproval(ctx, a.ID); used.Status != usersync.ApprovalUsed {
+			t.Fatalf("after it was sent the approval is %s, want used", used.Status)
+		}
+		e.members(false, "josh")
+		if r := e.run(UserOptions{}); r.Counts["delete:done"] != 1 {
+			t.Fatalf("josh leaves scope: %+v", r.Counts)
+		}
+		e.members(true, "josh")
+		r := e.run(UserOptions{})
+		if r.Counts["create:done"] != 0 || r.Pending != 1 {
+			t.Fatalf("josh back in scope was created again without asking: %+v", r.Counts)
+		}
+		if _, ok := e.tenant.UserByUPN("josh@contoso.com"); ok {
+			t.Fatal("josh is in Entra again without a new approval")
+		}
+	})
+}
+
+// A rejected action was never sent again — even when approvals were
+// turned off, which sent every rejected action at once (a delete of an
+// account usersync had adopted among them). Now turning approvals off
+// sends nothing that an administrator rejected or has not decided; a
+// rejection can be reopened, and approved.
+func TestApprovalsOffSendsNoRejectedOrPending(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) {
+			c.Deprovision = usersync.DeprovisionDelete
+		})
+		e.run(UserOptions{})
+		e.setApprove("delete", "update")
+		e.members(false, "josh", "ann")
+		e.run(UserOptions{})
+		if _, err := d.DecideApproval(admin, e.pendingOf("josh@contoso.com", "delete").ID, usersync.ApprovalRejected); err != nil {
+			t.Fatal(err)
+		}
+		annDelete := e.pendingOf("ann@contoso.com", "delete")
+		e.setApprove() // approvals off: an empty --approve
+		r := e.run(UserOptions{})
+		for _, who := range []string{"josh", "ann"} {
+			if _, ok := e.tenant.UserByUPN(who + "@contoso.com"); !ok {
+				t.Fatalf("%s was deleted when approvals were turned off: %+v", who, r.Counts)
+			}
+		}
+		if r.Counts["delete:"+StatusRejected] != 1 || r.Pending != 1 {
+			t.Fatalf("counts with approvals off: %+v (pending %d)", r.Counts, r.Pending)
+		}
+		if still, _ := d.FindApproval(ctx, annDelete.ID); still.Status != usersync.ApprovalPending {
+			t.Fatalf("ann's undecided delete is %s, want still pending", still.Status)
+		}
+		// Reopened and approved: sent.
+		rejected, _ := d.FindApprovals(ctx, e.p.Name, usersync.ApprovalRejected)
+		if len(rejected) != 1 {
+			t.Fatalf("rejected: %+v", rejected)
+		}
+		if _, err := d.DecideApproval(admin, rejected[0].ID, usersync.ApprovalPending); err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		if _, err := d.DecideApproval(admin, rejected[0].ID, usersync.ApprovalApproved); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.run(UserOptions{}); r.Counts["delete:done"] != 1 {
+			t.Fatalf("the reopened and approved delete: %+v", r.Counts)
+		}
+		if _, ok := e.tenant.UserByUPN("josh@contoso.com"); ok {
+			t.Fatal("josh's approved delete was not sent")
+		}
+	})
+}
+
+// A pending action was written to the provisioning log on every run (1,012
+// identical rows in 13 minutes): it is logged once, and later runs move its
+// last-seen time. An approval nobody decides within the expiry expires and
+// is asked for again.
+func TestPendingLoggedOnceAndExpires(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.Approve, c.ApprovalExpiryHours = []string{"create"}, 24 })
+		e.members(false, "ann", "bo")
+		for i := 0; i < 4; i++ {
+			e.now = e.now.Add(time.Minute)
+			e.run(UserOptions{})
+		}
+		log, err := d.FindLog(ctx, usersync.LogFilter{Provisioner: e.p.Name, Username: "josh@contoso.com"})
+		if err != nil || len(log) != 1 || log[0].Status != StatusPending {
+			t.Fatalf("log after four runs: %+v %v", log, err)
+		}
+		first := e.pendingOf("josh@contoso.com", "create")
+		if !first.LastSeen.After(first.CreatedAt) {
+			t.Fatalf("last seen %v, created %v", first.LastSeen, first.CreatedAt)
+		}
+		e.now = first.CreatedAt.Add(25 * time.Hour)
+		e.run(UserOptions{})
+		if old, _ := d.FindApproval(ctx, first.ID); old.Status != usersync.ApprovalExpired {
+			t.Fatalf("after 25 hours the approval is %s, want expired", old.Status)
+		}
+		if again := e.pendingOf("josh@contoso.com", "create"); again.ID == first.ID {
+			t.Fatal("no new approval after the expiry")
+		}
+	})
+}
+
+// Item 9: taking over an Entra user that has the UPN is an action of its
+// own ("adopt"), approved as such, and logs the values it overwrites (the
+// log said displayName "" → "Ann Lee" while Entra had "Ann (old)").
+func TestAdoptIsItsOwnAction(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.Approve = []string{"create"} })
+		e.tenant.AddUser(graphemu.User{ID: "pre-ann", UserPrincipalName: "ann@contoso.com", DisplayName: "Ann (old)", GivenName: "Annie", AccountEnabled: false})
+		e.members(false, "josh", "bo")
+		e.run(UserOptions{})
+		a := e.pendingOf("ann@contoso.com", "adopt")
+		if _, err := d.DecideApproval(admin, a.ID, usersync.ApprovalApproved); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run(UserOptions{})
+		if r.Counts["adopt:done"] != 1 || e.emu.Writes()["POST /users"] != 0 {
+			t.Fatalf("adopt: %+v %v", r.Counts, e.emu.Writes())
+		}
+		var m map[string]usersync.FieldChange
+		for _, x := range r.Actions {
+			if x.Kind == UserAdopt {
+				m = x.Modified
+			}
+		}
+		if m["displayName"].From != "Ann (old)" || m["displayName"].To != "Ann Lee" || m["givenName"].From != "Annie" || m["accountEnabled"].From != "false" {
+			t.Fatalf("the adoption's modified values: %+v", m)
+		}
+		if _, ok := m["userPrincipalName"]; ok {
+			t.Fatalf("an unchanged property is listed: %+v", m)
+		}
+	})
+}
