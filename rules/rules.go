@@ -172,8 +172,9 @@ type leaf struct {
 
 // Check evaluates the condition for each user, every comparison in the
 // database (the same SQL the provisioner uses), and says which part
-// decided it.
-func (c *Condition) Check(ctx context.Context, users usersync.UserService, list []*usersync.User) ([]Verdict, error) {
+// decided it. A comparison on role counts roles given by mappings ms as
+// well as those held by hand (ExpandRoles).
+func (c *Condition) Check(ctx context.Context, users usersync.UserService, list []*usersync.User, ms []*usersync.Mapping) ([]Verdict, error) {
 	out := make([]Verdict, len(list))
 	if c.expr == nil {
 		for i, u := range list {
@@ -198,6 +199,9 @@ func (c *Condition) Check(ctx context.Context, users usersync.UserService, list 
 			return walk(x.Expr)
 		}
 		cond, err := compile(e)
+		if err == nil {
+			cond, err = ExpandRoles(cond, ms)
+		}
 		if err != nil {
 			return err
 		}

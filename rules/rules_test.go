@@ -114,3 +114,38 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A comparison on role holds for a role held by hand or given by a
+// mapping: it becomes "by hand, or the mapping's condition"; ne negates
+// the whole; a cycle of mappings grants nothing by itself.
+func TestExpandRoles(t *testing.T) {
+	ms := []*usersync.Mapping{
+		{Name: "m1", Condition: `memberOf co "Office 365"`, Roles: []string{"Office 365"}},
+		{Name: "m2", Condition: `role eq "office 365"`, Roles: []string{"Licensed"}},
+		{Name: "loop", Condition: `role eq "Loop"`, Roles: []string{"Loop"}},
+		{Name: "other", Condition: `firstName eq "X"`, Roles: []string{"Sales"}},
+	}
+	for src, want := range map[string]string{
+		`role eq "OFFICE 365"`: `[{role eq OFFICE 365 false} {memberOf co Office 365 false}]`,
+		`role eq "Licensed"`:   `[{role eq Licensed false} [{role eq office 365 false} {memberOf co Office 365 false}]]`,
+		`role ne "Sales"`:      `{[{role eq Sales false} {firstName eq X false}]}`,
+		`role sw "off"`:        `[{role sw off false} {memberOf co Office 365 false}]`,
+		`role eq "Loop"`:       `[{role eq Loop false} [{role eq Loop false}]]`,
+		`lastName eq "Ames"`:   `{lastName eq Ames false}`,
+	} {
+		c, err := Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ExpandRoles(c.Cond, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := sprint(got); s != want {
+			t.Errorf("%s: %s, want %s", src, s, want)
+		}
+	}
+	if _, err := ExpandRoles(usersync.Match{Field: "role", Op: usersync.OpEq, Value: "x"}, []*usersync.Mapping{{Name: "bad", Condition: `(`, Roles: []string{"x"}}}); usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), `mapping "bad"`) {
+		t.Fatalf("a broken mapping: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -190,6 +191,26 @@ func TestAdoptIsItsOwnAction(t *testing.T) {
 		}
 		if _, ok := m["userPrincipalName"]; ok {
 			t.Fatalf("an unchanged property is listed: %+v", m)
+		}
+	})
+}
+
+// Item 6: a rule on role saw only roles given by hand. The seed's users
+// hold "Office 365" through its mapping: a rule `role eq "Office 365"`
+// licenses them, and Check rule says it holds.
+func TestRuleOnRoleSeesMappedRoles(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		e.addRule(usersync.UserRule{Name: "by role", Condition: `role eq "office 365" and firstName eq "Ann"`, Licenses: []usersync.License{{SKU: "YAMMER_ENTERPRISE"}}})
+		r := e.run(UserOptions{})
+		if r.Counts["licenses:done"] != 1 || licenseIDs(e.entra("ann")) != "sku-yammer" {
+			t.Fatalf("the rule on a mapped role: %+v", r.Counts)
+		}
+		p, _ := d.FindProvisioner(ctx, e.p.Name)
+		v, err := CheckRule(ctx, d, p, 0, []string{"ann@contoso.com", "bo@contoso.com"})
+		if err != nil || !v[0].Holds || v[1].Holds || !strings.Contains(v[0].Because, `role eq "office 365" holds`) {
+			t.Fatalf("check rule: %+v %v", v, err)
 		}
 	})
 }

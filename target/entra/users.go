@@ -277,23 +277,7 @@ func ScopeCondition(ctx context.Context, dir usersync.RoleService, scopeRoles []
 	for _, r := range scopeRoles {
 		any = append(any, usersync.Match{Field: "role", Op: usersync.OpEq, Value: r})
 	}
-	for _, m := range ms {
-		sets := false
-		for _, r := range m.Roles {
-			for _, s := range scopeRoles {
-				sets = sets || strings.EqualFold(r, s)
-			}
-		}
-		if !sets {
-			continue
-		}
-		c, err := rules.Parse(m.Condition)
-		if err != nil {
-			return nil, usersync.Errorf(usersync.EINVALID, "mapping %q: %s", m.Name, usersync.ErrorMessage(err))
-		}
-		any = append(any, c.Cond)
-	}
-	return any, nil
+	return rules.ExpandRoles(any, ms)
 }
 
 // desired is what a user should be in Entra.
@@ -501,12 +485,20 @@ func (r *userRun) run() error {
 	}
 	r.r.InScope = len(users)
 	// What each rule holds for: ids only (the users in scope are read once).
+	ms, err := r.dir.FindMappings(r.ctx)
+	if err != nil {
+		return err
+	}
 	matched := make([]map[int64]bool, len(r.rules))
 	for i, rule := range r.rules {
 		if always, ok := rule.Cond.(usersync.Always); ok && bool(always) {
 			continue // nil: every user
 		}
-		ids, err := r.dir.UserIDs(r.ctx, rule.Cond)
+		cond, err := rules.ExpandRoles(rule.Cond, ms) // a role by hand or through a mapping
+		if err != nil {
+			return err
+		}
+		ids, err := r.dir.UserIDs(r.ctx, cond)
 		if err != nil {
 			return err
 		}
@@ -1458,7 +1450,11 @@ func CheckRule(ctx context.Context, dir usersync.Directory, p *usersync.Provisio
 	for _, id := range in {
 		inScope[id] = true
 	}
-	v, err := cond.Check(ctx, dir, list)
+	ms, err := dir.FindMappings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := cond.Check(ctx, dir, list, ms)
 	if err != nil {
 		return nil, err
 	}

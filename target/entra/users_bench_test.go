@@ -232,7 +232,7 @@ func BenchmarkRuleCheck(b *testing.B) {
 	b.ResetTimer()
 	var v []rules.Verdict
 	for i := 0; i < b.N; i++ {
-		if v, err = c.Check(ctx, e.dir, users); err != nil {
+		if v, err = c.Check(ctx, e.dir, users, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

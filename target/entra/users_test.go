@@ -452,7 +452,7 @@ func TestRuleCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := c.Check(ctx, d, []*usersync.User{e.names["josh"], e.names["ann"], e.names["bo"]})
+		v, err := c.Check(ctx, d, []*usersync.User{e.names["josh"], e.names["ann"], e.names["bo"]}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
