@@ -118,12 +118,12 @@ type UserProvisioning struct {
 	// MassLimit and MassShare: a run that would suspend or delete more
 	// than MassLimit users and more than MassShare percent of those it
 	// provisioned holds them for an administrator.
-	MassLimit    int           `json:"massLimit"`
-	MassShare    int           `json:"massShare"`
+	MassLimit int `json:"massLimit"`
+	MassShare int `json:"massShare"`
 	// ApprovalExpiryHours is how long an approval stands, pending or
 	// approved and not yet sent, before a run asks again (default 168: 7 days).
-	ApprovalExpiryHours int `json:"approvalExpiryHours,omitempty"`
-	Entitlements *Entitlements `json:"entitlements,omitempty"`
+	ApprovalExpiryHours int           `json:"approvalExpiryHours,omitempty"`
+	Entitlements        *Entitlements `json:"entitlements,omitempty"`
 }
 
 // Actions that may need approval.
