@@ -143,6 +143,17 @@ type ProvisionerItem struct {
 	Quarantined bool      `json:"quarantined"`
 }
 
+// Hold is what a provisioner's guard holds back for an administrator: a
+// mass deprovision (What "deprovision"), with the users it names.
+type Hold struct {
+	Provisioner string    `json:"provisioner"`
+	What        string    `json:"what"`
+	Count       int       `json:"count"`
+	Reason      string    `json:"reason"`
+	Users       []string  `json:"users"`
+	Since       time.Time `json:"since"`
+}
+
 // ProvisionerService stores provisioners and their per-group state. The
 // cursor of a provisioner in the change log is the ChangeLog cursor named
 // ProvisionerCursor(name).
@@ -164,6 +175,11 @@ type ProvisionerService interface {
 	ProvisionerItems(ctx context.Context, name string) ([]ProvisionerItem, error)
 	SaveProvisionerItem(ctx context.Context, it ProvisionerItem) error
 	DeleteProvisionerItem(ctx context.Context, name string, groupID int64) error
+	// SaveHold records what a guard holds back (Since kept while held);
+	// ClearHold forgets it; Holds lists a provisioner's.
+	SaveHold(ctx context.Context, h Hold) error
+	ClearHold(ctx context.Context, provisioner, what string) error
+	Holds(ctx context.Context, provisioner string) ([]Hold, error)
 }
 
 // ProvisionerCursor names a provisioner's cursor in the change log.

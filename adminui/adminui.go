@@ -78,6 +78,7 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("GET "+Path+"/provisioners", u.signedIn(u.provisionersPage))
 	mux.Handle("POST "+Path+"/provisioners/{name}/retries", u.signedIn(u.retryProvisioner))
 	mux.Handle("POST "+Path+"/provisioners/{name}/plan", u.signedIn(u.planReconcile))
+	mux.Handle("POST "+Path+"/provisioners/{name}/hold", u.signedIn(u.decideHold))
 	mux.Handle("POST "+Path+"/provisioners/{name}/reconcile", u.signedIn(u.applyReconcile))
 	mux.Handle("POST "+Path+"/tokens", u.signedIn(u.tokenAction))
 	mux.Handle("GET "+Path+"/approvals", u.signedIn(u.approvalsPage))

@@ -74,6 +74,34 @@ func (u *ui) showProvisioners(w http.ResponseWriter, r *http.Request, s *usersyn
 	u.render(w, status, "provisioners", view{Title: "Provisioners", Session: s, Notice: notice, Error: problem, Data: views})
 }
 
+// decideHold allows (runs now, guard lifted) or rejects (keeps the users
+// as they are, quarantined) what a provisioner's mass-deprovision guard
+// holds.
+func (u *ui) decideHold(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	p, err := u.dir.FindProvisioner(r.Context(), r.PathValue("name"))
+	allow := r.PostFormValue("decision") == "allow"
+	if err == nil && r.PostFormValue("decision") != "allow" && r.PostFormValue("decision") != "reject" {
+		err = usersync.Errorf(usersync.EINVALID, "decide a hold with allow or reject")
+	}
+	var res *entra.UserResult
+	if err == nil {
+		err = u.leased(r, p, func(ctx context.Context, client *msgraph.Client) error {
+			var err error
+			res, err = entra.DecideHold(ctx, u.dir, client, p, allow)
+			return err
+		})
+	}
+	if err != nil {
+		u.showProvisioners(w, r, s, statusOf(err), "", usersync.ErrorMessage(err))
+		return
+	}
+	notice := "The held deprovisions were rejected: those users stay as they are in Entra, quarantined."
+	if res != nil {
+		notice = fmt.Sprintf("The held deprovisions were allowed: %d suspended, %d deleted, %d failed.", res.Counts["suspend:done"], res.Counts["delete:done"], res.Failed)
+	}
+	u.showProvisioners(w, r, s, http.StatusOK, notice, "")
+}
+
 func (u *ui) retryProvisioner(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
 	name, group := r.PathValue("name"), r.PostFormValue("group")
 	if user := r.PostFormValue("user"); user != "" {

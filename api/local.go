@@ -488,7 +488,11 @@ func (l *Local) ProvisionerStatus(ctx context.Context, name string) (*Provisione
 	if err != nil {
 		return nil, err
 	}
-	st := &ProvisionerStatus{Provisioner: p, Cursor: cursor, LastChange: last, Backlog: max(last-cursor, 0), Items: nonNil(items)}
+	holds, err := l.Dir.Holds(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	st := &ProvisionerStatus{Provisioner: p, Cursor: cursor, LastChange: last, Backlog: max(last-cursor, 0), Items: nonNil(items), Holds: nonNil(holds)}
 	if st.Backlog > 0 {
 		oldest, err := l.Dir.ChangesAfter(ctx, cursor, 1)
 		if err != nil {

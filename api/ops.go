@@ -156,6 +156,7 @@ type ProvisionerStatus struct {
 	Backlog     int64                      `json:"backlog" doc:"change-log events it has not processed yet"`
 	LagSeconds  float64                    `json:"lagSeconds" doc:"how long the oldest change it has not processed has waited (0 without a backlog)"`
 	Items       []usersync.ProvisionerItem `json:"items" doc:"its failing and quarantined groups"`
+	Holds       []usersync.Hold            `json:"holds" doc:"what its guards hold back for an administrator (a mass deprovision)"`
 }
 
 // checkCron is the check a schedule's cron and time zone get before they

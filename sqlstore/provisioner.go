@@ -183,3 +183,47 @@ func (d *DB) DeleteProvisionerItem(ctx context.Context, name string, groupID int
 		return t.d.wrapErr("delete provisioner item", err)
 	})
 }
+
+// SaveHold records a hold; one already recorded keeps its Since.
+func (d *DB) SaveHold(ctx context.Context, h usersync.Hold) error {
+	users, _ := json.Marshal(h.Users)
+	if err := usersync.ValidateText("provisioner hold", map[string]string{"reason": h.Reason, "users": string(users)}); err != nil {
+		return err
+	}
+	return d.update(ctx, func(t *tx) error {
+		_, err := t.exec(`INSERT INTO provisioner_holds (provisioner, what, count, reason, users, since) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (provisioner, what) DO UPDATE SET count = excluded.count, reason = excluded.reason, users = excluded.users`,
+			h.Provisioner, h.What, h.Count, h.Reason, string(users), t.now)
+		return t.d.wrapErr("save provisioner hold", err)
+	})
+}
+
+// ClearHold forgets a hold; a missing one is not an error.
+func (d *DB) ClearHold(ctx context.Context, provisioner, what string) error {
+	return d.update(ctx, func(t *tx) error {
+		_, err := t.exec(`DELETE FROM provisioner_holds WHERE provisioner = ? AND what = ?`, provisioner, what)
+		return t.d.wrapErr("clear provisioner hold", err)
+	})
+}
+
+// Holds lists a provisioner's holds.
+func (d *DB) Holds(ctx context.Context, provisioner string) ([]usersync.Hold, error) {
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT what, count, reason, users, since FROM provisioner_holds WHERE provisioner = ? ORDER BY what`), provisioner)
+	if err != nil {
+		return nil, d.wrapErr("list provisioner holds", err)
+	}
+	defer rows.Close()
+	var out []usersync.Hold
+	for rows.Next() {
+		h := usersync.Hold{Provisioner: provisioner}
+		var users string
+		var since int64
+		if err := rows.Scan(&h.What, &h.Count, &h.Reason, &users, &since); err != nil {
+			return nil, d.wrapErr("list provisioner holds", err)
+		}
+		json.Unmarshal([]byte(users), &h.Users)
+		h.Since = fromMicros(since)
+		out = append(out, h)
+	}
+	return out, d.wrapErr("list provisioner holds", rows.Err())
+}

@@ -150,7 +150,7 @@ approval ("usersync approvals").
 directory changes.`}
 	c.AddCommand(a.provisionersCreate(), a.provisionersImport(), remote(a.provisionersList()), remote(a.provisionersShow()), a.provisionersUpdate(),
 		a.provisionersDelete(), a.provisionersRun(false), a.provisionersRun(true), remote(a.provisionersStatus()), a.provisionersEval(), remote(a.provisionersRetry()),
-		a.provisionersEntitlements(), a.provisionersRules(), a.provisionersLog())
+		a.provisionersEntitlements(), a.provisionersRules(), a.provisionersLog(), a.provisionersHold())
 	return c
 }
 

@@ -836,16 +836,24 @@ func (a *app) userStatus(ctx context.Context, d usersync.Directory, p *usersync.
 		}
 	}
 	sort.Slice(failing, func(i, j int) bool { return failing[i].Username < failing[j].Username })
+	holds, err := d.Holds(ctx, p.Name)
+	if err != nil {
+		return err
+	}
 	out := struct {
 		Provisioner string                  `json:"provisioner"`
 		States      map[string]int          `json:"states"`
 		Failing     []*usersync.Provisioned `json:"failing"`
 		Pending     int                     `json:"pendingApprovals"`
-	}{p.Name, counts, nonNil(failing), len(pending)}
+		Holds       []usersync.Hold         `json:"holds"`
+	}{p.Name, counts, nonNil(failing), len(pending), nonNil(holds)}
 	return a.emit(out, func(w io.Writer) {
 		row(w, "provisioner:", p.Name+" (users into tenant "+p.Config.TenantID+")")
 		row(w, "users:", fmt.Sprintf("%d active, %d suspended, %d deleted", counts[usersync.StateActive], counts[usersync.StateSuspended], counts[usersync.StateDeleted]))
 		row(w, "pending approvals:", len(pending))
+		for _, h := range holds {
+			row(w, "held:", fmt.Sprintf("%d %ss since %s: %s", h.Count, h.What, fmtTime(h.Since), h.Reason))
+		}
 		if len(failing) == 0 {
 			row(w, "failing users:", "none")
 			return

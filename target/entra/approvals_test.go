@@ -214,3 +214,61 @@ func TestRuleOnRoleSeesMappedRoles(t *testing.T) {
 		}
 	})
 }
+
+// Item 7: a held mass deprovision was invisible (status said 0 pending, no
+// failing user). It is a hold the directory keeps — listed with its users
+// until decided — and allow or reject decide it.
+func TestHeldDeprovisionsShownAndDecided(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.MassLimit, c.MassShare = 1, 50 })
+		e.run(UserOptions{})
+		e.members(false, "josh", "ann")
+		e.run(UserOptions{})
+		holds, err := d.Holds(ctx, e.p.Name)
+		if err != nil || len(holds) != 1 || holds[0].Count != 2 || strings.Join(holds[0].Users, ",") != "josh@contoso.com,ann@contoso.com" {
+			t.Fatalf("holds: %+v %v", holds, err)
+		}
+		p, _ := d.FindProvisioner(ctx, e.p.Name)
+		client := e.provisioner().client
+		if _, err := DecideHold(admin, d, client, p, false); err != nil {
+			t.Fatal(err)
+		}
+		if holds, _ := d.Holds(ctx, e.p.Name); len(holds) != 0 {
+			t.Fatalf("after reject: %+v", holds)
+		}
+		r := e.run(UserOptions{})
+		if r.Held != 0 || !e.entra("josh").AccountEnabled || !e.entra("ann").AccountEnabled {
+			t.Fatalf("rejected deprovisions were sent: %+v", r.Counts)
+		}
+		state, _ := d.ProvisionedUsers(ctx, e.p.Name)
+		if st := state[e.names["josh"].ID]; !st.Quarantined || !strings.Contains(st.LastError, "rejected by admin:root") {
+			t.Fatalf("josh after the reject: %+v", st)
+		}
+
+		e.members(false, "bo")
+		if r := e.run(UserOptions{}); r.Held != 0 || r.Counts["suspend:done"] != 1 {
+			t.Fatalf("bo alone is within the guard: %+v", r.Counts)
+		}
+		if _, err := DecideHold(admin, d, client, p, true); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+			t.Fatalf("allow with nothing held: %v", err)
+		}
+	})
+}
+
+// Allow runs the held deprovisions now and forgets the hold.
+func TestHeldDeprovisionsAllowed(t *testing.T) {
+	d := dirtest.SQLite(t)
+	e := newUserEnv(t, d, func(c *usersync.UserProvisioning) { c.MassLimit, c.MassShare = 1, 50 })
+	e.run(UserOptions{})
+	e.members(false, "josh", "ann")
+	e.run(UserOptions{})
+	p, _ := d.FindProvisioner(ctx, e.p.Name)
+	r, err := DecideHold(admin, d, e.provisioner().client, p, true)
+	if err != nil || r.Counts["suspend:done"] != 2 || e.entra("josh").AccountEnabled {
+		t.Fatalf("allow: %+v %v", r, err)
+	}
+	if holds, _ := d.Holds(ctx, e.p.Name); len(holds) != 0 {
+		t.Fatalf("after allow: %+v", holds)
+	}
+}

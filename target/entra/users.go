@@ -575,12 +575,23 @@ func (r *userRun) run() error {
 	}
 	if n := len(leaving); n > r.c.MassLimit && n*100 > r.c.MassShare*max(active, 1) && !r.o.Force {
 		r.r.Held = n
-		r.r.HeldReason = fmt.Sprintf("%d users would be deprovisioned (%s), more than %d and more than %d%% of the %d provisioned: held for an administrator (run with --force to apply)",
-			n, r.c.Deprovision, r.c.MassLimit, r.c.MassShare, active)
+		r.r.HeldReason = fmt.Sprintf("%d users would be deprovisioned (%s), more than %d and more than %d%% of the %d provisioned: held for an administrator (usersync provisioners hold %s allow|reject)",
+			n, r.c.Deprovision, r.c.MassLimit, r.c.MassShare, active, r.p.Name)
+		held := usersync.Hold{Provisioner: r.p.Name, What: HoldDeprovision, Count: n, Reason: r.r.HeldReason}
 		for _, st := range leaving {
+			held.Users = append(held.Users, st.Username)
 			r.record(st.UserID, st.Username, UserAction{Kind: r.c.Deprovision, User: st.Username, Reason: "left scope", Status: StatusHeld, Error: r.r.HeldReason})
 		}
+		if !r.o.DryRun && r.o.Only == nil {
+			if err := r.dir.SaveHold(r.ctx, held); err != nil { // shown by status, the API and the console until decided
+				return err
+			}
+		}
 		leaving = nil
+	} else if !r.o.DryRun && r.o.Only == nil {
+		if err := r.dir.ClearHold(r.ctx, r.p.Name, HoldDeprovision); err != nil {
+			return err
+		}
 	}
 	if err := r.creates(creates); err != nil {
 		return err
@@ -1483,6 +1494,59 @@ func (r *UserResult) asResult() *Result {
 		}
 	}
 	return out
+}
+
+// HoldDeprovision names the hold of a mass deprovision.
+const HoldDeprovision = "deprovision"
+
+// DecideHold decides what a user provisioner's mass-deprovision guard
+// holds: allow runs it now with the guard lifted for this run (under the
+// provisioner's lease); reject keeps every held user as it is in Entra —
+// each is quarantined with the reason (provisioners retry resumes one) —
+// and forgets the hold.
+func DecideHold(ctx context.Context, dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner, allow bool) (*UserResult, error) {
+	holds, err := dir.Holds(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	var h *usersync.Hold
+	for i := range holds {
+		if holds[i].What == HoldDeprovision {
+			h = &holds[i]
+		}
+	}
+	if h == nil {
+		return nil, usersync.Errorf(usersync.ENOTFOUND, "provisioner %s holds nothing back", p.Name)
+	}
+	if allow {
+		x, err := NewUsers(dir, client, p)
+		if err != nil {
+			return nil, err
+		}
+		return x.Run(ctx, UserOptions{Force: true, KeepActions: true})
+	}
+	err = provision.Hold(ctx, dir, p.Name, provision.DefaultWait, func(ctx context.Context) error {
+		state, err := dir.ProvisionedUsers(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		names := map[string]bool{}
+		for _, u := range h.Users {
+			names[strings.ToLower(u)] = true
+		}
+		var kept []*usersync.Provisioned
+		for _, st := range state {
+			if names[strings.ToLower(st.Username)] {
+				st.Quarantined, st.LastError = true, "its deprovision was held and rejected by "+usersync.ActorFrom(ctx)+": kept as it is in Entra (provisioners retry resumes it)"
+				kept = append(kept, st)
+			}
+		}
+		if err := dir.SaveProvisioned(ctx, kept...); err != nil {
+			return err
+		}
+		return dir.ClearHold(ctx, p.Name, HoldDeprovision)
+	})
+	return nil, err
 }
 
 // RetryUser clears a user's failures or quarantine and provisions that
