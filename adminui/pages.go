@@ -172,6 +172,9 @@ func (u *ui) coverage(r *http.Request, g *usersync.Group) ([]kv, error) {
 	}
 	var out []kv
 	for _, p := range ps {
+		if p.Kind != usersync.ProvisionerGroups {
+			continue // a user provisioner pushes users by role, not marked groups
+		}
 		why, err := usersync.CoveredBy(p.Config.SyncAttribute, g, folder)
 		if err != nil {
 			return nil, err

@@ -116,7 +116,7 @@ func TestUserProvisioningPages(t *testing.T) {
 		t.Fatal("the decided list does not name the administrator")
 	}
 	code, page, _ = post(t, c, srv.URL+"/admin/approvals", url.Values{"csrf": {csrf}, "decision": {"reject"}, "id": {byUser["bo@contoso.com"], byUser["josh@contoso.com"]}})
-	if code != http.StatusConflict || !strings.Contains(page, "is approved already") {
+	if code != http.StatusConflict || !strings.Contains(page, "is used already") { // approved, and sent
 		t.Fatalf("reject with one decided already: %d", code)
 	}
 	if a, _ := d.FindApproval(context.Background(), mustID(byUser["bo@contoso.com"])); a.Status != usersync.ApprovalPending {
@@ -285,6 +285,23 @@ func TestUserProvisioningPages(t *testing.T) {
 	}
 	if decided != 2 || mapping != 1 {
 		t.Fatalf("change log: %d decisions, %d mapping edits by the administrator", decided, mapping)
+	}
+	// Issue "Writes into a tenant …", item 11: a group under a folder that
+	// carries the default o365Sync marker is pushed by no group provisioner
+	// here; the user provisioner (whose settings name the same marker) was
+	// said to push it.
+	v := "true"
+	if _, err := d.CreateFolder(context.Background(), "apps"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetFolderAttributes(context.Background(), "apps", map[string]*string{usersync.DefaultSyncAttribute: &v}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateGroup(context.Background(), &usersync.Group{Name: "apps:marked"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := get(t, c, srv.URL+"/admin/groups/apps:marked"); strings.Contains(body, "Pushed to Entra ID by") || !strings.Contains(body, "No provisioner pushes this group") {
+		t.Fatalf("a marked group with only a user provisioner: %s", body)
 	}
 }
 

@@ -179,6 +179,8 @@ func (r *rewrite) shapeOf(n ast.Node) (Shape, string) {
 	switch n := n.(type) {
 	case *ast.IdentifierNode:
 		return r.shapes[n.Value], n.Value
+	case *ast.ChainNode:
+		return r.shapeOf(n.Node)
 	case *ast.MemberNode:
 		parent, path := r.shapeOf(n.Node)
 		if prop, ok := n.Property.(*ast.StringNode); ok && parent != nil {
@@ -191,6 +193,14 @@ func (r *rewrite) shapeOf(n ast.Node) (Shape, string) {
 func (r *rewrite) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.MemberNode:
+		// JEXL navigates past a missing object to null (a group one
+		// folder deep has no parentStem.parentStem): never an error.
+		defer func() {
+			if m, ok := (*node).(*ast.MemberNode); ok && !m.Method {
+				m.Optional = true
+				ast.Patch(node, &ast.ChainNode{Node: m})
+			}
+		}()
 		shape, path := r.shapeOf(n.Node)
 		prop, ok := n.Property.(*ast.StringNode)
 		if !ok || shape == nil || r.badMember != nil {
@@ -215,6 +225,10 @@ func (r *rewrite) Visit(node *ast.Node) {
 					ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: fn}, Arguments: append([]ast.Node{m.Node}, n.Arguments...)})
 				}
 			}
+		}
+	case *ast.BinaryNode:
+		if n.Operator == "+" { // JEXL's: null adds as nothing to a string
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "jAdd"}, Arguments: []ast.Node{n.Left, n.Right}})
 		}
 	case *ast.ConditionalNode:
 		if id, ok := n.Exp1.(*ast.IdentifierNode); ok && id.Value == elvisMark {
@@ -249,6 +263,32 @@ func truth(v any) bool {
 		return len(x) > 0
 	}
 	return true
+}
+
+// add is JEXL's +: numbers add, anything else concatenates as text, a null
+// as nothing (Grouper's JEXL gives "b" for null + "b", not an error).
+func add(a, b any) any {
+	switch x := a.(type) {
+	case int:
+		switch y := b.(type) {
+		case int:
+			return x + y
+		case float64:
+			return float64(x) + y
+		}
+	case float64:
+		switch y := b.(type) {
+		case int:
+			return x + float64(y)
+		case float64:
+			return x + y
+		}
+	case nil:
+		if b == nil {
+			return nil
+		}
+	}
+	return str(a) + str(b)
 }
 
 func str(v any) string {
@@ -297,6 +337,7 @@ func fn(name string, f func(args ...any) (any, error)) expr.Option {
 
 var functions = []expr.Option{
 	fn("jTruth", func(a ...any) (any, error) { return truth(a[0]), nil }),
+	fn("jAdd", func(a ...any) (any, error) { return add(a[0], a[1]), nil }),
 	fn("jElvis", func(a ...any) (any, error) {
 		if truth(a[0]) {
 			return a[0], nil

@@ -131,3 +131,34 @@ func TestShapeChecked(t *testing.T) {
 		}
 	}
 }
+
+// Issue "Writes into a tenant that can never hit the wrong object", item
+// 11: the seed's description expression failed for a group fewer than two
+// folders deep ("cannot fetch displayExtension from <nil>"), where
+// Grouper's JEXL navigates to null and null adds as nothing to a string.
+func TestNavigationPastTheRootIsNull(t *testing.T) {
+	src := `group.parentStem.parentStem.displayExtension + " - " + group.parentStem.displayExtension + " - " + group.displayExtension + (group.description ? ": " + group.description : "")`
+	p, err := Compile(src, "group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shallow := map[string]any{"name": "apps:g", "displayExtension": "g", "description": "", "parentStem": map[string]any{"name": "apps", "displayExtension": "Apps"}}
+	for group, want := range map[string]map[string]any{
+		" - Apps - g": shallow,
+		" -  - top":   {"name": "top", "displayExtension": "top", "description": ""},
+	} {
+		got, err := p.Eval(map[string]any{"group": want})
+		if err != nil || got != group {
+			t.Errorf("%v: %q, %v; want %q", want["name"], got, err, group)
+		}
+	}
+	for src, want := range map[string]string{`1 + 2`: "3", `1 + 2.5`: "3.5", `"a" + 1`: "a1", `group.x.y + group.z`: ""} {
+		p, err := Compile(src, "group")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := p.Eval(map[string]any{"group": map[string]any{}}); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", src, got, err, want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -43,6 +44,10 @@ type Config struct {
 	ClientID     string
 	ClientSecret string
 	HTTPClient   *http.Client // default: one that honours HTTPS_PROXY
+	// Proxy names the proxy HTTPClient goes through (like "http proxy
+	// proxy.example:3128"), so that a proxy that cannot be reached is
+	// named as the proxy, not as Graph.
+	Proxy string
 	MaxRetries   int          // per request for 429/5xx; default 8
 	// Sleep waits between retries; tests may replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -374,6 +379,9 @@ func (c *Client) send(ctx context.Context, req *http.Request, what, base string)
 			if f.Transient {
 				tried = fmt.Sprintf(" (tried for %s)", waited.Round(time.Second))
 			}
+			if c.cfg.Proxy != "" && viaProxyFailed(err) {
+				return nil, &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach the %s (the provisioner's proxy settings) on the way to %s: %s%s", what, c.cfg.Proxy, base, f.Reason, tried)}
+			}
 			return nil, &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach %s: %s%s", what, base, f.Reason, tried)}
 		}
 		if err := c.pause(ctx, what, f.Reason, d); err != nil {
@@ -386,6 +394,16 @@ func (c *Client) send(ctx context.Context, req *http.Request, what, base string)
 			}
 		}
 	}
+}
+
+// viaProxyFailed reports an error of the connection to a proxy (an HTTP
+// proxy's CONNECT, or a SOCKS handshake) rather than of Graph behind it.
+func viaProxyFailed(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "proxyconnect" {
+		return true
+	}
+	return strings.Contains(err.Error(), "socks connect")
 }
 
 // pause tells OnRetry and waits.

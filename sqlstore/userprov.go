@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/usersync/usersync"
 )
@@ -539,10 +540,22 @@ func (d *DB) DecideApproval(ctx context.Context, id int64, status string) (*user
 		if !usersync.CanMoveApproval(a.Status, status) {
 			return usersync.Errorf(usersync.ECONFLICT, "approval %d is %s already (by %s at %s): it cannot be made %s", id, a.Status, a.DecidedBy, a.DecidedAt.Format("2006-01-02 15:04:05Z"), status)
 		}
-		if _, err := t.exec(`UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?`, status, t.actor, t.now, id); err != nil {
+		switch status {
+		case usersync.ApprovalUsed, usersync.ApprovalExpired:
+			// What became of a decision: who decided, and when, stay (the
+			// change log has this move's actor and time).
+			_, err = t.exec(`UPDATE approvals SET status = ? WHERE id = ?`, status, id)
+		case usersync.ApprovalPending: // reopened: undecided again
+			_, err = t.exec(`UPDATE approvals SET status = ?, decided_by = '', decided_at = 0, last_seen = ? WHERE id = ?`, status, t.now, id)
+			a.DecidedBy, a.DecidedAt, a.LastSeen = "", time.Time{}, fromMicros(t.now)
+		default:
+			_, err = t.exec(`UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?`, status, t.actor, t.now, id)
+			a.DecidedBy, a.DecidedAt = t.actor, fromMicros(t.now)
+		}
+		if err != nil {
 			return t.d.wrapErr("decide approval", err)
 		}
-		a.Status, a.DecidedBy, a.DecidedAt = status, t.actor, fromMicros(t.now)
+		a.Status = status
 		t.change(usersync.ApprovalDecided, usersync.ObjectRef{Type: usersync.ObjectUser, ID: a.UserID, Name: a.Username}, nil,
 			map[string]usersync.FieldChange{"approval": {To: a.Action + " " + status}, "provisioner": {To: a.Provisioner}})
 		out = a

@@ -27,6 +27,7 @@ func NewClient(ctx context.Context, dir usersync.ProvisionerService, p *usersync
 		scheme := map[string]string{"http": "http", "socks": "socks5"}[c.ProxyType]
 		pu := &url.URL{Scheme: scheme, Host: c.ProxyHost + ":" + strconv.Itoa(c.ProxyPort)}
 		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 8}}
+		cfg.Proxy = c.ProxyType + " proxy " + pu.Host
 	}
 	return msgraph.New(cfg)
 }

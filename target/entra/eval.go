@@ -24,7 +24,17 @@ func EvalGroup(ctx context.Context, dir usersync.Directory, p *usersync.Provisio
 		return "", err
 	}
 	c := p.Config
-	return prog.Eval(map[string]any{"group": vars, "consumerName": p.Name, "tenantId": c.TenantID, "domain": c.Domain, "idAttribute": c.IDAttribute})
+	return evalErr(prog.Eval(map[string]any{"group": vars, "consumerName": p.Name, "tenantId": c.TenantID, "domain": c.Domain, "idAttribute": c.IDAttribute}))
+}
+
+// evalErr words an expression that failed as it ran (a bad regular
+// expression, a method on the wrong kind of value) as what it is: an
+// invalid expression, never an internal error.
+func evalErr(v string, err error) (string, error) {
+	if err != nil {
+		return "", usersync.Errorf(usersync.EINVALID, "%v", err)
+	}
+	return v, nil
 }
 
 // EvalSubject evaluates a subject expression of provisioner p on a
@@ -40,8 +50,8 @@ func EvalSubject(ctx context.Context, dir usersync.Directory, p *usersync.Provis
 	}
 	c := p.Config
 	s := Subject{u}
-	return prog.Eval(map[string]any{"subject": s, "subjectIdValue": s.Attribute(c.IDAttribute), "consumerName": p.Name,
-		"tenantId": c.TenantID, "domain": c.Domain, "idAttribute": c.IDAttribute})
+	return evalErr(prog.Eval(map[string]any{"subject": s, "subjectIdValue": s.Attribute(c.IDAttribute), "consumerName": p.Name,
+		"tenantId": c.TenantID, "domain": c.Domain, "idAttribute": c.IDAttribute}))
 }
 
 // PrincipalOf is the principal name provisioner p gives a directory user.

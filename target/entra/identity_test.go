@@ -3,6 +3,7 @@ package entra
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -189,4 +190,44 @@ func TestKilledCreateUnderReplicationLag(t *testing.T) {
 		t.Fatalf("after the re-run: %d Entra groups; %+v", e.remoteCount(), r.Actions)
 	}
 	e.wantMembers("app:g", "alice", "bob")
+}
+
+// Item 11: the seed's description expression on a group one folder deep
+// (Grouper's JEXL gives null for a parentStem past the root); an
+// expression that fails as it runs is named, never "Internal error.".
+func TestEvalPastTheRootAndRunErrors(t *testing.T) {
+	d := dirtest.SQLite(t)
+	e := newEnv(t, d, graphemu.Options{}, nil)
+	e.group("apps:g")
+	v, err := EvalGroup(ctx, d, e.p, "apps:g", `group.parentStem.parentStem.displayExtension + " - " + group.parentStem.displayExtension + " - " + group.displayExtension + (group.description ? ": " + group.description : "")`)
+	if err != nil || v != " - apps - g" {
+		t.Fatalf("one folder deep: %q %v", v, err)
+	}
+	_, err = EvalGroup(ctx, d, e.p, "apps:g", `group.name.replaceAll("(", "")`)
+	if usersync.ErrorCode(err) != usersync.EINVALID || usersync.ErrorMessage(err) == "Internal error." || !strings.Contains(err.Error(), "regular expression") {
+		t.Fatalf("an expression that fails as it runs: %v", err)
+	}
+}
+
+// Item 11: with the proxy down, the error named Graph. It names the proxy.
+func TestDeadProxyNamed(t *testing.T) {
+	d := dirtest.SQLite(t)
+	e := newEnv(t, d, graphemu.Options{}, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	p := *e.p
+	p.Config.GraphURL, p.Config.AuthorityURL = e.cfg.GraphURL, e.cfg.AuthorityURL
+	p.Config.ProxyType, p.Config.ProxyHost, p.Config.ProxyPort = "http", "127.0.0.1", port
+	c, err := NewClient(ctx, d, &p, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GroupByID(ctx, "x")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("cannot reach the http proxy 127.0.0.1:%d", port)) {
+		t.Fatalf("a dead proxy: %v", err)
+	}
 }
