@@ -47,8 +47,8 @@ type Config struct {
 	// Proxy names the proxy HTTPClient goes through (like "http proxy
 	// proxy.example:3128"), so that a proxy that cannot be reached is
 	// named as the proxy, not as Graph.
-	Proxy string
-	MaxRetries   int          // per request for 429/5xx; default 8
+	Proxy      string
+	MaxRetries int // per request for 429/5xx; default 8
 	// Sleep waits between retries; tests may replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// OnRetry, when set, hears of each retry before its wait: what was
