@@ -433,7 +433,8 @@ func (a *app) provisionersRun(reconcile bool) *cobra.Command {
 			if p, err := d.FindProvisioner(ctx, args[0]); err == nil && p.Kind == usersync.ProvisionerUsers {
 				// A user provisioner compares the whole scope with what it
 				// wrote every run: run and reconcile are one.
-				return a.runUsers(ctx, d, p, entra.UserOptions{DryRun: dryRun, Force: force}, verbose)
+				// reconcile also reads every provisioned user back from Entra.
+				return a.runUsers(ctx, d, p, entra.UserOptions{DryRun: dryRun, Force: force, ReadBack: reconcile}, verbose)
 			}
 			g, p, err := a.provisioner(ctx, d, args[0], verbose)
 			if err != nil {

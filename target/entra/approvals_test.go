@@ -272,3 +272,35 @@ func TestHeldDeprovisionsAllowed(t *testing.T) {
 		t.Fatalf("after allow: %+v", holds)
 	}
 }
+
+// Item 10: an onPremisesImmutableId changed in Entra after the user was
+// provisioned was never read back. A reconcile reads every provisioned
+// user: Entra's value wins, and the change is logged.
+func TestImmutableIDReadBack(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		e := newUserEnv(t, d, nil)
+		e.run(UserOptions{})
+		ann := e.entra("ann")
+		ann.OnPremisesImmutableID = "imm-set-in-entra"
+		e.tenant.AddUser(ann)
+		if r := e.run(UserOptions{}); r.Counts["immutable-id:done"] != 0 {
+			t.Fatalf("a run that reads no user: %+v", r.Counts)
+		}
+		r := e.run(UserOptions{ReadBack: true})
+		if r.Counts["immutable-id:done"] != 1 {
+			t.Fatalf("reconcile: %+v", r.Counts)
+		}
+		u, _ := d.FindUserByID(ctx, e.names["ann"].ID)
+		if u.Attributes["ImmutableID"] != "imm-set-in-entra" {
+			t.Fatalf("ann's ImmutableID: %q", u.Attributes["ImmutableID"])
+		}
+		before := e.emu.Writes()["PATCH /users/{id}"]
+		if r := e.run(UserOptions{}); len(r.Actions) != 0 || e.emu.Writes()["PATCH /users/{id}"] != before {
+			t.Fatalf("the value Entra has was sent back: %+v", r.Actions)
+		}
+		if e.entra("ann").OnPremisesImmutableID != "imm-set-in-entra" {
+			t.Fatal("Entra's value was overwritten")
+		}
+	})
+}

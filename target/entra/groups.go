@@ -197,6 +197,7 @@ type run struct {
 	items        map[int64]usersync.ProvisionerItem // failing groups by id, read once a run (nil until then)
 	runID        string                             // names the run in the provisioning log
 	pendingLog   []usersync.LogEntry                // the current group's actions, logged when it settles
+	memberFails  map[string][]string                // by group name: members that could not be written, and why
 	log          []usersync.LogEntry                // settled entries not written yet
 }
 
@@ -219,6 +220,10 @@ func (r *run) act(a Action) {
 			e.Modified = map[string]usersync.FieldChange{"members": {From: a.Member}}
 		case FailMember:
 			e.Status, e.Error = StatusFailed, a.Reason
+			if r.memberFails == nil {
+				r.memberFails = map[string][]string{}
+			}
+			r.memberFails[a.Group] = append(r.memberFails[a.Group], a.Member+": "+a.Reason)
 		}
 		r.pendingLog = append(r.pendingLog, e)
 	}
@@ -1095,6 +1100,27 @@ func (r *run) settle(groupID int64, name string, err error) error {
 		return lerr
 	}
 	it, had := items[groupID]
+	fails := r.memberFails[name]
+	delete(r.memberFails, name)
+	if err == nil && len(fails) > 0 {
+		// The group was written but some members were not (not in the
+		// tenant yet, most often): it is retried with backoff, and shown,
+		// rather than left until the group changes again.
+		if !had {
+			it = usersync.ProvisionerItem{Provisioner: r.p.Name, GroupID: groupID}
+		}
+		it.GroupName, it.Failures, it.Quarantined = name, it.Failures+1, false
+		it.LastError = fmt.Sprintf("%d members not written, retried: %s", len(fails), fails[0])
+		it.NextAttempt = r.o.Now().Add(time.Duration(1<<min(it.Failures-1, 10)) * 5 * time.Second)
+		if !r.p.Config.RetryOnError {
+			it.NextAttempt = time.Time{}.Add(1<<62 - 1)
+		}
+		if r.o.DryRun {
+			return nil
+		}
+		items[groupID] = it
+		return r.dir.SaveProvisionerItem(r.ctx, it)
+	}
 	if err == nil {
 		if had && !r.o.DryRun {
 			delete(items, groupID)

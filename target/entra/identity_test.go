@@ -231,3 +231,33 @@ func TestDeadProxyNamed(t *testing.T) {
 		t.Fatalf("a dead proxy: %v", err)
 	}
 }
+
+// Item 8: a member not yet in the tenant was dropped until its group
+// changed again. The group is kept as failing, shown with the member, and
+// retried with backoff: once the user exists in Entra, the next due run
+// adds it.
+func TestMissingMemberRetried(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		e := newEnv(t, open(t), graphemu.Options{}, nil)
+		e.mark("app")
+		e.group("app:g", "alice", "erin") // erin is not in the tenant
+		r := e.run()
+		if r.Counts[FailMember] != 1 {
+			t.Fatalf("erin: %+v", r.Actions)
+		}
+		e.wantMembers("app:g", "alice")
+		items, _ := e.dir.ProvisionerItems(ctx, "o365")
+		if len(items) != 1 || items[0].Quarantined || !strings.Contains(items[0].LastError, "erin@contoso.com") || !items[0].NextAttempt.Equal(e.now.Add(5*time.Second)) {
+			t.Fatalf("the member failure is not kept to retry: %+v", items)
+		}
+		e.tenant.AddUser(graphemu.User{ID: "id-erin", UserPrincipalName: "erin@contoso.com", AccountEnabled: true})
+		e.run() // not due yet
+		e.wantMembers("app:g", "alice")
+		e.now = e.now.Add(6 * time.Second)
+		e.run()
+		e.wantMembers("app:g", "alice", "erin")
+		if items, _ := e.dir.ProvisionerItems(ctx, "o365"); len(items) != 0 {
+			t.Fatalf("still failing after erin was added: %+v", items)
+		}
+	})
+}

@@ -90,6 +90,10 @@ type UserOptions struct {
 	// provisioner to end (default provision.DefaultWait); a dry run writes
 	// nothing and takes no lease.
 	LeaseWait time.Duration
+	// ReadBack reads every provisioned user back from Entra first (a
+	// reconcile): an onPremisesImmutableId changed in Entra is copied into
+	// the directory (seed 004: Entra's value wins), logged.
+	ReadBack bool
 }
 
 // Users is a user provisioner over a directory and a Graph client.
@@ -521,6 +525,11 @@ func (r *userRun) run() error {
 		}
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
+	if r.o.ReadBack {
+		if err := r.readBack(users); err != nil {
+			return err
+		}
+	}
 	claims := r.claimUPNs(users)
 	now := r.o.Now()
 	inScope := map[int64]bool{}
@@ -899,6 +908,54 @@ func withoutEmpty(m map[string]string) map[string]string {
 // newPassword is a random initial password Entra's complexity rules take;
 // it is sent once and kept nowhere (the user signs in through SSO or resets it).
 func newPassword() string { return usersync.NewSecret("") + "-Aa1" }
+
+// readBack reads the provisioned users among users from Entra and copies
+// an onPremisesImmutableId that differs into the directory (Entra's wins),
+// so that what is sent next carries it too.
+func (r *userRun) readBack(users []*usersync.User) error {
+	byID := make(map[int64]*usersync.User, len(users))
+	for _, u := range users {
+		byID[u.ID] = u
+	}
+	owner := map[string]*usersync.Provisioned{}
+	var ids []string
+	for _, st := range r.state {
+		if st.RemoteID != "" && st.State != usersync.StateDeleted && byID[st.UserID] != nil {
+			owner[st.RemoteID] = st
+			ids = append(ids, st.RemoteID)
+		}
+	}
+	sort.Strings(ids)
+	found, err := r.client.UsersByID(r.ctx, ids, []string{"onPremisesImmutableId"})
+	if err != nil {
+		return err
+	}
+	for _, eu := range found {
+		st := owner[eu.ID()]
+		if st == nil {
+			continue
+		}
+		u := byID[st.UserID]
+		ours, theirs := u.Attributes[r.c.ImmutableID], eu.String("onPremisesImmutableId")
+		if theirs == "" || theirs == ours {
+			continue
+		}
+		if err := r.copyImmutableID(u, ours, theirs); err != nil {
+			return err
+		}
+		if u.Attributes == nil {
+			u.Attributes = map[string]string{}
+		}
+		u.Attributes[r.c.ImmutableID] = theirs
+		if st.Sent != nil && !r.o.DryRun {
+			st.Sent["onPremisesImmutableId"] = theirs // Entra has it: nothing to send
+			if err := r.dir.SaveProvisioned(r.ctx, st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // copyImmutableID writes Entra's onPremisesImmutableId into the user's
 // ImmutableID attribute: Entra's value wins (seed 004).
