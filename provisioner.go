@@ -143,6 +143,17 @@ type ProvisionerItem struct {
 	Quarantined bool      `json:"quarantined"`
 }
 
+// Link is what a provisioner keeps of one directory object it writes: the
+// remote object it is written to, and in what state.
+type Link struct {
+	Object   string `json:"object"` // group or user
+	ID       int64  `json:"id"`     // the directory object's id (never given to another object)
+	Name     string `json:"name"`
+	RemoteID string `json:"remoteId"`
+	State    string `json:"state"` // linked, unmarked (kept, not followed), failing, quarantined; users: active, suspended, deleted
+	Detail   string `json:"detail,omitempty"`
+}
+
 // Hold is what a provisioner's guard holds back for an administrator: a
 // mass deprovision (What "deprovision"), with the users it names.
 type Hold struct {

@@ -378,6 +378,11 @@ func (c *Client) ProvisionerStatus(ctx context.Context, name string) (*Provision
 	return get[*ProvisionerStatus](c, ctx, "/provisioners/"+seg(name), nil)
 }
 
+func (c *Client) ProvisionerLinks(ctx context.Context, name string) ([]usersync.Link, error) {
+	l, err := get[ItemList[usersync.Link]](c, ctx, "/provisioners/"+seg(name)+"/links", nil)
+	return l.Items, err
+}
+
 func (c *Client) RetryProvisioner(ctx context.Context, name, group string) (*ProvisionerStatus, error) {
 	return send[*ProvisionerStatus](c, ctx, http.MethodPost, "/provisioners/"+seg(name)+"/retries", map[string]string{"group": group})
 }

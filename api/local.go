@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/provision"
 )
 
 // Local does the Operations on a directory, in this process: the API's
@@ -503,6 +504,15 @@ func (l *Local) ProvisionerStatus(ctx context.Context, name string) (*Provisione
 		}
 	}
 	return st, nil
+}
+
+func (l *Local) ProvisionerLinks(ctx context.Context, name string) ([]usersync.Link, error) {
+	p, err := l.Dir.FindProvisioner(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	links, err := provision.Links(ctx, l.Dir, p)
+	return nonNil(links), err
 }
 
 func (l *Local) RetryProvisioner(ctx context.Context, name, group string) (*ProvisionerStatus, error) {

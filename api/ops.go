@@ -73,6 +73,9 @@ type Operations interface {
 
 	ListProvisioners(ctx context.Context) ([]*usersync.Provisioner, error)
 	ProvisionerStatus(ctx context.Context, name string) (*ProvisionerStatus, error)
+	// ProvisionerLinks lists what a provisioner keeps of each directory
+	// object it writes (provision.Links).
+	ProvisionerLinks(ctx context.Context, name string) ([]usersync.Link, error)
 	// RetryProvisioner clears a group's failures or quarantine and
 	// reconciles it now; a new failure shows in the status it returns.
 	RetryProvisioner(ctx context.Context, name, group string) (*ProvisionerStatus, error)

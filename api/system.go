@@ -243,6 +243,12 @@ func (s *server) provisioners() {
 		func(ctx context.Context, in *ByProvisioner) (*struct{ Body *ProvisionerStatus }, error) {
 			return body(s.ops.ProvisionerStatus(ctx, in.Name))
 		})
+	huma.Register(s.api, huma.Operation{OperationID: "list-provisioner-links", Method: http.MethodGet, Path: "/provisioners/{name}/links", Summary: "What a provisioner keeps of each directory object it writes: the remote object it is linked to, and its state", Tags: []string{"provisioners"}},
+		func(ctx context.Context, in *ByProvisioner) (*struct {
+			Body ItemList[usersync.Link]
+		}, error) {
+			return items(s.ops.ProvisionerLinks(ctx, in.Name))
+		})
 	huma.Register(s.api, huma.Operation{OperationID: "retry-provisioner-group", Method: http.MethodPost, Path: "/provisioners/{name}/retries", Summary: "Clear a group's failures or quarantine and reconcile it now", Tags: []string{"provisioners"},
 		Description: "Answers the provisioner's status afterwards: a group that fails again is listed among its items with the error."},
 		func(ctx context.Context, in *struct {

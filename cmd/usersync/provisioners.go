@@ -150,7 +150,7 @@ approval ("usersync approvals").
 directory changes.`}
 	c.AddCommand(a.provisionersCreate(), a.provisionersImport(), remote(a.provisionersList()), remote(a.provisionersShow()), a.provisionersUpdate(),
 		a.provisionersDelete(), a.provisionersRun(false), a.provisionersRun(true), remote(a.provisionersStatus()), a.provisionersEval(), remote(a.provisionersRetry()),
-		a.provisionersEntitlements(), a.provisionersRules(), a.provisionersLog(), a.provisionersHold())
+		a.provisionersEntitlements(), a.provisionersRules(), a.provisionersLog(), a.provisionersHold(), remote(a.provisionersLinks()))
 	return c
 }
 
@@ -411,7 +411,7 @@ func (a *app) provisioner(ctx context.Context, d usersync.Directory, name string
 }
 
 func (a *app) provisionersRun(reconcile bool) *cobra.Command {
-	var dryRun, verbose, force bool
+	var dryRun, verbose, force, deleteOrphans bool
 	use, short := "run NAME", "Process the pending changes once and print what was done"
 	if reconcile {
 		use, short = "reconcile NAME", "Compare Entra with the directory for every covered group and repair drift both ways"
@@ -421,6 +421,7 @@ func (a *app) provisionersRun(reconcile bool) *cobra.Command {
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every write as it is made, and retries, to standard error")
 	if reconcile {
 		c.Flags().BoolVar(&force, "force", false, "apply removals of more than 20% of an Entra group's members (user provisioners: deprovisions beyond the mass-deprovision guard)")
+		c.Flags().BoolVar(&deleteOrphans, "delete-orphans", false, "delete the Entra groups this provisioner made whose directory groups are gone (listed, kept, without it)")
 	} else {
 		c.Flags().BoolVar(&force, "force", false, "user provisioners: apply deprovisions beyond the mass-deprovision guard")
 	}
@@ -441,7 +442,7 @@ func (a *app) provisionersRun(reconcile bool) *cobra.Command {
 				return err
 			}
 			bar := a.lineBar(verbose)
-			o := entra.Options{DryRun: dryRun, Force: force, KeepActions: dryRun || a.output == "json"}
+			o := entra.Options{DryRun: dryRun, Force: force, DeleteOrphans: deleteOrphans, KeepActions: dryRun || reconcile || a.output == "json"}
 			writes := 0
 			o.OnAction = func(act entra.Action) {
 				writes++
@@ -506,6 +507,13 @@ func (a *app) printRun(r *entra.Result, reconcile bool) error {
 			}
 		}
 		fmt.Fprintf(w, "provisioner %s: %s%s; %d groups looked at: %s\n", r.Provisioner, prefix, what, r.Groups, countsText(r.Counts))
+		if !r.DryRun {
+			for _, act := range r.Actions { // what reconcile found in the tenant, always shown
+				if act.Kind == entra.KeepOrphan || act.Kind == entra.DeleteOrphan || act.Kind == entra.AdoptOrphan {
+					fmt.Fprintln(w, "  "+describeAction(act, false))
+				}
+			}
+		}
 		for _, f := range r.Failures {
 			q := ""
 			if f.Quarantined {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,6 +26,7 @@ import (
 func (a *app) serveCommand() *cobra.Command {
 	var listen, cert, key, logFormat, scimLogDir, accessLog string
 	var noProvisioners, noSchedules bool
+	var reconcileEvery time.Duration
 	var jobTimeout, rescueAfter time.Duration
 	c := &cobra.Command{
 		Use:   "serve [--listen ADDR]",
@@ -131,7 +133,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 				if noProvisioners {
 					return
 				}
-				entra.Serve(ctx, d, entra.ServeOptions{Log: log, OnRun: entra.Metrics(set)})
+				entra.Serve(ctx, d, entra.ServeOptions{Log: log, OnRun: entra.Metrics(set), ReconcileEvery: cmp.Or(reconcileEvery, -1)})
 			}()
 			done := make(chan struct{})
 			go func() {
@@ -168,6 +170,7 @@ a daily file in --scim-log-dir (Authorization and secrets redacted).`,
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&scimLogDir, "scim-log-dir", "scim-log", "where SCIM requests are logged while the setting ENABLE_SCIM_REQUEST_LOGGER is Y")
 	fl.BoolVar(&noProvisioners, "no-provisioners", false, "do not run the provisioners (another replica, or a maintenance window)")
+	fl.DurationVar(&reconcileEvery, "reconcile-every", 24*time.Hour, "how often each provisioner compares the whole tenant with the directory and repairs drift (a reconcile), besides following changes; 0 never")
 	fl.BoolVar(&noSchedules, "no-schedules", false, "do not run schedules (see \"usersync schedules\")")
 	fl.DurationVar(&jobTimeout, "job-timeout", time.Hour, "the longest a scheduled run may take before it is cut and retried")
 	fl.DurationVar(&rescueAfter, "rescue-after", 0, "when a run whose replica died is run again by another replica (more than --job-timeout; default --job-timeout + 1m)")

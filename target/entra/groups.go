@@ -43,6 +43,11 @@ const (
 	RemoveMember ActionKind = "remove-member"
 	FailMember   ActionKind = "member-failed" // this member could not be written; the others were
 	StopGroup    ActionKind = "stop-group"    // the marker was removed: no more sync, the Entra group stays
+	// Found by reconcile: Entra groups that carry this provisioner's
+	// uniqueName but that no directory group links to.
+	KeepOrphan   ActionKind = "keep-orphan"   // its directory group is unmarked: it stays, as an unmarked group's does
+	DeleteOrphan ActionKind = "delete-orphan" // its directory group is gone (planned; done with DeleteOrphans)
+	AdoptOrphan  ActionKind = "adopt-orphan"  // its directory group is covered and has no Entra group: linked
 )
 
 // Action is one write (or, in a dry run, planned write) and why.
@@ -77,11 +82,14 @@ type Result struct {
 
 // Options shape a run.
 type Options struct {
-	DryRun      bool // plan only: read Entra and the directory, write neither, keep the cursor
-	Force       bool // reconcile: apply removals beyond the mass-removal guard
-	KeepActions bool
-	OnAction    func(Action)
-	Now         func() time.Time
+	DryRun bool // plan only: read Entra and the directory, write neither, keep the cursor
+	Force  bool // reconcile: apply removals beyond the mass-removal guard
+	// DeleteOrphans: a reconcile deletes the Entra groups it made whose
+	// directory group is gone (else it lists them, kept).
+	DeleteOrphans bool
+	KeepActions   bool
+	OnAction      func(Action)
+	Now           func() time.Time
 	// LeaseWait is how long a run waits for another run of the
 	// provisioner to end (default provision.DefaultWait); a dry run writes
 	// nothing and takes no lease.
@@ -1241,7 +1249,81 @@ func (g *Groups) reconcileAll(ctx context.Context, o Options) (res *Result, err 
 			return r.r, err
 		}
 	}
-	return r.r, nil
+	return r.r, r.orphans(groups)
+}
+
+// orphans finds the Entra groups that carry this provisioner's uniqueName
+// and that no directory group links to, and plans each: a covered
+// directory group without an Entra group adopts its own; an unmarked one's
+// stays, as unmarking leaves it; one whose directory group is gone is
+// deleted with DeleteOrphans (listed otherwise), at most
+// pull.MassRemovalMin at once without Force. Nothing is deleted without a
+// plan line that says why.
+func (r *run) orphans(groups []*usersync.Group) error {
+	prefix := UniquePrefix(r.p)
+	found, err := r.client.GroupsWithUniqueNamePrefix(r.ctx, prefix)
+	if err != nil {
+		return err
+	}
+	linked := map[string]bool{}
+	for _, g := range groups {
+		if id := g.Attributes[r.p.Config.RemoteIDAttribute]; id != "" {
+			linked[id] = true
+		}
+	}
+	var deletes []msgraph.Group
+	for _, eg := range found {
+		if linked[eg.ID] {
+			continue
+		}
+		id, err := strconv.ParseInt(strings.TrimPrefix(eg.UniqueName, prefix), 10, 64)
+		if err != nil {
+			continue // not a name this provisioner makes
+		}
+		grp, err := r.dir.FindGroupByID(r.ctx, id) // afresh: this reconcile may have linked it
+		if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+			deletes = append(deletes, eg)
+			continue
+		} else if err != nil {
+			return err
+		}
+		if grp.Attributes[r.p.Config.RemoteIDAttribute] == eg.ID {
+			continue
+		}
+		covered, err := r.covered(grp)
+		if err != nil {
+			return err
+		}
+		if !covered {
+			r.act(Action{Kind: KeepOrphan, Group: grp.Name, RemoteID: eg.ID, Reason: fmt.Sprintf("Entra group %q (uniqueName %s) is this provisioner's, and its directory group is not marked: it stays, as an unmarked group's does", eg.DisplayName, eg.UniqueName)})
+			continue
+		}
+		if grp.Attributes[r.p.Config.RemoteIDAttribute] == "" {
+			r.act(Action{Kind: AdoptOrphan, Group: grp.Name, RemoteID: eg.ID, Reason: fmt.Sprintf("Entra group %q has its uniqueName %s: linked", eg.DisplayName, eg.UniqueName)})
+			if err := r.storeRemoteID(grp, eg.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if len(deletes) > pull.MassRemovalMin && !r.o.Force && r.o.DeleteOrphans {
+		return usersync.Errorf(usersync.ECONFLICT, "reconcile would delete %d Entra groups whose directory groups are gone; refused as a likely mistake — reconcile with --force to apply it", len(deletes))
+	}
+	for _, eg := range deletes {
+		a := Action{Kind: DeleteOrphan, Group: eg.DisplayName, RemoteID: eg.ID,
+			Reason: fmt.Sprintf("Entra group made by this provisioner (uniqueName %s) whose directory group is gone", eg.UniqueName)}
+		if !r.o.DeleteOrphans {
+			a.Kind, a.Reason = KeepOrphan, a.Reason+"; kept: reconcile with --delete-orphans deletes it"
+			r.act(a)
+			continue
+		}
+		r.act(a)
+		if !r.o.DryRun {
+			if err := r.client.DeleteGroup(r.ctx, eg.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Retry clears a group's failures and quarantine and reconciles it now.

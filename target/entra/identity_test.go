@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,6 +259,91 @@ func TestMissingMemberRetried(t *testing.T) {
 		e.wantMembers("app:g", "alice", "erin")
 		if items, _ := e.dir.ProvisionerItems(ctx, "o365"); len(items) != 0 {
 			t.Fatalf("still failing after erin was added: %+v", items)
+		}
+	})
+}
+
+// Item 4: a group unmarked and then deleted stayed in Entra with nothing
+// that listed it, and reconcile said "nothing to write". Reconcile finds
+// the provisioner's Entra groups that no directory group links to: the
+// unmarked group's is kept and listed, the deleted one's listed and — with
+// DeleteOrphans — deleted; a covered group that lost its link adopts its own.
+func TestReconcileFindsOrphans(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		e := newEnv(t, open(t), graphemu.Options{}, nil)
+		e.mark("app")
+		gone := e.group("app:gone", "alice")
+		e.group("app:unmarked", "bob")
+		e.group("app:lost", "carol")
+		e.tenant.AddGroup(graphemu.Group{ID: "manual", DisplayName: "Manual", MailNickname: "manual"})
+		e.run()
+		goneID := e.remote("app:gone").ID
+		// Unmark the folder (the Entra groups stay), keep app:lost marked
+		// on its own, then delete app:gone.
+		if _, err := e.dir.SetFolderAttributes(ctx, "app", map[string]*string{e.p.Config.SyncAttribute: nil}); err != nil {
+			t.Fatal(err)
+		}
+		e.setGroupAttr("app:lost", e.p.Config.SyncAttribute, ptr("true"))
+		e.run()
+		if err := e.dir.DeleteGroup(ctx, gone.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.setGroupAttr("app:lost", e.p.Config.RemoteIDAttribute, nil) // its link is lost
+		e.run()
+		r := e.reconcile(e.opts())
+		byKind := map[ActionKind][]string{}
+		for _, a := range r.Actions {
+			byKind[a.Kind] = append(byKind[a.Kind], a.Group+"="+a.RemoteID)
+		}
+		if len(byKind[AdoptGroup]) != 1 || len(byKind[CreateGroup]) != 0 {
+			t.Fatalf("app:lost should adopt its own group: %+v", r.Actions)
+		}
+		// app:unmarked keeps its link (unmarking keeps the Entra group): not an orphan.
+		if k := byKind[KeepOrphan]; len(k) != 1 || !slices.Contains(k, "app:gone="+goneID) {
+			t.Fatalf("kept orphans: %v (%+v)", k, r.Actions)
+		}
+		if _, ok := e.tenant.Group(goneID); !ok {
+			t.Fatal("an orphan was deleted without --delete-orphans")
+		}
+		o := e.opts()
+		o.DeleteOrphans = true
+		r = e.reconcile(o)
+		if d := kinds(r, DeleteOrphan); len(d) != 1 || d[0].RemoteID != goneID {
+			t.Fatalf("delete orphans: %+v", r.Actions)
+		}
+		if _, ok := e.tenant.Group(goneID); ok {
+			t.Fatal("the orphan is still there")
+		}
+		if _, ok := e.tenant.Group("manual"); !ok || len(e.tenant.GroupsNamed("app:unmarked")) != 1 {
+			t.Fatal("a group that is not an orphan of a deleted group was deleted")
+		}
+	})
+}
+
+// Links list what a provisioner keeps of each directory object: the
+// group's Entra group and its state; a deleted group's link is gone with
+// it, an unmarked group's stays (its Entra group is kept, not followed).
+func TestLinksListed(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		e := newEnv(t, open(t), graphemu.Options{}, nil)
+		e.mark("app")
+		e.group("app:a", "alice")
+		b := e.group("app:b", "bob")
+		e.run()
+		links, err := provision.Links(ctx, e.dir, e.p)
+		if err != nil || len(links) != 2 || links[0].Name != "app:a" || links[0].RemoteID != e.remote("app:a").ID || links[0].State != "linked" {
+			t.Fatalf("links: %+v %v", links, err)
+		}
+		if err := e.dir.DeleteGroup(ctx, b.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.dir.SetFolderAttributes(ctx, "app", map[string]*string{e.p.Config.SyncAttribute: nil}); err != nil {
+			t.Fatal(err)
+		}
+		e.run()
+		links, _ = provision.Links(ctx, e.dir, e.p)
+		if len(links) != 1 || links[0].Name != "app:a" || links[0].State != "unmarked" {
+			t.Fatalf("links after a delete and an unmark: %+v", links)
 		}
 	})
 }

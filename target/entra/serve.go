@@ -25,6 +25,12 @@ type ServeOptions struct {
 	// NewClient makes a provisioner's Graph client (default NewClient
 	// with the stored secret).
 	NewClient func(ctx context.Context, p *usersync.Provisioner) (*msgraph.Client, error)
+	// ReconcileEvery is how often each provisioner runs a reconcile instead
+	// of a run (default 24 h, like Entra's periodic full cycle; negative:
+	// never), so drift in the tenant is repaired without anyone asking.
+	// The time of the last one is kept in the directory, so replicas and
+	// restarts share it.
+	ReconcileEvery time.Duration
 	// OnRun hears of every run and how long it took (metrics, tests).
 	OnRun func(name string, r *Result, err error, took time.Duration)
 }
@@ -42,6 +48,9 @@ func Serve(ctx context.Context, dir usersync.Directory, o ServeOptions) error {
 	}
 	if o.Reload <= 0 {
 		o.Reload = 5 * time.Second
+	}
+	if o.ReconcileEvery == 0 {
+		o.ReconcileEvery = 24 * time.Hour
 	}
 	if o.NewClient == nil {
 		o.NewClient = func(ctx context.Context, p *usersync.Provisioner) (*msgraph.Client, error) {
@@ -157,7 +166,7 @@ func (s *serving) stop() {
 // last run saw, or its schedule comes round.
 func (s *serving) work(ctx context.Context, w *worker) {
 	log := s.o.Log.With("provisioner", w.p.Name)
-	var run func(ctx context.Context) (*Result, error)
+	var run func(ctx context.Context, reconcile bool) (*Result, error)
 	for {
 		var seq int64
 		select {
@@ -184,8 +193,14 @@ func (s *serving) work(ctx context.Context, w *worker) {
 		var r *Result
 		err := provision.Hold(ctx, s.dir, w.p.Name, 0, func(ctx context.Context) error {
 			w.seen, w.next = seq, w.sched.Next(now)
-			var err error
-			r, err = run(ctx)
+			due, err := s.reconcileDue(ctx, w.p.Name, now)
+			if err != nil {
+				return err
+			}
+			if r, err = run(ctx, due); err == nil && due {
+				log.Info("provisioner reconciled (periodic)", "every", s.o.ReconcileEvery)
+				err = s.dir.SetCursor(ctx, ReconcileMark(w.p.Name), now.Unix())
+			}
 			return err
 		})
 		if usersync.ErrorCode(err) == usersync.ECONFLICT && r == nil {
@@ -210,15 +225,36 @@ func (s *serving) work(ctx context.Context, w *worker) {
 	}
 }
 
-// runnerOf returns one run of provisioner p, of either kind, as a Result.
-func runnerOf(dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner) (func(context.Context) (*Result, error), error) {
+// ReconcileMark names where the time (Unix seconds) of a provisioner's
+// last periodic reconcile is kept.
+func ReconcileMark(name string) string { return "reconciled:" + name }
+
+// reconcileDue reports whether the periodic reconcile of provisioner name
+// is due. The first time serve sees a provisioner, it starts the clock.
+func (s *serving) reconcileDue(ctx context.Context, name string, now time.Time) (bool, error) {
+	if s.o.ReconcileEvery < 0 {
+		return false, nil
+	}
+	last, err := s.dir.Cursor(ctx, ReconcileMark(name))
+	if err != nil || last == 0 {
+		if err == nil {
+			err = s.dir.SetCursor(ctx, ReconcileMark(name), now.Unix())
+		}
+		return false, err
+	}
+	return now.Sub(time.Unix(last, 0)) >= s.o.ReconcileEvery, nil
+}
+
+// runnerOf returns one run (or reconcile) of provisioner p, of either
+// kind, as a Result.
+func runnerOf(dir usersync.Directory, client *msgraph.Client, p *usersync.Provisioner) (func(ctx context.Context, reconcile bool) (*Result, error), error) {
 	if p.Kind == usersync.ProvisionerUsers {
 		x, err := NewUsers(dir, client, p)
 		if err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context) (*Result, error) {
-			ur, err := x.Run(ctx, UserOptions{KeepActions: true})
+		return func(ctx context.Context, reconcile bool) (*Result, error) {
+			ur, err := x.Run(ctx, UserOptions{KeepActions: true, ReadBack: reconcile})
 			return ur.asResult(), err
 		}, nil
 	}
@@ -226,7 +262,12 @@ func runnerOf(dir usersync.Directory, client *msgraph.Client, p *usersync.Provis
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) (*Result, error) { return g.Run(ctx, Options{}) }, nil
+	return func(ctx context.Context, reconcile bool) (*Result, error) {
+		if reconcile {
+			return g.Reconcile(ctx, Options{})
+		}
+		return g.Run(ctx, Options{})
+	}, nil
 }
 
 // Metrics returns an OnRun that counts runs, writes and failed groups per

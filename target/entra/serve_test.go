@@ -135,3 +135,29 @@ func (w *watched) ReleaseLease(ctx context.Context, name, holder string) error {
 	w.mu.Unlock()
 	return w.Directory.ReleaseLease(ctx, name, holder)
 }
+
+// Item 4: serve runs a reconcile of its own (default daily, like Entra's
+// periodic full cycle), so drift in the tenant — a member removed in Entra
+// by hand — is repaired without anyone asking. The clock starts the first
+// time serve sees the provisioner and is kept in the directory.
+func TestServeReconcilesPeriodically(t *testing.T) {
+	e := newEnv(t, dirtest.SQLite(t), graphemu.Options{}, func(c *usersync.ProvisionerConfig) { c.QuartzCron = "* * * * * ?" })
+	e.mark("app")
+	e.group("app:g", "alice", "bob")
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Serve(sctx, e.dir, ServeOptions{Poll: 20 * time.Millisecond, Reload: 50 * time.Millisecond, ReconcileEvery: 1500 * time.Millisecond,
+			NewClient: func(context.Context, *usersync.Provisioner) (*msgraph.Client, error) { return msgraph.New(e.cfg) }})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the group in Entra", func() bool { return len(e.remoteMembers("app:g")) == 2 })
+	g := e.remote("app:g")
+	g.Members = []string{"id-bob"} // alice removed in Entra by hand: no directory change tells
+	e.tenant.AddGroup(g)
+	waitFor(t, "alice back by the periodic reconcile", func() bool { return len(e.remoteMembers("app:g")) == 2 })
+	if last, _ := e.dir.Cursor(ctx, ReconcileMark("o365")); time.Since(time.Unix(last, 0)) > 5*time.Second {
+		t.Fatalf("the last reconcile is not recorded: %d", last)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/sqlstore"
 	"github.com/usersync/usersync/target/entra"
 )
@@ -42,5 +43,35 @@ reason ("provisioners retry NAME USER" resumes one).`,
 				return nil
 			}
 			return a.emit(r, func(w io.Writer) { printUserRun(w, r) })
+		})}
+}
+
+// provisionersLinks lists what a provisioner keeps of each directory object
+// it writes.
+func (a *app) provisionersLinks() *cobra.Command {
+	return &cobra.Command{Use: "links NAME", Short: "List the directory objects a provisioner writes, the remote object each is linked to, and its state", Args: cobra.ExactArgs(1),
+		Long: `A link is what a provisioner keeps of one directory object it writes: the
+id of its Entra group (group provisioners) or Entra user (user provisioners),
+and its state. Directory ids are never given to another object, so a link
+never passes to a group or user created later under the same name. A group
+provisioner's link is the group's remote id attribute; unmarking a group keeps
+it (the Entra group stays, no longer followed). A user provisioner keeps a
+user's link after the user leaves the directory, until its Entra user is
+deprovisioned.`,
+		RunE: a.withOps(true, func(ctx context.Context, o api.Operations, args []string) error {
+			links, err := o.ProvisionerLinks(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.emit(links, func(w io.Writer) {
+				if len(links) == 0 {
+					fmt.Fprintln(w, "no links: the provisioner has written nothing yet")
+					return
+				}
+				row(w, "OBJECT", "ID", "NAME", "REMOTE ID", "STATE", "DETAIL")
+				for _, l := range links {
+					row(w, l.Object, l.ID, l.Name, orDash(l.RemoteID), l.State, orDash(l.Detail))
+				}
+			})
 		})}
 }
