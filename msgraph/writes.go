@@ -6,6 +6,7 @@
 package msgraph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -320,8 +321,12 @@ func (c *Client) RemoveMembers(ctx context.Context, groupID string, ids []string
 			return "/groups/" + url.PathEscape(groupID) + "/members/" + url.PathEscape(id) + "/$ref"
 		},
 		answer: func(id string, status int, body json.RawMessage) error {
-			switch status {
-			case http.StatusNoContent, http.StatusOK, http.StatusNotFound: // 404: not a member (any more)
+			switch {
+			case status == http.StatusNoContent || status == http.StatusOK:
+			case status == http.StatusNotFound && !bytes.Contains(body, []byte(groupID)):
+				// 404 naming the member: not a member (any more). One naming
+				// the group is a group not found — moments old and not on
+				// every replica yet — and the member is still in it.
 			default:
 				failed[id] = innerError(status, body, "remove member "+id)
 			}

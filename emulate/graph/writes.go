@@ -481,6 +481,25 @@ func (s *Server) deleteGroup(w http.ResponseWriter, id string) {
 	if s.writableGroup(w, id) == nil {
 		return
 	}
+	t.deleteGroup(id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// DeleteGroup deletes a group as an administrator would in the portal;
+// false when there is none.
+func (t *Tenant) DeleteGroup(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.groups[id]; !ok {
+		return false
+	}
+	t.deleteGroup(id)
+	return true
+}
+
+// deleteGroup removes a group and its memberships in other groups; the
+// caller holds t.mu.
+func (t *Tenant) deleteGroup(id string) {
 	delete(t.groups, id)
 	for i, gid := range t.order {
 		if gid == id {
@@ -496,7 +515,6 @@ func (s *Server) deleteGroup(w http.ResponseWriter, id string) {
 		}
 	}
 	t.record(change{group: id})
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) addMemberRef(w http.ResponseWriter, id string, raw []byte) {

@@ -419,9 +419,6 @@ func (r *run) apply(ws map[int64]*work) error {
 
 func (r *run) applyOne(w *work) error {
 	if w.deleted {
-		if w.remoteID == "" {
-			return nil // never provisioned
-		}
 		// Only a group still followed is deleted in Entra: one whose
 		// marker was removed earlier keeps its Entra group.
 		if !w.markedAtDelete {
@@ -430,7 +427,19 @@ func (r *run) applyOne(w *work) error {
 				return err
 			}
 		}
-		r.act(Action{Kind: DeleteGroup, Group: w.name, RemoteID: w.remoteID, Reason: "deleted in the directory"})
+		reason := "deleted in the directory"
+		if w.remoteID == "" {
+			// Never linked: never provisioned, or a run made its Entra
+			// group and was killed before it kept the id. The key finds it.
+			found, err := r.client.GroupByUniqueName(r.ctx, UniqueName(r.p, &usersync.Group{ID: w.id}))
+			if isNotFound(err) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			w.remoteID, reason = found.ID, "deleted in the directory (its Entra group, never linked, found by its uniqueName)"
+		}
+		r.act(Action{Kind: DeleteGroup, Group: w.name, RemoteID: w.remoteID, Reason: reason})
 		if r.o.DryRun {
 			return nil
 		}
