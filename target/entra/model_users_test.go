@@ -270,4 +270,3 @@ func (m *userModel) upnTaken(u *usersync.User, state map[int64]*usersync.Provisi
 	}
 	return false
 }
-
