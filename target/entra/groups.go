@@ -341,8 +341,10 @@ func (r *run) fold(events []*usersync.Change) (map[int64]*work, error) {
 				case f == marker:
 					get(e.Object).unmarked = true
 				case f == "name":
+					// A rename may move the group into a marked folder after
+					// changes made while it was not followed: read both sides.
 					w := get(e.Object)
-					w.props, w.renamed = true, true
+					w.props, w.renamed, w.full = true, true, true
 				case f == "description" || f == "attributes."+usersync.AttrDisplayExtension:
 					get(e.Object).props = true // what the naming model shows
 				}

@@ -366,3 +366,30 @@ func TestRemovalFromReplicatingGroupNotLost(t *testing.T) {
 	e.run()
 	e.wantMembers("app:g", "alice")
 }
+
+// Found by the model-based test: a group renamed into a marked folder after
+// members changed while it was not followed kept the old members in Entra
+// (a rename only updated its names). A rename reads both sides.
+func TestRenameIntoMarkedFolderCatchesUp(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		e := newEnv(t, open(t), graphemu.Options{}, nil)
+		e.mark("app")
+		e.group("app:g", "alice")
+		e.run()
+		grp := e.find("app:g")
+		to := "other:g"
+		if _, err := e.dir.UpdateGroup(ctx, grp.ID, usersync.GroupUpdate{Name: &to}, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.run() // out of the marked folder: no longer followed
+		e.addMembers("other:g", "bob")
+		e.removeMembers("other:g", "alice")
+		e.run()
+		back := "app:g2"
+		if _, err := e.dir.UpdateGroup(ctx, grp.ID, usersync.GroupUpdate{Name: &back}, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.run()
+		e.wantMembers("app:g2", "bob")
+	})
+}
