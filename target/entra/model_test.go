@@ -317,6 +317,16 @@ func (m *model) converge(lag time.Duration) {
 		}
 		m.check(false)
 	}
+	// Quarantined groups wait for an administrator (a reconcile, a retry):
+	// the reconcile below is what repairs them.
+	items, err := m.e.dir.ProvisionerItems(ctx, m.e.p.Name)
+	if err != nil {
+		m.fatalf("%v", err)
+	}
+	quarantined := map[string]bool{}
+	for _, it := range items {
+		quarantined[it.GroupName] = it.Quarantined
+	}
 	for round := 0; ; round++ {
 		if round == 12 {
 			m.fatalf("reconciles did not settle after %d rounds", round)
@@ -334,7 +344,7 @@ func (m *model) converge(lag time.Duration) {
 		if !m.drifted && round == 0 {
 			var fix []string
 			for _, a := range r.Actions {
-				if a.Kind != DeleteOrphan && slices.Contains(modelWrites, a.Kind) { // an unmarked-then-deleted group's Entra group is an orphan by design
+				if a.Kind != DeleteOrphan && !quarantined[a.Group] && slices.Contains(modelWrites, a.Kind) { // an unmarked-then-deleted group's Entra group is an orphan by design
 					fix = append(fix, string(a.Kind)+" "+a.Group+" "+a.Member+": "+a.Reason)
 				}
 			}
