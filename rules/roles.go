@@ -132,25 +132,11 @@ func (x *expander) expand(c usersync.Cond) (usersync.Cond, error) {
 		}
 		return out, nil
 	case usersync.All:
-		out := make(usersync.All, len(c))
-		for i, k := range c {
-			e, err := x.expand(k)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = e
-		}
-		return out, nil
+		l, err := x.expandEach(c)
+		return usersync.All(l), err
 	case usersync.Any:
-		out := make(usersync.Any, len(c))
-		for i, k := range c {
-			e, err := x.expand(k)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = e
-		}
-		return out, nil
+		l, err := x.expandEach(c)
+		return usersync.Any(l), err
 	case usersync.Not:
 		e, err := x.expand(c.Cond)
 		return usersync.Not{Cond: e}, err
@@ -193,4 +179,17 @@ func setsRole(roles []string, m usersync.Match) bool {
 		}
 	}
 	return false
+}
+
+// expandEach expands every condition of an All or Any.
+func (x *expander) expandEach(list []usersync.Cond) ([]usersync.Cond, error) {
+	out := make([]usersync.Cond, len(list))
+	for i, k := range list {
+		e, err := x.expand(k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
 }

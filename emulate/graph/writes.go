@@ -178,14 +178,19 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, raw []byte)
 		graphError(w, 400, "BadRequest", "Invalid JSON: "+err.Error())
 		return
 	}
-	t := s.tenant
-	t.mu.Lock()
+	s.tenant.mu.Lock()
+	s.insertAndAnswer(w, r, in)
+}
+
+// insertAndAnswer creates the group in describes and answers 201 with
+// it, or the refusal; the caller holds the tenant's lock, released here.
+func (s *Server) insertAndAnswer(w http.ResponseWriter, r *http.Request, in groupBody) {
 	g, status, code, msg := s.insertGroup(in)
 	var body map[string]any
 	if g != nil {
 		body = groupJSON(g, nil)
 	}
-	t.mu.Unlock()
+	s.tenant.mu.Unlock()
 	if status != 0 {
 		graphError(w, status, code, msg)
 		return
@@ -305,18 +310,7 @@ func (s *Server) upsertGroup(w http.ResponseWriter, r *http.Request, key string,
 		return
 	}
 	in.UniqueName = &key
-	g, status, code, msg := s.insertGroup(in)
-	var body map[string]any
-	if g != nil {
-		body = groupJSON(g, nil)
-	}
-	t.mu.Unlock()
-	if status != 0 {
-		graphError(w, status, code, msg)
-		return
-	}
-	w.Header().Set("Location", scheme(r)+"://"+r.Host+"/v1.0/groups/"+g.ID)
-	writeJSON(w, http.StatusCreated, body)
+	s.insertAndAnswer(w, r, in)
 }
 
 func isUniqueNameKey(parts []string) bool { _, ok := uniqueNameKey(parts); return ok }
