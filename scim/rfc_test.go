@@ -639,3 +639,31 @@ func TestSchemaCheckCatches(t *testing.T) {
 		}
 	}
 }
+
+// RFC 7644 §3.6: a deleted resource answers 404 for ever. Its id is never
+// given to another resource (on SQLite the newest row's id was): a
+// client's PATCH or member add aimed at the deleted user or group must
+// never reach the one created after it.
+func TestRFC7644_3_6_DeletedIDNeverReused(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		for _, kind := range []struct{ path, attr, value string }{{"/Users", "userName", "zed@example.com"}, {"/Groups", "displayName", "Gone"}} {
+			schema := coreUser
+			if kind.path == "/Groups" {
+				schema = coreGroup
+			}
+			_, made, _ := c.do("POST", kind.path, map[string]any{"schemas": []any{schema}, kind.attr: kind.value})
+			old := made["id"].(string)
+			if code, _, _ := c.do("DELETE", kind.path+"/"+old, nil); code != 204 {
+				t.Fatalf("DELETE %s: %d", old, code)
+			}
+			_, next, _ := c.do("POST", kind.path, map[string]any{"schemas": []any{schema}, kind.attr: "new-" + kind.value})
+			if next["id"] == old {
+				t.Fatalf("%s: the deleted resource's id %s was given to the next one", kind.path, old)
+			}
+			if code, _, _ := c.do("PATCH", kind.path+"/"+old, ops(map[string]any{"op": "replace", "path": kind.attr, "value": "hijacked"})); code != 404 {
+				t.Fatalf("PATCH of a deleted %s: %d", kind.path, code)
+			}
+		}
+	})
+}

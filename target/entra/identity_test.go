@@ -162,35 +162,37 @@ func TestRunRefusedNamesLeaseHolder(t *testing.T) {
 // found nothing by $filter and made a second group. The upsert's key is
 // found at once: the second run adopts the group the first one made.
 func TestKilledCreateUnderReplicationLag(t *testing.T) {
-	kctx, kill := context.WithCancel(ctx)
-	var killing atomic.Bool
-	killing.Store(true)
-	e := newEnv(t, dirtest.SQLite(t), graphemu.Options{ReplicationLag: 2 * time.Second, Fault: func(r *http.Request) int {
-		if isCreate(r) && killing.Load() {
-			kill() // the request goes on at Graph; its answer is lost
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		kctx, kill := context.WithCancel(ctx)
+		var killing atomic.Bool
+		killing.Store(true)
+		e := newEnv(t, open(t), graphemu.Options{ReplicationLag: 2 * time.Second, Fault: func(r *http.Request) int {
+			if isCreate(r) && killing.Load() {
+				kill() // the request goes on at Graph; its answer is lost
+			}
+			return 0
+		}}, nil)
+		e.cfg.Sleep = nil // wait for real
+		e.mark("app")
+		e.group("app:g", "alice", "bob")
+		if _, err := e.provisioner().Run(kctx, e.opts()); err == nil {
+			t.Fatal("the killed run did not fail")
 		}
-		return 0
-	}}, nil)
-	e.cfg.Sleep = nil // wait for real
-	e.mark("app")
-	e.group("app:g", "alice", "bob")
-	if _, err := e.provisioner().Run(kctx, e.opts()); err == nil {
-		t.Fatal("the killed run did not fail")
-	}
-	killing.Store(false)
-	for deadline := time.Now().Add(5 * time.Second); e.remoteCount() == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the create never reached the emulator")
+		killing.Store(false)
+		for deadline := time.Now().Add(5 * time.Second); e.remoteCount() == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the create never reached the emulator")
+			}
 		}
-	}
-	if e.find("app:g").Attributes[e.p.Config.RemoteIDAttribute] != "" {
-		t.Fatal("the killed run kept the id: nothing to test")
-	}
-	r := e.run()
-	if e.remoteCount() != 1 || r.Counts[AdoptGroup] != 1 || r.Counts[CreateGroup] != 0 {
-		t.Fatalf("after the re-run: %d Entra groups; %+v", e.remoteCount(), r.Actions)
-	}
-	e.wantMembers("app:g", "alice", "bob")
+		if e.find("app:g").Attributes[e.p.Config.RemoteIDAttribute] != "" {
+			t.Fatal("the killed run kept the id: nothing to test")
+		}
+		r := e.run()
+		if e.remoteCount() != 1 || r.Counts[AdoptGroup] != 1 || r.Counts[CreateGroup] != 0 {
+			t.Fatalf("after the re-run: %d Entra groups; %+v", e.remoteCount(), r.Actions)
+		}
+		e.wantMembers("app:g", "alice", "bob")
+	})
 }
 
 // Item 11: the seed's description expression on a group one folder deep
