@@ -668,3 +668,31 @@ func TestMigrateIDsNeverReused(t *testing.T) {
 		})
 	}
 }
+
+// Migration 15: approvals approved before it were used again for every
+// later action of the same plan; they count as used after the upgrade.
+func TestMigrateApprovedAreUsed(t *testing.T) {
+	for name, dsn := range backends() {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			ctx := context.Background()
+			old, err := open(ctx, url, 14, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := old.db.Exec(`INSERT INTO provisioners (name, kind, config, secret, created_at, updated_at, version) VALUES ('o365u', 'users', '{}', '', 0, 0, 1)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := old.db.Exec(old.q(`INSERT INTO approvals (provisioner, user_id, username, action, reason, detail, plan_key, status, created_at, decided_by, decided_at)
+				VALUES ('o365u', 1, 'a', 'create', '', '', 'k', 'approved', 0, 'admin', 0), ('o365u', 2, 'b', 'create', '', '', 'k', 'pending', 0, '', 0)`)); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+			d := openDB(t, url)
+			list, err := d.FindApprovals(ctx, "o365u", "")
+			if err != nil || len(list) != 2 || list[0].Status != usersync.ApprovalUsed || list[1].Status != usersync.ApprovalPending {
+				t.Fatalf("after the upgrade: %+v %v", list, err)
+			}
+		})
+	}
+}
