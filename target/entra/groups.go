@@ -1141,7 +1141,10 @@ func (r *run) settle(groupID int64, name string, err error) error {
 		return r.dir.SaveProvisionerItem(r.ctx, it)
 	}
 	if err == nil {
-		if had && !r.o.DryRun {
+		// Only a reconcile of the group (both sides read) repairs what a
+		// failure left undone; a later change written alone does not, so
+		// the item — and a quarantine — stays until one.
+		if _, reconciled := r.reconciledAt[groupID]; had && reconciled && !r.o.DryRun {
 			delete(items, groupID)
 			return r.dir.DeleteProvisionerItem(r.ctx, r.p.Name, groupID)
 		}

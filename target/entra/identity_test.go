@@ -395,3 +395,40 @@ func TestRenameIntoMarkedFolderCatchesUp(t *testing.T) {
 		e.wantMembers("app:g2", "bob")
 	})
 }
+
+// Found by the model-based test: a group whose write failed (a member
+// removal lost with it) left quarantine — and its failure record — when a
+// later member change was written alone, so the failed work was never
+// redone. Only a reconcile of the group clears its failure.
+func TestFailedGroupClearedOnlyByReconcile(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		var failing atomic.Bool
+		e := newEnv(t, open(t), graphemu.Options{Fault: func(r *http.Request) int {
+			if failing.Load() && (r.Method == http.MethodDelete || strings.HasSuffix(r.URL.Path, "$batch")) {
+				return http.StatusServiceUnavailable // the removal
+			}
+			return 0
+		}}, func(c *usersync.ProvisionerConfig) { c.MaxFailures = 1 })
+		e.mark("app")
+		e.group("app:g", "alice", "bob")
+		e.run()
+		failing.Store(true)
+		e.removeMembers("app:g", "bob")
+		if r := e.run(); len(r.Failures) != 1 || !r.Failures[0].Quarantined {
+			t.Fatalf("the removal should fail and quarantine the group: %+v", r)
+		}
+		failing.Store(false)
+		e.addMembers("app:g", "carol")
+		e.now = e.now.Add(time.Hour)
+		e.run()
+		items, _ := e.dir.ProvisionerItems(ctx, "o365")
+		if len(items) != 1 || !items[0].Quarantined {
+			t.Fatalf("a change written alone cleared the failure: %+v", items)
+		}
+		e.reconcile(e.opts())
+		e.wantMembers("app:g", "alice", "carol")
+		if items, _ := e.dir.ProvisionerItems(ctx, "o365"); len(items) != 0 {
+			t.Fatalf("after the reconcile: %+v", items)
+		}
+	})
+}
