@@ -47,7 +47,7 @@ var staticFS embed.FS
 func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler {
 	u := &ui{dir: dir, ops: ops, log: log, pages: map[string]*template.Template{}}
 	go dummyHash() // ready before the first sign-in, off the start-up path
-	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "approvals", "provisioning", "mappings", "reapply", "reconcile", "folders", "error"} {
+	for _, page := range []string{"login", "users", "user", "groups", "group", "settings", "schedules", "schedule", "run", "tokens", "changes", "changes-rows", "provisioners", "approvals", "provisioning", "mappings", "reapply", "reconcile", "folders", "links", "error"} {
 		u.pages[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/runs_table.html", "templates/change_rows.html", "templates/"+page+".html"))
 	}
 	mux := http.NewServeMux()
@@ -79,6 +79,7 @@ func New(dir usersync.Directory, ops *api.Local, log *slog.Logger) http.Handler 
 	mux.Handle("POST "+Path+"/provisioners/{name}/retries", u.signedIn(u.retryProvisioner))
 	mux.Handle("POST "+Path+"/provisioners/{name}/plan", u.signedIn(u.planReconcile))
 	mux.Handle("POST "+Path+"/provisioners/{name}/hold", u.signedIn(u.decideHold))
+	mux.Handle("GET "+Path+"/provisioners/{name}/links", u.signedIn(u.linksPage))
 	mux.Handle("POST "+Path+"/provisioners/{name}/reconcile", u.signedIn(u.applyReconcile))
 	mux.Handle("POST "+Path+"/tokens", u.signedIn(u.tokenAction))
 	mux.Handle("GET "+Path+"/approvals", u.signedIn(u.approvalsPage))

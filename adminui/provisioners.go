@@ -74,6 +74,18 @@ func (u *ui) showProvisioners(w http.ResponseWriter, r *http.Request, s *usersyn
 	u.render(w, status, "provisioners", view{Title: "Provisioners", Session: s, Notice: notice, Error: problem, Data: views})
 }
 
+// linksPage lists what a provisioner keeps of each directory object it
+// writes (provision.Links).
+func (u *ui) linksPage(w http.ResponseWriter, r *http.Request, s *usersync.AdminSession) {
+	name := r.PathValue("name")
+	links, err := u.ops.ProvisionerLinks(r.Context(), name)
+	if err != nil {
+		u.fail(w, s, err)
+		return
+	}
+	u.render(w, http.StatusOK, "links", view{Title: "Links of " + name, Session: s, Data: map[string]any{"Name": name, "Links": links}})
+}
+
 // decideHold allows (runs now, guard lifted) or rejects (keeps the users
 // as they are, quarantined) what a provisioner's mass-deprovision guard
 // holds.

@@ -272,6 +272,14 @@ func TestUserProvisioningPages(t *testing.T) {
 	if _, page, _ = get(t, c, srv.URL+"/admin/provisioners"); !strings.Contains(page, "<dd>none</dd>") {
 		t.Fatalf("lag after the run: %s", page)
 	}
+	// Links: each provisioned user and its Entra user.
+	joshEntra, _ := tenant.UserByUPN("josh@contoso.com")
+	if code, page, _ = get(t, c, srv.URL+"/admin/provisioners/o365u/links"); code != 200 || !strings.Contains(page, "josh@contoso.com") || !strings.Contains(page, joshEntra.ID) {
+		t.Fatalf("links page: %d %s", code, page)
+	}
+	if code, _, _ = get(t, c, srv.URL+"/admin/provisioners/nope/links"); code != 404 {
+		t.Fatalf("links of an unknown provisioner: %d", code)
+	}
 	// Every write is in the change log with its actor.
 	cs, _ := d.ChangesAfter(context.Background(), 0, 10000)
 	var decided, mapping int
