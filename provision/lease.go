@@ -82,23 +82,22 @@ func Hold(ctx context.Context, dir usersync.LeaseService, name string, wait time
 		if got {
 			break
 		}
-		if !time.Now().Before(deadline) {
-			who, until, err := dir.LeaseHolder(ctx, lease)
-			if err != nil {
+		who, until, err := dir.LeaseHolder(ctx, lease)
+		if err != nil {
+			return err
+		}
+		switch {
+		case who == "":
+			continue // released just now: take it
+		case deadHere(who):
+			// Its process on this machine is gone (killed): a rerun of the
+			// same command goes on at once rather than wait out the lease.
+			// Only that holder's lease is released.
+			if err := dir.ReleaseLease(ctx, lease, who); err != nil {
 				return err
 			}
-			if who == "" {
-				continue // released just now: take it
-			}
-			if deadHere(who) {
-				// Its process on this machine is gone (killed): a rerun of
-				// the same command goes on at once rather than wait out
-				// the lease. Only that holder's lease is released.
-				if err := dir.ReleaseLease(ctx, lease, who); err != nil {
-					return err
-				}
-				continue
-			}
+			continue
+		case !time.Now().Before(deadline):
 			waited := ""
 			if wait > 0 {
 				waited = fmt.Sprintf(" (waited %s)", wait.Round(time.Second))

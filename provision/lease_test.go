@@ -74,8 +74,12 @@ func TestHoldTakesOverFromDeadProcess(t *testing.T) {
 	if ok, err := d.TryLease(ctx, LeaseName("p"), dead, time.Minute); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if err := Hold(ctx, d, "p", 0, func(context.Context) error { return nil }); err != nil {
+	start := time.Now()
+	if err := Hold(ctx, d, "p", 30*time.Second, func(context.Context) error { return nil }); err != nil {
 		t.Fatalf("a dead process's lease: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a dead process's lease was waited out (%s), not taken over at once", took)
 	}
 	for _, alive := range []string{
 		fmt.Sprintf("usersync serve on %s, pid %d (abc), run 1", host, os.Getppid()),
