@@ -137,12 +137,20 @@ func TestUserProvisioningCLI(t *testing.T) {
 	if !okU || len(josh.Licenses) != 3 || josh.DisplayName != "Josh Ames" {
 		t.Fatalf("josh in Entra: %+v", josh)
 	}
-	fails(t, cli(t, db, "", "approvals", "approve", ids["josh@"+pushTenant]), 1, "is approved already")
+	// Sent: the approval is used up, and cannot be decided again.
+	fails(t, cli(t, db, "", "approvals", "approve", ids["josh@"+pushTenant]), 1, "is used already")
 	ok(t, cli(t, db, "", "approvals", "reject", ids["bo@"+pushTenant]))
 	r = ok(t, cli(t, db, "", "approvals", "list", "--all"))
-	if !strings.Contains(r.stdout, "rejected") || !strings.Contains(r.stdout, "cli:") {
+	if !strings.Contains(r.stdout, "rejected") || !strings.Contains(r.stdout, "used") || !strings.Contains(r.stdout, "cli:") {
 		t.Fatalf("decided approvals: %s", r.stdout)
 	}
+	// A rejection can be reopened: it waits again; reopened twice is refused.
+	r = ok(t, cli(t, db, "", "approvals", "reopen", ids["bo@"+pushTenant]))
+	if !strings.Contains(r.stdout, "reopened approval "+ids["bo@"+pushTenant]) {
+		t.Fatalf("reopen: %s", r.stdout)
+	}
+	fails(t, cli(t, db, "", "approvals", "reopen", ids["bo@"+pushTenant]), 1, "cannot be made pending")
+	ok(t, cli(t, db, "", "approvals", "reject", ids["bo@"+pushTenant]))
 	r = ok(t, cli(t, db, "", "provisioners", "status", "o365u"))
 	if !strings.Contains(r.stdout, "2 active, 0 suspended, 0 deleted") || !strings.Contains(r.stdout, "failing users:      none") {
 		t.Fatalf("status: %s", r.stdout)
