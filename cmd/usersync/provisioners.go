@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -463,6 +464,10 @@ func (a *app) provisionersRun(reconcile bool) *cobra.Command {
 					return perr
 				}
 			}
+			if errors.Is(err, context.Canceled) {
+				fmt.Fprintf(a.stderr, "usersync: interrupted: %d writes were made before the stop (counted above); the cursor stays before what was not finished. Run the same command again to complete it.\n", writes)
+				return exitError{130}
+			}
 			if err != nil {
 				return err
 			}
@@ -493,8 +498,11 @@ func describeAction(act entra.Action, dryRun bool) string {
 func (a *app) printRun(r *entra.Result, reconcile bool) error {
 	return a.emit(r, func(w io.Writer) {
 		what := fmt.Sprintf("change events %d–%d (%d)", r.FromSeq+1, r.ToSeq, r.Events)
-		if r.Events == 0 {
+		switch {
+		case r.Events == 0:
 			what = "no pending change events"
+		case r.ToSeq <= r.FromSeq:
+			what = fmt.Sprintf("%d change events read, their batch not finished", r.Events)
 		}
 		if reconcile {
 			what = "reconcile"

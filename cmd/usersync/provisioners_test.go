@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -309,5 +310,41 @@ func TestKillDuringProvisionerRun(t *testing.T) {
 				srv.Close()
 			}
 		})
+	}
+}
+
+// Ctrl-C during `provisioners run`: it says it was interrupted and how many
+// writes were made, exits 130 (it said "Internal error."), and the same
+// command run again completes it with no group made twice.
+func TestProvisionersRunInterrupted(t *testing.T) {
+	t.Setenv(sqlstore.KeyEnv, pgtest.SecretKey)
+	ctx, cancel := context.WithCancel(context.Background())
+	var creates atomic.Int64
+	emu, _, flags := pushEmulator(t, 5, graphemu.Options{Latency: 20 * time.Millisecond})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		emu.ServeHTTP(w, r)
+		if r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/v1.0/groups(uniqueName=") && creates.Add(1) == 2 {
+			cancel() // Ctrl-C after the second group
+		}
+	}))
+	t.Cleanup(srv.Close)
+	flags = append(flags[:len(flags)-4], "--authority-url", srv.URL, "--graph-url", srv.URL)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "init"))
+	ok(t, cli(t, db, emuSecret, append([]string{"provisioners", "create", "o365", "--client-secret-file", "-"}, flags...)...))
+	ok(t, cli(t, db, "", "folders", "create", "apps"))
+	ok(t, cli(t, db, "", "folders", "set-attr", "apps", usersync.DefaultSyncAttribute+"=x"))
+	for g := 0; g < 6; g++ {
+		ok(t, cli(t, db, "", "groups", "create", fmt.Sprintf("apps:g%d", g)))
+	}
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"--db", db, "provisioners", "run", "o365"}, strings.NewReader(""), &out, &errOut)
+	if code != 130 || !strings.Contains(errOut.String(), "interrupted:") || !strings.Contains(errOut.String(), "Run the same command again") ||
+		strings.Contains(errOut.String(), "Internal error") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	r := ok(t, cli(t, db, "", "provisioners", "run", "o365"))
+	if len(emu.Tenant().Groups()) != 6 {
+		t.Fatalf("after the re-run: %d Entra groups, want 6\n%s", len(emu.Tenant().Groups()), r.stdout)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -362,6 +363,10 @@ func (a *app) runUsers(ctx context.Context, d usersync.Directory, p *usersync.Pr
 		if perr := a.emit(r, func(w io.Writer) { printUserRun(w, r) }); perr != nil {
 			return perr
 		}
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(a.stderr, "usersync: interrupted: what was done before the stop is listed above and kept. Run the same command again to complete it.")
+		return exitError{130}
 	}
 	if err != nil {
 		return err
