@@ -1,6 +1,9 @@
 // Package provision is the engine shared by every outbound provisioner,
-// whatever its target: one run at a time per provisioner (the lease), …
-// Targets (target/entra, …) adapt it to their wire protocols.
+// whatever its target: one run at a time per provisioner (the lease), and
+// what a provisioner keeps of each object it writes (links). Targets
+// (target/entra) adapt it to their wire protocols; the rest of the engine
+// (plans, approvals, guards, quarantine, the provisioning log) moves here
+// from target/entra as a second target needs it.
 package provision
 
 import (
