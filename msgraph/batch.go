@@ -104,7 +104,12 @@ func (c *Client) batchEach(ctx context.Context, keys []string, b batchCall) erro
 
 // innerError is a final inner answer that refuses, as a domain error.
 func innerError(status int, body json.RawMessage, what string) error {
+	return innerAPIError(status, body, what).Unwrap()
+}
+
+// innerAPIError reads an inner answer's Graph error.
+func innerAPIError(status int, body json.RawMessage, what string) *APIError {
 	var ge graphError
 	json.Unmarshal(body, &ge)
-	return (&APIError{Status: status, Code: ge.Error.Code, Message: ge.Error.Message, What: what}).Unwrap()
+	return &APIError{Status: status, Code: ge.Error.Code, Message: ge.Error.Message, What: what}
 }

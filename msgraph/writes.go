@@ -6,7 +6,6 @@
 package msgraph
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -323,10 +322,11 @@ func (c *Client) RemoveMembers(ctx context.Context, groupID string, ids []string
 		answer: func(id string, status int, body json.RawMessage) error {
 			switch {
 			case status == http.StatusNoContent || status == http.StatusOK:
-			case status == http.StatusNotFound && !bytes.Contains(body, []byte(groupID)):
+			case status == http.StatusNotFound && !namesGroup(innerAPIError(status, body, ""), groupID):
 				// 404 naming the member: not a member (any more). One naming
-				// the group is a group not found — moments old and not on
-				// every replica yet — and the member is still in it.
+				// the group (namesGroup, as fresh reads it) is a group not
+				// found — moments old and not on every replica yet — and the
+				// member is still in it.
 			default:
 				failed[id] = innerError(status, body, "remove member "+id)
 			}

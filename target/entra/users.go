@@ -598,8 +598,16 @@ func (r *userRun) run() error {
 		}
 		leaving = nil
 	} else if !r.o.DryRun && r.o.Only == nil {
-		if err := r.dir.ClearHold(r.ctx, r.p.Name, HoldDeprovision); err != nil {
+		// A read, not a write, on the runs (every change under serve)
+		// that find nothing held.
+		holds, err := r.dir.Holds(r.ctx, r.p.Name)
+		if err != nil {
 			return err
+		}
+		if len(holds) > 0 {
+			if err := r.dir.ClearHold(r.ctx, r.p.Name, HoldDeprovision); err != nil {
+				return err
+			}
 		}
 	}
 	if err := r.creates(creates); err != nil {
