@@ -15,6 +15,9 @@ type SignInState struct {
 	PasswordHash string    // "" when no password is set (SSO-only users, for instance)
 	Failures     int       // failed attempts in a row
 	LockedUntil  time.Time // zero when not locked
+	// Allowed is set by BeginSignIn: the attempt was counted and its
+	// password may be checked. It is false while the user is locked.
+	Allowed bool
 }
 
 // AdminSession is a signed-in administrator's session.
@@ -33,13 +36,21 @@ const SessionPrefix = "uss_"
 // SignInService stores passwords, failed attempts and sessions.
 type SignInService interface {
 	// SetPasswordHash stores a user's password hash; "" removes the
-	// password. Failed attempts are forgotten.
-	SetPasswordHash(ctx context.Context, userID int64, hash string) error
+	// password. Failed attempts are forgotten and every session of the
+	// user ends (a changed password must lock out whoever knew the old
+	// one); it returns how many ended.
+	SetPasswordHash(ctx context.Context, userID int64, hash string) (sessionsEnded int, err error)
 	// SignInState reads a user by username with its sign-in state.
 	SignInState(ctx context.Context, username string) (*User, SignInState, error)
-	// RecordSignIn records an attempt: a success forgets the failures; the
-	// lockAfter-th failure in a row locks the user for lockFor.
-	RecordSignIn(ctx context.Context, userID int64, ok bool, lockAfter int, lockFor time.Duration) error
+	// BeginSignIn counts an attempt as a failure before its password is
+	// checked, in the same statement that checks the lock, so that
+	// attempts made at once (on any replica) can never check more than
+	// lockAfter passwords in a row: the lockAfter-th locks the user for
+	// lockFor. State.Allowed is false when the user was already locked
+	// (the attempt is then neither counted nor to be checked).
+	BeginSignIn(ctx context.Context, username string, lockAfter int, lockFor time.Duration) (*User, SignInState, error)
+	// SignInSucceeded forgets the failures after a right password.
+	SignInSucceeded(ctx context.Context, userID int64) error
 	// CreateSession starts a session of ttl; the clear token is returned
 	// once, only its hash is stored.
 	CreateSession(ctx context.Context, userID int64, ttl time.Duration) (string, *AdminSession, error)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"embed"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -31,6 +32,9 @@ const (
 	lockFor    = 15 * time.Minute
 	sessionTTL = 8 * time.Hour
 )
+
+// signInRefused is the one answer to every refused sign-in.
+var signInRefused = fmt.Sprintf("Sign-in refused: wrong username or password, or this user may not sign in now. Only enabled administrators can sign in; %d wrong passwords in a row lock a user for %d minutes.", lockAfter, int(lockFor/time.Minute))
 
 const (
 	sessionCookie = "usersync_session"
@@ -229,32 +233,37 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	name, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
-	user, st, err := u.dir.SignInState(ctx, name)
+	// The attempt is counted before the password is checked, so guesses
+	// sent at once cannot outrun the lock; and every refusal costs one
+	// hash comparison and gives one answer, so neither the time nor the
+	// words tell whether the username exists, is locked or may not sign in.
+	user, st, err := u.dir.BeginSignIn(ctx, name, lockAfter, lockFor)
 	if err != nil && usersync.ErrorCode(err) != usersync.ENOTFOUND {
 		u.fail(w, nil, err)
 		return
 	}
-	if user != nil && time.Now().Before(st.LockedUntil) {
-		passwordMatches("", password) // as slow as any other answer
-		u.showLogin(w, r, http.StatusTooManyRequests, "Too many wrong passwords for this user: try again after "+st.LockedUntil.UTC().Format("15:04 UTC")+".")
+	hash := ""
+	if user != nil && st.Allowed {
+		hash = st.PasswordHash
+	}
+	right := passwordMatches(hash, password)
+	var why string
+	switch {
+	case user == nil:
+		why = "no such user"
+	case !st.Allowed:
+		why = "locked until " + st.LockedUntil.UTC().Format(time.RFC3339)
+	case !right:
+		why = "wrong password"
+	case user.Type != usersync.UserAdministrator || !user.Enabled:
+		why = "not an enabled administrator"
+	}
+	if why != "" {
+		u.log.Warn("admin sign-in refused", "username", name, "reason", why, "remote", r.RemoteAddr)
+		u.showLogin(w, r, http.StatusUnauthorized, signInRefused)
 		return
 	}
-	if user == nil || !passwordMatches(st.PasswordHash, password) {
-		if user != nil {
-			if err := u.dir.RecordSignIn(ctx, user.ID, false, lockAfter, lockFor); err != nil {
-				u.fail(w, nil, err)
-				return
-			}
-		}
-		u.log.Warn("admin sign-in refused", "username", name, "remote", r.RemoteAddr)
-		u.showLogin(w, r, http.StatusUnauthorized, "Wrong username or password.")
-		return
-	}
-	if user.Type != usersync.UserAdministrator || !user.Enabled {
-		u.showLogin(w, r, http.StatusForbidden, "Only enabled administrators can sign in to the console.")
-		return
-	}
-	if err := u.dir.RecordSignIn(ctx, user.ID, true, lockAfter, lockFor); err != nil {
+	if err := u.dir.SignInSucceeded(ctx, user.ID); err != nil {
 		u.fail(w, nil, err)
 		return
 	}

@@ -117,7 +117,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	must("wrong password", chromedp.Navigate(srv.URL+"/admin/users"), chromedp.WaitVisible(chromedp.ID("#username")),
 		chromedp.SendKeys(chromedp.CSS("#username"), "root@example.com"), chromedp.SendKeys(chromedp.CSS("#password"), "not the password"),
 		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.CSS(".error")))
-	says("wrong password", "Wrong username or password.")
+	says("wrong password", "Sign-in refused: wrong username or password")
 	must("sign in", chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.ID("find-users")))
 	says("users page", "125 users")

@@ -10,9 +10,11 @@ import (
 	"github.com/usersync/usersync"
 )
 
-// SetPasswordHash stores a user's password hash and forgets its failures.
-func (d *DB) SetPasswordHash(ctx context.Context, userID int64, hash string) error {
-	return d.update(ctx, func(t *tx) error {
+// SetPasswordHash stores a user's password hash, forgets its failures and
+// ends its sessions, in one transaction.
+func (d *DB) SetPasswordHash(ctx context.Context, userID int64, hash string) (int, error) {
+	var ended int64
+	err := d.update(ctx, func(t *tx) error {
 		n, err := t.exec(`UPDATE users SET password_hash = ?, sign_in_failures = 0, locked_until = 0 WHERE id = ?`, hash, userID)
 		if err != nil {
 			return t.d.wrapErr("set password", err)
@@ -20,8 +22,10 @@ func (d *DB) SetPasswordHash(ctx context.Context, userID int64, hash string) err
 		if n == 0 {
 			return usersync.Errorf(usersync.ENOTFOUND, "user with id %d not found", userID)
 		}
-		return nil
+		ended, err = t.exec(`DELETE FROM admin_sessions WHERE user_id = ?`, userID)
+		return t.d.wrapErr("end sessions", err)
 	})
+	return int(ended), err
 }
 
 // SignInState reads a user with its password hash and failed attempts.
@@ -43,19 +47,46 @@ func (d *DB) SignInState(ctx context.Context, username string) (*usersync.User, 
 	return u, st, nil
 }
 
-// RecordSignIn counts a failed attempt (locking the user at the
-// lockAfter-th in a row) or forgets them after a success, in one statement
-// so that attempts on two replicas at once are all counted.
-func (d *DB) RecordSignIn(ctx context.Context, userID int64, ok bool, lockAfter int, lockFor time.Duration) error {
-	return d.update(ctx, func(t *tx) error {
-		var err error
-		if ok {
-			_, err = t.exec(`UPDATE users SET sign_in_failures = 0, locked_until = 0 WHERE id = ?`, userID)
-		} else {
-			until := t.now + lockFor.Microseconds()
-			_, err = t.exec(`UPDATE users SET sign_in_failures = sign_in_failures + 1,
-				locked_until = CASE WHEN sign_in_failures + 1 >= ? THEN ? ELSE locked_until END WHERE id = ?`, lockAfter, until, userID)
+// BeginSignIn counts the attempt as failed unless the user is locked, in
+// one conditional UPDATE: SQLite runs writers one at a time, PostgreSQL
+// re-checks the WHERE on the row it waited for, so of attempts made at
+// once exactly lockAfter pass.
+func (d *DB) BeginSignIn(ctx context.Context, username string, lockAfter int, lockFor time.Duration) (*usersync.User, usersync.SignInState, error) {
+	var u *usersync.User
+	var st usersync.SignInState
+	err := d.update(ctx, func(t *tx) error {
+		n, err := t.exec(`UPDATE users SET sign_in_failures = sign_in_failures + 1,
+			locked_until = CASE WHEN sign_in_failures + 1 >= ? THEN ? ELSE locked_until END
+			WHERE username_key = ? AND locked_until <= ?`, lockAfter, t.now+lockFor.Microseconds(), usersync.UsernameKey(username), t.now)
+		if err != nil {
+			return t.d.wrapErr("count sign-in attempt", err)
 		}
+		var locked int64
+		u, err = scanUser(scanFunc(func(dest ...any) error {
+			return t.queryRow(`SELECT password_hash, sign_in_failures, locked_until, `+userCols+` FROM users WHERE username_key = ?`,
+				usersync.UsernameKey(username)).Scan(append([]any{&st.PasswordHash, &st.Failures, &locked}, dest...)...)
+		}))
+		if errors.Is(err, sql.ErrNoRows) {
+			return usersync.Errorf(usersync.ENOTFOUND, "user %q not found", username)
+		} else if err != nil {
+			return t.d.wrapErr("read sign-in state", err)
+		}
+		if locked != 0 {
+			st.LockedUntil = fromMicros(locked)
+		}
+		st.Allowed = n == 1
+		return nil
+	})
+	if err != nil {
+		return nil, usersync.SignInState{}, err
+	}
+	return u, st, nil
+}
+
+// SignInSucceeded forgets a user's failed attempts.
+func (d *DB) SignInSucceeded(ctx context.Context, userID int64) error {
+	return d.update(ctx, func(t *tx) error {
+		_, err := t.exec(`UPDATE users SET sign_in_failures = 0, locked_until = 0 WHERE id = ?`, userID)
 		return t.d.wrapErr("record sign-in", err)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1643,23 +1644,50 @@ func testSignIn(t *testing.T, d usersync.Directory) {
 	if _, st, err := d.SignInState(ctx, "ROOT@example.com"); err != nil || st.PasswordHash != "" || st.Failures != 0 {
 		t.Fatalf("a new user's sign-in state: %+v %v", st, err)
 	}
-	if err := d.SetPasswordHash(ctx, admin.ID, "$2a$10$hash"); err != nil {
+	if _, err := d.SetPasswordHash(ctx, admin.ID, "$2a$10$hash"); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, d.SetPasswordHash(ctx, 987654, "x"), usersync.ENOTFOUND)
+	_, err := d.SetPasswordHash(ctx, 987654, "x")
+	wantCode(t, err, usersync.ENOTFOUND)
+	_, _, err = d.BeginSignIn(ctx, "nobody@example.com", 3, time.Minute)
+	wantCode(t, err, usersync.ENOTFOUND)
 	for i := 0; i < 3; i++ {
-		if err := d.RecordSignIn(ctx, admin.ID, false, 3, time.Minute); err != nil {
-			t.Fatal(err)
+		if _, st, err := d.BeginSignIn(ctx, "root@example.com", 3, time.Minute); err != nil || !st.Allowed || st.PasswordHash != "$2a$10$hash" {
+			t.Fatalf("attempt %d before the lock: %+v %v", i+1, st, err)
 		}
 	}
-	u, st, err := d.SignInState(ctx, "root@example.com")
-	if err != nil || u.ID != admin.ID || st.PasswordHash != "$2a$10$hash" || st.Failures != 3 || time.Until(st.LockedUntil) < 50*time.Second {
-		t.Fatalf("after three failures: %+v %v", st, err)
+	u, st, err := d.BeginSignIn(ctx, "Root@example.com", 3, time.Minute)
+	if err != nil || u.ID != admin.ID || st.Allowed || st.Failures != 3 || time.Until(st.LockedUntil) < 50*time.Second {
+		t.Fatalf("the attempt after three: %+v %v", st, err)
 	}
-	d.RecordSignIn(ctx, admin.ID, true, 3, time.Minute)
+	if err := d.SignInSucceeded(ctx, admin.ID); err != nil {
+		t.Fatal(err)
+	}
 	if _, st, _ := d.SignInState(ctx, "root@example.com"); st.Failures != 0 || !st.LockedUntil.IsZero() {
 		t.Fatalf("a success forgets failures: %+v", st)
 	}
+	// Attempts at once: exactly lockAfter of them may check a password
+	// (RecordSignIn after the check let every attempt that read the state
+	// before the fifth failure was written be checked).
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 24; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, st, err := d.BeginSignIn(ctx, "root@example.com", 5, time.Minute)
+			if err != nil {
+				t.Error(err)
+			} else if st.Allowed {
+				allowed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != 5 {
+		t.Fatalf("24 attempts at once with a lock after 5: %d were let through", n)
+	}
+	d.SignInSucceeded(ctx, admin.ID)
 
 	clear, s, err := d.CreateSession(ctx, admin.ID, time.Hour)
 	if err != nil || !strings.HasPrefix(clear, usersync.SessionPrefix) || s.CSRF == "" || s.Username != admin.Username {
@@ -1688,6 +1716,22 @@ func testSignIn(t *testing.T, d usersync.Directory) {
 		t.Fatal(err)
 	}
 	_, err = d.FindSession(ctx, clear)
+	wantCode(t, err, usersync.EUNAUTHORIZED)
+	// A new or cleared password ends every session of the user.
+	one, _, _ := d.CreateSession(ctx, admin.ID, time.Hour)
+	two, _, _ := d.CreateSession(ctx, admin.ID, time.Hour)
+	if n, err := d.SetPasswordHash(ctx, admin.ID, "$2a$10$other"); err != nil || n != 2 {
+		t.Fatalf("a new password ended %d sessions (%v), want 2", n, err)
+	}
+	for _, c := range []string{one, two} {
+		_, err = d.FindSession(ctx, c)
+		wantCode(t, err, usersync.EUNAUTHORIZED)
+	}
+	three, _, _ := d.CreateSession(ctx, admin.ID, time.Hour)
+	if n, err := d.SetPasswordHash(ctx, admin.ID, ""); err != nil || n != 1 {
+		t.Fatalf("clearing the password ended %d sessions (%v), want 1", n, err)
+	}
+	_, err = d.FindSession(ctx, three)
 	wantCode(t, err, usersync.EUNAUTHORIZED)
 	again, _, _ := d.CreateSession(ctx, admin.ID, time.Hour)
 	if err := d.DeleteUser(ctx, admin.ID, 0); err != nil {

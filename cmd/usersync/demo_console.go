@@ -33,7 +33,7 @@ func (a *app) demoConsole(ctx context.Context, db string) error {
 	if err != nil {
 		return err
 	}
-	if err := d.SetPasswordHash(ctx, admin.ID, hash); err != nil {
+	if _, err := d.SetPasswordHash(ctx, admin.ID, hash); err != nil {
 		return err
 	}
 	self := selfCommand()

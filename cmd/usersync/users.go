@@ -259,7 +259,8 @@ func (a *app) usersSetPassword() *cobra.Command {
 		Long: `Set the password a user signs in to the admin console (/admin) with. On a
 terminal it is asked twice and not echoed; otherwise the first line of
 standard input is read. It is stored as a bcrypt hash, never in clear, and
-needs at least ` + strconv.Itoa(adminui.MinPassword) + ` characters. Only enabled administrators can sign in.`,
+needs at least ` + strconv.Itoa(adminui.MinPassword) + ` characters. Only enabled administrators can sign in.
+Setting or clearing a password ends every console session of the user.`,
 		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 			u, err := d.FindUserByUsername(ctx, args[0])
 			if err != nil {
@@ -275,15 +276,19 @@ needs at least ` + strconv.Itoa(adminui.MinPassword) + ` characters. Only enable
 					return err
 				}
 			}
-			if err := d.SetPasswordHash(ctx, u.ID, hash); err != nil {
+			ended, err := d.SetPasswordHash(ctx, u.ID, hash)
+			if err != nil {
 				return err
 			}
 			what := "set"
 			if clear {
 				what = "removed"
 			}
-			return a.emit(map[string]any{"username": u.Username, "password": what}, func(w io.Writer) {
+			return a.emit(map[string]any{"username": u.Username, "password": what, "sessionsEnded": ended}, func(w io.Writer) {
 				fmt.Fprintf(w, "password %s for %s\n", what, u.Username)
+				if ended > 0 {
+					fmt.Fprintf(w, "ended %d console session(s) of %s: signing in again needs the new password\n", ended, u.Username)
+				}
 				if what == "set" && u.Type != usersync.UserAdministrator {
 					fmt.Fprintf(w, "note: only administrators sign in to the console; %s is %s\n", u.Username, u.Type)
 				}
