@@ -14,9 +14,10 @@ import (
 
 // requestLog writes each SCIM request and its response to a daily file in
 // a directory while ENABLE_SCIM_REQUEST_LOGGER is Y. The setting is read at
-// most once a second, so a change takes effect without a restart. Headers,
-// query parameters and attributes whose names may carry credentials are
-// masked, and a body that is not JSON is not written.
+// most once a second, so a change takes effect without a restart. Only
+// known harmless headers and query parameters are written in clear,
+// attributes whose names may carry credentials are masked, and a body
+// that is not a JSON object is not written.
 type requestLog struct {
 	dir string
 
@@ -70,14 +71,14 @@ func (l *requestLog) wrap(s *Server, w http.ResponseWriter, r *http.Request, nex
 	headers := map[string]string{}
 	for k := range r.Header {
 		v := r.Header.Get(k)
-		if secretName(k) {
+		if !loggedHeaders[http.CanonicalHeaderKey(k)] {
 			v = "********"
 		}
 		headers[k] = v
 	}
 	query := r.URL.Query()
 	for k := range query {
-		if secretName(k) {
+		if !loggedParams[strings.ToLower(k)] {
 			query[k] = []string{"********"}
 		}
 	}
@@ -104,11 +105,28 @@ type readCloser struct{ io.Reader }
 
 func (readCloser) Close() error { return nil }
 
-// secretName reports a header, parameter or attribute name that may carry
-// a credential: its value is masked in the log.
+// loggedHeaders and loggedParams are written as sent; any other header or
+// query parameter is written masked. A list of what is harmless, not of
+// what is secret: a credential can come in a header nobody foresaw
+// (X-Auth-Key, a proxy's own).
+var loggedHeaders = map[string]bool{
+	"Accept": true, "Accept-Encoding": true, "Accept-Language": true, "Content-Type": true, "Content-Length": true,
+	"Content-Encoding": true, "User-Agent": true, "If-Match": true, "If-None-Match": true, "X-Request-Id": true,
+	"X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true, "Traceparent": true,
+	"Client-Request-Id": true, "Connection": true,
+}
+
+var loggedParams = map[string]bool{ // RFC 7644 §3.4.2 and §3.9, RFC 9865's cursor; lower case
+	"filter": true, "startindex": true, "count": true, "cursor": true, "sortby": true, "sortorder": true,
+	"attributes": true, "excludedattributes": true,
+}
+
+// secretName reports an attribute name that may carry a credential: its
+// value is masked in the log. Names are compared ignoring case (RFC 7643
+// §2.1), and a URN-qualified name by its last part.
 func secretName(name string) bool {
 	n := strings.ToLower(name)
-	for _, w := range []string{"authorization", "cookie", "password", "secret", "token", "api-key", "apikey", "api_key", "x-api-key", "credential", "session"} {
+	for _, w := range []string{"password", "secret", "token", "api-key", "apikey", "api_key", "credential", "session", "authorization", "cookie"} {
 		if strings.Contains(n, w) {
 			return true
 		}
@@ -116,15 +134,15 @@ func secretName(name string) bool {
 	return false
 }
 
-// redactJSON returns a body for the log: JSON with secret fields masked.
-// A body that is not JSON is not written at all (only its size): it could
-// hold anything.
+// redactJSON returns a body for the log: a JSON object with secret fields
+// masked. Any other body (not JSON, or a bare string, number or array) is
+// not written at all, only its size: it could hold anything.
 func redactJSON(b []byte) any {
 	if len(b) == 0 {
 		return nil
 	}
-	var v any
-	if json.Unmarshal(b, &v) != nil {
+	var v map[string]any
+	if json.Unmarshal(b, &v) != nil || v == nil {
 		return map[string]any{"unparsed": true, "bytes": len(b)}
 	}
 	return redactValue(v)
@@ -132,17 +150,19 @@ func redactJSON(b []byte) any {
 
 // redactValue masks secret attributes by name, and the value of a PATCH
 // operation whose path names one ({"op": "replace", "path": "password",
-// "value": …}).
+// "value": …}); member names are matched ignoring case, as a SCIM
+// server reads them.
 func redactValue(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
-		if p, ok := x["path"].(string); ok && secretName(p) {
-			if _, has := x["value"]; has {
-				x["value"] = "********"
+		secretPath := false
+		for k, e := range x {
+			if p, ok := e.(string); ok && strings.EqualFold(k, "path") && secretName(p) {
+				secretPath = true
 			}
 		}
 		for k, e := range x {
-			if secretName(k) {
+			if secretName(k) || (secretPath && strings.EqualFold(k, "value")) {
 				x[k] = "********"
 			} else {
 				x[k] = redactValue(e)

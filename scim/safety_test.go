@@ -379,17 +379,26 @@ func TestRequestLoggerMasksSecrets(t *testing.T) {
 	send("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"password","value":"hunter2-patch"}]}`, nil)
 	send("POST", "/Users", `{"userName": "x", "password": "hunter3-malformed"`, nil)
 	send("GET", "/Users?access_token=hunter4-query", "", map[string]string{"Proxy-Authorization": "Basic hunter5-proxy", "X-Api-Key": "hunter6-key"})
+	// Attribute names are case-insensitive (RFC 7643 §2.1), and a secret
+	// travels in headers and parameters no list of names foresees: only
+	// the headers and parameters known to be harmless are written.
+	send("PATCH", "/Users/"+id, `{"Operations":[{"Op":"Replace","Path":"PassWord","Value":"hunter7-path"}]}`, nil)
+	send("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"urn:ietf:params:scim:schemas:core:2.0:User:password","VALUE":"hunter8-urn"}]}`, nil)
+	send("GET", "/Users?sig=hunter9-param", "", map[string]string{"X-Auth-Key": "hunter10-header", "X-Custom": "hunter11"})
+	send("POST", "/Users", `"hunter12-bare-string"`, nil)
+	send("POST", "/Users", `["hunter13-array"]`, nil)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	if len(files) != 1 {
 		t.Fatalf("log files: %v", files)
 	}
 	b, _ := os.ReadFile(files[0])
-	for _, secret := range []string{"hunter2", "hunter3", "hunter4", "hunter5", "hunter6", tok} {
+	for _, secret := range []string{"hunter2", "hunter3", "hunter4", "hunter5", "hunter6", "hunter7", "hunter8", "hunter9", "hunter10", "hunter11", "hunter12", "hunter13", tok} {
 		if strings.Contains(string(b), secret) {
 			t.Fatalf("the request log holds %q:\n%s", secret, b)
 		}
 	}
-	if !strings.Contains(string(b), `"unparsed":true`) || !strings.Contains(string(b), "log@x.example") {
+	if !strings.Contains(string(b), `"unparsed":true`) || !strings.Contains(string(b), "log@x.example") ||
+		!strings.Contains(string(b), `"Content-Type":"application/scim+json"`) || !strings.Contains(string(b), `"X-Auth-Key":"********"`) {
 		t.Fatalf("log content:\n%s", b)
 	}
 }

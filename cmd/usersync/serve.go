@@ -50,7 +50,7 @@ provisioner at a time.
 SCIM serves Users and Groups (create, read, list with filters, PUT, PATCH,
 delete) and the discovery endpoints. While the setting
 ENABLE_SCIM_REQUEST_LOGGER is Y, each SCIM request and response is written to
-a daily file in --scim-log-dir (Authorization and secrets redacted).`,
+a daily file in --scim-log-dir (credentials masked).`,
 		Args: cobra.NoArgs,
 		RunE: a.withDB(func(ctx context.Context, d *sqlstore.DB, args []string) error {
 			var handler slog.Handler
