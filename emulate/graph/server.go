@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	mrand "math/rand"
 	"net/http"
 	"net/url"
@@ -18,10 +19,12 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/jsonenc"
+	"github.com/usersync/usersync/internal/recovery"
 )
 
 // Options are the emulator's credentials and knobs.
 type Options struct {
+	Log           *slog.Logger // where a handler's panic is logged; nil: the default logger
 	ClientID      string
 	ClientSecret  string
 	TokenLifetime time.Duration // default 3599 s, as the real service
@@ -62,6 +65,8 @@ type Server struct {
 	rng         *mrand.Rand
 	instance    string // this process's own: delta tokens name it
 
+	handler http.Handler // serve, with panics answered 500
+
 	writes         map[string]int // accepted writes by kind
 	writeStart     time.Time
 	writesInWindow int
@@ -81,7 +86,11 @@ func NewServer(tenant *Tenant, o Options) *Server {
 	if o.WriteWindow == 0 {
 		o.WriteWindow = 150 * time.Second
 	}
-	return &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed)), instance: newGUID(), writes: map[string]int{}}
+	s := &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed)), instance: newGUID(), writes: map[string]int{}}
+	s.handler = recovery.Handler(http.HandlerFunc(s.serve), o.Log, func(w http.ResponseWriter) {
+		graphError(w, 500, "InternalServerError", "The emulator failed on this request (a bug): its log has the cause.")
+	})
+	return s
 }
 
 // CountsPath serves the emulator's counts of requests and writes as JSON.
@@ -118,7 +127,13 @@ func (s *Server) count(endpoint string) {
 	s.mu.Unlock()
 }
 
+// ServeHTTP serves the emulated API; a panic in it is a logged 500, as a
+// real service answers, never a dropped connection.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// Every answer carries request-id and client-request-id (the client's
 	// own when it sent one), as Graph's do; error bodies repeat them.
 	w.Header().Set("request-id", newGUID())
@@ -709,7 +724,7 @@ func groupFilter(filter string) (func(*Group) bool, error) {
 	}
 	if rest, ok := strings.CutPrefix(filter, "startswith(uniqueName,"); ok {
 		rest = strings.TrimSpace(rest)
-		if !strings.HasPrefix(rest, "'") || !strings.HasSuffix(rest, "')") {
+		if len(rest) < len("'')") || !strings.HasPrefix(rest, "'") || !strings.HasSuffix(rest, "')") {
 			return nil, fmt.Errorf("Invalid filter clause: expected startswith(uniqueName,'…')")
 		}
 		prefix := rest[1 : len(rest)-2]
@@ -858,16 +873,23 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		badSelect(w, p)
 		return
 	}
-	var items []map[string]any
+	var users []*User
 	s.tenant.mu.RLock()
 	for _, u := range s.tenant.users {
 		if !filtered || strings.EqualFold(u.UserPrincipalName, upn) {
-			items = append(items, userJSON(u, sel))
+			users = append(users, u)
 		}
 	}
+	// Stable pages: ordered by id, which a $select need not include (the
+	// rendered objects were sorted by their "id" and a $select without it
+	// panicked).
+	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
+	items := make([]map[string]any, 0, len(users))
+	for _, u := range users {
+		items = append(items, userJSON(u, sel))
+	}
 	s.tenant.mu.RUnlock()
-	sort.Slice(items, func(i, j int) bool { return items[i]["id"].(string) < items[j]["id"].(string) }) // stable pages
-	page(w, r, nonNil(items))
+	page(w, r, items)
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, key string) {

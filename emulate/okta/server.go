@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	mrand "math/rand"
 	"net/http"
 	"net/url"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/usersync/usersync/internal/recovery"
 )
 
 // MaxLimit is the largest page of group members Okta serves.
@@ -20,6 +23,7 @@ const MaxLimit = 1000
 
 // Options are the emulator's token and knobs.
 type Options struct {
+	Log   *slog.Logger // where a handler's panic is logged; nil: the default logger
 	Token string
 	// RateLimit is how many requests each endpoint family takes per Window
 	// (default 600 per minute, Okta's list-users default); over it, 429
@@ -36,6 +40,8 @@ type Options struct {
 type Server struct {
 	org  *Org
 	opts Options
+
+	handler http.Handler // serve, with panics answered 500
 
 	mu      sync.Mutex
 	revoked bool
@@ -60,7 +66,11 @@ func NewServer(org *Org, o Options) *Server {
 	if o.MaxPage <= 0 || o.MaxPage > MaxLimit {
 		o.MaxPage = MaxLimit
 	}
-	return &Server{org: org, opts: o, buckets: map[string]*bucket{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed))}
+	s := &Server{org: org, opts: o, buckets: map[string]*bucket{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed))}
+	s.handler = recovery.Handler(http.HandlerFunc(s.serve), o.Log, func(w http.ResponseWriter) {
+		apiError(w, 500, "E0000009", "Internal Server Error")
+	})
+	return s
 }
 
 // Org returns the org being served.
@@ -98,7 +108,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// ServeHTTP serves the emulated API; a panic in it is a logged 500, as a
+// real service answers, never a dropped connection.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Okta-Request-Id", requestID()) // on every answer, as Okta's (wire facts §14)
 	if !strings.HasPrefix(r.URL.Path, "/api/v1/") {
 		apiError(w, 404, "E0000022", "The endpoint does not support the provided HTTP method")
@@ -170,15 +186,21 @@ func (s *Server) rateLimit(w http.ResponseWriter, family string) bool {
 	// A window starts with the first request after the last one ended, so
 	// windows do not line up with the clock's minutes (Okta's do not:
 	// wire facts §11); a client must read the reset time, not guess it.
+	// Windows start on a whole second, and Date is written from the same
+	// clock reading: Reset − Date is then never more than the window (a
+	// window started mid-second, its end rounded up and Date rounded down,
+	// told a client to wait 61 s of a 60 s window, and the Okta SDK's
+	// backoff check refused it).
 	now := time.Now()
 	b := s.buckets[family]
 	if b == nil || !now.Before(b.start.Add(s.opts.Window)) {
-		b = &bucket{start: now}
+		b = &bucket{start: now.Truncate(time.Second)}
 		s.buckets[family] = b
 	}
 	reset := b.start.Add(s.opts.Window)
 	b.used++
 	h := w.Header()
+	h.Set("Date", now.UTC().Format(http.TimeFormat))
 	h.Set("X-Rate-Limit-Limit", strconv.Itoa(s.opts.RateLimit))
 	h.Set("X-Rate-Limit-Remaining", strconv.Itoa(max(s.opts.RateLimit-b.used, 0)))
 	// Reset is in epoch seconds, rounded up: never earlier than the window's end.

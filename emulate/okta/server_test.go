@@ -1,7 +1,9 @@
 package okta
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -160,4 +162,60 @@ func TestRequestIDAndWindows(t *testing.T) {
 	if left := time.Until(time.Unix(reset, 0)); left < 9*time.Second || left > 11*time.Second {
 		t.Fatalf("the window resets in %s, want about 10 s from its first request", left)
 	}
+}
+
+// X-Rate-Limit-Reset and Date agree as Okta's do: the wait they give is
+// never longer than the window, on the first request of a window and on
+// a 429 (the Okta SDK refuses a backoff longer than the window: a window
+// begun mid-second once said 61 s of 60).
+func TestRateLimitResetAgreesWithDate(t *testing.T) {
+	org := Generate(3, 10, 2)
+	srv := httptest.NewServer(NewServer(org, Options{Token: "tok", RateLimit: 3, Window: 60 * time.Second}))
+	defer srv.Close()
+	for i := 0; i < 8; i++ {
+		time.Sleep(37 * time.Millisecond) // land at different points of a second
+		resp, _ := get(t, srv, "tok", "/api/v1/groups")
+		reset, err := strconv.ParseInt(resp.Header.Get("X-Rate-Limit-Reset"), 10, 64)
+		date, err2 := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil || err2 != nil {
+			t.Fatalf("headers: %v %v", err, err2)
+		}
+		if wait := reset - date.Unix(); wait < 0 || wait > 60 {
+			t.Fatalf("request %d (%d): Reset − Date = %d s against a 60 s window", i+1, resp.StatusCode, wait)
+		}
+	}
+}
+
+// FuzzQueryOptions sends any search, q, filter, expand, limit and after
+// to the lists and reads the emulator serves: every answer is below 500.
+func FuzzQueryOptions(f *testing.F) {
+	for _, seed := range [][6]string{
+		{`profile.name eq "Everyone"`, "", "", "stats", "200", ""},
+		{`profile.name eq "`, "Gr", `status eq "ACTIVE"`, "", "0", "zzz"},
+		{"", "", "", "", "-1", "00u"},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3], seed[4], seed[5])
+	}
+	var logs bytes.Buffer
+	org := Generate(3, 12, 2)
+	s := NewServer(org, Options{Token: "tok", RateLimit: 1 << 30, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	g := org.GroupsNamed("Everyone")[0]
+	paths := []string{"/api/v1/groups", "/api/v1/groups/" + g.ID, "/api/v1/groups/" + g.ID + "/users", "/api/v1/users/" + g.Members[0], "/api/v1/users"}
+	f.Fuzz(func(t *testing.T, search, q, filter, expand, limit, after string) {
+		v := url.Values{}
+		for k, x := range map[string]string{"search": search, "q": q, "filter": filter, "expand": expand, "limit": limit, "after": after} {
+			if x != "" {
+				v.Set(k, x)
+			}
+		}
+		for _, p := range paths {
+			req := httptest.NewRequest("GET", p+"?"+v.Encode(), nil)
+			req.Header.Set("Authorization", "SSWS tok")
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code >= 500 {
+				t.Fatalf("GET %s?%s: %d %s\n%s", p, v.Encode(), rec.Code, rec.Body, logs.String())
+			}
+		}
+	})
 }
