@@ -171,6 +171,11 @@ func ValidateFields(c Cond, fields map[string]FieldKind) error {
 		if !typeOK {
 			return Errorf(EINVALID, "%s cannot be compared with %v (%T)", c.Field, c.Value, c.Value)
 		}
+		if v, ok := c.Value.(string); ok {
+			if err := checkText(v); err != "" {
+				return Errorf(EINVALID, "the value compared with %s %s", c.Field, err)
+			}
+		}
 		return nil
 	case All:
 		for _, s := range c {
@@ -220,8 +225,16 @@ func validateProfileMatch(m ProfileMatch) error {
 	default:
 		return Errorf(EINVALID, "unknown operator %q", m.Op)
 	}
-	switch m.Value.(type) {
+	for _, p := range m.Path {
+		if err := checkText(p); err != "" {
+			return Errorf(EINVALID, "the attribute name %q %s", p, err)
+		}
+	}
+	switch v := m.Value.(type) {
 	case string:
+		if err := checkText(v); err != "" {
+			return Errorf(EINVALID, "the value compared with %s %s", name, err)
+		}
 	case float64:
 		if m.Op == OpCo || m.Op == OpSw || m.Op == OpEw {
 			return Errorf(EINVALID, "operator %s applies to strings, not the number compared with %s", m.Op, name)

@@ -23,3 +23,18 @@ func ActorFrom(ctx context.Context) string {
 	}
 	return "system"
 }
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context carrying the id of the HTTP request it
+// serves: the answer carries it (X-Request-Id), and so does every log line
+// about the request, so that an administrator can find a failure's cause.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the id set by WithRequestID, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

@@ -163,10 +163,13 @@ func (u *ui) render(w http.ResponseWriter, status int, page string, v view) {
 // no more than that.
 func (u *ui) fail(w http.ResponseWriter, s *usersync.AdminSession, err error) {
 	status := statusOf(err)
+	msg := usersync.ErrorMessage(err)
 	if status == http.StatusInternalServerError {
-		u.log.Error("admin request failed", "err", err)
+		id := w.Header().Get("X-Request-Id")
+		u.log.Error("admin request failed", "request_id", id, "err", err)
+		msg = "Internal error (request id " + id + "; the server's log has the cause)."
 	}
-	u.render(w, status, "error", view{Title: "Something went wrong", Session: s, Error: usersync.ErrorMessage(err)})
+	u.render(w, status, "error", view{Title: "Something went wrong", Session: s, Error: msg})
 }
 
 type sessionKey struct{}
@@ -199,6 +202,10 @@ func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *usersync.Ad
 					Error: "This form did not come from a page of this console (its CSRF token is missing or stale), so nothing was changed. Reload the page and try again."})
 				return
 			}
+			if msg := formProblem(r); msg != "" {
+				u.render(w, http.StatusBadRequest, "error", view{Title: "Refused", Session: s, Error: msg + "; nothing was changed."})
+				return
+			}
 		}
 		ctx := usersync.WithActor(context.WithValue(r.Context(), sessionKey{}, s), "admin:"+s.Username)
 		next(w, r.WithContext(ctx), s)
@@ -206,6 +213,27 @@ func (u *ui) signedIn(next func(http.ResponseWriter, *http.Request, *usersync.Ad
 }
 
 func secure(r *http.Request) bool { return r.TLS != nil }
+
+// maxField bounds a form field, in bytes: the longest a console form
+// takes is a rule's expression.
+const maxField = 64 << 10
+
+// formProblem says which field of a posted form cannot be stored or
+// compared (a NUL character, which PostgreSQL refuses; invalid UTF-8; too
+// long), or "".
+func formProblem(r *http.Request) string {
+	for k, vs := range r.PostForm {
+		for _, v := range vs {
+			if len(v) > maxField {
+				return fmt.Sprintf("The field %q has %d bytes; at most %d are accepted", k, len(v), maxField)
+			}
+			if err := usersync.ValidateText("the form", map[string]string{fmt.Sprintf("field %q", k): v}); err != nil {
+				return usersync.ErrorMessage(err)
+			}
+		}
+	}
+	return ""
+}
 
 func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
 	u.showLogin(w, r, http.StatusOK, "")
@@ -226,9 +254,21 @@ func (u *ui) showLogin(w http.ResponseWriter, r *http.Request, status int, msg s
 
 func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+	if err := r.ParseForm(); err != nil {
+		u.showLogin(w, r, http.StatusRequestEntityTooLarge, "The sign-in form is malformed or larger than 64 KiB.")
+		return
+	}
+	if n := len(r.PostFormValue("username")); n > usersync.MaxUsernameLength {
+		u.showLogin(w, r, http.StatusBadRequest, fmt.Sprintf("The field \"username\" has %d bytes; a username has at most %d.", n, usersync.MaxUsernameLength))
+		return
+	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("token"))) != 1 {
 		u.showLogin(w, r, http.StatusForbidden, "The sign-in form was stale or came from another site: sign in again.")
+		return
+	}
+	if msg := formProblem(r); msg != "" {
+		u.showLogin(w, r, http.StatusBadRequest, msg+".")
 		return
 	}
 	ctx := r.Context()

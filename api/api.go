@@ -4,19 +4,25 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/jsonenc"
 )
 
 // Path is where the API is served.
@@ -37,8 +43,13 @@ func New(dir usersync.Directory, o Options) http.Handler {
 	config.CreateHooks = nil
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"bearer": {Type: "http", Scheme: "bearer", Description: "a usersync API token of an administrator"}}
 	config.Security = []map[string][]string{{"bearer": {}}}
+	s := &server{dir: dir, ops: &Local{Dir: dir, Options: o}, log: o.Log}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	config.Transformers = append(config.Transformers, s.logInternal)
 	a := humago.NewWithPrefix(mux, Path, config)
-	s := &server{dir: dir, api: a, ops: &Local{Dir: dir, Options: o}}
+	s.api = a
 	a.UseMiddleware(s.authenticate)
 	s.users()
 	s.groups()
@@ -49,13 +60,53 @@ func New(dir usersync.Directory, o Options) http.Handler {
 	s.schedules()
 	s.scheduleWrites()
 	s.provisioners()
-	return http.MaxBytesHandler(mux, MaxBody)
+	return http.MaxBytesHandler(checkBody(mux), MaxBody)
+}
+
+// checkBody refuses a JSON body holding text that cannot be stored or
+// compared faithfully, whatever field it is in: invalid UTF-8 (the decoder
+// would replace it) or a NUL character (PostgreSQL refuses it: a 500).
+func checkBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			status, msg := http.StatusBadRequest, "reading the body: "+err.Error()
+			if errors.As(err, &tooBig) {
+				status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", MaxBody)
+			}
+			writeProblem(w, status, msg)
+			return
+		}
+		switch {
+		case !utf8.Valid(body):
+			writeProblem(w, http.StatusBadRequest, "the body is not valid UTF-8")
+			return
+		case jsonenc.HasNUL(body):
+			writeProblem(w, http.StatusBadRequest, "the body holds a NUL character (\\u0000) in a string; usersync does not store it")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]any{"title": http.StatusText(status), "status": status, "detail": detail})
+	w.Write(append(b, '\n'))
 }
 
 type server struct {
 	dir usersync.Directory // for authentication
 	api huma.API
 	ops *Local
+	log *slog.Logger
 }
 
 // Options are what the API needs from the process that serves it.
@@ -73,6 +124,9 @@ type Options struct {
 	// Retry clears a provisioner's failures for a group and reconciles it
 	// now; nil when this process runs no provisioners.
 	Retry func(ctx context.Context, provisioner, group string) error
+	// Log is where a failure of the server's own (a 500) is logged with
+	// its cause; nil: the default logger.
+	Log *slog.Logger
 }
 
 // authenticate admits administrators' API tokens and names them as the
@@ -125,7 +179,25 @@ func apiError(err error) huma.StatusError {
 	case usersync.EUNAVAILABLE:
 		return huma.Error503ServiceUnavailable("the directory is unavailable; try again")
 	}
-	return huma.Error500InternalServerError("internal error")
+	return &internalError{ErrorModel: huma.Error500InternalServerError("internal error").(*huma.ErrorModel), cause: err}
+}
+
+// internalError is a 500 that keeps its cause for the log: logInternal
+// writes it there with the request's id, which the answer names.
+type internalError struct {
+	*huma.ErrorModel
+	cause error
+}
+
+// logInternal is a response transformer: it sees every error answered,
+// with the request, so a 500's cause is logged once with its request id.
+func (s *server) logInternal(ctx huma.Context, status string, v any) (any, error) {
+	if ie, ok := v.(*internalError); ok {
+		id := usersync.RequestID(ctx.Context())
+		s.log.Error("API request failed", "method", ctx.Method(), "path", ctx.URL().Path, "request_id", id, "err", ie.cause)
+		ie.Detail = "internal error (request id " + id + "; the server's log has the cause)"
+	}
+	return v, nil
 }
 
 // etag is an object's version as a weak ETag.

@@ -34,8 +34,22 @@ func FuzzAPI(f *testing.F) {
 	} {
 		f.Add(s.body, s.name, s.query)
 	}
+	// Every input goes to both backends: a NUL reached PostgreSQL (500)
+	// where SQLite stored it, and this target ran on SQLite alone.
+	var targets []func(t *testing.T, body, name, query string)
+	for _, d := range []usersync.Directory{dirtest.SQLite(f), dirtest.Postgres(f)} {
+		targets = append(targets, fuzzTarget(f, d))
+	}
+	f.Fuzz(func(t *testing.T, body, name, query string) {
+		for _, target := range targets {
+			target(t, body, name, query)
+		}
+	})
+}
+
+// fuzzTarget serves the API over d and returns what one input sends it.
+func fuzzTarget(f *testing.F, d usersync.Directory) func(t *testing.T, body, name, query string) {
 	ctx := context.Background()
-	d := dirtest.SQLite(f)
 	admin := &usersync.User{Username: "admin", Type: usersync.UserAdministrator, Enabled: true}
 	if err := d.CreateUser(ctx, admin); err != nil {
 		f.Fatal(err)
@@ -69,7 +83,7 @@ func FuzzAPI(f *testing.F) {
 			t.Fatalf("%s %s %q: %d %s", method, target, body, rec.Code, rec.Body.String())
 		}
 	}
-	f.Fuzz(func(t *testing.T, body, name, query string) {
+	return func(t *testing.T, body, name, query string) {
 		q := url.Values{}
 		if parsed, err := url.ParseQuery(query); err == nil {
 			q = parsed
@@ -87,5 +101,5 @@ func FuzzAPI(f *testing.F) {
 		}
 		q.Set("wait", "0")
 		send(t, "GET", "/api/v1/changes?"+q.Encode(), "")
-	})
+	}
 }

@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/dirtest"
 	"github.com/usersync/usersync/server"
-	"github.com/usersync/usersync/sqlstore"
 )
 
 // FuzzSCIM sends arbitrary filters, PATCH paths and bodies to the server:
@@ -44,12 +43,22 @@ func FuzzSCIM(f *testing.F) {
 	} {
 		f.Add(s.filter, s.path, s.value)
 	}
-	ctx := context.Background()
-	d, err := sqlstore.Open(ctx, filepath.Join(f.TempDir(), "fuzz.db"))
-	if err != nil {
-		f.Fatal(err)
+	// Every input goes to both backends: a NUL in a filter answered 500 on
+	// PostgreSQL only, and this target ran on SQLite alone.
+	var targets []func(t *testing.T, filter, path, value string)
+	for _, d := range []usersync.Directory{dirtest.SQLite(f), dirtest.Postgres(f)} {
+		targets = append(targets, fuzzTarget(f, d))
 	}
-	defer d.Close()
+	f.Fuzz(func(t *testing.T, filter, path, value string) {
+		for _, target := range targets {
+			target(t, filter, path, value)
+		}
+	})
+}
+
+// fuzzTarget serves SCIM over d and returns what one input sends it.
+func fuzzTarget(f *testing.F, d usersync.Directory) func(t *testing.T, filter, path, value string) {
+	ctx := context.Background()
 	admin := &usersync.User{Username: "admin", Email: "a@x.example", Type: usersync.UserAdministrator, Enabled: true}
 	if err := d.CreateUser(ctx, admin); err != nil {
 		f.Fatal(err)
@@ -73,7 +82,7 @@ func FuzzSCIM(f *testing.F) {
 			t.Fatalf("%s %s %q: %d %s", method, target, body, rec.Code, rec.Body.String())
 		}
 	}
-	f.Fuzz(func(t *testing.T, filter, path, value string) {
+	return func(t *testing.T, filter, path, value string) {
 		q := url.Values{"filter": {filter}}.Encode()
 		send(t, "GET", server.SCIMPath+"/Users?"+q, "")
 		send(t, "GET", server.SCIMPath+"/Groups?"+q, "")
@@ -91,7 +100,7 @@ func FuzzSCIM(f *testing.F) {
 		send(t, "POST", server.SCIMPath+"/Users/.search", `{"filter":`+quote(filter)+`,"sortBy":`+quote(path)+`}`)
 		send(t, "POST", server.SCIMPath+"/Bulk", `{"Operations":[{"method":"POST","path":"/Users","bulkId":"b","data":`+value+`},`+
 			`{"method":"PATCH","path":"/Users/bulkId:b","data":`+op+`},{"method":"POST","path":"/Groups","bulkId":"c","data":{"displayName":`+quote(filter)+`,"members":`+value+`}}]}`)
-	})
+	}
 }
 
 func quote(s string) string {

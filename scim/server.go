@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/jsonenc"
 )
 
 // MaxBody bounds request bodies; MaxResults bounds a page of a list, and
@@ -208,8 +209,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Warn("scim request failed: the directory is unavailable", "method", r.Method, "path", r.URL.Path, "err", msg)
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Detail: "the directory is unavailable; try again"})
 	default:
-		s.log.Error("scim request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, &Error{Status: 500, Detail: "internal error"})
+		id := usersync.RequestID(r.Context())
+		s.log.Error("scim request failed", "method", r.Method, "path", r.URL.Path, "request_id", id, "err", err)
+		writeError(w, &Error{Status: 500, Detail: "internal error (request id " + id + "; the server's log has the cause)"})
 	}
 }
 
@@ -233,21 +235,6 @@ func checkQuery(r *http.Request) error {
 	return nil
 }
 
-// hasNUL reports a JSON text holding a \u0000 escape (NUL in a string):
-// backslashes appear only in escapes, so the escapes are walked.
-func hasNUL(body []byte) bool {
-	for i := 0; i+1 < len(body); i++ {
-		if body[i] != '\\' {
-			continue
-		}
-		if body[i+1] == 'u' && i+6 <= len(body) && string(body[i+2:i+6]) == "0000" {
-			return true
-		}
-		i++ // skip the escaped character
-	}
-	return false
-}
-
 // readBody decodes a JSON body of at most MaxBody bytes. Text that cannot
 // be stored faithfully (invalid UTF-8, which would be replaced; NUL, which
 // PostgreSQL refuses) is refused on every path, before anything is read.
@@ -267,7 +254,7 @@ func decodeBody(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return &Error{Status: 400, ScimType: "invalidSyntax", Detail: "the body is not valid UTF-8 (RFC 7644 §3.8: JSON in UTF-8)"}
 	}
-	if hasNUL(body) {
+	if jsonenc.HasNUL(body) {
 		return &Error{Status: 400, ScimType: "invalidValue", Detail: "the body holds a NUL character (\\u0000) in a string; usersync does not store it"}
 	}
 	if err := json.Unmarshal(body, v); err != nil {

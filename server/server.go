@@ -5,12 +5,17 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/adminui"
@@ -76,6 +81,9 @@ func New(dir usersync.Directory, log *slog.Logger, o Options) http.Handler {
 	}
 	mux.Handle("GET /metrics", set.Handler())
 	mux.Handle(SCIMPath+"/", scim.New(dir, SCIMPath, log, o.SCIMLogDir))
+	if o.API.Log == nil {
+		o.API.Log = log
+	}
 	mux.Handle(api.Path+"/", api.New(dir, o.API))
 	mux.Handle(adminui.Path+"/", adminui.New(dir, &api.Local{Dir: dir, Options: o.API}, log))
 	return observe(mux, log, set, o.AccessLog)
@@ -155,6 +163,9 @@ func observe(next http.Handler, log *slog.Logger, set *telemetry.Metrics, access
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rt, m, path := route(r.URL.Path), method(r.Method), r.URL.Path
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(usersync.WithRequestID(r.Context(), id))
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		func() {
 			defer func() {
@@ -165,16 +176,20 @@ func observe(next http.Handler, log *slog.Logger, set *telemetry.Metrics, access
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				log.Error("request failed: the handler panicked (a bug)", "method", r.Method, "path", path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				log.Error("request failed: the handler panicked (a bug)", "method", r.Method, "path", path, "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				set.Panic(rt)
 				if !sw.wrote {
 					sw.Header().Set("Content-Type", scim.MediaType)
 					sw.WriteHeader(http.StatusInternalServerError)
-					fmt.Fprintf(sw, `{"schemas":[%q],"status":"500","detail":"internal error"}`+"\n", scim.SchemaError)
+					fmt.Fprintf(sw, `{"schemas":[%q],"status":"500","detail":"internal error (request id %s; the server's log has the cause)"}`+"\n", scim.SchemaError, id)
 				} else {
 					sw.status = http.StatusInternalServerError
 				}
 			}()
+			if msg := checkURL(r); msg != "" {
+				refuse(sw, r, msg)
+				return
+			}
 			next.ServeHTTP(sw, r)
 		}()
 		if r.Context().Err() != nil && !sw.wrote {
@@ -189,6 +204,99 @@ func observe(next http.Handler, log *slog.Logger, set *telemetry.Metrics, access
 		if sw.status >= 500 && sw.status != scim.StatusClientGone {
 			level = slog.LevelWarn
 		}
-		log.Log(r.Context(), level, "request", "method", r.Method, "path", path, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
+		log.Log(r.Context(), level, "request", "method", r.Method, "path", path, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000, "request_id", id)
 	})
+}
+
+// MaxParam bounds a query parameter's value and MaxPath a request's path,
+// in bytes: no search, filter or id needs more, and SQLite refuses a LIKE
+// pattern over 50,000 bytes with an error that was a 500.
+const (
+	MaxParam = 8 << 10
+	MaxPath  = 4 << 10
+)
+
+// checkURL refuses, for every part of the service at once, a path or
+// query parameter that cannot be a name, id or search: a NUL character
+// (PostgreSQL refuses it in text: it was a 500), invalid UTF-8, or too
+// many bytes. It returns what is wrong, naming the part, or "".
+func checkURL(r *http.Request) string {
+	if len(r.URL.Path) > MaxPath {
+		return fmt.Sprintf("the path has %d bytes; at most %d are accepted", len(r.URL.Path), MaxPath)
+	}
+	if p := textProblem(r.URL.Path); p != "" {
+		return "the path " + p
+	}
+	raw := r.URL.RawQuery
+	if len(raw) <= MaxParam && plainASCII(raw) {
+		return "" // nothing encoded, nothing long: the common case, without parsing
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return "the query string is malformed: " + err.Error()
+	}
+	for k, vs := range q {
+		if p := textProblem(k); p != "" {
+			return fmt.Sprintf("the name of query parameter %q %s", k, p)
+		}
+		for _, v := range vs {
+			if len(v) > MaxParam {
+				return fmt.Sprintf("query parameter %q has %d bytes; at most %d are accepted", k, len(v), MaxParam)
+			}
+			if p := textProblem(v); p != "" {
+				return fmt.Sprintf("query parameter %q %s", k, p)
+			}
+		}
+	}
+	return ""
+}
+
+// textProblem says what makes s unfit to store or compare, or "".
+func textProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "contains a NUL character (%00)"
+	}
+	return ""
+}
+
+// plainASCII reports a query string with no escape and no byte outside
+// printable ASCII: it can hold no NUL and no invalid UTF-8.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '%' || c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse answers 400 in the form of the part the request was for: a SCIM
+// error, an API problem, or plain text.
+func refuse(w http.ResponseWriter, r *http.Request, msg string) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, SCIMPath+"/"):
+		w.Header().Set("Content-Type", scim.MediaType)
+		w.WriteHeader(http.StatusBadRequest)
+		b, _ := json.Marshal(map[string]any{"schemas": []string{scim.SchemaError}, "status": "400", "scimType": "invalidValue", "detail": msg})
+		w.Write(append(b, '\n'))
+	case strings.HasPrefix(r.URL.Path, api.Path+"/"):
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		b, _ := json.Marshal(map[string]any{"title": "Bad Request", "status": 400, "detail": msg})
+		w.Write(append(b, '\n'))
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintln(w, msg)
+	}
+}
+
+// newRequestID returns a short random id for a request.
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

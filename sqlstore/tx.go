@@ -103,6 +103,13 @@ func (d *DB) wrapErr(what string, err error) error {
 	if env := d.environmentErr(what, err); env != nil {
 		return env
 	}
+	// Every boundary refuses NUL and invalid UTF-8 with the field's name;
+	// this is the net under them: a value PostgreSQL cannot hold in text is
+	// the caller's mistake, not the server's failure.
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "22021" || pe.Code == "22P05") {
+		return usersync.Errorf(usersync.EINVALID, "%s: a value holds a NUL character or invalid UTF-8, which cannot be stored", what)
+	}
 	return fmt.Errorf("%s on %s database: %w", what, d.dialect.name, err)
 }
 

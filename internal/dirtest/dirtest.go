@@ -66,3 +66,7 @@ func SQLite(t testing.TB) usersync.Directory {
 	t.Helper()
 	return open(t, filepath.Join(t.TempDir(), "d.db"))
 }
+
+// Postgres returns a new, empty directory on the shared PostgreSQL server
+// (for fuzz targets, which cannot have subtests per backend).
+func Postgres(t testing.TB) usersync.Directory { return open(t, pgtest.NewDatabase(t)) }

@@ -49,6 +49,9 @@ func Main(m *testing.M) int {
 		return 1
 	}
 	shared = s
+	// Processes this one starts share the server: a fuzz target's workers
+	// are copies of this test binary and would each start one of their own.
+	os.Setenv("USERSYNC_TEST_POSTGRES_URL", s.URL)
 	code := m.Run()
 	s.Stop()
 	return code
