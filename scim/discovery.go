@@ -15,8 +15,15 @@ const (
 	SchemaSchema       = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 )
 
+// serviceProviderConfig answers RFC 7643 §5's attributes, and RFC 9865
+// §4's "pagination" only to a client that asks for it by name
+// (?attributes=pagination), as an attribute whose "returned" is "request"
+// (RFC 7643 §7). Strict RFC 7643 client libraries (scim2-models, used by
+// scim2-client and scim2-tester) refuse a configuration with any attribute
+// they do not know, and stopped at discovery; cursors work whether or not
+// a client read it (RFC 9865 §2: a request with "cursor" gets them).
 func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, 200, map[string]any{
+	spc := map[string]any{
 		"schemas":          []string{SchemaSPC},
 		"documentationUri": "https://github.com/usersync/usersync#scim-20-endpoint",
 		"patch":            map[string]any{"supported": true},
@@ -25,13 +32,20 @@ func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
 		"changePassword":   map[string]any{"supported": false},
 		"sort":             map[string]any{"supported": true},
 		"etag":             map[string]any{"supported": true},
-		// RFC 9865 §5: cursor paging beside index paging.
-		"pagination": map[string]any{"cursor": true, "index": true, "defaultPaginationMethod": "index",
-			"defaultPageSize": DefaultPageSize, "maxPageSize": MaxResults, "cursorTimeout": 0},
 		"authenticationSchemes": []map[string]any{{"type": "oauthbearertoken", "name": "API token",
 			"description": "A usersync API token of an administrator, as Authorization: Bearer <token>", "primary": true}},
 		"meta": map[string]any{"resourceType": "ServiceProviderConfig", "location": s.root(r) + "/ServiceProviderConfig"},
-	})
+	}
+	for _, a := range strings.Split(r.URL.Query().Get("attributes"), ",") {
+		if strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(a, SchemaSPC+":")), "pagination") {
+			// RFC 9865 §4. No cursorTimeout: it is a positive number of
+			// seconds, and these cursors (positions in the sort order, not
+			// server state) do not expire.
+			spc["pagination"] = map[string]any{"cursor": true, "index": true, "defaultPaginationMethod": "index",
+				"defaultPageSize": DefaultPageSize, "maxPageSize": MaxResults}
+		}
+	}
+	writeJSON(w, 200, spc)
 }
 
 // resourceTypeJSON describes a resource type (RFC 7643 §6).

@@ -559,8 +559,30 @@ func TestRFC7644_4_Discovery(t *testing.T) {
 		}
 	}
 	_, spc, _ := c.do("GET", "/ServiceProviderConfig", nil)
-	if spc["sort"].(map[string]any)["supported"] != true || spc["bulk"].(map[string]any)["supported"] != true || spc["pagination"].(map[string]any)["cursor"] != true {
+	if spc["sort"].(map[string]any)["supported"] != true || spc["bulk"].(map[string]any)["supported"] != true {
 		t.Fatalf("ServiceProviderConfig: %v", spc)
+	}
+	// By default only RFC 7643 §5's attributes (and the common ones): a
+	// strict client library refuses any other, and RFC 9865's "pagination"
+	// made scim2-models stop at discovery. A client asks for it by name
+	// (returned "request", RFC 7643 §7), and gets RFC 9865 §4's shape:
+	// cursorTimeout is a positive integer or absent, never 0.
+	rfc7643 := map[string]bool{"schemas": true, "documentationUri": true, "patch": true, "bulk": true, "filter": true, "changePassword": true,
+		"sort": true, "etag": true, "authenticationSchemes": true, "meta": true, "id": true}
+	for k := range spc {
+		if !rfc7643[k] {
+			t.Errorf("ServiceProviderConfig has %q, which RFC 7643 §5 does not define", k)
+		}
+	}
+	for _, q := range []string{"pagination", "PAGINATION", "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig:pagination"} {
+		_, spc, _ = c.do("GET", "/ServiceProviderConfig?attributes="+q, nil)
+		p, _ := spc["pagination"].(map[string]any)
+		if p["cursor"] != true || p["index"] != true || p["defaultPaginationMethod"] != "index" || p["maxPageSize"] == nil {
+			t.Fatalf("?attributes=%s: %v", q, spc)
+		}
+		if to, ok := p["cursorTimeout"]; ok && to.(float64) < 1 {
+			t.Fatalf("cursorTimeout %v is not a positive integer (RFC 9865 §4)", to)
+		}
 	}
 	// Every attribute a User response can carry is in the served schema:
 	// password is there, but writeOnly and never returned.
