@@ -210,10 +210,25 @@ func setSub(obj doc, sa *Attribute, op string, value any, parent string) error {
 	return nil
 }
 
+// entraTypes are the typed values Entra's default attribute mappings write
+// with attr[type eq "…"].sub, expecting the element to be made when the
+// user has none (as "add" and "replace" both do for it). For any other
+// attribute or type, a filter that selects nothing is noTarget.
+var entraTypes = map[string]map[string]bool{
+	"emails":       {"work": true},
+	"phonenumbers": {"work": true, "mobile": true, "fax": true},
+	"addresses":    {"work": true},
+}
+
+func entraAddsMissing(attr, typ string) bool {
+	return entraTypes[strings.ToLower(attr)][strings.ToLower(typ)]
+}
+
 // patchSelected applies op to the elements of a multi-valued attribute that
 // a value filter selects. A filter that selects nothing is noTarget for
 // replace and remove (RFC 7644 §3.5.2.2, §3.5.2.3) except in the form
-// Entra sends, attr[type eq "work"].sub, which adds the element.
+// Entra sends for its mapped types, attr[type eq "work"].sub, which adds
+// the element.
 func patchSelected(c doc, a *Attribute, sa *Attribute, vf filter.Expr, op string, value any) error {
 	if !a.MultiValued || a.Type != "complex" {
 		return invalidPath("%s is not multi-valued: a value filter does not apply", a.Name)
@@ -232,7 +247,7 @@ func patchSelected(c doc, a *Attribute, sa *Attribute, vf filter.Expr, op string
 	}
 	if len(hit) == 0 {
 		t := typeEq(vf)
-		if op == "remove" || t == "" {
+		if op == "remove" || !entraAddsMissing(a.Name, t) {
 			return noTarget(a.Name + "[" + filter.String(vf) + "]")
 		}
 		el := doc{"type": t}
@@ -283,7 +298,8 @@ func patchSelected(c doc, a *Attribute, sa *Attribute, vf filter.Expr, op string
 	return setList(c, a, list)
 }
 
-// setList stores a multi-valued attribute's values, dropping empty ones.
+// setList stores a multi-valued attribute's values, dropping empty ones
+// and duplicates.
 func setList(c doc, a *Attribute, list []any) error {
 	var out []any
 	for _, el := range list {
@@ -292,6 +308,7 @@ func setList(c doc, a *Attribute, list []any) error {
 		}
 		out = append(out, el)
 	}
+	out = dedupe(a, out)
 	if len(out) == 0 {
 		delete(c, a.Name)
 	} else {
@@ -328,6 +345,55 @@ func clearPrimaryBut(list []any, keep int) {
 			delete(m, "primary")
 		}
 	}
+}
+
+// dedupe drops the values of a multi-valued attribute that repeat an
+// earlier one: the same type and value (compared as the value
+// sub-attribute's caseExact says), or equal as a whole for values without
+// a "value". RFC 7643 §2.4: a service provider SHOULD NOT return duplicate
+// values; users kept every email as sent and echoed pairs back. A dropped
+// duplicate that was primary makes the kept one primary.
+func dedupe(a *Attribute, list []any) []any {
+	if len(list) < 2 {
+		return list
+	}
+	exact := true
+	if sa := a.Sub("value"); sa != nil {
+		exact = sa.CaseExact
+	}
+	key := func(el any) string {
+		m, ok := el.(map[string]any)
+		if !ok {
+			j, _ := json.Marshal(el)
+			return string(j)
+		}
+		v, ok := m["value"].(string)
+		if !ok {
+			j, _ := json.Marshal(m)
+			return "=" + string(j)
+		}
+		t, _ := m["type"].(string)
+		if !exact {
+			v = strings.ToLower(v)
+		}
+		return strings.ToLower(t) + "\x00" + v
+	}
+	seen := make(map[string]int, len(list))
+	out := list[:0:0]
+	for _, el := range list {
+		k := key(el)
+		if i, dup := seen[k]; dup {
+			if isPrimary(el) {
+				if m, ok := out[i].(map[string]any); ok {
+					m["primary"] = true
+				}
+			}
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, el)
+	}
+	return out
 }
 
 func equalValue(a, b any) bool {

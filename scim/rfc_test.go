@@ -326,9 +326,72 @@ func TestRFC7644_3_5_2_NoTarget(t *testing.T) {
 				}
 			}
 		}
+		// A type filter that selects nothing is noTarget too, for any op,
+		// except the typed values Entra's mappings write (it adds them
+		// that way); before, any type was added.
+		for _, p := range []string{`emails[type eq "nonexistent"].value`, `phoneNumbers[type eq "pager"].value`, `ims[type eq "aim"].value`, `emails[type eq "home"]`} {
+			for _, op := range []string{"replace", "add"} {
+				code, body, _ := c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": op, "path": p, "value": "x@example.com"}))
+				if code != 400 || body["scimType"] != "noTarget" {
+					t.Errorf("%s %s: %d %v, want 400 noTarget", op, p, code, body)
+				}
+			}
+		}
 		code, body, _ := c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "Replace", "path": `emails[type eq "work"].value`, "value": "nt@example.com"}))
 		if emails, _ := body["emails"].([]any); code != 200 || len(emails) != 1 || !jsonEqual(emails[0], map[string]any{"type": "work", "value": "nt@example.com"}) {
 			t.Fatalf("Entra's replace of a missing work email: %d %v", code, body)
+		}
+		code, body, _ = c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "Add", "path": `phoneNumbers[type eq "mobile"].value`, "value": "2"}))
+		if phones, _ := body["phoneNumbers"].([]any); code != 200 || len(phones) != 2 {
+			t.Fatalf("Entra's add of a missing mobile number: %d %v", code, body)
+		}
+	})
+}
+
+// RFC 7643 §2.4: a service provider SHOULD NOT return duplicate values.
+// A (type, value) pair sent twice, in any case for a value that is not
+// case-exact, is kept once, on POST, PUT and PATCH; users kept every
+// email as sent and echoed both back.
+func TestRFC7643_2_4_NoDuplicateValues(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		email := func(v, typ string, primary bool) map[string]any {
+			m := map[string]any{"value": v, "type": typ}
+			if primary {
+				m["primary"] = true
+			}
+			return m
+		}
+		count := func(u map[string]any) (n int, primary int) {
+			for _, e := range u["emails"].([]any) {
+				n++
+				if e.(map[string]any)["primary"] == true {
+					primary++
+				}
+			}
+			return
+		}
+		code, u, _ := c.do("POST", "/Users", map[string]any{"schemas": []any{coreUser}, "userName": "dup@example.com",
+			"emails": []any{email("dup@example.com", "work", false), email("DUP@example.com", "work", true), email("dup@example.com", "home", false)}})
+		if n, p := count(u); code != 201 || n != 2 || p != 1 {
+			t.Fatalf("POST with a pair twice: %d, %d emails (%d primary): %v", code, n, p, u["emails"])
+		}
+		id := u["id"].(string)
+		if _, got, _ := c.do("GET", "/Users/"+id, nil); !jsonEqual(got["emails"], u["emails"]) {
+			t.Fatalf("GET: %v, POST answered %v", got["emails"], u["emails"])
+		}
+		_, u, _ = c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "add", "path": "emails", "value": []any{email("Dup@Example.com", "home", false)}}))
+		if n, _ := count(u); n != 2 {
+			t.Fatalf("PATCH add of a pair in another case: %v", u["emails"])
+		}
+		_, u, _ = c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "replace", "path": `emails[type eq "home"].type`, "value": "work"}))
+		if n, _ := count(u); n != 1 {
+			t.Fatalf("PATCH that made two values equal: %v", u["emails"])
+		}
+		_, u, _ = c.do("PUT", "/Users/"+id, map[string]any{"schemas": []any{coreUser}, "userName": "dup@example.com",
+			"emails": []any{email("a@example.com", "work", false), email("a@example.com", "work", false)}, "phoneNumbers": []any{map[string]any{"value": "1"}, map[string]any{"value": "1"}}})
+		if n, _ := count(u); n != 1 || len(u["phoneNumbers"].([]any)) != 1 {
+			t.Fatalf("PUT with pairs twice: %v %v", u["emails"], u["phoneNumbers"])
 		}
 	})
 }

@@ -138,19 +138,21 @@ func coerce(a *Attribute, v any, path string) (any, error) {
 		list = []any{v} // one value where a list belongs
 	}
 	out := make([]any, 0, len(list))
-	primaries := 0
 	for i, el := range list {
 		c, err := coerceOne(a, el, fmt.Sprintf("%s[%d]", path, i))
 		if err != nil {
 			return nil, err
 		}
-		if c == nil {
-			continue
+		if c != nil {
+			out = append(out, c)
 		}
+	}
+	out = dedupe(a, out)
+	primaries := 0
+	for _, c := range out {
 		if m, ok := c.(map[string]any); ok && m["primary"] == true {
 			primaries++
 		}
-		out = append(out, c)
 	}
 	if primaries > 1 {
 		return nil, invalidValue("%s: %d values are primary; at most one may be (RFC 7643 §2.4)", path, primaries)
