@@ -199,6 +199,9 @@ type GroupService interface {
 	MemberRefsOf(ctx context.Context, groupID int64, q MemberQuery) ([]MemberRef, error)
 	// CountMembers counts a group's user members.
 	CountMembers(ctx context.Context, groupID int64) (int, error)
+	// CountMembersUpTo counts a group's user members up to max: the cost
+	// follows max, not the group's size.
+	CountMembersUpTo(ctx context.Context, groupID int64, max int) (int, error)
 	// HasMembersNotFrom reports whether a group has a user member that
 	// source does not own.
 	HasMembersNotFrom(ctx context.Context, groupID int64, source string) (bool, error)

@@ -123,3 +123,55 @@ func benchServer(b *testing.B, seed func(*sqlstore.DB)) (*sqlstore.DB, string, s
 	b.Cleanup(srv.Close)
 	return d, srv.URL, token
 }
+
+// BenchmarkPatchGroupMember: what Entra and Okta send for a membership
+// change, PATCH /Groups/{id} adding one member, on groups of 10 and 10,000
+// members, one client at a time (they send a group's changes in order).
+//
+//	go test ./scim -run '^$' -bench PatchGroupMember
+func BenchmarkPatchGroupMember(b *testing.B) {
+	for _, size := range []int{10, 10000} {
+		b.Run(fmt.Sprintf("members=%d", size), func(b *testing.B) {
+			const spare = 20000 // users to add, more than any b.N run here
+			d, url, token := benchServer(b, func(d *sqlstore.DB) {
+				batch := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "g"}}}}
+				for i := 0; i < size+spare; i++ {
+					name := fmt.Sprintf("u%05d@x.example", i)
+					batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, Enabled: true, Source: "scim", SourceID: name}})
+					if i < size {
+						batch.Members = append(batch.Members, usersync.MemberChange{Group: "g", Username: name})
+					}
+				}
+				if _, err := d.ApplyBatch(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+			})
+			g, err := d.FindGroupByName(context.Background(), "g")
+			if err != nil {
+				b.Fatal(err)
+			}
+			first, err := d.FindUserByUsername(context.Background(), fmt.Sprintf("u%05d@x.example", size))
+			if err != nil {
+				b.Fatal(err)
+			}
+			hc := &http.Client{}
+			b.ResetTimer()
+			for i := 0; i < b.N && i < spare; i++ {
+				body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members","value":[{"value":"%d"}]}]}`, first.ID+int64(i))
+				req, _ := http.NewRequest("PATCH", fmt.Sprintf("%s%s/Groups/%d", url, server.SCIMPath, g.ID), bytes.NewReader([]byte(body)))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/scim+json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					b.Fatalf("PATCH: %s", resp.Status)
+				}
+				b.ReportMetric(float64(n), "resp-bytes")
+			}
+		})
+	}
+}

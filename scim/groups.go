@@ -290,6 +290,9 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// maxEchoedMembers is the largest group a PATCH answers with in full.
+const maxEchoedMembers = 100
+
 // patchGroup applies member adds and removes (by value list, by value
 // filter, or all), replacements of the member list, and changes of the
 // name, externalId and description.
@@ -307,7 +310,37 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	// 200 with the group, as users get: strict clients and the
+	// conformance suites expect the resource. RFC 7644 §3.5.2 allows 204
+	// instead, and Entra and Okta read neither; so a group of more than
+	// maxEchoedMembers gets 204 unless the client left the members out
+	// (excludedAttributes=members): answering a one-member change on a
+	// 10,000-member group with its 1.1 MB took 59 ms against 0.6 ms for
+	// the change itself (BenchmarkPatchGroupMember), and Entra and Okta
+	// send one such PATCH per change.
+	withMembers := !excluded(r, "members")
+	if withMembers {
+		n, err := s.dir.CountMembersUpTo(r.Context(), g.ID, maxEchoedMembers+1)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if n > maxEchoedMembers {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	if g, err = s.dir.FindGroupByID(r.Context(), g.ID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.groupJSON(r, g, withMembers)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(g.Version))
+	writeJSON(w, http.StatusOK, project(r, body))
 }
 
 // groupEdit collects a PATCH's changes of a group, applied at the end in

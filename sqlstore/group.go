@@ -889,6 +889,13 @@ func (d *DB) CountMembers(ctx context.Context, groupID int64) (int, error) {
 	return n, d.wrapErr("count members", err)
 }
 
+// CountMembersUpTo counts a group's user members, reading at most max.
+func (d *DB) CountMembersUpTo(ctx context.Context, groupID int64, max int) (int, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM (SELECT 1 FROM memberships WHERE group_id = ? AND member_type = 'user' LIMIT ?) m`), groupID, max).Scan(&n)
+	return n, d.wrapErr("count members", err)
+}
+
 // HasMembersNotFrom reports whether a group has a user member that source
 // does not own.
 func (d *DB) HasMembersNotFrom(ctx context.Context, groupID int64, source string) (bool, error) {

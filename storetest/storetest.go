@@ -962,6 +962,11 @@ func testBatchReaddsMissingMembers(t *testing.T, d usersync.Directory) {
 		if c, _ := d.CountMembers(ctx, g.ID); c != members {
 			t.Fatalf("%s: %d members, want %d", what, c, members)
 		}
+		for _, max := range []int{1, members, members + 1} {
+			if c, err := d.CountMembersUpTo(ctx, g.ID, max); err != nil || c != min(members, max) {
+				t.Fatalf("%s: %d members counting up to %d (%v), want %d", what, c, max, err, min(members, max))
+			}
+		}
 	}
 	check("whole batch again", sampleBatch(n), removeEvery(7), n)
 	removed := removeEvery(5)
