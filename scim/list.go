@@ -7,6 +7,7 @@ package scim
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -52,6 +53,9 @@ func invalidCursor(detail string) *Error {
 // are dropped.
 func readList(q url.Values, sortFields map[string]string, defaultField string) (*listQuery, error) {
 	lq := &listQuery{filter: q.Get("filter"), start: 1, count: DefaultPageSize, sortField: defaultField}
+	if len(lq.filter) > MaxFilter {
+		return nil, &Error{Status: 400, ScimType: "invalidFilter", Detail: fmt.Sprintf("the filter has %d bytes; at most %d are accepted", len(lq.filter), MaxFilter)}
+	}
 	if v := q.Get("count"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -199,6 +203,10 @@ func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request) {
 	var sr searchRequest
 	if err := readBody(r, &sr); err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if len(sr.Filter) > MaxFilter {
+		s.fail(w, r, &Error{Status: 400, ScimType: "invalidFilter", Detail: fmt.Sprintf("the filter has %d bytes; at most %d are accepted", len(sr.Filter), MaxFilter)})
 		return
 	}
 	if sr.Cursor != nil || sr.SortBy != "" {

@@ -15,6 +15,9 @@ import (
 	"github.com/usersync/usersync/internal/jsonenc"
 )
 
+// MaxFilter bounds a filter, in bytes, in a query or a search body.
+const MaxFilter = 8 << 10
+
 // MaxBody bounds request bodies; MaxResults bounds a page of a list, and
 // DefaultPageSize is a page when the client gives no count.
 const (

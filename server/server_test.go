@@ -88,6 +88,8 @@ func TestHostileInputRefused(t *testing.T) {
 			{"POST", "/api/v1/groups", "{\"name\": \"f\xff\"}", "application/json", "UTF-8"},
 			{"GET", "/admin/users?q=" + long, "", "", `"q" has 60000 bytes`},
 			{"GET", "/admin/users?q=%00", "", "", "NUL"},
+			{"POST", "/scim/v2/Users/.search", `{"filter": "userName co \"` + long + `\""}`, "application/scim+json", "filter"},
+			{"POST", "/scim/v2/.search", `{"filter": "displayName sw \"` + long + `\""}`, "application/scim+json", "filter"},
 		}
 		for _, p := range probes {
 			req, _ := http.NewRequest(p.method, srv.URL+p.path, strings.NewReader(p.body))
