@@ -108,7 +108,7 @@ func TestLoad(t *testing.T) {
 							o = "Remove"
 						}
 						code, _, _ = c.do("PATCH", "/Groups/"+gid, ops(map[string]any{"op": o, "path": "members", "value": []map[string]any{{"value": st.id}}}))
-						if code == 204 {
+						if code == 200 || code == 204 { // RFC 7644 §3.5.2: either
 							st.member = op == "join"
 						}
 					}

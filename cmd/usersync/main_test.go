@@ -173,7 +173,7 @@ func TestCLIDemo(t *testing.T) {
 		}
 		pullsOut = out.String()
 		pulls, scimPart, found := strings.Cut(out.String(), "SCIM 2.0 endpoint")
-		if !found || strings.Count(scimPart, "→ 201 ") != 2 || !strings.Contains(scimPart, "→ 204") ||
+		if !found || strings.Count(scimPart, "→ 201 ") != 2 || !regexp.MustCompile(`PATCH /Groups/g\d+ +\(Add members\) +→ 200`).MatchString(scimPart) ||
 			!strings.Contains(scimPart, "displayName Ada King") || !strings.Contains(scimPart, "userName ada.lovelace@contoso.com, displayName Ada King, active false") ||
 			!strings.Contains(scimPart, "the soft-deleted user is deleted_ada.lovelace@contoso.com (enabled false)") ||
 			!strings.Contains(scimPart, "→ 400 invalidPath") || strings.Contains(scimPart, "ust_") {
