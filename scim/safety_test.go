@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +207,9 @@ func TestPanicIsLogged500(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "panicked") || !strings.Contains(logs.String(), "boom") {
 		t.Fatalf("panic not logged: %s", logs.String())
+	}
+	if id := regexp.MustCompile(`request id ([0-9a-f]+)`).FindStringSubmatch(body); id == nil || !strings.Contains(logs.String(), "request_id="+id[1]) {
+		t.Fatalf("the answer and the log do not share a request id:\n%s\n%s", body, logs.String())
 	}
 	if _, m := get(t, srv.URL+"/metrics", ""); !strings.Contains(m, `usersync_http_panics_total{route="/scim/v2/Users"} 1`) ||
 		!strings.Contains(m, `usersync_http_requests_total{code="500",method="GET",route="/scim/v2/Users"} 1`) {

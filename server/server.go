@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -20,6 +19,7 @@ import (
 	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/adminui"
 	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/internal/recovery"
 	"github.com/usersync/usersync/scim"
 	"github.com/usersync/usersync/telemetry"
 )
@@ -160,6 +160,23 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // handler's panic into a logged, counted 500 instead of a dropped
 // connection that neither the log nor the metrics would see.
 func observe(next http.Handler, log *slog.Logger, set *telemetry.Metrics, accessLog string) http.Handler {
+	checked := recovery.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if msg := checkURL(r); msg != "" {
+			refuse(w, r, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), log, func(w http.ResponseWriter, r *http.Request, wrote bool) {
+		set.Panic(route(r.URL.Path))
+		sw := w.(*statusWriter)
+		if wrote {
+			sw.status = http.StatusInternalServerError
+			return
+		}
+		sw.Header().Set("Content-Type", scim.MediaType)
+		sw.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(sw, `{"schemas":[%q],"status":"500","detail":"internal error (request id %s; the server's log has the cause)"}`+"\n", scim.SchemaError, usersync.RequestID(r.Context()))
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rt, m, path := route(r.URL.Path), method(r.Method), r.URL.Path
@@ -167,31 +184,7 @@ func observe(next http.Handler, log *slog.Logger, set *telemetry.Metrics, access
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(usersync.WithRequestID(r.Context(), id))
 		sw := &statusWriter{ResponseWriter: w, status: 200}
-		func() {
-			defer func() {
-				p := recover()
-				if p == nil {
-					return
-				}
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				log.Error("request failed: the handler panicked (a bug)", "method", r.Method, "path", path, "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				set.Panic(rt)
-				if !sw.wrote {
-					sw.Header().Set("Content-Type", scim.MediaType)
-					sw.WriteHeader(http.StatusInternalServerError)
-					fmt.Fprintf(sw, `{"schemas":[%q],"status":"500","detail":"internal error (request id %s; the server's log has the cause)"}`+"\n", scim.SchemaError, id)
-				} else {
-					sw.status = http.StatusInternalServerError
-				}
-			}()
-			if msg := checkURL(r); msg != "" {
-				refuse(sw, r, msg)
-				return
-			}
-			next.ServeHTTP(sw, r)
-		}()
+		checked.ServeHTTP(sw, r)
 		if r.Context().Err() != nil && !sw.wrote {
 			sw.status = scim.StatusClientGone
 		}

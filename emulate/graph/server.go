@@ -87,8 +87,10 @@ func NewServer(tenant *Tenant, o Options) *Server {
 		o.WriteWindow = 150 * time.Second
 	}
 	s := &Server{tenant: tenant, opts: o, tokens: map[string]time.Time{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed)), instance: newGUID(), writes: map[string]int{}}
-	s.handler = recovery.Handler(http.HandlerFunc(s.serve), o.Log, func(w http.ResponseWriter) {
-		graphError(w, 500, "InternalServerError", "The emulator failed on this request (a bug): its log has the cause.")
+	s.handler = recovery.Handler(http.HandlerFunc(s.serve), o.Log, func(w http.ResponseWriter, _ *http.Request, wrote bool) {
+		if !wrote {
+			graphError(w, 500, "InternalServerError", "The emulator failed on this request (a bug): its log has the cause.")
+		}
 	})
 	return s
 }

@@ -67,8 +67,10 @@ func NewServer(org *Org, o Options) *Server {
 		o.MaxPage = MaxLimit
 	}
 	s := &Server{org: org, opts: o, buckets: map[string]*bucket{}, counts: map[string]int{}, rng: mrand.New(mrand.NewSource(o.Seed))}
-	s.handler = recovery.Handler(http.HandlerFunc(s.serve), o.Log, func(w http.ResponseWriter) {
-		apiError(w, 500, "E0000009", "Internal Server Error")
+	s.handler = recovery.Handler(http.HandlerFunc(s.serve), o.Log, func(w http.ResponseWriter, _ *http.Request, wrote bool) {
+		if !wrote {
+			apiError(w, 500, "E0000009", "Internal Server Error")
+		}
 	})
 	return s
 }

@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+
+	"github.com/usersync/usersync"
 )
 
-// Handler serves next; a panic is logged with its stack on log (the
-// default logger when nil) and answered with status 500 through answer
-// when nothing was written yet. http.ErrAbortHandler passes through: it is
-// net/http's own way to abort a response.
-func Handler(next http.Handler, log *slog.Logger, answer func(w http.ResponseWriter)) http.Handler {
+// Handler serves next; a panic is logged with its stack and the request's
+// id on log (the default logger when nil), then answer is called with the
+// writer next was given and whether next had written to it: it answers 500
+// when it had not. http.ErrAbortHandler passes through: it is net/http's
+// own way to abort a response.
+func Handler(next http.Handler, log *slog.Logger, answer func(w http.ResponseWriter, r *http.Request, wrote bool)) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -28,10 +31,9 @@ func Handler(next http.Handler, log *slog.Logger, answer func(w http.ResponseWri
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			log.Error("request failed: the handler panicked (a bug)", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if !tw.wrote {
-				answer(w)
-			}
+			log.Error("request failed: the handler panicked (a bug)", "method", r.Method, "path", r.URL.Path, "request_id", usersync.RequestID(r.Context()),
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			answer(w, r, tw.wrote)
 		}()
 		next.ServeHTTP(tw, r)
 	})

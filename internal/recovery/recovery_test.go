@@ -15,7 +15,12 @@ import (
 func TestHandler(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	answered := func(w http.ResponseWriter) { w.WriteHeader(500); w.Write([]byte("sorry")) }
+	answered := func(w http.ResponseWriter, _ *http.Request, wrote bool) {
+		if !wrote {
+			w.WriteHeader(500)
+			w.Write([]byte("sorry"))
+		}
+	}
 	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/late" {
 			w.Write([]byte("partial"))
