@@ -75,6 +75,50 @@ func BenchmarkFilterUser(b *testing.B) {
 	}
 }
 
+// BenchmarkGetUser: GET /Users/{id} from 32 clients over loopback, in one
+// process, on 10,000 users.
+//
+//	go test ./scim -run '^$' -bench GetUser -cpuprofile cpu.out
+func BenchmarkGetUser(b *testing.B) {
+	const users int64 = 10000
+	d, url, token := benchServer(b, func(d *sqlstore.DB) {
+		batch := &usersync.Batch{}
+		for i := int64(0); i < users; i++ {
+			name := fmt.Sprintf("u%05d@x.example", i)
+			batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, Enabled: true, Source: "scim", SourceID: name}})
+		}
+		if _, err := d.ApplyBatch(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	})
+	first, err := d.FindUserByUsername(context.Background(), "u00000@x.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := first.ID + n.Add(7919)%users
+			req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s/Users/%d", url, server.SCIMPath, id), nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("GET: %s", resp.Status)
+				return
+			}
+		}
+	})
+}
+
 func benchFilter(b *testing.B, hc *http.Client, url, token string, users int64, query string) {
 	var n atomic.Int64
 	b.SetParallelism(16)
