@@ -798,3 +798,55 @@ func TestRFC7644_3_6_DeletedIDNeverReused(t *testing.T) {
 		}
 	})
 }
+
+// RFC 7643 §4.1.1: userName is unique, and a user a client soft-deleted
+// keeps its userName as the client sees it. Another POST of that userName
+// was 201: a filter then found two users, and the first could never be
+// restored (409). Now a new user of that name is 409 uniqueness, a rename
+// to it too; the same user POSTed again (its externalId, as Okta re-sends
+// a user it deactivated) is that user reactivated; Entra's PATCH
+// active=true restores it as before.
+func TestRFC7643_4_1_1_UserNameUniqueWithSoftDelete(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		c, _ := start(t, open(t))
+		user := func(name, ext string) map[string]any {
+			u := map[string]any{"schemas": []any{coreUser}, "userName": name, "active": true}
+			if ext != "" {
+				u["externalId"] = ext
+			}
+			return u
+		}
+		find := func(name string) []any {
+			_, list, _ := c.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "`+name+`"`), nil)
+			return list["Resources"].([]any)
+		}
+		_, u, _ := c.do("POST", "/Users", user("sam@example.com", "okta-1"))
+		id := u["id"].(string)
+		if code, _, _ := c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "replace", "path": "active", "value": false})); code != 200 {
+			t.Fatalf("soft delete: %d", code)
+		}
+		for _, ext := range []string{"okta-2", ""} {
+			if code, body, _ := c.do("POST", "/Users", user("Sam@example.com", ext)); code != 409 || body["scimType"] != "uniqueness" || !strings.Contains(body["detail"].(string), "deactivated") {
+				t.Fatalf("POST of a soft-deleted user's name (externalId %q): %d %v", ext, code, body)
+			}
+		}
+		_, other, _ := c.do("POST", "/Users", user("other@example.com", "okta-3"))
+		if code, body, _ := c.do("PATCH", "/Users/"+other["id"].(string), ops(map[string]any{"op": "replace", "path": "userName", "value": "sam@example.com"})); code != 409 || body["scimType"] != "uniqueness" {
+			t.Fatalf("renaming another user to a soft-deleted user's name: %d %v", code, body)
+		}
+		if got := find("sam@example.com"); len(got) != 1 || got[0].(map[string]any)["id"] != id {
+			t.Fatalf("userName eq finds %v, want the one soft-deleted user", got)
+		}
+		code, again, h := c.do("POST", "/Users", user("sam@example.com", "okta-1"))
+		if code != 201 || again["id"] != id || again["active"] != true || !strings.HasSuffix(h.Get("Location"), "/Users/"+id) {
+			t.Fatalf("Okta's POST of the user it deactivated: %d %v (Location %s), want user %s reactivated", code, again, h.Get("Location"), id)
+		}
+		if got := find("sam@example.com"); len(got) != 1 || got[0].(map[string]any)["active"] != true {
+			t.Fatalf("after reactivation: %v", got)
+		}
+		c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "replace", "path": "active", "value": false}))
+		if code, body, _ := c.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "Replace", "path": "active", "value": "True"})); code != 200 || body["active"] != true || body["userName"] != "sam@example.com" {
+			t.Fatalf("Entra's restore: %d %v", code, body)
+		}
+	})
+}

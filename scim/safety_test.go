@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -405,4 +406,56 @@ func TestRequestLoggerMasksSecrets(t *testing.T) {
 		!strings.Contains(string(b), `"Content-Type":"application/scim+json"`) || !strings.Contains(string(b), `"X-Auth-Key":"********"`) {
 		t.Fatalf("log content:\n%s", b)
 	}
+}
+
+// A SCIM client cannot delete or disable the administrator its own token
+// belongs to (by DELETE, PATCH active=false, PUT active=false, or within a
+// Bulk request): the token would die with it and every later request get
+// 401 with nothing saying why. Refused with 403 saying so; another
+// administrator's token can.
+func TestCannotDisableOwnTokensAdministrator(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		for _, removeOnSoftDelete := range []string{"N", "Y"} {
+			if _, err := d.SetSetting(context.Background(), "SCIM_REMOVE_USER_ON_SOFT_DELETE", removeOnSoftDelete); err != nil {
+				t.Fatal(err)
+			}
+			srv, _, tok := startWith(t, d, server.Options{})
+			self, err := d.Authenticate(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &client{t, srv.URL + server.SCIMPath, tok}
+			id := strconv.FormatInt(self.ID, 10)
+			for _, r := range []struct {
+				method, path string
+				body         any
+			}{
+				{"DELETE", "/Users/" + id, nil},
+				{"PATCH", "/Users/" + id, ops(map[string]any{"op": "Replace", "path": "active", "value": "False"})},
+				{"PUT", "/Users/" + id, map[string]any{"schemas": []any{coreUser}, "userName": self.Username, "active": false}},
+			} {
+				code, body, _ := c.do(r.method, r.path, r.body)
+				if code != 403 || !strings.Contains(fmt.Sprint(body["detail"]), "API token belongs to") {
+					t.Fatalf("%s %s of the token's own administrator (remove on soft delete %s): %d %v", r.method, r.path, removeOnSoftDelete, code, body)
+				}
+			}
+			code, body, _ := c.do("POST", "/Bulk", map[string]any{"schemas": []any{"urn:ietf:params:scim:api:messages:2.0:BulkRequest"},
+				"Operations": []any{map[string]any{"method": "DELETE", "path": "/Users/" + id}}})
+			if code != 200 || !strings.Contains(fmt.Sprint(body), "403") {
+				t.Fatalf("Bulk DELETE of the token's own administrator: %d %v", code, body)
+			}
+			if u, err := d.FindUserByID(context.Background(), self.ID); err != nil || !u.Enabled {
+				t.Fatalf("the token's administrator after the refusals: %+v %v", u, err)
+			}
+			if _, err := d.Authenticate(context.Background(), tok); err != nil {
+				t.Fatalf("the token stopped working: %v", err)
+			}
+			// Another administrator's token can.
+			other := &client{t, srv.URL + server.SCIMPath, adminToken(t, d)}
+			if code, _, _ := other.do("PATCH", "/Users/"+id, ops(map[string]any{"op": "Replace", "path": "active", "value": false})); code/100 != 2 {
+				t.Fatalf("another administrator disabling it: %d", code)
+			}
+		}
+	})
 }

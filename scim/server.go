@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -114,12 +115,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: 403, Detail: "the API token belongs to " + u.Username + ", who is not an administrator"})
 		return
 	}
-	r = r.WithContext(usersync.WithActor(r.Context(), "scim:"+u.Username))
+	r = r.WithContext(context.WithValue(usersync.WithActor(r.Context(), "scim:"+u.Username), tokenOwnerKey{}, u))
 	rel := *r.URL // a copy: the caller's URL stays as it was
 	rel.Path = canonicalPath(strings.TrimPrefix(r.URL.Path, s.base))
 	rel.RawPath = ""
 	r.URL = &rel
 	s.reqs.wrap(s, w, r, s.mux.ServeHTTP)
+}
+
+type tokenOwnerKey struct{}
+
+// refuseSelf refuses to delete or disable u when it is the administrator
+// whose API token the request carries: the token would stop working with
+// it, and the client would get 401 for every request after, from then on,
+// with nothing saying why.
+func refuseSelf(r *http.Request, u *usersync.User, what string) error {
+	if owner, _ := r.Context().Value(tokenOwnerKey{}).(*usersync.User); owner != nil && owner.ID == u.ID {
+		return &Error{Status: http.StatusForbidden, Detail: fmt.Sprintf("refused to %s %s: it is the administrator this request's API token belongs to, and the token would stop working "+
+			"(every later request would get 401); use another administrator's token, or usersync users on the command line", what, u.Username)}
+	}
+	return nil
 }
 
 // endpoints are the resource paths' first segments as served.

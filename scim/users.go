@@ -4,6 +4,7 @@ package scim
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -189,6 +190,28 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// A soft-deleted user keeps its userName as its client sees it
+	// (scimName): another user may not take it, or a filter would find
+	// two and the first could never be restored. The same user sent again
+	// (its externalId), as Okta re-sends a user it deactivated, is that
+	// user reactivated.
+	sd, err := s.softDelete(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if old, err := s.softDeletedNamed(r, sd, u.Username, 0); err != nil {
+		s.fail(w, r, err)
+		return
+	} else if old != nil {
+		if u.SourceID != "" && old.Source == SourceSCIM && old.SourceID == u.SourceID {
+			w.Header().Set("Location", s.root(r)+"/Users/"+strconv.FormatInt(old.ID, 10))
+			s.writeUser(w, r, old, func(*usersync.User, softDelete) (doc, error) { return d, nil }, http.StatusCreated)
+			return
+		}
+		s.fail(w, r, takenBySoftDeleted(u.Username, old))
+		return
+	}
 	if err := s.dir.CreateUser(r.Context(), u); err != nil {
 		if usersync.ErrorCode(err) == usersync.ECONFLICT {
 			writeError(w, &Error{Status: 409, ScimType: "uniqueness", Detail: "userName " + strconv.Quote(u.Username) + " is taken"})
@@ -205,6 +228,10 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	u := s.findUser(w, r)
 	if u == nil || !ifMatch(w, r, u.Version) {
+		return
+	}
+	if err := refuseSelf(r, u, "delete"); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	if err := s.dir.DeleteUser(r.Context(), u.ID, expectedVersion(r, u.Version)); err != nil {
@@ -258,7 +285,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		return d, nil
-	})
+	}, http.StatusOK)
 }
 
 func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
@@ -275,7 +302,25 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeUser(w, r, u, func(*usersync.User, softDelete) (doc, error) { return d, nil })
+	s.writeUser(w, r, u, func(*usersync.User, softDelete) (doc, error) { return d, nil }, http.StatusOK)
+}
+
+// softDeletedNamed returns the soft-deleted user (other than except) that
+// its SCIM client sees as name, or nil.
+func (s *Server) softDeletedNamed(r *http.Request, sd softDelete, name string, except int64) (*usersync.User, error) {
+	if sd.prefix == "" {
+		return nil, nil
+	}
+	old, err := s.dir.FindUserByUsername(r.Context(), sd.prefix+name)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND || (err == nil && (!old.SoftDeleted || old.ID == except)) {
+		return nil, nil
+	}
+	return old, err
+}
+
+func takenBySoftDeleted(name string, old *usersync.User) error {
+	return &Error{Status: http.StatusConflict, ScimType: "uniqueness", Detail: fmt.Sprintf("userName %q belongs to user %d, which a SCIM client deactivated (soft delete): "+
+		"reactivate it (PATCH active true, or POST it again with its externalId) or delete it first; a second user of that name is refused (RFC 7643 §4.1.1)", name, old.ID)}
 }
 
 // errSoftDelete stops a user write that is a soft delete with
@@ -286,7 +331,7 @@ var errSoftDelete = errors.New("soft delete removes the user")
 // (inside the write, so concurrent PATCHes of one user never lose each
 // other's changes) and answers the request. With If-Match the write
 // applies only to the version the client named.
-func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.User, next func(*usersync.User, softDelete) (doc, error)) {
+func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.User, next func(*usersync.User, softDelete) (doc, error), status int) {
 	sd, err := s.softDelete(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -305,10 +350,22 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		if err := s.checkEmail(r, f); err != nil {
 			return usersync.UserUpdate{}, err
 		}
-		if !f.Active && cur.Enabled && sd.remove {
-			return usersync.UserUpdate{}, errSoftDelete
+		if !f.Active && cur.Enabled {
+			if err := refuseSelf(r, cur, "disable"); err != nil {
+				return usersync.UserUpdate{}, err
+			}
+			if sd.remove {
+				return usersync.UserUpdate{}, errSoftDelete
+			}
 		}
 		upd := updateFor(cur, f, sd.prefix)
+		if upd.Username != nil && (upd.SoftDeleted == nil || !*upd.SoftDeleted) && !cur.SoftDeleted {
+			if old, err := s.softDeletedNamed(r, sd, *upd.Username, cur.ID); err != nil {
+				return usersync.UserUpdate{}, err
+			} else if old != nil {
+				return usersync.UserUpdate{}, takenBySoftDeleted(*upd.Username, old)
+			}
+		}
 		if !sameProfile(cur.Profile, profile) {
 			if profile == nil {
 				profile = map[string]any{}
@@ -333,7 +390,7 @@ func (s *Server) writeUser(w http.ResponseWriter, r *http.Request, u *usersync.U
 		return
 	}
 	w.Header().Set("ETag", etag(saved.Version))
-	writeJSON(w, 200, project(r, body))
+	writeJSON(w, status, project(r, body))
 }
 
 // updateFor is the update that gives u the fields f. Deactivating an
