@@ -97,7 +97,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, usersync.Errorf(usersync.EINVALID, "no client secret given (--client-secret or O365_USERSYNC_CLIENT_SECRET)")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 8}}
+		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 8, ResponseHeaderTimeout: netfail.ResponseTimeout}}
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 8
@@ -363,6 +363,7 @@ func (e *APIError) Unwrap() error {
 // server that does not speak HTTP) is returned at once.
 func (c *Client) send(ctx context.Context, req *http.Request, what, base string) (*http.Response, error) {
 	var waited time.Duration
+	timeouts := 0
 	wait := netfail.Backoff()
 	for {
 		resp, err := c.cfg.HTTPClient.Do(req)
@@ -374,9 +375,15 @@ func (c *Client) send(ctx context.Context, req *http.Request, what, base string)
 		}
 		f := netfail.Classify(err)
 		d := wait.NextBackOff()
-		if !f.Transient || waited+d > netfail.ConnectBudget {
+		if f.TimedOut {
+			timeouts++
+		}
+		if !f.Transient || waited+d > netfail.ConnectBudget || timeouts >= netfail.MaxTimeouts {
 			tried := ""
-			if f.Transient {
+			switch {
+			case f.TimedOut:
+				tried = fmt.Sprintf(" (%d tries)", timeouts)
+			case f.Transient:
 				tried = fmt.Sprintf(" (tried for %s)", waited.Round(time.Second))
 			}
 			if c.cfg.Proxy != "" && viaProxyFailed(err) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/netfail"
 	graphemu "github.com/usersync/usersync/emulate/graph"
 )
 
@@ -86,5 +87,28 @@ func TestTLSFailureAtOnce(t *testing.T) {
 	_, err := newClient(t, cfg).FindGroup(context.Background(), "G")
 	if err == nil || !strings.Contains(err.Error(), "TLS certificate is not accepted") || len(retries()) != 0 {
 		t.Fatalf("%v (retries %v)", err, retries())
+	}
+}
+
+// A server that accepts the connection and never answers is tried
+// netfail.MaxTimeouts times, each bounded by the response timeout, then
+// named (it was retried a whole timeout at a time until 15 s of waits
+// between tries had passed).
+func TestSilentServerGivesUp(t *testing.T) {
+	s, err := netfail.NewSilent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	addr := "http://" + s.Addr
+	cfg := Config{AuthorityURL: addr, GraphURL: addr, Tenant: "t", ClientID: "c", ClientSecret: "s",
+		HTTPClient: &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 200 * time.Millisecond}}}
+	recordWaits(&cfg)
+	_, err = newClient(t, cfg).FindGroup(context.Background(), "G")
+	if usersync.ErrorCode(err) != usersync.EUNAVAILABLE || !strings.Contains(err.Error(), "no answer in time") || !strings.Contains(err.Error(), "2 tries") {
+		t.Fatalf("silent server: %v", err)
+	}
+	if n := s.Accepted.Load(); n != netfail.MaxTimeouts {
+		t.Fatalf("%d tries, want %d", n, netfail.MaxTimeouts)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/netfail"
 	"github.com/usersync/usersync/msgraph"
 	"github.com/usersync/usersync/pull"
 	"github.com/usersync/usersync/source/graph"
@@ -232,7 +233,7 @@ func proxyClient(proxy string) (*http.Client, error) {
 	if err != nil || pu.Host == "" {
 		return nil, usageError{fmt.Errorf("--proxy %q is not a URL", proxy)}
 	}
-	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}, nil
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), ResponseHeaderTimeout: netfail.ResponseTimeout}}, nil
 }
 
 func envOr(key, def string) string {

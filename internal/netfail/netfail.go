@@ -21,7 +21,20 @@ import (
 type Failure struct {
 	Transient bool   // worth retrying
 	Reason    string // for people: "connection refused", "the TLS certificate is not trusted: …"
+	// TimedOut: the server took the connection (or never completed it) and
+	// sent no answer in time. Each such try costs a whole timeout, so it
+	// is retried once, not for ConnectBudget (MaxTimeouts).
+	TimedOut bool
 }
+
+// MaxTimeouts is how many timed-out tries of one request a client makes
+// before it gives up: a server that accepts and never answers made pulls
+// wait five minutes and more, a timeout at a time, with nothing said.
+const MaxTimeouts = 2
+
+// ResponseTimeout bounds the wait for an answer's headers; the clients'
+// transports set it (the whole request, body included, has a minute).
+const ResponseTimeout = 30 * time.Second
 
 // Classify reads the error http.Client.Do returned.
 func Classify(err error) Failure {
@@ -46,7 +59,7 @@ func Classify(err error) Failure {
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		return Failure{Transient: true, Reason: "connection reset"}
 	case errors.As(err, &netErr) && netErr.Timeout():
-		return Failure{Transient: true, Reason: "timed out"}
+		return Failure{Transient: true, TimedOut: true, Reason: "the server sent no answer in time (" + innermost(err) + ")"}
 	case errors.As(err, &dnsErr) && dnsErr.IsTemporary:
 		return Failure{Transient: true, Reason: "name lookup failed for now: " + innermost(err)}
 	}

@@ -71,7 +71,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, usersync.Errorf(usersync.EINVALID, "the Okta API token is missing (--okta-token, OKTA_USERSYNC_TOKEN)")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}
+		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: netfail.ResponseTimeout}}
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 8
@@ -141,6 +141,7 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 	fam := family(u.Path)
 	backoffs := netfail.Backoff()
 	var unreachable time.Duration // waited for a server that could not be reached
+	timeouts := 0
 	for attempt := 0; ; attempt++ {
 		if err := c.pace(ctx, fam); err != nil {
 			return nil, err
@@ -161,8 +162,15 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 			// certificate fails at once.
 			f := netfail.Classify(err)
 			wait := backoffs.NextBackOff()
-			if !f.Transient || unreachable+wait > netfail.ConnectBudget {
-				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach Okta at %s: %s", what, c.base, strings.ReplaceAll(f.Reason, c.cfg.Token, "********"))
+			if f.TimedOut {
+				timeouts++
+			}
+			if !f.Transient || unreachable+wait > netfail.ConnectBudget || timeouts >= netfail.MaxTimeouts {
+				tries := ""
+				if f.TimedOut {
+					tries = fmt.Sprintf(", %d tries", timeouts)
+				}
+				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach Okta at %s: %s%s", what, c.base, strings.ReplaceAll(f.Reason, c.cfg.Token, "********"), tries)
 			}
 			unreachable += wait
 			if err := c.cfg.Sleep(ctx, wait); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/netfail"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
 	"github.com/usersync/usersync/internal/dirtest"
 	"github.com/usersync/usersync/pull"
@@ -59,5 +60,26 @@ func TestNotOktaOrUnreachable(t *testing.T) {
 	c = newClient(t, Config{Host: addr, Token: token, Sleep: func(ctx context.Context, d time.Duration) error { waited += d; return nil }})
 	if _, err := c.FindGroup(context.Background(), "G"); err == nil || !strings.Contains(err.Error(), "connection refused") || waited > 15*time.Second || waited == 0 {
 		t.Fatalf("refused: %v after %s", err, waited)
+	}
+}
+
+// A server that accepts the connection and never answers is tried
+// netfail.MaxTimeouts times, each bounded by the response timeout, then
+// named; it was retried until the waits between tries added up to 15 s,
+// a whole timeout per try, and a pull waited over 150 s saying nothing.
+func TestSilentServerGivesUp(t *testing.T) {
+	s, err := netfail.NewSilent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hc := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 200 * time.Millisecond}}
+	c := newClient(t, Config{Host: "http://" + s.Addr, Token: token, HTTPClient: hc, Sleep: func(ctx context.Context, d time.Duration) error { return nil }})
+	_, err = c.FindGroup(context.Background(), "G")
+	if usersync.ErrorCode(err) != usersync.EUNAVAILABLE || !strings.Contains(err.Error(), "no answer in time") || !strings.Contains(err.Error(), "2 tries") {
+		t.Fatalf("silent server: %v", err)
+	}
+	if n := s.Accepted.Load(); n != netfail.MaxTimeouts {
+		t.Fatalf("%d tries, want %d", n, netfail.MaxTimeouts)
 	}
 }
