@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/internal/netfail"
 	graphemu "github.com/usersync/usersync/emulate/graph"
+	"github.com/usersync/usersync/internal/netfail"
 )
 
 // recordWaits makes cfg record its retries instead of sleeping.

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/usersync/usersync"
-	"github.com/usersync/usersync/internal/netfail"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
 	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/internal/netfail"
 	"github.com/usersync/usersync/pull"
 )
 
