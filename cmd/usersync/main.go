@@ -31,6 +31,7 @@ type app struct {
 	server string // --server: the API of a usersync serve instead of the database
 	token  string
 	output string
+	usage  string // the command whose --help a usage error points to
 	stdout io.Writer
 	stderr io.Writer
 	stdin  io.Reader
@@ -58,7 +59,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return a.exit(root.ExecuteContext(usersync.WithActor(ctx, cliActor())))
+	cmd, err := root.ExecuteContextC(usersync.WithActor(ctx, cliActor()))
+	if err != nil && cmd != nil {
+		a.usage = cmd.CommandPath() // the help of the command that was mistyped
+	}
+	return a.exit(err)
 }
 
 // annArgparse marks commands whose command lines are read as argparse
@@ -73,7 +78,11 @@ func (a *app) exit(err error) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "usersync: %v\nRun 'usersync --help' for usage.\n", err)
+		usage := a.usage
+		if usage == "" {
+			usage = "usersync"
+		}
+		fmt.Fprintf(stderr, "usersync: %v\nRun '%s --help' for usage.\n", err, usage)
 		return 2
 	}
 	var ee exitError

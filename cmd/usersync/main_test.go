@@ -256,3 +256,12 @@ func TestCLIDemo(t *testing.T) {
 		t.Fatalf("demo --db, SCIM part:\n%s", scimPart)
 	}
 }
+
+// A usage error points to the help of the command that was mistyped, not
+// to the top-level help (it always said 'usersync --help').
+func TestUsageErrorNamesTheCommandsHelp(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	fails(t, cli(t, db, "", "users", "set-password"), 2, "Run 'usersync users set-password --help' for usage.")
+	fails(t, cli(t, db, "", "okta", "provision", "--nope"), 2, "Run 'usersync okta provision --help' for usage.")
+	fails(t, cli(t, db, "", "bogus"), 2, "Run 'usersync --help' for usage.")
+}
