@@ -162,6 +162,7 @@ Exit status: 0 every group synced (skipped groups are warned about),
 		o.OnlyUser, o.Full, o.FullEvery = username, full, fullEvery
 		o.MapAttrToGroup = splitList(mapAttrs)
 		m.CustomAttrs = append(splitList(customAttrs), o.MapAttrToGroup...)
+		m.GroupAttrs = o.MapAttrToGroup
 		if m.Transformations, err = graph.ParseTransformations(transforms); err != nil {
 			return usageError{err}
 		}

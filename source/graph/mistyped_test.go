@@ -24,6 +24,10 @@ func TestMistypedPropertyNamed(t *testing.T) {
 	}{
 		{Mapping{UsernameAttr: "userPrincipleName"}, "--username-attr", `"userPrincipalName"`},
 		{Mapping{EmailAttr: "mial"}, "--email-attr", `"mail"`},
+		// A --map-attr-to-group attribute is one of the custom attributes
+		// read, and its typo was reported as --custom-user-attribute's.
+		{Mapping{CustomAttrs: []string{"departmnt"}, GroupAttrs: []string{"departmnt"}}, "--map-attr-to-group", `"department"`},
+		{Mapping{CustomAttrs: []string{"departmnt"}}, "--custom-user-attribute", `"department"`},
 	} {
 		_, err := pull.Sync(context.Background(), d, NewSource(c, m.mapping), "All Users", pull.Options{AutoCreate: pull.CreateAll})
 		if usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), m.flag) || !strings.Contains(err.Error(), "did you mean "+m.want) {

@@ -26,6 +26,9 @@ type Mapping struct {
 	// directory extension property extension_<appId without dashes>_x.
 	CustomAttrs     []string
 	CustomAttrAppID string
+	// GroupAttrs are the CustomAttrs that came from --map-attr-to-group:
+	// an error about one names that option.
+	GroupAttrs []string
 	// TrustedServerUsernameAttr, when set, fills the attribute
 	// trusted_server_username from this property.
 	TrustedServerUsernameAttr string
@@ -196,6 +199,9 @@ func (s *source) explain(err error) error {
 	for _, a := range s.m.CustomAttrs {
 		flags[s.m.property(a)] = "--custom-user-attribute"
 	}
+	for _, a := range s.m.GroupAttrs {
+		flags[s.m.property(a)] = "--map-attr-to-group"
+	}
 	flags[s.m.TrustedServerUsernameAttr] = "--trusted-server-username-attr"
 	flags[s.m.EmailAttr] = "--email-attr"
 	flags[s.m.LastNameAttr] = "--last-name-attr"
@@ -208,7 +214,7 @@ func (s *source) explain(err error) error {
 		msg := fmt.Sprintf("Graph does not know the user property %q (%s)", prop, flag)
 		if sug := s.Suggest(prop); sug != "" && sug != prop {
 			msg += fmt.Sprintf("; did you mean %q?", sug)
-		} else if flag == "--custom-user-attribute" && s.m.CustomAttrAppID != "" {
+		} else if (flag == "--custom-user-attribute" || flag == "--map-attr-to-group") && s.m.CustomAttrAppID != "" {
 			msg += fmt.Sprintf("; with --custom-attr-app-id it is read as a directory extension of app %s", s.m.CustomAttrAppID)
 		}
 		return usersync.Errorf(usersync.EINVALID, "%s: %s", ae.What, msg)
