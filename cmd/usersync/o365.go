@@ -166,6 +166,9 @@ Exit status: 0 every group synced (skipped groups are warned about),
 		if m.Transformations, err = graph.ParseTransformations(transforms); err != nil {
 			return usageError{err}
 		}
+		if err := m.Check(); err != nil {
+			return usageError{err}
+		}
 		ctx := cmd.Context()
 		open := a.open
 		if pf.dryRun {

@@ -38,3 +38,30 @@ func TestMistypedPropertyNamed(t *testing.T) {
 		t.Fatalf("%d users written", n)
 	}
 }
+
+// A transformation of an attribute the pull does not fill did nothing,
+// silently: it is refused, naming the attribute.
+func TestTransformationOfNothingRefused(t *testing.T) {
+	tr, err := ParseTransformations(`[{'attr_name': 'trusted_server_usrname', 'action': '^(.*)@'}]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Mapping{TrustedServerUsernameAttr: "userPrincipalName", CustomAttrs: []string{"costCenter"}, Transformations: tr}
+	if err := m.Check(); usersync.ErrorCode(err) != usersync.EINVALID || !strings.Contains(err.Error(), `"trusted_server_usrname" is no attribute`) || !strings.Contains(err.Error(), `did you mean "trusted_server_username"`) {
+		t.Fatalf("a typo in attr_name: %v", err)
+	}
+	tr[0].Attr = "trusted_server_username"
+	m.TrustedServerUsernameAttr = ""
+	if err := m.Check(); err == nil || !strings.Contains(err.Error(), "--trusted-server-username-attr") {
+		t.Fatalf("trusted_server_username without --trusted-server-username-attr: %v", err)
+	}
+	for _, ok := range []Mapping{
+		{TrustedServerUsernameAttr: "userPrincipalName", Transformations: tr},
+		{CustomAttrs: []string{"costCenter"}, Transformations: []Transformation{{Attr: "costCenter", Pattern: tr[0].Pattern}}},
+		{},
+	} {
+		if err := ok.Check(); err != nil {
+			t.Fatalf("%+v: %v", ok, err)
+		}
+	}
+}

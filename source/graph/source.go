@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -75,6 +76,27 @@ func ParseTransformations(s string) ([]Transformation, error) {
 		out = append(out, Transformation{Attr: *r.Attr, Pattern: re})
 	}
 	return out, nil
+}
+
+// Check refuses transformations of attributes the mapping does not fill:
+// they did nothing, silently (a typo in attr_name, or
+// trusted_server_username without --trusted-server-username-attr).
+func (m Mapping) Check() error {
+	for i, t := range m.Transformations {
+		switch {
+		case t.Attr == "trusted_server_username" && m.TrustedServerUsernameAttr == "":
+			return usersync.Errorf(usersync.EINVALID, "--attributes-transformation entry %d transforms trusted_server_username, which only --trusted-server-username-attr fills; give that option (for example --trusted-server-username-attr userPrincipalName)", i+1)
+		case t.Attr == "trusted_server_username" || slices.Contains(m.CustomAttrs, t.Attr):
+		default:
+			filled := append([]string{"trusted_server_username"}, m.CustomAttrs...)
+			msg := fmt.Sprintf("--attributes-transformation entry %d: attr_name %q is no attribute this pull fills (%s)", i+1, t.Attr, strings.Join(filled, ", "))
+			if sug := pull.Closest(t.Attr, filled); sug != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sug)
+			}
+			return usersync.Errorf(usersync.EINVALID, "%s", msg)
+		}
+	}
+	return nil
 }
 
 // pythonToJSON turns single-quoted strings into JSON strings; everything
