@@ -136,6 +136,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		family = "members"
 	case parts[0] == "users" && len(parts) == 2:
 		family = "user"
+	case strings.Join(parts, "/") == "meta/schemas/user/default":
+		family = "schema"
 	}
 	s.mu.Lock()
 	s.counts[family]++
@@ -169,6 +171,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.members(w, r, parts[1])
 	case "user":
 		s.getUser(w, r, parts[1])
+	case "schema":
+		s.userSchema(w, r)
 	default:
 		apiError(w, 404, "E0000007", "Not found: Resource not found: "+r.URL.Path)
 	}
@@ -373,6 +377,47 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request, id string) {
 		w.Header().Add("Link", l)
 	}
 	writeJSON(w, 200, items)
+}
+
+// BaseProfile is Okta's default user profile: the base properties of the
+// user schema.
+var BaseProfile = []string{"login", "email", "secondEmail", "firstName", "lastName", "middleName", "honorificPrefix", "honorificSuffix",
+	"title", "displayName", "nickName", "profileUrl", "primaryPhone", "mobilePhone", "streetAddress", "city", "state", "zipCode",
+	"countryCode", "postalAddress", "preferredLanguage", "locale", "timezone", "userType", "employeeNumber", "costCenter",
+	"organization", "division", "department", "managerId", "manager"}
+
+// userSchema serves GET /api/v1/meta/schemas/user/default as Okta does:
+// the base profile's properties, and as custom ones every other profile
+// attribute the org's users have.
+func (s *Server) userSchema(w http.ResponseWriter, r *http.Request) {
+	base, custom := map[string]any{}, map[string]any{}
+	for _, p := range BaseProfile {
+		base[p] = map[string]any{"title": p, "type": "string", "mutability": "READ_WRITE", "scope": "NONE"}
+	}
+	s.org.mu.RLock()
+	for _, u := range s.org.users {
+		for k, v := range u.Profile {
+			if _, ok := base[k]; !ok {
+				typ := "string"
+				switch v.(type) {
+				case bool:
+					typ = "boolean"
+				case float64:
+					typ = "number"
+				}
+				custom[k] = map[string]any{"title": k, "type": typ, "mutability": "READ_WRITE", "scope": "NONE"}
+			}
+		}
+	}
+	s.org.mu.RUnlock()
+	id := baseURL(r) + "/api/v1/meta/schemas/user/default"
+	writeJSON(w, 200, map[string]any{"id": id, "$schema": "http://json-schema.org/draft-04/schema#", "name": "user", "title": "User", "type": "object",
+		"definitions": map[string]any{
+			"base":   map[string]any{"id": "#base", "type": "object", "properties": base, "required": []string{"login", "firstName", "lastName", "email"}},
+			"custom": map[string]any{"id": "#custom", "type": "object", "properties": custom, "required": []string{}},
+		},
+		"properties": map[string]any{"profile": map[string]any{"allOf": []any{map[string]any{"$ref": "#/definitions/custom"}, map[string]any{"$ref": "#/definitions/base"}}}},
+		"_links":     map[string]any{"self": map[string]any{"href": id, "method": "GET"}}})
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, key string) {

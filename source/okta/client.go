@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -304,6 +305,31 @@ type User struct {
 // FindGroup returns the group with this id (00g…) or exact name. Names can
 // repeat across group types (an app group may share an Okta group's name):
 // a name shared by several groups is an ECONFLICT error listing their ids.
+// ProfileAttributes reads the org's user schema (GET
+// /api/v1/meta/schemas/user/default) and returns the names of the
+// profile's attributes, base and custom.
+func (c *Client) ProfileAttributes(ctx context.Context) ([]string, error) {
+	var schema struct {
+		Definitions map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"definitions"`
+	}
+	if _, err := c.get(ctx, "/api/v1/meta/schemas/user/default", "read the user profile's schema", &schema); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, part := range []string{"base", "custom"} {
+		for name := range schema.Definitions[part].Properties {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, usersync.Errorf(usersync.EUNAVAILABLE, "read the user profile's schema: Okta answered a schema without attributes")
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
 func (c *Client) FindGroup(ctx context.Context, nameOrID string) (Group, error) {
 	if looksLikeGroupID(nameOrID) {
 		var g Group

@@ -3,9 +3,11 @@ package okta
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
+	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/pull"
 )
 
@@ -49,8 +51,9 @@ type source struct {
 	c *Client
 	m Mapping
 
-	mu   sync.Mutex
-	seen map[string]bool // profile attribute names met while reading, for Suggest
+	mu      sync.Mutex
+	seen    map[string]bool // profile attribute names met while reading, for Suggest
+	checked bool            // the mapping's attribute names were found in the org's user schema
 }
 
 // defaultProfile lists the attributes of Okta's default user profile.
@@ -84,7 +87,49 @@ func (s *source) Suggest(name string) string {
 // Owner names the org: "okta:<host>".
 func (s *source) Owner() string { return "okta:" + s.c.host }
 
+// checkMapping refuses, before anything is read, a mapping flag that names
+// no attribute of the org's user profile, as the o365 pull refuses one
+// Graph does not know: Okta answers profiles without the attribute and no
+// error, so a typo made users with empty names or no email. A token that
+// may not read the schema (403) is no reason to refuse; the checks made
+// while reading remain.
+func (s *source) checkMapping(ctx context.Context) error {
+	s.mu.Lock()
+	checked := s.checked
+	s.mu.Unlock()
+	if checked {
+		return nil
+	}
+	names, err := s.c.ProfileAttributes(ctx)
+	if usersync.ErrorCode(err) == usersync.EFORBIDDEN {
+		s.mu.Lock()
+		s.checked = true
+		s.mu.Unlock()
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, f := range []struct{ flag, attr string }{{"--username-attr", s.m.UsernameAttr}, {"--first-name-attr", s.m.FirstNameAttr},
+		{"--last-name-attr", s.m.LastNameAttr}, {"--email-attr", s.m.EmailAttr}} {
+		if slices.Contains(names, f.attr) {
+			continue
+		}
+		msg := fmt.Sprintf("%s %q is no attribute of the Okta user profile (its schema, /api/v1/meta/schemas/user/default, has %d)", f.flag, f.attr, len(names))
+		if sug := pull.Closest(f.attr, names); sug != "" {
+			msg += fmt.Sprintf("; did you mean %q?", sug)
+		}
+		return usersync.Errorf(usersync.EINVALID, "%s", msg)
+	}
+	s.mu.Lock()
+	s.checked = true
+	s.mu.Unlock()
+	return nil
+}
+
 func (s *source) FindGroup(ctx context.Context, nameOrID string) (pull.Group, error) {
+	if err := s.checkMapping(ctx); err != nil {
+		return pull.Group{}, err
+	}
 	g, err := s.c.FindGroup(ctx, nameOrID)
 	return pull.Group{ID: g.ID, Name: g.Profile.Name, Description: g.Profile.Description}, err
 }
