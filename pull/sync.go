@@ -129,6 +129,10 @@ type Action struct {
 	Group  string                          `json:"group,omitempty"`
 	Reason string                          `json:"reason"`
 	Fields map[string]usersync.FieldChange `json:"fields,omitempty"`
+	// Unresolved marks a skip that only an administrator can end (two
+	// identities claim one name, a source user without a username): every
+	// run skips it again until then. Result.Unresolved lists them.
+	Unresolved bool `json:"unresolved,omitempty"`
 }
 
 // Modes of a sync.
@@ -153,6 +157,9 @@ type Result struct {
 	Actions     []Action             `json:"actions,omitempty"`
 	Warnings    []string             `json:"warnings,omitempty"`
 	Written     usersync.BatchResult `json:"written"`
+	// Unresolved are the users this run could not sync and no run will
+	// until an administrator acts (see Action.Unresolved), always listed.
+	Unresolved []Action `json:"unresolved,omitempty"`
 }
 
 // syncer holds one group's sync while it runs.
@@ -469,6 +476,9 @@ func (s *syncer) act(a Action) { s.pending = append(s.pending, a) }
 func (s *syncer) commitActions() {
 	for _, a := range s.pending {
 		s.r.Counts[a.Kind]++
+		if a.Unresolved {
+			s.r.Unresolved = append(s.r.Unresolved, a)
+		}
 		if s.o.KeepActions {
 			s.r.Actions = append(s.r.Actions, a)
 		}
@@ -850,7 +860,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		if su.Username == "" {
 			missing++
 			s.noName = append(s.noName, su.ID)
-			s.act(Action{Kind: SkipUser, User: "(id " + su.ID + ")", Reason: "no value for the username attribute"})
+			s.act(Action{Kind: SkipUser, User: "(id " + su.ID + ")", Reason: "no value for the username attribute", Unresolved: true})
 			continue
 		}
 		key := usersync.UsernameKey(su.Username)
@@ -874,7 +884,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		}
 		renamed := cur != nil && usersync.UsernameKey(cur.Username) != key
 		if holder, taken := byName[key]; renamed && taken && holder.ID != cur.ID {
-			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; resolve by hand", cur.Username, su.ID, holder.Username, holder.ID)})
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; resolve by hand", cur.Username, su.ID, holder.Username, holder.ID), Unresolved: true})
 			s.skipped[key] = true
 			continue
 		}
@@ -885,8 +895,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		other := cur != nil && cur.Source == s.owner && cur.SourceID != "" && su.ID != "" && cur.SourceID != su.ID
 		if other && !s.o.Force {
 			why := fmt.Sprintf("directory user %q is source user %s, and source user %s has its username; if %s is gone at the source, delete or rename the directory user, or run with --force to give it to %s", cur.Username, cur.SourceID, su.ID, cur.SourceID, su.ID)
-			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why})
-			s.warn("skipped %q: %s", su.Username, why)
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why, Unresolved: true})
 			s.skipped[key] = true
 			continue
 		}

@@ -143,6 +143,27 @@ func TestO365EveryFlag(t *testing.T) {
 			t.Fatal("--map-attr-to-group made no Sales membership")
 		}
 	})
+	t.Run("a reused UPN is unresolved: listed and exit 3", func(t *testing.T) {
+		e := setup(t)
+		ok(t, cli(t, e.db, "", append(e.args, "-a", "all", "Group 2")...))
+		// The first member leaves; a new person is given its UPN.
+		old := member(t, e, "Group 2", 0)
+		g := e.tenant.GroupsNamed("Group 2")[0]
+		e.tenant.DeleteUser(old.ID)
+		fresh := old
+		fresh.ID, fresh.Surname = "00000000-0000-4000-8000-00000000beef", "Newcomer"
+		e.tenant.AddUser(fresh)
+		e.tenant.SetMembers(g.ID, append(e.tenant.GroupsNamed("Group 2")[0].Members, fresh.ID))
+		r := cli(t, e.db, "", append(e.args, "-a", "all", "--full-read", "Group 2")...)
+		fails(t, r, 3, "1 user(s) could not be synced")
+		if !strings.Contains(r.stdout, "UNRESOLVED "+old.UserPrincipalName) || !strings.Contains(r.stdout, "has its username") {
+			t.Fatalf("the summary (without --full-summary) does not list it:\n%s", r.stdout)
+		}
+		r = cli(t, e.db, "", append(e.args, "-a", "all", "--full-read", "-o", "json", "Group 2")...)
+		if r.code != 3 || !strings.Contains(r.stdout, `"unresolved": 1`) || !strings.Contains(r.stdout, `"unresolved": [`) {
+			t.Fatalf("-o json: exit %d\n%s", r.code, r.stdout)
+		}
+	})
 	t.Run("--username", func(t *testing.T) {
 		e := setup(t)
 		one := member(t, e, "Group 1", 4)

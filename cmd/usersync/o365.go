@@ -123,7 +123,9 @@ O365_USERSYNC_TENANT, O365_USERSYNC_CLIENT_ID, O365_USERSYNC_CLIENT_SECRET.
 Prefer the environment or settings for the secret: flags show in process lists.
 
 Exit status: 0 every group synced (skipped groups are warned about),
-1 a group failed (the others still apply), 2 usage error.`,
+1 a group failed (the others still apply), 2 usage error, 3 every group
+synced but users are left that only an administrator can resolve (listed
+as UNRESOLVED), 130 interrupted.`,
 		Args: cobra.ArbitraryArgs,
 	}
 	pf.register(p)
@@ -319,9 +321,15 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 		}
 		outcomes = append(outcomes, out)
 	}
+	unresolved := 0
+	for _, out := range outcomes {
+		if out.Result != nil {
+			unresolved += len(out.Result.Unresolved)
+		}
+	}
 	if !pf.noSummary {
 		if a.output == "json" {
-			a.emit(map[string]any{"source": src.Owner(), "dryRun": pf.dryRun, "interrupted": interrupted != nil, "groups": outcomes}, nil)
+			a.emit(map[string]any{"source": src.Owner(), "dryRun": pf.dryRun, "interrupted": interrupted != nil, "unresolved": unresolved, "groups": outcomes}, nil)
 		} else {
 			a.printSummary(outcomes, pf)
 		}
@@ -343,8 +351,16 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 	if failed {
 		return exitError{1}
 	}
+	if unresolved > 0 {
+		fmt.Fprintf(a.stderr, "usersync: %d user(s) could not be synced and will not be until an administrator resolves them (listed above); exit status %d\n", unresolved, exitUnresolved)
+		return exitError{exitUnresolved}
+	}
 	return nil
 }
+
+// exitUnresolved is the exit status of a pull that synced every group but
+// left users only an administrator can resolve: cron mails on it.
+const exitUnresolved = 3
 
 // writtenSoFar says what the groups of a stopped run wrote.
 func writtenSoFar(outcomes []groupOutcome) string {
@@ -434,6 +450,9 @@ func (a *app) printSummary(outcomes []groupOutcome, pf *provisionFlags) {
 			fmt.Fprintln(w, line)
 			for _, warn := range r.Warnings {
 				fmt.Fprintf(w, "      warning: %s\n", warn)
+			}
+			for _, act := range r.Unresolved {
+				fmt.Fprintf(w, "      UNRESOLVED %s: %s\n", act.User, act.Reason)
 			}
 			if pf.fullSummary {
 				for _, act := range r.Actions {

@@ -43,7 +43,8 @@ token without echo (or reads one line from standard input when it is not a
 terminal). Okta API tokens expire after 30 days without use.
 
 Exit status: 0 every group synced, 1 a group failed (the others still apply),
-2 usage error.`,
+2 usage error, 3 every group synced but users are left that only an
+administrator can resolve (listed as UNRESOLVED), 130 interrupted.`,
 		Args: cobra.ArbitraryArgs,
 	}
 	pf.register(p)
