@@ -37,6 +37,13 @@ type Held struct{ Detail string }
 
 func (h *Held) Error() string { return h.Detail }
 
+// Unresolved is a run that synced everything it could but left users only
+// an administrator can resolve: it is recorded as failed, with what is
+// left, and not retried (it would leave the same).
+type Unresolved struct{ Detail string }
+
+func (u *Unresolved) Error() string { return u.Detail }
+
 // Options configure the service.
 type Options struct {
 	Dir     usersync.Directory
@@ -307,8 +314,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		o.OnRun(sc.Name, outcome, time.Since(began))
 	}
 	o.Log.Info("schedule ran", "schedule", sc.Name, "run", run.ID, "trigger", run.Trigger, "attempt", job.Attempt, "outcome", outcome)
-	if outcome == usersync.RunQuarantined {
-		return nil // held for an administrator: trying again would only hold again
+	var unresolved *Unresolved
+	if outcome == usersync.RunQuarantined || errors.As(runErr, &unresolved) {
+		return nil // waits for an administrator: trying again would only end the same
 	}
 	return runErr
 }

@@ -374,6 +374,9 @@ func (a *app) runner() jobs.Runner {
 			if msg == "" {
 				msg = "exit status " + strconv.Itoa(code)
 			}
+			if code == exitUnresolved {
+				return out.String(), &jobs.Unresolved{Detail: msg}
+			}
 			return out.String(), errors.New(msg)
 		}
 		return out.String(), nil

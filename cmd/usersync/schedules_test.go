@@ -340,3 +340,28 @@ func TestScheduleQuarantine(t *testing.T) {
 		t.Fatalf("the run that applied the removals: %+v", r)
 	}
 }
+
+// A scheduled pull that leaves unresolved users (exit status 3) is
+// recorded as failed with what is left, not as succeeded, and is not
+// retried by the job (jobs.Unresolved): every try would end the same.
+func TestScheduleUnresolvedRecorded(t *testing.T) {
+	emu, base := emulator(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, emuSecret+"\n", "settings", "set", "O365_USERSYNC_CLIENT_SECRET", "-"))
+	ok(t, cli(t, db, "", append([]string{"schedules", "create", "g3", "--cron", "*/40 * * * *", "--"}, append(append([]string{}, base...), "--auto-create", "all", "--full-read", "Group 3")...)...))
+	ok(t, cli(t, db, "", "schedules", "run", "g3"))
+	tenant := emu.Tenant()
+	g := tenant.GroupsNamed("Group 3")[0]
+	old, _ := tenant.User(g.Members[0])
+	tenant.DeleteUser(old.ID)
+	fresh := old
+	fresh.ID = "00000000-0000-4000-8000-00000000cafe"
+	tenant.AddUser(fresh)
+	tenant.SetMembers(g.ID, append(tenant.GroupsNamed("Group 3")[0].Members, fresh.ID))
+	cli(t, db, "", "schedules", "run", "g3")
+	var rs []usersync.Run
+	json.Unmarshal([]byte(ok(t, cli(t, db, "", "-o", "json", "runs", "list", "--limit", "1")).stdout), &rs)
+	if len(rs) != 1 || rs[0].Outcome != usersync.RunFailed || !strings.Contains(rs[0].Error, "could not be synced") || !strings.Contains(rs[0].Output, old.UserPrincipalName) {
+		t.Fatalf("the run that left an unresolved user: %+v", rs)
+	}
+}
