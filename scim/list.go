@@ -51,10 +51,19 @@ func invalidCursor(detail string) *Error {
 
 // readList reads a list request's parameters; schema prefixes of sortBy
 // are dropped.
+// checkFilterSize refuses a filter over MaxFilter bytes, in a query or a
+// search body alike.
+func checkFilterSize(filter string) error {
+	if len(filter) > MaxFilter {
+		return &Error{Status: 400, ScimType: "invalidFilter", Detail: fmt.Sprintf("the filter has %d bytes; at most %d are accepted", len(filter), MaxFilter)}
+	}
+	return nil
+}
+
 func readList(q url.Values, sortFields map[string]string, defaultField string) (*listQuery, error) {
 	lq := &listQuery{filter: q.Get("filter"), start: 1, count: DefaultPageSize, sortField: defaultField}
-	if len(lq.filter) > MaxFilter {
-		return nil, &Error{Status: 400, ScimType: "invalidFilter", Detail: fmt.Sprintf("the filter has %d bytes; at most %d are accepted", len(lq.filter), MaxFilter)}
+	if err := checkFilterSize(lq.filter); err != nil {
+		return nil, err
 	}
 	if v := q.Get("count"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -205,8 +214,8 @@ func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if len(sr.Filter) > MaxFilter {
-		s.fail(w, r, &Error{Status: 400, ScimType: "invalidFilter", Detail: fmt.Sprintf("the filter has %d bytes; at most %d are accepted", len(sr.Filter), MaxFilter)})
+	if err := checkFilterSize(sr.Filter); err != nil { // the per-type searches below skip invalid filters
+		s.fail(w, r, err)
 		return
 	}
 	if sr.Cursor != nil || sr.SortBy != "" {
