@@ -203,6 +203,11 @@ type syncer struct {
 	sourceHasUsers *bool
 	reasonIn       string
 	applied        int
+	// Users put off until the end of the run (deferUser), their username
+	// keys, and whether the run has reached its end (nothing waits then).
+	deferred []User
+	retry    map[string]bool
+	final    bool
 
 	// Missing values, for one warning each at the end.
 	noName         []string // source ids of users without a username
@@ -428,6 +433,11 @@ func (s *syncer) forget() {
 // the users the directory does not hold, or by the directory user of that
 // name having been seen.
 func (s *syncer) firstWithName(key string, in map[string]bool, cur *usersync.User) bool {
+	if s.retry[key] { // put off earlier in this run (deferUser), and seen then
+		delete(s.retry, key)
+		in[key] = true
+		return true
+	}
 	h := maphash.String(s.hashSeed, key)
 	if _, hit := s.nameHashes[h]; hit {
 		if in[key] || s.skipped[key] {
@@ -624,6 +634,9 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 		prog.Applied = s.applied
 		s.progress(prog)
 	}
+	if err := s.applyDeferred(ctx); err != nil {
+		return err
+	}
 	s.r.SourceUsers = prog.Fetched
 	if s.target == nil && !s.o.DryRun {
 		// An empty source group still gets its directory group.
@@ -789,6 +802,9 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 		}
 		users = users[n:]
 	}
+	if err := s.applyDeferred(ctx); err != nil {
+		return err
+	}
 	if len(leave) == 0 {
 		return nil
 	}
@@ -849,9 +865,10 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 	if err := s.lookupMembers(ctx, ids); err != nil {
 		return err
 	}
+	moving := s.movingAway(page, byName, bySID)
 	b := &usersync.Batch{}
 	var joiners []joiner
-	missing := 0
+	missing, deferred := 0, 0
 	planned := make(map[string]bool, len(page)) // username keys of this batch
 	for _, su := range page {
 		if s.o.OnlyUser != "" && usersync.UsernameKey(su.Username) != usersync.UsernameKey(s.o.OnlyUser) {
@@ -879,13 +896,18 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		next := usersync.User{Username: su.Username, Email: su.Email, FirstName: su.FirstName, LastName: su.LastName, Enabled: su.Enabled,
 			Type: s.o.UserType, AuthMethod: usersync.AuthSSO, Source: s.owner, SourceID: su.ID, Attributes: su.Attributes}
 		cur := bySID[su.ID]
-		if cur == nil {
-			cur = byName[key]
+		if holder := byName[key]; cur == nil && holder != nil && !moving[holder.ID] {
+			cur = holder // the name's holder, unless it leaves the name in this batch
 		}
 		renamed := cur != nil && usersync.UsernameKey(cur.Username) != key
-		if holder, taken := byName[key]; renamed && taken && holder.ID != cur.ID {
-			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; resolve by hand", cur.Username, su.ID, holder.Username, holder.ID), Unresolved: true})
+		if holder, taken := byName[key]; renamed && taken && holder.ID != cur.ID && !moving[holder.ID] {
+			if s.deferUser(su, key, holder) {
+				deferred++
+				continue
+			}
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; it stays a member under its old name until the name is free (rename or delete %q)", cur.Username, su.ID, holder.Username, holder.ID, holder.Username), Unresolved: true})
 			s.skipped[key] = true
+			s.seenIDs[cur.ID] = struct{}{} // still in the source group: a full read must not remove it
 			continue
 		}
 		// Found by name, but the directory user is another user of this
@@ -893,6 +915,10 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		// given the name) or one that moved in this run. Taking it over
 		// would give one person's account to another.
 		other := cur != nil && cur.Source == s.owner && cur.SourceID != "" && su.ID != "" && cur.SourceID != su.ID
+		if other && !s.o.Force && s.deferUser(su, key, cur) {
+			deferred++
+			continue
+		}
 		if other && !s.o.Force {
 			why := fmt.Sprintf("directory user %q is source user %s, and source user %s has its username; if %s is gone at the source, delete or rename the directory user, or run with --force to give it to %s", cur.Username, cur.SourceID, su.ID, cur.SourceID, su.ID)
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why, Unresolved: true})
@@ -968,8 +994,72 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 	if err := s.joinGroups(ctx, b, joiners); err != nil {
 		return err
 	}
-	s.applied += len(page)
+	s.applied += len(page) - deferred
 	return s.write(ctx, b)
+}
+
+// movingAway finds the directory users this page renames and that can be
+// renamed: each one's new name is free, or held by another user renamed
+// away in the same batch (a swap, a chain; the store applies them as one
+// change). They are keyed by directory id.
+func (s *syncer) movingAway(page []User, byName map[string]*usersync.User, bySID map[string]*usersync.User) map[int64]bool {
+	to := map[int64]string{} // directory id → new username key
+	for _, su := range page {
+		if cur := bySID[su.ID]; cur != nil && su.Username != "" && (cur.Source == s.owner || s.o.Force) {
+			if key := usersync.UsernameKey(su.Username); key != usersync.UsernameKey(cur.Username) {
+				to[cur.ID] = key
+			}
+		}
+	}
+	if len(to) == 0 {
+		return nil
+	}
+	moving := make(map[int64]bool, len(to))
+	for id := range to {
+		moving[id] = true
+	}
+	// A rename whose name stays taken cannot move, nor can one waiting on
+	// it: drop them until nothing changes.
+	for changed := true; changed; {
+		changed = false
+		for id, key := range to {
+			if holder := byName[key]; moving[id] && holder != nil && holder.ID != id && !moving[holder.ID] {
+				delete(moving, id)
+				changed = true
+			}
+		}
+	}
+	return moving
+}
+
+// deferUser puts off a source user whose name another user of this source
+// holds, when that user may still be renamed by a later page of this run
+// (a swap across pages): the run applies the put-off users together at its
+// end (see applyDeferred). It reports false when the user cannot wait.
+func (s *syncer) deferUser(su User, key string, holder *usersync.User) bool {
+	if s.final || s.o.DryRun || holder.Source != s.owner || holder.SourceID == "" {
+		return false
+	}
+	s.deferred = append(s.deferred, su)
+	if s.retry == nil {
+		s.retry = map[string]bool{}
+	}
+	s.retry[key] = true
+	return true
+}
+
+// applyDeferred applies, in one batch, the users put off by deferUser, once
+// every page has been applied: the names they wait for are free now, or
+// never will be in this run.
+func (s *syncer) applyDeferred(ctx context.Context) error {
+	if len(s.deferred) == 0 {
+		return nil
+	}
+	s.final = true
+	page := s.deferred
+	s.deferred = nil
+	s.forget()
+	return s.applyUsers(ctx, page)
 }
 
 // join makes a source user a member of the target group through this

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strconv"
 
 	"github.com/usersync/usersync"
 )
@@ -197,6 +198,9 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, keys []string, res *usersync.
 	if t.d.hookBatchRead != nil {
 		t.d.hookBatchRead()
 	}
+	if err := t.parkRenamed(ups, keys, withID); err != nil {
+		return nil, nil, err
+	}
 	out := make(map[string]usersync.ObjectRef, len(ups))
 	skipped := map[string]bool{}
 	var create []*usersync.User
@@ -275,6 +279,37 @@ func (t *tx) applyUsers(ups []usersync.UserUpsert, keys []string, res *usersync.
 		res.CreatedIDs = append(res.CreatedIDs, u.ID)
 	}
 	return out, skipped, nil
+}
+
+// parkRenamed lets the renames of one batch exchange names (two users who
+// swap usernames, or a chain A → B's, B → C's): each renamed user whose
+// old name another user of the batch takes is first moved to a name no
+// user can have, so that the renames below meet no unique-key conflict
+// whatever their order. The final UPDATE of each sets its real name; the
+// parked name is never committed and records no change.
+func (t *tx) parkRenamed(ups []usersync.UserUpsert, keys []string, withID map[int64]*usersync.User) error {
+	wanted := map[string]int64{} // new username key → the user renamed to it
+	for i := range ups {
+		if old, ok := withID[ups[i].ID]; ok && ups[i].Update&usersync.FieldUsername != 0 && usersync.UsernameKey(old.Username) != keys[i] {
+			wanted[keys[i]] = old.ID
+		}
+	}
+	if len(wanted) < 2 {
+		return nil // one rename cannot take a name another one frees
+	}
+	for i := range ups {
+		old, ok := withID[ups[i].ID]
+		if !ok || ups[i].Update&usersync.FieldUsername == 0 || usersync.UsernameKey(old.Username) == keys[i] {
+			continue // not renamed: its name stays, and a rename to it fails as it should
+		}
+		if by, taken := wanted[usersync.UsernameKey(old.Username)]; taken && by != old.ID {
+			// A control character: ValidateUsername refuses it in any name.
+			if _, err := t.exec(`UPDATE users SET username_key = ? WHERE id = ?`, "\x01renaming "+strconv.FormatInt(old.ID, 10), old.ID); err != nil {
+				return t.d.wrapErr("rename users", err)
+			}
+		}
+	}
+	return nil
 }
 
 // tryCreateUsers creates users under a savepoint and reports false, with

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"TextRefused", testTextRefused},
 		{"MembershipSources", testMembershipSources},
 		{"UpsertByID", testUpsertByID},
+		{"BatchSwapsNames", testBatchSwapsNames},
 		{"SoftDeletedState", testSoftDeletedState},
 		{"Provisioners", testProvisioners},
 		{"Leases", testLeases},

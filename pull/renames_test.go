@@ -1,0 +1,136 @@
+package pull
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/usersync/usersync"
+	"github.com/usersync/usersync/internal/dirtest"
+)
+
+// deltaSource is a pagedSource that reports the changes it is given
+// since any saved state (ErrFullSyncNeeded when it has none).
+type deltaSource struct {
+	pagedSource
+	changes *Changes
+}
+
+func (s *deltaSource) DeltaStart(ctx context.Context, g Group) (string, bool, error) {
+	return "start", true, nil
+}
+
+func (s *deltaSource) Changes(ctx context.Context, g Group, state string) (*Changes, error) {
+	if s.changes == nil {
+		return nil, ErrFullSyncNeeded
+	}
+	ch := *s.changes
+	ch.State = "after"
+	return &ch, nil
+}
+
+// names maps each source id of the owner to its directory username.
+func namesBySID(t *testing.T, d usersync.Directory, owner string) map[string]string {
+	t.Helper()
+	us, _, err := d.FindUsers(context.Background(), usersync.UserFilter{Source: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, u := range us {
+		out[u.SourceID] = u.Username
+	}
+	return out
+}
+
+// Users who exchange names at the source (A → tmp, B → A's, A → B's, seen
+// by one run as a swap), or rotate them in a longer chain, are renamed in
+// one run, in full and incremental runs, within a page and across pages:
+// each directory user keeps its source id, its memberships and its
+// account, and nothing is skipped. (Issue 26, item 2: the swap was
+// skipped, then removed from the group by the next full read.)
+func TestRenameChainsHeal(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		a, b, c, o := person("sa", "a@x.example", "A"), person("sb", "b@x.example", "B"), person("sc", "c@x.example", "C"), person("so", "o@x.example", "O")
+		renamed := func(u User, name string) User { u.Username, u.Email = name, name; return u }
+		cases := []struct {
+			name  string
+			pages [][]User
+			want  map[string]string
+		}{
+			{"swap in one page", [][]User{{renamed(a, "b@x.example"), renamed(b, "a@x.example"), c, o}},
+				map[string]string{"sa": "b@x.example", "sb": "a@x.example", "sc": "c@x.example", "so": "o@x.example"}},
+			{"swap across pages", [][]User{{renamed(a, "b@x.example"), o}, {c, renamed(b, "a@x.example")}},
+				map[string]string{"sa": "b@x.example", "sb": "a@x.example", "sc": "c@x.example", "so": "o@x.example"}},
+			{"rotation across three pages", [][]User{{renamed(a, "b@x.example"), o}, {renamed(b, "c@x.example")}, {renamed(c, "a@x.example")}},
+				map[string]string{"sa": "b@x.example", "sb": "c@x.example", "sc": "a@x.example", "so": "o@x.example"}},
+		}
+		for _, c0 := range cases {
+			t.Run(c0.name, func(t *testing.T) {
+				d := openDir(t)
+				syncPaged(t, d, &pagedSource{pages: [][]User{{a, b, c, o}}}, Options{})
+				before := namesBySID(t, d, "paged:test")
+				ids := map[string]int64{}
+				for sid, name := range before {
+					u, _ := d.FindUserByUsername(context.Background(), name)
+					ids[sid] = u.ID
+				}
+				r := syncPaged(t, d, &pagedSource{pages: c0.pages}, Options{})
+				if len(r.Unresolved) != 0 || r.Counts[SkipUser] != 0 || r.Counts[RemoveMember] != 0 || r.Counts[CreateUser] != 0 {
+					t.Fatalf("counts %v, unresolved %+v", r.Counts, r.Unresolved)
+				}
+				got := namesBySID(t, d, "paged:test")
+				for sid, name := range c0.want {
+					u, err := d.FindUserByUsername(context.Background(), name)
+					if got[sid] != name || err != nil || u.ID != ids[sid] {
+						t.Fatalf("source user %s is %q (id %v), want %q (id %d); all: %v", sid, got[sid], u, name, ids[sid], got)
+					}
+				}
+				if m := memberNames(t, d, "G"); m != "a@x.example b@x.example c@x.example o@x.example" {
+					t.Fatalf("members %s", m)
+				}
+				// The next full read changes nothing.
+				r = syncPaged(t, d, &pagedSource{pages: c0.pages}, Options{Full: true})
+				if r.Counts[UpdateUser]+r.Counts[RemoveMember]+r.Counts[AddMember]+r.Counts[SkipUser] != 0 {
+					t.Fatalf("second run: %v", r.Counts)
+				}
+			})
+		}
+
+		t.Run("incremental swap", func(t *testing.T) {
+			d := openDir(t)
+			src := &deltaSource{pagedSource: pagedSource{pages: [][]User{{a, b, c, o}}}}
+			o1 := Options{AutoCreate: CreateAll, KeepActions: true}
+			if _, err := Sync(context.Background(), d, src, "G", o1); err != nil {
+				t.Fatal(err)
+			}
+			src.changes = &Changes{Updated: []User{renamed(a, "b@x.example"), renamed(b, "a@x.example")}}
+			r, err := Sync(context.Background(), d, src, "G", o1)
+			if err != nil || r.Mode != ModeIncremental || r.Counts[UpdateUser] != 2 || len(r.Unresolved) != 0 {
+				t.Fatalf("%v: mode %s, counts %v, unresolved %+v", err, r.Mode, r.Counts, r.Unresolved)
+			}
+			if got := namesBySID(t, d, "paged:test"); got["sa"] != "b@x.example" || got["sb"] != "a@x.example" {
+				t.Fatalf("after the swap: %v", got)
+			}
+		})
+
+		// A rename to a name another identity holds cannot be applied: it is
+		// unresolved, and the user stays a member under its old name (a full
+		// read removed it).
+		t.Run("name held by another identity", func(t *testing.T) {
+			d := openDir(t)
+			syncPaged(t, d, &pagedSource{pages: [][]User{{a, b}}}, Options{})
+			if err := d.CreateUser(context.Background(), &usersync.User{Username: "x@x.example", Source: usersync.SourceLocal}); err != nil {
+				t.Fatal(err)
+			}
+			r := syncPaged(t, d, &pagedSource{pages: [][]User{{renamed(a, "x@x.example"), b}}}, Options{Full: true})
+			if len(r.Unresolved) != 1 || !strings.Contains(r.Unresolved[0].Reason, `"x@x.example"`) || r.Counts[RemoveMember] != 0 {
+				t.Fatalf("counts %v, unresolved %+v", r.Counts, r.Unresolved)
+			}
+			if m := memberNames(t, d, "G"); m != "a@x.example b@x.example" {
+				t.Fatalf("members %s", m)
+			}
+		})
+	})
+}
+
