@@ -133,4 +133,3 @@ func TestRenameChainsHeal(t *testing.T) {
 		})
 	})
 }
-
