@@ -133,3 +133,55 @@ func TestRenameChainsHeal(t *testing.T) {
 		})
 	})
 }
+
+// A user a run could not sync comes back by itself: the delta reports it
+// once, so the run keeps it as pending and the next run reads the group
+// in full to try it again, saying why. (Issue 26, item 3: after the
+// administrator did what the skip asked, the next run changed nothing.)
+func TestSkippedWorkComesBack(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		d := openDir(t)
+		gone, o := person("s1", "k@x.example", "Gone"), person("so", "o@x.example", "O")
+		src := &deltaSource{pagedSource: pagedSource{pages: [][]User{{gone, o}}}}
+		opts := Options{AutoCreate: CreateAll, KeepActions: true}
+		run := func() *Result {
+			t.Helper()
+			r, err := Sync(ctx, d, src, "G", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		run()
+		// s1 leaves the tenant, and s2 is given its name: the directory
+		// still has s1's account under it.
+		next := person("s2", "k@x.example", "Next")
+		src.pages = [][]User{{next, o}}
+		src.changes = &Changes{Added: []User{next}, Removed: []string{"s1"}}
+		r := run()
+		if r.Mode != ModeIncremental || len(r.Unresolved) != 1 || r.Unresolved[0].SourceID != "s2" {
+			t.Fatalf("mode %s, unresolved %+v", r.Mode, r.Unresolved)
+		}
+		// The administrator does what it asks: deletes s1's account. The
+		// delta has nothing new to say.
+		u, _ := d.FindUserByUsername(ctx, "k@x.example")
+		if err := d.DeleteUser(ctx, u.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		src.changes = &Changes{}
+		r = run()
+		if r.Mode != ModeFull || !strings.Contains(r.FullReason, "a user the last run could not sync is tried again (source ids s2)") || len(r.Unresolved) != 0 {
+			t.Fatalf("mode %s (%s), unresolved %+v", r.Mode, r.FullReason, r.Unresolved)
+		}
+		if k, err := d.FindUserByUsername(ctx, "k@x.example"); err != nil || k.SourceID != "s2" {
+			t.Fatalf("k after the retry: %+v %v", k, err)
+		}
+		if m := memberNames(t, d, "G"); m != "k@x.example o@x.example" {
+			t.Fatalf("members %s", m)
+		}
+		if r = run(); r.Mode != ModeIncremental {
+			t.Fatalf("with nothing pending the run is %s (%s)", r.Mode, r.FullReason)
+		}
+	})
+}

@@ -26,6 +26,10 @@ type engineState struct {
 	Attributes []string          `json:"attributes,omitempty"` // custom attributes the source filled
 	Target     string            `json:"target"`               // the directory group
 	Source     string            `json:"source"`               // "": the group is not tracked by deltas
+	// Pending are the source ids of users the run left unresolved. A
+	// delta reports a change once, so the next run reads the group in full
+	// to try them again rather than forget them.
+	Pending []string `json:"pending,omitempty"`
 }
 
 // SyncedGroup is a source group a full sync has run for.
@@ -84,7 +88,13 @@ func (s *syncer) attributes() []string {
 }
 
 func (s *syncer) stateValue(source string) string {
-	b, _ := json.Marshal(engineState{Format: stateFormat, Options: s.options(), Attributes: s.attributes(), Target: s.r.Group, Source: source})
+	var pending []string
+	for _, a := range s.r.Unresolved {
+		if a.SourceID != "" {
+			pending = append(pending, a.SourceID)
+		}
+	}
+	b, _ := json.Marshal(engineState{Format: stateFormat, Options: s.options(), Attributes: s.attributes(), Target: s.r.Group, Source: source, Pending: pending})
 	return string(b)
 }
 
@@ -128,6 +138,13 @@ func (s *syncer) savedState(ctx context.Context) (usersync.SyncState, string, er
 	if es.Source == "" {
 		return st, "the group has nested groups; it is always read in full", nil
 	}
+	if n := len(es.Pending); n > 0 {
+		what := fmt.Sprintf("%d users the last run could not sync are", n)
+		if n == 1 {
+			what = "a user the last run could not sync is"
+		}
+		return st, fmt.Sprintf("%s tried again (source ids %s)", what, listSome(es.Pending, 5)), nil
+	}
 	st.Value = es.Source
 	return st, "", nil
 }
@@ -147,4 +164,12 @@ func changedOptions(before, now map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// listSome joins up to n values, with "…" for the rest.
+func listSome(v []string, n int) string {
+	if len(v) <= n {
+		return strings.Join(v, ", ")
+	}
+	return strings.Join(v[:n], ", ") + ", …"
 }

@@ -133,6 +133,9 @@ type Action struct {
 	// identities claim one name, a source user without a username): every
 	// run skips it again until then. Result.Unresolved lists them.
 	Unresolved bool `json:"unresolved,omitempty"`
+	// SourceID is the source user's id, on unresolved skips: the next
+	// run tries them again (see engineState.Pending).
+	SourceID string `json:"sourceId,omitempty"`
 }
 
 // Modes of a sync.
@@ -877,7 +880,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		if su.Username == "" {
 			missing++
 			s.noName = append(s.noName, su.ID)
-			s.act(Action{Kind: SkipUser, User: "(id " + su.ID + ")", Reason: "no value for the username attribute", Unresolved: true})
+			s.act(Action{Kind: SkipUser, User: "(id " + su.ID + ")", Reason: "no value for the username attribute", Unresolved: true, SourceID: su.ID})
 			continue
 		}
 		key := usersync.UsernameKey(su.Username)
@@ -905,7 +908,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 				deferred++
 				continue
 			}
-			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; it stays a member under its old name until the name is free (rename or delete %q)", cur.Username, su.ID, holder.Username, holder.ID, holder.Username), Unresolved: true})
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; it stays a member under its old name until the name is free (rename or delete %q)", cur.Username, su.ID, holder.Username, holder.ID, holder.Username), Unresolved: true, SourceID: su.ID})
 			s.skipped[key] = true
 			s.seenIDs[cur.ID] = struct{}{} // still in the source group: a full read must not remove it
 			continue
@@ -921,7 +924,7 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		}
 		if other && !s.o.Force {
 			why := fmt.Sprintf("directory user %q is source user %s, and source user %s has its username; if %s is gone at the source, delete or rename the directory user, or run with --force to give it to %s", cur.Username, cur.SourceID, su.ID, cur.SourceID, su.ID)
-			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why, Unresolved: true})
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why, Unresolved: true, SourceID: su.ID})
 			s.skipped[key] = true
 			continue
 		}
