@@ -25,4 +25,18 @@ type SyncStateService interface {
 	SyncStates(ctx context.Context, source string) ([]SyncState, error)
 	// DeleteSyncState forgets a state; forgetting a missing one is not an error.
 	DeleteSyncState(ctx context.Context, source, key string) error
+	// Sources lists every source that owns a user or a group or keeps a
+	// sync state, sorted.
+	Sources(ctx context.Context) ([]string, error)
+	// RenameSource moves everything a source owns to another name for the
+	// same source, in one transaction: its users and groups (a change event
+	// each), its sync states (one already kept under the new name wins),
+	// and the memberships its source groups brought. It reports how many
+	// users and groups moved.
+	RenameSource(ctx context.Context, from, to string) (SourceRenamed, error)
+}
+
+// SourceRenamed is what RenameSource moved.
+type SourceRenamed struct {
+	Users, Groups, SyncStates int
 }

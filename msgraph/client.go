@@ -63,9 +63,10 @@ type Config struct {
 type Client struct {
 	cfg Config
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	mu       sync.Mutex
+	token    string
+	expires  time.Time
+	tenantID string // resolved by TenantID
 
 	// writes paces writes under Graph's write quota per app and tenant
 	// (3,000 per 150 s: 20 a second, with a burst).

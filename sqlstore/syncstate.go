@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/usersync/usersync"
 )
@@ -61,4 +64,154 @@ func (d *DB) SyncStates(ctx context.Context, source string) ([]usersync.SyncStat
 		out = append(out, s)
 	}
 	return out, d.wrapErr("list sync states", rows.Err())
+}
+
+// Sources lists every owner of a user, a group or a sync state.
+func (d *DB) Sources(ctx context.Context) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT source FROM users UNION SELECT source FROM groups UNION SELECT source FROM sync_state ORDER BY 1`)
+	if err != nil {
+		return nil, d.wrapErr("list sources", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, d.wrapErr("list sources", err)
+		}
+		out = append(out, s)
+	}
+	return out, d.wrapErr("list sources", rows.Err())
+}
+
+// RenameSource moves a source's users, groups, sync states and the source
+// groups of its memberships to another name. Source groups get new rows
+// rather than new keys: another process may hold a number → key mapping
+// in its cache (viaKeys), and a number must keep meaning what it meant.
+func (d *DB) RenameSource(ctx context.Context, from, to string) (usersync.SourceRenamed, error) {
+	var out usersync.SourceRenamed
+	if from == "" || to == "" || from == to || strings.ContainsAny(from+to, "/") {
+		return out, usersync.Errorf(usersync.EINVALID, "cannot rename source %q to %q", from, to)
+	}
+	err := d.update(ctx, func(t *tx) error {
+		out = usersync.SourceRenamed{}
+		for _, tbl := range []struct {
+			table string
+			typ   string
+			n     *int
+		}{{"users", usersync.ObjectUser, &out.Users}, {"groups", usersync.ObjectGroup, &out.Groups}} {
+			nameCol := "username"
+			if tbl.table == "groups" {
+				nameCol = "name"
+			}
+			rows, err := t.query(`SELECT id, `+nameCol+` FROM `+tbl.table+` WHERE source = ? ORDER BY id`, from)
+			if err != nil {
+				return t.d.wrapErr("rename source", err)
+			}
+			var refs []usersync.ObjectRef
+			for rows.Next() {
+				r := usersync.ObjectRef{Type: tbl.typ}
+				if err := rows.Scan(&r.ID, &r.Name); err != nil {
+					rows.Close()
+					return t.d.wrapErr("rename source", err)
+				}
+				refs = append(refs, r)
+			}
+			rows.Close()
+			if len(refs) == 0 {
+				continue
+			}
+			if _, err := t.exec(`UPDATE `+tbl.table+` SET source = ?, version = version + 1, updated_at = ? WHERE source = ?`, to, t.now, from); err != nil {
+				return t.d.wrapErr("rename source", err)
+			}
+			kind := usersync.UserUpdated
+			if tbl.typ == usersync.ObjectGroup {
+				kind = usersync.GroupUpdated
+			}
+			for _, r := range refs {
+				t.change(kind, r, nil, map[string]usersync.FieldChange{"source": {From: from, To: to}})
+			}
+			if tbl.typ == usersync.ObjectUser { // cached token owners carry their source
+				t.onCommit(func() { t.d.tokens.drop(func(_ string, u usersync.User) bool { return u.Source == from }) })
+			}
+			*tbl.n = len(refs)
+		}
+		if _, err := t.exec(`DELETE FROM sync_state WHERE source = ? AND key IN (SELECT key FROM sync_state WHERE source = ?)`, from, to); err != nil {
+			return t.d.wrapErr("rename source", err)
+		}
+		n, err := t.exec(`UPDATE sync_state SET source = ? WHERE source = ?`, to, from)
+		if err != nil {
+			return t.d.wrapErr("rename source", err)
+		}
+		out.SyncStates = int(n)
+		return t.renameSourceGroups(from, to)
+	})
+	return out, err
+}
+
+// renameSourceGroups points the memberships brought by from's source groups
+// ("from/<id>") at the same groups under to.
+func (t *tx) renameSourceGroups(from, to string) error {
+	prefix := from + "/"
+	rows, err := t.query(`SELECT id, key FROM source_groups WHERE substr(key, 1, ?) = ?`, len(prefix), prefix)
+	if err != nil {
+		return t.d.wrapErr("rename source groups", err)
+	}
+	nums := map[string]string{} // old number → new number
+	var keys []string
+	var olds []int64
+	for rows.Next() {
+		var id int64
+		var key string
+		if err := rows.Scan(&id, &key); err != nil {
+			rows.Close()
+			return t.d.wrapErr("rename source groups", err)
+		}
+		olds, keys = append(olds, id), append(keys, key)
+	}
+	rows.Close()
+	for i, key := range keys {
+		n, err := t.sourceGroupNum(to + "/" + strings.TrimPrefix(key, prefix))
+		if err != nil {
+			return err
+		}
+		nums[strconv.FormatInt(olds[i], 10)] = n
+	}
+	for old := range nums {
+		rows, err := t.query(`SELECT group_id, member_type, member_id, via FROM memberships WHERE ' ' || via || ' ' LIKE ?`, "% "+old+" %")
+		if err != nil {
+			return t.d.wrapErr("rename source groups", err)
+		}
+		type ref struct {
+			g   int64
+			typ string
+			m   int64
+			via string
+		}
+		var list []ref
+		for rows.Next() {
+			var r ref
+			if err := rows.Scan(&r.g, &r.typ, &r.m, &r.via); err != nil {
+				rows.Close()
+				return t.d.wrapErr("rename source groups", err)
+			}
+			list = append(list, r)
+		}
+		rows.Close()
+		for _, r := range list {
+			var next []string
+			for _, v := range splitVia(r.via) {
+				if n, ok := nums[v]; ok {
+					v = n
+				}
+				if !slices.Contains(next, v) {
+					next = append(next, v)
+				}
+			}
+			if _, err := t.exec(`UPDATE memberships SET via = ? WHERE group_id = ? AND member_type = ? AND member_id = ?`, strings.Join(next, viaSep), r.g, r.typ, r.m); err != nil {
+				return t.d.wrapErr("rename source groups", err)
+			}
+		}
+	}
+	return nil
 }

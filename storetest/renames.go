@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/usersync/usersync"
@@ -69,4 +71,90 @@ func testBatchSwapsNames(t *testing.T, d usersync.Directory) {
 	if got, _ := d.FindUserByID(ctx, ann.ID); got.Username != "bob@x.example" {
 		t.Fatalf("a refused batch renamed %+v", got)
 	}
+}
+
+// A source renamed (one tenant first known by its domain, then by its id)
+// keeps everything it owns: users, groups, sync states and the source
+// groups that brought each membership, with a change event per object.
+func testRenameSource(t *testing.T, d usersync.Directory) {
+	const from, to = "o365:contoso.example", "o365:0e8f5c2a-1111-4222-8333-444455556666"
+	b := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "Sales", Source: from, SourceID: "g1"}}}}
+	for i, name := range []string{"ann@x.example", "bob@x.example"} {
+		b.Users = append(b.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Source: from, SourceID: fmt.Sprint("u", i), Enabled: true}})
+		b.Members = append(b.Members, usersync.MemberChange{Group: "Sales", Username: name, Via: from + "/g1"})
+	}
+	if _, err := d.ApplyBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ApplyBatch(ctx, &usersync.Batch{Members: []usersync.MemberChange{{Group: "Sales", Username: "ann@x.example", Via: "okta:o/g2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	other := &usersync.User{Username: "local@x.example", Source: usersync.SourceLocal}
+	if err := d.CreateUser(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []usersync.SyncState{{Source: from, Key: "g1", Value: "old-1"}, {Source: from, Key: "g3", Value: "old-3"}, {Source: to, Key: "g3", Value: "new-3"}} {
+		if err := d.SaveSyncState(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srcs, err := d.Sources(ctx)
+	if err != nil || !slices.Contains(srcs, from) || !slices.Contains(srcs, to) || !slices.Contains(srcs, usersync.SourceLocal) {
+		t.Fatalf("Sources: %v %v", srcs, err)
+	}
+	before := lastSeq(t, d)
+	moved, err := d.RenameSource(ctx, from, to)
+	if err != nil || moved != (usersync.SourceRenamed{Users: 2, Groups: 1, SyncStates: 1}) {
+		t.Fatalf("RenameSource: %+v %v", moved, err)
+	}
+	for _, name := range []string{"ann@x.example", "bob@x.example"} {
+		if u := mustFind(t, d, name); u.Source != to || u.Version != 2 {
+			t.Fatalf("%s after the rename: %+v", name, u)
+		}
+	}
+	if u := mustFind(t, d, "local@x.example"); u.Source != usersync.SourceLocal {
+		t.Fatalf("another source's user moved: %+v", u)
+	}
+	g, _ := d.FindGroupByName(ctx, "Sales")
+	if g.Source != to || g.SourceID != "g1" {
+		t.Fatalf("group after the rename: %+v", g)
+	}
+	if st, err := d.SyncState(ctx, to, "g1"); err != nil || st.Value != "old-1" {
+		t.Fatalf("moved sync state: %+v %v", st, err)
+	}
+	if st, err := d.SyncState(ctx, to, "g3"); err != nil || st.Value != "new-3" {
+		t.Fatalf("the state kept under the new name must win: %+v %v", st, err)
+	}
+	if _, err := d.SyncState(ctx, from, "g3"); usersync.ErrorCode(err) != usersync.ENOTFOUND {
+		t.Fatalf("a state is left under the old name: %v", err)
+	}
+	refs, err := d.MemberRefsOf(ctx, g.ID, usersync.MemberQuery{Source: to, SourceIDs: []string{"u0", "u1"}})
+	if err != nil || len(refs) != 2 {
+		t.Fatalf("members by the new source: %+v %v", refs, err)
+	}
+	for _, r := range refs {
+		want := []string{to + "/g1"}
+		if r.Username == "ann@x.example" {
+			want = []string{to + "/g1", "okta:o/g2"}
+		}
+		got := slices.Clone(r.Via)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s is a member via %v, want %v", r.Username, got, want)
+		}
+	}
+	events := 0
+	for _, c := range changesSince(t, d, before) {
+		if f := c.Fields["source"]; f.From == from && f.To == to {
+			events++
+		}
+	}
+	if events != 3 {
+		t.Fatalf("%d change events name the rename, want 3 (2 users, 1 group)", events)
+	}
+	if srcs, _ := d.Sources(ctx); slices.Contains(srcs, from) {
+		t.Fatalf("the old name is still a source: %v", srcs)
+	}
+	_, err = d.RenameSource(ctx, to, to)
+	wantCode(t, err, usersync.EINVALID)
 }

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"MembershipSources", testMembershipSources},
 		{"UpsertByID", testUpsertByID},
 		{"BatchSwapsNames", testBatchSwapsNames},
+		{"RenameSource", testRenameSource},
 		{"SoftDeletedState", testSoftDeletedState},
 		{"Provisioners", testProvisioners},
 		{"Leases", testLeases},

@@ -207,6 +207,9 @@ as UNRESOLVED), 130 interrupted.`,
 			return err
 		}
 		src := graph.NewSource(client, m)
+		if err := a.adopt(ctx, d, src, pf.dryRun); err != nil {
+			return err
+		}
 		refs := make([]groupRef, len(groups))
 		for i, g := range groups {
 			refs[i] = groupRef{Name: g}
@@ -223,10 +226,24 @@ as UNRESOLVED), 130 interrupted.`,
 				refs = append(refs, groupRef{Name: g.SourceID, Target: g.Target})
 			}
 		}
-		return a.provision(usersync.WithActor(ctx, "o365:"+cfg.Tenant), d, src, refs, o, &pf)
+		return a.provision(usersync.WithActor(ctx, src.Owner()), d, src, refs, o, &pf)
 	}
 	c.AddCommand(p)
 	return c
+}
+
+// adopt identifies the source (a tenant's id, an Okta org's id) and moves
+// to that name what the directory keeps under another spelling of it,
+// saying so.
+func (a *app) adopt(ctx context.Context, d usersync.Directory, src pull.Source, dryRun bool) error {
+	notes, warnings, err := pull.Adopt(ctx, d, src, dryRun)
+	for _, n := range notes {
+		fmt.Fprintf(a.stderr, "usersync: %s\n", n)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(a.stderr, "usersync: warning: %s\n", w)
+	}
+	return err
 }
 
 // proxyClient returns an HTTP client that goes through proxy, or nil (the

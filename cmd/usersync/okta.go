@@ -105,6 +105,9 @@ administrator can resolve (listed as UNRESOLVED), 130 interrupted.`,
 			refs[i] = groupRef{Name: g}
 		}
 		src := client.Source(m)
+		if err := a.adopt(ctx, d, src, pf.dryRun); err != nil {
+			return err
+		}
 		return a.provision(usersync.WithActor(ctx, src.Owner()), d, src, refs, o, &pf)
 	}
 	c.AddCommand(p)

@@ -149,6 +149,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.token(w, r)
 		return
 	}
+	if strings.HasSuffix(r.URL.Path, openIDPath) {
+		s.count("openid-configuration")
+		s.openIDConfiguration(w, r)
+		return
+	}
 	if r.URL.Path == CountsPath {
 		// What was asked of the emulator, for people staging a provisioner
 		// and for tests: requests by endpoint, and accepted writes by kind.
@@ -330,6 +335,37 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		secs := int(s.opts.TokenLifetime / time.Second)
 		writeJSON(w, 200, map[string]any{"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok})
 	}
+}
+
+// openIDPath ends the OpenID Connect discovery document of a tenant, by id
+// or by a verified domain: clients learn the tenant's id from its issuer.
+const openIDPath = "/v2.0/.well-known/openid-configuration"
+
+// openIDConfiguration serves the identity platform's discovery document,
+// with the fields a client reads (issuer, token endpoint).
+func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	tenant := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), openIDPath)
+	if !strings.EqualFold(tenant, s.tenant.ID) && !strings.EqualFold(tenant, "contoso.example") {
+		tokenError(w, 400, "invalid_tenant", fmt.Sprintf("AADSTS90002: Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
+		return
+	}
+	base := "http://" + r.Host
+	if r.TLS != nil {
+		base = "https://" + r.Host
+	}
+	id := s.tenant.ID
+	writeJSON(w, 200, map[string]any{
+		"issuer":                                base + "/" + id + "/v2.0",
+		"token_endpoint":                        base + "/" + id + "/oauth2/v2.0/token",
+		"authorization_endpoint":                base + "/" + id + "/oauth2/v2.0/authorize",
+		"jwks_uri":                              base + "/" + id + "/discovery/v2.0/keys",
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
+		"subject_types_supported":               []string{"pairwise"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"tenant_region_scope":                   "EU",
+		"cloud_instance_name":                   "microsoftonline.com",
+	})
 }
 
 func tokenError(w http.ResponseWriter, status int, code, desc string) {

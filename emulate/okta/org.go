@@ -50,15 +50,21 @@ type Group struct {
 
 // Org is an in-memory Okta org. Its methods are safe for concurrent use.
 type Org struct {
+	// ID is the org's id, as /.well-known/okta-organization tells it: what
+	// a client keys the org by, however its host was typed.
+	ID     string
 	mu     sync.RWMutex
 	users  map[string]*User
 	groups map[string]*Group
 	order  []string // group ids in creation order
 }
 
+// DefaultOrgID is the id of an org made without one.
+const DefaultOrgID = "00o1emulated0rg00000"
+
 // NewOrg returns an org holding only the built-in group Everyone.
 func NewOrg() *Org {
-	o := &Org{users: map[string]*User{}, groups: map[string]*Group{}}
+	o := &Org{ID: DefaultOrgID, users: map[string]*User{}, groups: map[string]*Group{}}
 	o.putGroup(&Group{ID: "00g0000000everyone0", Type: "BUILT_IN", Name: "Everyone", Description: "All users in your organization"})
 	return o
 }
@@ -168,6 +174,7 @@ func (o *Org) GroupsNamed(name string) []Group {
 func Generate(seed int64, users, groups int) *Org {
 	r := rand.New(rand.NewSource(seed))
 	o := NewOrg()
+	o.ID = fmt.Sprintf("00o%017x", uint64(seed))
 	first := []string{"Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Radia", "Donald"}
 	last := []string{"Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Allen", "Dijkstra", "Perlman", "Knuth"}
 	depts := []string{"Engineering", "Sales", "Finance", "Support", "Marketing", "Legal"}
@@ -221,6 +228,7 @@ func lower(s string) string {
 
 // orgFile is the JSON form of an org, for `usersync emulate okta --org-file`.
 type orgFile struct {
+	ID     string  `json:"id,omitempty"` // default DefaultOrgID
 	Users  []User  `json:"users"`
 	Groups []Group `json:"groups"`
 }
@@ -237,6 +245,9 @@ func LoadOrg(r io.Reader) (*Org, error) {
 		return nil, fmt.Errorf("org file: %w", err)
 	}
 	o := NewOrg()
+	if f.ID != "" {
+		o.ID = f.ID
+	}
 	for i, u := range f.Users {
 		if u.ID == "" {
 			return nil, fmt.Errorf("org file: user %d has no id", i+1)

@@ -118,6 +118,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Okta-Request-Id", requestID()) // on every answer, as Okta's (wire facts §14)
+	if r.URL.Path == "/.well-known/okta-organization" && r.Method == http.MethodGet {
+		s.count("organization")
+		s.organization(w, r)
+		return
+	}
 	if !strings.HasPrefix(r.URL.Path, "/api/v1/") {
 		apiError(w, 404, "E0000022", "The endpoint does not support the provided HTTP method")
 		return
@@ -441,4 +446,15 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	writeJSON(w, 200, body)
+}
+
+// organization serves the org's public well-known document (no token is
+// needed): its id and its canonical URL.
+func (s *Server) organization(w http.ResponseWriter, r *http.Request) {
+	base := "http://" + r.Host
+	if r.TLS != nil {
+		base = "https://" + r.Host
+	}
+	writeJSON(w, 200, map[string]any{"id": s.org.ID, "pipeline": "idx",
+		"_links": map[string]any{"organization": map[string]any{"href": base}, "alternate": map[string]any{"href": base}}})
 }

@@ -171,17 +171,49 @@ func init() {
 func NewSource(c *msgraph.Client, m Mapping) interface {
 	pull.DeltaSource
 	pull.Describer
+	pull.Identity
 } {
 	m.defaults()
 	return &source{c: c, m: m}
 }
 
 type source struct {
-	c *msgraph.Client
-	m Mapping
+	c        *msgraph.Client
+	m        Mapping
+	tenantID string // learnt by Identify
 }
 
-func (s *source) Owner() string { return "o365:" + s.c.Tenant() }
+// Owner is "o365:<tenant id>" once Identify has run (the tenant as typed
+// before).
+func (s *source) Owner() string {
+	if s.tenantID != "" {
+		return "o365:" + s.tenantID
+	}
+	return "o365:" + s.c.Tenant()
+}
+
+// Identify learns the tenant's id: a tenant typed as a domain is the same
+// owner as when typed by its id.
+func (s *source) Identify(ctx context.Context) error {
+	id, err := s.c.TenantID(ctx)
+	if err == nil {
+		s.tenantID = id
+	}
+	return err
+}
+
+// SameSource says whether owner ("o365:<id or domain>") is this tenant.
+func (s *source) SameSource(ctx context.Context, owner string) (bool, error) {
+	tenant, ok := strings.CutPrefix(owner, "o365:")
+	if !ok || tenant == "" {
+		return false, nil
+	}
+	id, err := s.c.ResolveTenant(ctx, tenant)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		return false, nil
+	}
+	return err == nil && id == s.tenantID, err
+}
 
 func (s *source) FindGroup(ctx context.Context, nameOrID string) (pull.Group, error) {
 	g, err := s.c.FindGroup(ctx, nameOrID)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/usersync/usersync"
@@ -42,6 +43,7 @@ func (m *Mapping) defaults() {
 func (c *Client) Source(m Mapping) interface {
 	pull.Source
 	pull.Describer
+	pull.Identity
 } {
 	m.defaults()
 	return &source{c: c, m: m, seen: map[string]bool{}}
@@ -54,6 +56,7 @@ type source struct {
 	mu      sync.Mutex
 	seen    map[string]bool // profile attribute names met while reading, for Suggest
 	checked bool            // the mapping's attribute names were found in the org's user schema
+	orgID   string          // learnt by Identify
 }
 
 // defaultProfile lists the attributes of Okta's default user profile.
@@ -84,8 +87,44 @@ func (s *source) Suggest(name string) string {
 	return pull.Closest(name, known)
 }
 
-// Owner names the org: "okta:<host>".
-func (s *source) Owner() string { return "okta:" + s.c.host }
+// Owner names the org: "okta:<org id>" once Identify has run, "okta:<host>"
+// before it or for a server that does not tell its id.
+func (s *source) Owner() string {
+	if s.orgID != "" {
+		return "okta:" + s.orgID
+	}
+	return "okta:" + s.c.host
+}
+
+// Identify learns the org's id: an org reached as localhost or 127.0.0.1,
+// by its okta.com name or a custom domain, is one owner.
+func (s *source) Identify(ctx context.Context) error {
+	id, err := s.c.OrgID(ctx, "")
+	switch {
+	case err == nil:
+		s.orgID = id
+	case usersync.ErrorCode(err) != usersync.ENOTFOUND:
+		return err
+	}
+	return nil
+}
+
+// SameSource says whether owner ("okta:<host>", as earlier versions kept
+// it) is this org, by asking that host for its id.
+func (s *source) SameSource(ctx context.Context, owner string) (bool, error) {
+	host, ok := strings.CutPrefix(owner, "okta:")
+	if !ok || host == "" || s.orgID == "" || !strings.ContainsAny(host, ".:") {
+		return false, nil // an org id, or a host of no org
+	}
+	// Only the host was kept: ask it over this org's scheme (https, but
+	// http for an emulator reached over http).
+	scheme, _, _ := strings.Cut(s.c.base, "://")
+	id, err := s.c.OrgID(ctx, scheme+"://"+host)
+	if usersync.ErrorCode(err) == usersync.ENOTFOUND {
+		return false, nil
+	}
+	return err == nil && id == s.orgID, err
+}
 
 // checkMapping refuses, before anything is read, a mapping flag that names
 // no attribute of the org's user profile, as the o365 pull refuses one

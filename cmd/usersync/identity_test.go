@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	oktaemu "github.com/usersync/usersync/emulate/okta"
+	graphemu "github.com/usersync/usersync/emulate/graph"
+)
+
+// One tenant typed by its id on one run and by its domain on the next is
+// one source: its users and groups are updated whichever spelling runs,
+// and a directory an earlier usersync kept under the domain is moved to the
+// tenant's id once, with a note. (Issue 26, item 1: the domain run refused
+// the group as "another one" with the same id, and dropped a surname
+// change with exit 0.)
+func TestTenantSpelledTwoWays(t *testing.T) {
+	emu, base := emulator(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "init"))
+	tenantID := emu.Tenant().ID
+	byDomain := append([]string{}, base...)
+	for i, a := range byDomain {
+		if a == tenantID {
+			byDomain[i] = "contoso.example"
+		}
+	}
+	secret := []string{"--client-secret", emuSecret, "-a", "all"}
+	ok(t, cli(t, db, "", append(append(base, secret...), "Group 3")...))
+	g := emu.Tenant().GroupsNamed("Group 3")[0]
+	emu.Tenant().UpdateUser(g.Members[0], func(u *graphemu.User) { u.Surname = "Changed" })
+	r := ok(t, cli(t, db, "", append(append(byDomain, secret...), "--full-summary", "Group 3")...))
+	if !strings.Contains(r.stdout, "updated 1") || !strings.Contains(r.stdout, "Changed") || !strings.Contains(r.stdout, "incremental") {
+		t.Fatalf("the domain run:\n%s\n%s", r.stdout, r.stderr)
+	}
+	owner := "o365:" + tenantID
+	d := openDir(t, db)
+	if srcs, _ := d.Sources(context.Background()); strings.Join(srcs, " ") != owner+" system" {
+		t.Fatalf("sources %v, want only %s (and system)", srcs, owner)
+	}
+	// A directory from before: everything kept under the domain.
+	if _, err := d.RenameSource(context.Background(), owner, "o365:contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	emu.Tenant().UpdateUser(g.Members[1], func(u *graphemu.User) { u.Surname = "Again" })
+	r = ok(t, cli(t, db, "", append(append(base, secret...), "--full-summary", "Group 3")...))
+	if !strings.Contains(r.stderr, "o365:contoso.example is "+owner+": its 37 users, 1 groups and 1 sync states are kept under "+owner) ||
+		!strings.Contains(r.stdout, "Again") || strings.Contains(r.stdout, "create-user") {
+		t.Fatalf("the run adopting the old spelling:\n%s\n%s", r.stdout, r.stderr)
+	}
+	// Once moved, no run has anything to move.
+	r = ok(t, cli(t, db, "", append(append(byDomain, secret...), "Group 3")...))
+	if strings.Contains(r.stderr, "kept under") {
+		t.Fatalf("moved twice:\n%s", r.stderr)
+	}
+}
+
+// An Okta org reached as localhost and as 127.0.0.1 is one org: it is keyed
+// by the id its /.well-known/okta-organization tells.
+func TestOktaOrgSpelledTwoWays(t *testing.T) {
+	org := oktaemu.Generate(51, 60, 3)
+	srv := httptest.NewServer(oktaemu.NewServer(org, oktaemu.Options{Token: oktaToken}))
+	t.Cleanup(srv.Close)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "init"))
+	byIP := []string{"okta", "provision", "-H", srv.URL, "-P", oktaToken, "-a", "all"}
+	byName := []string{"okta", "provision", "-H", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1), "-P", oktaToken, "-a", "all"}
+	ok(t, cli(t, db, "", append(byIP, "Group 2")...))
+	g := org.GroupsNamed("Group 2")[0]
+	org.UpdateUser(g.Members[0], func(u *oktaemu.User) { u.Profile["lastName"] = "Changed" })
+	r := ok(t, cli(t, db, "", append(byName, "--full-summary", "Group 2")...))
+	if !strings.Contains(r.stdout, "Changed") || strings.Contains(r.stdout, "create-user") {
+		t.Fatalf("the run by name:\n%s\n%s", r.stdout, r.stderr)
+	}
+	d := openDir(t, db)
+	defer d.Close()
+	if srcs, _ := d.Sources(context.Background()); strings.Join(srcs, " ") != "okta:"+org.ID+" system" {
+		t.Fatalf("sources %v", srcs)
+	}
+}

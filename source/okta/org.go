@@ -1,0 +1,47 @@
+package okta
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/usersync/usersync"
+)
+
+// OrgID returns the id of the Okta org at base (a scheme://host URL; this
+// client's org when base is ""), from the org's public well-known document
+// /.well-known/okta-organization. No token is sent: base may be another
+// org's. A server without the document is ENOTFOUND.
+func (c *Client) OrgID(ctx context.Context, base string) (string, error) {
+	if base == "" {
+		base = c.base
+	}
+	base = strings.TrimRight(base, "/")
+	what := "read the org's id at " + base
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/.well-known/okta-organization", nil)
+	if err != nil {
+		return "", usersync.Errorf(usersync.EINVALID, "%s: %v", what, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", usersync.Errorf(usersync.EUNAVAILABLE, "%s: %v", what, err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		ID string `json:"id"`
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc)
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return "", usersync.Errorf(usersync.ENOTFOUND, "%s: the server has no /.well-known/okta-organization", what)
+	case resp.StatusCode != http.StatusOK || err != nil || doc.ID == "":
+		return "", usersync.Errorf(usersync.EUNAVAILABLE, "%s: the server answered %s without an org id; check --okta-host", what, resp.Status)
+	}
+	return doc.ID, nil
+}
