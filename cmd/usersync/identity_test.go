@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	oktaemu "github.com/usersync/usersync/emulate/okta"
 	graphemu "github.com/usersync/usersync/emulate/graph"
+	oktaemu "github.com/usersync/usersync/emulate/okta"
 )
 
 // One tenant typed by its id on one run and by its domain on the next is
