@@ -28,9 +28,31 @@ type Group struct {
 	Source      string            `json:"source"`
 	SourceID    string            `json:"sourceId"`
 	Attributes  map[string]string `json:"attributes"`
-	CreatedAt   time.Time         `json:"createdAt"`
-	UpdatedAt   time.Time         `json:"updatedAt"`
-	Version     int64             `json:"version"`
+	// Flat says the name is as a source spells it (a pull, a SCIM client):
+	// a ':' in it is part of the name, so the group is in no folder. It is
+	// set when the group is made and never changes.
+	Flat      bool      `json:"flat,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	Version   int64     `json:"version"`
+}
+
+// Folder returns the folder the group is in ("" for the root, and for a
+// flat name).
+func (g *Group) Folder() string {
+	if g.Flat {
+		return ""
+	}
+	return FolderPath(g.Name)
+}
+
+// Folders returns every folder on the way to the group's, outermost first
+// (none for a flat name).
+func (g *Group) Folders() []string {
+	if g.Flat {
+		return nil
+	}
+	return FolderPrefixes(g.Name)
 }
 
 // GroupNameKey is the form group names are compared and indexed in.
@@ -68,7 +90,7 @@ func (g *Group) Normalize() {
 
 // Validate reports the first problem with g's fields.
 func (g *Group) Validate() error {
-	if err := ValidatePath("group name", g.Name, MaxGroupNameLength); err != nil {
+	if err := ValidateGroupName(g.Name, g.Flat); err != nil {
 		return err
 	}
 	if err := ValidateText("group "+quote(g.Name), map[string]string{"description": g.Description, "alias": g.Alias, "source id": g.SourceID}); err != nil {
@@ -78,6 +100,26 @@ func (g *Group) Validate() error {
 		return Errorf(EINVALID, "group %q: source is empty", g.Name)
 	}
 	return ValidateAttributes("group "+quote(g.Name), g.Attributes)
+}
+
+// ValidateGroupName checks a group's name: a folder path (see
+// ValidatePath), or with flat a name as a source spells it — anything but
+// empty, control characters or white space around it.
+func ValidateGroupName(name string, flat bool) error {
+	if !flat {
+		return ValidatePath("group name", name, MaxGroupNameLength)
+	}
+	switch {
+	case name == "":
+		return Errorf(EINVALID, "group name is empty")
+	case len(name) > MaxGroupNameLength:
+		return Errorf(EINVALID, "group name %q is longer than %d characters", name[:40]+"…", MaxGroupNameLength)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0 || !utf8.ValidString(name):
+		return Errorf(EINVALID, "group name %q contains a control character", name)
+	case strings.TrimSpace(name) != name:
+		return Errorf(EINVALID, "group name %q starts or ends with white space", name)
+	}
+	return nil
 }
 
 // ValidatePath checks a group name or folder path: non-empty segments

@@ -203,7 +203,7 @@ func CoveredBy(attr string, g *Group, folder func(path string) (*Folder, error))
 	if _, ok := g.Attributes[attr]; ok {
 		return "the group carries " + attr, nil
 	}
-	for _, path := range FolderPrefixes(g.Name) {
+	for _, path := range g.Folders() {
 		f, err := folder(path)
 		if err != nil {
 			return "", err

@@ -185,3 +185,33 @@ func TestSkippedWorkComesBack(t *testing.T) {
 		}
 	})
 }
+
+// Groups are named as the source names them, 1:1: a ':' in a source
+// group's name is part of it, and no folder is made for it; a group named
+// by a mapped attribute too. (Issue 26, item 8: "Project: Apollo" was
+// refused, and "Sales:EMEA" became group "EMEA" in a new folder "Sales".)
+func TestGroupNamesAsSpelled(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		d := openDir(t)
+		src := &memSource{groups: map[string][]User{"Project: Apollo": people(2, "team", "Ops: Night"), "Sales:EMEA": people(3)}}
+		for _, name := range []string{"Project: Apollo", "Sales:EMEA"} {
+			r, err := Sync(ctx, d, src, name, Options{AutoCreate: CreateAll, MapAttrToGroup: []string{"team"}})
+			if err != nil || len(r.Warnings) != 0 {
+				t.Fatalf("%s: %v %v", name, err, r.Warnings)
+			}
+		}
+		for _, name := range []string{"Project: Apollo", "Sales:EMEA", "Ops: Night"} {
+			g, err := d.FindGroupByName(ctx, name)
+			if err != nil || g.Name != name || g.Folder() != "" {
+				t.Fatalf("group %q: %+v %v", name, g, err)
+			}
+		}
+		if fs, _ := d.FindFolders(ctx, ""); len(fs) != 0 {
+			t.Fatalf("the pull made folders: %+v", fs)
+		}
+		if m := members(t, d, "Sales:EMEA"); len(m) != 3 {
+			t.Fatalf("members %v", m)
+		}
+	})
+}

@@ -268,7 +268,7 @@ func (s *syncer) run(ctx context.Context, sg Group) error {
 	case usersync.ErrorCode(err) == usersync.ENOTFOUND:
 		s.act(Action{Kind: CreateGroup, Group: r.Group, Reason: "missing in the directory"})
 		s.groups = append(s.groups, usersync.GroupUpsert{Create: true, Group: usersync.Group{
-			Name: r.Group, Description: sg.Description, Alias: sg.ID, Source: s.owner, SourceID: sg.ID}})
+			Name: r.Group, Description: sg.Description, Alias: sg.ID, Source: s.owner, SourceID: sg.ID, Flat: o.TargetGroup == ""}})
 	case err != nil:
 		return err
 	default:
@@ -1164,7 +1164,7 @@ func (s *syncer) joinable(ctx context.Context, name string) (int64, error) {
 		return 0, err
 	case key == usersync.GroupNameKey(s.r.Group):
 		s.joins[key] = 0 // the target, created by this run
-	case usersync.ValidatePath("group name", name, usersync.MaxGroupNameLength) != nil:
+	case usersync.ValidateGroupName(name, true) != nil:
 		s.joins[key] = -1
 		s.warn("attribute value %q cannot be a group name; its memberships are skipped", name)
 	case s.o.AutoCreate == CreateUsers:
@@ -1173,7 +1173,7 @@ func (s *syncer) joinable(ctx context.Context, name string) (int64, error) {
 	default:
 		s.joins[key] = 0
 		s.act(Action{Kind: CreateGroup, Group: name, Reason: "named by a mapped attribute"})
-		s.groups = append(s.groups, usersync.GroupUpsert{Create: true, Group: usersync.Group{Name: name, Source: s.owner}})
+		s.groups = append(s.groups, usersync.GroupUpsert{Create: true, Group: usersync.Group{Name: name, Source: s.owner, Flat: true}})
 	}
 	return s.joins[key], nil
 }

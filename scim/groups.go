@@ -181,7 +181,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One transaction: the group and its members, or nothing.
-	g := &usersync.Group{Name: in.DisplayName, Alias: in.ExternalID, Description: in.Description, Source: SourceSCIM, SourceID: in.ExternalID}
+	g := &usersync.Group{Name: in.DisplayName, Alias: in.ExternalID, Description: in.Description, Source: SourceSCIM, SourceID: in.ExternalID, Flat: true}
 	if err := s.dir.CreateGroupWith(r.Context(), g, usersync.GroupChange{Add: ms.users, AddGroups: ms.groups}); err != nil {
 		s.fail(w, r, memberError(err)) // a taken displayName is ECONFLICT: 409 uniqueness
 		return

@@ -312,3 +312,30 @@ func TestDefaultGroupIsBuiltIn(t *testing.T) {
 		}
 	})
 }
+
+// A group a SCIM client creates keeps its displayName exactly: a ':' is
+// part of the name (Entra allows it), not a folder path, and no folder is
+// made for it, on create and on rename. (Issue 26, item 8: "Project:
+// Apollo" was a 400, and "Sales:EMEA" made a folder "Sales".)
+func TestGroupNamesAsSent(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
+		d := open(t)
+		c, _ := start(t, d)
+		for _, name := range []string{"Project: Apollo", "Sales:EMEA"} {
+			code, g, _ := c.do("POST", "/Groups", map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": name})
+			if code != 201 || g["displayName"] != name {
+				t.Fatalf("create %q: %d %v", name, code, g)
+			}
+			rename := ops(map[string]any{"op": "replace", "path": "displayName", "value": name + ": renamed"})
+			if code, body, _ := c.do("PATCH", "/Groups/"+g["id"].(string), rename); code/100 != 2 {
+				t.Fatalf("rename %q: %d %v", name, code, body)
+			}
+		}
+		if fs, _ := d.FindFolders(context.Background(), ""); len(fs) != 0 {
+			t.Fatalf("SCIM made folders: %+v", fs)
+		}
+		if g, err := d.FindGroupByName(context.Background(), "Sales:EMEA: renamed"); err != nil || g.Folder() != "" {
+			t.Fatalf("renamed group: %+v %v", g, err)
+		}
+	})
+}

@@ -157,7 +157,7 @@ func open(ctx context.Context, dsn string, upTo int, o Options) (*DB, error) {
 		d.db.Close()
 		return nil, err
 	}
-	if err := d.ensureDefaultGroup(ctx); err != nil {
+	if err := d.ensureDefaultGroup(ctx, upTo); err != nil {
 		d.db.Close()
 		return nil, err
 	}

@@ -11,13 +11,13 @@ import (
 	"github.com/usersync/usersync"
 )
 
-const groupCols = `id, name, description, alias, source, source_id, attributes, created_at, updated_at, version`
+const groupCols = `id, name, description, alias, source, source_id, attributes, created_at, updated_at, version, flat`
 
 func scanGroup(s scanner) (*usersync.Group, error) {
 	var g usersync.Group
 	var attrs string
 	var created, updated int64
-	if err := s.Scan(&g.ID, &g.Name, &g.Description, &g.Alias, &g.Source, &g.SourceID, &attrs, &created, &updated, &g.Version); err != nil {
+	if err := s.Scan(&g.ID, &g.Name, &g.Description, &g.Alias, &g.Source, &g.SourceID, &attrs, &created, &updated, &g.Version, &g.Flat); err != nil {
 		return nil, err
 	}
 	var err error
@@ -66,14 +66,14 @@ func (d *DB) CreateGroupWith(ctx context.Context, g *usersync.Group, ch usersync
 }
 
 func (t *tx) createGroup(g *usersync.Group) error {
-	if err := t.ensureFolders(usersync.FolderPrefixes(g.Name)); err != nil {
+	if err := t.ensureFolders(g.Folders()); err != nil {
 		return err
 	}
 	g.CreatedAt, g.UpdatedAt, g.Version = fromMicros(t.now), fromMicros(t.now), 1
-	err := t.queryRow(`INSERT INTO groups (name, name_key, folder_key, description, alias, source, source_id, attributes, created_at, updated_at, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id`,
-		g.Name, usersync.GroupNameKey(g.Name), usersync.GroupNameKey(usersync.FolderPath(g.Name)), g.Description, g.Alias, g.Source, g.SourceID,
-		encodeAttrs(g.Attributes), t.now, t.now).Scan(&g.ID)
+	err := t.queryRow(`INSERT INTO groups (name, name_key, folder_key, description, alias, source, source_id, attributes, created_at, updated_at, version, flat)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id`,
+		g.Name, usersync.GroupNameKey(g.Name), usersync.GroupNameKey(g.Folder()), g.Description, g.Alias, g.Source, g.SourceID,
+		encodeAttrs(g.Attributes), t.now, t.now, g.Flat).Scan(&g.ID)
 	if isUniqueViolation(err) {
 		return usersync.Errorf(usersync.ECONFLICT, "group %q already exists", g.Name)
 	} else if err != nil {
@@ -269,15 +269,16 @@ func (t *tx) saveGroup(old, next *usersync.Group) error {
 	if len(diff) == 0 {
 		return nil
 	}
+	next.Flat = old.Flat // set when made, never changed
 	if next.Name != old.Name {
-		if err := t.ensureFolders(usersync.FolderPrefixes(next.Name)); err != nil {
+		if err := t.ensureFolders(next.Folders()); err != nil {
 			return err
 		}
 	}
 	next.Version, next.UpdatedAt = old.Version+1, fromMicros(t.now)
 	n, err := t.exec(`UPDATE groups SET name = ?, name_key = ?, folder_key = ?, description = ?, alias = ?, source = ?, source_id = ?, attributes = ?,
 		updated_at = ?, version = ? WHERE id = ? AND version = ?`,
-		next.Name, usersync.GroupNameKey(next.Name), usersync.GroupNameKey(usersync.FolderPath(next.Name)), next.Description, next.Alias,
+		next.Name, usersync.GroupNameKey(next.Name), usersync.GroupNameKey(next.Folder()), next.Description, next.Alias,
 		next.Source, next.SourceID, encodeAttrs(next.Attributes), t.now, next.Version, next.ID, old.Version)
 	if isUniqueViolation(err) {
 		return usersync.Errorf(usersync.ECONFLICT, "cannot rename group %q: %q already exists", old.Name, next.Name)

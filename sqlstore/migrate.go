@@ -285,13 +285,21 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-func (d *DB) ensureDefaultGroup(ctx context.Context) error {
-	if _, err := d.FindGroupByName(ctx, usersync.DefaultGroupName); err == nil {
+func (d *DB) ensureDefaultGroup(ctx context.Context, upTo int) error {
+	var n int
+	if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM groups WHERE name_key = ?`), usersync.GroupNameKey(usersync.DefaultGroupName)).Scan(&n); err != nil {
+		return d.wrapErr("find the Default Group", err)
+	} else if n > 0 {
 		return nil
-	} else if usersync.ErrorCode(err) != usersync.ENOTFOUND {
-		return err
 	}
 	g := &usersync.Group{Name: usersync.DefaultGroupName, Description: "Every user can be a member; built in", Source: "system"}
+	if upTo < len(migrations(d.dialect)) {
+		// A schema held back (by the migration tests): the columns of the
+		// first version, which every later one keeps.
+		_, err := d.db.ExecContext(ctx, d.q(`INSERT INTO groups (name, name_key, description, source, created_at, updated_at, version) VALUES (?, ?, ?, ?, 0, 0, 1)`),
+			g.Name, usersync.GroupNameKey(g.Name), g.Description, g.Source)
+		return d.wrapErr("make the Default Group", err)
+	}
 	err := d.CreateGroup(usersync.WithActor(ctx, "system"), g)
 	if usersync.ErrorCode(err) == usersync.ECONFLICT { // another replica made it first
 		return nil

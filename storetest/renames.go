@@ -158,3 +158,50 @@ func testRenameSource(t *testing.T, d usersync.Directory) {
 	_, err = d.RenameSource(ctx, to, to)
 	wantCode(t, err, usersync.EINVALID)
 }
+
+// A group named as a source spells it (Flat) keeps its name exactly, ':'
+// and white space inside it included, sits in no folder and makes none,
+// through renames and batches too; a folder path is still checked as one.
+func testFlatGroupNames(t *testing.T, d usersync.Directory) {
+	for _, name := range []string{"Project: Apollo", "Sales:EMEA", "a::b", ":lead"} {
+		g := &usersync.Group{Name: name, Source: "scim", Flat: true}
+		if err := d.CreateGroup(ctx, g); err != nil {
+			t.Fatalf("flat %q: %v", name, err)
+		}
+		got, err := d.FindGroupByName(ctx, name)
+		if err != nil || got.Name != name || !got.Flat || got.Folder() != "" {
+			t.Fatalf("flat %q read back as %+v %v", name, got, err)
+		}
+	}
+	b := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "Ops: Night shift", Source: "o365:t", Flat: true}}}}
+	if _, err := d.ApplyBatch(ctx, b); err != nil {
+		t.Fatalf("flat group in a batch: %v", err)
+	}
+	if fs, _ := d.FindFolders(ctx, ""); len(fs) != 0 {
+		t.Fatalf("flat names made folders: %+v", fs)
+	}
+	root := ""
+	if gs, _, _ := d.FindGroups(ctx, usersync.GroupFilter{Folder: &root}); len(gs) < 5 {
+		t.Fatalf("flat groups are not at the root: %d there", len(gs))
+	}
+	g, _ := d.FindGroupByName(ctx, "Sales:EMEA")
+	name := "Sales:EMEA: North"
+	if _, err := d.UpdateGroup(ctx, g.ID, usersync.GroupUpdate{Name: &name}, 0); err != nil {
+		t.Fatalf("renaming a flat group: %v", err)
+	}
+	if got, _ := d.FindGroupByName(ctx, name); got == nil || !got.Flat {
+		t.Fatalf("renamed flat group: %+v", got)
+	}
+	if fs, _ := d.FindFolders(ctx, ""); len(fs) != 0 {
+		t.Fatalf("a flat rename made folders: %+v", fs)
+	}
+	// Names made by hand are folder paths, as before.
+	err := d.CreateGroup(ctx, &usersync.Group{Name: "Project: Apollo 2"})
+	wantCode(t, err, usersync.EINVALID)
+	mustCreateGroup(t, d, "Sales:EMEA2")
+	if f, err := d.FindFolder(ctx, "Sales"); err != nil || f.Path != "Sales" {
+		t.Fatalf("a path name makes its folder: %+v %v", f, err)
+	}
+	err = d.CreateGroup(ctx, &usersync.Group{Name: " padded", Flat: true})
+	wantCode(t, err, usersync.EINVALID)
+}

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Opener) {
 		{"UpsertByID", testUpsertByID},
 		{"BatchSwapsNames", testBatchSwapsNames},
 		{"RenameSource", testRenameSource},
+		{"FlatGroupNames", testFlatGroupNames},
 		{"SoftDeletedState", testSoftDeletedState},
 		{"Provisioners", testProvisioners},
 		{"Leases", testLeases},

@@ -80,7 +80,7 @@ func (a *app) groupsShow() *cobra.Command {
 			}{g, n}, func(w io.Writer) {
 				row(w, "Name:", g.Name)
 				row(w, "ID:", g.ID)
-				row(w, "Folder:", orDash(usersync.FolderPath(g.Name)))
+				row(w, "Folder:", orDash(g.Folder()))
 				row(w, "Description:", orDash(g.Description))
 				row(w, "Alias:", orDash(g.Alias))
 				row(w, "Source:", g.Source)

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -394,7 +395,8 @@ func (r *run) fold(events []*usersync.Change) (map[int64]*work, error) {
 func (r *run) groupsBelow(path string) ([]*usersync.Group, error) {
 	groups, _, err := r.dir.FindGroups(r.ctx, usersync.GroupFilter{
 		Where: usersync.Any{usersync.Match{Field: "name", Op: usersync.OpSw, Value: path + usersync.FolderSeparator}}})
-	return groups, err
+	// A flat name that starts like the path is in no folder.
+	return slices.DeleteFunc(groups, func(g *usersync.Group) bool { return g.Flat }), err
 }
 
 // apply does each group's work, in id order; a group that fails is
@@ -958,13 +960,17 @@ func GroupVars(ctx context.Context, dir usersync.Directory, g *usersync.Group, f
 		}
 		return parent, nil
 	}
-	out := map[string]any{"id": strconv.FormatInt(g.ID, 10), "name": g.Name, "extension": last(g.Name), "displayExtension": last(g.Name),
+	ext := g.Name
+	if !g.Flat {
+		ext = last(g.Name)
+	}
+	out := map[string]any{"id": strconv.FormatInt(g.ID, 10), "name": g.Name, "extension": ext, "displayExtension": ext,
 		"description": g.Description}
 	if v := g.Attributes[usersync.AttrDisplayExtension]; v != "" {
 		out["displayExtension"] = v
 	}
 	display := out["displayExtension"].(string)
-	if dir := usersync.FolderPath(g.Name); dir != "" {
+	if dir := g.Folder(); dir != "" {
 		parent, err := stem(dir)
 		if err != nil {
 			return nil, err
