@@ -137,9 +137,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		family = "groups"
 	case parts[0] == "groups" && len(parts) == 2:
 		family = "group"
-	case parts[0] == "groups" && len(parts) == 3 && parts[2] == "users":
+	case parts[0] == "groups" && len(parts) >= 3 && parts[2] == "users":
 		family = "members"
-	case parts[0] == "users" && len(parts) == 2:
+	case parts[0] == "users" && len(parts) == 1:
+		family = "users"
+	case parts[0] == "users" && len(parts) >= 2:
 		family = "user"
 	case strings.Join(parts, "/") == "meta/schemas/user/default":
 		family = "schema"
@@ -164,7 +166,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet {
-		apiError(w, 405, "E0000022", "The endpoint does not support the provided HTTP method")
+		s.write(w, r, parts)
 		return
 	}
 	switch family {
@@ -173,8 +175,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "group":
 		s.getGroup(w, r, parts[1])
 	case "members":
+		if len(parts) != 3 {
+			apiError(w, 404, "E0000007", "Not found: Resource not found: "+r.URL.Path)
+			return
+		}
 		s.members(w, r, parts[1])
 	case "user":
+		if len(parts) != 2 {
+			apiError(w, 404, "E0000007", "Not found: Resource not found: "+r.URL.Path)
+			return
+		}
 		s.getUser(w, r, parts[1])
 	case "schema":
 		s.userSchema(w, r)
@@ -451,10 +461,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, key string) {
 // organization serves the org's public well-known document (no token is
 // needed): its id and its canonical URL.
 func (s *Server) organization(w http.ResponseWriter, r *http.Request) {
-	base := "http://" + r.Host
-	if r.TLS != nil {
-		base = "https://" + r.Host
-	}
+	base := baseURL(r)
 	writeJSON(w, 200, map[string]any{"id": s.org.ID, "pipeline": "idx",
 		"_links": map[string]any{"organization": map[string]any{"href": base}, "alternate": map[string]any{"href": base}}})
 }
