@@ -60,8 +60,13 @@ type GroupUpsert struct {
 type MemberChange struct {
 	Group    string `json:"group"`
 	Username string `json:"username"`
-	Remove   bool   `json:"remove,omitempty"`
-	Via      string `json:"via,omitempty"`
+	// UserID, when set, names the user by id, and Username only says who
+	// it is in messages: a caller that read the user in an earlier batch
+	// names it so, as a rename since (its own, or a swap) may have given
+	// that name to another user.
+	UserID int64  `json:"userId,omitempty"`
+	Remove bool   `json:"remove,omitempty"`
+	Via    string `json:"via,omitempty"`
 }
 
 // Batch is a set of writes applied in one transaction, all or nothing.

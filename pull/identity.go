@@ -20,6 +20,17 @@ type Identity interface {
 	SameSource(ctx context.Context, owner string) (bool, error)
 }
 
+// Lookup is a Source that reads users by their ids at the source. A name a
+// source user wants may be held by another of the source's users who is not
+// in the group being synced: renamed at the source since (its new name is
+// then applied in the same batch, freeing the old one) or gone (then only
+// an administrator can free it, and is told so).
+type Lookup interface {
+	// LookupUsers returns the users with these ids; ids the source no
+	// longer has are left out.
+	LookupUsers(ctx context.Context, ids []string) (map[string]User, error)
+}
+
 // Adopt identifies src and moves to its owner name whatever the directory
 // keeps under another spelling of the same source (see
 // usersync.Directory.RenameSource), so that nothing is skipped or made

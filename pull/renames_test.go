@@ -215,3 +215,57 @@ func TestGroupNamesAsSpelled(t *testing.T) {
 		}
 	})
 }
+
+// lookupSource is a pagedSource that can read any of its users by id.
+type lookupSource struct {
+	pagedSource
+	users map[string]User
+}
+
+func (s *lookupSource) LookupUsers(ctx context.Context, ids []string) (map[string]User, error) {
+	out := map[string]User{}
+	for _, id := range ids {
+		if u, ok := s.users[id]; ok {
+			out[id] = u
+		}
+	}
+	return out, nil
+}
+
+// A name a member wants may be held by a user of the source who is not in
+// the group: renamed at the source since, it is renamed in the same run
+// (its memberships untouched); gone from the source, the skip says so.
+func TestNameHeldOutsideTheGroup(t *testing.T) {
+	dirtest.Backends(t, func(t *testing.T, openDir dirtest.Opener) {
+		ctx := context.Background()
+		d := openDir(t)
+		a, b, o := person("sa", "a@x.example", "A"), person("sb", "b@x.example", "B"), person("so", "o@x.example", "O")
+		src := &lookupSource{pagedSource: pagedSource{pages: [][]User{{a, b, o}}}, users: map[string]User{}}
+		syncPaged(t, d, &src.pagedSource, Options{})
+		// b leaves the group and is renamed at the source; a takes b's old name.
+		b2 := b
+		b2.Username, b2.Email = "b2@x.example", "b2@x.example"
+		a2 := a
+		a2.Username, a2.Email = "b@x.example", "b@x.example"
+		src.users["sb"] = b2
+		src.pages = [][]User{{a2, o}}
+		r, err := Sync(ctx, d, src, "G", Options{AutoCreate: CreateAll, KeepActions: true})
+		if err != nil || len(r.Unresolved) != 0 {
+			t.Fatalf("%v: unresolved %+v", err, r.Unresolved)
+		}
+		if got := namesBySID(t, d, "paged:test"); got["sa"] != "b@x.example" || got["sb"] != "b2@x.example" {
+			t.Fatalf("names %v", got)
+		}
+		if m := memberNames(t, d, "G"); m != "b@x.example o@x.example" {
+			t.Fatalf("members %s", m)
+		}
+		// o leaves the tenant; a takes o's name: the skip says o is gone.
+		a3 := a
+		a3.Username, a3.Email = "o@x.example", "o@x.example"
+		src.pages = [][]User{{a3}}
+		r, err = Sync(ctx, d, src, "G", Options{AutoCreate: CreateAll, KeepActions: true, AllowRemovals: true})
+		if err != nil || len(r.Unresolved) != 1 || !strings.Contains(r.Unresolved[0].Reason, "which the source no longer has") {
+			t.Fatalf("%v: unresolved %+v", err, r.Unresolved)
+		}
+	})
+}

@@ -31,6 +31,10 @@ type User struct {
 	// directory (e.g. deprovisioned at the source); an existing one is
 	// still updated, so it is disabled there.
 	NoCreate string
+
+	// profileOnly marks a user read to free a name (see Lookup): its
+	// profile is updated, its memberships are left alone.
+	profileOnly bool
 }
 
 // Source is where groups and users are pulled from. A new identity provider

@@ -211,6 +211,7 @@ type syncer struct {
 	deferred []User
 	retry    map[string]bool
 	final    bool
+	gone     map[string]bool // source ids of name holders the source no longer has
 
 	// Missing values, for one warning each at the end.
 	noName         []string // source ids of users without a username
@@ -908,9 +909,18 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 				deferred++
 				continue
 			}
-			s.act(Action{Kind: SkipUser, User: su.Username, Reason: fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; it stays a member under its old name until the name is free (rename or delete %q)", cur.Username, su.ID, holder.Username, holder.ID, holder.Username), Unresolved: true, SourceID: su.ID})
+			if su.profileOnly {
+				continue // read only to free a name, which it cannot
+			}
+			why := fmt.Sprintf("directory user %q has this source id (%s), and directory user %q (id %d) has its new name; it stays a member under its old name until the name is free (rename or delete %q)", cur.Username, su.ID, holder.Username, holder.ID, holder.Username)
+			if gone := s.heldBy(holder); gone != "" {
+				why = fmt.Sprintf("directory user %q has this source id (%s) and cannot take its new name: %s; it stays a member under its old name until then", cur.Username, su.ID, gone)
+			}
+			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why, Unresolved: true, SourceID: su.ID})
 			s.skipped[key] = true
-			s.seenIDs[cur.ID] = struct{}{} // still in the source group: a full read must not remove it
+			// Still in the source group: it is a member (by its id, under
+			// its old name), and a full read must not remove it.
+			s.join(b, cur, User{ID: su.ID, Username: cur.Username})
 			continue
 		}
 		// Found by name, but the directory user is another user of this
@@ -924,6 +934,9 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 		}
 		if other && !s.o.Force {
 			why := fmt.Sprintf("directory user %q is source user %s, and source user %s has its username; if %s is gone at the source, delete or rename the directory user, or run with --force to give it to %s", cur.Username, cur.SourceID, su.ID, cur.SourceID, su.ID)
+			if gone := s.heldBy(cur); gone != "" {
+				why = fmt.Sprintf("source user %s has this username, and %s (or run with --force to give the account to %s)", su.ID, gone, su.ID)
+			}
 			s.act(Action{Kind: SkipUser, User: su.Username, Reason: why, Unresolved: true, SourceID: su.ID})
 			s.skipped[key] = true
 			continue
@@ -964,6 +977,9 @@ func (s *syncer) applyUsers(ctx context.Context, page []User) error {
 				s.act(Action{Kind: UpdateUser, User: su.Username, Reason: reason, Fields: diff})
 				b.Users = append(b.Users, usersync.UserUpsert{ID: cur.ID, User: next, Update: fields})
 			}
+		}
+		if su.profileOnly {
+			continue // renamed to free a name; not a member through this run
 		}
 		s.join(b, cur, su)
 		var id int64
@@ -1061,14 +1077,81 @@ func (s *syncer) applyDeferred(ctx context.Context) error {
 	s.final = true
 	page := s.deferred
 	s.deferred = nil
+	if lk, ok := s.src.(Lookup); ok {
+		moved, err := s.movedHolders(ctx, lk, page)
+		if err != nil {
+			return err
+		}
+		page = append(page, moved...)
+	}
 	s.forget()
 	return s.applyUsers(ctx, page)
+}
+
+// movedHolders reads at the source the users of this source that hold the
+// names the put-off users want and are not among them (not in the group,
+// or not in this delta). Those renamed at the source since are returned to
+// be renamed in the same batch, which frees their old names; those the
+// source no longer has are noted, so the skip says so.
+func (s *syncer) movedHolders(ctx context.Context, lk Lookup, page []User) ([]User, error) {
+	names := make([]string, 0, len(page))
+	in := make(map[string]bool, len(page))
+	for _, u := range page {
+		names, in[u.ID] = append(names, u.Username), true
+	}
+	byName, err := s.dir.UsersByUsername(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]*usersync.User{} // source id → directory user
+	var ask []string
+	for _, h := range byName {
+		if h.Source == s.owner && h.SourceID != "" && !in[h.SourceID] && held[h.SourceID] == nil {
+			held[h.SourceID] = h
+			ask = append(ask, h.SourceID)
+		}
+	}
+	if len(ask) == 0 {
+		return nil, nil
+	}
+	sort.Strings(ask)
+	found, err := lk.LookupUsers(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	var out []User
+	for _, sid := range ask {
+		u, ok := found[sid]
+		switch {
+		case !ok:
+			if s.gone == nil {
+				s.gone = map[string]bool{}
+			}
+			s.gone[sid] = true
+		case u.Username != "" && usersync.UsernameKey(u.Username) != usersync.UsernameKey(held[sid].Username):
+			u.profileOnly = true
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// heldBy says, for a skip, who holds a name: the source user behind the
+// directory user, and whether the source still has it.
+func (s *syncer) heldBy(holder *usersync.User) string {
+	if s.gone[holder.SourceID] {
+		return fmt.Sprintf("directory user %q belonged to source user %s, which the source no longer has: delete or rename it to free the name", holder.Username, holder.SourceID)
+	}
+	return ""
 }
 
 // join makes a source user a member of the target group through this
 // source group: a new member, or one this source group holds too.
 func (s *syncer) join(b *usersync.Batch, cur *usersync.User, su User) {
 	mc := usersync.MemberChange{Group: s.r.Group, Username: su.Username, Via: s.via}
+	if cur != nil {
+		mc.UserID = cur.ID // names may move in this batch (swaps): the id does not
+	}
 	if cur == nil {
 		s.act(Action{Kind: AddMember, User: su.Username, Group: s.r.Group, Reason: s.reasonIn})
 		b.Members = append(b.Members, mc)
@@ -1142,7 +1225,7 @@ func (s *syncer) joinGroups(ctx context.Context, b *usersync.Batch, joiners []jo
 				continue
 			}
 			s.act(Action{Kind: JoinGroup, User: j.username, Group: list[0].group, Reason: reason})
-			b.Members = append(b.Members, usersync.MemberChange{Group: list[0].group, Username: j.username})
+			b.Members = append(b.Members, usersync.MemberChange{Group: list[0].group, Username: j.username, UserID: j.userID})
 		}
 	}
 	return nil
@@ -1199,7 +1282,7 @@ func (s *syncer) removeFrom(ctx context.Context, leave, rebound []*member, total
 	}
 	b := &usersync.Batch{}
 	for _, m := range rebound {
-		b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, Remove: true, Via: s.rebindFrom})
+		b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, UserID: m.id, Remove: true, Via: s.rebindFrom})
 	}
 	sortByName := func(list []*member) {
 		sort.Slice(list, func(i, j int) bool { return list[i].username < list[j].username })
@@ -1225,7 +1308,7 @@ func (s *syncer) removeFrom(ctx context.Context, leave, rebound []*member, total
 	for _, m := range append(gone, kept...) {
 		for _, v := range []string{s.via, s.rebindFrom} {
 			if v != "" && (slices.Contains(m.via, v) || (len(m.via) == 0 && v == s.via)) {
-				b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, Remove: true, Via: v})
+				b.Members = append(b.Members, usersync.MemberChange{Group: s.r.Group, Username: m.username, UserID: m.id, Remove: true, Via: v})
 			}
 		}
 	}

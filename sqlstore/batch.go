@@ -408,7 +408,12 @@ func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[str
 		return nil
 	}
 	var missingUsers []string
+	var byID []int64
 	for _, m := range changes {
+		if m.UserID != 0 {
+			byID = append(byID, m.UserID)
+			continue
+		}
 		k := usersync.UsernameKey(m.Username)
 		if _, ok := users[k]; !ok && !skipped[k] {
 			missingUsers = append(missingUsers, k)
@@ -425,6 +430,10 @@ func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[str
 		} else {
 			delete(users, k)
 		}
+	}
+	withID, err := t.usersByID(byID)
+	if err != nil {
+		return err
 	}
 	type work struct {
 		group         usersync.ObjectRef
@@ -453,11 +462,20 @@ func (t *tx) applyMembers(changes []usersync.MemberChange, groups, users map[str
 			order = append(order, gk)
 		}
 		u, ok := users[uk]
+		if m.UserID != 0 {
+			var cur *usersync.User
+			if cur, ok = withID[m.UserID]; ok {
+				u = userRef(cur)
+			}
+			uk = "" // not skipped by name
+		}
 		switch {
 		case skipped[uk]:
 			continue // the user was not created, so neither is its membership
 		case !ok && m.Remove:
 			continue // a user that does not exist is in no group
+		case !ok && m.UserID != 0:
+			return usersync.Errorf(usersync.ENOTFOUND, "membership change adds user %q (id %d) to group %q, and the user does not exist", m.Username, m.UserID, m.Group)
 		case !ok:
 			return usersync.Errorf(usersync.ENOTFOUND, "membership change adds user %q to group %q, and the user does not exist", m.Username, m.Group)
 		}

@@ -65,6 +65,20 @@ func testBatchSwapsNames(t *testing.T, d usersync.Directory) {
 	if renames != 5 {
 		t.Fatalf("%d renames recorded, want 5", renames)
 	}
+	// A membership named by id reaches that user whatever name it has now:
+	// "ann@x.example" is bob since the swap, and bob is not the one meant.
+	res, err = d.ApplyBatch(ctx, &usersync.Batch{Members: []usersync.MemberChange{
+		{Group: "Swap", Username: "ann@x.example", UserID: ann.ID},               // ann, by her id (her name is bob's now)
+		{Group: "Swap", Username: "ann@x.example", UserID: bob.ID, Remove: true}, // bob, by his id
+	}})
+	if err != nil || res.MembersAdded != 1 || res.MembersRemoved != 1 {
+		t.Fatalf("members by id: %+v %v", res, err)
+	}
+	if ms, _, _ := d.Members(ctx, g.ID, 0, 0); len(ms) != 1 || ms[0].ID != ann.ID {
+		t.Fatalf("members by id: %+v, want ann (id %d) only", ms, ann.ID)
+	}
+	_, err = d.ApplyBatch(ctx, &usersync.Batch{Members: []usersync.MemberChange{{Group: "Swap", Username: "gone", UserID: 1 << 40}}})
+	wantCode(t, err, usersync.ENOTFOUND)
 	// A rename to a name that nobody leaves fails whole.
 	_, err = d.ApplyBatch(ctx, &usersync.Batch{Users: []usersync.UserUpsert{rename(ann, "c9@x.example"), rename(c3, "ann@x.example")}})
 	wantCode(t, err, usersync.ECONFLICT)

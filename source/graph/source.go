@@ -172,6 +172,7 @@ func NewSource(c *msgraph.Client, m Mapping) interface {
 	pull.DeltaSource
 	pull.Describer
 	pull.Identity
+	pull.Lookup
 } {
 	m.defaults()
 	return &source{c: c, m: m}
@@ -277,6 +278,16 @@ func (s *source) explain(err error) error {
 }
 
 // toUser maps a Graph user; a user without accountEnabled counts as enabled.
+// LookupUsers reads users by their object ids (pull.Lookup).
+func (s *source) LookupUsers(ctx context.Context, ids []string) (map[string]pull.User, error) {
+	users, err := s.c.UsersByID(ctx, ids, s.props())
+	out := make(map[string]pull.User, len(users))
+	for _, u := range users {
+		out[u.ID()] = s.toUser(u)
+	}
+	return out, err
+}
+
 func (s *source) toUser(u msgraph.User) pull.User {
 	enabled := true
 	if v, ok := u["accountEnabled"].(bool); ok {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/usersync/usersync"
@@ -44,4 +45,22 @@ func (c *Client) OrgID(ctx context.Context, base string) (string, error) {
 		return "", usersync.Errorf(usersync.EUNAVAILABLE, "%s: the server answered %s without an org id; check --okta-host", what, resp.Status)
 	}
 	return doc.ID, nil
+}
+
+// Users reads users by id, one request each; ids Okta no longer has are
+// left out.
+func (c *Client) Users(ctx context.Context, ids []string) ([]User, error) {
+	var out []User
+	for _, id := range ids {
+		var u User
+		_, err := c.get(ctx, "/api/v1/users/"+url.PathEscape(id), "read user "+id, &u)
+		switch {
+		case usersync.ErrorCode(err) == usersync.ENOTFOUND:
+		case err != nil:
+			return out, err
+		default:
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }

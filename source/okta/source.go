@@ -44,6 +44,7 @@ func (c *Client) Source(m Mapping) interface {
 	pull.Source
 	pull.Describer
 	pull.Identity
+	pull.Lookup
 } {
 	m.defaults()
 	return &source{c: c, m: m, seen: map[string]bool{}}
@@ -192,6 +193,16 @@ func (s *source) Members(ctx context.Context, g pull.Group, fn func([]pull.User)
 		}
 		return fn(out)
 	})
+}
+
+// LookupUsers reads users by their Okta ids (pull.Lookup).
+func (s *source) LookupUsers(ctx context.Context, ids []string) (map[string]pull.User, error) {
+	users, err := s.c.Users(ctx, ids)
+	out := make(map[string]pull.User, len(users))
+	for _, u := range users {
+		out[u.ID] = s.toUser(u)
+	}
+	return out, err
 }
 
 func (s *source) toUser(u User) pull.User {
