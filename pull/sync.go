@@ -611,6 +611,7 @@ func (s *syncer) full(ctx context.Context, sg Group, counted <-chan countResult)
 			}
 		}
 		prog.Fetched += len(page)
+		s.r.SourceUsers = prog.Fetched // so far: an interrupted run says how far it read
 		if limit > 0 && prog.Fetched > limit {
 			if stream {
 				return stop(usersync.Errorf(usersync.EINVALID, "group %q grew past the --sync-user-limit of %d while it was read (%d users announced); the pages read before were applied, nothing was removed",

@@ -362,7 +362,7 @@ func (a *app) provision(ctx context.Context, d usersync.Directory, src pull.Sour
 			found = found || (out.Result != nil && out.Result.Skipped == "")
 		}
 		if !found {
-			return fmt.Errorf("user %q is in none of the groups synced (neither at the source nor in the directory)", o.OnlyUser)
+			return usersync.Errorf(usersync.ENOTFOUND, "user %q is in none of the groups synced (neither at the source nor in the directory); check the name", o.OnlyUser)
 		}
 	}
 	if failed {

@@ -93,6 +93,10 @@ func TestInterruptedSync(t *testing.T) {
 		!strings.Contains(errOut.String(), "Run the same command again") || strings.Contains(errOut.String(), "cannot reach") {
 		t.Fatalf("exit %d\n%s", code, errOut.String())
 	}
+	// The summary says how far the run read (it said "0 source users").
+	if !strings.Contains(out.String(), "All Users → All Users: ") || strings.Contains(out.String(), ": 0 source users") {
+		t.Fatalf("the interrupted run's summary:\n%s", out.String())
+	}
 	out.Reset()
 	if code := run(context.Background(), args, strings.NewReader(""), &out, &errOut); code != 0 {
 		t.Fatalf("re-run: exit %d %s", code, errOut.String())
@@ -110,6 +114,9 @@ func TestUnknownUsername(t *testing.T) {
 	ok(t, cli(t, db, "", append(args, "-a", "all", "Group 3")...))
 	fails(t, cli(t, db, "", append(args, "--username", "nobody@contoso.example", "Group 3")...), 1, `user "nobody@contoso.example" is in none of the groups`)
 	fails(t, cli(t, db, "", append(args, "--username", "nobody@contoso.example")...), 1, "in none of the groups")
+	if r := cli(t, db, "", append(args, "--username", "nobody@contoso.example")...); strings.Contains(r.stderr, "Internal error") {
+		t.Fatalf("a mistyped --username is an internal error:\n%s", r.stderr)
+	}
 }
 
 // openDirQuiet opens an existing directory file, for polling from another goroutine.
