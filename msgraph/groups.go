@@ -208,3 +208,21 @@ func dedupe(s []string) []string {
 	}
 	return out
 }
+
+// GroupNamesStarting lists the display names of up to 999 groups whose
+// name starts with prefix (ignoring case), to suggest a name for one not
+// found.
+func (c *Client) GroupNamesStarting(ctx context.Context, prefix string) ([]string, error) {
+	q := url.Values{"$filter": {"startswith(displayName,'" + strings.ReplaceAll(prefix, "'", "''") + "')"}, "$select": {"displayName"}, "$top": {"999"}}
+	var res struct {
+		Value []Group `json:"value"`
+	}
+	if err := c.get(ctx, "/v1.0/groups?"+q.Encode(), fmt.Sprintf("list groups starting %q", prefix), "Group.Read.All", &res); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(res.Value))
+	for i, g := range res.Value {
+		out[i] = g.DisplayName
+	}
+	return out, nil
+}

@@ -1,6 +1,12 @@
 package pull
 
-import "strings"
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/usersync/usersync"
+)
 
 // Closest returns the name among known that a mistyped name most likely
 // meant: the same name in another case, else the one fewest single-letter
@@ -50,4 +56,22 @@ func editDistance(a, b string) int {
 		}
 	}
 	return rows[len(ra)][len(rb)]
+}
+
+// GroupNotFound adds "did you mean" to a source's answer that a group
+// name is unknown (ENOTFOUND), from the names that start with the same
+// letter (starting, asked only then). Any other error is returned as it is.
+func GroupNotFound(ctx context.Context, err error, name string, starting func(ctx context.Context, prefix string) ([]string, error)) error {
+	if usersync.ErrorCode(err) != usersync.ENOTFOUND || name == "" {
+		return err
+	}
+	first, _ := utf8.DecodeRuneInString(name)
+	known, lerr := starting(ctx, string(first))
+	if lerr != nil {
+		return err
+	}
+	if sug := Closest(name, known); sug != "" && sug != name {
+		return usersync.Errorf(usersync.ENOTFOUND, "%s; did you mean %q?", usersync.ErrorMessage(err), sug)
+	}
+	return err
 }

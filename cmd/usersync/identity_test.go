@@ -82,3 +82,16 @@ func TestOktaOrgSpelledTwoWays(t *testing.T) {
 		t.Fatalf("sources %v", srcs)
 	}
 }
+
+// A mistyped group name is refused with the name it most likely meant, by
+// both pulls.
+func TestGroupNameDidYouMean(t *testing.T) {
+	_, base := emulator(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "init"))
+	fails(t, cli(t, db, "", append(append(base, "--client-secret", emuSecret, "-a", "all"), "Grop 3")...), 1, `did you mean "Group 3"?`)
+	org := oktaemu.Generate(51, 60, 3)
+	srv := httptest.NewServer(oktaemu.NewServer(org, oktaemu.Options{Token: oktaToken}))
+	t.Cleanup(srv.Close)
+	fails(t, cli(t, db, "", "okta", "provision", "-H", srv.URL, "-P", oktaToken, "-a", "all", "Group  2"), 1, `did you mean "Group 2"?`)
+}

@@ -754,24 +754,33 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 
 // groupFilter reads the $filter clauses the emulator serves on groups:
 // "displayName eq '…'", "mailNickname eq '…'", "uniqueName eq '…'" and
-// "startswith(uniqueName,'…')" (nil: no filter).
+// "startswith(uniqueName|displayName,'…')" (nil: no filter).
 func groupFilter(filter string) (func(*Group) bool, error) {
 	filter = strings.TrimSpace(filter)
 	if filter == "" {
 		return nil, nil
 	}
-	if rest, ok := strings.CutPrefix(filter, "startswith(uniqueName,"); ok {
+	for _, p := range []string{"uniqueName", "displayName"} {
+		rest, ok := strings.CutPrefix(filter, "startswith("+p+",")
+		if !ok {
+			continue
+		}
 		rest = strings.TrimSpace(rest)
 		if len(rest) < len("'')") || !strings.HasPrefix(rest, "'") || !strings.HasSuffix(rest, "')") {
-			return nil, fmt.Errorf("Invalid filter clause: expected startswith(uniqueName,'…')")
+			return nil, fmt.Errorf("Invalid filter clause: expected startswith(%s,'…')", p)
 		}
 		prefix := rest[1 : len(rest)-2]
 		if strings.Count(strings.ReplaceAll(prefix, "''", ""), "'") > 0 {
 			return nil, fmt.Errorf("Invalid filter clause: unbalanced quotes")
 		}
 		prefix = strings.ToLower(strings.ReplaceAll(prefix, "''", "'"))
+		byUnique := p == "uniqueName"
 		return func(g *Group) bool {
-			return g.UniqueName != "" && strings.HasPrefix(strings.ToLower(g.UniqueName), prefix)
+			v := g.DisplayName
+			if byUnique {
+				v = g.UniqueName
+			}
+			return v != "" && strings.HasPrefix(strings.ToLower(v), prefix)
 		}, nil
 	}
 	prop := "displayName"

@@ -67,7 +67,7 @@ func TestWireDetails(t *testing.T) {
 	if code != 200 || len(body["value"].([]any)) != 20 {
 		t.Fatalf("next page: %d", code)
 	}
-	if code, _ := getJSON(t, srv, tok.AccessToken, "/v1.0/groups?$filter=startswith(displayName,'A')"); code != 400 {
+	if code, _ := getJSON(t, srv, tok.AccessToken, "/v1.0/groups?$filter=endswith(displayName,'A')"); code != 400 {
 		t.Fatalf("unsupported filter: %d", code)
 	}
 }

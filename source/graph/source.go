@@ -218,7 +218,10 @@ func (s *source) SameSource(ctx context.Context, owner string) (bool, error) {
 
 func (s *source) FindGroup(ctx context.Context, nameOrID string) (pull.Group, error) {
 	g, err := s.c.FindGroup(ctx, nameOrID)
-	return pull.Group{ID: g.ID, Name: g.DisplayName, Description: g.Description}, err
+	if err != nil {
+		return pull.Group{}, pull.GroupNotFound(ctx, err, nameOrID, s.c.GroupNamesStarting)
+	}
+	return pull.Group{ID: g.ID, Name: g.DisplayName, Description: g.Description}, nil
 }
 
 func (s *source) props() []string {

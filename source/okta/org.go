@@ -3,6 +3,7 @@ package okta
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -61,6 +62,21 @@ func (c *Client) Users(ctx context.Context, ids []string) ([]User, error) {
 		default:
 			out = append(out, u)
 		}
+	}
+	return out, nil
+}
+
+// GroupNamesStarting lists the names of up to 200 groups whose name starts
+// with prefix, to suggest a name for one not found.
+func (c *Client) GroupNamesStarting(ctx context.Context, prefix string) ([]string, error) {
+	var groups []Group
+	q := url.Values{"q": {prefix}, "limit": {"200"}}
+	if _, err := c.get(ctx, "/api/v1/groups?"+q.Encode(), fmt.Sprintf("list groups starting %q", prefix), &groups); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		out[i] = g.Profile.Name
 	}
 	return out, nil
 }

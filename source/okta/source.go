@@ -171,7 +171,10 @@ func (s *source) FindGroup(ctx context.Context, nameOrID string) (pull.Group, er
 		return pull.Group{}, err
 	}
 	g, err := s.c.FindGroup(ctx, nameOrID)
-	return pull.Group{ID: g.ID, Name: g.Profile.Name, Description: g.Profile.Description}, err
+	if err != nil {
+		return pull.Group{}, pull.GroupNotFound(ctx, err, nameOrID, s.c.GroupNamesStarting)
+	}
+	return pull.Group{ID: g.ID, Name: g.Profile.Name, Description: g.Profile.Description}, nil
 }
 
 func (s *source) CountMembers(ctx context.Context, g pull.Group) (int, error) {
