@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
@@ -94,4 +95,18 @@ func TestGroupNameDidYouMean(t *testing.T) {
 	srv := httptest.NewServer(oktaemu.NewServer(org, oktaemu.Options{Token: oktaToken}))
 	t.Cleanup(srv.Close)
 	fails(t, cli(t, db, "", "okta", "provision", "-H", srv.URL, "-P", oktaToken, "-a", "all", "Group  2"), 1, `did you mean "Group 2"?`)
+}
+
+// With -v, a wait for Okta's rate limit is printed as it starts (it printed
+// nothing, and a run looked hung).
+func TestOktaWaitsShown(t *testing.T) {
+	org := oktaemu.Generate(52, 60, 3)
+	srv := httptest.NewServer(oktaemu.NewServer(org, oktaemu.Options{Token: oktaToken, RateLimit: 3, Window: time.Second, MaxPage: 5}))
+	t.Cleanup(srv.Close)
+	db := filepath.Join(t.TempDir(), "d.db")
+	ok(t, cli(t, db, "", "init"))
+	r := ok(t, cli(t, db, "", "okta", "provision", "-H", srv.URL, "-P", oktaToken, "-a", "all", "-v", "Group 1", "Group 2"))
+	if !strings.Contains(r.stderr, "wait: ") || !strings.Contains(r.stderr, "waiting ") || strings.Contains(r.stderr, oktaToken) {
+		t.Fatalf("no wait shown:\n%s", r.stderr)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -92,6 +93,11 @@ administrator can resolve (listed as UNRESOLVED), 130 interrupted.`,
 		}
 		if cfg.HTTPClient, err = proxyClient(proxy); err != nil {
 			return err
+		}
+		if pf.verbose {
+			cfg.OnWait = func(what, why string, wait time.Duration) {
+				fmt.Fprintf(a.stderr, "wait: %s: %s; waiting %s\n", what, why, wait.Round(100*time.Millisecond))
+			}
 		}
 		client, err := okta.New(cfg)
 		if err != nil {

@@ -35,6 +35,9 @@ type Config struct {
 	// leaves to other clients of the org: when X-Rate-Limit-Remaining
 	// falls to it, the client waits for X-Rate-Limit-Reset. Default 0.
 	Reserve int
+	// OnWait, when set, is told of each wait before it starts: what the
+	// client waits for (a rate-limit window, a retry) and why (-v prints it).
+	OnWait func(what, why string, wait time.Duration)
 	// Sleep waits; Now tells the time. Tests may replace them.
 	Sleep func(ctx context.Context, d time.Duration) error
 	Now   func() time.Time
@@ -174,6 +177,7 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 				return nil, usersync.Errorf(usersync.EUNAVAILABLE, "%s: cannot reach Okta at %s: %s%s", what, c.base, strings.ReplaceAll(f.Reason, c.cfg.Token, "********"), tries)
 			}
 			unreachable += wait
+			c.waiting(what, strings.ReplaceAll(f.Reason, c.cfg.Token, "********"), wait)
 			if err := c.cfg.Sleep(ctx, wait); err != nil {
 				return nil, err
 			}
@@ -214,12 +218,20 @@ func (c *Client) get(ctx context.Context, target, what string, v any) (http.Head
 					wait = max(reset.Sub(c.cfg.Now()), 0) + time.Second/4
 				}
 			}
+			c.waiting(what, "Okta answered "+resp.Status, wait)
 			if err := c.cfg.Sleep(ctx, wait); err != nil {
 				return nil, err
 			}
 		default:
 			return nil, usersync.Errorf(usersync.EINVALID, "%s: Okta answered %s (%s)", what, resp.Status, ae)
 		}
+	}
+}
+
+// waiting tells OnWait of a wait.
+func (c *Client) waiting(what, why string, wait time.Duration) {
+	if c.cfg.OnWait != nil {
+		c.cfg.OnWait(what, why, wait)
 	}
 }
 
@@ -233,6 +245,7 @@ func (c *Client) pace(ctx context.Context, fam string) error {
 		return nil
 	}
 	if wait := st.reset.Sub(c.cfg.Now()); wait > 0 {
+		c.waiting(fam+" requests", fmt.Sprintf("the org's rate-limit window has %d requests left", st.remaining), wait)
 		if err := c.cfg.Sleep(ctx, wait); err != nil {
 			return err
 		}
