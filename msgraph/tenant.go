@@ -82,3 +82,18 @@ func (c *Client) ResolveTenant(ctx context.Context, tenant string) (string, erro
 	}
 	return "", &Unreachable{usersync.Errorf(usersync.EUNAVAILABLE, "%s: the discovery document at %s names no tenant id in its issuer (%q); check --authority-url", what, c.cfg.AuthorityURL, doc.Issuer)}
 }
+
+// CanRead checks with one small request each that the application may
+// read groups and users, as a pull does.
+func (c *Client) CanRead(ctx context.Context) error {
+	var res struct {
+		Value []Group `json:"value"`
+	}
+	if err := c.get(ctx, "/v1.0/groups?$top=1&$select=id", "read groups", "Group.Read.All", &res); err != nil {
+		return err
+	}
+	var users struct {
+		Value []User `json:"value"`
+	}
+	return c.get(ctx, "/v1.0/users?$top=1&$select=id", "read users", "User.Read.All", &users)
+}

@@ -110,3 +110,32 @@ func TestOktaWaitsShown(t *testing.T) {
 		t.Fatalf("no wait shown:\n%s", r.stderr)
 	}
 }
+
+// o365 check and okta check try the credentials without naming a group,
+// and fail with the first thing that does not hold.
+func TestCheckCommands(t *testing.T) {
+	emu, base := emulator(t)
+	db := filepath.Join(t.TempDir(), "d.db")
+	flags := append([]string{"o365", "check"}, base[2:]...) // --tenant … --graph-url URL
+	r := ok(t, cli(t, db, "", append(flags, "--client-secret", emuSecret)...))
+	if !strings.Contains(r.stdout, "is "+emu.Tenant().ID) || !strings.Contains(r.stdout, "signed in") || !strings.Contains(r.stdout, "may read groups and users") {
+		t.Fatalf("o365 check:\n%s", r.stdout)
+	}
+	fails(t, cli(t, db, "", append(flags, "--client-secret", "wrong")...), 1, "Invalid client secret")
+	domain := append([]string{}, flags...)
+	for i := range domain {
+		if domain[i] == emu.Tenant().ID {
+			domain[i] = "fabrikam.example"
+		}
+	}
+	fails(t, cli(t, db, "", append(domain, "--client-secret", emuSecret)...), 1, `tenant "fabrikam.example" is unknown`)
+
+	org := oktaemu.Generate(53, 10, 2)
+	srv := httptest.NewServer(oktaemu.NewServer(org, oktaemu.Options{Token: oktaToken}))
+	t.Cleanup(srv.Close)
+	r = ok(t, cli(t, db, "", "okta", "check", "-H", srv.URL, "-P", oktaToken))
+	if !strings.Contains(r.stdout, "org "+org.ID) || !strings.Contains(r.stdout, "token is accepted") || strings.Contains(r.stdout+r.stderr, oktaToken) {
+		t.Fatalf("okta check:\n%s%s", r.stdout, r.stderr)
+	}
+	fails(t, cli(t, db, "", "okta", "check", "-H", srv.URL, "-P", "wrong-token"), 1, "Okta refused the API token")
+}

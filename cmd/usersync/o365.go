@@ -84,6 +84,9 @@ func credential(ctx context.Context, d *sqlstore.DB, flag, key string) (string, 
 	if v := os.Getenv(key); v != "" {
 		return v, nil
 	}
+	if d == nil { // no directory: no settings
+		return "", nil
+	}
 	s, err := d.Setting(ctx, key)
 	return s.Value, err
 }
@@ -228,7 +231,7 @@ as UNRESOLVED), 130 interrupted.`,
 		}
 		return a.provision(usersync.WithActor(ctx, src.Owner()), d, src, refs, o, &pf)
 	}
-	c.AddCommand(p)
+	c.AddCommand(p, a.o365CheckCommand())
 	return c
 }
 

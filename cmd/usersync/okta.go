@@ -116,7 +116,7 @@ administrator can resolve (listed as UNRESOLVED), 130 interrupted.`,
 		}
 		return a.provision(usersync.WithActor(ctx, src.Owner()), d, src, refs, o, &pf)
 	}
-	c.AddCommand(p)
+	c.AddCommand(p, a.oktaCheckCommand())
 	return c
 }
 

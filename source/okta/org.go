@@ -80,3 +80,14 @@ func (c *Client) GroupNamesStarting(ctx context.Context, prefix string) ([]strin
 	}
 	return out, nil
 }
+
+// CanRead checks with one small request each that the token may read
+// groups and the user profile's schema, as a pull does.
+func (c *Client) CanRead(ctx context.Context) error {
+	var groups []Group
+	if _, err := c.get(ctx, "/api/v1/groups?limit=1", "read groups", &groups); err != nil {
+		return err
+	}
+	_, err := c.ProfileAttributes(ctx)
+	return err
+}
