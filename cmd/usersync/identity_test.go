@@ -139,3 +139,24 @@ func TestCheckCommands(t *testing.T) {
 	}
 	fails(t, cli(t, db, "", "okta", "check", "-H", srv.URL, "-P", "wrong-token"), 1, "Okta refused the API token")
 }
+
+// Shell completion offers the values a flag or argument takes.
+func TestCompletionOfValues(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"o365", "provision", "--user-type", ""}, []string{"regular", "power_user", "administrator"}},
+		{[]string{"okta", "provision", "--auto-create="}, []string{"all", "groups"}}, // its value is optional: completed after "="
+		{[]string{"settings", "set", ""}, []string{"SCIM_SOFT_DELETE", "O365_USERSYNC_CLIENT_SECRET"}},
+		{[]string{"settings", "set", "SCIM_REQUIRE_EMAIL", ""}, []string{"Y", "N"}},
+	} {
+		r := ok(t, cli(t, db, "", append([]string{"__complete"}, c.args...)...))
+		for _, w := range c.want {
+			if !strings.Contains(r.stdout, w) {
+				t.Fatalf("completing %v: %q lacks %s", c.args, r.stdout, w)
+			}
+		}
+	}
+}

@@ -40,6 +40,12 @@ func (f *provisionFlags) register(c *cobra.Command) {
 	fl.StringVarP(&f.userType, "user-type", "t", "regular", "type of created users: regular, administrator or power_user")
 	fl.StringVarP(&f.autoCreate, "auto-create", "a", "", "all (or no value): create missing groups and users; groups: create groups, only update existing users; absent: only users of existing groups are created and updated")
 	fl.Lookup("auto-create").NoOptDefVal = "all"
+	c.RegisterFlagCompletionFunc("auto-create", cobra.FixedCompletions([]string{"all\tcreate missing groups and users", "groups\tcreate groups; only update existing users"}, cobra.ShellCompDirectiveNoFileComp))
+	types := make([]string, len(usersync.UserTypes))
+	for i, t := range usersync.UserTypes {
+		types[i] = string(t)
+	}
+	c.RegisterFlagCompletionFunc("user-type", cobra.FixedCompletions(types, cobra.ShellCompDirectiveNoFileComp))
 	fl.BoolVar(&f.force, "force", false, "overwrite profiles of users this source does not own, and apply removals of more than 20% of a group")
 	fl.BoolVar(&f.allowRemovals, "allow-removals", false, "apply removals of more than 20% of a group, which are otherwise held (unlike --force, profiles are not taken over)")
 	fl.BoolVar(&f.skipDefault, "skip-default-group", false, "do not add synced users to the Default Group")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usersync/usersync"
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/sqlstore"
 )
@@ -69,8 +70,29 @@ func (a *app) settingsCommand() *cobra.Command {
 			}
 			return a.emit(s, func(w io.Writer) { row(w, s.Key, "=", orDash(s.Value), "(default)") })
 		})}
+	for _, sub := range []*cobra.Command{get, set, reset} {
+		sub.ValidArgsFunction = completeSettingKey
+	}
 	c.AddCommand(remote(list), remote(get), remote(set), remote(reset))
 	return c
+}
+
+// completeSettingKey completes a setting's key (the first argument), and
+// for a yes/no setting its value.
+func completeSettingKey(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	switch {
+	case len(args) == 0:
+		keys := make([]string, 0, len(usersync.SettingDefs))
+		for _, d := range usersync.SettingDefs {
+			keys = append(keys, d.Key+"\t"+d.Description)
+		}
+		return keys, cobra.ShellCompDirectiveNoFileComp
+	case len(args) == 1 && cmd.Name() == "set":
+		if d, err := usersync.LookupSetting(args[0]); err == nil && d.Type == usersync.SettingBool {
+			return []string{"Y", "N"}, cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	return nil, cobra.ShellCompDirectiveNoFileComp
 }
 
 // revealSetting prints a setting's value, a secret's too: on the database only.
