@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/usersync/usersync"
 )
@@ -31,6 +32,9 @@ type Lookup interface {
 	LookupUsers(ctx context.Context, ids []string) (map[string]User, error)
 }
 
+// sameSourceTimeout bounds asking whether another spelling is this source.
+const sameSourceTimeout = 10 * time.Second
+
 // Adopt identifies src and moves to its owner name whatever the directory
 // keeps under another spelling of the same source (see
 // usersync.Directory.RenameSource), so that nothing is skipped or made
@@ -55,7 +59,11 @@ func Adopt(ctx context.Context, dir usersync.Directory, src Source, dryRun bool)
 		if other == owner || k != kind {
 			continue
 		}
-		same, err := id.SameSource(ctx, other)
+		// Another spelling may name a host that is gone (an emulator's
+		// old port): it must not hold the run up.
+		sctx, cancel := context.WithTimeout(ctx, sameSourceTimeout)
+		same, err := id.SameSource(sctx, other)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return notes, warnings, ctx.Err()

@@ -242,7 +242,7 @@ func TestMissingUsernameFails(t *testing.T) {
 		src.groups[0].users = few
 		r, _ := sync(t, d, src, "G", Options{AutoCreate: CreateAll})
 		if r.Counts[SkipUser] != 1 || r.Counts[CreateUser] != 7 || len(r.Warnings) != 2 ||
-			!strings.Contains(r.Warnings[0], "1 source users have no value for the username attribute") || !strings.Contains(r.Warnings[1], "1 of 7 users have no email") {
+			!strings.Contains(r.Warnings[0], "1 source users have no value for the username attribute") || !strings.Contains(r.Warnings[1], "1 of the 7 users read have no email") {
 			t.Fatalf("a few without names: %v %q", r.Counts, r.Warnings)
 		}
 	})

@@ -154,7 +154,8 @@ type Result struct {
 	Group       string               `json:"group"` // the directory group
 	Mode        string               `json:"mode,omitempty"`
 	FullReason  string               `json:"fullReason,omitempty"` // why the group was read in full
-	SourceUsers int                  `json:"sourceUsers"`          // users read (full) or changes received (incremental); with OnlyUser, 1 or 0
+	SourceUsers int                  `json:"sourceUsers"`          // users read (full) or changes received (incremental: Left included); with OnlyUser, 1 or 0
+	Left        int                  `json:"left,omitempty"`       // incremental: of SourceUsers, the members the source says left
 	Skipped     string               `json:"skipped,omitempty"`    // why the group is not synced at all
 	Counts      map[ActionKind]int   `json:"counts"`
 	Actions     []Action             `json:"actions,omitempty"`
@@ -535,7 +536,7 @@ func (s *syncer) finish() {
 		if s.noEmail*2 > s.noEmail+s.withEmail { // most: likely a wrong attribute name
 			hint = opt("--email-attr")
 		}
-		s.warn("%d of %d users have no email address%s", s.noEmail, s.noEmail+s.withEmail, hint)
+		s.warn("%d of the %d users read have no email address%s", s.noEmail, s.noEmail+s.withEmail, hint)
 	}
 	if s.o.OnlyUser != "" && s.r.Skipped == "" {
 		s.r.SourceUsers = 0
@@ -799,7 +800,7 @@ func (s *syncer) applyChanges(ctx context.Context, ch *Changes) error {
 			}
 		}
 	}
-	s.r.SourceUsers = len(users) + len(leave)
+	s.r.SourceUsers, s.r.Left = len(users)+len(leave), len(leave)
 	for len(users) > 0 {
 		n := min(applyChunk, len(users))
 		if err := s.applyUsers(ctx, users[:n]); err != nil {

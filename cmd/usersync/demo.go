@@ -97,7 +97,7 @@ open the admin console, with a password made for this run.`,
 
 func (a *app) demo(ctx context.Context) error {
 	w := a.stdout
-	db, reused, err := a.demoDirectory(ctx)
+	db, _, err := a.demoDirectory(ctx)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,8 @@ func (a *app) demo(ctx context.Context) error {
 	if err := a.demoUsers(ctx, db, url, emu, pulled, clientID, secret); err != nil {
 		return err
 	}
-	if err := a.demoOkta(ctx, db, reused); err != nil {
+	oktaHost, err := a.demoOkta(ctx, db)
+	if err != nil {
 		return err
 	}
 	if err := a.demoSCIM(ctx, db); err != nil {
@@ -177,20 +178,33 @@ func (a *app) demo(ctx context.Context) error {
 	}
 	self := selfCommand()
 	fmt.Fprintf(w, "\nLook around: %s --db %s users list; %s --db %s changes\n", self, db, self, db)
-	fmt.Fprintf(w, "The emulators stopped with the demo. To run the commands above yourself, start one in another terminal\n"+
-		"(it prints a command line to paste): %s emulate graph --users 200 --groups 6 --seed 7\n", self)
+	fmt.Fprintf(w, "The emulators stopped with the demo. To paste the commands above, start them again at the same\n"+
+		"addresses, with the same tenant, org and credentials (each in a terminal of its own):\n"+
+		"  %s emulate graph --listen %s --users 200 --groups 6 --seed 7 --client-id %s --client-secret %s\n"+
+		"  %s emulate okta --listen %s --users 200 --groups 4 --seed 7 --token %s\n",
+		self, strings.TrimPrefix(url, "http://"), clientID, secret, self, strings.TrimPrefix(oktaHost, "http://"), demoOktaToken)
 	return nil
 }
 
+// demoSecretFile writes the demo's client secret to a file beside its
+// directory, kept so that the printed commands naming it can be pasted.
+func demoSecretFile(db, secret string) (string, error) {
+	f := filepath.Join(filepath.Dir(db), "usersync-demo-client-secret.txt")
+	return f, os.WriteFile(f, []byte(secret+"\n"), 0o600)
+}
+
+// demoOktaToken is the emulated Okta org's API token.
+const demoOktaToken = "00demo-token-not-for-production"
+
 // demoOkta pulls a group from an emulated Okta org into the same directory,
 // then deprovisions one of its users in Okta and pulls again.
-func (a *app) demoOkta(ctx context.Context, db string, reused bool) error {
+func (a *app) demoOkta(ctx context.Context, db string) (string, error) {
 	w := a.stdout
 	org := oktaemu.Generate(7, 200, 4)
-	const token = "00demo-token-not-for-production"
+	const token = demoOktaToken
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("demo: start the Okta emulator on loopback: %w", err)
+		return "", fmt.Errorf("demo: start the Okta emulator on loopback: %w", err)
 	}
 	srv := &http.Server{Handler: oktaemu.NewServer(org, oktaemu.Options{Token: token}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
@@ -207,15 +221,8 @@ func (a *app) demoOkta(ctx context.Context, db string, reused bool) error {
 		}
 		return nil
 	}
-	var first []string
-	if reused {
-		// The directory's Okta groups follow the org of an earlier demo,
-		// which listened on another port, so is another org to usersync.
-		fmt.Fprintf(w, "\n(This directory was made by an earlier demo, whose emulated org had another address: --rebind lets %q follow this one.)\n", group)
-		first = append(first, "--rebind")
-	}
-	if err := provision(first...); err != nil {
-		return err
+	if err := provision(); err != nil {
+		return "", err
 	}
 	var leaver oktaemu.User
 	for _, id := range g.Members {
@@ -226,7 +233,7 @@ func (a *app) demoOkta(ctx context.Context, db string, reused bool) error {
 	}
 	org.UpdateUser(leaver.ID, func(u *oktaemu.User) { u.Status = oktaemu.StatusDeprovisioned })
 	fmt.Fprintf(w, "\nIn Okta: %s is deprovisioned.\n", leaver.Profile["login"])
-	return provision("--full-summary")
+	return host, provision("--full-summary")
 }
 
 func contains(s []string, v string) bool {

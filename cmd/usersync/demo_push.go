@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -31,13 +29,8 @@ func (a *app) demoPush(ctx context.Context, db, url string, emu *graphemu.Server
 	}
 	domain := upns[0][strings.Index(upns[0], "@")+1:]
 	fmt.Fprintf(w, "\nPushing groups out: a provisioner follows the directory's change log and writes the groups under a\nmarked folder, and their members, to the (emulated) Entra tenant.\n")
-	dir, err := os.MkdirTemp("", "usersync-demo")
+	secretFile, err := demoSecretFile(db, secret)
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	secretFile := filepath.Join(dir, "client-secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		return err
 	}
 	run(ctx, []string{"--db", db, "provisioners", "delete", "demo-entra"}, strings.NewReader(""), &strings.Builder{}, &strings.Builder{}) // an earlier demo's

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	graphemu "github.com/usersync/usersync/emulate/graph"
@@ -33,13 +31,8 @@ func (a *app) demoUsers(ctx context.Context, db, url string, emu *graphemu.Serve
 	}
 	fmt.Fprintf(w, "\nProvisioning users into Office 365 (OneLogin's flow): a mapping gives the role \"Office 365\" to the\n"+
 		"members of the group \"Office 365\"; a user provisioner creates them in the tenant, and a rule licenses Josh Ames.\n")
-	dir, err := os.MkdirTemp("", "usersync-demo")
+	secretFile, err := demoSecretFile(db, secret)
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	secretFile := filepath.Join(dir, "client-secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		return err
 	}
 	quiet("provisioners", "delete", "demo-o365")

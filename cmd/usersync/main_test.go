@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -194,7 +199,7 @@ func TestCLIDemo(t *testing.T) {
 			strings.Count(first, "create-user ") != 25 || !strings.Contains(first, "--graph-url http://127.0.0.1:") || !strings.Contains(first, "--client-secret ") {
 			t.Fatalf("demo round %d, first run:\n%s", round, first)
 		}
-		if !strings.Contains(second, "incremental, 3 changed users; users created 1, updated 1, skipped 0; groups created 0; members added 1, removed 1; joined the Default Group or mapped groups 1") ||
+		if !strings.Contains(second, "incremental, 2 changed users and 1 left; users created 1, updated 1, skipped 0; groups created 0; members added 1, removed 1; joined the Default Group or mapped groups 1") ||
 			!strings.Contains(second, `-Smith" (owned by o365:`) || strings.Count(second, "      ") != 6 || !strings.Contains(second, "join-group    barbara.dijkstra0@contoso.example in Default Group") {
 			t.Fatalf("demo round %d, second run shows more than the change:\n%s", round, second)
 		}
@@ -223,6 +228,7 @@ func TestCLIDemo(t *testing.T) {
 	if !strings.Contains(pullsOut, "Look around: go run ./cmd/usersync --db "+demoDB) {
 		t.Fatalf("the closing hint does not say how to run usersync as it was run (go run): %s", pullsOut[max(0, len(pullsOut)-400):])
 	}
+	pasteDemoCommands(t, pullsOut)
 	r := ok(t, cli(t, demoDB, "", "-o", "json", "users", "list"))
 	if !strings.Contains(r.stdout, `"total": 80`) { // 26 from the tenant, Josh and Ann made for Office 365, 49 from Okta, the SCIM client's admin and its user, the console's admin
 		t.Fatalf("the demo directory: %.200s", r.stdout)
@@ -264,4 +270,69 @@ func TestUsageErrorNamesTheCommandsHelp(t *testing.T) {
 	fails(t, cli(t, db, "", "users", "set-password"), 2, "Run 'usersync users set-password --help' for usage.")
 	fails(t, cli(t, db, "", "okta", "provision", "--nope"), 2, "Run 'usersync okta provision --help' for usage.")
 	fails(t, cli(t, db, "", "bogus"), 2, "Run 'usersync --help' for usage.")
+}
+
+// pasteDemoCommands does what the demo's closing lines offer: it starts the
+// emulators again with the command lines printed, then pastes the pulls
+// the demo printed, and the secret file its provisioner commands name.
+// (Issue 26, item 13: the file was deleted, and a standalone emulator
+// refused the client id.)
+func pasteDemoCommands(t *testing.T, out string) {
+	t.Helper()
+	words := func(line string) []string { // the quoting shellJoin writes: '…' with '\'' inside
+		var out []string
+		for _, m := range regexp.MustCompile(`'((?:[^']|'\\'')*)'|(\S+)`).FindAllStringSubmatch(line, -1) {
+			if m[2] != "" {
+				out = append(out, m[2])
+			} else {
+				out = append(out, strings.ReplaceAll(m[1], `'\''`, "'"))
+			}
+		}
+		return out
+	}
+	after := func(line, marker string) []string {
+		_, rest, _ := strings.Cut(line, marker)
+		return words(marker + rest)
+	}
+	var emulators, pulls [][]string
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(line, " emulate graph --listen ") || strings.Contains(line, " emulate okta --listen "):
+			emulators = append(emulators, after(line, "emulate "))
+		case strings.HasPrefix(line, "$ ") && (strings.Contains(line, " o365 provision ") || strings.Contains(line, " okta provision ")):
+			pulls = append(pulls, after(line, "--db "))
+		case strings.HasPrefix(line, "$ ") && strings.Contains(line, "--client-secret-file "):
+			f := after(line, "--client-secret-file ")[1]
+			if b, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(b)) != "demo-secret-not-for-production" {
+				t.Fatalf("the secret file a printed command names: %q %v", b, err)
+			}
+		}
+	}
+	if len(emulators) != 2 || len(pulls) != 4 {
+		t.Fatalf("the demo printed %d emulator and %d pull command lines:\n%s", len(emulators), len(pulls), out[max(0, len(out)-800):])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	for _, args := range emulators {
+		go func() { run(ctx, args, strings.NewReader(""), io.Discard, io.Discard); done <- struct{}{} }()
+	}
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	for _, args := range emulators { // wait for them to listen
+		addr := args[slices.Index(args, "--listen")+1]
+		for i := 0; ; i++ {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			} else if i == 100 {
+				t.Fatalf("%v did not start: %v", args, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, args := range pulls {
+		var o, e bytes.Buffer
+		if code := run(context.Background(), args, strings.NewReader(""), &o, &e); code != 0 {
+			t.Fatalf("pasting %v: exit %d\n%s%s", args, code, o.String(), e.String())
+		}
+	}
 }

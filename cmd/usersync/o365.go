@@ -460,7 +460,10 @@ func (a *app) printSummary(outcomes []groupOutcome, pf *provisionFlags) {
 			c := r.Counts
 			read := fmt.Sprintf("%d source users", r.SourceUsers)
 			if r.Mode == pull.ModeIncremental {
-				read = fmt.Sprintf("incremental, %d changed users", r.SourceUsers)
+				read = fmt.Sprintf("incremental, %d changed users", r.SourceUsers-r.Left)
+				if r.Left > 0 {
+					read += fmt.Sprintf(" and %d left", r.Left)
+				}
 			}
 			line := fmt.Sprintf("  %s → %s: %s; users created %d, updated %d, skipped %d; groups created %d; members added %d, removed %d",
 				r.SourceGroup, r.Group, read, c[pull.CreateUser], c[pull.UpdateUser], c[pull.SkipUser], c[pull.CreateGroup], c[pull.AddMember], c[pull.RemoveMember])
