@@ -22,6 +22,40 @@ func (a *app) settingsOnly(ctx context.Context) *sqlstore.DB {
 	return d
 }
 
+// graphFlags are the connection flags of the o365 commands.
+type graphFlags struct{ tenant, clientID, clientSecret, authority, graphURL, proxy string }
+
+// graphConfig reads the Graph connection from the flags, else the
+// environment, else the directory's settings (d may be nil).
+func graphConfig(ctx context.Context, d *sqlstore.DB, f graphFlags) (msgraph.Config, error) {
+	cfg := msgraph.Config{AuthorityURL: f.authority, GraphURL: f.graphURL}
+	var err error
+	for _, v := range []struct {
+		to        *string
+		flag, env string
+	}{{&cfg.Tenant, f.tenant, "O365_USERSYNC_TENANT"}, {&cfg.ClientID, f.clientID, "O365_USERSYNC_CLIENT_ID"}, {&cfg.ClientSecret, f.clientSecret, "O365_USERSYNC_CLIENT_SECRET"}} {
+		if *v.to, err = credential(ctx, d, v.flag, v.env); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.HTTPClient, err = proxyClient(f.proxy)
+	return cfg, err
+}
+
+// oktaConfig reads the Okta connection the same way.
+func oktaConfig(ctx context.Context, d *sqlstore.DB, host, token, proxy string) (okta.Config, error) {
+	var cfg okta.Config
+	var err error
+	if cfg.Host, err = credential(ctx, d, host, "OKTA_USERSYNC_HOST"); err != nil {
+		return cfg, err
+	}
+	if cfg.Token, err = credential(ctx, d, token, "OKTA_USERSYNC_TOKEN"); err != nil {
+		return cfg, err
+	}
+	cfg.HTTPClient, err = proxyClient(proxy)
+	return cfg, err
+}
+
 func (a *app) o365CheckCommand() *cobra.Command {
 	var tenant, clientID, clientSecret, authority, graphURL, proxy string
 	c := &cobra.Command{
@@ -47,17 +81,8 @@ with the first that does not.`,
 		if d != nil {
 			defer d.Close()
 		}
-		cfg := msgraph.Config{AuthorityURL: authority, GraphURL: graphURL}
-		var err error
-		for _, v := range []struct {
-			to        *string
-			flag, env string
-		}{{&cfg.Tenant, tenant, "O365_USERSYNC_TENANT"}, {&cfg.ClientID, clientID, "O365_USERSYNC_CLIENT_ID"}, {&cfg.ClientSecret, clientSecret, "O365_USERSYNC_CLIENT_SECRET"}} {
-			if *v.to, err = credential(ctx, d, v.flag, v.env); err != nil {
-				return err
-			}
-		}
-		if cfg.HTTPClient, err = proxyClient(proxy); err != nil {
+		cfg, err := graphConfig(ctx, d, graphFlags{tenant, clientID, clientSecret, authority, graphURL, proxy})
+		if err != nil {
 			return err
 		}
 		client, err := msgraph.New(cfg)
@@ -104,15 +129,8 @@ with the first that does not.`,
 		if d != nil {
 			defer d.Close()
 		}
-		var cfg okta.Config
-		var err error
-		if cfg.Host, err = credential(ctx, d, host, "OKTA_USERSYNC_HOST"); err != nil {
-			return err
-		}
-		if cfg.Token, err = credential(ctx, d, token, "OKTA_USERSYNC_TOKEN"); err != nil {
-			return err
-		}
-		if cfg.HTTPClient, err = proxyClient(proxy); err != nil {
+		cfg, err := oktaConfig(ctx, d, host, token, proxy)
+		if err != nil {
 			return err
 		}
 		client, err := okta.New(cfg)

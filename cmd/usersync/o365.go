@@ -190,23 +190,14 @@ as UNRESOLVED), 130 interrupted.`,
 			return err
 		}
 		defer d.Close()
-		cfg := msgraph.Config{AuthorityURL: authority, GraphURL: graphURL}
+		cfg, err := graphConfig(ctx, d, graphFlags{tenant, clientID, clientSecret, authority, graphURL, proxy})
+		if err != nil {
+			return err
+		}
 		if pf.verbose {
 			cfg.OnRetry = func(what, why string, wait time.Duration) {
 				fmt.Fprintf(a.stderr, "retry: %s: %s; trying again in %s\n", what, why, wait.Round(100*time.Millisecond))
 			}
-		}
-		if cfg.Tenant, err = credential(ctx, d, tenant, "O365_USERSYNC_TENANT"); err != nil {
-			return err
-		}
-		if cfg.ClientID, err = credential(ctx, d, clientID, "O365_USERSYNC_CLIENT_ID"); err != nil {
-			return err
-		}
-		if cfg.ClientSecret, err = credential(ctx, d, clientSecret, "O365_USERSYNC_CLIENT_SECRET"); err != nil {
-			return err
-		}
-		if cfg.HTTPClient, err = proxyClient(proxy); err != nil {
-			return err
 		}
 		client, err := msgraph.New(cfg)
 		if err != nil {

@@ -84,14 +84,8 @@ administrator can resolve (listed as UNRESOLVED), 130 interrupted.`,
 			return err
 		}
 		defer d.Close()
-		cfg := okta.Config{}
-		if cfg.Host, err = credential(ctx, d, host, "OKTA_USERSYNC_HOST"); err != nil {
-			return err
-		}
-		if cfg.Token, err = credential(ctx, d, token, "OKTA_USERSYNC_TOKEN"); err != nil {
-			return err
-		}
-		if cfg.HTTPClient, err = proxyClient(proxy); err != nil {
+		cfg, err := oktaConfig(ctx, d, host, token, proxy)
+		if err != nil {
 			return err
 		}
 		if pf.verbose {

@@ -143,7 +143,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, id string, r
 	defer o.mu.Unlock()
 	u, ok := o.users[id]
 	if !ok {
-		apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" (User)")
+		notFound(w, id, "User")
 		return
 	}
 	next := p
@@ -176,7 +176,7 @@ func (s *Server) lifecycle(w http.ResponseWriter, r *http.Request, id, op string
 	defer o.mu.Unlock()
 	u, ok := o.users[id]
 	if !ok {
-		apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" (User)")
+		notFound(w, id, "User")
 		return
 	}
 	var next string
@@ -210,7 +210,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, id string) {
 	defer o.mu.Unlock()
 	u, ok := o.users[id]
 	if !ok {
-		apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" (User)")
+		notFound(w, id, "User")
 		return
 	}
 	if u.Status != StatusDeprovisioned {
@@ -230,12 +230,10 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	name, _ := p["name"].(string)
-	if strings.TrimSpace(name) == "" {
-		validation(w, "profile.name", "name: The field cannot be left blank")
+	name, desc, ok := groupProfile(w, p)
+	if !ok {
 		return
 	}
-	desc, _ := p["description"].(string)
 	o := s.org
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -255,19 +253,17 @@ func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request, id string) 
 	g, ok := o.groups[id]
 	switch {
 	case !ok:
-		apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" (UserGroup)")
+		notFound(w, id, "UserGroup")
 		return
 	case g.Type != "OKTA_GROUP":
 		apiError(w, 403, "E0000006", "You do not have permission to perform the requested action")
 		return
 	}
-	name, _ := p["name"].(string)
-	if strings.TrimSpace(name) == "" {
-		validation(w, "profile.name", "name: The field cannot be left blank")
+	name, desc, ok := groupProfile(w, p)
+	if !ok {
 		return
 	}
-	g.Name, _ = p["name"].(string)
-	g.Description, _ = p["description"].(string)
+	g.Name, g.Description = name, desc
 	writeJSON(w, 200, groupJSON(r, g, false))
 }
 
@@ -278,7 +274,7 @@ func (s *Server) deleteGroup(w http.ResponseWriter, id string) {
 	g, ok := o.groups[id]
 	switch {
 	case !ok:
-		apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" (UserGroup)")
+		notFound(w, id, "UserGroup")
 		return
 	case g.Type == "BUILT_IN":
 		apiError(w, 403, "E0000006", "You do not have permission to perform the requested action")
@@ -298,10 +294,10 @@ func (s *Server) membership(w http.ResponseWriter, gid, uid string, add bool) {
 	g, ok := o.groups[gid]
 	switch {
 	case !ok:
-		apiError(w, 404, "E0000007", "Not found: Resource not found: "+gid+" (UserGroup)")
+		notFound(w, gid, "UserGroup")
 		return
 	case o.users[uid] == nil:
-		apiError(w, 404, "E0000007", "Not found: Resource not found: "+uid+" (User)")
+		notFound(w, uid, "User")
 		return
 	case g.Type != "OKTA_GROUP":
 		apiError(w, 403, "E0000006", "You do not have permission to perform the requested action")
@@ -315,4 +311,19 @@ func (s *Server) membership(w http.ResponseWriter, gid, uid string, add bool) {
 		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == uid })
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func notFound(w http.ResponseWriter, id, kind string) {
+	apiError(w, 404, "E0000007", "Not found: Resource not found: "+id+" ("+kind+")")
+}
+
+// groupProfile reads a group's name (required) and description.
+func groupProfile(w http.ResponseWriter, p map[string]any) (name, desc string, ok bool) {
+	name, _ = p["name"].(string)
+	desc, _ = p["description"].(string)
+	if strings.TrimSpace(name) == "" {
+		validation(w, "profile.name", "name: The field cannot be left blank")
+		return "", "", false
+	}
+	return name, desc, true
 }
