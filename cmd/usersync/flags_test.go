@@ -156,7 +156,7 @@ func TestO365EveryFlag(t *testing.T) {
 		e.tenant.SetMembers(g.ID, append(e.tenant.GroupsNamed("Group 2")[0].Members, fresh.ID))
 		r := cli(t, e.db, "", append(e.args, "-a", "all", "--full-read", "Group 2")...)
 		fails(t, r, 3, "1 user(s) could not be synced")
-		if !strings.Contains(r.stdout, "UNRESOLVED "+old.UserPrincipalName) || !strings.Contains(r.stdout, "has its username") {
+		if !strings.Contains(r.stdout, "UNRESOLVED "+old.UserPrincipalName) || !strings.Contains(r.stdout, "has this username") || !strings.Contains(r.stdout, "which the source no longer has") {
 			t.Fatalf("the summary (without --full-summary) does not list it:\n%s", r.stdout)
 		}
 		r = cli(t, e.db, "", append(e.args, "-a", "all", "--full-read", "-o", "json", "Group 2")...)

@@ -25,8 +25,6 @@ func TestReplicasShareSCIMAndProvisioners(t *testing.T) {
 	t.Setenv(sqlstore.KeyEnv, pgtest.SecretKey) // the replicas inherit it
 	emu, _, flags := pushEmulator(t, 12, graphemu.Options{})
 	ok(t, cli(t, db, emuSecret+"\n", append([]string{"provisioners", "create", "o365", "--client-secret-file", "-"}, flags...)...))
-	ok(t, cli(t, db, "", "folders", "create", "apps"))
-	ok(t, cli(t, db, "", "folders", "set-attr", "apps", usersync.DefaultSyncAttribute+"=x"))
 	ok(t, cli(t, db, "", "users", "create", "--username", "scim-admin", "--email", "a@x.example", "--type", "administrator"))
 	token := strings.TrimSpace(ok(t, cli(t, db, "", "tokens", "create", "--user", "scim-admin")).stdout)
 
@@ -92,6 +90,9 @@ func TestReplicasShareSCIMAndProvisioners(t *testing.T) {
 			t.Fatalf("create %s on replica %d: %d %v", name, i, code, g)
 		}
 		groupIDs[name] = g["id"].(string)
+		// A group a SCIM client makes keeps its name as sent and is in no
+		// folder: the administrator marks it for the provisioner.
+		ok(t, cli(t, db, "", "groups", "update", name, "--attr", usersync.DefaultSyncAttribute+"=x"))
 	}
 	// Read on the replica that did not write it.
 	code, g := scim(bases[0], "GET", "/Groups/"+groupIDs["apps:team-b"], nil)
