@@ -66,7 +66,7 @@ type oktaModel struct {
 
 func newOktaModel(t *testing.T, seed int64, d usersync.Directory) *oktaModel {
 	org := oktaemu.NewOrg()
-	_, srv := start(t, org, oktaemu.Options{})
+	_, srv := start(t, org, oktaemu.Options{RateLimit: 1 << 30}) // the model's own writes count too
 	m := &oktaModel{t: t, r: rand.New(rand.NewSource(seed)), org: org, base: srv.URL, d: d}
 	for i, host := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
 		m.sources[i] = newClient(t, Config{Host: host, Token: token}).Source(Mapping{})
