@@ -61,7 +61,7 @@ func (c *Client) batchEach(ctx context.Context, keys []string, b batchCall) erro
 			if b.write {
 				// Each inner request is a write of its own: the limiter is
 				// asked for the batch as a whole.
-				if err := c.writes.WaitN(ctx, min(len(pending), c.writes.Burst())); err != nil {
+				if err := c.writes.wait(ctx, len(pending)); err != nil {
 					return err
 				}
 				cl.header = http.Header{"X-Ms-Throttle-Priority": {"Low"}}
@@ -72,6 +72,7 @@ func (c *Client) batchEach(ctx context.Context, keys []string, b batchCall) erro
 			}
 			var retry []string
 			var wait time.Duration
+			throttled := false
 			for _, r := range res.Responses {
 				i, err := strconv.Atoi(r.ID)
 				if err != nil || i < 0 || i >= len(pending) {
@@ -79,6 +80,7 @@ func (c *Client) batchEach(ctx context.Context, keys []string, b batchCall) erro
 				}
 				if r.Status == http.StatusTooManyRequests || r.Status >= 500 {
 					retry = append(retry, pending[i])
+					throttled = throttled || r.Status == http.StatusTooManyRequests
 					if s, err := strconv.Atoi(r.Headers["Retry-After"]); err == nil {
 						wait = max(wait, time.Duration(s)*time.Second)
 					}
@@ -91,6 +93,8 @@ func (c *Client) batchEach(ctx context.Context, keys []string, b batchCall) erro
 			if len(retry) > 0 {
 				if wait == 0 {
 					wait = backoffs.NextBackOff()
+				} else if b.write && throttled {
+					c.writes.throttled(wait) // the quota is spent: every writer waits
 				}
 				if err := c.pause(ctx, b.what, fmt.Sprintf("%d answers of a $batch were throttled or failed", len(retry)), wait); err != nil {
 					return err

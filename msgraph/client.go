@@ -27,7 +27,6 @@ import (
 	"github.com/usersync/usersync/internal/netfail"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
-	"golang.org/x/time/rate"
 )
 
 // Public cloud endpoints; see the wire-facts document for national clouds.
@@ -54,8 +53,13 @@ type Config struct {
 	// OnRetry, when set, hears of each retry before its wait: what was
 	// asked, why it is tried again, and how long the client waits.
 	OnRetry func(what, why string, wait time.Duration)
-	// WritesPerSecond paces writes; default 20 (Graph's 3,000 per 150 s).
-	// A negative value does not pace (benchmarks of the emulator).
+	// WriteQuota writes per WriteWindow is Graph's write quota per app and
+	// tenant (default 3,000 per 150 s): a burst of up to it goes out at
+	// once, and longer runs at its rate (see writeQuota).
+	WriteQuota  int
+	WriteWindow time.Duration
+	// WritesPerSecond, when positive, refills the quota at this rate
+	// instead (benchmarks); a negative value does not pace at all.
 	WritesPerSecond float64
 }
 
@@ -68,9 +72,8 @@ type Client struct {
 	expires  time.Time
 	tenantID string // resolved by TenantID
 
-	// writes paces writes under Graph's write quota per app and tenant
-	// (3,000 per 150 s: 20 a second, with a burst).
-	writes *rate.Limiter
+	// writes paces writes under Graph's write quota per app and tenant.
+	writes *writeQuota
 	// created remembers the groups this client created, for fresh.
 	created freshGroups
 }
@@ -113,14 +116,13 @@ func New(cfg Config) (*Client, error) {
 			}
 		}
 	}
-	if cfg.WritesPerSecond == 0 {
-		cfg.WritesPerSecond = 20
+	if cfg.WriteQuota <= 0 {
+		cfg.WriteQuota = DefaultWriteQuota
 	}
-	limit := rate.Limit(cfg.WritesPerSecond)
-	if cfg.WritesPerSecond < 0 {
-		limit = rate.Inf
+	if cfg.WriteWindow <= 0 {
+		cfg.WriteWindow = DefaultWriteWindow
 	}
-	return &Client{cfg: cfg, writes: rate.NewLimiter(limit, 100)}, nil
+	return &Client{cfg: cfg, writes: newWriteQuota(cfg.WriteQuota, cfg.WriteWindow, cfg.WritesPerSecond, cfg.Sleep)}, nil
 }
 
 // Tenant is the tenant the client signs in to.
@@ -263,7 +265,7 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 		}
 		if cl.write {
 			req.Header.Set("x-ms-throttle-priority", "Low") // wire facts §8: a background sync yields first
-			if err := c.writes.Wait(ctx); err != nil {
+			if err := c.writes.wait(ctx, 1); err != nil {
 				return err
 			}
 		}
@@ -308,6 +310,9 @@ func (c *Client) do(ctx context.Context, cl call, v any) error {
 			d := wait.NextBackOff()
 			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
 				d = time.Duration(s) * time.Second
+			}
+			if cl.write && code == http.StatusTooManyRequests {
+				c.writes.throttled(d) // the quota is spent: every writer waits
 			}
 			if err := c.pause(ctx, what, "Graph answered "+resp.Status, d); err != nil {
 				return err
