@@ -191,6 +191,23 @@ type ProvisionerService interface {
 	SaveHold(ctx context.Context, h Hold) error
 	ClearHold(ctx context.Context, provisioner, what string) error
 	Holds(ctx context.Context, provisioner string) ([]Hold, error)
+	// MemberLinks returns what a group provisioner learnt of these users
+	// (MemberLink), by user id; SaveMemberLinks records it (replacing);
+	// ForgetMemberLinks drops the links to these remote objects, or every
+	// link of the provisioner when remoteIDs is nil.
+	MemberLinks(ctx context.Context, provisioner string, userIDs []int64) (map[int64]MemberLink, error)
+	SaveMemberLinks(ctx context.Context, provisioner string, links []MemberLink) error
+	ForgetMemberLinks(ctx context.Context, provisioner string, remoteIDs []string) error
+}
+
+// MemberLink is what a group provisioner keeps of a member it wrote: the
+// principal name it looked the directory user up by, and the remote
+// object (an Entra user) it found. It holds while the user's principal
+// name is the same; a user deleted from the directory takes it along.
+type MemberLink struct {
+	UserID    int64  `json:"userId"`
+	Principal string `json:"principal"`
+	RemoteID  string `json:"remoteId"`
 }
 
 // ProvisionerCursor names a provisioner's cursor in the change log.

@@ -227,3 +227,58 @@ func (d *DB) Holds(ctx context.Context, provisioner string) ([]usersync.Hold, er
 	}
 	return out, d.wrapErr("list provisioner holds", rows.Err())
 }
+
+// MemberLinks reads a provisioner's member links of these users.
+func (d *DB) MemberLinks(ctx context.Context, provisioner string, userIDs []int64) (map[int64]usersync.MemberLink, error) {
+	out := make(map[int64]usersync.MemberLink, len(userIDs))
+	return out, inChunks(d, d.poolQuery(ctx), "read member links", `SELECT user_id, principal, remote_id FROM member_links WHERE provisioner = ? AND user_id IN `,
+		[]any{provisioner}, userIDs, func(rows *sql.Rows) error {
+			var l usersync.MemberLink
+			if err := rows.Scan(&l.UserID, &l.Principal, &l.RemoteID); err != nil {
+				return err
+			}
+			out[l.UserID] = l
+			return nil
+		})
+}
+
+// SaveMemberLinks records member links, replacing earlier ones of the same
+// users. A link to a user deleted meanwhile is not kept.
+func (d *DB) SaveMemberLinks(ctx context.Context, provisioner string, links []usersync.MemberLink) error {
+	if len(links) == 0 {
+		return nil
+	}
+	for _, l := range links {
+		if err := usersync.ValidateText("member link", map[string]string{"principal": l.Principal, "remote id": l.RemoteID}); err != nil {
+			return err
+		}
+	}
+	return d.update(ctx, func(t *tx) error {
+		for _, l := range links {
+			if _, err := t.exec(`INSERT INTO member_links (provisioner, user_id, principal, remote_id, resolved_at)
+				SELECT ?, id, ?, ?, ? FROM users WHERE id = ?
+				ON CONFLICT (provisioner, user_id) DO UPDATE SET principal = excluded.principal, remote_id = excluded.remote_id, resolved_at = excluded.resolved_at`,
+				provisioner, l.Principal, l.RemoteID, t.now, l.UserID); err != nil {
+				return t.d.wrapErr("save member links", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ForgetMemberLinks drops links to these remote objects (all the
+// provisioner's when remoteIDs is nil).
+func (d *DB) ForgetMemberLinks(ctx context.Context, provisioner string, remoteIDs []string) error {
+	return d.update(ctx, func(t *tx) error {
+		if remoteIDs == nil {
+			_, err := t.exec(`DELETE FROM member_links WHERE provisioner = ?`, provisioner)
+			return t.d.wrapErr("forget member links", err)
+		}
+		for _, id := range remoteIDs {
+			if _, err := t.exec(`DELETE FROM member_links WHERE provisioner = ? AND remote_id = ?`, provisioner, id); err != nil {
+				return t.d.wrapErr("forget member links", err)
+			}
+		}
+		return nil
+	})
+}

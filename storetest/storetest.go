@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchSwapsNames", testBatchSwapsNames},
 		{"RenameSource", testRenameSource},
 		{"FlatGroupNames", testFlatGroupNames},
+		{"MemberLinks", testMemberLinks},
 		{"SoftDeletedState", testSoftDeletedState},
 		{"Provisioners", testProvisioners},
 		{"Leases", testLeases},
