@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -155,6 +156,50 @@ func BenchmarkEffectiveMembers(b *testing.B) {
 							b.Fatalf("%d of %d: %v", len(users), total, err)
 						}
 					}
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkUserSearch: the console's and the API's search box over 100,000
+// users — a one-hit search, a search of a common part of the email (a page
+// of 50 with the total), and a two-letter one (no index) — on both
+// backends; p99 over the iterations.
+//
+//	go test ./sqlstore -run '^$' -bench BenchmarkUserSearch -benchtime 200x
+func BenchmarkUserSearch(b *testing.B) {
+	const n = 100_000
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			d := openDB(b, backends()[name](b))
+			ctx := context.Background()
+			for start := 0; start < n; start += 5000 {
+				batch := &usersync.Batch{}
+				for i := start; i < start+5000; i++ {
+					batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: fmt.Sprintf("user%06d@corp.example", i),
+						Email: fmt.Sprintf("first%d.last%d@mail.example", i%997, i), FirstName: fmt.Sprintf("First%d", i%997), LastName: fmt.Sprintf("Last%d", i), Enabled: true}})
+				}
+				if _, err := d.ApplyBatch(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, c := range []struct {
+				name, q string
+				hits    int
+			}{{"one-hit", "user054321", 1}, {"page", "first42.", 101}, {"two-letters", "zq", 0}} {
+				b.Run(c.name, func(b *testing.B) {
+					lat := make([]time.Duration, 0, b.N)
+					for b.Loop() {
+						start := time.Now()
+						us, total, err := d.FindUsers(ctx, usersync.UserFilter{Search: c.q, Limit: 50})
+						lat = append(lat, time.Since(start))
+						if err != nil || total != c.hits || len(us) != min(c.hits, 50) {
+							b.Fatalf("search %q: %d of %d, %v", c.q, len(us), total, err)
+						}
+					}
+					slices.Sort(lat)
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 				})
 			}
 		})

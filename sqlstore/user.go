@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/usersync/usersync"
 )
@@ -267,6 +268,11 @@ func (d *DB) FindUsers(ctx context.Context, f usersync.UserFilter) ([]*usersync.
 		fold := d.dialect.fold
 		where = append(where, `(username_key LIKE ? ESCAPE '\' OR `+fold("email")+` LIKE `+fold("?")+` ESCAPE '\' OR `+fold("first_name || ' ' || last_name")+` LIKE `+fold("?")+` ESCAPE '\')`)
 		args = append(args, p, fp, fp)
+		if c, cargs, ok := d.searchIndex(f.Search); ok {
+			// The trigram index narrows to the users that may match; the
+			// LIKEs above decide.
+			where, args = append(where, c), append(args, cargs...)
+		}
 	}
 	cond := ""
 	if len(where) > 0 {
@@ -392,6 +398,29 @@ func prefixPattern(s string) string { return escapeLike(strings.ToLower(s)) + "%
 
 // likePattern is a LIKE pattern (ESCAPE '\') for values containing s.
 func likePattern(s string) string { return "%" + prefixPattern(s) }
+
+// searchIndex returns the condition that narrows a search to the users a
+// trigram index (migration 19) finds: those holding the search as typed
+// (in the email or the name) or as a username key. SQLite asks its FTS5
+// trigram table; PostgreSQL a LIKE on the expression its pg_trgm index
+// holds. A trigram index finds substrings of three characters or more: ok
+// is false for shorter ones, which scan.
+func (d *DB) searchIndex(search string) (string, []any, bool) {
+	key := usersync.UsernameKey(search)
+	if utf8.RuneCountInString(search) < 3 || utf8.RuneCountInString(key) < 3 {
+		return "", nil, false
+	}
+	if d.dialect.name == "sqlite" {
+		phrase := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+		m := phrase(search)
+		if key != strings.ToLower(search) {
+			m += " OR " + phrase(key)
+		}
+		return `id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)`, []any{m}, true
+	}
+	expr := `(username_key || ' ' || ` + d.dialect.fold(`email || ' ' || first_name || ' ' || last_name`) + `)`
+	return `(` + expr + ` LIKE ? ESCAPE '\' OR ` + expr + ` LIKE ` + d.dialect.fold("?") + ` ESCAPE '\')`, []any{likePattern(key), likePattern(search)}, true
+}
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)

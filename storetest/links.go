@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/usersync/usersync"
@@ -65,4 +66,71 @@ func testMemberLinks(t *testing.T, d usersync.Directory) {
 	}
 	err = d.SaveMemberLinks(ctx, "other", []usersync.MemberLink{{UserID: ann.ID, Principal: "a\x00b", RemoteID: "x"}})
 	wantCode(t, err, usersync.EINVALID)
+}
+
+// Search finds every user whose username, email or full name holds the
+// text, ignoring case, however the text is spelled and however long it
+// is — as the index it is served from is kept by creates, renames and
+// deletes.
+func testUserSearch(t *testing.T, d usersync.Directory) {
+	mk := func(name, email, first, last string) *usersync.User {
+		u := &usersync.User{Username: name, Email: email, FirstName: first, LastName: last, Enabled: true}
+		if err := d.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	ada := mk("ada@x.example", "Ada.Lovelace@Example.com", "Ada", "Lovelace")
+	mk("grace@x.example", "grace@example.com", "Grace", "Hopper")
+	mk("Ｋａｒｌ", "karl@example.com", "Ádám", "Kovács") // a fullwidth username: its key is "karl"
+	mk(`o"brien@x.example`, "ob@example.com", "Liam", "O'Brien")
+	search := func(q string) []string {
+		t.Helper()
+		us, n, err := d.FindUsers(ctx, usersync.UserFilter{Search: q})
+		if err != nil || n != len(us) {
+			t.Fatalf("search %q: %d of %d, %v", q, len(us), n, err)
+		}
+		return names(us)
+	}
+	for q, want := range map[string]string{
+		"ada":         "ada@x.example",
+		"LOVELACE":    "ada@x.example",                 // the email and the name, in another case
+		"ace@ex":      "ada@x.example grace@x.example", // across the email's parts
+		"ada lov":     "ada@x.example",                 // across first and last name
+		"KARL":        "Ｋａｒｌ",                          // the username key
+		"ｋａｒ":         "Ｋａｒｌ",                          // fullwidth, as typed
+		"kovács":      "Ｋａｒｌ",                          // a name with accents
+		"ÁDÁ":         "Ｋａｒｌ",                          // in capitals
+		`o"b`:         `o"brien@x.example`,             // a quote in the text
+		"o'b":         `o"brien@x.example`,             // the name's apostrophe
+		"ad":          "ada@x.example",                 // two letters: no index, the same answer
+		"%":           "",                              // LIKE's wildcards are text
+		"zzz":         "",
+		"example.com": "ada@x.example grace@x.example Ｋａｒｌ o\"brien@x.example",
+	} {
+		got := strings.Join(search(q), " ")
+		if got != want {
+			t.Fatalf("search %q = %q, want %q", q, got, want)
+		}
+	}
+	// Renamed, changed and deleted users are found as they are now.
+	newName, newLast := "countess@x.example", "King"
+	if _, err := d.UpdateUser(ctx, ada.ID, usersync.UserUpdate{Username: &newName, LastName: &newLast}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(search("countess"), " "); got != "countess@x.example" {
+		t.Fatalf("after a rename: %q", got)
+	}
+	if got := search("ada king"); len(got) != 1 {
+		t.Fatalf("after a name change: %q", got)
+	}
+	if got := search("ada lovelace"); len(got) != 0 {
+		t.Fatalf("the old name is still found: %q", got)
+	}
+	if err := d.DeleteUser(ctx, ada.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := search("countess"); len(got) != 0 {
+		t.Fatalf("a deleted user is found: %q", got)
+	}
 }

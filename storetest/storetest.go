@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"RenameSource", testRenameSource},
 		{"FlatGroupNames", testFlatGroupNames},
 		{"MemberLinks", testMemberLinks},
+		{"UserSearch", testUserSearch},
 		{"SoftDeletedState", testSoftDeletedState},
 		{"Provisioners", testProvisioners},
 		{"Leases", testLeases},
