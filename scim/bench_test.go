@@ -218,3 +218,42 @@ func BenchmarkPatchGroupMember(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGetLargeGroup: GET /Groups/{id} of a group of 10,000 members,
+// one client over loopback (an Entra or Okta reconcile reads it so).
+//
+//	go test ./scim -run '^$' -bench GetLargeGroup -cpuprofile cpu.out
+func BenchmarkGetLargeGroup(b *testing.B) {
+	const users = 10000
+	d, url, token := benchServer(b, func(d *sqlstore.DB) {
+		batch := &usersync.Batch{Groups: []usersync.GroupUpsert{{Create: true, Group: usersync.Group{Name: "big"}}}}
+		for i := 0; i < users; i++ {
+			name := fmt.Sprintf("u%05d@x.example", i)
+			batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: name, Email: name, Enabled: true, Source: "scim", SourceID: name}})
+			batch.Members = append(batch.Members, usersync.MemberChange{Group: "big", Username: name})
+		}
+		if _, err := d.ApplyBatch(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	})
+	g, err := d.FindGroupByName(context.Background(), "big")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc := &http.Client{}
+	var size int64
+	for b.Loop() {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s/Groups/g%d", url, server.SCIMPath, g.ID), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := hc.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET group: %s", resp.Status)
+		}
+	}
+	b.ReportMetric(float64(size)/1e6, "MB")
+}

@@ -132,28 +132,53 @@ func (s *Server) groupJSON(r *http.Request, g *usersync.Group, withMembers bool)
 		out["description"] = g.Description
 	}
 	if withMembers {
-		users, _, err := s.dir.Members(r.Context(), g.ID, 0, 0)
-		if err != nil {
+		// The members' ids and names only (not whole users), in username
+		// order as before: a group of 10,000 read whole users and encoded
+		// 10,000 maps.
+		type keyed struct {
+			key string
+			usersync.MemberRef
+		}
+		var users []keyed
+		if err := s.dir.ScanMemberRefs(r.Context(), g.ID, func(m usersync.MemberRef) error {
+			users = append(users, keyed{usersync.UsernameKey(m.Username), m})
+			return nil
+		}); err != nil {
 			return nil, err
 		}
+		slices.SortFunc(users, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 		groups, err := s.dir.MemberGroups(r.Context(), g.ID)
 		if err != nil {
 			return nil, err
 		}
-		list := make([]map[string]any, 0, len(users)+len(groups))
+		list := make([]groupMember, 0, len(users)+len(groups))
 		for _, u := range users {
-			uid := strconv.FormatInt(u.ID, 10)
-			list = append(list, map[string]any{"value": uid, "display": u.Username, "$ref": root + "/Users/" + uid, "type": "User"})
+			uid := strconv.FormatInt(u.UserID, 10)
+			list = append(list, groupMember{Value: uid, Display: u.Username, Ref: root + "/Users/" + uid, Type: "User"})
 		}
 		for _, m := range groups {
 			gid := groupSCIMID(m.ID)
-			list = append(list, map[string]any{"value": gid, "display": m.Name, "$ref": root + "/Groups/" + gid, "type": "Group"})
+			list = append(list, groupMember{Value: gid, Display: m.Name, Ref: root + "/Groups/" + gid, Type: "Group"})
 		}
 		if len(list) > 0 {
 			out["members"] = list
 		}
 	}
 	return out, nil
+}
+
+// groupMember is one value of a group's members: a struct, so that a large
+// group encodes without sorting four map keys per member.
+type groupMember struct {
+	Value   string `json:"value"`
+	Display string `json:"display"`
+	Ref     string `json:"$ref"`
+	Type    string `json:"type"`
+}
+
+// attrs is the member as a filter sees it.
+func (m groupMember) attrs() map[string]any {
+	return map[string]any{"value": m.Value, "display": m.Display, "$ref": m.Ref, "type": m.Type}
 }
 
 // memberList reads a members value: a list of member references (or one).
@@ -487,9 +512,10 @@ func (s *Server) membersMatching(r *http.Request, g *usersync.Group, vf filter.E
 	if err != nil {
 		return nil, err
 	}
-	list, _ := body["members"].([]map[string]any)
+	list, _ := body["members"].([]groupMember)
 	var out []memberRef
-	for _, m := range list {
+	for _, gm := range list {
+		m := gm.attrs()
 		ok, err := matchElem(vf, m, members)
 		if err != nil {
 			return nil, err
