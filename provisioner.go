@@ -64,6 +64,11 @@ type ProvisionerConfig struct {
 	// id; one per provisioner, so a group can be pushed to two tenants.
 	RemoteIDAttribute string `json:"remoteIdAttribute"`
 	MaxFailures       int    `json:"maxFailures"` // failures before a group is quarantined
+	// WriteQuota writes per WriteWindowSeconds is Graph's write quota per
+	// app and tenant that writes are paced under (0: Graph's, 3,000 per
+	// 150 s); a tenant with another quota sets it here.
+	WriteQuota         int `json:"writeQuota,omitempty"`
+	WriteWindowSeconds int `json:"writeWindowSeconds,omitempty"`
 	// Users is the configuration of a user provisioner (kind users).
 	Users *UserProvisioning `json:"users,omitempty"`
 }
@@ -104,6 +109,8 @@ func (p *Provisioner) Validate() error {
 		return Errorf(EINVALID, "provisioner name %q must be 1–64 characters without spaces, ':' or '/'", p.Name)
 	case p.Kind != ProvisionerGroups && p.Kind != ProvisionerUsers:
 		return Errorf(EINVALID, "provisioner %s: kind %q is not %s or %s", p.Name, p.Kind, ProvisionerGroups, ProvisionerUsers)
+	case c.WriteQuota < 0 || c.WriteWindowSeconds < 0:
+		return Errorf(EINVALID, "provisioner %s: writeQuota and writeWindowSeconds must not be negative (0: Graph's quota, 3,000 writes per 150 s)", p.Name)
 	case p.Kind == ProvisionerUsers && c.Users == nil:
 		return Errorf(EINVALID, "provisioner %s: a user provisioner needs its settings (scope roles, domain)", p.Name)
 	case p.Kind == ProvisionerUsers:

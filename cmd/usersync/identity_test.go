@@ -160,3 +160,17 @@ func TestCompletionOfValues(t *testing.T) {
 		}
 	}
 }
+
+// The write quota a provisioner's writes are paced under is a setting of
+// the provisioner, checked when it is made.
+func TestProvisionerWriteQuota(t *testing.T) {
+	_, _, flags := pushEmulator(t, 3, graphemu.Options{})
+	db := filepath.Join(t.TempDir(), "d.db")
+	create := append([]string{"provisioners", "create", "o365", "--client-secret-file", "-"}, flags...)
+	fails(t, cli(t, db, emuSecret+"\n", append(create, "--write-quota", "-1")...), 1, "must not be negative")
+	ok(t, cli(t, db, emuSecret+"\n", append(create, "--write-quota", "10000", "--write-window", "300")...))
+	r := ok(t, cli(t, db, "", "-o", "json", "provisioners", "show", "o365"))
+	if !strings.Contains(r.stdout, `"writeQuota": 10000`) || !strings.Contains(r.stdout, `"writeWindowSeconds": 300`) {
+		t.Fatalf("provisioners show:\n%s", r.stdout)
+	}
+}

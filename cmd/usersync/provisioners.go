@@ -57,6 +57,8 @@ var settings = []setting{
 	{flag: "graph-url", property: "graphUrl", usage: "Microsoft Graph host (national clouds, the emulator; default " + msgraph.DefaultGraphURL + ")", str: func(c *usersync.ProvisionerConfig) *string { return &c.GraphURL }},
 	{flag: "remote-id-attribute", property: "remoteIdAttribute", usage: "the group attribute that keeps the Entra group id (default " + usersync.DefaultRemoteIDAttr + ", with :NAME for a provisioner not named o365)", str: func(c *usersync.ProvisionerConfig) *string { return &c.RemoteIDAttribute }},
 	{flag: "max-failures", property: "maxFailures", usage: "failures after which a group is quarantined until reconcile or retry", num: func(c *usersync.ProvisionerConfig) *int { return &c.MaxFailures }},
+	{flag: "write-quota", property: "writeQuota", usage: "Graph's write quota per app and tenant that writes are paced under: up to this many go out at once (default 3000)", num: func(c *usersync.ProvisionerConfig) *int { return &c.WriteQuota }},
+	{flag: "write-window", property: "writeWindowSeconds", usage: "the seconds over which --write-quota refills (default 150)", num: func(c *usersync.ProvisionerConfig) *int { return &c.WriteWindowSeconds }},
 }
 
 // register binds every setting's flag into c.

@@ -22,7 +22,8 @@ func NewClient(ctx context.Context, dir usersync.ProvisionerService, p *usersync
 		}
 	}
 	c := p.Config
-	cfg := msgraph.Config{AuthorityURL: c.AuthorityURL, GraphURL: c.GraphURL, Tenant: c.TenantID, ClientID: c.ClientID, ClientSecret: secret, OnRetry: onRetry}
+	cfg := msgraph.Config{AuthorityURL: c.AuthorityURL, GraphURL: c.GraphURL, Tenant: c.TenantID, ClientID: c.ClientID, ClientSecret: secret, OnRetry: onRetry,
+		WriteQuota: c.WriteQuota, WriteWindow: time.Duration(c.WriteWindowSeconds) * time.Second}
 	if c.ProxyType != "" {
 		scheme := map[string]string{"http": "http", "socks": "socks5"}[c.ProxyType]
 		pu := &url.URL{Scheme: scheme, Host: c.ProxyHost + ":" + strconv.Itoa(c.ProxyPort)}
