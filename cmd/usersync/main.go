@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -46,7 +47,7 @@ func main() {
 
 // run executes the command line and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr, stdin: stdin}
+	a := &app{stdout: stdout, stderr: &lockedWriter{w: stderr}, stdin: stdin}
 	root := a.rootCommand()
 	if c, _, err := root.Find(args); err == nil && c.Annotations[annArgparse] != "" {
 		c.InitDefaultHelpFlag()
@@ -64,6 +65,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.usage = cmd.CommandPath() // the help of the command that was mistyped
 	}
 	return a.exit(err)
+}
+
+// lockedWriter serialises writes: a pull's waits and retries are told
+// from the goroutine that fetches pages while actions are printed from the
+// one that writes them, both to standard error.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // annArgparse marks commands whose command lines are read as argparse

@@ -29,7 +29,11 @@ type progressBar struct {
 // progress returns a bar for one group when standard error is a terminal
 // and nothing else is being written there.
 func (a *app) progress(group string, pf *provisionFlags) *progressBar {
-	f, ok := a.stderr.(*os.File)
+	w := a.stderr
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w // the bar draws alone: with -v (when others write too) there is none
+	}
+	f, ok := w.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) || pf.verbose || pf.noSummary || a.output == "json" {
 		return &progressBar{}
 	}
