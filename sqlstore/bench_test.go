@@ -205,3 +205,31 @@ func BenchmarkUserSearch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSources: the owners of 100,000 users, as every pull asks
+// (pull.Adopt) before it starts.
+//
+//	go test ./sqlstore -run '^$' -bench BenchmarkSources
+func BenchmarkSources(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			d := openDB(b, backends()[name](b))
+			ctx := context.Background()
+			for start := 0; start < 100_000; start += 5000 {
+				batch := &usersync.Batch{}
+				for i := start; i < start+5000; i++ {
+					batch.Users = append(batch.Users, usersync.UserUpsert{Create: true, User: usersync.User{Username: fmt.Sprintf("u%06d@x.example", i),
+						Source: fmt.Sprintf("o365:tenant-%d", i%3), SourceID: fmt.Sprint(i), Enabled: true}})
+				}
+				if _, err := d.ApplyBatch(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if s, err := d.Sources(ctx); err != nil || len(s) != 4 {
+					b.Fatalf("%v %v", s, err)
+				}
+			}
+		})
+	}
+}

@@ -66,9 +66,17 @@ func (d *DB) SyncStates(ctx context.Context, source string) ([]usersync.SyncStat
 	return out, d.wrapErr("list sync states", rows.Err())
 }
 
-// Sources lists every owner of a user, a group or a sync state.
+// Sources lists every owner of a user, a group or a sync state. Every
+// pull asks, so the users' sources are read by skipping along their index
+// (users_source) from one source to the next, a few lookups whatever the
+// number of users, rather than by reading every user.
 func (d *DB) Sources(ctx context.Context) ([]string, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT source FROM users UNION SELECT source FROM groups UNION SELECT source FROM sync_state ORDER BY 1`)
+	rows, err := d.db.QueryContext(ctx, `WITH RECURSIVE owners(source) AS (
+			SELECT MIN(source) FROM users
+			UNION ALL
+			SELECT (SELECT MIN(u.source) FROM users u WHERE u.source > owners.source) FROM owners WHERE owners.source IS NOT NULL)
+		SELECT source FROM owners WHERE source IS NOT NULL
+		UNION SELECT source FROM groups UNION SELECT source FROM sync_state ORDER BY 1`)
 	if err != nil {
 		return nil, d.wrapErr("list sources", err)
 	}

@@ -141,9 +141,8 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, id string, r
 	o := s.org
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	u, ok := o.users[id]
+	u, ok := o.userOr404(w, id)
 	if !ok {
-		notFound(w, id, "User")
 		return
 	}
 	next := p
@@ -174,9 +173,8 @@ func (s *Server) lifecycle(w http.ResponseWriter, r *http.Request, id, op string
 	o := s.org
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	u, ok := o.users[id]
+	u, ok := o.userOr404(w, id)
 	if !ok {
-		notFound(w, id, "User")
 		return
 	}
 	var next string
@@ -208,9 +206,8 @@ func (s *Server) deleteUser(w http.ResponseWriter, id string) {
 	o := s.org
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	u, ok := o.users[id]
+	u, ok := o.userOr404(w, id)
 	if !ok {
-		notFound(w, id, "User")
 		return
 	}
 	if u.Status != StatusDeprovisioned {
@@ -250,13 +247,8 @@ func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request, id string) 
 	o := s.org
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	g, ok := o.groups[id]
-	switch {
-	case !ok:
-		notFound(w, id, "UserGroup")
-		return
-	case g.Type != "OKTA_GROUP":
-		apiError(w, 403, "E0000006", "You do not have permission to perform the requested action")
+	g, ok := o.editableGroup(w, id)
+	if !ok {
 		return
 	}
 	name, desc, ok := groupProfile(w, p)
@@ -271,13 +263,7 @@ func (s *Server) deleteGroup(w http.ResponseWriter, id string) {
 	o := s.org
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	g, ok := o.groups[id]
-	switch {
-	case !ok:
-		notFound(w, id, "UserGroup")
-		return
-	case g.Type == "BUILT_IN":
-		apiError(w, 403, "E0000006", "You do not have permission to perform the requested action")
+	if _, ok := o.editableGroup(w, id); !ok {
 		return
 	}
 	delete(o.groups, id)
@@ -291,16 +277,11 @@ func (s *Server) membership(w http.ResponseWriter, gid, uid string, add bool) {
 	o := s.org
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	g, ok := o.groups[gid]
-	switch {
-	case !ok:
-		notFound(w, gid, "UserGroup")
+	g, ok := o.editableGroup(w, gid)
+	if !ok {
 		return
-	case o.users[uid] == nil:
-		notFound(w, uid, "User")
-		return
-	case g.Type != "OKTA_GROUP":
-		apiError(w, 403, "E0000006", "You do not have permission to perform the requested action")
+	}
+	if _, ok := o.userOr404(w, uid); !ok {
 		return
 	}
 	has := slices.Contains(g.Members, uid)
@@ -326,4 +307,29 @@ func groupProfile(w http.ResponseWriter, p map[string]any) (name, desc string, o
 		return "", "", false
 	}
 	return name, desc, true
+}
+
+// userOr404 returns a user, or answers 404; o.mu is held.
+func (o *Org) userOr404(w http.ResponseWriter, id string) (*User, bool) {
+	u, ok := o.users[id]
+	if !ok {
+		notFound(w, id, "User")
+	}
+	return u, ok
+}
+
+// editableGroup returns a group the API may change, or answers 404, or
+// 403 for a BUILT_IN or APP_GROUP group (Everyone; an application's), as
+// Okta does; o.mu is held.
+func (o *Org) editableGroup(w http.ResponseWriter, id string) (*Group, bool) {
+	g, ok := o.groups[id]
+	switch {
+	case !ok:
+		notFound(w, id, "UserGroup")
+		return nil, false
+	case g.Type != "OKTA_GROUP":
+		apiError(w, 403, "E0000006", "You do not have permission to perform the requested action")
+		return nil, false
+	}
+	return g, true
 }

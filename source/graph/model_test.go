@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -12,12 +11,8 @@ import (
 	"github.com/usersync/usersync"
 	graphemu "github.com/usersync/usersync/emulate/graph"
 	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/internal/pullmodel"
 	"github.com/usersync/usersync/pull"
-)
-
-var (
-	modelSteps = flag.Int("pullmodel.steps", 60, "steps of each model-based pull run (thousands for a long run)")
-	modelSeeds = flag.Int("pullmodel.seeds", 2, "seeds of the model-based pull test")
 )
 
 // TestPullModel drives random tenant changes — creates, deletes, a UPN
@@ -38,41 +33,27 @@ var (
 // gone), and the next run must bring them in by itself.
 func TestPullModel(t *testing.T) {
 	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
-		for seed := int64(1); seed <= int64(*modelSeeds); seed++ {
+		for seed := int64(1); seed <= int64(*pullmodel.Seeds); seed++ {
 			t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 				m := newPullModel(t, seed, open(t))
-				for step := 0; step < *modelSteps; step++ {
+				for step := 0; step < *pullmodel.Steps; step++ {
 					m.step(step)
 				}
-				t.Logf("%d steps: %d runs completed, %d killed, %d unresolved then healed", *modelSteps, m.runs, m.killed, m.healed)
+				t.Logf("%d steps: %d runs completed, %d killed, %d unresolved then healed", *pullmodel.Steps, m.Runs, m.Kills, m.healed)
 			})
 		}
 	})
 }
 
 type pullModel struct {
-	t        *testing.T
-	r        *rand.Rand
+	pullmodel.Model
 	tenant   *graphemu.Tenant
-	d        usersync.Directory
 	byID     Source
 	byDomain Source
 	groups   [2]string // group ids
 	next     int       // for fresh ids and names
-	runs     int
-	killed   int
 	healed   int
 	pending  map[string]bool // groups with unresolved users left by their last run
-	trace    []string        // what was done, shown when a check fails
-}
-
-func (m *pullModel) note(format string, args ...any) {
-	m.trace = append(m.trace, fmt.Sprintf(format, args...))
-}
-
-func (m *pullModel) fatalf(format string, args ...any) {
-	m.t.Helper()
-	m.t.Fatalf("%s\nsteps:\n  %s", fmt.Sprintf(format, args...), strings.Join(m.trace, "\n  "))
 }
 
 // Source is what NewSource returns.
@@ -85,7 +66,7 @@ type Source = interface {
 func newPullModel(t *testing.T, seed int64, d usersync.Directory) *pullModel {
 	tenant := graphemu.NewTenant(fmt.Sprintf("0e8f5c2a-0000-4000-8000-%012d", seed))
 	_, cfg := start(t, tenant, graphemu.Options{})
-	m := &pullModel{t: t, r: rand.New(rand.NewSource(seed)), tenant: tenant, d: d, pending: map[string]bool{}}
+	m := &pullModel{Model: pullmodel.Model{T: t, R: rand.New(rand.NewSource(seed)), Dir: d}, tenant: tenant, pending: map[string]bool{}}
 	m.byID = NewSource(newClient(t, cfg), Mapping{})
 	cfg.Tenant = "contoso.example"
 	m.byDomain = NewSource(newClient(t, cfg), Mapping{})
@@ -93,7 +74,7 @@ func newPullModel(t *testing.T, seed int64, d usersync.Directory) *pullModel {
 	for i := 0; i < 16; i++ {
 		id := m.newUser()
 		for g := range members {
-			if m.r.Intn(2) == 0 {
+			if m.R.Intn(2) == 0 {
 				members[g] = append(members[g], id)
 			}
 		}
@@ -131,25 +112,25 @@ func (m *pullModel) pick() (graphemu.User, bool) {
 	if len(us) == 0 {
 		return graphemu.User{}, false
 	}
-	return us[m.r.Intn(len(us))], true
+	return us[m.R.Intn(len(us))], true
 }
 
 func (m *pullModel) setUPN(id, upn string) {
-	m.note("%s is renamed %s", id[len(id)-3:], upn)
+	m.Note("%s is renamed %s", id[len(id)-3:], upn)
 	m.tenant.UpdateUser(id, func(u *graphemu.User) { u.UserPrincipalName, u.Mail = upn, &upn })
 }
 
 // step makes one tenant change or one run.
 func (m *pullModel) step(step int) {
-	g := m.groups[m.r.Intn(2)]
-	switch op := m.r.Intn(14); op {
+	g := m.groups[m.R.Intn(2)]
+	switch op := m.R.Intn(14); op {
 	case 0: // a new user joins a group
 		id := m.newUser()
-		m.note("new user %s joins %s", id[len(id)-3:], g[len(g)-1:])
+		m.Note("new user %s joins %s", id[len(id)-3:], g[len(g)-1:])
 		m.tenant.AddMember(g, id)
 	case 1: // a user leaves the tenant
 		if u, ok := m.pick(); ok {
-			m.note("%s (%s) is deleted", u.ID[len(u.ID)-3:], u.UserPrincipalName)
+			m.Note("%s (%s) is deleted", u.ID[len(u.ID)-3:], u.UserPrincipalName)
 			m.tenant.DeleteUser(u.ID)
 		}
 	case 2: // a user leaves, and a new person gets the UPN
@@ -159,7 +140,7 @@ func (m *pullModel) step(step int) {
 			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", m.next)
 			m.addUser(id, u.UserPrincipalName)
 			m.tenant.AddMember(g, id)
-			m.note("%s is deleted; new %s gets %s and joins %s", u.ID[len(u.ID)-3:], id[len(id)-3:], u.UserPrincipalName, g[len(g)-1:])
+			m.Note("%s is deleted; new %s gets %s and joins %s", u.ID[len(u.ID)-3:], id[len(id)-3:], u.UserPrincipalName, g[len(g)-1:])
 		}
 	case 3: // renamed
 		if u, ok := m.pick(); ok {
@@ -168,8 +149,8 @@ func (m *pullModel) step(step int) {
 		}
 	case 4: // two or three users rotate their UPNs (through a temporary name)
 		us := m.users()
-		m.r.Shuffle(len(us), func(i, j int) { us[i], us[j] = us[j], us[i] })
-		n := min(len(us), 2+m.r.Intn(2))
+		m.R.Shuffle(len(us), func(i, j int) { us[i], us[j] = us[j], us[i] })
+		n := min(len(us), 2+m.R.Intn(2))
 		if n < 2 {
 			return
 		}
@@ -182,27 +163,27 @@ func (m *pullModel) step(step int) {
 	case 5, 6: // membership churn
 		if u, ok := m.pick(); ok {
 			if grp, _ := m.tenant.Group(g); slices.Contains(grp.Members, u.ID) {
-				m.note("%s leaves %s", u.ID[len(u.ID)-3:], g[len(g)-1:])
+				m.Note("%s leaves %s", u.ID[len(u.ID)-3:], g[len(g)-1:])
 				m.tenant.RemoveMember(g, u.ID)
 			} else {
-				m.note("%s joins %s", u.ID[len(u.ID)-3:], g[len(g)-1:])
+				m.Note("%s joins %s", u.ID[len(u.ID)-3:], g[len(g)-1:])
 				m.tenant.AddMember(g, u.ID)
 			}
 		}
 	case 7: // disabled or enabled
 		if u, ok := m.pick(); ok {
-			m.note("%s enabled flips", u.ID[len(u.ID)-3:])
+			m.Note("%s enabled flips", u.ID[len(u.ID)-3:])
 			m.tenant.UpdateUser(u.ID, func(u *graphemu.User) { u.AccountEnabled = !u.AccountEnabled })
 		}
 	case 8: // moves between the groups
 		if u, ok := m.pick(); ok {
-			m.note("%s moves from 1 to 2", u.ID[len(u.ID)-3:])
+			m.Note("%s moves from 1 to 2", u.ID[len(u.ID)-3:])
 			m.tenant.RemoveMember(m.groups[0], u.ID)
 			m.tenant.AddMember(m.groups[1], u.ID)
 		}
 	case 9: // a profile change
 		if u, ok := m.pick(); ok {
-			m.tenant.UpdateUser(u.ID, func(u *graphemu.User) { u.Surname = fmt.Sprint("S", m.r.Intn(1000)) })
+			m.tenant.UpdateUser(u.ID, func(u *graphemu.User) { u.Surname = fmt.Sprint("S", m.R.Intn(1000)) })
 		}
 	default: // a run: incremental, full or killed, by id or by domain
 		m.run(g, op == 10, op == 11)
@@ -210,46 +191,18 @@ func (m *pullModel) step(step int) {
 }
 
 func (m *pullModel) run(g string, full, kill bool) {
-	t := m.t
 	src := m.byID
-	if m.r.Intn(2) == 0 {
+	if m.R.Intn(2) == 0 {
 		src = m.byDomain
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if _, _, err := pull.Adopt(ctx, m.d, src, false); err != nil {
-		t.Fatal(err)
+	r := m.Run(src, "o365:"+m.tenant.ID, g, pull.Options{Full: full}, kill)
+	if r == nil {
+		return // killed
 	}
-	o := pull.Options{AutoCreate: pull.CreateAll, Full: full, AllowRemovals: true, SkipDefaultGroup: true, KeepActions: true}
-	if kill {
-		after := m.r.Intn(4)
-		o.OnAction = func(pull.Action) {
-			if after--; after < 0 {
-				cancel()
-			}
-		}
-	}
-	r, err := pull.Sync(ctx, m.d, src, g, o)
-	if r != nil {
-		m.note("run %s full=%v kill=%v: mode %s (%s), counts %v, unresolved %d, err %v", g[len(g)-1:], full, kill, r.Mode, r.FullReason, r.Counts, len(r.Unresolved), err)
-		for _, a := range r.Actions {
-			m.note("    %s %s: %s", a.Kind, a.User, a.Reason)
-		}
-	}
-	switch {
-	case err != nil && ctx.Err() != nil:
-		m.killed++
-		m.checkIdentities()
-		return
-	case err != nil:
-		m.fatalf("run of %s: %v", g, err)
-	}
-	m.runs++
-	m.checkIdentities()
 	m.checkGroup(r)
 	if len(r.Unresolved) > 0 {
 		m.pending[g] = true
-		m.resolve()
+		m.Resolve(func(id string) bool { _, ok := m.tenant.User(id); return ok })
 		return
 	}
 	if m.pending[g] {
@@ -258,29 +211,8 @@ func (m *pullModel) run(g string, full, kill bool) {
 	}
 }
 
-// checkIdentities: one directory user per source user, all under the
-// tenant's id, whatever spelling ran.
-func (m *pullModel) checkIdentities() {
-	t := m.t
-	all, _, err := m.d.FindUsers(context.Background(), usersync.UserFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]string{}
-	for _, u := range all {
-		if u.Source != "o365:"+m.tenant.ID {
-			m.fatalf("user %s is kept under %q, not the tenant's id", u.Username, u.Source)
-		}
-		if other, dup := seen[u.SourceID]; dup {
-			m.fatalf("source user %s is two directory users: %s and %s", u.SourceID, other, u.Username)
-		}
-		seen[u.SourceID] = u.Username
-	}
-}
-
 // checkGroup compares the group a run completed with the tenant.
 func (m *pullModel) checkGroup(r *pull.Result) {
-	t := m.t
 	ctx := context.Background()
 	unresolved := map[string]string{}
 	for _, a := range r.Unresolved {
@@ -293,18 +225,7 @@ func (m *pullModel) checkGroup(r *pull.Result) {
 			want[id] = u
 		}
 	}
-	dg, err := m.d.FindGroupByName(ctx, r.Group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	members, _, err := m.d.Members(ctx, dg.ID, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]*usersync.User{}
-	for _, u := range members {
-		got[u.SourceID] = u
-	}
+	got := m.Members(r.Group)
 	for id, u := range want {
 		d := got[id]
 		ok := d != nil && d.Username == u.UserPrincipalName && d.LastName == u.Surname && d.Enabled == u.AccountEnabled && d.Email == *u.Mail
@@ -313,31 +234,17 @@ func (m *pullModel) checkGroup(r *pull.Result) {
 		}
 		why, listed := unresolved[id]
 		if !listed {
-			m.fatalf("%s run of %s: source user %s (%s) is %+v in the directory, and not listed as unresolved (unresolved: %v)", r.Mode, r.SourceGroup, id, u.UserPrincipalName, d, unresolved)
+			m.Fatalf("%s run of %s: source user %s (%s) is %+v in the directory, and not listed as unresolved (unresolved: %v)", r.Mode, r.SourceGroup, id, u.UserPrincipalName, d, unresolved)
 		}
 		// Unresolved only when another identity holds the name.
-		holder, err := m.d.FindUserByUsername(ctx, u.UserPrincipalName)
+		holder, err := m.Dir.FindUserByUsername(ctx, u.UserPrincipalName)
 		if err != nil || holder.SourceID == id {
-			m.fatalf("source user %s is unresolved (%s), but its name %s is held by %+v (%v)", id, why, u.UserPrincipalName, holder, err)
+			m.Fatalf("source user %s is unresolved (%s), but its name %s is held by %+v (%v)", id, why, u.UserPrincipalName, holder, err)
 		}
 	}
 	for id, d := range got {
 		if _, ok := want[id]; !ok {
-			m.fatalf("%s run of %s: directory member %s (source %s) is not in the tenant's group", r.Mode, r.SourceGroup, d.Username, id)
-		}
-	}
-}
-
-// resolve does what an unresolved skip asks: directory users whose source
-// user is gone are deleted.
-func (m *pullModel) resolve() {
-	ctx := context.Background()
-	all, _, _ := m.d.FindUsers(ctx, usersync.UserFilter{})
-	for _, u := range all {
-		if _, ok := m.tenant.User(u.SourceID); !ok {
-			if err := m.d.DeleteUser(ctx, u.ID, 0); err != nil {
-				m.t.Fatal(err)
-			}
+			m.Fatalf("%s run of %s: directory member %s (source %s) is not in the tenant's group", r.Mode, r.SourceGroup, d.Username, id)
 		}
 	}
 }

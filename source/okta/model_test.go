@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"math/rand"
 	"net/http"
@@ -15,12 +14,8 @@ import (
 	"github.com/usersync/usersync"
 	oktaemu "github.com/usersync/usersync/emulate/okta"
 	"github.com/usersync/usersync/internal/dirtest"
+	"github.com/usersync/usersync/internal/pullmodel"
 	"github.com/usersync/usersync/pull"
-)
-
-var (
-	modelSteps = flag.Int("pullmodel.steps", 60, "steps of each model-based pull run (thousands for a long run)")
-	modelSeeds = flag.Int("pullmodel.seeds", 2, "seeds of the model-based pull test")
 )
 
 // TestPullModel is the Okta pull's model-based test. It changes a running
@@ -34,24 +29,22 @@ var (
 // under the org's id, and every difference must be listed as unresolved.
 func TestPullModel(t *testing.T) {
 	dirtest.Backends(t, func(t *testing.T, open dirtest.Opener) {
-		for seed := int64(1); seed <= int64(*modelSeeds); seed++ {
+		for seed := int64(1); seed <= int64(*pullmodel.Seeds); seed++ {
 			t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 				m := newOktaModel(t, seed, open(t))
-				for step := 0; step < *modelSteps; step++ {
+				for step := 0; step < *pullmodel.Steps; step++ {
 					m.step()
 				}
-				t.Logf("%d steps: %d runs completed, %d killed", *modelSteps, m.runs, m.killed)
+				t.Logf("%d steps: %d runs completed, %d killed", *pullmodel.Steps, m.Runs, m.Kills)
 			})
 		}
 	})
 }
 
 type oktaModel struct {
-	t       *testing.T
-	r       *rand.Rand
+	pullmodel.Model
 	org     *oktaemu.Org
 	base    string
-	d       usersync.Directory
 	sources [2]interface {
 		pull.Source
 		pull.Identity
@@ -59,15 +52,12 @@ type oktaModel struct {
 	users  []string  // live Okta user ids
 	groups [2]string // group ids
 	next   int
-	runs   int
-	killed int
-	trace  []string
 }
 
 func newOktaModel(t *testing.T, seed int64, d usersync.Directory) *oktaModel {
 	org := oktaemu.NewOrg()
 	_, srv := start(t, org, oktaemu.Options{RateLimit: 1 << 30}) // the model's own writes count too
-	m := &oktaModel{t: t, r: rand.New(rand.NewSource(seed)), org: org, base: srv.URL, d: d}
+	m := &oktaModel{Model: pullmodel.Model{T: t, R: rand.New(rand.NewSource(seed)), Dir: d}, org: org, base: srv.URL}
 	for i, host := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
 		m.sources[i] = newClient(t, Config{Host: host, Token: token}).Source(Mapping{})
 	}
@@ -79,7 +69,7 @@ func newOktaModel(t *testing.T, seed int64, d usersync.Directory) *oktaModel {
 	for i := 0; i < 16; i++ {
 		id := m.create(fmt.Sprintf("u%d@example.okta", i))
 		for _, g := range m.groups {
-			if m.r.Intn(2) == 0 {
+			if m.R.Intn(2) == 0 {
 				m.call("PUT", "/api/v1/groups/"+g+"/users/"+id, nil, nil)
 			}
 		}
@@ -87,19 +77,10 @@ func newOktaModel(t *testing.T, seed int64, d usersync.Directory) *oktaModel {
 	return m
 }
 
-func (m *oktaModel) note(format string, args ...any) {
-	m.trace = append(m.trace, fmt.Sprintf(format, args...))
-}
-
-func (m *oktaModel) fatalf(format string, args ...any) {
-	m.t.Helper()
-	m.t.Fatalf("%s\nsteps:\n  %s", fmt.Sprintf(format, args...), strings.Join(m.trace, "\n  "))
-}
-
 // call sends one of Okta's documented writes to the emulator; out, when
 // set, receives the answer. It returns the status.
 func (m *oktaModel) call(method, path string, body any, out any) int {
-	m.t.Helper()
+	m.T.Helper()
 	var rd bytes.Buffer
 	if body != nil {
 		json.NewEncoder(&rd).Encode(body)
@@ -109,7 +90,7 @@ func (m *oktaModel) call(method, path string, body any, out any) int {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		m.t.Fatal(err)
+		m.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if out != nil {
@@ -121,12 +102,12 @@ func (m *oktaModel) call(method, path string, body any, out any) int {
 func (m *oktaModel) create(login string) string {
 	var out map[string]any
 	if code := m.call("POST", "/api/v1/users?activate=true", map[string]any{"profile": map[string]any{
-		"login": login, "email": login, "firstName": "U", "lastName": fmt.Sprint("L", m.r.Intn(100))}}, &out); code != 200 {
-		m.fatalf("create %s: %d %v", login, code, out)
+		"login": login, "email": login, "firstName": "U", "lastName": fmt.Sprint("L", m.R.Intn(100))}}, &out); code != 200 {
+		m.Fatalf("create %s: %d %v", login, code, out)
 	}
 	id := out["id"].(string)
 	m.users = append(m.users, id)
-	m.note("%s is created as %s", login, id)
+	m.Note("%s is created as %s", login, id)
 	return id
 }
 
@@ -134,29 +115,29 @@ func (m *oktaModel) pick() (oktaemu.User, bool) {
 	if len(m.users) == 0 {
 		return oktaemu.User{}, false
 	}
-	u, _ := m.org.User(m.users[m.r.Intn(len(m.users))])
+	u, _ := m.org.User(m.users[m.R.Intn(len(m.users))])
 	return u, true
 }
 
 func login(u oktaemu.User) string { s, _ := u.Profile["login"].(string); return s }
 
 func (m *oktaModel) rename(id, to string) {
-	m.note("%s is renamed %s", id, to)
+	m.Note("%s is renamed %s", id, to)
 	if code := m.call("POST", "/api/v1/users/"+id, map[string]any{"profile": map[string]any{"login": to, "email": to}}, nil); code != 200 {
-		m.fatalf("rename %s to %s: %d", id, to, code)
+		m.Fatalf("rename %s to %s: %d", id, to, code)
 	}
 }
 
 func (m *oktaModel) remove(id string) {
-	m.note("%s is deleted", id)
+	m.Note("%s is deleted", id)
 	m.call("DELETE", "/api/v1/users/"+id, nil, nil) // deactivates first, when it is not
 	m.call("DELETE", "/api/v1/users/"+id, nil, nil)
 	m.users = slices.DeleteFunc(m.users, func(x string) bool { return x == id })
 }
 
 func (m *oktaModel) step() {
-	g := m.groups[m.r.Intn(2)]
-	switch op := m.r.Intn(14); op {
+	g := m.groups[m.R.Intn(2)]
+	switch op := m.R.Intn(14); op {
 	case 0:
 		m.next++
 		m.call("PUT", "/api/v1/groups/"+g+"/users/"+m.create(fmt.Sprintf("n%d@example.okta", m.next)), nil, nil)
@@ -176,8 +157,8 @@ func (m *oktaModel) step() {
 		}
 	case 4: // two or three users rotate their logins, through a temporary one
 		ids := slices.Clone(m.users)
-		m.r.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		n := min(len(ids), 2+m.r.Intn(2))
+		m.R.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		n := min(len(ids), 2+m.R.Intn(2))
 		if n < 2 {
 			return
 		}
@@ -195,28 +176,28 @@ func (m *oktaModel) step() {
 		if u, ok := m.pick(); ok {
 			grp, _ := m.org.Group(g)
 			if slices.Contains(grp.Members, u.ID) {
-				m.note("%s leaves %s", u.ID, g)
+				m.Note("%s leaves %s", u.ID, g)
 				m.call("DELETE", "/api/v1/groups/"+g+"/users/"+u.ID, nil, nil)
 			} else {
-				m.note("%s joins %s", u.ID, g)
+				m.Note("%s joins %s", u.ID, g)
 				m.call("PUT", "/api/v1/groups/"+g+"/users/"+u.ID, nil, nil)
 			}
 		}
 	case 7: // a lifecycle step, where the status allows it
 		if u, ok := m.pick(); ok {
-			op := []string{"suspend", "unsuspend", "deactivate", "activate"}[m.r.Intn(4)]
+			op := []string{"suspend", "unsuspend", "deactivate", "activate"}[m.R.Intn(4)]
 			code := m.call("POST", "/api/v1/users/"+u.ID+"/lifecycle/"+op, nil, nil)
-			m.note("%s %s: %d", op, u.ID, code)
+			m.Note("%s %s: %d", op, u.ID, code)
 		}
 	case 8:
 		if u, ok := m.pick(); ok {
-			m.note("%s moves from %s to %s", u.ID, m.groups[0], m.groups[1])
+			m.Note("%s moves from %s to %s", u.ID, m.groups[0], m.groups[1])
 			m.call("DELETE", "/api/v1/groups/"+m.groups[0]+"/users/"+u.ID, nil, nil)
 			m.call("PUT", "/api/v1/groups/"+m.groups[1]+"/users/"+u.ID, nil, nil)
 		}
 	case 9:
 		if u, ok := m.pick(); ok {
-			m.call("POST", "/api/v1/users/"+u.ID, map[string]any{"profile": map[string]any{"lastName": fmt.Sprint("L", m.r.Intn(1000))}}, nil)
+			m.call("POST", "/api/v1/users/"+u.ID, map[string]any{"profile": map[string]any{"lastName": fmt.Sprint("L", m.R.Intn(1000))}}, nil)
 		}
 	default:
 		m.run(g, op == 10)
@@ -224,63 +205,13 @@ func (m *oktaModel) step() {
 }
 
 func (m *oktaModel) run(g string, kill bool) {
-	src := m.sources[m.r.Intn(2)]
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if _, _, err := pull.Adopt(ctx, m.d, src, false); err != nil {
-		m.fatalf("adopt: %v", err)
+	r := m.Run(m.sources[m.R.Intn(2)], "okta:"+m.org.ID, g, pull.Options{}, kill)
+	if r == nil {
+		return // killed
 	}
-	o := pull.Options{AutoCreate: pull.CreateAll, AllowRemovals: true, SkipDefaultGroup: true, KeepActions: true}
-	if kill {
-		after := m.r.Intn(4)
-		o.OnAction = func(pull.Action) {
-			if after--; after < 0 {
-				cancel()
-			}
-		}
-	}
-	r, err := pull.Sync(ctx, m.d, src, g, o)
-	if r != nil {
-		m.note("run %s kill=%v: counts %v, unresolved %d, err %v", g, kill, r.Counts, len(r.Unresolved), err)
-		for _, a := range r.Actions {
-			m.note("    %s %s: %s", a.Kind, a.User, a.Reason)
-		}
-	}
-	switch {
-	case err != nil && ctx.Err() != nil:
-		m.killed++
-		m.checkIdentities()
-		return
-	case err != nil:
-		m.fatalf("run of %s: %v", g, err)
-	}
-	m.runs++
-	m.checkIdentities()
 	m.checkGroup(r)
-	if len(r.Unresolved) > 0 { // as the skip asks: delete directory users whose Okta user is gone
-		all, _, _ := m.d.FindUsers(ctx, usersync.UserFilter{})
-		for _, u := range all {
-			if _, ok := m.org.User(u.SourceID); !ok {
-				m.d.DeleteUser(ctx, u.ID, 0)
-			}
-		}
-	}
-}
-
-func (m *oktaModel) checkIdentities() {
-	all, _, err := m.d.FindUsers(context.Background(), usersync.UserFilter{})
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	seen := map[string]string{}
-	for _, u := range all {
-		if u.Source != "okta:"+m.org.ID {
-			m.fatalf("user %s is kept under %q, not the org's id", u.Username, u.Source)
-		}
-		if other, dup := seen[u.SourceID]; dup {
-			m.fatalf("Okta user %s is two directory users: %s and %s", u.SourceID, other, u.Username)
-		}
-		seen[u.SourceID] = u.Username
+	if len(r.Unresolved) > 0 {
+		m.Resolve(func(id string) bool { _, ok := m.org.User(id); return ok })
 	}
 }
 
@@ -290,20 +221,12 @@ func (m *oktaModel) checkGroup(r *pull.Result) {
 	for _, a := range r.Unresolved {
 		unresolved[a.SourceID] = true
 	}
-	dg, err := m.d.FindGroupByName(ctx, r.Group)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	members, _, _ := m.d.Members(ctx, dg.ID, 0, 0)
-	got := map[string]*usersync.User{}
-	for _, u := range members {
-		got[u.SourceID] = u
-	}
+	got := m.Members(r.Group)
 	grp, _ := m.org.Group(r.SourceID)
 	for _, id := range grp.Members {
 		u, _ := m.org.User(id)
 		d := got[id]
-		held, _ := m.d.UsersBySource(ctx, "okta:"+m.org.ID, []string{id})
+		held, _ := m.Dir.UsersBySource(ctx, "okta:"+m.org.ID, []string{id})
 		if d == nil && u.Status == oktaemu.StatusDeprovisioned && held[id] == nil {
 			continue // never created
 		}
@@ -313,11 +236,11 @@ func (m *oktaModel) checkGroup(r *pull.Result) {
 			continue
 		}
 		if !unresolved[id] {
-			m.fatalf("Okta user %s (%s, %s) is %+v in the directory group, and not listed as unresolved", id, login(u), u.Status, d)
+			m.Fatalf("Okta user %s (%s, %s) is %+v in the directory group, and not listed as unresolved", id, login(u), u.Status, d)
 		}
 		delete(got, id)
 	}
 	for id, d := range got {
-		m.fatalf("directory member %s (Okta user %s) is not in the Okta group", d.Username, id)
+		m.Fatalf("directory member %s (Okta user %s) is not in the Okta group", d.Username, id)
 	}
 }
